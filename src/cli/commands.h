@@ -1,0 +1,20 @@
+// Each `ferrum` subcommand lives in its own cmd_*.cpp and registers itself on the app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace ferrum::cli {
+
+// A subcommand's action: runs after parsing; returns the process exit code.
+using Action = std::function<int()>;
+
+// Registers `name` on app and returns the subcommand; the action runs when it is chosen.
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& help, Action action);
+
+void register_generate(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_chat_template(CLI::App& app);
+void register_bench(CLI::App& app);
+
+}  // namespace ferrum::cli

@@ -1,0 +1,46 @@
+// config.json (and generation_config.json) of a Hugging Face decoder model.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferrum {
+
+struct RopeScaling {
+  std::string type = "default";  // default | linear | llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // e.g. LlamaForCausalLM
+  std::string model_type;    // e.g. llama
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;  // given, or hidden_size / num_attention_heads
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v biases (Qwen2 always)
+  bool qk_norm = false;         // RMSNorm on q and k per head (Qwen3)
+  std::string hidden_act = "silu";
+  std::string torch_dtype = "float32";
+
+  // From generation_config.json (falls back to config.json): ids that end generation.
+  std::vector<int32_t> eos_token_ids;
+  std::optional<int32_t> bos_token_id;
+
+  static ModelConfig from_dir(const std::string& model_dir);
+  static ModelConfig from_json_text(const std::string& config_json);
+};
+
+}  // namespace ferrum

@@ -1,0 +1,39 @@
+// What the engine sees of a model: a forward pass over a flat batch against a paged KV cache.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "models/forward_batch.h"
+
+namespace ferrum {
+
+// Paged KV storage for every layer: num_blocks blocks of block_size token slots each.
+// Owned by the engine, created by the model (it knows the layer count, heads and dtype).
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual int32_t num_blocks() const = 0;
+  virtual int32_t block_size() const = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelConfig& config() const = 0;
+
+  // Bytes one KV block of block_size tokens takes over all layers (for sizing the pool).
+  virtual size_t kv_bytes_per_block(int32_t block_size) const = 0;
+  virtual std::unique_ptr<KvCache> create_kv_cache(int32_t num_blocks, int32_t block_size) = 0;
+
+  // Runs the batch, writing each token's K/V into its slot, and returns float32 logits,
+  // row-major [batch.logits_indices.size(), vocab_size], in host memory.
+  virtual void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) = 0;
+};
+
+// Loads a Hugging Face model folder (config.json + safetensors). Throws ferrum::Error.
+std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads = 0);
+
+}  // namespace ferrum
