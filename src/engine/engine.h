@@ -1,0 +1,92 @@
+// The engine: one thread owns scheduling and the KV cache; callers submit requests and read
+// each request's outputs from its own stream. This is ferrum's embeddable C++ API.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/sampling_params.h"
+
+namespace ferrum {
+
+class Model;
+class Tokenizer;
+
+struct EngineOptions {
+  int32_t block_size = 16;
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 2048;  // token budget of one step
+  int32_t max_model_len = 0;              // 0: the model's max_position_embeddings
+  size_t kv_cache_bytes = 512ull << 20;   // memory budget for the paged KV pool
+  int32_t num_kv_blocks = 0;              // >0 overrides kv_cache_bytes (tests)
+  bool enable_prefix_caching = true;
+  int32_t max_waiting = 4096;             // submit() fails with QueueFull beyond this
+};
+
+enum class FinishReason { None, Stop, Length, Abort, Error };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort", "error"
+
+struct TokenLogprob {
+  int32_t token_id;
+  float logprob;
+  std::vector<std::pair<int32_t, float>> top;  // top-k (id, logprob), best first
+};
+
+// One update for one of a request's n completions. Text pieces concatenate to the full text.
+struct CompletionDelta {
+  int32_t index = 0;                 // which of the n completions
+  std::vector<int32_t> token_ids;    // new tokens since the last delta
+  std::string text;                  // new text (UTF-8 complete; stop strings held back)
+  std::vector<TokenLogprob> logprobs;  // one per new token when requested
+  FinishReason finish_reason = FinishReason::None;
+  std::string stop_reason;           // the stop string or token that matched, if any
+  std::string error;                 // set when finish_reason == Error
+};
+
+struct RequestOutput {
+  std::vector<CompletionDelta> deltas;
+  int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;         // prompt tokens served from the prefix cache
+  bool finished = false;             // all n completions finished; the stream is closed
+};
+
+// A request's output channel. next() blocks until there is something new.
+class RequestStream {
+ public:
+  virtual ~RequestStream() = default;
+  virtual std::optional<RequestOutput> next() = 0;  // nullopt once finished and drained
+  virtual void abort() = 0;                         // frees its KV at the next step
+  virtual uint64_t id() const = 0;
+};
+
+struct EngineStats {
+  int32_t running = 0, waiting = 0;
+  int32_t kv_blocks_total = 0, kv_blocks_used = 0;
+  uint64_t prompt_tokens = 0, generated_tokens = 0;
+  uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in tokens
+  uint64_t preemptions = 0;
+};
+
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  static std::unique_ptr<Engine> create(std::shared_ptr<Model> model,
+                                        std::shared_ptr<const Tokenizer> tokenizer,
+                                        const EngineOptions& options);
+
+  // Validates (throws InvalidRequest), enqueues and returns the request's stream.
+  virtual std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt_ids,
+                                                const SamplingParams& params) = 0;
+  virtual EngineStats stats() const = 0;
+  virtual int32_t max_model_len() const = 0;
+  virtual void shutdown() = 0;  // finishes nothing further; streams end with Abort
+};
+
+}  // namespace ferrum

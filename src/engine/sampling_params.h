@@ -1,0 +1,35 @@
+// Per-request generation settings, as the OpenAI API and vLLM name them.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferrum {
+
+struct SamplingParams {
+  int32_t n = 1;                    // completions per prompt (they share the prompt's KV blocks)
+  float temperature = 1.0f;         // 0 = greedy
+  float top_p = 1.0f;
+  int32_t top_k = 0;                // 0 = off
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;  // 1 = off (HF semantics: divides positive logits)
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  std::map<int32_t, float> logit_bias;
+  std::optional<uint64_t> seed;     // reproducible whatever else is in the batch
+  int32_t max_tokens = 16;
+  int32_t min_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;            // stop strings, never emitted
+  std::vector<int32_t> stop_token_ids;      // besides the model's EOS ids
+  bool include_stop_str_in_output = false;
+  std::optional<int32_t> logprobs;          // number of top logprobs per token (0..20); unset = none
+  bool skip_special_tokens = true;
+
+  // Throws InvalidRequest with a clear message when a value is out of range.
+  void validate(int32_t vocab_size) const;
+};
+
+}  // namespace ferrum
