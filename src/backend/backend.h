@@ -1,0 +1,71 @@
+// The ops that model code calls. Model code never touches tensor data: every computation goes
+// through a Backend, on tensors that may live on a device, so CPU and CUDA run the same model
+// code. Each op has a CPU reference implementation (backend/cpu) that device backends are
+// tested against.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ferrum {
+
+// Rotary embedding tables, precomputed on the host: cos/sin [max_positions, head_dim / 2].
+struct RopeTable {
+  int64_t max_positions = 0;
+  int64_t rotary_dim = 0;  // == head_dim (full rotary)
+  Tensor cos, sin;         // F32, on the backend's device
+};
+
+// Per-step attention metadata (see models/forward_batch.h), as device tensors of I32.
+struct AttentionMeta {
+  Tensor query_start;   // [num_seqs + 1]
+  Tensor seq_lens;      // [num_seqs]
+  Tensor block_tables;  // [num_seqs, max_blocks_per_seq]
+  Tensor slot_mapping;  // [num_tokens]
+  Tensor positions;     // [num_tokens]
+  int32_t num_seqs = 0;
+  int32_t max_blocks_per_seq = 0;
+  int32_t block_size = 0;
+  // Host copies, so that CPU-side scheduling of the kernel needs no device read.
+  std::vector<int32_t> host_query_start, host_seq_lens;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual const char* name() const = 0;
+
+  // Memory.
+  virtual Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) = 0;
+  // Makes a weight usable by this backend. CPU returns the (mmapped) view as it is.
+  virtual Tensor upload(const Tensor& host) = 0;
+  virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;
+
+  // out[t, :] = table[ids[t], :] (any float dtype table, F32 out).
+  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w.
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]); w F32, F16 or BF16; x, out, bias F32.
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // Rotates q [T, Hq, D] and k [T, Hk, D] in place (rotate-half / NeoX layout).
+  virtual void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
+  // Writes k, v [T, Hk, D] into the paged caches [num_blocks, block_size, Hk, D] at slots.
+  virtual void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache,
+                        Tensor& v_cache) = 0;
+  // Causal attention of q [T, Hq, D] over each sequence's cached keys/values: out [T, Hq, D].
+  virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                               const AttentionMeta& meta, float scale, Tensor& out) = 0;
+  // out = silu(gate) * up, elementwise.
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out = a + b, elementwise (out may alias a).
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // out[i, :] = x[rows[i], :]
+  virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+
+}  // namespace ferrum

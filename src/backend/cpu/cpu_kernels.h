@@ -1,0 +1,20 @@
+// CPU kernels behind CpuBackend. They are also the reference the device backends' parity
+// tests compare against.
+#pragma once
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace ferrum::cpu {
+
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const AttentionMeta& meta, float scale, Tensor& out);
+void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);
+void rms_norm(ThreadPool& pool, const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+void rope(ThreadPool& pool, Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table);
+void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache, Tensor& v_cache);
+void silu_mul(ThreadPool& pool, const Tensor& gate, const Tensor& up, Tensor& out);
+void add(ThreadPool& pool, const Tensor& a, const Tensor& b, Tensor& out);
+void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
+
+}  // namespace ferrum::cpu

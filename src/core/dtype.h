@@ -1,0 +1,36 @@
+// Element types of tensors, and scalar conversions between the 16-bit floats and float32.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace ferrum {
+
+enum class DType : uint8_t { F32, F16, BF16, I32, I64, U8 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+// Parses safetensors dtype names ("F32", "BF16", ...); throws ferrum::Error on others.
+DType dtype_from_safetensors(const std::string& name);
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Round to nearest even, as torch does; NaN stays NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+}  // namespace ferrum

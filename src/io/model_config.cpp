@@ -1,0 +1,136 @@
+#include "io/model_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/json.h"
+
+namespace ferrum {
+namespace fs = std::filesystem;
+namespace {
+
+json parse_file(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) fail("cannot read {}", p.string());
+  try {
+    return json::parse(in);
+  } catch (const std::exception& e) {
+    fail("{}: invalid JSON: {}", p.string(), e.what());
+  }
+}
+
+template <typename T>
+T get_or(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const std::exception&) {
+    fail("config.json: \"{}\" has the wrong type ({})", key, it->type_name());
+  }
+}
+
+int64_t require_positive(const json& j, const char* key) {
+  auto v = get_or<int64_t>(j, key, 0);
+  if (v <= 0) fail("config.json: \"{}\" must be a positive integer", key);
+  return v;
+}
+
+std::vector<int32_t> id_list(const json& v) {
+  std::vector<int32_t> out;
+  if (v.is_number_integer()) out.push_back(v.get<int32_t>());
+  if (v.is_array())
+    for (const auto& x : v)
+      if (x.is_number_integer()) out.push_back(x.get<int32_t>());
+  return out;
+}
+
+// Rope settings come as rope_theta + rope_scaling (transformers 4) or rope_parameters (5).
+void parse_rope(const json& j, ModelConfig& c) {
+  c.rope_theta = get_or<double>(j, "rope_theta", 10000.0);
+  json scaling = j.contains("rope_parameters") && j["rope_parameters"].is_object() ? j["rope_parameters"]
+                 : j.contains("rope_scaling") && j["rope_scaling"].is_object()    ? j["rope_scaling"]
+                                                                                  : json::object();
+  if (scaling.contains("rope_theta")) c.rope_theta = get_or<double>(scaling, "rope_theta", c.rope_theta);
+  std::string type = get_or<std::string>(scaling, "rope_type", get_or<std::string>(scaling, "type", "default"));
+  RopeScaling& r = c.rope_scaling;
+  r.type = type;
+  r.factor = get_or<double>(scaling, "factor", 1.0);
+  r.low_freq_factor = get_or<double>(scaling, "low_freq_factor", 1.0);
+  r.high_freq_factor = get_or<double>(scaling, "high_freq_factor", 4.0);
+  r.original_max_position_embeddings =
+      get_or<int64_t>(scaling, "original_max_position_embeddings", c.max_position_embeddings);
+  if (type != "default" && type != "linear" && type != "llama3")
+    fail("config.json: rope scaling type '{}' is not supported (default, linear, llama3)", type);
+  if (r.factor <= 0) fail("config.json: rope scaling factor must be positive");
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json_text(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    fail("config.json: invalid JSON: {}", e.what());
+  }
+  if (!j.is_object()) fail("config.json: not a JSON object");
+  ModelConfig c;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string())
+    c.architecture = j["architectures"][0].get<std::string>();
+  c.model_type = get_or<std::string>(j, "model_type", "");
+  c.vocab_size = require_positive(j, "vocab_size");
+  c.hidden_size = require_positive(j, "hidden_size");
+  c.intermediate_size = require_positive(j, "intermediate_size");
+  c.num_hidden_layers = require_positive(j, "num_hidden_layers");
+  c.num_attention_heads = require_positive(j, "num_attention_heads");
+  c.num_key_value_heads = get_or<int64_t>(j, "num_key_value_heads", c.num_attention_heads);
+  c.head_dim = get_or<int64_t>(j, "head_dim", 0);
+  if (c.head_dim <= 0) {
+    if (c.hidden_size % c.num_attention_heads != 0)
+      fail("config.json: hidden_size {} is not divisible by num_attention_heads {}", c.hidden_size,
+           c.num_attention_heads);
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("config.json: num_attention_heads {} is not a multiple of num_key_value_heads {}",
+         c.num_attention_heads, c.num_key_value_heads);
+  if (c.head_dim % 2 != 0) fail("config.json: head_dim {} must be even for rotary embeddings", c.head_dim);
+  c.max_position_embeddings = get_or<int64_t>(j, "max_position_embeddings", 2048);
+  c.rms_norm_eps = get_or<double>(j, "rms_norm_eps", 1e-6);
+  parse_rope(j, c);
+  c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
+  c.attention_bias = get_or<bool>(j, "attention_bias", false);
+  c.hidden_act = get_or<std::string>(j, "hidden_act", "silu");
+  c.torch_dtype = get_or<std::string>(j, "dtype", get_or<std::string>(j, "torch_dtype", "float32"));
+  if (j.contains("eos_token_id")) c.eos_token_ids = id_list(j["eos_token_id"]);
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int32_t>();
+  if (get_or<bool>(j, "use_sliding_window", false))
+    fail("config.json: sliding-window attention (use_sliding_window) is not supported yet");
+  return c;
+}
+
+ModelConfig ModelConfig::from_dir(const std::string& model_dir) {
+  const fs::path dir(model_dir);
+  if (!fs::is_directory(dir)) fail("model folder '{}' does not exist", model_dir);
+  const fs::path cfg = dir / "config.json";
+  if (!fs::exists(cfg)) fail("{}: no config.json in the model folder", model_dir);
+  std::ifstream in(cfg);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ModelConfig c = from_json_text(ss.str());
+  const fs::path gen = dir / "generation_config.json";
+  if (fs::exists(gen)) {
+    json g = parse_file(gen);
+    if (g.contains("eos_token_id")) {
+      auto ids = id_list(g["eos_token_id"]);
+      if (!ids.empty()) c.eos_token_ids = ids;
+    }
+  }
+  return c;
+}
+
+}  // namespace ferrum

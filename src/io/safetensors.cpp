@@ -1,0 +1,166 @@
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/json.h"
+
+namespace ferrum {
+namespace fs = std::filesystem;
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail("cannot stat {}: {}", path, std::strerror(errno));
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      fail("cannot mmap {}: {}", path, std::strerror(errno));
+    }
+    data_ = static_cast<uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(data_, size_);
+}
+
+WeightStore WeightStore::open_file(const std::string& path) {
+  WeightStore ws;
+  ws.add_file(path);
+  return ws;
+}
+
+WeightStore WeightStore::open_dir(const std::string& model_dir) {
+  WeightStore ws;
+  const fs::path dir(model_dir);
+  const fs::path index = dir / "model.safetensors.index.json";
+  const fs::path single = dir / "model.safetensors";
+  if (fs::exists(index)) {
+    json j;
+    try {
+      std::ifstream in(index);
+      j = json::parse(in);
+    } catch (const std::exception& e) {
+      fail("{}: invalid JSON: {}", index.string(), e.what());
+    }
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
+      fail("{}: no \"weight_map\" object", index.string());
+    std::vector<std::string> shards;
+    for (auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string()) fail("{}: weight_map[\"{}\"] is not a file name", index.string(), name);
+      std::string f = file.get<std::string>();
+      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+        fail("{}: shard name '{}' must be a plain file name", index.string(), f);
+      if (std::find(shards.begin(), shards.end(), f) == shards.end()) shards.push_back(f);
+    }
+    for (const auto& f : shards) ws.add_file((dir / f).string());
+    for (auto& [name, file] : j["weight_map"].items())
+      if (!ws.has(name)) fail("{}: tensor '{}' is listed for {} but not in it", index.string(), name, file.get<std::string>());
+  } else if (fs::exists(single)) {
+    ws.add_file(single.string());
+  } else {
+    fail("{}: no model.safetensors or model.safetensors.index.json", model_dir);
+  }
+  return ws;
+}
+
+void WeightStore::add_file(const std::string& path) {
+  auto file = std::make_shared<MappedFile>(path);
+  const size_t size = file->size();
+  if (size < 8) fail("{}: truncated safetensors file ({} bytes, no header)", path, size);
+  uint64_t header_len;
+  std::memcpy(&header_len, file->data(), 8);
+  if (header_len > size - 8)
+    fail("{}: safetensors header length {} runs past the end of the file ({} bytes)", path, header_len, size);
+  json header;
+  try {
+    header = json::parse(file->data() + 8, file->data() + 8 + header_len);
+  } catch (const std::exception& e) {
+    fail("{}: safetensors header is not valid JSON: {}", path, e.what());
+  }
+  if (!header.is_object()) fail("{}: safetensors header is not a JSON object", path);
+  const uint8_t* base = file->data() + 8 + header_len;
+  const uint64_t data_size = size - 8 - header_len;
+
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+      fail("{}: tensor '{}' needs dtype, shape and data_offsets", path, name);
+    Tensor t;
+    try {
+      t.dtype = dtype_from_safetensors(info["dtype"].get<std::string>());
+      auto shape = info["shape"].get<std::vector<int64_t>>();
+      auto offs = info["data_offsets"].get<std::vector<uint64_t>>();
+      if (shape.size() > 4) fail("{}: tensor '{}' has {} dimensions (at most 4)", path, name, shape.size());
+      if (offs.size() != 2) fail("{}: tensor '{}': data_offsets needs 2 numbers", path, name);
+      t.ndim = static_cast<int>(shape.size());
+      uint64_t numel = 1;
+      for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] < 0 || shape[i] > (int64_t{1} << 40)) fail("{}: tensor '{}': bad dimension {}", path, name, shape[i]);
+        t.shape[i] = shape[i];
+        numel *= static_cast<uint64_t>(shape[i]);
+      }
+      if (offs[0] > offs[1] || offs[1] > data_size)
+        fail("{}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes); is the file truncated?",
+             path, name, offs[0], offs[1], data_size);
+      if (offs[1] - offs[0] != numel * dtype_size(t.dtype))
+        fail("{}: tensor '{}': {} bytes of data for shape {} of {} ({} expected)", path, name,
+             offs[1] - offs[0], t.shape_str(), dtype_name(t.dtype), numel * dtype_size(t.dtype));
+      t.data = const_cast<uint8_t*>(base + offs[0]);
+      ranges.emplace_back(offs[0], offs[1]);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail("{}: tensor '{}': malformed header entry: {}", path, name, e.what());
+    }
+    t.owner = file;
+    if (tensors_.count(name)) fail("{}: tensor '{}' appears in more than one file", path, name);
+    tensors_.emplace(name, std::move(t));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second)
+      fail("{}: tensors overlap in the data section (offsets {} and {})", path, ranges[i - 1].first, ranges[i].first);
+  files_.push_back(path);
+}
+
+const Tensor& WeightStore::get(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) {
+    std::string files;
+    for (const auto& f : files_) files += (files.empty() ? "" : ", ") + f;
+    fail("missing tensor '{}' in {}", name, files);
+  }
+  return it->second;
+}
+
+std::vector<std::string> WeightStore::names() const {
+  std::vector<std::string> out;
+  for (const auto& [n, _] : tensors_) out.push_back(n);
+  return out;
+}
+
+size_t WeightStore::total_bytes() const {
+  size_t n = 0;
+  for (const auto& [_, t] : tensors_) n += t.nbytes();
+  return n;
+}
+
+}  // namespace ferrum

@@ -1,0 +1,49 @@
+// safetensors files, memory-mapped: tensors are views into the mapping (no copy). Every
+// header field is checked against the file, so a truncated or corrupt file is an error
+// with the file name, never a crash.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ferrum {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws ferrum::Error
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// All tensors of a model: one model.safetensors, or shards listed by
+// model.safetensors.index.json.
+class WeightStore {
+ public:
+  static WeightStore open_dir(const std::string& model_dir);
+  static WeightStore open_file(const std::string& path);
+
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws ferrum::Error naming the tensor and the files when it is missing.
+  const Tensor& get(const std::string& name) const;
+  std::vector<std::string> names() const;
+  size_t total_bytes() const;
+
+ private:
+  void add_file(const std::string& path);
+  std::map<std::string, Tensor> tensors_;
+  std::vector<std::string> files_;
+};
+
+}  // namespace ferrum

@@ -1,0 +1,19 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3): pre-norm blocks of attention
+// (GQA/MQA, optional q/k/v bias, optional q/k RMSNorm, rotary embeddings) and a SwiGLU MLP.
+// The architectures differ only in the options below, chosen by the registry.
+#pragma once
+#include "backend/backend.h"
+#include "io/safetensors.h"
+#include "models/model.h"
+
+namespace ferrum {
+
+struct DecoderOptions {
+  bool qkv_bias = false;  // Qwen2
+  bool qk_norm = false;   // Qwen3
+};
+
+std::unique_ptr<Model> make_decoder_model(const ModelConfig& config, const DecoderOptions& options,
+                                          WeightStore weights, std::unique_ptr<Backend> backend);
+
+}  // namespace ferrum

@@ -1,0 +1,50 @@
+// From config.json `architectures` to the model class and its options.
+#include <map>
+
+#include "core/log.h"
+#include "models/decoder_model.h"
+
+namespace ferrum {
+namespace {
+
+const std::map<std::string, DecoderOptions>& decoder_architectures() {
+  static const std::map<std::string, DecoderOptions> m = {
+      {"LlamaForCausalLM", {}},
+      {"MistralForCausalLM", {}},
+      {"Qwen2ForCausalLM", {.qkv_bias = true}},
+      {"Qwen3ForCausalLM", {.qk_norm = true}},
+  };
+  return m;
+}
+
+std::string architecture_of(const ModelConfig& c) {
+  if (!c.architecture.empty()) return c.architecture;
+  static const std::map<std::string, std::string> by_type = {
+      {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
+  auto it = by_type.find(c.model_type);
+  return it == by_type.end() ? "" : it->second;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads) {
+  ModelConfig config = ModelConfig::from_dir(model_dir);
+  const std::string arch = architecture_of(config);
+  auto it = decoder_architectures().find(arch);
+  if (it == decoder_architectures().end()) {
+    std::string known;
+    for (const auto& [name, _] : decoder_architectures()) known += (known.empty() ? "" : ", ") + name;
+    fail("{}: architecture '{}' is not supported (supported: {})", model_dir,
+         arch.empty() ? config.model_type : arch, known);
+  }
+  DecoderOptions options = it->second;
+  options.qkv_bias = options.qkv_bias || config.attention_bias;
+  config.qk_norm = options.qk_norm;
+  config.attention_bias = options.qkv_bias;
+  WeightStore weights = WeightStore::open_dir(model_dir);
+  log::debug("loading {} ({} layers, hidden {}) from {}", arch, config.num_hidden_layers, config.hidden_size, model_dir);
+  return make_decoder_model(config, options, std::move(weights), make_cpu_backend(num_threads));
+}
+
+}  // namespace ferrum
