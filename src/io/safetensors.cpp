@@ -87,7 +87,7 @@ void WeightStore::add_file(const std::string& path) {
   uint64_t header_len;
   std::memcpy(&header_len, file->data(), 8);
   if (header_len > size - 8)
-    fail("{}: safetensors header length {} runs past the end of the file ({} bytes)", path, header_len, size);
+    fail("{}: safetensors header length {} runs past the end of the file ({} bytes): truncated or not a safetensors file", path, header_len, size);
   json header;
   try {
     header = json::parse(file->data() + 8, file->data() + 8 + header_len);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 
 #include "core/json.h"
@@ -163,6 +165,39 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                            for (char& c : n) if (c == '-') c = '_';
                            return n;
                          });
+
+}  // namespace
+}  // namespace ferrum
+
+namespace ferrum {
+namespace {
+
+TEST(LoadModel, ClearErrors) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ferrum_model_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto err = [&] {
+    try {
+      load_model(dir.string(), 1);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err().find("no config.json"), std::string::npos);
+  fs::copy_file(kFixtures + "tiny-llama/config.json", dir / "config.json", fs::copy_options::overwrite_existing);
+  EXPECT_NE(err().find("no model.safetensors"), std::string::npos);
+  // A checkpoint of another model: what is missing is named.
+  fs::copy_file(kFixtures + "tiny-qwen3/model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
+  EXPECT_NE(err().find("missing tensor 'lm_head.weight'"), std::string::npos) << err();
+  // Truncated weights file.
+  fs::resize_file(dir / "model.safetensors", 1000);
+  EXPECT_NE(err().find("truncated"), std::string::npos) << err();
+  std::ofstream(dir / "config.json") << R"({"architectures":["GPT2LMHeadModel"],"vocab_size":10,"hidden_size":8,
+    "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2})";
+  EXPECT_NE(err().find("not supported"), std::string::npos) << err();
+  fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace ferrum
