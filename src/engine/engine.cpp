@@ -1,0 +1,336 @@
+// The engine thread: drains the inbox, then runs one step at a time,
+//   schedule() -> model forward -> sample -> update (stop checks, detokenize) -> emit,
+// and sleeps on the inbox's condition variable when there is nothing to do.
+#include "engine/engine.h"
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/block_manager.h"
+#include "engine/model_runner.h"
+#include "engine/output_processor.h"
+#include "engine/request_channel.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Abort: return "abort";
+    case FinishReason::Error: return "error";
+    case FinishReason::None: break;
+  }
+  return "";
+}
+
+namespace {
+
+int32_t resolve_num_blocks(const Model& model, const EngineOptions& o) {
+  FERRUM_CHECK(o.block_size > 0, "block_size must be positive, got {}", o.block_size);
+  if (o.num_kv_blocks > 0) return o.num_kv_blocks;
+  const size_t per_block = model.kv_bytes_per_block(o.block_size);
+  FERRUM_CHECK(per_block > 0, "model reports 0 bytes per KV block");
+  const size_t n = o.kv_cache_bytes / per_block;
+  FERRUM_CHECK(n >= 1, "KV cache memory of {} bytes is less than one KV block ({} bytes for {} tokens)",
+               o.kv_cache_bytes, per_block, o.block_size);
+  return static_cast<int32_t>(std::min<size_t>(n, size_t{1} << 30));
+}
+
+// Seeds a completion's RNG from the request seed and the completion index.
+void seed_rng(std::mt19937_64& rng, uint64_t seed, int32_t index) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                    static_cast<uint32_t>(index), 0x9e3779b9u};
+  rng.seed(seq);
+}
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, const EngineOptions& o)
+      : options_(o),
+        model_(std::move(model)),
+        tokenizer_(std::move(tokenizer)),
+        vocab_size_(static_cast<int32_t>(model_->config().vocab_size)),
+        blocks_(resolve_num_blocks(*model_, o), o.block_size, o.enable_prefix_caching),
+        scheduler_({o.max_num_seqs, o.max_num_batched_tokens}, blocks_),
+        runner_(model_, blocks_.num_blocks(), o.block_size),
+        sampler_(vocab_size_, model_->config().eos_token_ids),
+        output_(tokenizer_.get(), model_->config().eos_token_ids),
+        inbox_(std::make_shared<Inbox>()) {
+    const int64_t model_len = model_->config().max_position_embeddings;
+    FERRUM_CHECK(vocab_size_ > 0, "model config has no vocab_size");
+    FERRUM_CHECK(o.max_model_len >= 0 && o.max_model_len <= model_len,
+                 "max_model_len {} must be in [0, {}] (the model's max_position_embeddings)",
+                 o.max_model_len, model_len);
+    max_model_len_ = o.max_model_len > 0 ? o.max_model_len : static_cast<int32_t>(model_len);
+    stats_.kv_blocks_total = blocks_.num_blocks();
+    log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
+              "max_model_len {}, prefix caching {}", blocks_.num_blocks(), o.block_size,
+              o.max_num_seqs, o.max_num_batched_tokens, max_model_len_,
+              o.enable_prefix_caching ? "on" : "off");
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  ~EngineImpl() override { shutdown(); }
+
+  std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params) override {
+    if (prompt.empty()) throw InvalidRequest("the prompt is empty");
+    for (int32_t t : prompt)
+      if (t < 0 || t >= vocab_size_)
+        throw InvalidRequest(fmt::format("prompt token id {} is outside the vocabulary [0, {})", t, vocab_size_));
+    params.validate(vocab_size_);
+    if (!params.stop.empty() && !tokenizer_)
+      throw InvalidRequest("stop strings need a tokenizer, and this engine has none");
+    const int64_t total = static_cast<int64_t>(prompt.size()) + params.max_tokens;
+    if (total > max_model_len_)
+      throw InvalidRequest(fmt::format(
+          "the prompt has {} tokens and max_tokens is {}: together {} exceed the maximum context "
+          "length of {} tokens", prompt.size(), params.max_tokens, total, max_model_len_));
+
+    auto req = std::make_unique<Request>();
+    req->id = next_id_.fetch_add(1);
+    req->params = params;
+    if (!req->params.seed) req->params.seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
+    req->prompt_len = static_cast<int32_t>(prompt.size());
+    for (int32_t i = 0; i < params.n; ++i) {
+      auto seq = std::make_unique<Sequence>();
+      seq->id = req->id * 256 + i;
+      seq->request = req.get();
+      seq->index = i;
+      seq->params = &req->params;
+      seq->tokens = i + 1 < params.n ? prompt : std::move(prompt);
+      seq->prompt_len = req->prompt_len;
+      seq->max_kv_tokens = req->prompt_len + params.max_tokens - 1;  // the last token is never fed
+      seq->fork_parent = i > 0 ? req->seqs[0].get() : nullptr;
+      seed_rng(seq->rng, *req->params.seed, i);
+      output_.init(*seq);
+      req->seqs.push_back(std::move(seq));
+    }
+    req->channel = std::make_shared<RequestChannel>(req->id, inbox_);
+    std::shared_ptr<RequestStream> stream = req->channel;
+    {
+      std::lock_guard lk(inbox_->mu);
+      if (inbox_->stop) throw Error("the engine is shut down");
+      if (static_cast<int32_t>(inbox_->incoming.size()) + num_waiting_.load() >= options_.max_waiting)
+        throw QueueFull(fmt::format("too many waiting requests (max_waiting = {})", options_.max_waiting));
+      inbox_->incoming.push_back(std::move(req));
+    }
+    inbox_->cv.notify_one();
+    return stream;
+  }
+
+  EngineStats stats() const override {
+    std::lock_guard lk(stats_mu_);
+    return stats_;
+  }
+
+  int32_t max_model_len() const override { return max_model_len_; }
+
+  void shutdown() override {
+    {
+      std::lock_guard lk(inbox_->mu);
+      inbox_->stop = true;
+    }
+    inbox_->cv.notify_one();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::deque<std::unique_ptr<Request>> incoming;
+    std::vector<uint64_t> aborts;
+    for (;;) {
+      bool stop = false;
+      {
+        std::unique_lock lk(inbox_->mu);
+        inbox_->cv.wait(lk, [&] {
+          return inbox_->stop || !inbox_->incoming.empty() || !inbox_->aborts.empty() || scheduler_.has_work();
+        });
+        stop = inbox_->stop;
+        incoming.swap(inbox_->incoming);
+        aborts.swap(inbox_->aborts);
+      }
+      try {
+        for (auto& req : incoming) add_request(std::move(req));
+        incoming.clear();
+        for (uint64_t id : aborts) finish_request(id, FinishReason::Abort, "");
+        aborts.clear();
+        if (stop) {
+          finish_all(FinishReason::Abort, "");
+          publish_stats();
+          return;
+        }
+        abort_abandoned();
+        if (scheduler_.has_work()) step();
+      } catch (const std::exception& e) {
+        // Unexpected: the KV state can no longer be trusted, so end every request.
+        log::error("engine step failed: {}", e.what());
+        finish_all(FinishReason::Error, std::string("engine error: ") + e.what());
+      }
+      publish_stats();
+    }
+  }
+
+  void add_request(std::unique_ptr<Request> req) {
+    for (auto& seq : req->seqs) scheduler_.add(seq.get());
+    prompt_tokens_ += static_cast<uint64_t>(req->prompt_len);
+    requests_.emplace(req->id, std::move(req));
+  }
+
+  // A client that dropped its stream without reading to the end: free its KV.
+  void abort_abandoned() {
+    std::vector<uint64_t> gone;
+    for (auto& [id, req] : requests_)
+      if (req->channel.use_count() == 1) gone.push_back(id);
+    for (uint64_t id : gone) finish_request(id, FinishReason::Abort, "");
+  }
+
+  void finish_request(uint64_t id, FinishReason reason, const std::string& error) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) return;  // already finished
+    Request& req = *it->second;
+    for (auto& seq : req.seqs) {
+      if (seq->retired) continue;
+      seq->finish_reason = reason;
+      seq->error = error;
+    }
+    emit(req);
+  }
+
+  void finish_all(FinishReason reason, const std::string& error) {
+    std::vector<uint64_t> ids;
+    for (auto& [id, req] : requests_) ids.push_back(id);
+    for (uint64_t id : ids) finish_request(id, reason, error);
+  }
+
+  void step() {
+    ++step_id_;
+    SchedulerOutput out = scheduler_.schedule();
+    for (auto& [seq, message] : out.failed) {
+      seq->finish_reason = FinishReason::Error;
+      seq->error = message;
+      touch(*seq->request);
+    }
+    if (!out.scheduled.empty()) {
+      for (const ScheduledSeq& s : out.scheduled) {
+        Request& req = *s.seq->request;
+        if (s.seq->index == 0 && req.cached_tokens < 0) req.cached_tokens = s.seq->num_computed_tokens;
+      }
+      try {
+        const std::vector<float>& logits = runner_.run(out, sampled_);
+        scheduler_.on_step_done(out);
+        for (size_t r = 0; r < sampled_.size(); ++r) {
+          Sequence& seq = *out.scheduled[sampled_[r]].seq;
+          float* row = const_cast<float*>(logits.data()) + r * static_cast<size_t>(vocab_size_);
+          try {
+            const int32_t token = sampler_.sample(seq, std::span<float>(row, vocab_size_));
+            output_.append_token(seq, token);
+            ++generated_tokens_;
+          } catch (const std::exception& e) {
+            seq.finish_reason = FinishReason::Error;
+            seq.error = std::string("output processing failed: ") + e.what();
+          }
+          touch(*seq.request);
+        }
+      } catch (const std::exception& e) {
+        log::error("model forward failed: {}", e.what());
+        for (const ScheduledSeq& s : out.scheduled) {
+          s.seq->finish_reason = FinishReason::Error;
+          s.seq->error = std::string("model forward failed: ") + e.what();
+          touch(*s.seq->request);
+        }
+      }
+    }
+    std::vector<Request*> touched;
+    touched.swap(touched_);
+    for (Request* req : touched) emit(*req);
+  }
+
+  void touch(Request& req) {
+    if (req.touched_step == step_id_) return;
+    req.touched_step = step_id_;
+    touched_.push_back(&req);
+  }
+
+  // Sends the request's pending deltas; retires finished completions (freeing their blocks)
+  // and the request itself once all n are done.
+  void emit(Request& req) {
+    RequestOutput out;
+    out.prompt_tokens = req.prompt_len;
+    out.cached_tokens = std::max(0, req.cached_tokens);
+    for (auto& seq : req.seqs) {
+      if (seq->retired) continue;
+      if (seq->finish_reason != FinishReason::None) {
+        scheduler_.remove(seq.get());  // frees its blocks (none if the scheduler failed it)
+        if (seq->finish_reason == FinishReason::Abort || seq->finish_reason == FinishReason::Error)
+          seq->detok.emittable = seq->detok.emitted;  // drop text held back for stop strings
+        seq->retired = true;
+        ++req.num_finished;
+      }
+      CompletionDelta delta;
+      if (OutputProcessor::take_delta(*seq, delta)) out.deltas.push_back(std::move(delta));
+    }
+    const bool finished = req.num_finished == static_cast<int32_t>(req.seqs.size());
+    out.finished = finished;
+    if (!out.deltas.empty() || finished) req.channel->push(std::move(out));
+    if (finished) requests_.erase(req.id);  // `req` is gone after this line
+  }
+
+  void publish_stats() {
+    int32_t waiting_requests = 0;
+    for (const Sequence* s : scheduler_.waiting()) waiting_requests += s->index == 0 ? 1 : 0;
+    num_waiting_.store(waiting_requests);
+    std::lock_guard lk(stats_mu_);
+    stats_.running = static_cast<int32_t>(scheduler_.running().size());
+    stats_.waiting = static_cast<int32_t>(scheduler_.waiting().size());
+    stats_.kv_blocks_used = blocks_.num_used_blocks();
+    stats_.prompt_tokens = prompt_tokens_;
+    stats_.generated_tokens = generated_tokens_;
+    stats_.prefix_cache_queries = blocks_.prefix_queries();
+    stats_.prefix_cache_hits = blocks_.prefix_hits();
+    stats_.preemptions = scheduler_.num_preemptions();
+  }
+
+  const EngineOptions options_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  const int32_t vocab_size_;
+  int32_t max_model_len_ = 0;
+  BlockManager blocks_;
+  Scheduler scheduler_;
+  ModelRunner runner_;
+  Sampler sampler_;
+  OutputProcessor output_;
+  std::shared_ptr<Inbox> inbox_;
+
+  // Engine-thread state.
+  std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
+  std::vector<int32_t> sampled_;
+  std::vector<Request*> touched_;
+  uint64_t step_id_ = 0;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
+
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int32_t> num_waiting_{0};
+  mutable std::mutex stats_mu_;
+  EngineStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::create(std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer,
+                                       const EngineOptions& options) {
+  FERRUM_CHECK(model != nullptr, "Engine::create needs a model");
+  return std::make_unique<EngineImpl>(std::move(model), std::move(tokenizer), options);
+}
+
+}  // namespace ferrum

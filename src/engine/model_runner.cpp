@@ -1,0 +1,64 @@
+#include "engine/model_runner.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace ferrum {
+
+ModelRunner::ModelRunner(std::shared_ptr<Model> model, int32_t num_blocks, int32_t block_size)
+    : model_(std::move(model)), block_size_(block_size),
+      vocab_size_(static_cast<int32_t>(model_->config().vocab_size)) {
+  cache_ = model_->create_kv_cache(num_blocks, block_size);
+  FERRUM_CHECK(cache_ && cache_->num_blocks() == num_blocks && cache_->block_size() == block_size,
+               "model created a KV cache of the wrong shape");
+}
+
+void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
+                              std::vector<int32_t>& sampled) const {
+  b.token_ids.clear();
+  b.positions.clear();
+  b.slot_mapping.clear();
+  b.query_start.clear();
+  b.seq_lens.clear();
+  b.block_tables.clear();
+  b.logits_indices.clear();
+  sampled.clear();
+
+  int32_t max_blocks = 0;
+  for (const ScheduledSeq& s : out.scheduled)
+    max_blocks = std::max<int32_t>(max_blocks, static_cast<int32_t>(s.seq->block_table.size()));
+  b.max_blocks_per_seq = max_blocks;
+
+  b.query_start.push_back(0);
+  for (size_t i = 0; i < out.scheduled.size(); ++i) {
+    const Sequence& seq = *out.scheduled[i].seq;
+    const int32_t start = seq.num_computed_tokens;
+    const int32_t end = start + out.scheduled[i].num_new_tokens;
+    for (int32_t pos = start; pos < end; ++pos) {
+      b.token_ids.push_back(seq.tokens[pos]);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(seq.block_table[pos / block_size_] * block_size_ + pos % block_size_);
+    }
+    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.seq_lens.push_back(end);
+    b.block_tables.insert(b.block_tables.end(), seq.block_table.begin(), seq.block_table.end());
+    b.block_tables.resize(b.block_tables.size() + (max_blocks - seq.block_table.size()), -1);
+    if (end == seq.num_tokens()) {  // its last token is computed now: sample the next one
+      b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+      sampled.push_back(static_cast<int32_t>(i));
+    }
+  }
+}
+
+const std::vector<float>& ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>& sampled) {
+  build_batch(out, batch_, sampled);
+  logits_.resize(sampled.size() * static_cast<size_t>(vocab_size_));
+  if (batch_.num_tokens() > 0) model_->forward(batch_, *cache_, logits_);
+  FERRUM_CHECK(logits_.size() == sampled.size() * static_cast<size_t>(vocab_size_),
+               "model returned {} logits, expected {} rows of {}", logits_.size(), sampled.size(),
+               vocab_size_);
+  return logits_;
+}
+
+}  // namespace ferrum

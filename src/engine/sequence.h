@@ -1,0 +1,64 @@
+// One completion being generated: its tokens (prompt + output so far), how many of them are in
+// the KV cache, the KV blocks that hold them, and its sampling / detokenization state.
+// Owned by the engine thread; nothing here is touched by any other thread.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/sampling_params.h"
+
+namespace ferrum {
+
+struct Request;
+
+enum class SequenceStatus { Waiting, Running, Finished };
+
+// Incremental detokenization state (the prefix/read offset method of vLLM and TGI).
+struct DetokState {
+  size_t prefix_offset = 0;   // start of the context window re-decoded each step
+  size_t read_offset = 0;     // tokens before this are already turned into text
+  std::string text;           // all output text decoded so far (stop strings not yet cut)
+  size_t emittable = 0;       // bytes of `text` that may be sent (stop-string prefixes held back)
+  size_t emitted = 0;         // bytes of `text` already sent to the client
+};
+
+struct Sequence {
+  uint64_t id = 0;
+  Request* request = nullptr;   // owns this sequence
+  int32_t index = 0;            // which of the request's n completions
+  const SamplingParams* params = nullptr;
+
+  std::vector<int32_t> tokens;  // prompt followed by the generated tokens
+  int32_t prompt_len = 0;
+  int32_t num_computed_tokens = 0;  // tokens whose K/V are in the cache
+  int32_t max_kv_tokens = 0;        // worst case K/V this sequence can ever hold
+
+  SequenceStatus status = SequenceStatus::Waiting;
+  std::vector<int32_t> block_table;   // KV block ids, in order
+  std::vector<uint64_t> block_hashes; // chained hash of each full block of `tokens`
+  int32_t num_cache_checked_blocks = 0;  // leading blocks already offered to the prefix cache
+  Sequence* fork_parent = nullptr;    // n > 1: the completion whose prompt blocks it shares
+
+  // Sampling state.
+  std::mt19937_64 rng;
+  std::unordered_map<int32_t, int32_t> output_counts;  // token -> times generated
+  DetokState detok;
+
+  // Pending output for the client (flushed after each step).
+  std::vector<int32_t> new_token_ids;
+  std::vector<TokenLogprob> new_logprobs;
+  FinishReason finish_reason = FinishReason::None;
+  std::string stop_reason;
+  std::string error;
+  bool retired = false;  // its finish was reported and its blocks freed
+
+  int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t num_output_tokens() const { return num_tokens() - prompt_len; }
+  bool is_finished() const { return status == SequenceStatus::Finished; }
+};
+
+}  // namespace ferrum
