@@ -289,6 +289,7 @@ void Session::monitor_read() {
 void Session::on_monitor(beast::error_code ec, size_t n) {
   reading_ = false;
   if (closed_) return;
+  if (ec == net::error::operation_aborted) return in_exchange_ ? monitor_read() : do_read();
   if (ec) return close();
   buffer_.commit(n);
   if (!in_exchange_) return do_read();  // the response ended meanwhile: next request
@@ -330,6 +331,12 @@ void Session::finish_exchange() {
     return close();
   }
   if (!reading_) return do_read();
+  if (buffer_.size() > 0) {
+    // A pipelined request is already buffered: stop the monitor read and parse it.
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+    return;
+  }
   arm(server_->options.idle_timeout);  // the monitor read turns into the next request's read
 }
 
