@@ -20,14 +20,18 @@ const fs::path kSourceDir = FERRUM_SOURCE_DIR;
 const fs::path kJsDir = kSourceDir / "tests" / "js";
 
 // Cases where transformers.js is known to differ from Python HF; the C++ side follows Python
-// and the case is skipped here. Keyed by "<tokenizer>/<corpus index>".
+// and the case is skipped here (test_components.cpp pins the behaviour that decides them).
 struct KnownDivergence {
   const char* tokenizer;
   const char* text;
   const char* reason;
 };
+// JavaScript's \s leaves out U+0085 (NEL), which Oniguruma (Python HF) counts as whitespace,
+// so DeepSeek's `\s+(?!\S)` takes " \u0085" as one piece in Python and " " + "\u0085" in JS.
+// (U+FEFF is the opposite case; no corpus string gives different ids for it.)
 const KnownDivergence kDivergences[] = {
-    {"", "", ""},  // placeholder: keep the array non-empty
+    {"deepseek_v3", "a \u0085 b", "JS \\s excludes U+0085"},
+    {"deepseek_v3", "x \u0085\n y", "JS \\s excludes U+0085"},
 };
 
 bool is_known_divergence(const std::string& tokenizer, const std::string& text) {
@@ -88,6 +92,8 @@ TEST_P(HfParity, MatchesTransformersJs) {
   ASSERT_EQ(cases.size(), strings.size());
 
   int id_mismatches = 0, decode_mismatches = 0, round_trips = 0, checked = 0;
+  double cold_secs = 0;  // first encode of each string: the word cache does not help yet
+  size_t bytes = 0;
   for (size_t i = 0; i < strings.size(); ++i) {
     const std::string text = strings[i].get<std::string>();
     if (is_known_divergence(name, text)) continue;
@@ -95,7 +101,10 @@ TEST_P(HfParity, MatchesTransformersJs) {
     const json& c = cases[i];
     const auto want = c.at("ids").get<std::vector<int32_t>>();
     const auto want_plain = c.at("ids_no_special").get<std::vector<int32_t>>();
+    const auto start = std::chrono::steady_clock::now();
     const auto got = tok->encode(text, true);
+    cold_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    bytes += text.size();
     const auto got_plain = tok->encode(text, false);
     if (got != want || got_plain != want_plain) {
       if (++id_mismatches <= 10)
@@ -122,17 +131,15 @@ TEST_P(HfParity, MatchesTransformersJs) {
   EXPECT_EQ(decode_mismatches, 0) << name << ": decode mismatches out of " << checked;
   std::printf("[ %s ] %d strings checked, %d round-trip exactly\n", name.c_str(), checked, round_trips);
 
-  // Speed on the corpus (cold then warm word cache), reported, not asserted.
-  size_t bytes = 0;
-  for (const auto& s : strings) bytes += s.get_ref<const std::string&>().size();
+  // Speed on the corpus, reported, not asserted: cold above, then with a warm word cache.
   const auto t0 = std::chrono::steady_clock::now();
   size_t tokens = 0;
   constexpr int kRounds = 5;
   for (int r = 0; r < kRounds; ++r)
     for (const auto& s : strings) tokens += tok->encode(s.get_ref<const std::string&>(), false).size();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[ %s ] encode: %.2f MB/s, %.0f tokens/s\n", name.c_str(), bytes * kRounds / secs / 1e6,
-              tokens / secs);
+  std::printf("[ %s ] encode: %.2f MB/s cold, %.2f MB/s warm (%.0f tokens/s)\n", name.c_str(),
+              bytes / cold_secs / 1e6, bytes * kRounds / secs / 1e6, tokens / secs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, HfParity,
