@@ -1,0 +1,337 @@
+#include "chat/jinja_value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace ferrum::chat::jinja {
+
+const Value* Object::find(const std::string& key) const {
+  for (const auto& [k, v] : items)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+void Object::set(const std::string& key, Value v) {
+  for (auto& [k, old] : items) {
+    if (k == key) {
+      old = std::move(v);
+      return;
+    }
+  }
+  items.emplace_back(key, std::move(v));
+}
+
+const Value* CallArgs::kwarg(const std::string& name) const {
+  for (const auto& [k, v] : keyword)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+const Value* CallArgs::get(size_t index, const std::string& name) const {
+  if (index < positional.size()) return &positional[index];
+  return kwarg(name);
+}
+
+size_t utf8_length(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+bool Value::truthy() const {
+  if (is_undefined() || is_none()) return false;
+  if (is_bool()) return as_bool();
+  if (is_int()) return as_int() != 0;
+  if (is_float()) return as_double() != 0.0;
+  if (is_string()) return !as_string().empty();
+  if (is_array()) return !as_array().empty();
+  if (is_object()) return as_object().is_namespace || !as_object().items.empty();
+  return true;
+}
+
+std::string format_float(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);  // like "-1.2345e-05"
+  bool neg = sci[0] == '-';
+  if (neg) sci.erase(0, 1);
+  size_t e = sci.find('e');
+  int exp = std::stoi(sci.substr(e + 1));
+  std::string digits;
+  for (char c : sci.substr(0, e))
+    if (c != '.') digits += c;
+  std::string out;
+  if (exp < -4 || exp >= 16) {  // Python repr switches to exponent form here
+    out = digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    out += exp < 0 ? "e-" : "e+";
+    std::string ed = std::to_string(std::abs(exp));
+    if (ed.size() < 2) ed = "0" + ed;
+    out += ed;
+  } else if (exp < 0) {
+    out = "0." + std::string(size_t(-exp - 1), '0') + digits;
+  } else {
+    if (digits.size() <= size_t(exp) + 1) {
+      out = digits + std::string(size_t(exp) + 1 - digits.size(), '0') + ".0";
+    } else {
+      out = digits.substr(0, size_t(exp) + 1) + "." + digits.substr(size_t(exp) + 1);
+    }
+  }
+  return neg ? "-" + out : out;
+}
+
+static std::string repr_string(const std::string& s) {
+  bool has_single = s.find('\'') != std::string::npos;
+  bool has_double = s.find('"') != std::string::npos;
+  char q = (has_single && !has_double) ? '"' : '\'';
+  std::string out(1, q);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c == q) {
+          out += '\\';
+          out += char(c);
+        } else if (c < 0x20 || c == 0x7f) {
+          out += fmt::format("\\x{:02x}", c);
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  out += q;
+  return out;
+}
+
+std::string Value::str() const {
+  if (is_undefined()) return "";
+  if (is_string()) return as_string();
+  return repr();
+}
+
+std::string Value::repr() const {
+  if (is_undefined()) return "";
+  if (is_none()) return "None";
+  if (is_bool()) return as_bool() ? "True" : "False";
+  if (is_int()) return std::to_string(as_int());
+  if (is_float()) return format_float(as_double());
+  if (is_string()) return repr_string(as_string());
+  if (is_array()) {
+    std::string out = "[";
+    bool first = true;
+    for (const auto& item : as_array()) {
+      if (!first) out += ", ";
+      first = false;
+      out += item.repr();
+    }
+    return out + "]";
+  }
+  if (is_object()) {
+    if (as_object().is_namespace) return "<Namespace>";
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [k, v] : as_object().items) {
+      if (!first) out += ", ";
+      first = false;
+      out += repr_string(k) + ": " + v.repr();
+    }
+    return out + "}";
+  }
+  return "<function>";
+}
+
+std::string Value::type_name() const {
+  if (is_undefined()) return "undefined";
+  if (is_none()) return "NoneType";
+  if (is_bool()) return "bool";
+  if (is_int()) return "int";
+  if (is_float()) return "float";
+  if (is_string()) return "str";
+  if (is_array()) return "list";
+  if (is_object()) return as_object().is_namespace ? "Namespace" : "dict";
+  return "function";
+}
+
+bool Value::equals(const Value& o) const {
+  if ((is_number() || is_bool()) && (o.is_number() || o.is_bool())) {
+    if ((is_int() || is_bool()) && (o.is_int() || o.is_bool())) {
+      int64_t a = is_bool() ? as_bool() : as_int();
+      int64_t b = o.is_bool() ? o.as_bool() : o.as_int();
+      return a == b;
+    }
+    return as_double() == o.as_double();
+  }
+  if (is_string() && o.is_string()) return as_string() == o.as_string();
+  if (is_none() && o.is_none()) return true;
+  if (is_undefined() && o.is_undefined()) return true;
+  if (is_array() && o.is_array()) {
+    const Array &a = as_array(), &b = o.as_array();
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!a[i].equals(b[i])) return false;
+    return true;
+  }
+  if (is_object() && o.is_object()) {
+    const Object &a = as_object(), &b = o.as_object();
+    if (&a == &b) return true;
+    if (a.is_namespace || b.is_namespace) return false;
+    if (a.items.size() != b.items.size()) return false;
+    for (const auto& [k, v] : a.items) {
+      const Value* other = b.find(k);
+      if (!other || !v.equals(*other)) return false;
+    }
+    return true;
+  }
+  if (is_function() && o.is_function()) return &as_function() == &o.as_function();
+  return false;
+}
+
+size_t Value::length() const {
+  if (is_string()) return utf8_length(as_string());
+  if (is_array()) return as_array().size();
+  if (is_object()) return as_object().items.size();
+  fail("object of type '{}' has no len()", type_name());
+}
+
+template <typename J>
+static Value value_from_json(const J& j) {
+  switch (j.type()) {
+    case J::value_t::null: return Value(None{});
+    case J::value_t::boolean: return Value(j.template get<bool>());
+    case J::value_t::number_integer: return Value(j.template get<int64_t>());
+    case J::value_t::number_unsigned: {
+      uint64_t u = j.template get<uint64_t>();
+      if (u > uint64_t(INT64_MAX)) return Value(double(u));
+      return Value(int64_t(u));
+    }
+    case J::value_t::number_float: return Value(j.template get<double>());
+    case J::value_t::string: return Value(j.template get<std::string>());
+    case J::value_t::array: {
+      Array a;
+      a.reserve(j.size());
+      for (const auto& item : j) a.push_back(value_from_json(item));
+      return Value(std::move(a));
+    }
+    case J::value_t::object: {
+      auto o = std::make_shared<Object>();
+      for (auto it = j.begin(); it != j.end(); ++it) o->set(it.key(), value_from_json(it.value()));
+      return Value(o);
+    }
+    default: return Value(None{});
+  }
+}
+
+Value Value::from_json(const ordered_json& j) { return value_from_json(j); }
+Value Value::from_json(const json& j) { return value_from_json(j); }
+
+ordered_json Value::to_json() const {
+  if (is_undefined() || is_none()) return nullptr;
+  if (is_bool()) return as_bool();
+  if (is_int()) return as_int();
+  if (is_float()) return as_double();
+  if (is_string()) return as_string();
+  if (is_array()) {
+    ordered_json a = ordered_json::array();
+    for (const auto& item : as_array()) a.push_back(item.to_json());
+    return a;
+  }
+  if (is_object()) {
+    ordered_json o = ordered_json::object();
+    for (const auto& [k, v] : as_object().items) o[k] = v.to_json();
+    return o;
+  }
+  fail("Object of type function is not JSON serializable");
+}
+
+static void json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += char(c);
+    }
+  }
+  out += '"';
+}
+
+static void dump(std::string& out, const Value& v, int indent, bool sort_keys, int depth) {
+  if (depth > 512) fail("tojson: nesting too deep");
+  auto newline = [&](int d) {
+    if (indent < 0) return;
+    out += '\n';
+    out.append(size_t(indent) * size_t(d), ' ');
+  };
+  if (v.is_undefined() || v.is_none()) {
+    out += "null";
+  } else if (v.is_bool()) {
+    out += v.as_bool() ? "true" : "false";
+  } else if (v.is_int()) {
+    out += std::to_string(v.as_int());
+  } else if (v.is_float()) {
+    double d = v.as_double();
+    out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : format_float(d);
+  } else if (v.is_string()) {
+    json_string(out, v.as_string());
+  } else if (v.is_array()) {
+    const Array& a = v.as_array();
+    if (a.empty()) {
+      out += "[]";
+      return;
+    }
+    out += '[';
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (i) out += indent < 0 ? ", " : ",";
+      newline(depth + 1);
+      dump(out, a[i], indent, sort_keys, depth + 1);
+    }
+    newline(depth);
+    out += ']';
+  } else if (v.is_object()) {
+    std::vector<const std::pair<std::string, Value>*> items;
+    for (const auto& item : v.as_object().items) items.push_back(&item);
+    if (sort_keys)
+      std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    if (items.empty()) {
+      out += "{}";
+      return;
+    }
+    out += '{';
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i) out += indent < 0 ? ", " : ",";
+      newline(depth + 1);
+      json_string(out, items[i]->first);
+      out += ": ";
+      dump(out, items[i]->second, indent, sort_keys, depth + 1);
+    }
+    newline(depth);
+    out += '}';
+  } else {
+    fail("Object of type function is not JSON serializable");
+  }
+}
+
+std::string dump_json(const Value& v, int indent, bool sort_keys) {
+  std::string out;
+  dump(out, v, indent, sort_keys, 0);
+  return out;
+}
+
+}  // namespace ferrum::chat::jinja
