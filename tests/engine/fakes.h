@@ -4,6 +4,7 @@
 // changes the output, and reference_logits() gives the right answer without any paging.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <span>
@@ -68,7 +69,24 @@ class FakeModel : public Model {
     return std::make_unique<FakeKvCache>(num_blocks, block_size);
   }
 
+  // While paused, forward() waits: lets a test queue up requests so that they share steps.
+  void pause() {
+    std::lock_guard lk(gate_mu_);
+    paused_ = true;
+  }
+  void resume() {
+    {
+      std::lock_guard lk(gate_mu_);
+      paused_ = false;
+    }
+    gate_cv_.notify_all();
+  }
+
   void forward(const ForwardBatch& b, KvCache& cache, std::vector<float>& logits) override {
+    {
+      std::unique_lock lk(gate_mu_);
+      gate_cv_.wait(lk, [&] { return !paused_; });
+    }
     auto& kv = static_cast<FakeKvCache&>(cache);
     const int32_t bs = kv.block_size();
     const int32_t vocab = static_cast<int32_t>(config_.vocab_size);
@@ -112,6 +130,9 @@ class FakeModel : public Model {
 
  private:
   ModelConfig config_;
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool paused_ = false;
 };
 
 // Byte-level vocabulary of 64 pieces; some are lone bytes of multi-byte UTF-8 characters.
