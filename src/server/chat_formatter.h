@@ -34,9 +34,10 @@ class ChatFormatter {
   // rejects it (e.g. roles out of order) and ferrum::Error when the template itself fails.
   virtual std::string render(const json& messages, const json& tools, bool add_generation_prompt,
                              bool continue_final_message, const json& template_kwargs) const = 0;
-  // A parser for one choice; tools_enabled when the request offered tools (tool_choice auto).
-  virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled,
-                                                        const json& template_kwargs) const = 0;
+  // A parser for one choice; tools_enabled when the request offered tools (tool_choice auto);
+  // prompt is the rendered prompt (it tells whether the model starts inside its reasoning).
+  virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const json& template_kwargs,
+                                                        const std::string& prompt) const = 0;
 };
 
 // Passes text through as content (models without reasoning or tool-call syntax).

@@ -86,7 +86,7 @@ class Generation {
     std::string text;
     try {
       json tools = req_.tool_choice_none ? json(nullptr) : req_.tools;
-      text = ctx_.chat->render(req_.messages, tools, req_.add_generation_prompt, req_.continue_final_message,
+      chat_prompt_text_ = text = ctx_.chat->render(req_.messages, tools, req_.add_generation_prompt, req_.continue_final_message,
                                req_.chat_template_kwargs);
     } catch (const Error& e) {
       bad_request("messages", "The chat template rejected the conversation: {}", e.what());
@@ -110,7 +110,7 @@ class Generation {
       for (int32_t i = 0; i < n; ++i) {
         ChoiceState& c = choices_[p * n + i];
         c.result.index = static_cast<int32_t>(p * n + i);
-        if (chat_) c.parser = ctx_.chat->make_parser(req_.tools.is_array() && !req_.tool_choice_none, req_.chat_template_kwargs);
+        if (chat_) c.parser = ctx_.chat->make_parser(req_.tools.is_array() && !req_.tool_choice_none, req_.chat_template_kwargs, chat_prompt_text_);
         else c.parser = std::make_unique<PlainOutputParser>();
         if (req_.echo) c.echo = req_.prompts[p].text ? *req_.prompts[p].text : ctx_.tokenizer->decode(prompts[p], false);
       }
@@ -284,6 +284,7 @@ class Generation {
   std::vector<PromptRun> runs_;
   std::vector<ChoiceState> choices_;
   std::string error_;
+  std::string chat_prompt_text_;
 };
 
 }  // namespace

@@ -51,7 +51,7 @@ class FakeChat : public server::ChatFormatter {
     if (add_generation_prompt) s += "<assistant>";
     return s;
   }
-  std::unique_ptr<server::ChatOutputParser> make_parser(bool, const json&) const override {
+  std::unique_ptr<server::ChatOutputParser> make_parser(bool, const json&, const std::string&) const override {
     return std::make_unique<server::PlainOutputParser>();
   }
 };
