@@ -46,6 +46,13 @@ BpeModel::BpeModel(const json& spec) {
     if (it == vocab_.end()) fail("tokenizer: unk_token '{}' is not in the vocabulary", *unk);
     unk_id_ = it->second;
   }
+  if (continuing_subword_prefix_.empty() && end_of_word_suffix_.empty()) {
+    for (const auto& [token, id] : vocab_) {
+      size_t i = 0;
+      const char32_t c = next_code_point(token, i);
+      if (i == token.size() && c != 0xFFFD) char_ids_.emplace(c, id);
+    }
+  }
   for (int b = 0; b < 256; ++b) {
     auto it = vocab_.find(fmt::format("<0x{:02X}>", b));
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
@@ -81,7 +88,7 @@ void BpeModel::load_merges(const json& merges) {
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(std::string(token));
+  auto it = vocab_.find(token);
   if (it == vocab_.end()) return std::nullopt;
   return it->second;
 }
@@ -101,7 +108,15 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids)
   size_t i = 0;
   while (i < word.size()) {
     const size_t start = i;
-    next_code_point(word, i);
+    const char32_t c = next_code_point(word, i);
+    if (!char_ids_.empty() && c != 0xFFFD) {
+      if (auto it = char_ids_.find(c); it != char_ids_.end()) {
+        if (pending_unk) ids.push_back(*unk_id_);
+        pending_unk = false;
+        ids.push_back(it->second);
+        continue;
+      }
+    }
     piece.clear();
     if (start > 0) piece += continuing_subword_prefix_;
     piece.append(word.substr(start, i - start));
@@ -182,17 +197,15 @@ void BpeModel::merge(std::vector<int32_t>& ids) const {
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
   if (ignore_merges_) {
-    if (auto it = vocab_.find(std::string(word)); it != vocab_.end()) {
+    if (auto it = vocab_.find(word); it != vocab_.end()) {
       out.push_back(it->second);
       return;
     }
   }
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  std::string key;
   if (cacheable) {
-    key.assign(word);
     std::lock_guard lock(cache_mutex_);
-    if (auto it = cache_.find(key); it != cache_.end()) {
+    if (auto it = cache_.find(word); it != cache_.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
@@ -205,7 +218,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   if (cacheable) {
     std::lock_guard lock(cache_mutex_);
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-    cache_.emplace(std::move(key), std::move(ids));
+    cache_.emplace(std::string(word), std::move(ids));
   }
 }
 

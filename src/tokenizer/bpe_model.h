@@ -13,6 +13,14 @@
 
 namespace ferrum::tok {
 
+// Lets string-keyed maps be searched with a string_view, without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 class BpeModel {
  public:
   explicit BpeModel(const json& spec);
@@ -38,7 +46,9 @@ class BpeModel {
   void initial_symbols(std::string_view word, std::vector<int32_t>& ids) const;
   void merge(std::vector<int32_t>& ids) const;
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  StringMap<int32_t> vocab_;
+  // Single-code-point tokens, the starting symbols of most words (no prefix/suffix models).
+  std::unordered_map<char32_t, int32_t> char_ids_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<uint64_t, MergeTarget> merges_;
   std::optional<int32_t> unk_id_;
@@ -48,7 +58,7 @@ class BpeModel {
 
   // Word -> ids cache (as HF's); guarded because encode() may run on several threads.
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable StringMap<std::vector<int32_t>> cache_;
 };
 
 }  // namespace ferrum::tok

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "tokenizer/unicode_text.h"
@@ -12,8 +13,10 @@ namespace {
 json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open {}", path);
+  // Parsing from memory is several times faster than from the stream.
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     fail("{} is not valid JSON: {}", path, e.what());
   }

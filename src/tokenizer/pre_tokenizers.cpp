@@ -134,7 +134,7 @@ class ByteLevel : public PreTokenizer {
   void pre_tokenize(std::vector<PreToken>& words) const override {
     if (add_prefix_space_)
       for (auto& w : words)
-        if (!w.text.empty() && w.text[0] != ' ') w.text.insert(0, " ");
+        if (!w.text.empty() && w.text[0] != ' ') w.text = " " + w.text;
     if (use_regex_)
       split_all(words, [&](std::string_view t) { return regex_->find_all(t); }, Behavior::Isolated, false);
     for (auto& w : words) w.text = byte_level_encode(w.text);
