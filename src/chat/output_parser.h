@@ -1,0 +1,72 @@
+// Splits what a chat model generates into reasoning (<think> ... </think>), tool calls and
+// plain content, either at once or delta by delta as it streams. Both paths run the same
+// state machine, so streamed and non-streamed output give the same calls. Malformed model
+// output (unbalanced braces, invalid JSON, an unclosed tag) falls back to plain content; the
+// parser never throws on model text.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferrum::chat {
+
+enum class ToolCallFormat {
+  None,
+  Hermes,     // <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen2.5/3, Hermes ...)
+  Llama3Json, // {"name": ..., "parameters": {...}} as the whole reply (Llama 3.1/3.2/3.3)
+  Mistral,    // [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...] or [TOOL_CALLS]name[ARGS]{...}
+};
+
+struct ParserOptions {
+  bool reasoning = false;            // the model writes <think> ... </think>
+  bool starts_in_reasoning = false;  // the prompt already opened <think>
+  ToolCallFormat tools = ToolCallFormat::None;
+  std::string think_open = "<think>";
+  std::string think_close = "</think>";
+  uint64_t id_seed = 0;              // tool-call ids are derived from it (0: from the clock)
+};
+
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as OpenAI's function.arguments
+};
+
+// What one feed() or finish() decided; append the fields to what came before.
+struct ParsedDelta {
+  std::string content;
+  std::string reasoning;
+  std::vector<ToolCall> tool_calls;  // complete calls, in order
+  bool empty() const { return content.empty() && reasoning.empty() && tool_calls.empty(); }
+  void append(const ParsedDelta& other);
+};
+
+class OutputParser {
+ public:
+  explicit OutputParser(ParserOptions options);
+  ParsedDelta feed(std::string_view text);
+  ParsedDelta finish();  // releases what is held back, once generation ended
+
+  // Parses a whole response.
+  static ParsedDelta parse(std::string_view text, const ParserOptions& options);
+
+ private:
+  enum class Mode { Start, Reasoning, Content, HermesCall, JsonCalls, MistralCalls };
+  void step(ParsedDelta& out, bool final);
+  bool step_content(ParsedDelta& out, bool final);
+  void emit_content(ParsedDelta& out, std::string text);
+  std::string next_id();
+  bool add_call(ParsedDelta& out, const std::string& json_text, bool llama_style);
+
+  ParserOptions opt_;
+  Mode mode_;
+  std::string buf_;            // undecided text
+  bool strip_leading_ = false;  // drop whitespace at the start of the next content/reasoning
+  bool after_call_ = false;     // whitespace between tool calls is dropped
+  bool content_started_ = false;
+  std::string raw_;            // the marker that opened the current tool-call block
+  uint64_t rng_;
+};
+
+}  // namespace ferrum::chat
