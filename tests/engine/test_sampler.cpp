@@ -1,0 +1,180 @@
+// The sampler against straightforward reference implementations of each filter.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/sampler.h"
+
+namespace ferrum {
+namespace {
+
+std::vector<double> softmax(const std::vector<float>& logits, double temperature) {
+  std::vector<double> p(logits.size());
+  double mx = *std::max_element(logits.begin(), logits.end()) / temperature, sum = 0;
+  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] / temperature - mx));
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+// HF-style reference: which tokens survive top_k, top_p and min_p, and their renormalized
+// probabilities (vLLM v1 order: temperature, min_p, top_k, top_p).
+std::vector<double> reference_distribution(const std::vector<float>& logits, const SamplingParams& sp) {
+  std::vector<double> p = softmax(logits, sp.temperature);
+  const double pmax = *std::max_element(p.begin(), p.end());
+  std::vector<bool> keep(p.size(), true);
+  for (size_t i = 0; i < p.size(); ++i)
+    if (p[i] < sp.min_p * pmax) keep[i] = false;
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  if (sp.top_k > 0) {
+    int kept = 0;
+    for (size_t i : order)
+      if (keep[i] && ++kept > sp.top_k) keep[i] = false;
+  }
+  if (sp.top_p < 1.0f) {
+    double mass = 0;
+    for (size_t i = 0; i < p.size(); ++i) mass += keep[i] ? p[i] : 0;
+    double cum = 0;
+    bool done = false;
+    for (size_t i : order) {
+      if (!keep[i]) continue;
+      if (done) keep[i] = false;
+      cum += p[i] / mass;
+      if (cum >= sp.top_p) done = true;
+    }
+  }
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i) total += keep[i] ? p[i] : 0;
+  for (size_t i = 0; i < p.size(); ++i) p[i] = keep[i] ? p[i] / total : 0;
+  return p;
+}
+
+std::vector<float> test_logits() {
+  return {2.0f, 1.5f, 1.4f, 0.3f, -0.5f, 0.0f, -2.0f, 1.0f};
+}
+
+// Draws many samples and compares frequencies with the reference distribution.
+void check_distribution(const SamplingParams& sp) {
+  Sampler sampler(8, {});
+  std::mt19937_64 rng(77);
+  const auto ref = reference_distribution(test_logits(), sp);
+  const int draws = 40000;
+  std::vector<int> counts(8, 0);
+  for (int i = 0; i < draws; ++i) {
+    auto l = test_logits();
+    ++counts[sampler.sample_filtered(l, sp, rng)];
+  }
+  for (int t = 0; t < 8; ++t) {
+    const double freq = static_cast<double>(counts[t]) / draws;
+    if (ref[t] == 0) {
+      EXPECT_EQ(counts[t], 0) << "token " << t << " should be filtered out";
+    } else {
+      const double sigma = std::sqrt(ref[t] * (1 - ref[t]) / draws);
+      EXPECT_NEAR(freq, ref[t], 5 * sigma + 1e-3) << "token " << t;
+    }
+  }
+}
+
+TEST(Sampler, TemperatureMatchesSoftmax) {
+  SamplingParams sp;
+  sp.temperature = 0.7f;
+  check_distribution(sp);
+  sp.temperature = 1.6f;
+  check_distribution(sp);
+}
+
+TEST(Sampler, TopKTopPMinPMatchTheReference) {
+  SamplingParams sp;
+  sp.top_k = 3;
+  check_distribution(sp);
+  sp = {};
+  sp.top_p = 0.6f;
+  check_distribution(sp);
+  sp = {};
+  sp.min_p = 0.3f;
+  check_distribution(sp);
+  sp = {};
+  sp.temperature = 0.8f;
+  sp.top_k = 5;
+  sp.top_p = 0.8f;
+  sp.min_p = 0.05f;
+  check_distribution(sp);
+}
+
+TEST(Sampler, GreedyIsArgmaxFirstOnTies) {
+  Sampler sampler(4, {});
+  std::mt19937_64 rng(1);
+  SamplingParams sp;
+  sp.temperature = 0.0f;
+  std::vector<float> l{0.5f, 3.0f, 3.0f, -1.0f};
+  EXPECT_EQ(sampler.sample_filtered(l, sp, rng), 1);
+  sp.temperature = 1.0f;
+  sp.top_k = 1;
+  l = {0.5f, 3.0f, 3.0f, -1.0f};
+  EXPECT_EQ(sampler.sample_filtered(l, sp, rng), 1);
+}
+
+TEST(Sampler, PenaltiesFollowHfAndOpenAiSemantics) {
+  std::vector<float> l{2.0f, -2.0f, 1.0f, 0.5f, 3.0f};
+  SamplingParams sp;
+  sp.repetition_penalty = 2.0f;
+  sp.frequency_penalty = 0.5f;
+  sp.presence_penalty = 0.25f;
+  std::vector<int32_t> context{0, 1, 1, 3};  // prompt 0, 1, 1 + output 3
+  std::unordered_map<int32_t, int32_t> output_counts{{3, 1}, {2, 2}};
+  std::vector<uint8_t> seen;
+  apply_penalties(l, context, output_counts, sp, seen);
+  EXPECT_FLOAT_EQ(l[0], 1.0f);                // positive: divided once
+  EXPECT_FLOAT_EQ(l[1], -4.0f);               // negative: multiplied once despite repeats
+  EXPECT_FLOAT_EQ(l[2], 1.0f - 2 * 0.5f - 0.25f);   // not in context: frequency + presence only
+  EXPECT_FLOAT_EQ(l[3], 0.25f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(l[4], 3.0f);
+}
+
+TEST(Sampler, SeededDrawsDependOnlyOnTheSequenceRng) {
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  Sampler a(8, {}), b(8, {});
+  std::mt19937_64 r1(5), r2(5);
+  for (int i = 0; i < 100; ++i) {
+    auto l1 = test_logits(), l2 = test_logits();
+    EXPECT_EQ(a.sample_filtered(l1, sp, r1), b.sample_filtered(l2, sp, r2));
+  }
+}
+
+TEST(Sampler, LogprobsAreLogSoftmaxWithSortedTop) {
+  std::vector<float> l = test_logits();
+  TokenLogprob out;
+  std::vector<int32_t> scratch;
+  compute_logprobs(l, 3, 3, out, scratch);
+  auto p = softmax(l, 1.0);
+  EXPECT_NEAR(out.logprob, std::log(p[3]), 1e-5);
+  ASSERT_EQ(out.top.size(), 3u);
+  EXPECT_EQ(out.top[0].first, 0);
+  EXPECT_EQ(out.top[1].first, 1);
+  EXPECT_EQ(out.top[2].first, 2);
+  EXPECT_NEAR(out.top[1].second, std::log(p[1]), 1e-5);
+}
+
+TEST(Sampler, MinTokensAndLogitBiasApplyBeforeSampling) {
+  Sampler sampler(8, {0});  // EOS = 0, the argmax of test_logits
+  Sequence seq;
+  SamplingParams sp;
+  sp.temperature = 0.0f;
+  sp.min_tokens = 1;
+  seq.params = &sp;
+  seq.tokens = {5};
+  seq.prompt_len = 1;
+  auto l = test_logits();
+  EXPECT_EQ(sampler.sample(seq, l), 1);  // EOS masked before min_tokens
+  sp.min_tokens = 0;
+  sp.logit_bias[6] = 10.0f;
+  l = test_logits();
+  EXPECT_EQ(sampler.sample(seq, l), 6);
+}
+
+}  // namespace
+}  // namespace ferrum
