@@ -1,8 +1,19 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define FERRUM_PAUSE() _mm_pause()
+#else
+#define FERRUM_PAUSE() std::this_thread::yield()
+#endif
 
 namespace ferrum {
+namespace {
+constexpr auto kSpin = std::chrono::microseconds(2000);  // spin this long before sleeping
+}
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -10,16 +21,15 @@ ThreadPool::ThreadPool(int num_threads) {
 }
 
 ThreadPool::~ThreadPool() {
+  stop_ = true;
   {
     std::lock_guard lock(mutex_);
-    stop_ = true;
   }
-  start_cv_.notify_all();
+  wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t threads = size();
@@ -29,40 +39,41 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  {
-    std::lock_guard lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunk_ = chunk;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+  job_ = &fn;
+  job_n_ = n;
+  job_chunk_ = chunk;
+  pending_.store(static_cast<int>(workers_.size()));
+  generation_.fetch_add(1);  // publishes the job (seq_cst)
+  if (sleepers_.load() > 0) {
+    std::lock_guard lock(mutex_);  // a worker between its check and its wait holds this
+    wake_cv_.notify_all();
   }
-  start_cv_.notify_all();
   fn(0, std::min(n, chunk));  // the caller takes chunk 0
-  std::unique_lock lock(mutex_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  while (pending_.load(std::memory_order_acquire) != 0) FERRUM_PAUSE();
   job_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t begin, end;
-    {
-      std::unique_lock lock(mutex_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      begin = std::min(job_n_, job_chunk_ * index);
-      end = std::min(job_n_, begin + job_chunk_);
+    // Spin briefly for the next job, then sleep until one comes.
+    auto spin_start = std::chrono::steady_clock::now();
+    int spins = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+      FERRUM_PAUSE();
+      if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spin_start > kSpin) {
+        std::unique_lock lock(mutex_);
+        sleepers_.fetch_add(1);
+        wake_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
+      }
     }
-    if (begin < end) (*job)(begin, end);
-    {
-      std::lock_guard lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stop_) return;
+    seen = generation_.load(std::memory_order_acquire);
+    const int64_t begin = std::min(job_n_, job_chunk_ * index);
+    const int64_t end = std::min(job_n_, begin + job_chunk_);
+    if (begin < end) (*job_)(begin, end);
+    pending_.fetch_sub(1, std::memory_order_release);
   }
 }
 

@@ -1,6 +1,9 @@
 // A fixed pool of worker threads for data-parallel kernels: parallel_for splits [0, n) into
 // contiguous chunks, runs them on the workers and the caller, and returns when all are done.
+// Workers spin for a short while between jobs before sleeping: a decode step issues hundreds
+// of small jobs, and waking a sleeping thread costs more than many of them take.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,6 +23,7 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // fn(begin, end) over chunks of [0, n); chunks are multiples of `grain` (except the last).
+  // Not reentrant: one caller at a time.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -27,12 +31,13 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
-  std::condition_variable start_cv_, done_cv_;
+  std::condition_variable wake_cv_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace ferrum

@@ -67,7 +67,32 @@ class DecoderModel final : public Model {
   RopeTable rope_;
 };
 
+// Random weights for benchmarks: uniform in [-a, a], norms near 1. Deterministic per name.
+Tensor random_weight(Backend& be, const std::string& name, std::initializer_list<int64_t> shape, DType dtype) {
+  Tensor host;
+  host.dtype = dtype;
+  host.ndim = static_cast<int>(shape.size());
+  int i = 0;
+  for (int64_t d : shape) host.shape[i++] = d;
+  auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[host.nbytes()]);
+  host.data = buf.get();
+  host.owner = buf;
+  const bool norm = name.find("norm") != std::string::npos;
+  uint64_t state = std::hash<std::string>{}(name) | 1;
+  const int64_t n = host.numel();
+  for (int64_t j = 0; j < n; ++j) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    const float u = static_cast<float>(state >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
+    const float v = norm ? 1.0f + 0.1f * u : 0.05f * u;
+    if (dtype == DType::F32) host.ptr<float>()[j] = v;
+    else if (dtype == DType::BF16) host.ptr<uint16_t>()[j] = f32_to_bf16(v);
+    else host.ptr<uint16_t>()[j] = f32_to_f16(v);
+  }
+  return be.upload(host);
+}
+
 Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64_t> shape) {
+  if (opt_.dummy_weights) return random_weight(*be_, name, shape, *opt_.dummy_weights);
   const Tensor& t = store_.get(name);
   bool ok = t.ndim == static_cast<int>(shape.size());
   int i = 0;
@@ -89,7 +114,7 @@ void DecoderModel::load_weights() {
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
   embed_ = weight("model.embed_tokens.weight", {V, H});
   final_norm_ = weight("model.norm.weight", {H});
-  if (cfg_.tie_word_embeddings || !store_.has("lm_head.weight")) {
+  if (cfg_.tie_word_embeddings || (!opt_.dummy_weights && !store_.has("lm_head.weight"))) {
     if (!cfg_.tie_word_embeddings) fail("missing tensor 'lm_head.weight' (config.json says embeddings are not tied)");
     lm_head_ = embed_;
   } else {

@@ -2,6 +2,8 @@
 // (GQA/MQA, optional q/k/v bias, optional q/k RMSNorm, rotary embeddings) and a SwiGLU MLP.
 // The architectures differ only in the options below, chosen by the registry.
 #pragma once
+#include <optional>
+
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "models/model.h"
@@ -11,6 +13,9 @@ namespace ferrum {
 struct DecoderOptions {
   bool qkv_bias = false;  // Qwen2
   bool qk_norm = false;   // Qwen3
+  // Fill every weight with random values of this dtype instead of reading them (benchmarks
+  // of real shapes without multi-GB files, like vLLM's --load-format dummy).
+  std::optional<DType> dummy_weights;
 };
 
 std::unique_ptr<Model> make_decoder_model(const ModelConfig& config, const DecoderOptions& options,

@@ -1,0 +1,19 @@
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace ferrum::cuda {
+
+struct DeviceInfo {
+  int index;
+  std::string name;
+  size_t total_memory;
+  int compute_capability;  // e.g. 90 for Hopper
+  int multiprocessors;
+};
+
+// The CUDA devices this process can use; empty without a driver or a GPU.
+std::vector<DeviceInfo> list_devices();
+
+}  // namespace ferrum::cuda

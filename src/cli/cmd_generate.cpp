@@ -1,0 +1,92 @@
+// ferrum generate -m MODEL_DIR -p PROMPT -n N [--temp T] [--seed S] [--json]
+// Streams the continuation to stdout through the engine; logs go to stderr.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "engine/engine.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt;
+  int n = 64;
+  float temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
+  int top_k = 0, threads = 0;
+  int64_t seed = -1;
+  bool json = false, ignore_eos = false, no_special = false;
+};
+
+int run_generate(const GenerateArgs& a) {
+  auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(a.model));
+  std::shared_ptr<Model> model = load_model(a.model, a.threads);
+  std::vector<int32_t> prompt_ids = tokenizer->encode(a.prompt, !a.no_special);
+  if (prompt_ids.empty()) fail("the prompt is empty after tokenization; give some text with -p");
+
+  SamplingParams sp;
+  sp.max_tokens = a.n;
+  sp.temperature = a.temp;
+  sp.top_k = a.top_k;
+  sp.top_p = a.top_p;
+  sp.min_p = a.min_p;
+  sp.repetition_penalty = a.repetition_penalty;
+  sp.ignore_eos = a.ignore_eos;
+  if (a.seed >= 0) sp.seed = static_cast<uint64_t>(a.seed);
+
+  EngineOptions eo;
+  const int64_t need = static_cast<int64_t>(prompt_ids.size()) + a.n;
+  eo.num_kv_blocks = static_cast<int32_t>((need + eo.block_size - 1) / eo.block_size + 1);
+  eo.max_num_seqs = 1;
+  auto engine = Engine::create(model, tokenizer, eo);
+  auto stream = engine->submit(prompt_ids, sp);
+
+  std::vector<int32_t> ids;
+  std::string text, error;
+  while (auto out = stream->next()) {
+    for (const auto& d : out->deltas) {
+      ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
+      text += d.text;
+      if (!a.json && !d.text.empty()) {
+        std::fwrite(d.text.data(), 1, d.text.size(), stdout);
+        std::fflush(stdout);
+      }
+      if (d.finish_reason == FinishReason::Error) error = d.error;
+    }
+  }
+  engine->shutdown();
+  if (!error.empty()) fail("generation failed: {}", error);
+  if (a.json) {
+    ordered_json j = {{"prompt_ids", prompt_ids}, {"ids", ids}, {"text", text}};
+    std::printf("%s\n", j.dump(-1, ' ', false, ordered_json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  auto* cmd = add_command(app, "generate", "Generate a continuation of a prompt", [a] { return run_generate(*a); });
+  cmd->add_option("-m,--model", a->model, "Model folder (config.json, safetensors, tokenizer.json)")->required();
+  cmd->add_option("-p,--prompt", a->prompt, "Prompt text")->required();
+  cmd->add_option("-n,--max-tokens", a->n, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--temp", a->temp, "Temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", a->top_k, "Top-k (0 = off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", a->top_p, "Top-p")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", a->min_p, "Min-p")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repeat-penalty", a->repetition_penalty, "Repetition penalty (1 = off)");
+  cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past the end-of-sequence token");
+  cmd->add_flag("--no-special", a->no_special, "Do not add special tokens (BOS) to the prompt");
+  cmd->add_flag("--json", a->json,
+                "Print one JSON object {prompt_ids, ids, text} instead of streaming text");
+}
+
+}  // namespace ferrum::cli
