@@ -16,5 +16,10 @@ void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_perplexity(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_run(CLI::App& app);
+void register_pull(CLI::App& app);
+void register_list(CLI::App& app);
 
 }  // namespace ferrum::cli

@@ -30,6 +30,11 @@ int main(int argc, char** argv) {
   register_tokenize(app);
   register_chat_template(app);
   register_bench(app);
+  register_perplexity(app);
+  register_serve(app);
+  register_run(app);
+  register_pull(app);
+  register_list(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

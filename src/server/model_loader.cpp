@@ -1,0 +1,69 @@
+#include "server/model_loader.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "chat/chat_template.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/hf_hub.h"
+#include "models/model.h"
+#include "server/template_chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum::server {
+
+size_t parse_byte_size(const std::string& text) {
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    fail("'{}' is not a size (e.g. 4GiB, 512MiB, 2G)", text);
+  }
+  std::string unit = text.substr(pos);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 1;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb") mult = 1e3;
+  else if (unit == "m" || unit == "mb") mult = 1e6;
+  else if (unit == "g" || unit == "gb") mult = 1e9;
+  else if (unit == "kib") mult = 1024.0;
+  else if (unit == "mib") mult = 1024.0 * 1024;
+  else if (unit == "gib") mult = 1024.0 * 1024 * 1024;
+  else fail("unknown size unit '{}' in '{}' (use B, KB, MB, GB, KiB, MiB or GiB)", unit, text);
+  double bytes = value * mult;
+  if (!std::isfinite(bytes) || bytes <= 0 || bytes > 1e15) fail("size '{}' is out of range", text);
+  return static_cast<size_t>(bytes);
+}
+
+std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string dir = hub::resolve_model(o.model);
+  log::info("loading {} from {}", o.model, dir);
+  auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
+  std::shared_ptr<Model> model = load_model(dir, o.threads);
+
+  auto ctx = std::make_shared<ServingContext>();
+  ctx->tokenizer = tokenizer;
+  try {
+    chat::ChatTemplate tmpl = o.chat_template_file.empty() ? chat::ChatTemplate::from_model_dir(dir)
+                                                           : chat::ChatTemplate::from_file(o.chat_template_file, dir);
+    bool reasoning = tokenizer->token_to_id("<think>").has_value() && tokenizer->token_to_id("</think>").has_value();
+    bool tools = tokenizer->token_to_id("<tool_call>").has_value();
+    ctx->chat = std::make_shared<TemplateChatFormatter>(std::move(tmpl), reasoning, tools);
+  } catch (const Error& e) {
+    if (!o.chat_template_file.empty()) throw;
+    log::warn("no chat template ({}); /v1/chat/completions is off, /v1/completions works", e.what());
+  }
+  ctx->engine = std::shared_ptr<Engine>(Engine::create(model, tokenizer, o.engine));
+  ctx->max_model_len = ctx->engine->max_model_len();
+  ctx->model_names = o.served_names.empty() ? std::vector<std::string>{o.model} : o.served_names;
+  ctx->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info("loaded {} in {:.1f} s (context {} tokens)", o.model, secs, ctx->max_model_len);
+  return ctx;
+}
+
+}  // namespace ferrum::server

@@ -1,0 +1,28 @@
+// Loads what serving needs (weights, tokenizer, chat template, engine) from a MODEL argument:
+// a local folder or a Hugging Face repo id (from the cache, or downloaded). Shared by
+// `ferrum serve` and `ferrum run`.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/openai_server.h"
+
+namespace ferrum::server {
+
+struct ModelLoadOptions {
+  std::string model;                     // folder or ORG/NAME[:REVISION]
+  std::vector<std::string> served_names;  // default: the MODEL argument
+  std::string chat_template_file;        // overrides the model's template
+  int threads = 0;                       // 0: all cores
+  EngineOptions engine;
+};
+
+// Throws ferrum::Error with a message for the user.
+std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& options);
+
+// "4GiB", "512MiB", "2G", "1000000" -> bytes; throws ferrum::Error.
+size_t parse_byte_size(const std::string& text);
+
+}  // namespace ferrum::server
