@@ -1,0 +1,71 @@
+// The engine with the real CPU models on the tiny fixture checkpoints: greedy ids must equal
+// transformers' (tests/fixtures/models/*/reference.json) for 16 concurrent requests, under
+// chunked prefill, prefix-cache hits and preemption.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/json.h"
+#include "engine_test_util.h"
+#include "models/model.h"
+
+namespace ferrum::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Reference {
+  std::vector<int32_t> prompt, greedy;
+};
+
+std::vector<Reference> load_references(const fs::path& dir) {
+  std::ifstream in(dir / "reference.json");
+  json j = json::parse(in);
+  std::vector<Reference> refs;
+  for (const auto& p : j["prompts"])
+    refs.push_back({p["prompt_ids"].get<std::vector<int32_t>>(), p["greedy_ids"].get<std::vector<int32_t>>()});
+  return refs;
+}
+
+class FixtureModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {
+  const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models" / GetParam();
+  if (!fs::exists(dir / "reference.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto refs = load_references(dir);
+  ASSERT_FALSE(refs.empty());
+  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+
+  EngineOptions o;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 40;  // prompts are chunked
+  o.num_kv_blocks = 24;           // 16 requests need ~80 blocks at once: preemption
+  auto engine = Engine::create(model, nullptr, o);
+
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<const Reference*> expected;
+  for (int copy = 0; copy < 4; ++copy) {
+    for (const Reference& r : refs) {
+      SamplingParams p;
+      p.temperature = 0.0f;
+      p.ignore_eos = true;
+      p.max_tokens = static_cast<int32_t>(r.greedy.size());
+      streams.push_back(engine->submit(r.prompt, p));
+      expected.push_back(&r);
+    }
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto c = collect(*streams[i]);
+    EXPECT_EQ(c.completions[0].tokens, expected[i]->greedy) << GetParam() << " request " << i;
+  }
+  auto s = engine->stats();
+  EXPECT_GT(s.prefix_cache_hits, 0u);
+  EXPECT_GT(s.preemptions, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, FixtureModels,
+                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
+
+}  // namespace
+}  // namespace ferrum::testing
