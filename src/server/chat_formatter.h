@@ -34,6 +34,8 @@ class ChatFormatter {
   // rejects it (e.g. roles out of order) and ferrum::Error when the template itself fails.
   virtual std::string render(const json& messages, const json& tools, bool add_generation_prompt,
                              bool continue_final_message, const json& template_kwargs) const = 0;
+  // Whether the model's tool-call syntax is known (else requests offering tools get a 400).
+  virtual bool supports_tools() const { return true; }
   // A parser for one choice; tools_enabled when the request offered tools (tool_choice auto);
   // prompt is the rendered prompt (it tells whether the model starts inside its reasoning).
   virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const json& template_kwargs,

@@ -83,6 +83,8 @@ class Generation {
   std::vector<int32_t> chat_prompt() {
     if (!ctx_.chat)
       bad_request("messages", "This model has no chat template; use /v1/completions or start the server with --chat-template");
+    if (req_.tools.is_array() && !req_.tool_choice_none && !ctx_.chat->supports_tools())
+      bad_request("tools", "This model has no known tool-call format (Hermes <tool_call>, Llama 3 JSON or Mistral [TOOL_CALLS]); tools are not supported for it");
     std::string text;
     try {
       json tools = req_.tool_choice_none ? json(nullptr) : req_.tools;

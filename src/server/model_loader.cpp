@@ -51,7 +51,11 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
     chat::ChatTemplate tmpl = o.chat_template_file.empty() ? chat::ChatTemplate::from_model_dir(dir)
                                                            : chat::ChatTemplate::from_file(o.chat_template_file, dir);
     bool reasoning = tokenizer->token_to_id("<think>").has_value() && tokenizer->token_to_id("</think>").has_value();
-    bool tools = tokenizer->token_to_id("<tool_call>").has_value();
+    // The tool-call syntax a model was trained on shows in its special tokens.
+    chat::ToolCallFormat tools = chat::ToolCallFormat::None;
+    if (tokenizer->token_to_id("<tool_call>")) tools = chat::ToolCallFormat::Hermes;
+    else if (tokenizer->token_to_id("[TOOL_CALLS]")) tools = chat::ToolCallFormat::Mistral;
+    else if (tokenizer->token_to_id("<|python_tag|>")) tools = chat::ToolCallFormat::Llama3Json;
     ctx->chat = std::make_shared<TemplateChatFormatter>(std::move(tmpl), reasoning, tools);
   } catch (const Error& e) {
     if (!o.chat_template_file.empty()) throw;

@@ -278,7 +278,30 @@ void parse_tools(const json& body, ParsedRequest& req) {
 
 }  // namespace
 
+// Nesting depth of a JSON text (brackets outside strings). Deep documents are refused before
+// parsing: destroying them recurses, and request threads have small stacks.
+size_t json_depth(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 json parse_json_body(std::string_view body) {
+  constexpr size_t kMaxDepth = 64;
+  if (json_depth(body) > kMaxDepth) throw ApiError(400, fmt::format("The request body nests JSON deeper than {} levels", kMaxDepth));
   json j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded()) throw ApiError(400, "The request body is not valid JSON");
   if (!j.is_object()) throw ApiError(400, fmt::format("The request body must be a JSON object, got {}", type_name(j)));

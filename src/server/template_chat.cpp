@@ -1,12 +1,35 @@
 #include "server/template_chat.h"
 
 #include "core/error.h"
-#include "server/chat_output_parser.h"
 
 namespace ferrum::server {
 
-TemplateChatFormatter::TemplateChatFormatter(chat::ChatTemplate tmpl, bool reasoning, bool tool_tags)
-    : template_(std::move(tmpl)), reasoning_(reasoning), tool_tags_(tool_tags) {}
+namespace {
+
+ChatPiece to_piece(const chat::ParsedDelta& d) {
+  ChatPiece p{d.content, d.reasoning, nullptr};
+  if (!d.tool_calls.empty()) {
+    p.tool_calls = json::array();
+    for (auto& c : d.tool_calls)
+      p.tool_calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  }
+  return p;
+}
+
+class ChatParserAdapter : public ChatOutputParser {
+ public:
+  explicit ChatParserAdapter(chat::ParserOptions o) : parser_(std::move(o)) {}
+  ChatPiece feed(std::string_view text) override { return to_piece(parser_.feed(text)); }
+  ChatPiece finish() override { return to_piece(parser_.finish()); }
+
+ private:
+  chat::OutputParser parser_;
+};
+
+}  // namespace
+
+TemplateChatFormatter::TemplateChatFormatter(chat::ChatTemplate tmpl, bool reasoning, chat::ToolCallFormat tools)
+    : template_(std::move(tmpl)), reasoning_(reasoning), tools_(tools) {}
 
 std::string TemplateChatFormatter::render(const json& messages, const json& tools, bool add_generation_prompt,
                                           bool continue_final_message, const json& template_kwargs) const {
@@ -35,14 +58,15 @@ std::string TemplateChatFormatter::render(const json& messages, const json& tool
 
 std::unique_ptr<ChatOutputParser> TemplateChatFormatter::make_parser(bool tools_enabled, const json& template_kwargs,
                                                                      const std::string& prompt) const {
-  TagParserOptions o;
+  chat::ParserOptions o;
   o.reasoning = reasoning_;
   size_t end = prompt.find_last_not_of(" \t\r\n");
   std::string trimmed = prompt.substr(0, end == std::string::npos ? 0 : end + 1);
-  o.starts_in_reasoning = reasoning_ && trimmed.size() >= 7 && trimmed.compare(trimmed.size() - 7, 7, "<think>") == 0;
-  o.tools = tools_enabled && tool_tags_;
-  if (!o.reasoning && !o.tools) return std::make_unique<PlainOutputParser>();
-  return std::make_unique<TaggedOutputParser>(o);
+  o.starts_in_reasoning = reasoning_ && trimmed.size() >= o.think_open.size() &&
+                          trimmed.compare(trimmed.size() - o.think_open.size(), o.think_open.size(), o.think_open) == 0;
+  o.tools = tools_enabled ? tools_ : chat::ToolCallFormat::None;
+  if (!o.reasoning && o.tools == chat::ToolCallFormat::None) return std::make_unique<PlainOutputParser>();
+  return std::make_unique<ChatParserAdapter>(std::move(o));
 }
 
 }  // namespace ferrum::server

@@ -205,6 +205,13 @@ TEST(OpenAiRequest, JsonBody) {
   }
 }
 
+TEST(OpenAiRequest, DeepNestingIsRefused) {
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_THROW(parse_json_body(deep), ApiError);
+  std::string in_string = "{\"a\":\"" + std::string(1000, '[') + "\"}";  // brackets inside a string
+  EXPECT_NO_THROW(parse_json_body(in_string));
+}
+
 TEST(OpenAiRequest, FitToContext) {
   auto r = parse_chat_request(chat_body(), 1000);
   fit_to_context(r, 10, 100);
