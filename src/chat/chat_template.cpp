@@ -172,3 +172,27 @@ void normalize_tool_call_arguments(ordered_json& messages) {
 }
 
 }  // namespace ferrum::chat
+
+namespace ferrum::chat {
+
+ChatRequest load_chat_request(const std::string& messages_path, const std::string& tools_path,
+                              bool add_generation_prompt, const std::string& kwargs_json) {
+  ChatRequest req;
+  req.messages = read_json(messages_path);
+  if (!req.messages.is_array()) fail("{}: messages must be a JSON array of {{\"role\", \"content\"}} objects", messages_path);
+  for (const auto& m : req.messages)
+    if (!m.is_object()) fail("{}: each message must be a JSON object", messages_path);
+  if (!tools_path.empty()) {
+    req.tools = read_json(tools_path);
+    if (!req.tools.is_array()) fail("{}: tools must be a JSON array of tool definitions", tools_path);
+  }
+  req.add_generation_prompt = add_generation_prompt;
+  if (!kwargs_json.empty()) {
+    req.kwargs = ordered_json::parse(kwargs_json, nullptr, false);
+    if (req.kwargs.is_discarded() || !req.kwargs.is_object())
+      fail("--kwargs must be a JSON object, e.g. '{{\"enable_thinking\": false}}'");
+  }
+  return req;
+}
+
+}  // namespace ferrum::chat

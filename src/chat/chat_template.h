@@ -64,3 +64,14 @@ class ChatTemplate {
 void normalize_tool_call_arguments(ordered_json& messages);
 
 }  // namespace ferrum::chat
+
+namespace ferrum::chat {
+
+// Builds a request from files as the `ferrum chat-template` command takes them: MESSAGES is a
+// JSON array of messages, TOOLS (optional, "" for none) a JSON array of tool definitions,
+// kwargs_json (optional) a JSON object of extra template variables. Throws ferrum::Error with
+// the file name on unreadable or invalid input.
+ChatRequest load_chat_request(const std::string& messages_path, const std::string& tools_path,
+                              bool add_generation_prompt, const std::string& kwargs_json);
+
+}  // namespace ferrum::chat

@@ -242,6 +242,8 @@ class Interpreter {
     int64_t n = int64_t(items.size());
     for (int64_t i = 0; i < n; ++i) {
       count_iteration();
+      // A fresh frame per iteration: in jinja2 a variable set in the body does not carry over
+      // to the next iteration (@huggingface/jinja differs here; see snippet set_scoping).
       auto f = child_of(frame);
       bind_loop_vars(s, items[size_t(i)], *f);
       auto loop = std::make_shared<Object>();

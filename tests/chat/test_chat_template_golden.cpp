@@ -1,6 +1,8 @@
 // Golden tests: real chat templates x conversations, rendered by ferrum and by
 // @huggingface/jinja under node; the outputs must be byte-identical, and a conversation the
-// reference rejects (raise_exception) must be rejected by ferrum too.
+// reference rejects (raise_exception) must be rejected by ferrum too. The same cases are also
+// checked against Python jinja2 with transformers' settings (jinja2_reference.json, stored by
+// tools/gen_chat_template_jinja2_reference.py); on these templates both references agree.
 #include <gtest/gtest.h>
 
 #include <ctime>
@@ -53,6 +55,7 @@ TEST_P(GoldenTemplate, MatchesReferenceRenderer) {
   ChatTemplate tmpl({{"default", read_file(fixtures_dir() + "/" + name + ".jinja")}}, special);
   tmpl.set_fixed_time(fixed_time());
 
+  json py = json::parse(read_file(fixtures_dir() + "/jinja2_reference.json"))["results"];
   ordered_json convs = conversations();
   int compared = 0;
   for (const auto& c : convs["cases"]) {
@@ -60,6 +63,7 @@ TEST_P(GoldenTemplate, MatchesReferenceRenderer) {
     SCOPED_TRACE(name + " / " + case_name);
     ASSERT_TRUE(reference.contains(name) && reference[name].contains(case_name)) << "no reference output";
     const json& ref = reference[name][case_name];
+    EXPECT_EQ(ref, py[name][case_name]) << "the references disagree: rerun tools/gen_chat_template_jinja2_reference.py";
     ChatRequest req;
     req.messages = c["messages"];
     if (c.value("use_tools", false)) req.tools = convs["tools"];

@@ -58,4 +58,16 @@ for (const t of manifest.templates) {
     }
   }
 }
+// Small templates exercising single language features, rendered with their own context.
+const snippetsFile = path.join(dir, "snippets.json");
+if (fs.existsSync(snippetsFile)) {
+  results.__snippets__ = {};
+  for (const s of JSON.parse(fs.readFileSync(snippetsFile, "utf8"))) {
+    try {
+      results.__snippets__[s.name] = { text: new Template(s.template).render(structuredClone(s.context)) };
+    } catch (e) {
+      results.__snippets__[s.name] = { error: String(e.message ?? e) };
+    }
+  }
+}
 fs.writeFileSync(outFile, JSON.stringify(results, null, 1));
