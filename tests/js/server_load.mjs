@@ -1,0 +1,81 @@
+// Load: 256 concurrent streaming requests must all complete with the right token counts and
+// the same greedy text as when run alone; clients that disconnect mid-stream must free their
+// KV blocks (seen in /metrics).
+import OpenAI from "openai";
+import { URL_BASE, MODEL_NAME, test, finish, assert, eq, metric } from "./server_common.mjs";
+
+const client = new OpenAI({ baseURL: URL_BASE + "/v1", apiKey: "unused", maxRetries: 0, timeout: 300000 });
+const CONCURRENT = Number(process.env.FERRUM_LOAD_CONCURRENCY || 256);
+const MAX_TOKENS = 16;
+const prompts = Array.from({ length: 8 }, (_, i) => `Story number ${i}: once upon a time`);
+
+await test(`${CONCURRENT} concurrent streams complete with the right tokens`, async () => {
+  const alone = [];
+  for (const p of prompts) {
+    const r = await client.completions.create({ model: MODEL_NAME, prompt: p, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true });
+    alone.push(r.choices[0].text);
+  }
+  const t0 = Date.now();
+  const runs = Array.from({ length: CONCURRENT }, async (_, i) => {
+    const stream = await client.completions.create({
+      model: MODEL_NAME, prompt: prompts[i % prompts.length], max_tokens: MAX_TOKENS, temperature: 0,
+      ignore_eos: true, stream: true, stream_options: { include_usage: true },
+    });
+    let text = "", usage = null, finish = null;
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) {
+        text += ch.text || "";
+        if (ch.finish_reason) finish = ch.finish_reason;
+      }
+    }
+    return { i, text, usage, finish };
+  });
+  const results = await Promise.allSettled(runs);
+  const errors = results.filter((r) => r.status === "rejected").map((r) => String(r.reason));
+  eq(errors.slice(0, 3), [], "no request failed");
+  let mismatched = 0;
+  for (const { value: r } of results) {
+    eq(r.usage?.completion_tokens, MAX_TOKENS, `request ${r.i} completion_tokens`);
+    eq(r.finish, "length", `request ${r.i} finish_reason`);
+    if (r.text !== alone[r.i % prompts.length]) mismatched++;
+  }
+  eq(mismatched, 0, "greedy texts that differ from the same prompt run alone");
+  console.log(`     ${CONCURRENT} streams in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+await test("disconnecting clients free their KV blocks", async () => {
+  const N = 16, MAX = 220;
+  const before = await metric("ferrum_kv_cache_blocks_used");
+  const abortsBefore = await metric('ferrum_request_success_total{finished_reason="abort"}') || 0;
+  const generatedBefore = await metric("ferrum_generation_tokens_total");
+  const ctrls = await Promise.all(Array.from({ length: N }, async (_, i) => {
+    const ctrl = new AbortController();
+    const r = await fetch(URL_BASE + "/v1/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" }, signal: ctrl.signal,
+      body: JSON.stringify({ model: MODEL_NAME, prompt: `A long tale ${i}`, max_tokens: MAX, ignore_eos: true, stream: true }),
+    });
+    eq(r.status, 200);
+    const reader = r.body.getReader();
+    await reader.read();
+    ctrl.abort();  // the client goes away after its first chunk
+    return ctrl;
+  }));
+  eq(ctrls.length, N);
+  let after = NaN, running = NaN;
+  for (let k = 0; k < 200; k++) {
+    after = await metric("ferrum_kv_cache_blocks_used");
+    running = await metric("ferrum_num_requests_running") + await metric("ferrum_num_requests_waiting");
+    if (after <= before && running === 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  eq(running, 0, "requests still running or waiting after the disconnects");
+  assert(after <= before, `KV blocks still in use after the disconnects: ${before} -> ${after}`);
+  const aborted = (await metric('ferrum_request_success_total{finished_reason="abort"}')) - abortsBefore;
+  const generated = (await metric("ferrum_generation_tokens_total")) - generatedBefore;
+  assert(aborted >= 1, "no request ended as aborted");
+  assert(generated < N * MAX, `the disconnected requests generated all ${N * MAX} tokens anyway`);
+  console.log(`     ${aborted}/${N} aborted mid-stream, ${generated} of ${N * MAX} tokens generated`);
+});
+
+finish();

@@ -1,0 +1,6 @@
+# End to end: 256 concurrent streaming requests, and disconnects that free KV (via /metrics).
+source "$(dirname "$0")/server_common.bash"
+start_server --max-num-seqs 64
+node tests/js/server_load.mjs
+stop_server
+echo "PASS"
