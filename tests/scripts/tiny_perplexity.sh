@@ -22,7 +22,7 @@ node -e '
 # The llama.cpp-style report ends with the final estimate line.
 "$ferrum" perplexity -m "$dir" --file "$dir/heldout.txt" --ctx 512 -t 2 | grep -E '^Final estimate: PPL = [0-9.]+ \+/- [0-9.]+$'
 # Bad input: a clear error and a non-zero exit.
-if "$ferrum" perplexity -m "$dir" --file "$dir/heldout.txt" --ctx 4096 2>/tmp/ferrum_ppl_err.$$; then
+if "$ferrum" perplexity -m "$dir" --file "$dir/heldout.txt" --ctx 4096 >/dev/null 2>/tmp/ferrum_ppl_err.$$; then
   echo "FAIL: --ctx 4096 was accepted"; exit 1
 fi
 grep -q "max_position_embeddings" /tmp/ferrum_ppl_err.$$ && rm -f /tmp/ferrum_ppl_err.$$
