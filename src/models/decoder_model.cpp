@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "models/rope.h"
+#include "models/workspace.h"
 
 namespace ferrum {
 namespace {
@@ -56,7 +57,6 @@ class DecoderModel final : public Model {
  private:
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
   void load_weights();
-  Tensor upload_i32(const std::vector<int32_t>& v);
 
   ModelConfig cfg_;
   DecoderOptions opt_;
@@ -65,7 +65,12 @@ class DecoderModel final : public Model {
   Tensor embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   RopeTable rope_;
+  Workspace ws_{*be_};
 };
+
+// Workspace slots of the forward pass.
+enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
+                     kH, kX, kQ, kK, kV, kAttn, kGate, kUp, kSel, kLogits };
 
 // Random weights for benchmarks: uniform in [-a, a], norms near 1. Deterministic per name.
 Tensor random_weight(Backend& be, const std::string& name, std::initializer_list<int64_t> shape, DType dtype) {
@@ -145,13 +150,6 @@ void DecoderModel::load_weights() {
   }
 }
 
-Tensor DecoderModel::upload_i32(const std::vector<int32_t>& v) {
-  Tensor t = be_->alloc({static_cast<int64_t>(std::max<size_t>(1, v.size()))}, DType::I32);
-  if (!v.empty()) be_->copy_from_host(t, v.data(), v.size() * 4);
-  t.shape[0] = static_cast<int64_t>(v.size());
-  return t;
-}
-
 void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) {
   auto& cache = static_cast<PagedKvCache&>(cache_base);
   const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
@@ -163,26 +161,26 @@ void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vect
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
   AttentionMeta meta;
-  meta.query_start = upload_i32(b.query_start);
-  meta.seq_lens = upload_i32(b.seq_lens);
-  meta.block_tables = upload_i32(b.block_tables);
-  meta.slot_mapping = upload_i32(b.slot_mapping);
-  meta.positions = upload_i32(b.positions);
+  meta.query_start = ws_.upload_i32(kQueryStart, b.query_start);
+  meta.seq_lens = ws_.upload_i32(kSeqLens, b.seq_lens);
+  meta.block_tables = ws_.upload_i32(kBlockTables, b.block_tables);
+  meta.slot_mapping = ws_.upload_i32(kSlots, b.slot_mapping);
+  meta.positions = ws_.upload_i32(kPositions, b.positions);
   meta.num_seqs = b.num_seqs();
   meta.max_blocks_per_seq = b.max_blocks_per_seq;
   meta.block_size = cache.block_size();
   meta.host_query_start = b.query_start;
   meta.host_seq_lens = b.seq_lens;
-  Tensor ids = upload_i32(b.token_ids);
+  Tensor ids = ws_.upload_i32(kIds, b.token_ids);
 
-  Tensor h = be_->alloc({T, H}, DType::F32);
-  Tensor x = be_->alloc({T, H}, DType::F32);
-  Tensor q = be_->alloc({T, Hq * D}, DType::F32);
-  Tensor k = be_->alloc({T, Hk * D}, DType::F32);
-  Tensor v = be_->alloc({T, Hk * D}, DType::F32);
-  Tensor attn = be_->alloc({T, Hq * D}, DType::F32);
-  Tensor gate = be_->alloc({T, I}, DType::F32);
-  Tensor up = be_->alloc({T, I}, DType::F32);
+  Tensor h = ws_.get(kH, {T, H}, DType::F32);
+  Tensor x = ws_.get(kX, {T, H}, DType::F32);
+  Tensor q = ws_.get(kQ, {T, Hq * D}, DType::F32);
+  Tensor k = ws_.get(kK, {T, Hk * D}, DType::F32);
+  Tensor v = ws_.get(kV, {T, Hk * D}, DType::F32);
+  Tensor attn = ws_.get(kAttn, {T, Hq * D}, DType::F32);
+  Tensor gate = ws_.get(kGate, {T, I}, DType::F32);
+  Tensor up = ws_.get(kUp, {T, I}, DType::F32);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 
   be_->embedding(embed_, ids, h);
@@ -213,11 +211,11 @@ void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vect
   }
   logits.assign(static_cast<size_t>(R * cfg_.vocab_size), 0.0f);
   if (R == 0) return;
-  Tensor rows = upload_i32(b.logits_indices);
-  Tensor sel = be_->alloc({R, H}, DType::F32);
+  Tensor rows = ws_.upload_i32(kRows, b.logits_indices);
+  Tensor sel = ws_.get(kSel, {R, H}, DType::F32);
   be_->gather_rows(h, rows, sel);
   be_->rms_norm(sel, final_norm_, eps, sel);
-  Tensor out = be_->alloc({R, cfg_.vocab_size}, DType::F32);
+  Tensor out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
   be_->matmul(sel, lm_head_, nullptr, out);
   be_->copy_to_host(out, logits.data(), logits.size() * sizeof(float));
 }

@@ -1,0 +1,27 @@
+#include "models/workspace.h"
+
+namespace ferrum {
+
+Tensor Workspace::get(size_t slot, std::initializer_list<int64_t> shape, DType dtype) {
+  if (buffers_.size() <= slot) buffers_.resize(slot + 1);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const int64_t bytes = std::max<int64_t>(1, n) * static_cast<int64_t>(dtype_size(dtype));
+  Tensor& buf = buffers_[slot];
+  if (buf.empty() || static_cast<int64_t>(buf.nbytes()) < bytes)
+    buf = backend_.alloc({bytes + bytes / 4}, DType::U8);  // 25% headroom against regrowth
+  Tensor t = buf;
+  t.dtype = dtype;
+  t.ndim = static_cast<int>(shape.size());
+  int i = 0;
+  for (int64_t d : shape) t.shape[i++] = d;
+  return t;
+}
+
+Tensor Workspace::upload_i32(size_t slot, const std::vector<int32_t>& values) {
+  Tensor t = get(slot, {static_cast<int64_t>(values.size())}, DType::I32);
+  if (!values.empty()) backend_.copy_from_host(t, values.data(), values.size() * sizeof(int32_t));
+  return t;
+}
+
+}  // namespace ferrum
