@@ -58,8 +58,10 @@ class FakeChat : public server::ChatFormatter {
 
 class FakeStream : public RequestStream {
  public:
-  FakeStream(uint64_t id, std::vector<int32_t> prompt, SamplingParams p, int32_t cached)
-      : id_(id), prompt_(std::move(prompt)), params_(std::move(p)), cached_(cached), produced_(params_.n, 0) {}
+  // script: when set, the text every choice generates (one byte per token), ending with Stop.
+  FakeStream(uint64_t id, std::vector<int32_t> prompt, SamplingParams p, int32_t cached, std::string script = "")
+      : id_(id), prompt_(std::move(prompt)), params_(std::move(p)), cached_(cached), produced_(params_.n, 0),
+        script_(std::move(script)) {}
 
   std::optional<RequestOutput> next() override {
     std::unique_lock lock(mutex_);
@@ -84,11 +86,13 @@ class FakeStream : public RequestStream {
       if (aborted_) {
         d.finish_reason = FinishReason::Abort;
       } else {
-        int32_t tok = 'a' + (produced_[i] + i) % 26;
+        int32_t tok = script_.empty() ? 'a' + (produced_[i] + i) % 26 : static_cast<unsigned char>(script_[produced_[i]]);
         d.token_ids = {tok};
         d.text = std::string(1, static_cast<char>(tok));
         if (params_.logprobs) d.logprobs = {{tok, -0.5f, {{tok, -0.5f}, {'z', -2.f}}}};
-        if (++produced_[i] >= params_.max_tokens) d.finish_reason = FinishReason::Length;
+        ++produced_[i];
+        if (!script_.empty() && produced_[i] >= static_cast<int32_t>(script_.size())) d.finish_reason = FinishReason::Stop;
+        else if (produced_[i] >= params_.max_tokens) d.finish_reason = FinishReason::Length;
         else done = false;
       }
       out.deltas.push_back(std::move(d));
@@ -109,6 +113,7 @@ class FakeStream : public RequestStream {
   SamplingParams params_;
   int32_t cached_;
   std::vector<int32_t> produced_;
+  std::string script_;
   std::atomic<bool> aborted_{false};
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -128,7 +133,7 @@ class FakeEngine : public Engine {
     if (prompt.empty()) throw InvalidRequest("empty prompt");
     int32_t cached = seen_.count(prompt) ? static_cast<int32_t>(prompt.size()) : 0;
     seen_.insert(prompt);
-    auto s = std::make_shared<FakeStream>(++next_id_, std::move(prompt), params, cached);
+    auto s = std::make_shared<FakeStream>(++next_id_, std::move(prompt), params, cached, script_);
     active_.push_back(s);
     last_params_ = params;
     ++submitted_;
@@ -146,6 +151,10 @@ class FakeEngine : public Engine {
   void shutdown() override {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
+  }
+  void set_script(std::string text) {
+    std::lock_guard lock(mutex_);
+    script_ = std::move(text);
   }
   SamplingParams last_params() const {
     std::lock_guard lock(mutex_);
@@ -178,6 +187,7 @@ class FakeEngine : public Engine {
   std::list<std::shared_ptr<FakeStream>> active_;
   std::set<std::vector<int32_t>> seen_;
   SamplingParams last_params_;
+  std::string script_;
   int submitted_ = 0;
   uint64_t next_id_ = 0;
   std::atomic<bool> stop_{false};

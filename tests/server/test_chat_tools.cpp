@@ -1,0 +1,101 @@
+// Reasoning and tool calls end to end through the server, with the chat component's template
+// and output parser and a fake engine that "generates" a scripted reply.
+#include <gtest/gtest.h>
+
+#include "server/template_chat.h"
+#include "server_fixture.h"
+
+using namespace ferrum;
+using namespace ferrum::server;
+using namespace ferrum::testing;
+
+namespace {
+
+const char* kTemplate =
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+    "{% if tools %}[tools:{% for t in tools %}{{ t.function.name }}{% endfor %}]{% endif %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}";
+
+const char* kScript =
+    "<think>need the weather</think>\n\n"
+    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+
+class ToolsFixture : public ServerFixture {
+ protected:
+  void start_with(chat::ToolCallFormat format) {
+    chat_ = std::make_shared<TemplateChatFormatter>(
+        chat::ChatTemplate({{"default", kTemplate}}, ordered_json{{"bos_token", "<s>"}}), /*reasoning=*/true, format);
+    start();
+    engine_->set_script(kScript);
+  }
+  static json request(json extra = json::object()) {
+    json b = {{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "weather?"}}}}, {"max_tokens", 200},
+              {"tools", {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}}}}}}}}};
+    b.update(extra);
+    return b;
+  }
+};
+
+}  // namespace
+
+TEST_F(ToolsFixture, NonStreamedToolCallAndReasoning) {
+  start_with(chat::ToolCallFormat::Hermes);
+  auto r = post("/v1/chat/completions", request());
+  ASSERT_EQ(r.status, 200) << r.body;
+  json choice = body_json(r)["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  EXPECT_TRUE(choice["message"]["content"].is_null());
+  EXPECT_EQ(choice["message"]["reasoning_content"], "need the weather");
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u);
+  json call = choice["message"]["tool_calls"][0];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
+  EXPECT_FALSE(call["id"].get<std::string>().empty());
+  // The prompt carried the tools (the template lists them).
+  std::string prompt = "<user>weather?[tools:get_weather]<assistant>";
+  EXPECT_EQ(body_json(r)["usage"]["prompt_tokens"], prompt.size());
+}
+
+TEST_F(ToolsFixture, StreamedToolCallAndReasoning) {
+  start_with(chat::ToolCallFormat::Hermes);
+  auto r = post("/v1/chat/completions", request({{"stream", true}}));
+  ASSERT_EQ(r.status, 200);
+  std::string reasoning, content, finish;
+  json calls = json::array();
+  for (auto& ev : sse_payloads(r.body)) {
+    if (ev == "[DONE]") break;
+    json c = json::parse(ev)["choices"][0];
+    reasoning += c["delta"].value("reasoning_content", "");
+    if (c["delta"].contains("content")) content += c["delta"]["content"].get<std::string>();
+    if (c["delta"].contains("tool_calls"))
+      for (auto& t : c["delta"]["tool_calls"]) calls.push_back(t);
+    if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+  }
+  EXPECT_EQ(reasoning, "need the weather");
+  EXPECT_EQ(content, "");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["index"], 0);
+  EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>())["city"], "Paris");
+  EXPECT_EQ(finish, "tool_calls");
+}
+
+TEST_F(ToolsFixture, ToolChoiceNoneLeavesToolsOut) {
+  start_with(chat::ToolCallFormat::Hermes);
+  auto r = post("/v1/chat/completions", request({{"tool_choice", "none"}}));
+  ASSERT_EQ(r.status, 200);
+  json j = body_json(r);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], std::string("<user>weather?<assistant>").size());
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  EXPECT_NE(j["choices"][0]["message"]["content"].get<std::string>().find("<tool_call>"), std::string::npos);
+  EXPECT_FALSE(j["choices"][0]["message"].contains("tool_calls"));
+}
+
+TEST_F(ToolsFixture, ModelWithoutToolFormatRefusesTools) {
+  start_with(chat::ToolCallFormat::None);
+  auto r = post("/v1/chat/completions", request());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body_json(r)["error"]["param"], "tools");
+  EXPECT_EQ(post("/v1/chat/completions", request({{"tool_choice", "none"}})).status, 200);
+}
