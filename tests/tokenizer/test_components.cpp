@@ -3,6 +3,9 @@
 // vocabularies of test_hf_parity.cpp do not exercise.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "core/error.h"
 #include "core/json.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -145,6 +148,27 @@ TEST(Loading, UnsupportedPiecesFailClearly) {
   t["model"]["type"] = "Unigram";
   EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
   EXPECT_THROW(ferrum::Tokenizer::from_dir("/nonexistent"), ferrum::Error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Concurrency, EncodeFromManyThreadsAgrees) {
+  const ferrum::HfTokenizer tok(tiny_tokenizer(json::array({added("<m>", 20, false, false, false)})), nullptr);
+  const std::vector<std::string> texts = {"abc abc", "a<m>bcc", "ccc bbb aaa", "\u00e9A<m>", "ab ab ab c"};
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& t : texts) expected.push_back(tok.encode(t));
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&] {
+      for (int round = 0; round < 500; ++round)
+        for (size_t i = 0; i < texts.size(); ++i)
+          if (tok.encode(texts[i]) != expected[i]) ++mismatches;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
