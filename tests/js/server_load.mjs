@@ -9,7 +9,9 @@ const CONCURRENT = Number(process.env.FERRUM_LOAD_CONCURRENCY || 256);
 const MAX_TOKENS = 16;
 const prompts = Array.from({ length: 8 }, (_, i) => `Story number ${i}: once upon a time`);
 
-await test(`${CONCURRENT} concurrent streams complete with the right tokens`, async () => {
+const SMALL_QUEUE = Boolean(process.env.FERRUM_SMALL_QUEUE);  // the server runs with --max-waiting 2
+
+if (!SMALL_QUEUE) await test(`${CONCURRENT} concurrent streams complete with the right tokens`, async () => {
   const alone = [];
   for (const p of prompts) {
     const r = await client.completions.create({ model: MODEL_NAME, prompt: p, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true });
@@ -44,7 +46,7 @@ await test(`${CONCURRENT} concurrent streams complete with the right tokens`, as
   console.log(`     ${CONCURRENT} streams in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });
 
-await test("disconnecting clients free their KV blocks", async () => {
+if (!SMALL_QUEUE) await test("disconnecting clients free their KV blocks", async () => {
   const N = 16, MAX = 220;
   const before = await metric("ferrum_kv_cache_blocks_used");
   const abortsBefore = await metric('ferrum_request_success_total{finished_reason="abort"}') || 0;
@@ -76,6 +78,18 @@ await test("disconnecting clients free their KV blocks", async () => {
   assert(aborted >= 1, "no request ended as aborted");
   assert(generated < N * MAX, `the disconnected requests generated all ${N * MAX} tokens anyway`);
   console.log(`     ${aborted}/${N} aborted mid-stream, ${generated} of ${N * MAX} tokens generated`);
+});
+
+if (SMALL_QUEUE) await test("a full waiting queue answers 503 with Retry-After", async () => {
+  const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => fetch(URL_BASE + "/v1/completions", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: `Queue ${i}`, max_tokens: 100, ignore_eos: true }),
+  }).then(async (r) => ({ status: r.status, retry: r.headers.get("retry-after"), body: await r.json() }))));
+  const full = rs.filter((r) => r.status === 503);
+  assert(full.length > 0, "no 503 with a queue of 2");
+  assert(full.every((r) => Number(r.retry) >= 1 && typeof r.body.error.message === "string"), "503 without Retry-After or error body");
+  assert(rs.every((r) => r.status === 200 || r.status === 503), "only 200 or 503");
+  assert(rs.some((r) => r.status === 200), "none served");
 });
 
 finish();

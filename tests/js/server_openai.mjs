@@ -165,6 +165,24 @@ await test("stop strings cut the text and are not returned", async () => {
   eq(c.choices[0].message.content, greedyText.slice(0, greedyText.indexOf(greedyText.slice(4, 6))));
 });
 
+await test("logit_bias, min_tokens and penalties reach the sampler", async () => {
+  // A +100 bias makes one token certain: greedy output repeats it.
+  const id = reference.encode(" sea", { add_special_tokens: false })[0];
+  const text = reference.decode([id]);
+  const r = await client.completions.create({ ...greedy, prompt: "Hi", max_tokens: 4, logit_bias: { [id]: 100 } });
+  eq(r.choices[0].text, text.repeat(4), "biased text");
+  // A -100 bias on the greedy first token changes the first token.
+  const base = await client.completions.create({ ...greedy, prompt: "Hi", max_tokens: 1, logprobs: 1 });
+  const first = reference.encode(base.choices[0].text, { add_special_tokens: false })[0];
+  const banned = await client.completions.create({ ...greedy, prompt: "Hi", max_tokens: 1, logit_bias: { [first]: -100 } });
+  assert(banned.choices[0].text !== base.choices[0].text, "a -100 bias did not ban the greedy token");
+  // Without ignore_eos, min_tokens holds EOS back: the reply is at least that long.
+  const m = await client.completions.create({ model: MODEL_NAME, prompt: "Hi", temperature: 0, max_tokens: 20, min_tokens: 20 });
+  eq(m.usage.completion_tokens, 20);
+  const p = await client.completions.create({ ...greedy, prompt: "Hi", max_tokens: 16, frequency_penalty: 2, presence_penalty: 2, repetition_penalty: 1.3, top_k: 5, min_p: 0.05, top_p: 0.9 });
+  eq(p.usage.completion_tokens, 16);
+});
+
 async function expectStatus(promise, status, contains) {
   try {
     await promise;

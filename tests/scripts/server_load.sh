@@ -3,4 +3,8 @@ source "$(dirname "$0")/server_common.bash"
 start_server --max-num-seqs 64
 node tests/js/server_load.mjs
 stop_server
+# A tiny waiting queue: floods get 503 + Retry-After, the rest is served.
+start_server --max-num-seqs 1 --max-waiting 2
+FERRUM_SMALL_QUEUE=1 node tests/js/server_load.mjs
+stop_server
 echo "PASS"
