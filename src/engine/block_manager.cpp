@@ -17,7 +17,16 @@ BlockManager::BlockManager(int32_t num_blocks, int32_t block_size, bool enable_p
     : block_size_(block_size), prefix_caching_(enable_prefix_caching), blocks_(num_blocks) {
   FERRUM_CHECK(num_blocks > 0 && block_size > 0, "KV pool needs at least one block (got {} of {})",
                num_blocks, block_size);
-  for (int32_t b = 0; b < num_blocks; ++b) push_back(b);
+  reset();
+}
+
+void BlockManager::reset() {
+  const size_t n = blocks_.size();
+  blocks_.assign(n, Block{});
+  cache_.clear();
+  head_ = tail_ = -1;
+  num_free_ = 0;
+  for (int32_t b = 0; b < static_cast<int32_t>(n); ++b) push_back(b);
 }
 
 // ---- free queue (intrusive doubly linked list, O(1) everywhere) ----

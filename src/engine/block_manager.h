@@ -47,6 +47,8 @@ class BlockManager {
   void allocate(Sequence& seq, int32_t num_new_tokens);
   // Drops all of seq's references; blocks reaching zero go to the free queue.
   void free(Sequence& seq);
+  // Every block free and uncached again (after an internal error dropped all sequences).
+  void reset();
   // Registers seq's full, computed blocks in the prefix cache (after a step ran them).
   void cache_full_blocks(Sequence& seq);
 

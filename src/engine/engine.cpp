@@ -173,7 +173,7 @@ class EngineImpl final : public Engine {
       } catch (const std::exception& e) {
         // Unexpected: the KV state can no longer be trusted, so end every request.
         log::error("engine step failed: {}", e.what());
-        finish_all(FinishReason::Error, std::string("engine error: ") + e.what());
+        fail_everything(std::string("engine error: ") + e.what());
       }
       publish_stats();
     }
@@ -203,6 +203,32 @@ class EngineImpl final : public Engine {
       seq->error = error;
     }
     emit(req);
+  }
+
+  // Last resort after an internal error: close every stream without trusting any state.
+  void fail_everything(const std::string& error) noexcept {
+    try {
+      finish_all(FinishReason::Error, error);
+      return;
+    } catch (const std::exception& e) {
+      log::error("engine cleanup failed: {}", e.what());
+    }
+    for (auto& [id, req] : requests_) {
+      RequestOutput out;
+      out.finished = true;
+      for (auto& seq : req->seqs) {
+        if (seq->retired) continue;
+        CompletionDelta d;
+        d.index = seq->index;
+        d.finish_reason = FinishReason::Error;
+        d.error = error;
+        out.deltas.push_back(std::move(d));
+      }
+      req->channel->push(std::move(out));
+    }
+    requests_.clear();
+    scheduler_.clear();  // it held pointers into the requests just dropped
+    blocks_.reset();
   }
 
   void finish_all(FinishReason reason, const std::string& error) {

@@ -27,6 +27,11 @@ void Scheduler::remove(Sequence* seq) {
   seq->status = SequenceStatus::Finished;
 }
 
+void Scheduler::clear() {
+  running_.clear();
+  waiting_.clear();
+}
+
 void Scheduler::preempt(Sequence* seq, SchedulerOutput& out) {
   FERRUM_CHECK(!running_.empty() && running_.back() == seq, "preempt: not the newest running");
   running_.pop_back();

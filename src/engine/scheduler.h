@@ -41,6 +41,7 @@ class Scheduler {
 
   void add(Sequence* seq);       // to the back of the waiting queue
   void remove(Sequence* seq);    // finished or aborted: out of the queues, blocks freed
+  void clear();                  // forgets every sequence (after an internal error; blocks untouched)
   SchedulerOutput schedule();
   // After the step ran: advances num_computed_tokens and offers full blocks to the cache.
   void on_step_done(const SchedulerOutput& out);

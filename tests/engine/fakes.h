@@ -89,6 +89,7 @@ class FakeModel : public Model {
       std::unique_lock lk(gate_mu_);
       gate_cv_.wait(lk, [&] { return !paused_; });
     }
+    if (throw_once.exchange(false)) fail("FakeModel: injected forward failure");
     if (int us = step_delay_us.load(); us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
     auto& kv = static_cast<FakeKvCache&>(cache);
     const int32_t bs = kv.block_size();
@@ -130,7 +131,8 @@ class FakeModel : public Model {
 
   std::atomic<int64_t> forward_calls{0}, tokens_seen{0}, violations{0};
   std::atomic<int32_t> max_seqs_in_batch{0}, max_tokens_in_batch{0};
-  std::atomic<int> step_delay_us{0};  // makes a step slow enough to abort mid-request
+  std::atomic<int> step_delay_us{0};
+  std::atomic<bool> throw_once{false};  // the next forward() throws  // makes a step slow enough to abort mid-request
 
  private:
   ModelConfig config_;

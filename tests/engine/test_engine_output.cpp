@@ -204,6 +204,18 @@ TEST(EngineOutput, AbortFreesTheBlocksAndEndsTheStream) {
   EXPECT_EQ(f.engine->stats().kv_blocks_used, 0);
 }
 
+TEST(EngineOutput, ModelFailureEndsTheStepsRequestsAndTheEngineGoesOn) {
+  Fixture f;
+  f.model->throw_once = true;
+  auto failed = f.run({3, 4, 5}, greedy(5)).completions[0];
+  EXPECT_EQ(failed.finish, FinishReason::Error);
+  EXPECT_NE(failed.error.find("injected forward failure"), std::string::npos) << failed.error;
+  auto ok = f.run({3, 4, 5}, greedy(5));
+  EXPECT_EQ(ok.completions[0].tokens, reference_greedy({3, 4, 5}, 5, *f.model, *f.tok, true).tokens);
+  for (int i = 0; i < 200 && f.engine->stats().kv_blocks_used > 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(f.engine->stats().kv_blocks_used, 0);
+}
+
 TEST(EngineOutput, IdleEngineDoesNotStep) {
   Fixture f;
   f.run({3, 4, 5}, greedy(5));
