@@ -13,7 +13,7 @@ namespace ferrum::chat::jinja {
 struct RenderLimits {
   size_t max_output_bytes = size_t(64) << 20;   // also bounds every intermediate string
   int max_call_depth = 64;                      // nested macro / caller calls
-  uint64_t max_loop_iterations = 10'000'000;    // summed over all loops of one render
+  uint64_t max_loop_iterations = 1000000;       // summed over all loops of one render
 };
 
 class Template {
