@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "server/api_error.h"
+#include "core/error.h"
+#include "server/model_loader.h"
 #include "server/openai_request.h"
 
 using namespace ferrum;
@@ -231,4 +233,13 @@ TEST(OpenAiRequest, FitToContext) {
   auto r3 = parse_chat_request(chat_body(), 1000);
   EXPECT_THROW(fit_to_context(r3, 100, 100), ApiError);
   EXPECT_THROW(fit_to_context(r3, 0, 100), ApiError);
+}
+
+TEST(ModelLoader, ByteSizes) {
+  EXPECT_EQ(ferrum::server::parse_byte_size("4GiB"), 4ull << 30);
+  EXPECT_EQ(ferrum::server::parse_byte_size("512MiB"), 512ull << 20);
+  EXPECT_EQ(ferrum::server::parse_byte_size("2G"), 2000000000ull);
+  EXPECT_EQ(ferrum::server::parse_byte_size("1.5 GB"), 1500000000ull);
+  EXPECT_EQ(ferrum::server::parse_byte_size("1000"), 1000ull);
+  for (const char* bad : {"", "abc", "-1G", "4XB", "0", "1e30"}) EXPECT_THROW(ferrum::server::parse_byte_size(bad), ferrum::Error) << bad;
 }
