@@ -1,11 +1,15 @@
-// Golden tests: real chat templates x conversations, rendered by ferrum and by
-// @huggingface/jinja under node; the outputs must be byte-identical, and a conversation the
-// reference rejects (raise_exception) must be rejected by ferrum too. The same cases are also
-// checked against Python jinja2 with transformers' settings (jinja2_reference.json, stored by
-// tools/gen_chat_template_jinja2_reference.py); on these templates both references agree.
+// Golden tests: real chat templates x conversations (fixtures/chat_templates).
+//
+// Two references render the same cases: Python jinja2 configured as transformers configures it
+// (jinja2_reference.json, stored by tools/gen_chat_template_jinja2_reference.py; this is what
+// apply_chat_template produces, so ferrum must match it byte for byte, errors included) and
+// @huggingface/jinja run live under node (render_chat_templates.mjs). The two agree on every
+// case except the ones in kKnownDivergences, where @huggingface/jinja 0.5.11 departs from
+// jinja2; any other disagreement fails the test, so a reference drifting is noticed.
 #include <gtest/gtest.h>
 
 #include <ctime>
+#include <set>
 
 #include "chat/chat_template.h"
 #include "core/error.h"
@@ -17,8 +21,33 @@ namespace {
 using testing::fixtures_dir;
 using testing::read_file;
 
+struct Divergence {
+  const char* template_name;  // "*" for any
+  const char* case_name;      // "*" for any
+  const char* why;
+};
+
+const Divergence kKnownDivergences[] = {
+    {"*", "tool_call_string_arguments",
+     "the assistant turn has content: null (as OpenAI clients send with tool_calls); @huggingface/jinja raises on "
+     "null in `+` and `|trim`, where jinja2 prints None (Llama 3) or raises a different TypeError"},
+    {"deepseek_r1_distill", "tool_call_and_result",
+     "str + dict: jinja2 raises TypeError, @huggingface/jinja concatenates '[object Map]'"},
+    {"deepseek_r1_distill", "tool_result_then_answer",
+     "str + dict: jinja2 raises TypeError, @huggingface/jinja concatenates '[object Map]'"},
+    {"mistral_small_3_1", "*",
+     "a backslash-newline inside a string literal: jinja2 (Python's unicode-escape) drops it as a line "
+     "continuation, @huggingface/jinja rejects the template"},
+};
+
+bool known_divergence(const std::string& t, const std::string& c) {
+  for (const auto& d : kKnownDivergences)
+    if ((d.template_name == std::string("*") || t == d.template_name) && (d.case_name == std::string("*") || c == d.case_name))
+      return true;
+  return false;
+}
+
 ordered_json manifest() { return ordered_json::parse(read_file(fixtures_dir() + "/manifest.json")); }
-ordered_json conversations() { return ordered_json::parse(read_file(fixtures_dir() + "/conversations.json")); }
 
 std::vector<std::string> template_names() {
   std::vector<std::string> names;
@@ -27,7 +56,7 @@ std::vector<std::string> template_names() {
   return names;
 }
 
-// The manifest's fixed date at noon local time, as the node side pins `new Date()`.
+// The manifest's fixed date at noon local time, as both references see it.
 std::time_t fixed_time() {
   std::string date = manifest()["fixed_date"].get<std::string>();
   std::tm tm{};
@@ -41,10 +70,11 @@ std::time_t fixed_time() {
 
 class GoldenTemplate : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(GoldenTemplate, MatchesReferenceRenderer) {
+TEST_P(GoldenTemplate, MatchesJinja2AndHuggingFaceJinja) {
   std::string error;
-  const json& reference = testing::reference_results(error);
+  const json& hf = testing::reference_results(error);
   ASSERT_TRUE(error.empty()) << error;
+  const json py = json::parse(read_file(fixtures_dir() + "/jinja2_reference.json"))["results"];
   const std::string name = GetParam();
   ordered_json entry, m = manifest();
   for (const auto& t : m["templates"])
@@ -52,46 +82,50 @@ TEST_P(GoldenTemplate, MatchesReferenceRenderer) {
   ordered_json special = ordered_json::object();
   if (!entry["bos_token"].is_null()) special["bos_token"] = entry["bos_token"];
   if (!entry["eos_token"].is_null()) special["eos_token"] = entry["eos_token"];
-  ChatTemplate tmpl({{"default", read_file(fixtures_dir() + "/" + name + ".jinja")}}, special);
+  const std::string source = read_file(fixtures_dir() + "/" + name + ".jinja");
+  ChatTemplate tmpl({{"default", source}}, special);
   tmpl.set_fixed_time(fixed_time());
 
-  json py = json::parse(read_file(fixtures_dir() + "/jinja2_reference.json"))["results"];
-  ordered_json convs = conversations();
-  int compared = 0;
+  ordered_json convs = ordered_json::parse(read_file(fixtures_dir() + "/conversations.json"));
+  int compared = 0, rendered = 0;
   for (const auto& c : convs["cases"]) {
-    std::string case_name = c["name"].get<std::string>();
+    const std::string case_name = c["name"].get<std::string>();
     SCOPED_TRACE(name + " / " + case_name);
-    ASSERT_TRUE(reference.contains(name) && reference[name].contains(case_name)) << "no reference output";
-    const json& ref = reference[name][case_name];
-    EXPECT_EQ(ref, py[name][case_name]) << "the references disagree: rerun tools/gen_chat_template_jinja2_reference.py";
+    ASSERT_TRUE(py.contains(name) && py[name].contains(case_name))
+        << "no jinja2 reference: rerun tools/gen_chat_template_jinja2_reference.py";
+    ASSERT_TRUE(hf.contains(name) && hf[name].contains(case_name)) << "no @huggingface/jinja output";
+    const json& expected = py[name][case_name];
+    if (hf[name][case_name] != expected) {
+      EXPECT_TRUE(known_divergence(name, case_name))
+          << "the references disagree:\njinja2: " << expected.dump() << "\n@huggingface/jinja: " << hf[name][case_name].dump();
+    }
     ChatRequest req;
     req.messages = c["messages"];
     if (c.value("use_tools", false)) req.tools = convs["tools"];
     req.add_generation_prompt = c["add_generation_prompt"].get<bool>();
     if (c.contains("kwargs")) req.kwargs = c["kwargs"];
-    if (ref.contains("error")) {
-      // The reference raised (the template's raise_exception): ferrum must fail with it too.
+    if (expected.contains("error")) {
+      // transformers fails on this conversation; ferrum must refuse it too, and with the
+      // template's own message when it is one (raise_exception).
+      const std::string msg = expected["error"].get<std::string>();
       try {
         std::string out = tmpl.render(req);
-        ADD_FAILURE() << "reference failed with '" << ref["error"].get<std::string>() << "' but ferrum rendered:\n"
-                      << out;
+        ADD_FAILURE() << "jinja2 failed with '" << msg << "' but ferrum rendered:\n" << out;
       } catch (const InvalidRequest& e) {
-        EXPECT_NE(std::string(e.what()).find(ref["error"].get<std::string>()), std::string::npos)
-            << "ferrum: " << e.what() << "\nreference: " << ref["error"].get<std::string>();
+        if (source.find(msg) != std::string::npos) EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
       }
     } else {
-      std::string out;
       try {
-        out = tmpl.render(req);
+        EXPECT_EQ(tmpl.render(req), expected["text"].get<std::string>());
+        ++rendered;
       } catch (const std::exception& e) {
         ADD_FAILURE() << "ferrum failed: " << e.what();
-        continue;
       }
-      EXPECT_EQ(out, ref["text"].get<std::string>());
     }
     ++compared;
   }
   EXPECT_GE(compared, 8);
+  EXPECT_GE(rendered, 8);  // at least 8 conversations per template render (not only errors)
 }
 
 INSTANTIATE_TEST_SUITE_P(RealTemplates, GoldenTemplate, ::testing::ValuesIn(template_names()),
