@@ -128,8 +128,9 @@ SchedulerOutput Scheduler::schedule() {
     }
   }
 
-  // 3. Forward progress: never return an empty step while work remains.
-  if (out.scheduled.empty() && out.failed.empty() && !waiting_.empty()) {
+  // 3. Forward progress: never return an empty step while work remains. (A step that only
+  // preempted has freed blocks: the next one can admit.)
+  if (out.scheduled.empty() && out.failed.empty() && out.preempted.empty() && !waiting_.empty()) {
     Sequence* head = waiting_.front();
     waiting_.pop_front();
     head->status = SequenceStatus::Finished;
