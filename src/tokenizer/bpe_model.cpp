@@ -63,24 +63,26 @@ BpeModel::BpeModel(const json& spec) {
 void BpeModel::load_merges(const json& merges) {
   merges_.reserve(merges.size());
   const size_t prefix_len = continuing_subword_prefix_.size();
+  std::string merged;
   int32_t rank = 0;
   for (const auto& m : merges) {
-    std::string a, b;
+    std::string_view a, b;
     if (m.is_string()) {  // "a b"
-      const auto& s = m.get_ref<const std::string&>();
+      const std::string_view s = m.get_ref<const std::string&>();
       const size_t sp = s.find(' ');
-      if (sp == std::string::npos) fail("tokenizer: malformed merge '{}'", s);
+      if (sp == std::string_view::npos) fail("tokenizer: malformed merge '{}'", s);
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2) {  // ["a", "b"]
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {  // ["a", "b"]
+      a = m[0].get_ref<const std::string&>();
+      b = m[1].get_ref<const std::string&>();
     } else {
       fail("tokenizer: malformed merge {}", m.dump());
     }
     const auto ia = vocab_.find(a), ib = vocab_.find(b);
     if (ia == vocab_.end() || ib == vocab_.end()) fail("tokenizer: merge '{} {}' uses a token outside the vocabulary", a, b);
-    const std::string merged = a + (b.size() >= prefix_len ? b.substr(prefix_len) : b);
+    merged.assign(a);
+    merged.append(b.size() >= prefix_len ? b.substr(prefix_len) : b);
     const auto im = vocab_.find(merged);
     if (im == vocab_.end()) fail("tokenizer: merge result '{}' is not in the vocabulary", merged);
     merges_[pair_key(ia->second, ib->second)] = {rank++, im->second};
