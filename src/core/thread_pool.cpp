@@ -12,12 +12,15 @@
 
 namespace ferrum {
 namespace {
-constexpr auto kSpin = std::chrono::microseconds(2000);  // spin this long before sleeping
-}
+using Clock = std::chrono::steady_clock;
+constexpr auto kSpinPause = std::chrono::microseconds(50);   // then yield to other processes
+constexpr auto kSpinYield = std::chrono::microseconds(2000);  // then sleep
+constexpr int64_t kChunksPerThread = 4;
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -29,11 +32,21 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::run_chunks() {
+  for (;;) {
+    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_acq_rel);
+    if (c >= job_chunks_ || c >= kClosed) return;
+    const int64_t begin = c * job_chunk_;
+    (*job_)(begin, std::min(job_n_, begin + job_chunk_));
+    done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t threads = size();
-  int64_t chunk = (n + threads - 1) / threads;
+  const int64_t parts = static_cast<int64_t>(size()) * kChunksPerThread;
+  int64_t chunk = (n + parts - 1) / parts;
   chunk = (chunk + grain - 1) / grain * grain;
   if (workers_.empty() || chunk >= n) {
     fn(0, n);
@@ -42,38 +55,42 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   job_ = &fn;
   job_n_ = n;
   job_chunk_ = chunk;
-  pending_.store(static_cast<int>(workers_.size()));
-  generation_.fetch_add(1);  // publishes the job (seq_cst)
+  job_chunks_ = (n + chunk - 1) / chunk;
+  done_chunks_.store(0, std::memory_order_relaxed);
+  next_chunk_.store(0, std::memory_order_release);  // opens the job
+  generation_.fetch_add(1);                          // wakes spinning workers (seq_cst)
   if (sleepers_.load() > 0) {
     std::lock_guard lock(mutex_);  // a worker between its check and its wait holds this
     wake_cv_.notify_all();
   }
-  fn(0, std::min(n, chunk));  // the caller takes chunk 0
-  while (pending_.load(std::memory_order_acquire) != 0) FERRUM_PAUSE();
-  job_ = nullptr;
+  run_chunks();
+  while (done_chunks_.load(std::memory_order_acquire) < job_chunks_) FERRUM_PAUSE();
+  next_chunk_.store(kClosed, std::memory_order_release);
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop() {
+  uint64_t seen = generation_.load();
   for (;;) {
-    // Spin briefly for the next job, then sleep until one comes.
-    auto spin_start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
-      FERRUM_PAUSE();
-      if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spin_start > kSpin) {
+      if (++spins % 64 != 0) {
+        FERRUM_PAUSE();
+        continue;
+      }
+      const auto waited = Clock::now() - start;
+      if (waited > kSpinYield) {
         std::unique_lock lock(mutex_);
         sleepers_.fetch_add(1);
         wake_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
         sleepers_.fetch_sub(1);
+      } else if (waited > kSpinPause) {
+        std::this_thread::yield();
       }
     }
     if (stop_) return;
     seen = generation_.load(std::memory_order_acquire);
-    const int64_t begin = std::min(job_n_, job_chunk_ * index);
-    const int64_t end = std::min(job_n_, begin + job_chunk_);
-    if (begin < end) (*job_)(begin, end);
-    pending_.fetch_sub(1, std::memory_order_release);
+    run_chunks();
   }
 }
 
