@@ -33,6 +33,9 @@ BpeModel::BpeModel(const json& spec) {
     vocab_.emplace(token, i);
     max_id = std::max(max_id, i);
   }
+  // Ids index a table: a stray huge id must not allocate gigabytes.
+  if (static_cast<size_t>(max_id) >= 2 * vocab_.size() + (1u << 20))
+    fail("tokenizer: vocabulary id {} is far beyond its {} entries", max_id, vocab_.size());
   id_to_token_.resize(static_cast<size_t>(max_id + 1));
   for (const auto& [token, id] : vocab_) id_to_token_[static_cast<size_t>(id)] = token;
 

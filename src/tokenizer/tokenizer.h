@@ -23,6 +23,8 @@ class Tokenizer {
 
   // add_special_tokens: apply the post-processor (BOS etc.), as HF's tokenizer(text).
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const = 0;
+  // As `tokenizers` decodes: transformers' clean_up_tokenization_spaces is not applied, bytes
+  // that do not form UTF-8 come out as U+FFFD, and ids outside the vocabulary are skipped.
   virtual std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const = 0;
 
   virtual int32_t vocab_size() const = 0;  // including added tokens

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "core/error.h"
@@ -148,6 +149,42 @@ TEST(Loading, UnsupportedPiecesFailClearly) {
   t["model"]["type"] = "Unigram";
   EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
   EXPECT_THROW(ferrum::Tokenizer::from_dir("/nonexistent"), ferrum::Error);
+  t = tiny_tokenizer(json::array());
+  t["model"]["vocab"]["huge"] = 2000000000;
+  EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
+  t = tiny_tokenizer(json::array());
+  t["model"]["merges"] = json::array({"a"});
+  EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
+  t = tiny_tokenizer(json::array());
+  t["model"]["vocab"] = json::array({1, 2});
+  EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
+  t = tiny_tokenizer(json::array());
+  t["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
+  // tokenizer_config.json asking for a BOS the vocabulary lacks.
+  EXPECT_THROW(ferrum::HfTokenizer(tiny_tokenizer(json::array()), {{"add_bos_token", true}, {"bos_token", "<s>"}}),
+               ferrum::Error);
+}
+
+TEST(Loading, TruncatedFileFailsWithItsName) {
+  const std::string path = std::string(FERRUM_BINARY_DIR) + "/truncated_tokenizer.json";
+  {
+    std::ofstream out(path);
+    out << R"({"model": {"type": "BPE", "vocab": {"a": 0)";
+  }
+  try {
+    ferrum::Tokenizer::from_files(path);
+    FAIL() << "expected an error";
+  } catch (const ferrum::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated_tokenizer.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Encode, InvalidUtf8IsReadAsReplacementCharacters) {
+  ferrum::HfTokenizer tok(tiny_tokenizer(json::array()), nullptr);
+  // U+FFFD is unknown to the tiny vocabulary and has no byte tokens: one fused unk.
+  EXPECT_EQ(tok.encode("a\xff\xfe"), (std::vector<int32_t>{1, 0}));
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{1, 999999, -5}), "a");  // unknown ids are skipped
 }
 
 }  // namespace
