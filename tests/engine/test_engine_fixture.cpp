@@ -1,6 +1,6 @@
 // The engine with the real CPU models on the tiny fixture checkpoints: greedy ids must equal
 // transformers' (tests/fixtures/models/*/reference.json) for 16 concurrent requests, under
-// chunked prefill, prefix-cache hits and preemption.
+// chunked prefill, prefix-cache hits and preemption, and the streamed text its decode.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "engine_test_util.h"
 #include "models/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace ferrum::testing {
 namespace {
@@ -17,6 +18,7 @@ namespace fs = std::filesystem;
 
 struct Reference {
   std::vector<int32_t> prompt, greedy;
+  std::string greedy_text;  // transformers' tok.decode(greedy_ids)
 };
 
 std::vector<Reference> load_references(const fs::path& dir) {
@@ -24,7 +26,8 @@ std::vector<Reference> load_references(const fs::path& dir) {
   json j = json::parse(in);
   std::vector<Reference> refs;
   for (const auto& p : j["prompts"])
-    refs.push_back({p["prompt_ids"].get<std::vector<int32_t>>(), p["greedy_ids"].get<std::vector<int32_t>>()});
+    refs.push_back({p["prompt_ids"].get<std::vector<int32_t>>(), p["greedy_ids"].get<std::vector<int32_t>>(),
+                    p["greedy_text"].get<std::string>()});
   return refs;
 }
 
@@ -41,7 +44,8 @@ TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {
   o.block_size = 16;
   o.max_num_batched_tokens = 40;  // prompts are chunked
   o.num_kv_blocks = 24;           // 16 requests need ~80 blocks at once: preemption
-  auto engine = Engine::create(model, nullptr, o);
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  auto engine = Engine::create(model, tok, o);
 
   std::vector<std::shared_ptr<RequestStream>> streams;
   std::vector<const Reference*> expected;
@@ -51,6 +55,7 @@ TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {
       p.temperature = 0.0f;
       p.ignore_eos = true;
       p.max_tokens = static_cast<int32_t>(r.greedy.size());
+      p.skip_special_tokens = false;  // as the reference's decode
       streams.push_back(engine->submit(r.prompt, p));
       expected.push_back(&r);
     }
@@ -58,6 +63,9 @@ TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {
   for (size_t i = 0; i < streams.size(); ++i) {
     auto c = collect(*streams[i]);
     EXPECT_EQ(c.completions[0].tokens, expected[i]->greedy) << GetParam() << " request " << i;
+    // The streamed pieces concatenate to transformers' decode of the same ids.
+    EXPECT_EQ(c.completions[0].text, expected[i]->greedy_text) << GetParam() << " request " << i;
+    for (const auto& piece : c.completions[0].pieces) EXPECT_TRUE(valid_utf8(piece));
   }
   auto s = engine->stats();
   EXPECT_GT(s.prefix_cache_hits, 0u);
