@@ -1,9 +1,11 @@
 // out[M, N] = x[M, K] @ w[N, K]^T on the CPU, with F32 / F16 / BF16 weights and F32 math.
 //
-// Decode (small M) is bound by reading the weights once: rows of w are converted on the fly
-// and each feeds up to 3 rows of x. Prefill (larger M) converts a block of w rows to F32 once
-// into a per-thread scratch buffer and reuses it for every row of x, so that the weights are
-// read from memory once per call whatever M is. Threads split N.
+// Decode (small M) is bound by reading the weights once. Each thread walks its rows of w one
+// at a time, front to back: a single sequential stream per core is what the hardware
+// prefetchers serve best (measured here: ~2x the bandwidth of interleaving 4 rows). Each row
+// of w feeds up to 4 rows of x. Prefill (larger M) converts a block of w rows to F32 once into
+// a per-thread scratch buffer and reuses it for every row of x in register tiles, so that the
+// weights are read from memory once per call whatever M is. Threads split N.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -90,6 +92,59 @@ void block(const float* x, int64_t M, int64_t ldx, const WT* w, int64_t ldw, DTy
   if (M - m == 1) row_group<1, WT>(x, ldx, w, ldw, wt, out, ldo, m, n0, n1, k0, k1, acc);
 }
 
+// Rows [n0, n1) of w, one at a time, against MB rows of x (MB <= 4).
+template <int MB, typename WT>
+void gemv_rows(const float* x, int64_t ldx, const WT* w, DType wt, int64_t K, float* out, int64_t ldo, int64_t n0,
+               int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const WT* wr = w + n * K;
+    float sums[MB];
+    int64_t k = 0;
+#if FERRUM_AVX2
+    __m256 acc[MB][2];
+    for (int m = 0; m < MB; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+    for (; k + 16 <= K; k += 16) {
+      __m256 w0, w1;
+      if constexpr (std::is_same_v<WT, float>) {
+        w0 = _mm256_loadu_ps(wr + k), w1 = _mm256_loadu_ps(wr + k + 8);
+      } else {
+        w0 = load8(wr + k, wt), w1 = load8(wr + k + 8, wt);
+      }
+      for (int m = 0; m < MB; ++m) {
+        acc[m][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + k), w0, acc[m][0]);
+        acc[m][1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + k + 8), w1, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < MB; ++m) sums[m] = hsum(_mm256_add_ps(acc[m][0], acc[m][1]));
+#else
+    for (int m = 0; m < MB; ++m) sums[m] = 0.0f;
+#endif
+    for (; k < K; ++k) {
+      float wv;
+      if constexpr (std::is_same_v<WT, float>) wv = wr[k];
+      else wv = to_f32(wr, wt, k);
+      for (int m = 0; m < MB; ++m) sums[m] += x[m * ldx + k] * wv;
+    }
+    for (int m = 0; m < MB; ++m) out[m * ldo + n] = sums[m];
+  }
+}
+
+template <typename WT>
+void gemv(const float* x, int64_t M, int64_t K, const WT* w, DType wt, float* out, int64_t N, int64_t n0, int64_t n1) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) gemv_rows<4, WT>(x + m * K, K, w, wt, K, out + m * N, N, n0, n1);
+  const float* xr = x + m * K;
+  float* o = out + m * N;
+  switch (M - m) {
+    case 3: gemv_rows<3, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
+    case 2: gemv_rows<2, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
+    case 1: gemv_rows<1, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
+    default: break;
+  }
+}
+
+constexpr int64_t kGemvMaxRows = 8;  // up to here each w row is streamed once per 4 rows of x
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
@@ -99,8 +154,14 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
   const float* xp = x.ptr<float>();
   float* op = out.ptr<float>();
   const DType wt = w.dtype;
-  // Prefill: convert w blocks to F32 once. Decode: convert while loading.
-  const bool convert = wt != DType::F32 && M >= 4;
+  if (M <= kGemvMaxRows) {
+    pool.parallel_for(N, kNBlock, [&](int64_t nb, int64_t ne) {
+      if (wt == DType::F32) gemv<float>(xp, M, K, w.ptr<float>(), wt, op, N, nb, ne);
+      else gemv<uint16_t>(xp, M, K, w.ptr<uint16_t>(), wt, op, N, nb, ne);
+    });
+  } else {
+  // Prefill: convert w blocks to F32 once into scratch and reuse them for every row of x.
+  const bool convert = wt != DType::F32;
   pool.parallel_for(N, kNBlock, [&](int64_t nb, int64_t ne) {
     thread_local std::vector<float> scratch;
     for (int64_t n0 = nb; n0 < ne; n0 += kNBlock) {
@@ -122,6 +183,7 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
       }
     }
   });
+  }
   if (bias) {
     for (int64_t n = 0; n < N; ++n) {
       const float b = to_f32(bias->data, bias->dtype, n);
