@@ -58,6 +58,20 @@ ChatTemplate::ChatTemplate(std::map<std::string, std::string> templates, ordered
     : sources_(std::move(templates)), special_tokens_(std::move(special_tokens)) {
   if (sources_.empty()) fail("no chat template given");
   if (!special_tokens_.is_object()) special_tokens_ = ordered_json::object();
+  // Parse everything now so that render() is const and safe to call from several threads; a
+  // template that does not parse reports its syntax error on each render.
+  for (const auto& [name, source] : sources_) {
+    try {
+      compiled_[name] = std::make_shared<jinja::Template>(source);
+    } catch (const Error& e) {
+      parse_errors_[name] = e.what();
+    }
+  }
+}
+
+const std::string* ChatTemplate::syntax_error(const std::string& name) const {
+  auto it = parse_errors_.find(name);
+  return it == parse_errors_.end() ? nullptr : &it->second;
 }
 
 ordered_json ChatTemplate::special_tokens_from_config(const ordered_json& config) {
@@ -113,11 +127,8 @@ const std::string& ChatTemplate::select(bool has_tools) const {
 }
 
 const jinja::Template& ChatTemplate::compiled(const std::string& name) const {
-  auto it = compiled_.find(name);
-  if (it != compiled_.end()) return *it->second;
-  auto tmpl = std::make_shared<jinja::Template>(sources_.at(name));
-  compiled_[name] = tmpl;
-  return *tmpl;
+  if (const std::string* err = syntax_error(name)) throw Error(*err);
+  return *compiled_.at(name);
 }
 
 std::string ChatTemplate::render(const ChatRequest& req) const {

@@ -37,8 +37,10 @@ class ChatTemplate {
   static ordered_json special_tokens_from_config(const ordered_json& config);
 
   // Renders the conversation; throws ferrum::InvalidRequest with the template's message on a
-  // syntax error, a runtime error or raise_exception.
+  // syntax error, a runtime error or raise_exception. Safe to call from several threads.
   std::string render(const ChatRequest& request) const;
+  // The syntax error of template `name` (see select()), or nullptr when it parsed.
+  const std::string* syntax_error(const std::string& name) const;
 
   // The template transformers would pick: "tool_use" when tools are given and it exists,
   // else "default".
@@ -46,6 +48,7 @@ class ChatTemplate {
   const ordered_json& special_tokens() const { return special_tokens_; }
 
   // Pins strftime_now to a moment (tests); by default it reads the clock.
+  // Configuration; call before sharing the template between threads.
   void set_fixed_time(std::time_t t) { fixed_time_ = t; }
   void set_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
 
@@ -53,7 +56,8 @@ class ChatTemplate {
   const jinja::Template& compiled(const std::string& name) const;
 
   std::map<std::string, std::string> sources_;
-  mutable std::map<std::string, std::shared_ptr<jinja::Template>> compiled_;
+  std::map<std::string, std::shared_ptr<const jinja::Template>> compiled_;
+  std::map<std::string, std::string> parse_errors_;
   ordered_json special_tokens_;
   std::optional<std::time_t> fixed_time_;
   jinja::RenderLimits limits_;

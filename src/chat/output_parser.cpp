@@ -196,8 +196,14 @@ void OutputParser::step(ParsedDelta& out, bool final) {
         if (!step_content(out, final)) return;
         continue;
       case Mode::HermesCall: {
-        size_t p = buf_.find(kHermesClose);
-        if (p == std::string::npos && !final) return;
+        // Search only the new text (plus a possible split tag) so long calls stay linear.
+        size_t from = scan_from_ > kHermesClose.size() ? scan_from_ - kHermesClose.size() : 0;
+        size_t p = buf_.find(kHermesClose, from);
+        if (p == std::string::npos && !final) {
+          scan_from_ = buf_.size();
+          return;
+        }
+        scan_from_ = 0;
         std::string body = buf_.substr(0, p);
         bool ok = add_call(out, body, false);
         if (!ok) emit_content(out, std::string(kHermesOpen) + buf_.substr(0, p == std::string::npos ? p : p + kHermesClose.size()));
@@ -223,6 +229,13 @@ void OutputParser::step(ParsedDelta& out, bool final) {
           return;
         }
         size_t consumed = buf_.size() - rest.size();
+        // A JSON value can only complete when a closing bracket arrives: skip rescanning
+        // otherwise, so that long arguments streamed in small deltas stay linear.
+        if (!final && scan_from_ > consumed && buf_.find_first_of("}]", scan_from_) == std::string::npos) {
+          scan_from_ = buf_.size();
+          return;
+        }
+        scan_from_ = buf_.size();
         bool ok = false;
         size_t end = kMalformed;
         if (rest.front() == '{' || rest.front() == '[') {
@@ -262,6 +275,7 @@ void OutputParser::step(ParsedDelta& out, bool final) {
           }
         }
         if (!ok) {
+          scan_from_ = 0;
           emit_content(out, raw_ + buf_);
           raw_.clear();
           buf_.clear();
@@ -269,6 +283,7 @@ void OutputParser::step(ParsedDelta& out, bool final) {
           return;
         }
         raw_.clear();
+        scan_from_ = 0;
         buf_.erase(0, consumed + end + 1);
         after_call_ = true;
         if (mistral) {
@@ -299,6 +314,7 @@ bool OutputParser::step_content(ParsedDelta& out, bool final) {
     if (rest.empty() && !final) return false;
     if (!rest.empty() && (rest.front() == '{' || starts_with(rest, kPythonTag))) {
       raw_.clear();
+      scan_from_ = 0;
       mode_ = Mode::JsonCalls;
       return true;
     }
@@ -321,6 +337,7 @@ bool OutputParser::step_content(ParsedDelta& out, bool final) {
     raw_ = std::string(marker);
     buf_.erase(0, p + marker.size());
     mode_ = marker == kHermesOpen ? Mode::HermesCall : Mode::MistralCalls;
+    scan_from_ = 0;
     return true;
   }
   size_t hold = final ? 0 : partial_tag(buf_, marker);
@@ -332,6 +349,12 @@ bool OutputParser::step_content(ParsedDelta& out, bool final) {
   emit_content(out, text);
   buf_.erase(0, buf_.size() - hold);
   return false;
+}
+
+bool prompt_opens_reasoning(std::string_view prompt, std::string_view think_open) {
+  size_t end = prompt.size();
+  while (end > 0 && is_ws(prompt[end - 1])) --end;
+  return end >= think_open.size() && prompt.substr(end - think_open.size(), think_open.size()) == think_open;
 }
 
 }  // namespace ferrum::chat

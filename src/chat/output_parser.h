@@ -65,8 +65,14 @@ class OutputParser {
   bool strip_leading_ = false;  // drop whitespace at the start of the next content/reasoning
   bool after_call_ = false;     // whitespace between tool calls is dropped
   bool content_started_ = false;
+  size_t scan_from_ = 0;        // buffer length already searched for a closing tag/bracket
   std::string raw_;            // the marker that opened the current tool-call block
   uint64_t rng_;
 };
+
+// Whether a rendered prompt ends inside an opened think block (DeepSeek-R1, Qwen3 thinking
+// templates that add "<think>\n" to the generation prompt): the model's output then starts
+// inside its reasoning, so pass starts_in_reasoning.
+bool prompt_opens_reasoning(std::string_view prompt, std::string_view think_open = "<think>");
 
 }  // namespace ferrum::chat

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "chat/chat_template.h"
 #include "core/error.h"
@@ -179,6 +180,27 @@ TEST(ChatTemplate, NormalizesStringToolCallArguments) {
   normalize_tool_call_arguments(msgs);
   EXPECT_EQ(msgs[0]["tool_calls"][0]["function"]["arguments"].dump(), R"({"b":1,"a":2})");
   EXPECT_EQ(msgs[0]["tool_calls"][1]["function"]["arguments"], "not json");
+}
+
+TEST(ChatTemplate, RendersConcurrentlyFromOneInstance) {
+  const ChatTemplate t({{"default", "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+                                    "{{ m.content | upper }}{% endfor %}{{ ns.n }}"}},
+                       ordered_json::object());
+  std::vector<std::thread> threads;
+  std::vector<int> ok(4, 0);
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (int i = 0; i < 200; ++i) ok[size_t(k)] += t.render(user_says("t" + std::to_string(k))) == "T" + std::to_string(k) + "1";
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int n : ok) EXPECT_EQ(n, 200);
+}
+
+TEST(ChatTemplate, SyntaxErrorIsReportedOnRender) {
+  ChatTemplate t({{"default", "{% if %}"}}, ordered_json::object());
+  ASSERT_NE(t.syntax_error("default"), nullptr);
+  EXPECT_THROW(t.render(user_says("x")), InvalidRequest);
 }
 
 TEST(ChatTemplateCli, LoadsRequestFilesAndRejectsBadOnes) {

@@ -8,7 +8,8 @@
 // None), keeps variables set inside a for body across iterations (set_scoping), and lacks
 // loop.cycle, str methods such as format/title/find, the select/reject/list filters on some
 // types, str * int, str < str, raw blocks, tests with a bare argument (divisibleby 3) and
-// float literals like 1e3. The real templates of the golden test never hit these.
+// float literals like 1e3, and it indexes and measures strings in UTF-16 code units (jinja2:
+// code points). The real templates of the golden test never hit these.
 #include <gtest/gtest.h>
 
 #include "chat/jinja_template.h"

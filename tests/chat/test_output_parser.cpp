@@ -161,5 +161,28 @@ TEST(OutputParser, NeverThrowsOnGarbage) {
   }
 }
 
+TEST(OutputParser, LongArgumentsStreamInLinearTime) {
+  std::string big(200000, 'x');
+  for (auto f : {ToolCallFormat::Hermes, ToolCallFormat::Llama3Json, ToolCallFormat::Mistral}) {
+    std::string text = f == ToolCallFormat::Hermes ? "<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"" + big + "\"}}</tool_call>"
+                       : f == ToolCallFormat::Mistral ? "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"s\": \"" + big + "\"}}]"
+                                                      : "{\"name\": \"f\", \"parameters\": {\"s\": \"" + big + "\"}}";
+    OutputParser p(opts(false, f));
+    ParsedDelta acc;
+    for (size_t i = 0; i < text.size(); i += 3) acc.append(p.feed(std::string_view(text).substr(i, 3)));
+    acc.append(p.finish());
+    ASSERT_EQ(acc.tool_calls.size(), 1u);
+    EXPECT_EQ(acc.tool_calls[0].arguments.size(), big.size() + 8);
+    EXPECT_TRUE(acc.content.empty());
+  }
+}
+
+TEST(OutputParser, PromptOpensReasoning) {
+  EXPECT_TRUE(prompt_opens_reasoning("<｜Assistant｜><think>\n"));
+  EXPECT_TRUE(prompt_opens_reasoning("<|im_start|>assistant\n<think>"));
+  EXPECT_FALSE(prompt_opens_reasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n"));
+  EXPECT_FALSE(prompt_opens_reasoning("<|im_start|>assistant\n"));
+}
+
 }  // namespace
 }  // namespace ferrum::chat

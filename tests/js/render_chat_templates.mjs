@@ -52,7 +52,7 @@ for (const t of manifest.templates) {
     if (context.bos_token === undefined) delete context.bos_token;
     if (context.eos_token === undefined) delete context.eos_token;
     try {
-      results[t.name][c.name] = { text: template.render(context) };
+      results[t.name][c.name] = { text: template.render(context).toWellFormed() };
     } catch (e) {
       results[t.name][c.name] = { error: String(e.message ?? e) };
     }
@@ -64,7 +64,9 @@ if (fs.existsSync(snippetsFile)) {
   results.__snippets__ = {};
   for (const s of JSON.parse(fs.readFileSync(snippetsFile, "utf8"))) {
     try {
-      results.__snippets__[s.name] = { text: new Template(s.template).render(structuredClone(s.context)) };
+      // Strings are UTF-16 in JS: indexing can split a surrogate pair, which JSON cannot carry
+      // to the C++ side; toWellFormed() turns such halves into U+FFFD.
+      results.__snippets__[s.name] = { text: new Template(s.template).render(structuredClone(s.context)).toWellFormed() };
     } catch (e) {
       results.__snippets__[s.name] = { error: String(e.message ?? e) };
     }
