@@ -88,7 +88,7 @@ void BpeModel::load_merges(const json& merges) {
     merged.append(b.size() >= prefix_len ? b.substr(prefix_len) : b);
     const auto im = vocab_.find(merged);
     if (im == vocab_.end()) fail("tokenizer: merge result '{}' is not in the vocabulary", merged);
-    merges_[pair_key(ia->second, ib->second)] = {rank++, im->second};
+    merges_.insert(pair_key(ia->second, ib->second), {rank++, im->second});
   }
 }
 
@@ -171,8 +171,7 @@ void BpeModel::merge(std::vector<int32_t>& ids) const {
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue(std::greater<Entry>(),
                                                                            std::move(heap_storage));
   auto lookup = [&](int32_t a, int32_t b) -> const MergeTarget* {
-    auto it = merges_.find(pair_key(a, b));
-    return it == merges_.end() ? nullptr : &it->second;
+    return merges_.find(pair_key(a, b));
   };
   for (size_t k = 0; k + 1 < n; ++k)
     if (const auto* m = lookup(ids[k], ids[k + 1])) queue.push({m->rank, static_cast<int32_t>(k), m->new_id});

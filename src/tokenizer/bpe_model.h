@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "tokenizer/pair_map.h"
 
 namespace ferrum::tok {
 
@@ -34,10 +35,6 @@ class BpeModel {
   int32_t vocab_size() const { return static_cast<int32_t>(id_to_token_.size()); }
 
  private:
-  struct MergeTarget {
-    int32_t rank;
-    int32_t new_id;
-  };
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
@@ -50,7 +47,7 @@ class BpeModel {
   // Single-code-point tokens, the starting symbols of most words (no prefix/suffix models).
   std::unordered_map<char32_t, int32_t> char_ids_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, MergeTarget> merges_;
+  PairMap merges_;
   std::optional<int32_t> unk_id_;
   std::string continuing_subword_prefix_, end_of_word_suffix_;
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
