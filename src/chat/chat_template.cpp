@@ -107,7 +107,7 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
   if (config.is_object() && config.contains("chat_template") && !config["chat_template"].is_null())
     return ChatTemplate(templates_from_json(config["chat_template"], "tokenizer_config.json"), special);
   fail("no chat template found in {} (looked for chat_template.jinja, chat_template.json and "
-       "tokenizer_config.json 'chat_template'); pass a template file instead",
+       "tokenizer_config.json 'chat_template'); give one with --chat-template FILE",
        dir);
 }
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <chrono>
 #include <thread>
 
 #include "chat/chat_template.h"
@@ -195,6 +196,23 @@ TEST(ChatTemplate, RendersConcurrentlyFromOneInstance) {
   }
   for (auto& th : threads) th.join();
   for (int n : ok) EXPECT_EQ(n, 200);
+}
+
+TEST(ChatTemplate, LongConversationRendersQuickly) {
+  // Qwen3's template scans the history backwards and forwards; 4000 turns must stay fast.
+  std::ifstream in(std::string(FERRUM_SOURCE_DIR) + "/tests/fixtures/chat_templates/qwen3.jinja");
+  std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ChatTemplate t({{"default", source}}, ordered_json{{"eos_token", "<|im_end|>"}});
+  ChatRequest r;
+  for (int i = 0; i < 2000; ++i) {
+    r.messages.push_back({{"role", "user"}, {"content", "question " + std::to_string(i)}});
+    r.messages.push_back({{"role", "assistant"}, {"content", "<think>\nhm\n</think>\n\nanswer " + std::to_string(i)}});
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::string out = t.render(r);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(out.find("answer 1999"), std::string::npos);
+  EXPECT_LT(seconds, 5.0);  // about 0.05 s in a release build; generous for sanitizers
 }
 
 TEST(ChatTemplate, SyntaxErrorIsReportedOnRender) {

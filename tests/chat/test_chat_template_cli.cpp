@@ -1,7 +1,8 @@
 // `ferrum chat-template` end to end: runs the built binary (FERRUM_BINARY_DIR/ferrum) on a
 // model directory made from a fixture, compares stdout byte for byte with jinja2's rendering,
 // and checks the error paths (exit code and message on stderr). Skipped when the binary has
-// not been built (test_chat does not depend on it); CI builds everything first.
+// not been built (test_chat does not depend on it); CI builds everything first. FERRUM_CLI
+// may name the binary of another build.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -26,7 +27,8 @@ struct CommandResult {
 class ChatTemplateCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    binary_ = fs::path(FERRUM_BINARY_DIR) / "ferrum";
+    const char* override_path = std::getenv("FERRUM_CLI");  // another build's binary
+    binary_ = override_path ? fs::path(override_path) : fs::path(FERRUM_BINARY_DIR) / "ferrum";
     if (!fs::exists(binary_)) GTEST_SKIP() << binary_ << " is not built";
     dir_ = fs::path(FERRUM_BINARY_DIR) / "chat_cli_test";
     fs::remove_all(dir_);
