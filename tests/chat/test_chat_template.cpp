@@ -161,6 +161,16 @@ TEST(ChatTemplate, HostileTemplatesHitLimitsInsteadOfCrashing) {
   for (int i = 0; i < 3000; ++i) deep += "{% if true %}";
   expect_invalid(deep, "nested too deeply");
   expect_invalid("{{ 2 ** 64 }}", "overflow");
+  expect_invalid("{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+                 "list too large");
+  expect_invalid("{% set ns = namespace(l=[]) %}{% for i in range(5000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l }}",
+                 "nested too deeply");
+  expect_invalid("{% set ns = namespace(l=[]) %}{% for i in range(5000) %}{% set ns.l = [ns.l] %}{% endfor %}"
+                 "{{ ns.l == ns.l[0] }}",
+                 "nested too deeply");
+  expect_invalid("{% set ns = namespace(l=[]) %}{% for i in range(5000) %}{% set ns.l = [ns.l] %}{% endfor %}"
+                 "{{ ns.l | tojson }}",
+                 "too deep");
   ChatTemplate t({{"default", "{% for i in range(1000) %}0123456789{% endfor %}"}}, ordered_json::object());
   jinja::RenderLimits small;
   small.max_output_bytes = 5000;

@@ -1,8 +1,9 @@
 // Reference token ids from transformers.js (@lenml/tokenizers) for the C++ tokenizer parity
 // test (tests/tokenizer/test_hf_parity.cpp).
 //
-//   node tokenize_reference.mjs CORPUS_JSON OUT_JSON
+//   node tokenize_reference.mjs CORPUS_JSON OUT_JSON [NAME]
 //
+// NAME limits the run to one tokenizer (each test process asks only for its own).
 // Writes {"<name>": {"model_dir": ..., "patch": null | {...}, "cases": [{"ids": [...], "ids_no_special": [...],
 // "decoded": "...", "decoded_skip_special": "..."}]}} with one case per corpus string.
 //
@@ -79,12 +80,14 @@ function pythonPostProcessor(tokenizerJSON, config) {
 }
 
 async function main() {
-  const [corpusPath, outPath] = process.argv.slice(2);
-  if (!corpusPath || !outPath) throw new Error("usage: node tokenize_reference.mjs CORPUS_JSON OUT_JSON");
+  const [corpusPath, outPath, only] = process.argv.slice(2);
+  if (!corpusPath || !outPath) throw new Error("usage: node tokenize_reference.mjs CORPUS_JSON OUT_JSON [NAME]");
   const strings = JSON.parse(fs.readFileSync(corpusPath, "utf8")).strings;
   const result = {};
   const runs = [...NAMES.map((n) => [n, n, null]), ...Object.entries(VARIANTS).map(([n, [b, p]]) => [n, b, p])];
+  if (only && !runs.some(([name]) => name === only)) throw new Error(`unknown tokenizer ${only}`);
   for (const [name, base, patch] of runs) {
+    if (only && name !== only) continue;
     const pkg = `@lenml/tokenizer-${base}`;
     const mod = await import(pkg);
     const modelDir = path.dirname(require.resolve(`${pkg}/models/tokenizer.json`));
