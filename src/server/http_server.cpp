@@ -49,10 +49,17 @@ const char* status_reason(int status) {
 
 class Session;
 
+struct HttpServer::Io {
+  explicit Io(int threads) : ioc(threads) {}
+  net::io_context ioc;
+};
+
+// Connections hold this (not the io_context): pending handlers own the connections, so
+// destroying the io_context destroys them, with no ownership cycle.
 struct HttpServer::State {
   HttpServerOptions options;
   Handler handler;
-  net::io_context ioc;
+  net::io_context& ioc;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
@@ -63,8 +70,8 @@ struct HttpServer::State {
   int bound_port = 0;
   bool stopped = false;
 
-  explicit State(HttpServerOptions o, Handler h)
-      : options(std::move(o)), handler(std::move(h)), ioc(std::max(1, options.io_threads)) {}
+  State(HttpServerOptions o, Handler h, net::io_context& context)
+      : options(std::move(o)), handler(std::move(h)), ioc(context) {}
 };
 
 namespace {
@@ -403,9 +410,13 @@ void do_accept(const std::shared_ptr<HttpServer::State>& st) {
 }  // namespace
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler)
-    : state_(std::make_shared<State>(std::move(options), std::move(handler))) {}
+    : io_(std::make_unique<Io>(std::max(1, options.io_threads))),
+      state_(std::make_shared<State>(std::move(options), std::move(handler), io_->ioc)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+  io_.reset();  // destroys the pending handlers, and with them the connections
+}
 
 void HttpServer::start() {
   auto& st = *state_;
@@ -437,6 +448,7 @@ int HttpServer::port() const { return state_->bound_port; }
 void HttpServer::begin_drain() {
   auto st = state_;
   st->draining = true;
+  if (!st->acceptor) return;
   net::post(st->acceptor->get_executor(), [st] {
     beast::error_code ignored;
     if (st->acceptor) st->acceptor->close(ignored);
@@ -471,6 +483,7 @@ void HttpServer::stop() {
   for (auto& t : st.threads)
     if (t.joinable()) t.join();
   st.threads.clear();
+  st.acceptor.reset();  // before its io_context goes
 }
 
 }  // namespace ferrum::server

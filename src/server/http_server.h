@@ -77,8 +77,10 @@ class HttpServer {
   void stop();  // closes every connection and joins the I/O threads
 
   struct State;  // shared with the connections
+  struct Io;     // the io_context; owned here, so destroying it releases the connections
 
  private:
+  std::unique_ptr<Io> io_;
   std::shared_ptr<State> state_;
 };
 

@@ -150,8 +150,7 @@ void OpenAiServer::route(HttpRequest& request, const std::shared_ptr<ResponseWri
     throw ApiError(404, fmt::format("The model '{}' does not exist", id), "model", "model_not_found");
   }
   if (!r) throw ApiError(404, fmt::format("Not found: {} {}", request.method, request.path));
-  bool method_ok = request.method == r->methods || (request.method == "HEAD" && std::string(r->methods) == "GET" && request.path == "/health");
-  if (!method_ok) {
+  if (request.method != r->methods) {
     HttpResponse resp = json_response(405, error_body(405, fmt::format("Method {} not allowed on {}; use {}", request.method, request.path, r->methods)));
     resp.headers.emplace_back("Allow", r->methods);
     return reply(request, *writer, std::move(resp));
