@@ -1,5 +1,7 @@
 #include "engine/sampler.h"
 
+#include "engine/row_ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,10 +12,7 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kGreedyTemperature = 1e-5f;  // below this, temperature means greedy (vLLM)
 
-int32_t argmax(std::span<const float> logits) {
-  // The first maximum wins, as torch.argmax.
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
+int32_t argmax(std::span<const float> logits) { return row_ops::argmax(logits.data(), logits.size()); }
 
 }  // namespace
 
@@ -65,46 +64,69 @@ Sampler::Sampler(int32_t vocab_size, std::vector<int32_t> eos_token_ids)
 int32_t Sampler::sample_filtered(std::span<float> logits, const SamplingParams& p, std::mt19937_64& rng) {
   if (p.temperature < kGreedyTemperature) return argmax(logits);
 
-  const float inv_t = 1.0f / p.temperature;
-  float mx = kNegInf;
-  for (float& l : logits) {
-    l *= inv_t;
-    mx = std::max(mx, l);
+  const int32_t vocab = static_cast<int32_t>(logits.size());
+  const float mx = row_ops::scale_and_max(logits.data(), logits.size(), 1.0f / p.temperature);
+  if (!(mx > kNegInf)) return argmax(logits);
+  weight_.resize(vocab);
+  const float* w = weight_.data();
+  double total = row_ops::exp_shifted(logits.data(), weight_.data(), logits.size(), mx);  // w = exp(l - mx)
+
+  const bool top_k_on = p.top_k > 0 && p.top_k < vocab;
+  if (p.min_p <= 0.0f && !top_k_on && p.top_p >= 1.0f) {
+    // No filter: draw from the whole row (zero weights are never picked).
+    const double draw = uniform01(rng) * total;
+    double acc = 0.0;
+    int32_t last = 0;
+    for (int32_t i = 0; i < vocab; ++i) {
+      if (w[i] == 0.0f) continue;
+      acc += w[i];
+      last = i;
+      if (draw < acc) return i;
+    }
+    return last;  // rounding at the very top of the range
   }
-  // Candidates: finite logits; min_p keeps p >= min_p * p_max, i.e. l >= mx + log(min_p).
-  const float floor = p.min_p > 0.0f ? mx + std::log(p.min_p) : kNegInf;
+
+  // Candidates: min_p keeps p >= min_p * p_max, i.e. w >= min_p (w_max = 1).
   index_.clear();
-  for (int32_t i = 0; i < static_cast<int32_t>(logits.size()); ++i)
-    if (logits[i] > kNegInf && logits[i] >= floor) index_.push_back(i);
+  total = 0.0;
+  for (int32_t i = 0; i < vocab; ++i) {
+    if (w[i] == 0.0f || w[i] < p.min_p) continue;
+    total += w[i];
+    index_.push_back(i);
+  }
   if (index_.empty()) return argmax(logits);
 
   auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < index_.size()) {
     std::nth_element(index_.begin(), index_.begin() + p.top_k, index_.end(), better);
     index_.resize(p.top_k);
+    total = 0.0;
+    for (int32_t i : index_) total += weight_[i];
   }
   if (p.top_p < 1.0f) {
-    std::sort(index_.begin(), index_.end(), better);
-    double total = 0.0;
-    for (int32_t i : index_) total += std::exp(static_cast<double>(logits[i] - mx));
-    // Keep the smallest head whose mass reaches top_p (at least one token).
+    // Keep the smallest head whose mass reaches top_p (at least one token). The head is
+    // usually short: sort a growing prefix instead of the whole vocabulary.
+    const double target = static_cast<double>(p.top_p) * total;
+    size_t sorted = 0, keep = 0;
     double cum = 0.0;
-    size_t keep = 0;
-    while (keep < index_.size()) {
-      cum += std::exp(static_cast<double>(logits[index_[keep]] - mx)) / total;
-      ++keep;
-      if (cum >= p.top_p) break;
+    for (size_t k = std::min<size_t>(64, index_.size());; k = std::min(index_.size(), k * 4)) {
+      std::partial_sort(index_.begin() + sorted, index_.begin() + k, index_.end(), better);
+      for (; keep < k; ++keep) {
+        if (cum >= target && keep > 0) break;
+        cum += weight_[index_[keep]];
+      }
+      sorted = k;
+      if ((cum >= target && keep > 0) || k == index_.size()) break;
     }
     index_.resize(keep);
+    total = cum;
   }
 
-  double total = 0.0;
-  for (int32_t i : index_) total += std::exp(static_cast<double>(logits[i] - mx));
-  const double target = uniform01(rng) * total;
-  double cum = 0.0;
+  const double draw = uniform01(rng) * total;
+  double acc = 0.0;
   for (int32_t i : index_) {
-    cum += std::exp(static_cast<double>(logits[i] - mx));
-    if (target < cum) return i;
+    acc += weight_[i];
+    if (draw < acc) return i;
   }
   return index_.back();  // rounding at the very top of the range
 }

@@ -46,6 +46,7 @@ class Sampler {
   int32_t vocab_size_;
   std::vector<int32_t> eos_ids_;
   std::vector<int32_t> index_;    // candidate token ids
+  std::vector<float> weight_;     // exp(logit - max) of the candidates
   std::vector<float> raw_;        // copy of the raw row when logprobs are wanted
   std::vector<uint8_t> seen_;     // repetition penalty marks
 };
