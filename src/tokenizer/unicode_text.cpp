@@ -2,7 +2,6 @@
 
 #include <utf8proc.h>
 
-#include <unordered_map>
 
 namespace ferrum::tok {
 
@@ -145,14 +144,15 @@ const std::array<char32_t, 256>& bytes_to_chars() {
 }
 
 int char_to_byte(char32_t c) {
-  static const std::unordered_map<char32_t, int> inverse = [] {
-    std::unordered_map<char32_t, int> m;
-    const auto& t = bytes_to_chars();
-    for (int b = 0; b < 256; ++b) m[t[b]] = b;
-    return m;
+  // The alphabet lies below U+0144, so a flat table answers (decode calls this per char).
+  static const std::array<int16_t, 0x144> inverse = [] {
+    std::array<int16_t, 0x144> t;
+    t.fill(-1);
+    const auto& forward = bytes_to_chars();
+    for (int b = 0; b < 256; ++b) t[forward[b]] = static_cast<int16_t>(b);
+    return t;
   }();
-  const auto it = inverse.find(c);
-  return it == inverse.end() ? -1 : it->second;
+  return c < inverse.size() ? inverse[c] : -1;
 }
 
 }  // namespace ferrum::tok
