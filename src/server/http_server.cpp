@@ -120,6 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void do_read();
+  void on_header(beast::error_code ec);
   void on_read(beast::error_code ec);
   void monitor_read();
   void on_monitor(beast::error_code ec, size_t n);
@@ -233,8 +234,27 @@ void Session::do_read() {
   parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
   arm(server_->options.request_timeout);
   reading_ = true;
-  http::async_read(socket_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  http::async_read_header(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+}
+
+// Clients that send "Expect: 100-continue" (curl, for large bodies) wait for a go-ahead
+// before the body; a body over the limit was refused with the header already.
+void Session::on_header(beast::error_code ec) {
+  if (ec || closed_ || parser_->is_done()) return on_read(ec);
+  auto read_body = [self = shared_from_this()] {
+    http::async_read(self->socket_, self->buffer_, *self->parser_,
+                     [self](beast::error_code ec, size_t) { self->on_read(ec); });
+  };
+  if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(socket_, net::buffer(kContinue), [self = shared_from_this(), read_body](beast::error_code ec, size_t) {
+      if (ec) return self->on_read(ec);
+      read_body();
+    });
+    return;
+  }
+  read_body();
 }
 
 void Session::on_read(beast::error_code ec) {

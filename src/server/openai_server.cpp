@@ -90,6 +90,7 @@ HeaderList OpenAiServer::cors_headers(const HttpRequest& request) const {
 void OpenAiServer::reply(const HttpRequest& request, ResponseWriter& writer, HttpResponse response) {
   for (auto& h : cors_headers(request)) response.headers.push_back(h);
   metrics_.http_response(response.status);
+  log::debug("{} {} -> {}", request.method, request.path, response.status);
   writer.send(std::move(response));
 }
 

@@ -205,6 +205,22 @@ TEST_F(ServerFixture, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(c.read_response().status, 200);
 }
 
+TEST_F(ServerFixture, ExpectContinueGetsAGoAhead) {
+  start({}, {.max_body_bytes = 4096});
+  std::string body = chat().dump();
+  TestConnection c(port());
+  c.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n");
+  auto interim = c.read_response(2000);
+  EXPECT_EQ(interim.status, 100);
+  c.send_raw(body);
+  EXPECT_EQ(c.read_response().status, 200);
+  // Over the limit: refused before the body is sent.
+  TestConnection big(port());
+  big.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n");
+  EXPECT_EQ(big.read_response(2000).status, 413);
+}
+
 TEST_F(ServerFixture, DisconnectAbortsTheRequest) {
   start();
   {
