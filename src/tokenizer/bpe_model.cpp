@@ -18,74 +18,87 @@ std::optional<std::string> optional_string(const json& spec, const char* key) {
   return spec.at(key).get<std::string>();
 }
 
+
+BpeVocab vocab_from_json(const json& vocab) {
+  if (!vocab.is_object()) fail("tokenizer: BPE vocab must be an object");
+  BpeVocab out;
+  out.reserve(vocab.size());
+  for (const auto& [token, id] : vocab.items()) out.emplace_back(token, id.get<int64_t>());
+  return out;
+}
+
+BpeMerges merges_from_json(const json& merges) {
+  BpeMerges out;
+  out.reserve(merges.size());
+  for (const auto& m : merges) {
+    if (m.is_string()) out.push_back(split_merge(m.get_ref<const std::string&>()));
+    else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
+      out.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+    else fail("tokenizer: malformed merge {}", m.dump());
+  }
+  return out;
+}
+
 }  // namespace
 
-BpeModel::BpeModel(const json& spec) {
+BpeModel::BpeModel(const json& spec)
+    : BpeModel(spec, vocab_from_json(spec.at("vocab")), merges_from_json(spec.at("merges"))) {}
+
+BpeModel::BpeModel(const json& spec, BpeVocab vocab, BpeMerges merges) {
   if (spec.contains("dropout") && !spec.at("dropout").is_null() && spec.at("dropout").get<double>() > 0)
     fail("tokenizer: BPE dropout is not supported");
-  const json& vocab = spec.at("vocab");
-  if (!vocab.is_object()) fail("tokenizer: BPE vocab must be an object");
-  int32_t max_id = -1;
-  vocab_.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) {
-    const auto i = id.get<int32_t>();
-    if (i < 0) fail("tokenizer: negative id {} for token '{}'", i, token);
-    vocab_.emplace(token, i);
-    max_id = std::max(max_id, i);
-  }
-  // Ids index a table: a stray huge id must not allocate gigabytes.
-  if (static_cast<size_t>(max_id) >= 2 * vocab_.size() + (1u << 20))
-    fail("tokenizer: vocabulary id {} is far beyond its {} entries", max_id, vocab_.size());
-  id_to_token_.resize(static_cast<size_t>(max_id + 1));
-  for (const auto& [token, id] : vocab_) id_to_token_[static_cast<size_t>(id)] = token;
-
   continuing_subword_prefix_ = optional_string(spec, "continuing_subword_prefix").value_or("");
   end_of_word_suffix_ = optional_string(spec, "end_of_word_suffix").value_or("");
   fuse_unk_ = spec.value("fuse_unk", false);
   byte_fallback_ = spec.value("byte_fallback", false);
   ignore_merges_ = spec.value("ignore_merges", false);
+  load_vocab(std::move(vocab));
   if (auto unk = optional_string(spec, "unk_token")) {
     auto it = vocab_.find(*unk);
     if (it == vocab_.end()) fail("tokenizer: unk_token '{}' is not in the vocabulary", *unk);
     unk_id_ = it->second;
   }
-  if (continuing_subword_prefix_.empty() && end_of_word_suffix_.empty()) {
-    for (const auto& [token, id] : vocab_) {
-      size_t i = 0;
-      const char32_t c = next_code_point(token, i);
-      if (i == token.size() && c != 0xFFFD) char_ids_.emplace(c, id);
-    }
-  }
   for (int b = 0; b < 256; ++b) {
     auto it = vocab_.find(fmt::format("<0x{:02X}>", b));
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
   }
-  load_merges(spec.at("merges"));
+  load_merges(merges);
 }
 
-void BpeModel::load_merges(const json& merges) {
+void BpeModel::load_vocab(BpeVocab vocab) {
+  int64_t max_id = -1;
+  vocab_.reserve(vocab.size());
+  for (auto& [token, id] : vocab) {
+    if (id < 0 || id > INT32_MAX) fail("tokenizer: id {} of token '{}' is out of range", id, token);
+    max_id = std::max(max_id, id);
+  }
+  // Ids index a table: a stray huge id must not allocate gigabytes.
+  if (max_id >= static_cast<int64_t>(2 * vocab.size() + (1u << 20)))
+    fail("tokenizer: vocabulary id {} is far beyond its {} entries", max_id, vocab.size());
+  id_to_token_.resize(static_cast<size_t>(max_id + 1));
+  const bool plain_words = continuing_subword_prefix_.empty() && end_of_word_suffix_.empty();
+  for (auto& [token, id] : vocab) {
+    const auto i = static_cast<int32_t>(id);
+    if (plain_words) {
+      size_t pos = 0;
+      const char32_t c = token.empty() ? 0xFFFD : next_code_point(token, pos);
+      if (pos == token.size() && c != 0xFFFD) char_ids_.emplace(c, i);
+    }
+    id_to_token_[static_cast<size_t>(i)] = token;
+    vocab_.emplace(std::move(token), i);
+  }
+}
+
+void BpeModel::load_merges(const BpeMerges& merges) {
   merges_.reserve(merges.size());
   const size_t prefix_len = continuing_subword_prefix_.size();
   std::string merged;
   int32_t rank = 0;
-  for (const auto& m : merges) {
-    std::string_view a, b;
-    if (m.is_string()) {  // "a b"
-      const std::string_view s = m.get_ref<const std::string&>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string_view::npos) fail("tokenizer: malformed merge '{}'", s);
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {  // ["a", "b"]
-      a = m[0].get_ref<const std::string&>();
-      b = m[1].get_ref<const std::string&>();
-    } else {
-      fail("tokenizer: malformed merge {}", m.dump());
-    }
+  for (const auto& [a, b] : merges) {
     const auto ia = vocab_.find(a), ib = vocab_.find(b);
     if (ia == vocab_.end() || ib == vocab_.end()) fail("tokenizer: merge '{} {}' uses a token outside the vocabulary", a, b);
     merged.assign(a);
-    merged.append(b.size() >= prefix_len ? b.substr(prefix_len) : b);
+    merged.append(b.size() >= prefix_len ? std::string_view(b).substr(prefix_len) : std::string_view(b));
     const auto im = vocab_.find(merged);
     if (im == vocab_.end()) fail("tokenizer: merge result '{}' is not in the vocabulary", merged);
     merges_.insert(pair_key(ia->second, ib->second), {rank++, im->second});

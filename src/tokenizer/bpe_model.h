@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "tokenizer/pair_map.h"
+#include "tokenizer/tokenizer_json.h"
 
 namespace ferrum::tok {
 
@@ -24,7 +25,10 @@ using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>
 
 class BpeModel {
  public:
+  // spec: the "model" object; its "vocab" / "merges" are read from it when not given apart
+  // (parse_tokenizer_json collects them without building a DOM).
   explicit BpeModel(const json& spec);
+  BpeModel(const json& spec, BpeVocab vocab, BpeMerges merges);
 
   // Appends the ids of one pre-tokenized word to out.
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
@@ -38,7 +42,8 @@ class BpeModel {
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
-  void load_merges(const json& merges);
+  void load_vocab(BpeVocab vocab);
+  void load_merges(const BpeMerges& merges);
   // The initial symbols of a word: one per character, byte fallback / unk for unknown ones.
   void initial_symbols(std::string_view word, std::vector<int32_t>& ids) const;
   void merge(std::vector<int32_t>& ids) const;

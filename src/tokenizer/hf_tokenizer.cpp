@@ -10,13 +10,15 @@
 namespace ferrum {
 namespace {
 
-json read_json(const std::string& path) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open {}", path);
-  // Parsing from memory is several times faster than from the stream.
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+json read_json(const std::string& path) {
   try {
-    return json::parse(text);
+    return json::parse(read_file(path));
   } catch (const json::exception& e) {
     fail("{} is not valid JSON: {}", path, e.what());
   }
@@ -42,17 +44,30 @@ bool rebuilds_post_processor(const std::string& tokenizer_class) {
 
 }  // namespace
 
-HfTokenizer::HfTokenizer(const json& tokenizer, const json& config) {
+HfTokenizer::HfTokenizer(const json& tokenizer, const json& config) { init(tokenizer, nullptr, nullptr, config); }
+
+HfTokenizer::HfTokenizer(tok::TokenizerJson tokenizer, const json& config) {
+  init(tokenizer.doc, tokenizer.has_vocab ? &tokenizer.vocab : nullptr,
+       tokenizer.has_merges ? &tokenizer.merges : nullptr, config);
+}
+
+// vocab / merges: collected apart by parse_tokenizer_json, or null to read them from `doc`.
+void HfTokenizer::init(const json& doc, tok::BpeVocab* vocab, tok::BpeMerges* merges, const json& config) {
   try {
-    const json& model = tokenizer.at("model");
+    const json& model = doc.at("model");
     const std::string type = model.value("type", model.contains("merges") ? "BPE" : "");
     if (type != "BPE") fail("tokenizer model type '{}' is not supported (only BPE is)", type);
-    model_ = std::make_unique<tok::BpeModel>(model);
-    normalizer_ = tok::make_normalizer(tokenizer.value("normalizer", json()));
-    pre_tokenizer_ = tok::make_pre_tokenizer(tokenizer.value("pre_tokenizer", json()));
-    decoder_ = tok::make_decoder(tokenizer.value("decoder", json()));
-    frame_ = tok::make_special_token_frame(tokenizer.value("post_processor", json()));
-    load_added_tokens(tokenizer.value("added_tokens", json::array()));
+    if (vocab || merges) {
+      if (!vocab || !merges) fail("tokenizer.json: model has vocab or merges but not both");
+      model_ = std::make_unique<tok::BpeModel>(model, std::move(*vocab), std::move(*merges));
+    } else {
+      model_ = std::make_unique<tok::BpeModel>(model);
+    }
+    normalizer_ = tok::make_normalizer(doc.value("normalizer", json()));
+    pre_tokenizer_ = tok::make_pre_tokenizer(doc.value("pre_tokenizer", json()));
+    decoder_ = tok::make_decoder(doc.value("decoder", json()));
+    frame_ = tok::make_special_token_frame(doc.value("post_processor", json()));
+    load_added_tokens(doc.value("added_tokens", json::array()));
     apply_config(config);
   } catch (const json::exception& e) {
     fail("malformed tokenizer.json: {}", e.what());
@@ -165,9 +180,9 @@ bool HfTokenizer::is_special(int32_t id) const {
 
 std::unique_ptr<Tokenizer> Tokenizer::from_files(const std::string& tokenizer_json,
                                                  const std::string& tokenizer_config_json) {
-  const json tokenizer = read_json(tokenizer_json);
+  auto tokenizer = tok::parse_tokenizer_json(read_file(tokenizer_json), tokenizer_json);
   const json config = tokenizer_config_json.empty() ? json() : read_json(tokenizer_config_json);
-  return std::make_unique<HfTokenizer>(tokenizer, config);
+  return std::make_unique<HfTokenizer>(std::move(tokenizer), config);
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_dir(const std::string& model_dir) {

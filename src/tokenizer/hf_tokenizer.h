@@ -13,6 +13,7 @@
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizers.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 
 namespace ferrum {
 
@@ -20,6 +21,7 @@ class HfTokenizer final : public Tokenizer {
  public:
   // `config` is tokenizer_config.json, or null when there is none.
   HfTokenizer(const json& tokenizer, const json& config);
+  HfTokenizer(tok::TokenizerJson tokenizer, const json& config);
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const override;
@@ -31,6 +33,7 @@ class HfTokenizer final : public Tokenizer {
   std::optional<std::string> eos_token() const override { return eos_token_; }
 
  private:
+  void init(const json& doc, tok::BpeVocab* vocab, tok::BpeMerges* merges, const json& config);
   void load_added_tokens(const json& added_tokens);
   void apply_config(const json& config);
   // Encodes a piece of text that holds no raw-text added token.

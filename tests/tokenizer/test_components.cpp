@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/unicode_text.h"
 
 using ferrum::json;
@@ -206,6 +207,28 @@ TEST(Concurrency, EncodeFromManyThreadsAgrees) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TokenizerJson, SaxReaderCollectsVocabAndMergesAndKeepsTheRest) {
+  const std::string text = R"({"version": "1.0", "added_tokens": [{"id": 3, "content": "<s>"}],
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", ["a", "b"]],
+              "nested": {"vocab": {"x": 1}}},
+    "decoder": {"type": "Fuse"}})";
+  const TokenizerJson t = parse_tokenizer_json(text, "test.json");
+  EXPECT_TRUE(t.has_vocab && t.has_merges);
+  EXPECT_EQ(t.vocab, (BpeVocab{{"a", 0}, {"b", 1}, {"ab", 2}}));
+  EXPECT_EQ(t.merges, (BpeMerges{{"a", "b"}, {"a", "b"}}));
+  EXPECT_TRUE(t.doc.at("model").at("vocab").is_null());
+  EXPECT_EQ(t.doc.at("model").at("nested").at("vocab").at("x"), 1);  // only model.vocab is taken
+  EXPECT_EQ(t.doc.at("decoder").at("type"), "Fuse");
+  EXPECT_EQ(t.doc.at("added_tokens").at(0).at("content"), "<s>");
+  EXPECT_THROW(parse_tokenizer_json(R"({"model": {"vocab": {"a": "zero"}}})", "x"), ferrum::Error);
+  EXPECT_THROW(parse_tokenizer_json(R"({"model": {"merges": [["a", "b", "c"]]}})", "x"), ferrum::Error);
+  EXPECT_THROW(parse_tokenizer_json(R"({"model": {"vocab": {"a": 0})", "x"), ferrum::Error);
 }
 
 }  // namespace
