@@ -138,7 +138,7 @@ std::string ChatTemplate::render(const ChatRequest& req) const {
   try {
     const jinja::Template& tmpl = compiled(select(has_tools));
     using jinja::Value;
-    auto ctx = std::make_shared<jinja::Object>();
+    auto ctx = jinja::make_object();
     ctx->set("messages", Value::from_json(req.messages));
     ctx->set("tools", Value::from_json(req.tools));
     ctx->set("documents", Value::from_json(req.documents));

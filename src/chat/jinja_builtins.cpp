@@ -533,7 +533,7 @@ void add_builtin_globals(Object& globals) {
     return Value(std::move(out));
   })));
   globals.set("namespace", Value(Function([](CallArgs& a) {
-    auto ns = std::make_shared<Object>();
+    auto ns = make_object();
     ns->is_namespace = true;
     for (const auto& p : a.positional) {
       if (!p.is_object()) fail("namespace() positional argument must be a dict");
@@ -543,7 +543,7 @@ void add_builtin_globals(Object& globals) {
     return Value(ns);
   })));
   globals.set("dict", Value(Function([](CallArgs& a) {
-    auto d = std::make_shared<Object>();
+    auto d = make_object();
     for (const auto& p : a.positional) {
       if (p.is_object()) {
         for (const auto& [k, v] : p.as_object().items) d->set(k, v);

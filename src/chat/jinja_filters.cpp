@@ -11,6 +11,7 @@ namespace {
 
 // Python < for the values sort/dictsort/min/max compare.
 bool less_than(const Value& a, const Value& b, bool case_sensitive) {
+  NestingGuard guard;
   if ((a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool())) return a.as_double() < b.as_double();
   if (a.is_string() && b.is_string()) {
     if (case_sensitive) return a.as_string() < b.as_string();

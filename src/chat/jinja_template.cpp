@@ -40,6 +40,9 @@ FramePtr child_of(const FramePtr& parent) {
 
 enum class Flow { Normal, Break, Continue };
 
+// Lists built by + and * (the only ways a template grows one) stay below this many items.
+constexpr size_t kMaxListItems = 1000000;
+
 template <typename Op>
 int64_t checked(Op op, int64_t x, int64_t y) {
   int64_t r = 0;
@@ -67,6 +70,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
       return Value(a.as_string() + b.as_string());
     }
     if (a.is_array() && b.is_array()) {
+      if (a.as_array().size() + b.as_array().size() > kMaxListItems) fail("list too large (limit {} items)", kMaxListItems);
       Array out = a.as_array();
       out.insert(out.end(), b.as_array().begin(), b.as_array().end());
       return Value(std::move(out));
@@ -80,7 +84,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
       for (int64_t i = 0; i < n; ++i) out += a.as_string();
       return Value(out);
     }
-    StringLimit::check(a.as_array().size() * size_t(std::min<int64_t>(n, int64_t(1) << 40)));
+    if (a.as_array().size() * size_t(std::min<int64_t>(n, int64_t(1) << 40)) > kMaxListItems)
+      fail("list too large (limit {} items)", kMaxListItems);
     Array out;
     for (int64_t i = 0; i < n; ++i) out.insert(out.end(), a.as_array().begin(), a.as_array().end());
     return Value(std::move(out));
@@ -125,6 +130,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
 }
 
 bool compare_less(const Value& a, const Value& b) {
+  NestingGuard guard;
   if ((a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool())) return a.as_double() < b.as_double();
   if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();
   if (a.is_array() && b.is_array()) {
@@ -246,7 +252,7 @@ class Interpreter {
       // to the next iteration (@huggingface/jinja differs here; see snippet set_scoping).
       auto f = child_of(frame);
       bind_loop_vars(s, items[size_t(i)], *f);
-      auto loop = std::make_shared<Object>();
+      auto loop = make_object();
       loop->set("index", Value(i + 1));
       loop->set("index0", Value(i));
       loop->set("revindex", Value(n - i));
@@ -361,7 +367,7 @@ class Interpreter {
         return Value(std::move(items));
       }
       case Expr::Kind::Dict: {
-        auto obj = std::make_shared<Object>();
+        auto obj = make_object();
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
           Value k = eval(*e.args[i], frame);
           obj->set(k.str(), eval(*e.args[i + 1], frame));

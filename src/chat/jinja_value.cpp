@@ -35,6 +35,56 @@ const Value* CallArgs::get(size_t index, const std::string& name) const {
   return kwarg(name);
 }
 
+namespace {
+thread_local int nesting_depth = 0;
+constexpr int kMaxNesting = 256;
+}  // namespace
+
+NestingGuard::NestingGuard() {
+  if (++nesting_depth > kMaxNesting) {
+    --nesting_depth;
+    fail("value nested too deeply (more than {} levels)", kMaxNesting);
+  }
+}
+NestingGuard::~NestingGuard() { --nesting_depth; }
+
+namespace {
+// While one list/dict is being freed, the ones it releases queue here and are freed after it.
+thread_local bool freeing = false;
+thread_local std::vector<Array*> arrays_to_free;
+thread_local std::vector<Object*> objects_to_free;
+
+template <typename T>
+void drain_or_defer(T* p, std::vector<T*>& queue) {
+  if (freeing) {
+    queue.push_back(p);
+    return;
+  }
+  freeing = true;
+  delete p;
+  while (!arrays_to_free.empty() || !objects_to_free.empty()) {
+    if (!arrays_to_free.empty()) {
+      Array* a = arrays_to_free.back();
+      arrays_to_free.pop_back();
+      delete a;
+    } else {
+      Object* o = objects_to_free.back();
+      objects_to_free.pop_back();
+      delete o;
+    }
+  }
+  freeing = false;
+}
+}  // namespace
+
+std::shared_ptr<Array> make_array(Array items) {
+  return std::shared_ptr<Array>(new Array(std::move(items)), [](Array* p) { drain_or_defer(p, arrays_to_free); });
+}
+
+std::shared_ptr<Object> make_object() {
+  return std::shared_ptr<Object>(new Object(), [](Object* p) { drain_or_defer(p, objects_to_free); });
+}
+
 size_t utf8_length(const std::string& s) {
   size_t n = 0;
   for (unsigned char c : s)
@@ -126,6 +176,7 @@ std::string Value::repr() const {
   if (is_int()) return std::to_string(as_int());
   if (is_float()) return format_float(as_double());
   if (is_string()) return repr_string(as_string());
+  NestingGuard guard;
   if (is_array()) {
     std::string out = "[";
     bool first = true;
@@ -174,6 +225,7 @@ bool Value::equals(const Value& o) const {
   if (is_string() && o.is_string()) return as_string() == o.as_string();
   if (is_none() && o.is_none()) return true;
   if (is_undefined() && o.is_undefined()) return true;
+  NestingGuard guard;
   if (is_array() && o.is_array()) {
     const Array &a = as_array(), &b = o.as_array();
     if (a.size() != b.size()) return false;
@@ -223,7 +275,7 @@ static Value value_from_json(const J& j) {
       return Value(std::move(a));
     }
     case J::value_t::object: {
-      auto o = std::make_shared<Object>();
+      auto o = make_object();
       for (auto it = j.begin(); it != j.end(); ++it) o->set(it.key(), value_from_json(it.value()));
       return Value(o);
     }

@@ -37,6 +37,11 @@ struct CallArgs {
 
 using Function = std::function<Value(CallArgs&)>;
 
+// Lists and dicts are freed through these so that tearing down a deeply nested value (a template
+// can nest a list in itself a million times) runs in a loop instead of recursing.
+std::shared_ptr<Array> make_array(Array items = {});
+std::shared_ptr<Object> make_object();
+
 struct Undefined {
   std::string name;  // what was looked up, for error messages
 };
@@ -57,12 +62,12 @@ class Value {
   Value(double d) : v_(d) {}
   Value(std::string s) : v_(std::move(s)) {}
   Value(const char* s) : v_(std::string(s)) {}
-  Value(Array a) : v_(std::make_shared<Array>(std::move(a))) {}
+  Value(Array a) : v_(make_array(std::move(a))) {}
   Value(ArrayPtr a) : v_(std::move(a)) {}
   Value(ObjectPtr o) : v_(std::move(o)) {}
   Value(Function f) : v_(std::make_shared<Function>(std::move(f))) {}
   static Value undefined(std::string name = "") { Value v; v.v_ = Undefined{std::move(name)}; return v; }
-  static Value object() { return Value(std::make_shared<Object>()); }
+  static Value object() { return Value(make_object()); }
 
   bool is_undefined() const { return std::holds_alternative<Undefined>(v_); }
   bool is_none() const { return std::holds_alternative<None>(v_); }
@@ -103,6 +108,16 @@ class Value {
 
  private:
   std::variant<Undefined, None, bool, int64_t, double, std::string, ArrayPtr, ObjectPtr, FunctionPtr> v_;
+};
+
+// Bounds recursion over nested values (repr, ==, <) so that a template that nests a list in
+// itself thousands of deep fails with an error instead of overflowing the stack.
+class NestingGuard {
+ public:
+  NestingGuard();
+  ~NestingGuard();
+  NestingGuard(const NestingGuard&) = delete;
+  NestingGuard& operator=(const NestingGuard&) = delete;
 };
 
 // Python's repr() of a float: shortest round-trip digits, "1.0", "1e-05", "inf".

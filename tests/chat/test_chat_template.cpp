@@ -178,6 +178,16 @@ TEST(ChatTemplate, HostileTemplatesHitLimitsInsteadOfCrashing) {
   EXPECT_THROW(t.render(user_says("x")), InvalidRequest);
 }
 
+TEST(ChatTemplate, DeeplyNestedValuesAreFreedWithoutRecursing) {
+  // 100000 nested lists and a 100000-long chain of namespaces: building them is allowed, and
+  // freeing them at the end of the render must not overflow the stack.
+  EXPECT_EQ(render_source("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}ok"),
+            "ok");
+  EXPECT_EQ(render_source("{% set head = namespace() %}{% set ns = namespace(cur=head) %}{% for i in range(100000) %}"
+                          "{% set n = namespace() %}{% set c = ns.cur %}{% set c.next = n %}{% set ns.cur = n %}{% endfor %}ok"),
+            "ok");
+}
+
 TEST(ChatTemplate, OrderedKeysAndNonAsciiSurviveTojson) {
   ChatRequest r = user_says("x");
   r.tools = ordered_json::parse(R"([{"z": 1, "a": "日本 \"q\"", "m": [1.5, null, true]}])");
