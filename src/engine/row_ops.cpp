@@ -15,17 +15,17 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kExpFloor = -87.0f;  // exp below this is under FLT_MIN: weigh 0
 constexpr float kLog2e = 1.44269504088896341f;
-// 2^f = e^(f ln 2) for f in [-0.5, 0.5]: Taylor terms (ln 2)^k / k!, k = 6 .. 0.
-constexpr float kPoly[7] = {1.5403530393381609e-4f, 1.3333558146428443e-3f, 9.6181291076284772e-3f,
-                            5.5504108664821580e-2f, 2.4022650695910071e-1f, 6.9314718055994531e-1f, 1.0f};
+// Cody-Waite: x = n ln2 + r with ln2 split in two so that r is exact; e^r for |r| <= ln2/2
+// by its Taylor series to r^6 (truncation 1.2e-7 relative).
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kPoly[7] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
 
 inline float exp_scalar(float x) {
   if (!(x >= kExpFloor)) return 0.0f;
-  const float t = x * kLog2e;
-  const float n = std::nearbyint(t);
-  const float f = t - n;
+  const float n = std::nearbyint(x * kLog2e);
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = kPoly[0];
-  for (int k = 1; k < 7; ++k) p = p * f + kPoly[k];
+  for (int k = 1; k < 7; ++k) p = p * r + kPoly[k];
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
@@ -64,22 +64,21 @@ double exp_shifted(const float* x, float* w, size_t n, float shift) {
   double total = 0.0;
 #ifdef FERRUM_ROW_AVX2
   const __m256 vshift = _mm256_set1_ps(shift), vfloor = _mm256_set1_ps(kExpFloor);
-  const __m256 vlog2e = _mm256_set1_ps(kLog2e);
+  const __m256 vlog2e = _mm256_set1_ps(kLog2e), vhi = _mm256_set1_ps(kLn2Hi), vlo = _mm256_set1_ps(kLn2Lo);
   __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + i), vshift);
     const __m256 valid = _mm256_cmp_ps(v, vfloor, _CMP_GE_OQ);  // false for NaN, -inf
     v = _mm256_max_ps(v, vfloor);
-    const __m256 t = _mm256_mul_ps(v, vlog2e);
-    const __m256 nf = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 f = _mm256_sub_ps(t, nf);
+    const __m256 nf = _mm256_round_ps(_mm256_mul_ps(v, vlog2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(nf, vlo, _mm256_fnmadd_ps(nf, vhi, v));  // v - n hi - n lo
     __m256 p = _mm256_set1_ps(kPoly[0]);
-    for (int k = 1; k < 7; ++k) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kPoly[k]));
+    for (int k = 1; k < 7; ++k) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kPoly[k]));
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
-    const __m256 r = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(bits)), valid);
-    _mm256_storeu_ps(w + i, r);
-    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(r)));
-    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1)));
+    const __m256 e = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(bits)), valid);
+    _mm256_storeu_ps(w + i, e);
+    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
   }
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
