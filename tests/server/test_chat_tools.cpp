@@ -99,3 +99,20 @@ TEST_F(ToolsFixture, ModelWithoutToolFormatRefusesTools) {
   EXPECT_EQ(body_json(r)["error"]["param"], "tools");
   EXPECT_EQ(post("/v1/chat/completions", request({{"tool_choice", "none"}})).status, 200);
 }
+
+TEST(TemplateChat, ContinueFinalMessageAndKwargs) {
+  // ChatML closes every message; continuing the last one cuts the prompt after its content.
+  TemplateChatFormatter chat(
+      chat::ChatTemplate({{"default", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                                      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+                                      "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}"}},
+                         ordered_json::object()),
+      false, chat::ToolCallFormat::None);
+  json msgs = {{{"role", "user"}, {"content", "Tell a story"}}, {{"role", "assistant"}, {"content", "Once upon"}}};
+  EXPECT_EQ(chat.render(msgs, nullptr, false, true, json::object()),
+            "<|im_start|>user\nTell a story<|im_end|>\n<|im_start|>assistant\nOnce upon");
+  json one = {{{"role", "user"}, {"content", "Hi"}}};
+  EXPECT_EQ(chat.render(one, nullptr, true, false, {{"enable_thinking", false}}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think></think>");
+  EXPECT_EQ(chat.render(one, nullptr, true, false, json::object()), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
