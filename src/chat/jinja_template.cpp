@@ -253,18 +253,20 @@ class Interpreter {
       auto f = child_of(frame);
       bind_loop_vars(s, items[size_t(i)], *f);
       auto loop = make_object();
-      loop->set("index", Value(i + 1));
-      loop->set("index0", Value(i));
-      loop->set("revindex", Value(n - i));
-      loop->set("revindex0", Value(n - i - 1));
-      loop->set("first", Value(i == 0));
-      loop->set("last", Value(i == n - 1));
-      loop->set("length", Value(n));
-      loop->set("depth", Value(int64_t(1)));
-      loop->set("depth0", Value(int64_t(0)));
-      loop->set("previtem", i > 0 ? items[size_t(i - 1)] : Value::undefined("previtem"));
-      loop->set("nextitem", i + 1 < n ? items[size_t(i + 1)] : Value::undefined("nextitem"));
-      loop->set("cycle", Value(Function([i](CallArgs& a) {
+      auto& li = loop->items;  // fresh object: append without the duplicate-key search of set()
+      li.reserve(12);
+      li.emplace_back("index", Value(i + 1));
+      li.emplace_back("index0", Value(i));
+      li.emplace_back("revindex", Value(n - i));
+      li.emplace_back("revindex0", Value(n - i - 1));
+      li.emplace_back("first", Value(i == 0));
+      li.emplace_back("last", Value(i == n - 1));
+      li.emplace_back("length", Value(n));
+      li.emplace_back("depth", Value(int64_t(1)));
+      li.emplace_back("depth0", Value(int64_t(0)));
+      li.emplace_back("previtem", i > 0 ? items[size_t(i - 1)] : Value::undefined("previtem"));
+      li.emplace_back("nextitem", i + 1 < n ? items[size_t(i + 1)] : Value::undefined("nextitem"));
+      li.emplace_back("cycle", Value(Function([i](CallArgs& a) {
         if (a.positional.empty()) fail("no items for cycling given");
         return a.positional[size_t(i) % a.positional.size()];
       })));
