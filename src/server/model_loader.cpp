@@ -1,7 +1,13 @@
 #include "server/model_loader.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
 
 #include "chat/chat_template.h"
 #include "core/error.h"
@@ -38,11 +44,50 @@ size_t parse_byte_size(const std::string& text) {
   return static_cast<size_t>(bytes);
 }
 
+namespace {
+
+// Reads the weight files once with a progress bar (terminals only, models over 256 MB), so
+// that the loader's own reads then come from the page cache: on a cold disk this read is
+// where the time goes, and the user sees it move.
+void read_weights_with_progress(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!isatty(STDERR_FILENO)) return;
+  std::vector<fs::path> files;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".safetensors") files.push_back(e.path()), total += e.file_size(ec);
+  if (total < (256ull << 20)) return;
+  std::vector<char> buf(8u << 20);
+  uint64_t done = 0;
+  auto last = std::chrono::steady_clock::now();
+  for (auto& f : files) {
+    int fd = ::open(f.c_str(), O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n;
+    while ((n = ::read(fd, buf.data(), buf.size())) > 0) {
+      done += static_cast<uint64_t>(n);
+      auto now = std::chrono::steady_clock::now();
+      if (now - last > std::chrono::milliseconds(200) || done == total) {
+        last = now;
+        int filled = static_cast<int>(30 * done / total);
+        std::fprintf(stderr, "\rreading weights [%-30s] %5.1f%% %s / %s ", std::string(filled, '#').c_str(),
+                     100.0 * double(done) / double(total), hub::human_bytes(done).c_str(), hub::human_bytes(total).c_str());
+      }
+    }
+    ::close(fd);
+  }
+  std::fprintf(stderr, "\n");
+}
+
+}  // namespace
+
 std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   std::string dir = hub::resolve_model(o.model);
   log::info("loading {} from {}", o.model, dir);
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
+  read_weights_with_progress(dir);
   std::shared_ptr<Model> model = load_model(dir, o.threads);
 
   auto ctx = std::make_shared<ServingContext>();
