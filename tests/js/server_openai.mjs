@@ -94,6 +94,10 @@ await test("chat: logprobs shape and greedy choice", async () => {
     eq(content.map((e) => e.token).join(""), r.choices[0].message.content, "tokens concatenate to the content");
   const none = await client.chat.completions.create({ ...greedy, messages: hello, max_tokens: 2 });
   eq(none.choices[0].logprobs, null);
+  // Streamed: the same entries, spread over the chunks.
+  const chunks = await collectChat({ ...greedy, messages: hello, max_tokens: 8, logprobs: true, top_logprobs: 3 });
+  const streamed = chunks.flatMap((c) => c.choices[0]?.logprobs?.content || []);
+  eq(streamed.map((e) => [e.token, e.logprob.toFixed(4)]), content.map((e) => [e.token, e.logprob.toFixed(4)]), "streamed logprobs");
 });
 
 await test("completions: logprobs shape", async () => {
