@@ -70,7 +70,22 @@ class EngineImpl final : public Engine {
     FERRUM_CHECK(o.max_model_len >= 0 && o.max_model_len <= model_len,
                  "max_model_len {} must be in [0, {}] (the model's max_position_embeddings)",
                  o.max_model_len, model_len);
-    max_model_len_ = o.max_model_len > 0 ? o.max_model_len : static_cast<int32_t>(model_len);
+    // Every request must fit in the KV pool on its own. By default the context is capped to
+    // what the pool holds (as vLLM refuses to start otherwise); an explicit max_model_len above
+    // it is honoured, and requests that cannot fit then fail with FinishReason::Error.
+    const int64_t pool_tokens = static_cast<int64_t>(blocks_.num_blocks()) * o.block_size;
+    if (o.max_model_len > 0) {
+      max_model_len_ = o.max_model_len;
+      if (max_model_len_ > pool_tokens)
+        log::warn("max_model_len {} exceeds the KV cache ({} tokens): longer requests will fail",
+                  max_model_len_, pool_tokens);
+    } else {
+      max_model_len_ = static_cast<int32_t>(std::min<int64_t>(model_len, pool_tokens));
+      if (pool_tokens < model_len)
+        log::warn("the KV cache holds {} tokens, fewer than the model's {} positions: context "
+                  "limited to {} tokens (raise the KV cache memory for more)", pool_tokens,
+                  model_len, max_model_len_);
+    }
     stats_.kv_blocks_total = blocks_.num_blocks();
     log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
               "max_model_len {}, prefix caching {}", blocks_.num_blocks(), o.block_size,

@@ -18,7 +18,8 @@ struct EngineOptions {
   int32_t block_size = 16;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;  // token budget of one step
-  int32_t max_model_len = 0;              // 0: the model's max_position_embeddings
+  int32_t max_model_len = 0;              // 0: the model's max_position_embeddings, capped
+                                          // to what the KV pool holds
   size_t kv_cache_bytes = 512ull << 20;   // memory budget for the paged KV pool
   int32_t num_kv_blocks = 0;              // >0 overrides kv_cache_bytes (tests)
   bool enable_prefix_caching = true;

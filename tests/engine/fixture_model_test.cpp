@@ -126,7 +126,8 @@ TEST(EngineWithModel, SmallPoolPreemptsAndStillGivesIdenticalOutputs) {
 
 TEST(EngineWithModel, RequestLargerThanThePoolFailsCleanlyWhileOthersFinish) {
   EngineOptions o;
-  o.num_kv_blocks = 6;  // 96 tokens
+  o.num_kv_blocks = 6;     // 96 tokens
+  o.max_model_len = 256;  // explicit: by default the context is capped to the pool
   auto engine = Engine::create(fixture().model, fixture().tok, o);
   auto ps = prompts(3);
   std::vector<int32_t> huge;

@@ -143,7 +143,8 @@ TEST(Engine, PoolTooSmallForAllCompletesEveryRequestThroughPreemption) {
 
 TEST(Engine, RequestTooLargeForThePoolFailsWhileOthersFinish) {
   EngineOptions o = Harness::small_options();
-  o.num_kv_blocks = 16;  // 64 token slots
+  o.num_kv_blocks = 16;    // 64 token slots
+  o.max_model_len = 4096;  // explicitly above the pool: the engine must fail the request itself
   Harness h(o);
   std::mt19937 rng(4);
   std::vector<std::vector<int32_t>> prompts{ascii_prompt(rng, 10), ascii_prompt(rng, 50), ascii_prompt(rng, 20)};
@@ -156,6 +157,18 @@ TEST(Engine, RequestTooLargeForThePoolFailsWhileOthersFinish) {
   for (int i : {0, 2})
     expect_matches(out[i].completions[0], reference_greedy(prompts[i], 20, *h.model, *h.tok, true),
                    "request " + std::to_string(i));
+}
+
+TEST(Engine, DefaultContextIsCappedToTheKvPool) {
+  EngineOptions o = Harness::small_options();
+  o.num_kv_blocks = 16;
+  Harness h(o);
+  EXPECT_EQ(h.engine->max_model_len(), 64);
+  EXPECT_THROW(h.engine->submit(std::vector<int32_t>(50, 3), greedy(15)), InvalidRequest);
+  auto ok = h.run(std::vector<int32_t>(50, 3), greedy(14, true));
+  EXPECT_EQ(ok.completions[0].finish, FinishReason::Length);
+  o.num_kv_blocks = 5000;
+  EXPECT_EQ(Harness(o).engine->max_model_len(), 4096);  // the model's own limit
 }
 
 TEST(Engine, SeededSamplingIsReproducibleAcrossBatchCompositions) {

@@ -229,15 +229,16 @@ TEST(EngineOutput, InvalidRequestsAreRejectedWithClearMessages) {
   SamplingParams p = greedy(10);
   EXPECT_THROW(f.engine->submit({}, p), InvalidRequest);
   EXPECT_THROW(f.engine->submit({3, 64}, p), InvalidRequest);  // outside the vocabulary
-  p.max_tokens = 4090;
+  ASSERT_EQ(f.engine->max_model_len(), 1024);  // the pool's 256 blocks of 4
+  p.max_tokens = 1020;
   try {
     f.engine->submit(std::vector<int32_t>(10, 3), p);
     FAIL() << "expected InvalidRequest";
   } catch (const InvalidRequest& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("10"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("4090"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("4096"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("10 tokens"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1020"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1024"), std::string::npos) << msg;
   }
   p = greedy(10);
   p.top_p = 0.0f;
