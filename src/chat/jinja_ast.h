@@ -62,6 +62,7 @@ struct Stmt {
     Break,
     Continue,
     Scope,        // a body rendered inline ({% generation %} ... {% endgeneration %})
+    With,         // {% with a = x, b = y %}body{% endwith %}: params hold the names and values
   };
   Kind kind;
   int line = 0;

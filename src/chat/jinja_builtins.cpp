@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "core/error.h"
@@ -209,7 +211,44 @@ Value string_method(const std::string& s, const std::string& name) {
     bool left = name != "rstrip", right = name != "lstrip";
     return bound([s, left, right](CallArgs& a) { return Value(py_strip(s, a.get(0, "chars"), left, right)); });
   }
-  if (name == "split" || name == "rsplit") {
+  if (name == "removeprefix" || name == "removesuffix") {
+    bool suffix = name == "removesuffix";
+    return bound([s, suffix](CallArgs& a) {
+      if (a.positional.empty()) fail("{}() takes exactly one argument", suffix ? "removesuffix" : "removeprefix");
+      const std::string& p = need_string(a.positional[0], "removeprefix");
+      if (!p.empty() && p.size() <= s.size() &&
+          (suffix ? s.compare(s.size() - p.size(), p.size(), p) == 0 : s.compare(0, p.size(), p) == 0))
+        return Value(suffix ? s.substr(0, s.size() - p.size()) : s.substr(p.size()));
+      return Value(s);
+    });
+  }
+  if (name == "rsplit") {
+    return bound([s](CallArgs& a) {
+      const Value* sep = a.get(0, "sep");
+      const Value* mx = a.get(1, "maxsplit");
+      int64_t maxsplit = mx ? need_int(*mx, "rsplit") : -1;
+      Array out;
+      if (maxsplit < 0 || !sep || sep->is_none()) {
+        if (maxsplit >= 0) fail("rsplit() with maxsplit needs a separator");
+        for (auto& p : py_split(s, sep, -1)) out.emplace_back(std::move(p));
+        return Value(std::move(out));
+      }
+      const std::string& d = need_string(*sep, "rsplit");
+      if (d.empty()) fail("rsplit: empty separator");
+      std::vector<std::string> parts;
+      size_t end = s.size();
+      while (int64_t(parts.size()) < maxsplit) {
+        size_t p = end >= d.size() ? s.rfind(d, end - d.size()) : std::string::npos;
+        if (p == std::string::npos) break;
+        parts.push_back(s.substr(p + d.size(), end - p - d.size()));
+        end = p;
+      }
+      parts.push_back(s.substr(0, end));
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it) out.emplace_back(*it);
+      return Value(std::move(out));
+    });
+  }
+  if (name == "split") {
     return bound([s](CallArgs& a) {
       const Value* mx = a.get(1, "maxsplit");
       Array out;
@@ -365,6 +404,60 @@ Value dict_method(const Value& obj, const std::string& name) {
 }
 
 }  // namespace
+
+std::string percent_format(const std::string& f, const Value& args) {
+  Array list = args.is_array() ? args.as_array() : Array{args};
+  size_t next = 0;
+  std::string out;
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i] != '%') {
+      out += f[i];
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < f.size() && std::strchr("-+ #0", f[j])) ++j;
+    while (j < f.size() && std::isdigit(static_cast<unsigned char>(f[j]))) ++j;
+    if (j < f.size() && f[j] == '.') {
+      ++j;
+      while (j < f.size() && std::isdigit(static_cast<unsigned char>(f[j]))) ++j;
+    }
+    if (j >= f.size()) fail("incomplete format");
+    char conv = f[j];
+    std::string spec = f.substr(i, j - i);  // "%" + flags/width/precision
+    i = j;
+    if (conv == '%') {
+      out += '%';
+      continue;
+    }
+    if (next >= list.size()) fail("not enough arguments for format string");
+    const Value& v = list[next++];
+    char buf[512];
+    if (spec.size() > 20) fail("format spec too long");
+    if (conv == 's' || conv == 'r') {
+      std::string text = conv == 's' ? v.str() : v.repr();
+      if (spec == "%") {
+        out += text;
+      } else {
+        std::snprintf(buf, sizeof buf, (spec + "s").c_str(), text.c_str());
+        out += buf;
+      }
+    } else if (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X' || conv == 'o') {
+      if (!v.is_number() && !v.is_bool()) fail("%{} format: a number is required, not {}", conv, v.type_name());
+      long long n = v.is_int() ? v.as_int() : v.is_bool() ? v.as_bool() : (long long)v.as_double();
+      std::snprintf(buf, sizeof buf, (spec + "ll" + (conv == 'i' ? 'd' : conv)).c_str(), n);
+      out += buf;
+    } else if (conv == 'f' || conv == 'F' || conv == 'e' || conv == 'E' || conv == 'g' || conv == 'G') {
+      if (!v.is_number() && !v.is_bool()) fail("%{} format: a real number is required, not {}", conv, v.type_name());
+      std::snprintf(buf, sizeof buf, (spec + conv).c_str(), v.as_double());
+      out += buf;
+    } else {
+      fail("unsupported format character '{}'", conv);
+    }
+    StringLimit::check(out.size());
+  }
+  if (next < list.size() && args.is_array()) fail("not all arguments converted during string formatting");
+  return out;
+}
 
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
   std::vector<uint32_t> strip_set;

@@ -29,6 +29,9 @@ bool apply_test(const std::string& name, const Value& input, CallArgs& args);
 
 // Python-style whitespace strip (Unicode whitespace as str.strip() sees it), or of `chars`.
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right);
+// Python's printf-style "fmt % args" (%s %r %d %i %f %x %%, with flags, width and precision);
+// args is one value or a list of them (a tuple in Python).
+std::string percent_format(const std::string& fmt, const Value& args);
 // Globals every template sees: range, namespace, dict.
 void add_builtin_globals(Object& globals);
 

@@ -349,8 +349,9 @@ Value apply_filter(const std::string& name, const Value& in, CallArgs& a) {
     size_t total = width - len, left = total / 2 + (total & width & 1);
     return Value(std::string(left, ' ') + s + std::string(total - left, ' '));
   }
-  if (name == "format") {
-    fail("the format filter (printf-style) is not supported");
+  if (name == "format") {  // jinja2: value % args, or value % kwargs
+    if (!a.keyword.empty()) fail("the format filter with keyword arguments is not supported");
+    return Value(percent_format(in.str(), Value(a.positional)));
   }
   fail("no filter named '{}'", name);
 }

@@ -233,6 +233,19 @@ class Parser {
     } else if (tag == "break" || tag == "continue") {
       s->kind = tag == "break" ? Stmt::Kind::Break : Stmt::Kind::Continue;
       expect_block_end();
+    } else if (tag == "with") {
+      s->kind = Stmt::Kind::With;
+      while (peek().type != TokenType::BlockEnd) {
+        if (!s->params.empty()) expect_op(",");
+        MacroParam p;
+        p.name = expect_name();
+        expect_op("=");
+        p.default_value = parse_expression(true);
+        s->params.push_back(std::move(p));
+      }
+      expect_block_end();
+      s->body = parse_body({"endwith"}, found);
+      expect_block_end();
     } else if (tag == "generation") {
       s->kind = Stmt::Kind::Scope;
       expect_block_end();

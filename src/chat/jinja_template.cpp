@@ -91,6 +91,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     return Value(std::move(out));
   }
   if (op == "*" && (b.is_string() || b.is_array()) && (a.is_int() || a.is_bool())) return arithmetic(op, b, a);
+  if (op == "%" && a.is_string()) return Value(percent_format(a.as_string(), b));
   if (!nums) fail("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(), b.type_name());
   int64_t x = ints ? (a.is_bool() ? a.as_bool() : a.as_int()) : 0;
   int64_t y = ints ? (b.is_bool() ? b.as_bool() : b.as_int()) : 0;
@@ -210,6 +211,11 @@ class Interpreter {
       case Stmt::Kind::Break: return Flow::Break;
       case Stmt::Kind::Continue: return Flow::Continue;
       case Stmt::Kind::Scope: return exec(s.body, frame, out);
+      case Stmt::Kind::With: {
+        auto f = child_of(frame);
+        for (const auto& p : s.params) f->set(p.name, eval(*p.default_value, frame));
+        return exec(s.body, f, out);
+      }
     }
     return Flow::Normal;
   }
