@@ -442,7 +442,7 @@ void HttpServer::start() {
   auto& st = *state_;
   beast::error_code ec;
   auto address = net::ip::make_address(st.options.host, ec);
-  if (ec) fail("invalid --host '{}': {}", st.options.host, ec.message());
+  if (ec) fail("invalid --host '{}': give an IP address, e.g. 127.0.0.1 or 0.0.0.0", st.options.host);
   tcp::endpoint endpoint(address, static_cast<unsigned short>(st.options.port));
   st.acceptor.emplace(net::make_strand(st.ioc));
   st.acceptor->open(endpoint.protocol(), ec);
