@@ -290,9 +290,9 @@ class EngineImpl final : public Engine {
         }
       }
     }
-    std::vector<Request*> touched;
-    touched.swap(touched_);
-    for (Request* req : touched) emit(*req);
+    emitting_.swap(touched_);  // both keep their capacity from step to step
+    for (Request* req : emitting_) emit(*req);
+    emitting_.clear();
   }
 
   void touch(Request& req) {
@@ -355,7 +355,7 @@ class EngineImpl final : public Engine {
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::vector<int32_t> sampled_;
-  std::vector<Request*> touched_;
+  std::vector<Request*> touched_, emitting_;  // requests with output in this step
   uint64_t step_id_ = 0;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
 
