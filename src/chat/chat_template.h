@@ -46,6 +46,8 @@ class ChatTemplate {
   // else "default".
   const std::string& select(bool has_tools) const;
   const ordered_json& special_tokens() const { return special_tokens_; }
+  // The source of template `name` (see select()).
+  const std::string& source(const std::string& name) const { return sources_.at(name); }
 
   // Pins strftime_now to a moment (tests); by default it reads the clock.
   // Configuration; call before sharing the template between threads.

@@ -351,6 +351,20 @@ bool OutputParser::step_content(ParsedDelta& out, bool final) {
   return false;
 }
 
+ParserOptions detect_parser_options(std::string_view source, std::string_view prompt, bool tools_enabled) {
+  auto has = [&](std::string_view needle) { return source.find(needle) != std::string_view::npos; };
+  ParserOptions o;
+  o.reasoning = has("<think>") || has("</think>");
+  o.starts_in_reasoning = o.reasoning && prompt_opens_reasoning(prompt);
+  if (tools_enabled) {
+    if (has("<tool_call>")) o.tools = ToolCallFormat::Hermes;
+    else if (has("[TOOL_CALLS]")) o.tools = ToolCallFormat::Mistral;
+    else if (has("<|start_header_id|>") && (has("\"parameters\"") || has("<|python_tag|>")))
+      o.tools = ToolCallFormat::Llama3Json;
+  }
+  return o;
+}
+
 bool prompt_opens_reasoning(std::string_view prompt, std::string_view think_open) {
   size_t end = prompt.size();
   while (end > 0 && is_ws(prompt[end - 1])) --end;

@@ -75,4 +75,10 @@ class OutputParser {
 // inside its reasoning, so pass starts_in_reasoning.
 bool prompt_opens_reasoning(std::string_view prompt, std::string_view think_open = "<think>");
 
+// Parser options for a model, read off its chat template source: <think> blocks, the tool-call
+// syntax the template teaches (<tool_call>, [TOOL_CALLS], Llama 3's "parameters" JSON), and
+// whether the rendered prompt leaves the model inside its reasoning. tools_enabled: the request
+// offered tools (tool calls are parsed only then).
+ParserOptions detect_parser_options(std::string_view template_source, std::string_view prompt, bool tools_enabled);
+
 }  // namespace ferrum::chat

@@ -2,6 +2,9 @@
 // and streamed in every chunking: both must give the same result.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "chat/output_parser.h"
 #include "core/json.h"
 
@@ -174,6 +177,36 @@ TEST(OutputParser, LongArgumentsStreamInLinearTime) {
     ASSERT_EQ(acc.tool_calls.size(), 1u);
     EXPECT_EQ(acc.tool_calls[0].arguments.size(), big.size() + 8);
     EXPECT_TRUE(acc.content.empty());
+  }
+}
+
+TEST(OutputParser, DetectsOptionsFromRealTemplates) {
+  auto source = [](const std::string& name) {
+    std::ifstream in(std::string(FERRUM_SOURCE_DIR) + "/tests/fixtures/chat_templates/" + name + ".jinja");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  struct Expect {
+    const char* name;
+    const char* prompt_end;
+    bool reasoning, starts_in_reasoning;
+    ToolCallFormat tools;
+  };
+  for (const Expect& e : {Expect{"qwen3", "<|im_start|>assistant\n", true, false, ToolCallFormat::Hermes},
+                          Expect{"qwen2_5", "<|im_start|>assistant\n", false, false, ToolCallFormat::Hermes},
+                          Expect{"llama3_1", "assistant<|end_header_id|>\n\n", false, false, ToolCallFormat::Llama3Json},
+                          Expect{"llama3_2", "assistant<|end_header_id|>\n\n", false, false, ToolCallFormat::Llama3Json},
+                          Expect{"mistral_v3", "[/INST]", false, false, ToolCallFormat::Mistral},
+                          Expect{"mistral_nemo", "[/INST]", false, false, ToolCallFormat::Mistral},
+                          Expect{"deepseek_r1_distill", "<｜Assistant｜><think>\n", true, true, ToolCallFormat::None},
+                          Expect{"gemma3", "<start_of_turn>model\n", false, false, ToolCallFormat::None}}) {
+    SCOPED_TRACE(e.name);
+    ParserOptions o = detect_parser_options(source(e.name), e.prompt_end, true);
+    EXPECT_EQ(o.reasoning, e.reasoning);
+    EXPECT_EQ(o.starts_in_reasoning, e.starts_in_reasoning);
+    EXPECT_EQ(o.tools, e.tools);
+    EXPECT_EQ(detect_parser_options(source(e.name), e.prompt_end, false).tools, ToolCallFormat::None);
   }
 }
 
