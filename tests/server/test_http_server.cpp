@@ -285,3 +285,33 @@ TEST_F(ServerFixture, TokenizeAndDetokenize) {
   EXPECT_EQ(post("/detokenize", {{"tokens", {999}}}).status, 400);
   EXPECT_EQ(post("/detokenize", {{"tokens", "x"}}).status, 400);
 }
+
+TEST_F(ServerFixture, TooManyJobsIs503) {
+  start({.max_jobs = 1});
+  TestConnection busy(port());
+  busy.send_raw(make_request("POST", "/v1/chat/completions", chat({{"stream", true}, {"max_tokens", 200}}).dump()));
+  while (busy.buffer().find("content") == std::string::npos) ASSERT_TRUE(busy.fill());
+  auto r = post("/v1/chat/completions", chat());
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.headers["retry-after"], "1");
+  EXPECT_EQ(http_call(port(), "GET", "/health").status, 200);  // cheap routes need no job
+}
+
+TEST_F(ServerFixture, DrainRefusesNewWorkAndFinishesRunning) {
+  start();
+  TestConnection streaming(port()), idle(port());
+  idle.send_raw(make_request("GET", "/health"));
+  ASSERT_EQ(idle.read_response().status, 200);
+  streaming.send_raw(make_request("POST", "/v1/chat/completions", chat({{"stream", true}, {"max_tokens", 100}}).dump()));
+  while (streaming.buffer().find("content") == std::string::npos) ASSERT_TRUE(streaming.fill());
+  http_->begin_drain();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto r = streaming.read_response(5000);  // the running stream completes
+  ASSERT_TRUE(r.complete);
+  EXPECT_EQ(sse_payloads(r.body).back(), "[DONE]");
+  idle.send_raw(make_request("GET", "/health"));  // an open connection: 503, then closed
+  auto late = idle.read_response();
+  EXPECT_EQ(late.status, 503);
+  EXPECT_EQ(late.headers["connection"], "close");
+  EXPECT_THROW(TestConnection{port()}, std::runtime_error);  // no longer accepting
+}
