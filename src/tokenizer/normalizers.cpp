@@ -41,10 +41,15 @@ class UnicodeNormalizer : public Normalizer {
   explicit UnicodeNormalizer(int options) : options_(options) {}
   void normalize(std::string& text) const override {
     if (text.empty()) return;
-    // Pure ASCII is invariant under every normalization form.
-    bool ascii = true;
-    for (const char c : text) ascii &= static_cast<unsigned char>(c) < 0x80;
-    if (ascii) return;
+    // Pure ASCII is invariant under every form; text below U+0300 (no combining marks, no
+    // Hangul) is already in NFC.
+    bool ascii = true, below_combining = true;
+    for (const char c : text) {
+      const auto b = static_cast<unsigned char>(c);
+      ascii &= b < 0x80;
+      below_combining &= b < 0xCC;  // lead bytes of code points below U+0300
+    }
+    if (ascii || (below_combining && options_ == UTF8PROC_COMPOSE)) return;
     utf8proc_uint8_t* out = nullptr;
     const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                 static_cast<utf8proc_ssize_t>(text.size()), &out,
