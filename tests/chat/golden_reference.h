@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 
 #include "core/json.h"
 
@@ -33,7 +34,8 @@ inline const json& reference_results(std::string& error) {
     if (!std::filesystem::exists(js + "/node_modules/@huggingface/jinja")) {
       saved_error = "tests/js/node_modules/@huggingface/jinja is missing: run `cd tests/js && npm ci` first";
     } else {
-      std::string out = std::string(FERRUM_BINARY_DIR) + "/chat_template_reference.json";
+      // One file per process: ctest runs each test case as its own process, several at once.
+      std::string out = std::string(FERRUM_BINARY_DIR) + "/chat_template_reference." + std::to_string(::getpid()) + ".json";
       std::filesystem::remove(out);
       std::string cmd = "node '" + js + "/render_chat_templates.mjs' '" + fixtures_dir() + "' '" + out + "'";
       int rc = std::system(cmd.c_str());
@@ -41,6 +43,7 @@ inline const json& reference_results(std::string& error) {
         saved_error = "reference renderer failed (exit " + std::to_string(rc) + "): " + cmd;
       } else {
         results = json::parse(read_file(out));
+        std::filesystem::remove(out);
       }
     }
   }

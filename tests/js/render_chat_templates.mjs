@@ -23,6 +23,10 @@ globalThis.Date = class extends RealDate {
   }
 };
 
+// Strings are UTF-16 in JS: indexing can split a surrogate pair, which JSON cannot carry to the
+// C++ side; such halves become U+FFFD (toWellFormed needs Node 20; older nodes pass them on).
+const wellFormed = (s) => (typeof s.toWellFormed === "function" ? s.toWellFormed() : s);
+
 const results = {};
 for (const t of manifest.templates) {
   const source = fs.readFileSync(path.join(dir, `${t.name}.jinja`), "utf8");
@@ -52,7 +56,7 @@ for (const t of manifest.templates) {
     if (context.bos_token === undefined) delete context.bos_token;
     if (context.eos_token === undefined) delete context.eos_token;
     try {
-      results[t.name][c.name] = { text: template.render(context).toWellFormed() };
+      results[t.name][c.name] = { text: wellFormed(template.render(context)) };
     } catch (e) {
       results[t.name][c.name] = { error: String(e.message ?? e) };
     }
@@ -64,9 +68,7 @@ if (fs.existsSync(snippetsFile)) {
   results.__snippets__ = {};
   for (const s of JSON.parse(fs.readFileSync(snippetsFile, "utf8"))) {
     try {
-      // Strings are UTF-16 in JS: indexing can split a surrogate pair, which JSON cannot carry
-      // to the C++ side; toWellFormed() turns such halves into U+FFFD.
-      results.__snippets__[s.name] = { text: new Template(s.template).render(structuredClone(s.context)).toWellFormed() };
+      results.__snippets__[s.name] = { text: wellFormed(new Template(s.template).render(structuredClone(s.context))) };
     } catch (e) {
       results.__snippets__[s.name] = { error: String(e.message ?? e) };
     }
