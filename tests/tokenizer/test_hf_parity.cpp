@@ -178,6 +178,7 @@ TEST_P(HfParity, MatchesTransformersJs) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, HfParity,
                          ::testing::Values("llama3_1", "qwen3", "llama2", "gemma3", "deepseek_v3",
-                                           "llama2_metaspace_first", "qwen3_gpt2_style", "qwen3_digits_whitespace"));
+                                           "llama2_metaspace_first", "qwen3_gpt2_style", "qwen3_digits_whitespace",
+                                           "qwen3_strip_flags"));
 
 }  // namespace
