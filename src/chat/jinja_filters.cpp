@@ -101,11 +101,29 @@ std::string indent_text(const std::string& s, const Value* width_v, bool first, 
 
 Value apply_filter(const std::string& name, const Value& in, CallArgs& a) {
   if (name == "trim") return Value(py_strip(in.str(), arg(a, 0, "chars"), true, true));
-  if (name == "tojson") {
-    const Value* ind = arg(a, 0, "indent");
-    const Value* sort = a.kwarg("sort_keys");
-    int indent = ind && ind->is_int() ? int(std::clamp<int64_t>(ind->as_int(), 0, 64)) : -1;
-    return Value(dump_json(in, indent, sort && sort->truthy()));
+  if (name == "tojson") {  // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+    JsonStyle st;
+    const Value* ensure = arg(a, 0, "ensure_ascii");
+    const Value* ind = arg(a, 1, "indent");
+    const Value* seps = arg(a, 2, "separators");
+    const Value* sort = arg(a, 3, "sort_keys");
+    for (const auto& [k, v] : a.keyword)
+      if (k != "ensure_ascii" && k != "indent" && k != "separators" && k != "sort_keys")
+        fail("tojson got an unexpected keyword argument '{}'", k);
+    st.ensure_ascii = ensure && ensure->truthy();
+    if (ind && !ind->is_none()) {
+      if (!ind->is_int()) fail("tojson: indent must be an integer");
+      st.indent = int(std::clamp<int64_t>(ind->as_int(), 0, 64));
+    }
+    st.sort_keys = sort && sort->truthy();
+    if (seps && !seps->is_none()) {
+      if (!seps->is_array() || seps->as_array().size() != 2 || !seps->as_array()[0].is_string() || !seps->as_array()[1].is_string())
+        fail("tojson: separators must be a pair of strings");
+      st.custom_item_separator = true;
+      st.item_separator = seps->as_array()[0].as_string();
+      st.key_separator = seps->as_array()[1].as_string();
+    }
+    return Value(dump_json(in, st));
   }
   if (name == "length" || name == "count") return Value(int64_t(in.is_undefined() ? 0 : in.length()));
   if (name == "string") return Value(in.str());

@@ -1,5 +1,7 @@
 #include "chat/jinja_value.h"
 
+#include "chat/jinja_builtins.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -305,9 +307,10 @@ ordered_json Value::to_json() const {
   fail("Object of type function is not JSON serializable");
 }
 
-static void json_string(std::string& out, const std::string& s) {
+static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -317,20 +320,35 @@ static void json_string(std::string& out, const std::string& s) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += char(c);
+        if (c < 0x20 || (ensure_ascii && c == 0x7f)) {
+          out += fmt::format("\\u{:04x}", c);
+        } else if (c >= 0x80 && ensure_ascii) {
+          int n = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+          uint32_t cp = n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : n == 4 ? (c & 0x07) : c;
+          for (int k = 1; k < n && i + 1 < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[++i]) & 0x3F);
+          if (cp >= 0x10000) {
+            cp -= 0x10000;
+            out += fmt::format("\\u{:04x}\\u{:04x}", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+          } else {
+            out += fmt::format("\\u{:04x}", cp);
+          }
+        } else {
+          out += char(c);
+        }
     }
   }
   out += '"';
 }
 
-static void dump(std::string& out, const Value& v, int indent, bool sort_keys, int depth) {
+static void dump(std::string& out, const Value& v, const JsonStyle& st, int depth) {
   if (depth > 512) fail("tojson: nesting too deep");
+  const std::string& item_sep = st.custom_item_separator ? st.item_separator : (st.indent < 0 ? std::string(", ") : std::string(","));
   auto newline = [&](int d) {
-    if (indent < 0) return;
+    if (st.indent < 0) return;
     out += '\n';
-    out.append(size_t(indent) * size_t(d), ' ');
+    out.append(size_t(st.indent) * size_t(d), ' ');
   };
+  StringLimit::check(out.size());
   if (v.is_undefined() || v.is_none()) {
     out += "null";
   } else if (v.is_bool()) {
@@ -341,7 +359,7 @@ static void dump(std::string& out, const Value& v, int indent, bool sort_keys, i
     double d = v.as_double();
     out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : format_float(d);
   } else if (v.is_string()) {
-    json_string(out, v.as_string());
+    json_string(out, v.as_string(), st.ensure_ascii);
   } else if (v.is_array()) {
     const Array& a = v.as_array();
     if (a.empty()) {
@@ -350,16 +368,16 @@ static void dump(std::string& out, const Value& v, int indent, bool sort_keys, i
     }
     out += '[';
     for (size_t i = 0; i < a.size(); ++i) {
-      if (i) out += indent < 0 ? ", " : ",";
+      if (i) out += item_sep;
       newline(depth + 1);
-      dump(out, a[i], indent, sort_keys, depth + 1);
+      dump(out, a[i], st, depth + 1);
     }
     newline(depth);
     out += ']';
-  } else if (v.is_object()) {
+  } else if (v.is_object() && !v.as_object().is_namespace) {
     std::vector<const std::pair<std::string, Value>*> items;
     for (const auto& item : v.as_object().items) items.push_back(&item);
-    if (sort_keys)
+    if (st.sort_keys)
       std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
     if (items.empty()) {
       out += "{}";
@@ -367,22 +385,22 @@ static void dump(std::string& out, const Value& v, int indent, bool sort_keys, i
     }
     out += '{';
     for (size_t i = 0; i < items.size(); ++i) {
-      if (i) out += indent < 0 ? ", " : ",";
+      if (i) out += item_sep;
       newline(depth + 1);
-      json_string(out, items[i]->first);
-      out += ": ";
-      dump(out, items[i]->second, indent, sort_keys, depth + 1);
+      json_string(out, items[i]->first, st.ensure_ascii);
+      out += st.key_separator;
+      dump(out, items[i]->second, st, depth + 1);
     }
     newline(depth);
     out += '}';
   } else {
-    fail("Object of type function is not JSON serializable");
+    fail("Object of type {} is not JSON serializable", v.type_name());
   }
 }
 
-std::string dump_json(const Value& v, int indent, bool sort_keys) {
+std::string dump_json(const Value& v, const JsonStyle& style) {
   std::string out;
-  dump(out, v, indent, sort_keys, 0);
+  dump(out, v, style, 0);
   return out;
 }
 

@@ -122,9 +122,22 @@ class NestingGuard {
 
 // Python's repr() of a float: shortest round-trip digits, "1.0", "1e-05", "inf".
 std::string format_float(double d);
-// json.dumps(value, ensure_ascii=False, indent=indent) as transformers' tojson filter calls it;
-// indent < 0 means single line with ", " and ": " separators.
-std::string dump_json(const Value& v, int indent, bool sort_keys = false);
+// json.dumps as transformers' tojson filter calls it (ensure_ascii=False by default).
+struct JsonStyle {
+  int indent = -1;                 // < 0: one line
+  bool sort_keys = false;
+  bool ensure_ascii = false;       // escape non-ASCII as \uXXXX
+  std::string item_separator;      // default ", " on one line, "," when indented
+  std::string key_separator = ": ";
+  bool custom_item_separator = false;
+};
+std::string dump_json(const Value& v, const JsonStyle& style);
+inline std::string dump_json(const Value& v, int indent, bool sort_keys = false) {
+  JsonStyle style;
+  style.indent = indent;
+  style.sort_keys = sort_keys;
+  return dump_json(v, style);
+}
 // The number of Unicode code points in UTF-8 text (Python's len of a str).
 size_t utf8_length(const std::string& s);
 
