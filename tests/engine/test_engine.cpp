@@ -102,6 +102,7 @@ TEST(Engine, RepeatedPromptHitsThePrefixCache) {
   auto prompt = ascii_prompt(rng, 41);
   auto ref = reference_greedy(prompt, 10, *h.model, *h.tok, true);
   auto first = h.run(prompt, greedy(10, true));
+  EXPECT_EQ(first.num_outputs, 10);  // streamed: one output per generated token
   EXPECT_EQ(first.cached_tokens, 0);
   EXPECT_EQ(first.prompt_tokens, 41);
   auto second = h.run(prompt, greedy(10, true));

@@ -153,6 +153,22 @@ TEST_F(SchedulerTest, PoolTooSmallForAllStillCompletesEveryone) {
   EXPECT_EQ(blocks_->num_used_blocks(), 0);
 }
 
+TEST_F(SchedulerTest, NeverReturnsAnEmptyStepWhileWorkRemains) {
+  make(4, 4, 8, 100);
+  // Blocks held outside the scheduler (as if leaked): the waiting request fits the pool in
+  // principle but nothing can run. It must fail rather than leave the step empty forever.
+  Sequence holder;
+  holder.tokens.assign(12, 1);
+  blocks_->allocate(holder, 12);
+  Sequence* a = add(8);
+  auto out = sched_->schedule();
+  EXPECT_TRUE(out.scheduled.empty());
+  ASSERT_EQ(out.failed.size(), 1u);
+  EXPECT_EQ(out.failed[0].first, a);
+  EXPECT_NE(out.failed[0].second.find("cannot be scheduled"), std::string::npos);
+  EXPECT_FALSE(sched_->has_work());
+}
+
 TEST_F(SchedulerTest, PrefixHitSkipsComputedTokens) {
   make(32, 4, 8, 100);
   Sequence* a = add(10);
