@@ -11,7 +11,7 @@ namespace ferrum::tok {
 namespace {
 
 constexpr size_t kMaxCachedWordBytes = 256;
-constexpr size_t kMaxCacheEntries = 200000;
+constexpr size_t kMaxCacheEntries = 50000;  // a few MB at most; cleared when full
 
 std::optional<std::string> optional_string(const json& spec, const char* key) {
   if (!spec.contains(key) || spec.at(key).is_null()) return std::nullopt;
