@@ -1,8 +1,12 @@
 #include "server/http_server.h"
 
+// GCC 12 reports a false -Wmaybe-uninitialized inside Beast's parser (a boost::optional).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <atomic>
