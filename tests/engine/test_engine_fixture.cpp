@@ -72,6 +72,39 @@ TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {
   EXPECT_GT(s.preemptions, 0u);
 }
 
+TEST_P(FixtureModels, SampledTextStreamsAsWholeCharactersAndMatchesTheDecode) {
+  const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models" / GetParam();
+  if (!fs::exists(dir / "reference.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto refs = load_references(dir);
+  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  auto engine = Engine::create(model, tok, o);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  SamplingParams p;
+  p.temperature = 1.5f;  // wander into byte-fallback and multi-byte tokens
+  p.max_tokens = 40;
+  p.ignore_eos = true;
+  p.skip_special_tokens = false;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    p.seed = seed;
+    streams.push_back(engine->submit(refs[seed % refs.size()].prompt, p));
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto c = collect(*streams[i]).completions[0];
+    for (const auto& piece : c.pieces) EXPECT_TRUE(valid_utf8(piece)) << GetParam();
+    // The text of the continuation: decode(prompt + output) past decode(prompt). (Decoders
+    // that drop a leading space at the start of a text, like Metaspace, keep it here, as vLLM.)
+    std::vector<int32_t> all = refs[i % refs.size()].prompt;
+    const std::string prompt_text = tok->decode(all, false);
+    all.insert(all.end(), c.tokens.begin(), c.tokens.end());
+    const std::string full = tok->decode(all, false);
+    ASSERT_EQ(full.compare(0, prompt_text.size(), prompt_text), 0) << GetParam();
+    EXPECT_EQ(c.text, full.substr(prompt_text.size())) << GetParam();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engine, FixtureModels,
                          ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
 
