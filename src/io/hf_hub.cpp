@@ -97,8 +97,9 @@ std::vector<CachedRepo> list_cached(const std::string& cache) {
     if (name.rfind("models--", 0) != 0 || !entry.is_directory()) continue;
     CachedRepo r;
     r.path = entry.path().string();
-    r.repo_id = name.substr(8);
-    if (size_t sep = r.repo_id.find("--"); sep != std::string::npos) r.repo_id.replace(sep, 2, "/");
+    std::string folder = name.substr(8);  // ORG--NAME
+    size_t sep = folder.find("--");
+    r.repo_id = sep == std::string::npos ? folder : fmt::format("{}/{}", folder.substr(0, sep), folder.substr(sep + 2));
     for (auto& blob : fs::directory_iterator(entry.path() / "blobs", ec))
       if (blob.is_regular_file(ec) && blob.path().extension() != ".incomplete") r.size_bytes += blob.file_size(ec);
     for (auto& snap : fs::directory_iterator(entry.path() / "snapshots", ec))
