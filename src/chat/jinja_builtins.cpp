@@ -455,7 +455,7 @@ std::string percent_format(const std::string& f, const Value& args) {
     }
     StringLimit::check(out.size());
   }
-  if (next < list.size() && args.is_array()) fail("not all arguments converted during string formatting");
+  if (next < list.size() && (args.is_array() || next == 0)) fail("not all arguments converted during string formatting");
   return out;
 }
 
@@ -498,6 +498,21 @@ Value get_attr(const Value& obj, const std::string& name) {
     return v ? *v : Value::undefined(name);
   }
   if (obj.is_string()) return string_method(obj.as_string(), name);
+  if (obj.is_array() && (name == "count" || name == "index")) {
+    Array items = obj.as_array();
+    bool count = name == "count";
+    return bound([items, count](CallArgs& a) {
+      if (a.positional.empty()) fail("{}() takes exactly one argument", count ? "count" : "index");
+      int64_t n = 0;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!items[i].equals(a.positional[0])) continue;
+        if (!count) return Value(int64_t(i));
+        ++n;
+      }
+      if (!count) fail("{} is not in list", a.positional[0].repr());
+      return Value(n);
+    });
+  }
   if (obj.is_array() && (name == "append" || name == "pop" || name == "extend" || name == "insert" ||
                          name == "remove" || name == "sort" || name == "reverse" || name == "clear")) {
     return bound([name](CallArgs&) -> Value { fail("access to attribute '{}' of 'list' object is unsafe", name); });

@@ -306,15 +306,22 @@ Value apply_filter(const std::string& name, const Value& in, CallArgs& a) {
     return total;
   }
   if (name == "abs") {
-    if (in.is_int()) return Value(in.as_int() < 0 ? -in.as_int() : in.as_int());
+    if (in.is_bool()) return Value(int64_t(in.as_bool()));
+    if (in.is_int()) {
+      if (in.as_int() == INT64_MIN) fail("integer overflow in abs");
+      return Value(in.as_int() < 0 ? -in.as_int() : in.as_int());
+    }
+    if (!in.is_float()) fail("bad operand type for abs(): '{}'", in.type_name());
     return Value(std::fabs(in.as_double()));
   }
   if (name == "round") {
     const Value* prec = arg(a, 0, "precision");
+    if (in.is_int() || in.is_bool()) return in.is_bool() ? Value(int64_t(in.as_bool())) : in;  // round(int) is an int
     double p = std::pow(10.0, prec ? double(prec->as_int()) : 0.0);
     return Value(std::round(in.as_double() * p) / p);
   }
   if (name == "indent") {
+    if (!in.is_string()) fail("indent filter expects a string, got {}", in.type_name());
     const Value* first = arg(a, 1, "first");
     const Value* blank = arg(a, 2, "blank");
     return Value(indent_text(in.str(), arg(a, 0, "width"), first && first->truthy(), blank && blank->truthy()));
@@ -354,9 +361,15 @@ Value apply_filter(const std::string& name, const Value& in, CallArgs& a) {
     if (!cur.empty()) out.emplace_back(std::move(cur));
     return Value(std::move(out));
   }
-  if (name == "wordcount") {
-    CallArgs none;
-    return Value(int64_t(get_attr(Value(in.str()), "split").as_function()(none).as_array().size()));
+  if (name == "wordcount") {  // jinja2 counts \w+ runs
+    int64_t words = 0;
+    bool in_word = false;
+    for (unsigned char c : in.str()) {
+      bool word_char = std::isalnum(c) || c == '_' || c >= 0x80;
+      if (word_char && !in_word) ++words;
+      in_word = word_char;
+    }
+    return Value(words);
   }
   if (name == "center") {
     const Value* w = arg(a, 0, "width");
@@ -386,7 +399,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "true") return v.is_bool() && v.as_bool();
   if (name == "false") return v.is_bool() && !v.as_bool();
   if (name == "string") return v.is_string();
-  if (name == "number") return v.is_number();
+  if (name == "number") return v.is_number() || v.is_bool();  // Python's bool is a Number
   if (name == "integer") return v.is_int();
   if (name == "float") return v.is_float();
   if (name == "mapping") return v.is_object() && !v.as_object().is_namespace;
@@ -408,13 +421,17 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
     return false;
   }
   if (name == "odd" || name == "even") {
-    if (!v.is_int()) fail("test '{}' expects an integer", name);
-    return (v.as_int() % 2 != 0) == (name == "odd");
+    if (v.is_float()) return std::fmod(v.as_double(), 2.0) != 0 ? name == "odd" : name == "even";
+    if (!v.is_int() && !v.is_bool()) fail("test '{}' expects a number, got {}", name, v.type_name());
+    int64_t x = v.is_bool() ? v.as_bool() : v.as_int();
+    return (x % 2 != 0) == (name == "odd");
   }
   if (name == "divisibleby") {
-    int64_t d = other().as_int();
-    if (d == 0 || !v.is_int()) fail("divisibleby: bad operands");
-    return v.as_int() % d == 0;
+    const Value& dv = other();
+    if (!(dv.is_int() || dv.is_bool()) || !(v.is_int() || v.is_bool())) fail("divisibleby expects integers");
+    int64_t d = dv.is_bool() ? dv.as_bool() : dv.as_int();
+    if (d == 0) fail("integer division or modulo by zero");
+    return (v.is_bool() ? v.as_bool() : v.as_int()) % d == 0;
   }
   if (name == "lower" || name == "upper") {
     if (!v.is_string()) return false;
