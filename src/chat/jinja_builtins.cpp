@@ -1,5 +1,7 @@
 #include "chat/jinja_builtins.h"
 
+#include "chat/unicode_case.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -133,24 +135,6 @@ std::string py_replace(const std::string& s, const std::string& from, const std:
     ++done;
   }
   out.append(s, start);
-  return out;
-}
-
-std::string ascii_map(const std::string& s, int (*f)(int)) {
-  std::string out = s;
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x80) c = char(f(c));
-  return out;
-}
-
-std::string py_title(const std::string& s) {
-  std::string out = s;
-  bool prev_cased = false;
-  for (char& c : out) {
-    bool alpha = std::isalpha(static_cast<unsigned char>(c)) != 0;
-    if (alpha) c = char(prev_cased ? std::tolower(c) : std::toupper(c));
-    prev_cased = alpha;
-  }
   return out;
 }
 
@@ -288,16 +272,10 @@ Value string_method(const std::string& s, const std::string& name) {
       return Value(prefix_match(s, a.positional[0], suffix));
     });
   }
-  if (name == "upper") return bound([s](CallArgs&) { return Value(ascii_map(s, ::toupper)); });
-  if (name == "lower") return bound([s](CallArgs&) { return Value(ascii_map(s, ::tolower)); });
-  if (name == "title") return bound([s](CallArgs&) { return Value(py_title(s)); });
-  if (name == "capitalize") {
-    return bound([s](CallArgs&) {
-      std::string out = ascii_map(s, ::tolower);
-      if (!out.empty()) out[0] = char(std::toupper(static_cast<unsigned char>(out[0])));
-      return Value(out);
-    });
-  }
+  if (name == "upper") return bound([s](CallArgs&) { return Value(utf8_upper(s)); });
+  if (name == "lower") return bound([s](CallArgs&) { return Value(utf8_lower(s)); });
+  if (name == "title") return bound([s](CallArgs&) { return Value(utf8_title(s, false)); });
+  if (name == "capitalize") return bound([s](CallArgs&) { return Value(utf8_capitalize(s)); });
   if (name == "format") return bound([s](CallArgs& a) { return Value(py_format(s, a)); });
   if (name == "join") {
     return bound([s](CallArgs& a) {

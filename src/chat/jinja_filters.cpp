@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "chat/jinja_builtins.h"
+#include "chat/unicode_case.h"
 #include "core/error.h"
 
 namespace ferrum::chat::jinja {
@@ -226,24 +227,7 @@ Value apply_filter(const std::string& name, const Value& in, CallArgs& a) {
     }
     return def ? *def : Value(0.0);
   }
-  if (name == "title") {
-    // jinja2's do_title: words start after '-', whitespace or an opening bracket (unlike
-    // str.title(), an apostrophe does not start a word).
-    std::string s = in.str(), out;
-    bool word_start = true;
-    for (char c : s) {
-      bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || std::isspace(static_cast<unsigned char>(c));
-      if (sep) {
-        out += c;
-        word_start = true;
-        continue;
-      }
-      unsigned char u = static_cast<unsigned char>(c);
-      out += u < 0x80 ? char(word_start ? std::toupper(u) : std::tolower(u)) : c;
-      word_start = false;
-    }
-    return Value(out);
-  }
+  if (name == "title") return Value(utf8_title(in.str(), /*jinja_style=*/true));  // jinja2's do_title
   if (name == "upper" || name == "lower" || name == "capitalize") {
     CallArgs none;
     return get_attr(Value(in.str()), name).as_function()(none);
