@@ -1,11 +1,16 @@
 // CPU kernels behind CpuBackend. They are also the reference the device backends' parity
 // tests compare against.
 #pragma once
+#include <string>
+
 #include "backend/backend.h"
 #include "core/thread_pool.h"
 
 namespace ferrum::cpu {
 
+// Chooses the prefill GEMM's register tile: "best" (default), "portable", "avx2", "avx512".
+// Returns false when this processor lacks it. For tests and benchmarks.
+bool set_gemm_kernel(const std::string& name);
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
