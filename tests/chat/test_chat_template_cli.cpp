@@ -4,6 +4,7 @@
 // not been built (test_chat does not depend on it); CI builds everything first. FERRUM_CLI
 // may name the binary of another build.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -30,7 +31,8 @@ class ChatTemplateCommand : public ::testing::Test {
     const char* override_path = std::getenv("FERRUM_CLI");  // another build's binary
     binary_ = override_path ? fs::path(override_path) : fs::path(FERRUM_BINARY_DIR) / "ferrum";
     if (!fs::exists(binary_)) GTEST_SKIP() << binary_ << " is not built";
-    dir_ = fs::path(FERRUM_BINARY_DIR) / "chat_cli_test";
+    // One folder per process: ctest runs the cases of this file in parallel.
+    dir_ = fs::path(FERRUM_BINARY_DIR) / ("chat_cli_test_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "model");
   }
