@@ -83,7 +83,7 @@ TEST_F(ChatTemplateCommand, ErrorsGoToStderrWithNonZeroExit) {
   EXPECT_NE(missing.err.find("no chat template found"), std::string::npos) << missing.err;
   EXPECT_TRUE(missing.out.empty());
 
-  write("model/chat_template.jinja", read_file(fixtures_dir() + "/gemma_7b_it.jinja"));
+  write("model/chat_template.jinja", read_file(fixtures_dir() + "/gemma2.jinja"));
   CommandResult raised = run("-m " + model + " --messages " + msgs);
   EXPECT_NE(raised.exit_code, 0);
   EXPECT_NE(raised.err.find("System role not supported"), std::string::npos) << raised.err;
