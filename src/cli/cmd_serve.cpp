@@ -107,8 +107,12 @@ int run_serve(const ServeArgs& a) {
   log::info("received {}: no new connections; finishing {} running request(s) (up to {} s)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", api.jobs().running(), a.drain_timeout);
   http.begin_drain();
-  if (!api.jobs().wait_idle(static_cast<long>(a.drain_timeout) * 1000))
-    log::warn("{} request(s) still running after {} s; aborting them", api.jobs().running(), a.drain_timeout);
+  // Running requests end when their last byte is written, not when generation ends.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.drain_timeout);
+  while ((api.jobs().running() > 0 || http.active_requests() > 0) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (api.jobs().running() > 0 || http.active_requests() > 0)
+    log::warn("{} request(s) still running after {} s; aborting them", http.active_requests(), a.drain_timeout);
   ctx->engine->shutdown();  // remaining streams end with finish_reason "abort"
   api.jobs().wait_idle();
   http.stop();

@@ -132,6 +132,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(beast::error_code ec);
   void finish_exchange();
   void answer_and_close(int status, const std::string& message);
+  void linger();
+  void linger_read();
   void close();
   void arm(std::chrono::milliseconds d);
   void disarm();
@@ -144,7 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string pending_, inflight_;
   bool writing_ = false, reading_ = false, closed_ = false;
-  bool in_exchange_ = false, response_done_ = false, keep_alive_ = false;
+  bool in_exchange_ = false, response_done_ = false, keep_alive_ = false, lingering_ = false;
   uint64_t exchange_id_ = 0;
   std::shared_ptr<Exchange> exchange_;
   std::atomic<bool> open_{true};  // read by other threads (HttpServer::open_connections)
@@ -320,6 +322,7 @@ void Session::monitor_read() {
 void Session::on_monitor(beast::error_code ec, size_t n) {
   reading_ = false;
   if (closed_) return;
+  if (lingering_) return ec ? close() : linger_read();
   if (ec == net::error::operation_aborted) return in_exchange_ ? monitor_read() : do_read();
   if (ec) return close();
   buffer_.commit(n);
@@ -359,7 +362,7 @@ void Session::finish_exchange() {
   if (!keep_alive_) {
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
-    return close();
+    return linger();
   }
   if (!reading_) return do_read();
   if (buffer_.size() > 0) {
@@ -369,6 +372,24 @@ void Session::finish_exchange() {
     return;
   }
   arm(server_->options.idle_timeout);  // the monitor read turns into the next request's read
+}
+
+// After a connection's last response the client may still be sending (say, a body refused
+// with 413). Closing at once would reset the connection, and the reset can destroy the
+// response before the client reads it; so read and discard until the client closes, 2 s at most.
+void Session::linger() {
+  lingering_ = true;
+  arm(std::chrono::milliseconds(2000));
+  if (!reading_) linger_read();  // else the monitor read in flight continues it (on_monitor)
+}
+
+void Session::linger_read() {
+  reading_ = true;
+  socket_.async_read_some(buffer_.prepare(64 * 1024), [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->reading_ = false;
+    if (ec || self->closed_) return self->close();
+    self->linger_read();
+  });
 }
 
 void Session::answer_and_close(int status, const std::string& message) {

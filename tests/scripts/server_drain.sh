@@ -5,17 +5,19 @@ OUT=$(mktemp)
 # 32 long streams; SIGTERM arrives once they are all under way.
 node --input-type=module -e '
   const url = process.env.FERRUM_URL;
-  const one = async (i) => {
-    const r = await fetch(url + "/v1/completions", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ prompt: "Drain " + i, max_tokens: 200, ignore_eos: true, stream: true, stream_options: { include_usage: true } }) });
+  const start = (i) => fetch(url + "/v1/completions", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: "Drain " + i, max_tokens: 200, ignore_eos: true, stream: true, stream_options: { include_usage: true } }) });
+  const finish = async (r) => {
+    if (r.status !== 200) return "status " + r.status;
     const text = await r.text();
     const events = text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
     const usage = JSON.parse(events[events.length - 2]).usage;
     return events[events.length - 1] === "[DONE]" && usage.completion_tokens === 200 ? "ok" : "bad " + text.slice(-300);
   };
-  const runs = Array.from({ length: 32 }, (_, i) => one(i));
+  // "started" once every stream has its headers: all 32 requests are running.
+  const responses = await Promise.all(Array.from({ length: 32 }, (_, i) => start(i)));
   console.log("started");
-  const res = await Promise.all(runs);
+  const res = await Promise.all(responses.map(finish));
   console.log(res.every((r) => r === "ok") ? "ALL-OK" : res.find((r) => r !== "ok"));
 ' >"$OUT" 2>&1 &
 NODE_PID=$!
