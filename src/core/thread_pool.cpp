@@ -35,7 +35,9 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run_chunks() {
   for (;;) {
     const int64_t c = next_chunk_.fetch_add(1, std::memory_order_acq_rel);
-    if (c >= job_chunks_ || c >= kClosed) return;
+    // A closed counter says nothing about the job fields, which the caller may be rewriting:
+    // test it before reading any of them.
+    if (c >= kClosed || c >= job_chunks_) return;
     const int64_t begin = c * job_chunk_;
     (*job_)(begin, std::min(job_n_, begin + job_chunk_));
     done_chunks_.fetch_add(1, std::memory_order_acq_rel);
@@ -65,7 +67,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   run_chunks();
   while (done_chunks_.load(std::memory_order_acquire) < job_chunks_) FERRUM_PAUSE();
-  next_chunk_.store(kClosed, std::memory_order_release);
+  next_chunk_.store(kClosed, std::memory_order_seq_cst);
+  // A worker may still be between claiming its last (empty) ticket and leaving run_chunks;
+  // the next job's fields must not be written under it.
+  while (active_.load(std::memory_order_seq_cst) != 0) FERRUM_PAUSE();
 }
 
 void ThreadPool::worker_loop() {
@@ -90,7 +95,9 @@ void ThreadPool::worker_loop() {
     }
     if (stop_) return;
     seen = generation_.load(std::memory_order_acquire);
+    active_.fetch_add(1, std::memory_order_seq_cst);
     run_chunks();
+    active_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 

@@ -44,6 +44,7 @@ class ThreadPool {
   std::atomic<int64_t> done_chunks_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> active_{0};  // workers inside run_chunks
   std::atomic<bool> stop_{false};
 };
 
