@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/default_model.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "server/model_loader.h"
@@ -108,8 +109,8 @@ std::string reply(server::ServingContext& ctx, const json& messages, const RunAr
   return content;
 }
 
-int run_chat(const RunArgs& a) {
-  if (a.model.empty()) fail("give a MODEL (a model folder or a Hugging Face repo id)");
+int run_chat(RunArgs a) {
+  if (a.model.empty()) a.model = default_model_dir();  // the bundled ferrum-tiny
   server::ModelLoadOptions lo;
   lo.model = a.model;
   lo.chat_template_file = a.chat_template;
@@ -169,7 +170,7 @@ int run_chat(const RunArgs& a) {
 void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = add_command(app, "run", "Chat with a model in the terminal", [a] { return run_chat(*a); });
-  cmd->add_option("model", a->model, "Model folder, or Hugging Face repo id ORG/NAME[:REVISION]")->envname("FERRUM_MODEL");
+  cmd->add_option("model", a->model, "Model folder, or Hugging Face repo id ORG/NAME[:REVISION] (default: the bundled ferrum-tiny)")->envname("FERRUM_MODEL");
   cmd->add_option("--system", a->system, "System prompt");
   cmd->add_option("--temp", a->temperature, "Temperature (0 = greedy)")->check(CLI::Range(0.0, 2.0))->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "Top-p")->check(CLI::Range(0.0, 1.0))->capture_default_str();

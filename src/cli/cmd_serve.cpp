@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "server/http_server.h"
+#include "cli/default_model.h"
 #include "server/model_loader.h"
 #include "server/openai_server.h"
 
@@ -38,8 +39,11 @@ void raise_open_file_limit() {
   }
 }
 
-int run_serve(const ServeArgs& a) {
-  if (a.model.empty()) fail("give a MODEL (a model folder or a Hugging Face repo id), or set FERRUM_MODEL");
+int run_serve(ServeArgs a) {
+  if (a.model.empty()) {  // no MODEL: the bundled ferrum-tiny, served under its own name
+    a.model = default_model_dir();
+    if (a.served_names.empty()) a.served_names = {"ferrum-tiny"};
+  }
   // Signals are taken by one thread with sigwait; every other thread inherits the block.
   sigset_t signals;
   sigemptyset(&signals);
@@ -125,7 +129,7 @@ int run_serve(const ServeArgs& a) {
 void register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   auto* cmd = add_command(app, "serve", "Serve a model over an OpenAI-compatible HTTP API", [a] { return run_serve(*a); });
-  cmd->add_option("model", a->model, "Model folder, or Hugging Face repo id ORG/NAME[:REVISION]")->envname("FERRUM_MODEL");
+  cmd->add_option("model", a->model, "Model folder, or Hugging Face repo id ORG/NAME[:REVISION] (default: the bundled ferrum-tiny)")->envname("FERRUM_MODEL");
   cmd->add_option("--host", a->host, "Address to listen on")->envname("FERRUM_HOST")->capture_default_str();
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->envname("FERRUM_PORT")->check(CLI::Range(0, 65535))->capture_default_str();
   cmd->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on every route but /health")->envname("FERRUM_API_KEY");
