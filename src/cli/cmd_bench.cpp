@@ -122,21 +122,29 @@ json bench_engine(std::shared_ptr<Model> model, int conc, int prompt, int gen) {
     for (auto& i : ids) i = tok(rng);
     streams.push_back(engine->submit(ids, sp));
   }
-  std::vector<double> ttft;
-  int64_t generated = 0;
-  for (auto& s : streams) {
-    bool first = true;
-    while (auto out = s->next()) {
-      for (const auto& d : out->deltas) {
-        if (first && !d.token_ids.empty()) ttft.push_back(seconds_since(t0)), first = false;
-        generated += static_cast<int64_t>(d.token_ids.size());
-        if (d.finish_reason == FinishReason::Error) fail("bench request failed: {}", d.error);
+  // One reader per stream, so that each request's first token is timed when it comes out
+  // (draining the streams in turn would time request k only after request k-1 ended).
+  std::vector<double> ttft(conc, 0.0);
+  std::vector<int64_t> counts(conc, 0);
+  std::vector<std::string> errors(conc);
+  std::vector<std::thread> readers;
+  for (int c = 0; c < conc; ++c)
+    readers.emplace_back([&, c] {
+      while (auto out = streams[c]->next()) {
+        for (const auto& d : out->deltas) {
+          if (counts[c] == 0 && !d.token_ids.empty()) ttft[c] = seconds_since(t0);
+          counts[c] += static_cast<int64_t>(d.token_ids.size());
+          if (d.finish_reason == FinishReason::Error) errors[c] = d.error;
+        }
       }
-    }
-  }
+    });
+  for (auto& r : readers) r.join();
+  for (const auto& e : errors)
+    if (!e.empty()) fail("bench request failed: {}", e);
+  const int64_t generated = std::accumulate(counts.begin(), counts.end(), int64_t{0});
   const double wall = seconds_since(t0);
   engine->shutdown();
-  const double ttft_mean = ttft.empty() ? 0 : std::accumulate(ttft.begin(), ttft.end(), 0.0) / ttft.size();
+  const double ttft_mean = std::accumulate(ttft.begin(), ttft.end(), 0.0) / conc;
   return {{"concurrency", conc}, {"prompt_tokens", prompt}, {"generated_tokens", generated}, {"wall_s", wall},
           {"output_tok_s", generated / wall}, {"ttft_ms_mean", ttft_mean * 1e3},
           {"tpot_ms_mean", (wall - ttft_mean) / std::max(1, gen - 1) * 1e3}};

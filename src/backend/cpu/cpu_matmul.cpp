@@ -58,21 +58,29 @@ void gemv_rows(const float* x, int64_t ldx, const WT* w, DType wt, int64_t K, fl
   }
 }
 
+// All M rows of x against w rows [n0, n1): blocks of w rows small enough to stay in cache are
+// reused by every group of 4 rows of x, so the weights stream from memory once.
 template <typename WT>
 void gemv(const float* x, int64_t M, int64_t K, const WT* w, DType wt, float* out, int64_t N, int64_t n0, int64_t n1) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) gemv_rows<4, WT>(x + m * K, K, w, wt, K, out + m * N, N, n0, n1);
-  const float* xr = x + m * K;
-  float* o = out + m * N;
-  switch (M - m) {
-    case 3: gemv_rows<3, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
-    case 2: gemv_rows<2, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
-    case 1: gemv_rows<1, WT>(xr, K, w, wt, K, o, N, n0, n1); break;
-    default: break;
+  const int64_t rows_in_cache = std::max<int64_t>(4, (32 << 10) / (K * static_cast<int64_t>(sizeof(WT))));
+  for (int64_t nb = n0; nb < n1; nb += rows_in_cache) {
+    const int64_t ne = std::min(n1, nb + rows_in_cache);
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) gemv_rows<4, WT>(x + m * K, K, w, wt, K, out + m * N, N, nb, ne);
+    const float* xr = x + m * K;
+    float* o = out + m * N;
+    switch (M - m) {
+      case 3: gemv_rows<3, WT>(xr, K, w, wt, K, o, N, nb, ne); break;
+      case 2: gemv_rows<2, WT>(xr, K, w, wt, K, o, N, nb, ne); break;
+      case 1: gemv_rows<1, WT>(xr, K, w, wt, K, o, N, nb, ne); break;
+      default: break;
+    }
   }
 }
 
-constexpr int64_t kGemvMaxRows = 8;  // up to here each w row is streamed once per 4 rows of x
+// Up to here (batched decode) the dot-product kernel wins: the GEMM's panel packing costs a
+// pass of conversion and transposition over all the weights, which only many rows amortize.
+constexpr int64_t kGemvMaxRows = 16;
 constexpr int64_t kKC = 256;         // K per panel: a 32-column panel (32 KB) stays in L1/L2
 
 // A register-tile kernel: buf[mr][nr] = a[kc][mr] @ panel[kc][nr], both packed.
