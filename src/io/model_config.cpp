@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/log.h"
 
 namespace ferrum {
 namespace fs = std::filesystem;
@@ -110,6 +111,17 @@ ModelConfig ModelConfig::from_json_text(const std::string& text) {
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int32_t>();
   if (get_or<bool>(j, "use_sliding_window", false))
     fail("config.json: sliding-window attention (use_sliding_window) is not supported yet");
+  // Mistral-style configs apply `sliding_window` without a use_sliding_window switch (Qwen's
+  // carry one, false). Full attention equals windowed attention up to the window, so the
+  // context is capped there rather than computing something else beyond it.
+  if (!j.contains("use_sliding_window")) {
+    const int64_t window = get_or<int64_t>(j, "sliding_window", 0);
+    if (window > 0 && window < c.max_position_embeddings) {
+      log::warn("config.json: sliding-window attention ({} tokens) is not implemented; context limited to {} tokens",
+                window, window);
+      c.max_position_embeddings = window;
+    }
+  }
   return c;
 }
 

@@ -101,6 +101,16 @@ TEST(ModelConfig, ParsesBothRopeFormats) {
   EXPECT_DOUBLE_EQ(new_fmt.rope_theta, 1000.0);
 }
 
+TEST(ModelConfig, MistralSlidingWindowCapsTheContext) {
+  const std::string base = R"({"vocab_size":10,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
+    "num_attention_heads":4,"max_position_embeddings":32768,)";
+  EXPECT_EQ(ModelConfig::from_json_text(base + R"("sliding_window":4096})").max_position_embeddings, 4096);
+  EXPECT_EQ(ModelConfig::from_json_text(base + R"("sliding_window":null})").max_position_embeddings, 32768);
+  // Qwen2-style: the window is off unless use_sliding_window says so.
+  EXPECT_EQ(ModelConfig::from_json_text(base + R"("sliding_window":4096,"use_sliding_window":false})").max_position_embeddings,
+            32768);
+}
+
 TEST(ModelConfig, RejectsBadConfigs) {
   EXPECT_NE(error_of([] { ModelConfig::from_json_text("{"); }).find("invalid JSON"), std::string::npos);
   EXPECT_NE(error_of([] { ModelConfig::from_json_text(R"({"vocab_size":"x"})"); }).find("wrong type"), std::string::npos);
