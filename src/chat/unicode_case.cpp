@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace ferrum::chat::jinja {
 namespace {
 
@@ -23,21 +25,9 @@ std::vector<uint32_t> decode(const std::string& s) {
 
 void encode(std::string& out, uint32_t cp) {
   if (cp & 0x80000000u) {
-    out += char(cp & 0xFF);
-  } else if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
+    out += char(cp & 0xFF);  // a raw byte of invalid UTF-8, kept as it was
   } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
+    append_utf8(out, cp);
   }
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace ferrum::tok {
 
 // Decodes the code point starting at s[i] and advances i. Invalid bytes decode as U+FFFD and
@@ -14,7 +16,7 @@ char32_t next_code_point(std::string_view s, size_t& i);
 bool is_valid_utf8(std::string_view s);
 // Invalid sequences replaced by U+FFFD, exactly as String::from_utf8_lossy / TextDecoder.
 std::string utf8_lossy(std::string_view s);
-void append_utf8(std::string& out, char32_t cp);
+using ferrum::append_utf8;  // core/utf8.h
 size_t utf8_char_len(unsigned char lead);
 
 // Unicode predicates with the meaning Rust's char methods give them (tokenizers is Rust).
