@@ -14,12 +14,13 @@
 namespace fs = std::filesystem;
 
 namespace ferrum::hub {
-namespace {
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
 }
+
+namespace {
 
 bool valid_name_part(const std::string& s) {
   if (s.empty() || s.size() > 96 || s.find("--") != std::string::npos || s.find("..") != std::string::npos) return false;

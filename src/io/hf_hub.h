@@ -51,5 +51,6 @@ std::string download_model(const RepoRef& ref, const DownloadOptions& options);
 std::string resolve_model(const std::string& spec, bool allow_download = true);
 
 std::string human_bytes(uint64_t bytes);  // "1.5 GB"
+std::string env(const char* name);        // the variable's value, or "" when unset
 
 }  // namespace ferrum::hub
