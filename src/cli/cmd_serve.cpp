@@ -109,16 +109,16 @@ int run_serve(ServeArgs a) {
   int sig = signal_future.get();
   signal_thread.join();
   log::info("received {}: no new connections; finishing {} running request(s) (up to {} s)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", api.jobs().running(), a.drain_timeout);
+            sig == SIGINT ? "SIGINT" : "SIGTERM", api.running_requests(), a.drain_timeout);
   http.begin_drain();
   // Running requests end when their last byte is written, not when generation ends.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.drain_timeout);
-  while ((api.jobs().running() > 0 || http.active_requests() > 0) && std::chrono::steady_clock::now() < deadline)
+  while ((api.running_requests() > 0 || http.active_requests() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (api.jobs().running() > 0 || http.active_requests() > 0)
+  if (api.running_requests() > 0 || http.active_requests() > 0)
     log::warn("{} request(s) still running after {} s; aborting them", http.active_requests(), a.drain_timeout);
   ctx->engine->shutdown();  // remaining streams end with finish_reason "abort"
-  api.jobs().wait_idle();
+  api.wait_idle();
   http.stop();
   log::info("stopped");
   return 0;

@@ -2,6 +2,7 @@
 // each request's outputs from its own stream. This is ferrum's embeddable C++ API.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,12 +54,19 @@ struct RequestOutput {
   bool finished = false;             // all n completions finished; the stream is closed
 };
 
-// A request's output channel. next() blocks until there is something new.
+// A request's output channel, read blocking (next) or driven by a callback (try_next +
+// set_on_ready), so a server can serve any number of streams from a few threads.
 class RequestStream {
  public:
   virtual ~RequestStream() = default;
-  virtual std::optional<RequestOutput> next() = 0;  // nullopt once finished and drained
-  virtual void abort() = 0;                         // frees its KV at the next step
+  virtual std::optional<RequestOutput> next() = 0;      // blocks; nullopt once finished and drained
+  virtual std::optional<RequestOutput> try_next() = 0;  // never blocks; nullopt when nothing is queued
+  virtual bool done() const = 0;                         // finished and drained: nothing more will come
+  // cb runs after every new output (on the engine thread: it must be quick and must not block
+  // or call back into the stream's reader), and once at once if outputs are already queued.
+  // Passing an empty function removes it.
+  virtual void set_on_ready(std::function<void()> cb) = 0;
+  virtual void abort() = 0;  // frees its KV at the next step
   virtual uint64_t id() const = 0;
 };
 

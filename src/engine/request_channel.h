@@ -1,5 +1,5 @@
 // The two queues between the engine thread and its callers: the inbox (new requests and
-// aborts, one per engine) and a channel per request (its outputs, read by RequestStream::next).
+// aborts, one per engine) and a channel per request (its outputs, read by RequestStream::next or try_next).
 #pragma once
 #include <condition_variable>
 #include <deque>
@@ -36,6 +36,9 @@ class RequestChannel : public RequestStream {
   RequestChannel(uint64_t id, std::weak_ptr<Inbox> inbox) : id_(id), inbox_(std::move(inbox)) {}
 
   std::optional<RequestOutput> next() override;
+  std::optional<RequestOutput> try_next() override;
+  bool done() const override;
+  void set_on_ready(std::function<void()> cb) override;
   void abort() override;
   uint64_t id() const override { return id_; }
 
@@ -45,8 +48,9 @@ class RequestChannel : public RequestStream {
  private:
   const uint64_t id_;
   std::weak_ptr<Inbox> inbox_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::shared_ptr<std::function<void()>> on_ready_;  // shared: push calls a copy outside the lock
   std::deque<RequestOutput> queue_;
   bool closed_ = false;
 };

@@ -32,13 +32,13 @@ class ChatFormatter {
   virtual ~ChatFormatter() = default;
   // The prompt text for the conversation; throws ferrum::InvalidRequest when the template
   // rejects it (e.g. roles out of order) and ferrum::Error when the template itself fails.
-  virtual std::string render(const json& messages, const json& tools, bool add_generation_prompt,
-                             bool continue_final_message, const json& template_kwargs) const = 0;
+  virtual std::string render(const ordered_json& messages, const ordered_json& tools, bool add_generation_prompt,
+                             bool continue_final_message, const ordered_json& template_kwargs) const = 0;
   // Whether the model's tool-call syntax is known (else requests offering tools get a 400).
   virtual bool supports_tools() const { return true; }
   // A parser for one choice; tools_enabled when the request offered tools (tool_choice auto);
   // prompt is the rendered prompt (it tells whether the model starts inside its reasoning).
-  virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const json& template_kwargs,
+  virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const ordered_json& template_kwargs,
                                                         const std::string& prompt) const = 0;
 };
 

@@ -1,5 +1,8 @@
 // /v1/chat/completions and /v1/completions: parse, build prompts, submit to the engine, and
-// turn its outputs into one JSON response or an SSE stream. Runs on a JobRunner thread.
+// turn its outputs into one JSON response or an SSE stream. Nothing here waits: start() runs
+// as one worker task, and each time a stream has new output the engine thread's callback posts
+// a pump() task, so a few worker threads serve every open request.
+#include <atomic>
 #include <chrono>
 #include <span>
 
@@ -29,47 +32,139 @@ struct PromptRun {
   std::shared_ptr<RequestStream> stream;
   int32_t prompt_tokens = 0;
   int32_t cached_tokens = 0;
+  bool finished = false;  // its final output was handled
 };
 
-class Generation {
+class Generation : public std::enable_shared_from_this<Generation> {
  public:
-  Generation(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
-             std::shared_ptr<ResponseWriter> writer)
-      : server_(server), ctx_(ctx), http_(request), writer_(std::move(writer)), arrival_(Clock::now()) {
+  Generation(OpenAiServer& server, std::shared_ptr<ServingContext> ctx, std::shared_ptr<HttpRequest> request,
+             std::shared_ptr<ResponseWriter> writer, std::shared_ptr<void> slot)
+      : server_(server), ctx_holder_(std::move(ctx)), ctx_(*ctx_holder_), request_(std::move(request)), http_(*request_),
+        writer_(std::move(writer)), slot_(std::move(slot)), arrival_(Clock::now()) {
     token_text_ = [tok = ctx_.tokenizer](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1), false); };
   }
 
-  void run() {
-    json body = parse_json_body(http_.body);
+  // Parses and submits; throws (ApiError, QueueFull, InvalidRequest) before any byte is sent.
+  void start() {
+    ordered_json body = parse_json_body(http_.body);
     chat_ = http_.path == "/v1/chat/completions";
     int32_t vocab = ctx_.tokenizer->vocab_size();
     req_ = chat_ ? parse_chat_request(body, vocab) : parse_completion_request(body, vocab);
     check_model();
     submit_all();
-    writer_->on_disconnect([runs = runs_] {
-      for (auto& r : runs) r.stream->abort();
-    });
-    rid_ = ResponseIdentity::make(chat_ ? "chatcmpl-" : "cmpl-", ctx_.model_names.front());
-    if (!req_.stream) {
-      for (size_t p = 0; p < runs_.size(); ++p) drain(static_cast<int32_t>(p));
-      record_metrics();
-      return send_response();
-    }
-    writer_->begin_stream(200, "text/event-stream", server_.cors_headers(http_));
-    server_.metrics().http_response(200);
     try {
-      if (chat_) send_role_chunks();
-      for (size_t p = 0; p < runs_.size(); ++p) drain(static_cast<int32_t>(p));
-      record_metrics();
-      finish_stream();
-    } catch (const std::exception& e) {
-      // The status line is sent: the error travels as an event, and the stream still ends.
-      log::error("stream failed: {}", e.what());
+      rid_ = ResponseIdentity::make(chat_ ? "chatcmpl-" : "cmpl-", ctx_.model_names.front());
+      if (req_.stream) {
+        writer_->begin_stream(200, "text/event-stream", server_.cors_headers(http_));
+        server_.metrics().http_response(200);
+        if (chat_) send_role_chunks();
+      }
+    } catch (...) {
       for (auto& r : runs_) r.stream->abort();
-      send_chunk(error_body(500, e.what()));
+      throw;
+    }
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (auto& r : runs_) streams.push_back(r.stream);
+    writer_->on_disconnect([streams] {
+      for (auto& s : streams) s->abort();
+    });
+    // Last: from here on pump() may run on another worker at any moment. The callbacks keep
+    // this object alive until end() removes them.
+    for (auto& r : runs_) r.stream->set_on_ready([self = shared_from_this()] { self->notify(); });
+  }
+
+ private:
+  // On the engine thread: posts one pump unless one is already pending or running.
+  void notify() {
+    if (pending_.fetch_add(1, std::memory_order_acq_rel) == 0)
+      server_.workers().post([self = shared_from_this()] { self->pump(); });
+  }
+
+  // Serialized by pending_: handles every output that arrived before it last looked.
+  void pump() {
+    uint32_t seen = pending_.load(std::memory_order_acquire);
+    for (;;) {
+      process();
+      uint32_t left = pending_.fetch_sub(seen, std::memory_order_acq_rel) - seen;
+      if (left == 0) return;
+      seen = left;
+    }
+  }
+
+  void process() {
+    if (ended_) return;
+    try {
+      bool all_done = true;
+      for (size_t p = 0; p < runs_.size(); ++p) {
+        PromptRun& run = runs_[p];
+        while (!run.finished) {
+          auto out = run.stream->try_next();
+          if (!out) break;
+          on_output(static_cast<int32_t>(p), *out);
+        }
+        if (!run.finished && run.stream->done()) run.finished = true;  // closed without a final output
+        all_done = all_done && run.finished;
+      }
+      if (all_done) complete();
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+  }
+
+  void on_output(int32_t p, const RequestOutput& out) {
+    PromptRun& run = runs_[p];
+    if (out.prompt_tokens > 0) run.prompt_tokens = out.prompt_tokens;
+    run.cached_tokens = std::max(run.cached_tokens, out.cached_tokens);
+    for (auto& d : out.deltas) {
+      if (d.index < 0 || d.index >= req_.params.n) continue;
+      on_delta(choices_[p * req_.params.n + d.index], d);
+    }
+    if (out.finished) run.finished = true;
+  }
+
+  // Every stream has ended: the response's last bytes.
+  void complete() {
+    // A completion that ends without a finish reason was cut short (engine shutdown).
+    for (auto& c : choices_) {
+      if (!c.finished) {
+        CompletionDelta d;
+        d.index = c.result.index % req_.params.n;
+        d.finish_reason = FinishReason::Abort;
+        on_delta(c, d);
+      }
+    }
+    record_metrics();
+    if (req_.stream) {
+      finish_stream();
+    } else {
+      try {
+        send_response();
+      } catch (const ApiError& e) {
+        server_.reply_error(http_, *writer_, e.status(), e.what(), e.param(), e.code());
+      }
+    }
+    end();
+  }
+
+  void fail(const std::string& what) {
+    log::error("{} failed: {}", http_.path, what);
+    for (auto& r : runs_) r.stream->abort();
+    if (req_.stream) {
+      // The status line is sent: the error travels as an event, and the stream still ends.
+      send_chunk(error_body(500, what));
       writer_->write(sse_done());
       writer_->end_stream();
+    } else {
+      server_.reply_error(http_, *writer_, 500, fmt::format("Internal server error: {}", what));
     }
+    end();
+  }
+
+  // Drops the callbacks (they hold this object) and the request slot.
+  void end() {
+    ended_ = true;
+    for (auto& r : runs_) r.stream->set_on_ready(nullptr);
+    slot_.reset();
   }
 
  private:
@@ -87,7 +182,7 @@ class Generation {
       bad_request("tools", "This model has no known tool-call format (Hermes <tool_call>, Llama 3 JSON or Mistral [TOOL_CALLS]); tools are not supported for it");
     std::string text;
     try {
-      json tools = req_.tool_choice_none ? json(nullptr) : req_.tools;
+      ordered_json tools = req_.tool_choice_none ? ordered_json(nullptr) : req_.tools;
       chat_prompt_text_ = text = ctx_.chat->render(req_.messages, tools, req_.add_generation_prompt, req_.continue_final_message,
                                req_.chat_template_kwargs);
     } catch (const Error& e) {
@@ -136,29 +231,6 @@ class Generation {
   }
 
   void send_chunk(const json& chunk) { writer_->write(sse_event(chunk)); }
-
-  void drain(int32_t p) {
-    PromptRun& run = runs_[p];
-    while (auto out = run.stream->next()) {
-      if (out->prompt_tokens > 0) run.prompt_tokens = out->prompt_tokens;
-      run.cached_tokens = std::max(run.cached_tokens, out->cached_tokens);
-      for (auto& d : out->deltas) {
-        if (d.index < 0 || d.index >= req_.params.n) continue;
-        on_delta(choices_[p * req_.params.n + d.index], d);
-      }
-      if (out->finished) break;
-    }
-    // A stream that ends without finishing a choice was cut short (engine shutdown).
-    for (int32_t i = 0; i < req_.params.n; ++i) {
-      ChoiceState& c = choices_[p * req_.params.n + i];
-      if (!c.finished) {
-        CompletionDelta d;
-        d.index = i;
-        d.finish_reason = FinishReason::Abort;
-        on_delta(c, d);
-      }
-    }
-  }
 
   void on_delta(ChoiceState& c, const CompletionDelta& d) {
     if (c.finished) return;
@@ -275,9 +347,14 @@ class Generation {
   }
 
   OpenAiServer& server_;
+  std::shared_ptr<ServingContext> ctx_holder_;
   const ServingContext& ctx_;
+  std::shared_ptr<HttpRequest> request_;
   const HttpRequest& http_;
   std::shared_ptr<ResponseWriter> writer_;
+  std::shared_ptr<void> slot_;  // counted as a running request until end()
+  std::atomic<uint32_t> pending_{0};  // notifications not yet handled by a pump
+  bool ended_ = false;
   Clock::time_point arrival_, first_token_{};
   TokenText token_text_;
   bool chat_ = false;
@@ -291,9 +368,10 @@ class Generation {
 
 }  // namespace
 
-void serve_generation(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
-                      const std::shared_ptr<ResponseWriter>& writer) {
-  Generation(server, ctx, request, writer).run();
+void start_generation(OpenAiServer& server, std::shared_ptr<ServingContext> ctx, std::shared_ptr<HttpRequest> request,
+                      std::shared_ptr<ResponseWriter> writer, std::shared_ptr<void> slot) {
+  auto g = std::make_shared<Generation>(server, std::move(ctx), std::move(request), std::move(writer), std::move(slot));
+  g->start();
 }
 
 }  // namespace ferrum::server

@@ -13,7 +13,7 @@ constexpr int32_t kMaxN = 128;
 constexpr size_t kMaxStops = 16;
 constexpr int32_t kMaxTopLogprobs = 20;
 
-const char* type_name(const json& v) {
+const char* type_name(const ordered_json& v) {
   if (v.is_null()) return "null";
   if (v.is_boolean()) return "boolean";
   if (v.is_number()) return "number";
@@ -23,20 +23,20 @@ const char* type_name(const json& v) {
 }
 
 // Reads an optional parameter; null counts as absent, as in OpenAI's API.
-const json* field(const json& body, const char* key) {
+const ordered_json* field(const ordered_json& body, const char* key) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return nullptr;
   return &*it;
 }
 
-double number_in(const json& v, const char* key, double lo, double hi) {
+double number_in(const ordered_json& v, const char* key, double lo, double hi) {
   if (!v.is_number()) bad_request(key, "'{}' must be a number, got {}", key, type_name(v));
   double d = v.get<double>();
   if (!std::isfinite(d) || d < lo || d > hi) bad_request(key, "'{}' must be in [{}, {}], got {}", key, lo, hi, v.dump());
   return d;
 }
 
-int64_t integer_in(const json& v, const char* key, int64_t lo, int64_t hi) {
+int64_t integer_in(const ordered_json& v, const char* key, int64_t lo, int64_t hi) {
   if (!v.is_number()) bad_request(key, "'{}' must be an integer, got {}", key, type_name(v));
   if (v.is_number_float()) {
     double d = v.get<double>();
@@ -52,24 +52,24 @@ int64_t integer_in(const json& v, const char* key, int64_t lo, int64_t hi) {
   return i;
 }
 
-bool boolean(const json& v, const char* key) {
+bool boolean(const ordered_json& v, const char* key) {
   if (!v.is_boolean()) bad_request(key, "'{}' must be a boolean, got {}", key, type_name(v));
   return v.get<bool>();
 }
 
-std::string string_of(const json& v, const char* key) {
+std::string string_of(const ordered_json& v, const char* key) {
   if (!v.is_string()) bad_request(key, "'{}' must be a string, got {}", key, type_name(v));
   return v.get<std::string>();
 }
 
-void reject_unknown_keys(const json& body, const std::set<std::string>& known) {
+void reject_unknown_keys(const ordered_json& body, const std::set<std::string>& known) {
   for (auto it = body.begin(); it != body.end(); ++it)
     if (!known.count(it.key()))
       bad_request(it.key(), "Unrecognized request argument supplied: {}", it.key());
 }
 
 // Parameters of OpenAI's API that ferrum does not implement: a 400 rather than silence.
-void reject_unsupported(const json& body) {
+void reject_unsupported(const ordered_json& body) {
   static const char* kUnsupported[][2] = {
       {"functions", "use 'tools' instead"},
       {"function_call", "use 'tools' and 'tool_choice' instead"},
@@ -93,7 +93,7 @@ void reject_unsupported(const json& body) {
   }
 }
 
-std::vector<std::string> parse_stop(const json& v) {
+std::vector<std::string> parse_stop(const ordered_json& v) {
   std::vector<std::string> out;
   if (v.is_string()) {
     out.push_back(v.get<std::string>());
@@ -108,13 +108,13 @@ std::vector<std::string> parse_stop(const json& v) {
   return out;
 }
 
-int32_t token_id(const json& v, const char* key, int32_t vocab_size) {
+int32_t token_id(const ordered_json& v, const char* key, int32_t vocab_size) {
   int64_t hi = vocab_size > 0 ? vocab_size - 1 : std::numeric_limits<int32_t>::max();
   return static_cast<int32_t>(integer_in(v, key, 0, hi));
 }
 
 // The sampling and streaming parameters both endpoints share.
-void parse_common(const json& body, int32_t vocab_size, ParsedRequest& req) {
+void parse_common(const ordered_json& body, int32_t vocab_size, ParsedRequest& req) {
   reject_unsupported(body);
   SamplingParams& p = req.params;
   if (auto* v = field(body, "model")) req.model = string_of(*v, "model");
@@ -178,7 +178,7 @@ void parse_common(const json& body, int32_t vocab_size, ParsedRequest& req) {
 }
 
 // max_tokens / max_completion_tokens / min_tokens, after the endpoint set its default.
-void parse_lengths(const json& body, ParsedRequest& req) {
+void parse_lengths(const ordered_json& body, ParsedRequest& req) {
   SamplingParams& p = req.params;
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (auto* v = field(body, key)) {
@@ -194,7 +194,7 @@ void parse_lengths(const json& body, ParsedRequest& req) {
 }
 
 // Joins text parts; any other part type (images, audio) is refused.
-std::string content_text(const json& content, size_t index) {
+std::string content_text(const ordered_json& content, size_t index) {
   std::string text;
   for (auto& part : content) {
     if (!part.is_object()) bad_request("messages", "messages[{}].content parts must be objects", index);
@@ -209,7 +209,7 @@ std::string content_text(const json& content, size_t index) {
   return text;
 }
 
-json normalize_message(const json& m, size_t i) {
+ordered_json normalize_message(const ordered_json& m, size_t i) {
   if (!m.is_object()) bad_request("messages", "messages[{}] must be an object, got {}", i, type_name(m));
   auto role_it = m.find("role");
   if (role_it == m.end() || !role_it->is_string()) bad_request("messages", "messages[{}].role must be a string", i);
@@ -217,13 +217,13 @@ json normalize_message(const json& m, size_t i) {
   static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant", "tool"};
   if (!kRoles.count(role))
     bad_request("messages", "messages[{}].role '{}' is not one of system, developer, user, assistant, tool", i, role);
-  json out = m;
+  ordered_json out = m;
   if (role == "developer") out["role"] = "system";  // templates know 'system'
   auto c = m.find("content");
   bool has_tool_calls = m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty();
   if (c == m.end() || c->is_null()) {
     if (role != "assistant") bad_request("messages", "messages[{}] ({}) needs 'content'", i, role);
-    out["content"] = has_tool_calls ? json(nullptr) : json("");
+    out["content"] = has_tool_calls ? ordered_json(nullptr) : ordered_json("");
   } else if (c->is_array()) {
     out["content"] = content_text(*c, i);
   } else if (!c->is_string()) {
@@ -231,15 +231,15 @@ json normalize_message(const json& m, size_t i) {
   }
   if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
     if (!tc->is_array()) bad_request("messages", "messages[{}].tool_calls must be a list", i);
-    json calls = json::array();
+    ordered_json calls = ordered_json::array();
     for (auto call : *tc) {
       if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
         bad_request("messages", "messages[{}].tool_calls entries need a 'function' object", i);
-      json& fn = call["function"];
+      ordered_json& fn = call["function"];
       if (!fn.contains("name") || !fn["name"].is_string()) bad_request("messages", "messages[{}].tool_calls function needs a 'name'", i);
       // Templates expect arguments as an object (the Hugging Face convention).
       if (fn.contains("arguments") && fn["arguments"].is_string()) {
-        json parsed = json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+        ordered_json parsed = ordered_json::parse(fn["arguments"].get<std::string>(), nullptr, false);
         if (!parsed.is_discarded()) fn["arguments"] = parsed;
       }
       calls.push_back(std::move(call));
@@ -249,7 +249,7 @@ json normalize_message(const json& m, size_t i) {
   return out;
 }
 
-void parse_tools(const json& body, ParsedRequest& req) {
+void parse_tools(const ordered_json& body, ParsedRequest& req) {
   if (auto* v = field(body, "tools")) {
     if (!v->is_array()) bad_request("tools", "'tools' must be a list");
     for (auto& t : *v) {
@@ -299,16 +299,16 @@ size_t json_depth(std::string_view text) {
   return max_depth;
 }
 
-json parse_json_body(std::string_view body) {
+ordered_json parse_json_body(std::string_view body) {
   constexpr size_t kMaxDepth = 64;
   if (json_depth(body) > kMaxDepth) throw ApiError(400, fmt::format("The request body nests JSON deeper than {} levels", kMaxDepth));
-  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  ordered_json j = ordered_json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded()) throw ApiError(400, "The request body is not valid JSON");
   if (!j.is_object()) throw ApiError(400, fmt::format("The request body must be a JSON object, got {}", type_name(j)));
   return j;
 }
 
-ParsedRequest parse_chat_request(const json& body, int32_t vocab_size) {
+ParsedRequest parse_chat_request(const ordered_json& body, int32_t vocab_size) {
   static const std::set<std::string> kKnown = {
       "model", "messages", "n", "best_of", "temperature", "top_p", "top_k", "min_p",
       "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "seed",
@@ -364,7 +364,7 @@ ParsedRequest parse_chat_request(const json& body, int32_t vocab_size) {
   return req;
 }
 
-ParsedRequest parse_completion_request(const json& body, int32_t vocab_size) {
+ParsedRequest parse_completion_request(const ordered_json& body, int32_t vocab_size) {
   static const std::set<std::string> kKnown = {
       "model", "prompt", "n", "best_of", "temperature", "top_p", "top_k", "min_p",
       "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "seed",
@@ -381,7 +381,7 @@ ParsedRequest parse_completion_request(const json& body, int32_t vocab_size) {
 
   auto* prompt = field(body, "prompt");
   if (!prompt) bad_request("prompt", "'prompt' is required");
-  auto ids_of = [&](const json& arr) {
+  auto ids_of = [&](const ordered_json& arr) {
     PromptInput in;
     for (auto& id : arr) in.token_ids.push_back(token_id(id, "prompt", vocab_size));
     return in;

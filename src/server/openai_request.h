@@ -27,10 +27,10 @@ struct ParsedRequest {
 
   // Chat: messages normalized for the chat template (content parts joined into a string,
   // tool-call arguments decoded into objects), the tools to offer, and template kwargs.
-  json messages = json::array();
-  json tools;                      // null or a non-empty array
+  ordered_json messages = ordered_json::array();
+  ordered_json tools;                      // null or a non-empty array
   bool tool_choice_none = false;   // tools given but the model must not call them
-  json chat_template_kwargs = json::object();
+  ordered_json chat_template_kwargs = ordered_json::object();
   bool add_generation_prompt = true;
   bool continue_final_message = false;
 
@@ -46,12 +46,13 @@ struct ParsedRequest {
   int32_t top_logprobs = 0;
 };
 
-// Parses a JSON body; a malformed document, or one that is not an object, is a 400.
-json parse_json_body(std::string_view body);
+// Parses a JSON body, keeping its key order (templates see message keys as the client sent
+// them); a malformed document, or one that is not an object, is a 400.
+ordered_json parse_json_body(std::string_view body);
 
 // vocab_size bounds logit_bias keys and prompt token ids (<= 0: not checked).
-ParsedRequest parse_chat_request(const json& body, int32_t vocab_size);
-ParsedRequest parse_completion_request(const json& body, int32_t vocab_size);
+ParsedRequest parse_chat_request(const ordered_json& body, int32_t vocab_size);
+ParsedRequest parse_completion_request(const ordered_json& body, int32_t vocab_size);
 
 // Checks the prompt against the context and settles max_tokens: the rest of the context when
 // the client gave none; a 400 naming both numbers when prompt + max_tokens do not fit.

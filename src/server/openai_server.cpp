@@ -45,9 +45,10 @@ json model_card(const std::string& name, const ServingContext& ctx) {
 
 }  // namespace
 
-OpenAiServer::OpenAiServer(OpenAiOptions options) : options_(std::move(options)), jobs_(options_.max_jobs) {}
+OpenAiServer::OpenAiServer(OpenAiOptions options)
+    : options_(std::move(options)), slots_(options_.max_jobs), workers_(options_.worker_threads) {}
 
-OpenAiServer::~OpenAiServer() { jobs_.wait_idle(); }
+OpenAiServer::~OpenAiServer() { slots_.wait_idle(); }
 
 void OpenAiServer::set_context(std::shared_ptr<ServingContext> ctx) {
   std::lock_guard lock(ctx_mutex_);
@@ -178,27 +179,31 @@ void OpenAiServer::route(HttpRequest& request, const std::shared_ptr<ResponseWri
 }
 
 void OpenAiServer::start_job(HttpRequest request, std::shared_ptr<ResponseWriter> writer) {
+  auto slot = slots_.try_acquire();
+  if (!slot) return reply_error(request, *writer, 503, "Too many concurrent requests; retry later");
   auto shared_request = std::make_shared<HttpRequest>(std::move(request));
-  bool started = jobs_.try_start([this, shared_request, writer] { run_job(*shared_request, writer); });
-  if (!started) reply_error(*shared_request, *writer, 503, "Too many concurrent requests; retry later");
+  workers_.post([this, shared_request, writer, slot = std::move(slot)] {
+    run_job(shared_request, writer, slot);
+  });
 }
 
-void OpenAiServer::run_job(const HttpRequest& request, const std::shared_ptr<ResponseWriter>& writer) {
+void OpenAiServer::run_job(const std::shared_ptr<HttpRequest>& request, const std::shared_ptr<ResponseWriter>& writer,
+                           const std::shared_ptr<void>& slot) {
   try {
     auto ctx = context();
     if (!ctx) throw ApiError(503, "The model is still loading");
-    if (request.path == "/tokenize") return serve_tokenize(*this, *ctx, request, *writer);
-    if (request.path == "/detokenize") return serve_detokenize(*this, *ctx, request, *writer);
-    serve_generation(*this, *ctx, request, writer);
+    if (request->path == "/tokenize") return serve_tokenize(*this, *ctx, *request, *writer);
+    if (request->path == "/detokenize") return serve_detokenize(*this, *ctx, *request, *writer);
+    start_generation(*this, std::move(ctx), request, writer, slot);  // a copy: ours lasts until any error is sent
   } catch (const ApiError& e) {
-    reply_error(request, *writer, e.status(), e.what(), e.param(), e.code());
+    reply_error(*request, *writer, e.status(), e.what(), e.param(), e.code());
   } catch (const QueueFull& e) {
-    reply_error(request, *writer, 503, fmt::format("The server is overloaded: {}", e.what()));
+    reply_error(*request, *writer, 503, fmt::format("The server is overloaded: {}", e.what()));
   } catch (const InvalidRequest& e) {
-    reply_error(request, *writer, 400, e.what());
+    reply_error(*request, *writer, 400, e.what());
   } catch (const std::exception& e) {
-    log::error("{} {}: {}", request.method, request.path, e.what());
-    reply_error(request, *writer, 500, fmt::format("Internal server error: {}", e.what()));
+    log::error("{} {}: {}", request->method, request->path, e.what());
+    reply_error(*request, *writer, 500, fmt::format("Internal server error: {}", e.what()));
   }
 }
 

@@ -1,5 +1,5 @@
 // The OpenAI-compatible API over HttpServer: routing, API key, CORS, health and metrics, and
-// the generation routes, which run on JobRunner threads against the engine's API only.
+// the generation and token routes, which run as WorkerPool tasks against the engine's API only.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -10,8 +10,8 @@
 #include "engine/engine.h"
 #include "server/chat_formatter.h"
 #include "server/http_server.h"
-#include "server/job_runner.h"
 #include "server/metrics.h"
+#include "server/worker_pool.h"
 
 namespace ferrum {
 class Tokenizer;
@@ -32,14 +32,15 @@ struct ServingContext {
 struct OpenAiOptions {
   std::string api_key;      // empty: no authentication
   std::string cors_origin;  // empty: no CORS headers; "*" or a comma-separated list
-  size_t max_jobs = 4096;   // concurrent generation requests before 503
+  size_t max_jobs = 4096;   // concurrent generation and token requests before 503
+  size_t worker_threads = 4;
   int retry_after_s = 1;
 };
 
 class OpenAiServer {
  public:
   explicit OpenAiServer(OpenAiOptions options);
-  ~OpenAiServer();  // waits for running jobs
+  ~OpenAiServer();  // waits for running requests
 
   void set_context(std::shared_ptr<ServingContext> ctx);  // the model is ready
   std::shared_ptr<ServingContext> context() const;
@@ -47,7 +48,10 @@ class OpenAiServer {
   // The HttpServer handler.
   void handle(HttpRequest request, std::shared_ptr<ResponseWriter> writer);
 
-  JobRunner& jobs() { return jobs_; }
+  // Generation and token requests accepted and not yet answered.
+  size_t running_requests() const { return slots_.in_use(); }
+  bool wait_idle(long timeout_ms = -1) { return slots_.wait_idle(timeout_ms); }
+  WorkerPool& workers() { return workers_; }
   Metrics& metrics() { return metrics_; }
   const OpenAiOptions& options() const { return options_; }
 
@@ -63,18 +67,23 @@ class OpenAiServer {
   bool authorized(const HttpRequest& request) const;
   void route(HttpRequest& request, const std::shared_ptr<ResponseWriter>& writer);
   void start_job(HttpRequest request, std::shared_ptr<ResponseWriter> writer);
-  void run_job(const HttpRequest& request, const std::shared_ptr<ResponseWriter>& writer);
+  void run_job(const std::shared_ptr<HttpRequest>& request, const std::shared_ptr<ResponseWriter>& writer,
+               const std::shared_ptr<void>& slot);
 
   OpenAiOptions options_;
   mutable std::mutex ctx_mutex_;
   std::shared_ptr<ServingContext> ctx_;
   Metrics metrics_;
-  JobRunner jobs_;
+  RequestSlots slots_;
+  WorkerPool workers_;  // last: joined first, while everything its tasks touch still exists
 };
 
-// The routes served on job threads (generation.cpp, token_routes.cpp). They throw ApiError.
-void serve_generation(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
-                      const std::shared_ptr<ResponseWriter>& writer);
+// The routes served on worker tasks (generation.cpp, token_routes.cpp). They throw ApiError
+// (before any response byte is sent). start_generation returns once the request is submitted;
+// the response follows from tasks posted as the engine produces output, and slot is held
+// until it ends.
+void start_generation(OpenAiServer& server, std::shared_ptr<ServingContext> ctx, std::shared_ptr<HttpRequest> request,
+                      std::shared_ptr<ResponseWriter> writer, std::shared_ptr<void> slot);
 void serve_tokenize(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
                     ResponseWriter& writer);
 void serve_detokenize(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,

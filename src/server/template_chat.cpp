@@ -31,23 +31,20 @@ class ChatParserAdapter : public ChatOutputParser {
 TemplateChatFormatter::TemplateChatFormatter(chat::ChatTemplate tmpl, bool reasoning, chat::ToolCallFormat tools)
     : template_(std::move(tmpl)), reasoning_(reasoning), tools_(tools) {}
 
-std::string TemplateChatFormatter::render(const json& messages, const json& tools, bool add_generation_prompt,
-                                          bool continue_final_message, const json& template_kwargs) const {
+std::string TemplateChatFormatter::render(const ordered_json& messages, const ordered_json& tools,
+                                          bool add_generation_prompt, bool continue_final_message,
+                                          const ordered_json& template_kwargs) const {
   chat::ChatRequest req;
-  req.messages = ordered_json::parse(messages.dump());
-  if (tools.is_array()) req.tools = ordered_json::parse(tools.dump());
+  req.messages = messages;
+  if (tools.is_array()) req.tools = tools;
   req.add_generation_prompt = add_generation_prompt;
-  req.kwargs = ordered_json::parse(template_kwargs.dump());
+  req.kwargs = template_kwargs;
   std::string final_content;
   if (continue_final_message) {
     // Render the last assistant message open-ended: cut the prompt right after its content.
     final_content = req.messages.back().value("content", std::string());
   }
-  std::string text;
-  {
-    std::lock_guard lock(mutex_);
-    text = template_.render(req);
-  }
+  std::string text = template_.render(req);
   if (continue_final_message && !final_content.empty()) {
     size_t at = text.rfind(final_content);
     if (at == std::string::npos) throw InvalidRequest("continue_final_message: the template does not render the final message verbatim");
@@ -56,7 +53,7 @@ std::string TemplateChatFormatter::render(const json& messages, const json& tool
   return text;
 }
 
-std::unique_ptr<ChatOutputParser> TemplateChatFormatter::make_parser(bool tools_enabled, const json& template_kwargs,
+std::unique_ptr<ChatOutputParser> TemplateChatFormatter::make_parser(bool tools_enabled, const ordered_json& template_kwargs,
                                                                      const std::string& prompt) const {
   chat::ParserOptions o;
   o.reasoning = reasoning_;

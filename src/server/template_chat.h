@@ -2,7 +2,6 @@
 // OutputParser splits reasoning and tool calls out of what the model writes.
 #pragma once
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "chat/chat_template.h"
@@ -16,15 +15,14 @@ class TemplateChatFormatter : public ChatFormatter {
   // reasoning: the model writes <think> blocks; tools: how it writes tool calls.
   TemplateChatFormatter(chat::ChatTemplate tmpl, bool reasoning, chat::ToolCallFormat tools);
 
-  std::string render(const json& messages, const json& tools, bool add_generation_prompt,
-                     bool continue_final_message, const json& template_kwargs) const override;
+  std::string render(const ordered_json& messages, const ordered_json& tools, bool add_generation_prompt,
+                     bool continue_final_message, const ordered_json& template_kwargs) const override;
   bool supports_tools() const override { return tools_ != chat::ToolCallFormat::None; }
-  std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const json& template_kwargs,
+  std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const ordered_json& template_kwargs,
                                                 const std::string& prompt) const override;
 
  private:
-  mutable std::mutex mutex_;  // ChatTemplate compiles lazily and is not thread-safe
-  chat::ChatTemplate template_;
+  chat::ChatTemplate template_;  // compiled when built; render is safe from several threads
   bool reasoning_;
   chat::ToolCallFormat tools_;
 };

@@ -12,7 +12,7 @@ namespace ferrum::server {
 
 void serve_tokenize(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
                     ResponseWriter& writer) {
-  json body = parse_json_body(request.body);
+  ordered_json body = parse_json_body(request.body);
   bool add_special = true;
   if (auto it = body.find("add_special_tokens"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean()) bad_request("add_special_tokens", "'add_special_tokens' must be a boolean");
@@ -24,7 +24,7 @@ void serve_tokenize(OpenAiServer& server, const ServingContext& ctx, const HttpR
     text = it->get<std::string>();
   } else if (body.contains("messages")) {
     if (!ctx.chat) bad_request("messages", "This model has no chat template");
-    json chat_body = {{"messages", body["messages"]}};
+    ordered_json chat_body = {{"messages", body["messages"]}};
     for (const char* key : {"add_generation_prompt", "continue_final_message", "chat_template_kwargs", "tools"})
       if (body.contains(key)) chat_body[key] = body[key];
     ParsedRequest req = parse_chat_request(chat_body, ctx.tokenizer->vocab_size());
@@ -50,7 +50,7 @@ void serve_tokenize(OpenAiServer& server, const ServingContext& ctx, const HttpR
 
 void serve_detokenize(OpenAiServer& server, const ServingContext& ctx, const HttpRequest& request,
                       ResponseWriter& writer) {
-  json body = parse_json_body(request.body);
+  ordered_json body = parse_json_body(request.body);
   auto it = body.find("tokens");
   if (it == body.end() || !it->is_array()) bad_request("tokens", "'tokens' (a list of token ids) is required");
   std::vector<int32_t> ids;

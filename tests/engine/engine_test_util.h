@@ -28,27 +28,29 @@ struct Collected {
   bool finished = false;
 };
 
+inline void add_output(Collected& c, const RequestOutput& out) {
+  ++c.num_outputs;
+  c.prompt_tokens = out.prompt_tokens;
+  c.cached_tokens = out.cached_tokens;
+  c.finished = out.finished;
+  for (auto& d : out.deltas) {
+    Completion& comp = c.completions.at(d.index);
+    comp.tokens.insert(comp.tokens.end(), d.token_ids.begin(), d.token_ids.end());
+    if (!d.text.empty()) comp.pieces.push_back(d.text);
+    comp.text += d.text;
+    comp.logprobs.insert(comp.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+    if (d.finish_reason != FinishReason::None) {
+      comp.finish = d.finish_reason;
+      comp.stop_reason = d.stop_reason;
+      comp.error = d.error;
+    }
+  }
+}
+
 inline Collected collect(RequestStream& stream, int32_t n = 1) {
   Collected c;
   c.completions.resize(n);
-  while (auto out = stream.next()) {
-    ++c.num_outputs;
-    c.prompt_tokens = out->prompt_tokens;
-    c.cached_tokens = out->cached_tokens;
-    c.finished = out->finished;
-    for (auto& d : out->deltas) {
-      Completion& comp = c.completions.at(d.index);
-      comp.tokens.insert(comp.tokens.end(), d.token_ids.begin(), d.token_ids.end());
-      if (!d.text.empty()) comp.pieces.push_back(d.text);
-      comp.text += d.text;
-      comp.logprobs.insert(comp.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
-      if (d.finish_reason != FinishReason::None) {
-        comp.finish = d.finish_reason;
-        comp.stop_reason = d.stop_reason;
-        comp.error = d.error;
-      }
-    }
-  }
+  while (auto out = stream.next()) add_output(c, *out);
   return c;
 }
 

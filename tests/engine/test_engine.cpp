@@ -2,7 +2,10 @@
 // whatever the batch composition, cache state or KV pressure.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -94,6 +97,56 @@ TEST(Engine, GreedyOutputIsTheSameAloneAndInABatchOf16) {
   EXPECT_LE(h.model->max_tokens_in_batch.load(), 128);
   EXPECT_EQ(h.model->violations.load(), 0);
   EXPECT_EQ(h.used_blocks_when_idle(), 0);
+}
+
+TEST(Engine, CallbackDrivenStreamsSeeEveryOutput) {
+  // The server's way of reading: no blocking next(); the ready callback (on the engine thread)
+  // wakes a reader that drains with try_next() until done().
+  Harness h;
+  std::mt19937 rng(11);
+  constexpr int kRequests = 12;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<int> callbacks{0};
+  h.model->pause();
+  for (int i = 0; i < kRequests; ++i) {
+    prompts.push_back(ascii_prompt(rng, 5 + 3 * i));
+    streams.push_back(h.engine->submit(prompts.back(), greedy(8 + i, true)));
+    streams.back()->set_on_ready([&] {
+      ++callbacks;
+      std::lock_guard lock(mu);
+      cv.notify_all();
+    });
+  }
+  h.model->resume();
+  std::vector<Collected> got(kRequests);
+  for (auto& g : got) g.completions.resize(1);
+  auto all_done = [&] {
+    for (auto& s : streams)
+      if (!s->done()) return false;
+    return true;
+  };
+  while (!all_done()) {
+    bool any = false;
+    for (int i = 0; i < kRequests; ++i)
+      while (auto out = streams[i]->try_next()) add_output(got[i], *out), any = true;
+    if (!any) {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, 5ms);
+    }
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_TRUE(got[i].finished);
+    EXPECT_FALSE(streams[i]->try_next().has_value());
+    expect_matches(got[i].completions[0], reference_greedy(prompts[i], 8 + i, *h.model, *h.tok, true),
+                   "request #" + std::to_string(i));
+  }
+  int outputs = 0;
+  for (auto& g : got) outputs += g.num_outputs;
+  EXPECT_GE(callbacks.load(), outputs);  // one per output pushed (set_on_ready may add one)
+  for (auto& s : streams) s->set_on_ready(nullptr);
 }
 
 TEST(Engine, RepeatedPromptHitsThePrefixCache) {

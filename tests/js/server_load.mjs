@@ -1,12 +1,23 @@
-// Load: 256 concurrent streaming requests must all complete with the right token counts and
-// the same greedy text as when run alone; clients that disconnect mid-stream must free their
-// KV blocks (seen in /metrics).
+// Load: 512 concurrent streaming requests must all complete with the right token counts and
+// the same greedy text as when run alone, without the server starting a thread per request;
+// clients that disconnect mid-stream must free their KV blocks (seen in /metrics).
+import fs from "node:fs";
 import OpenAI from "openai";
 import { URL_BASE, MODEL_NAME, test, finish, assert, eq, metric } from "./server_common.mjs";
 
 const client = new OpenAI({ baseURL: URL_BASE + "/v1", apiKey: "unused", maxRetries: 0, timeout: 300000 });
-const CONCURRENT = Number(process.env.FERRUM_LOAD_CONCURRENCY || 256);
-const MAX_TOKENS = 16;
+const CONCURRENT = Number(process.env.FERRUM_LOAD_CONCURRENCY || 512);
+const SERVER_PID = process.env.FERRUM_SERVER_PID;
+
+// The server's thread count (Linux), or NaN.
+function serverThreads() {
+  try {
+    return Number(/^Threads:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${SERVER_PID}/status`, "utf8"))[1]);
+  } catch {
+    return NaN;
+  }
+}
+const MAX_TOKENS = 24;
 const prompts = Array.from({ length: 8 }, (_, i) => `Story number ${i}: once upon a time`);
 
 const SMALL_QUEUE = Boolean(process.env.FERRUM_SMALL_QUEUE);  // the server runs with --max-waiting 2
@@ -17,12 +28,17 @@ if (!SMALL_QUEUE) await test(`${CONCURRENT} concurrent streams complete with the
     const r = await client.completions.create({ model: MODEL_NAME, prompt: p, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true });
     alone.push(r.choices[0].text);
   }
+  // Sampled as each stream opens (synchronously, so the samples fall inside the load).
+  const threadsBefore = serverThreads();
+  let peakThreads = threadsBefore, open = 0, peakOpen = 0;
   const t0 = Date.now();
   const runs = Array.from({ length: CONCURRENT }, async (_, i) => {
     const stream = await client.completions.create({
       model: MODEL_NAME, prompt: prompts[i % prompts.length], max_tokens: MAX_TOKENS, temperature: 0,
       ignore_eos: true, stream: true, stream_options: { include_usage: true },
     });
+    peakOpen = Math.max(peakOpen, ++open);
+    peakThreads = Math.max(peakThreads, serverThreads());
     let text = "", usage = null, finish = null;
     for await (const c of stream) {
       if (c.usage) usage = c.usage;
@@ -31,9 +47,11 @@ if (!SMALL_QUEUE) await test(`${CONCURRENT} concurrent streams complete with the
         if (ch.finish_reason) finish = ch.finish_reason;
       }
     }
+    open--;
     return { i, text, usage, finish };
   });
   const results = await Promise.allSettled(runs);
+  const seconds = (Date.now() - t0) / 1000;
   const errors = results.filter((r) => r.status === "rejected").map((r) => String(r.reason));
   eq(errors.slice(0, 3), [], "no request failed");
   let mismatched = 0;
@@ -43,7 +61,12 @@ if (!SMALL_QUEUE) await test(`${CONCURRENT} concurrent streams complete with the
     if (r.text !== alone[r.i % prompts.length]) mismatched++;
   }
   eq(mismatched, 0, "greedy texts that differ from the same prompt run alone");
-  console.log(`     ${CONCURRENT} streams in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`     ${CONCURRENT} streams in ${seconds.toFixed(1)} s; at most ${peakOpen} open at once;` +
+              ` server threads ${threadsBefore} before, ${peakThreads} at most during`);
+  // Most of the streams were open at the same moment, on a fixed set of threads.
+  assert(peakOpen >= CONCURRENT / 2, `only ${peakOpen} streams were open at once`);
+  if (!Number.isNaN(threadsBefore))
+    assert(peakThreads <= threadsBefore + 2, `the server went from ${threadsBefore} to ${peakThreads} threads under load`);
 });
 
 if (!SMALL_QUEUE) await test("disconnecting clients free their KV blocks", async () => {

@@ -17,6 +17,7 @@ start_server() {
   : >"$SERVER_LOG"
   FERRUM_LOG=info "$FERRUM" serve "$MODEL" --port 0 --served-model-name tiny-llama "$@" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
+  export FERRUM_SERVER_PID=$SERVER_PID
   for _ in $(seq 1 600); do
     grep -q "ferrum is ready" "$SERVER_LOG" && break
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$SERVER_LOG"; echo "FAIL: the server died while starting"; exit 1; fi

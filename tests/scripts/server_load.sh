@@ -1,6 +1,6 @@
-# End to end: 256 concurrent streaming requests, and disconnects that free KV (via /metrics).
+# End to end: 512 concurrent streaming requests, and disconnects that free KV (via /metrics).
 source "$(dirname "$0")/server_common.bash"
-start_server --max-num-seqs 64
+start_server --max-num-seqs 512
 node tests/js/server_load.mjs
 stop_server
 # A tiny waiting queue: floods get 503 + Retry-After, the rest is served.

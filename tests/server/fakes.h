@@ -42,8 +42,8 @@ class FakeTokenizer : public Tokenizer {
 
 class FakeChat : public server::ChatFormatter {
  public:
-  std::string render(const json& messages, const json& tools, bool add_generation_prompt, bool,
-                     const json&) const override {
+  std::string render(const ordered_json& messages, const ordered_json& tools, bool add_generation_prompt, bool,
+                     const ordered_json&) const override {
     if (messages[0]["role"] == "assistant") throw InvalidRequest("conversation must not start with assistant");
     std::string s;
     for (auto& m : messages) s += "<" + m["role"].get<std::string>() + ">" + m["content"].get<std::string>() + "\n";
@@ -51,7 +51,7 @@ class FakeChat : public server::ChatFormatter {
     if (add_generation_prompt) s += "<assistant>";
     return s;
   }
-  std::unique_ptr<server::ChatOutputParser> make_parser(bool, const json&, const std::string&) const override {
+  std::unique_ptr<server::ChatOutputParser> make_parser(bool, const ordered_json&, const std::string&) const override {
     return std::make_unique<server::PlainOutputParser>();
   }
 };
@@ -70,6 +70,26 @@ class FakeStream : public RequestStream {
     RequestOutput out = std::move(queue_.front());
     queue_.pop_front();
     return out;
+  }
+  std::optional<RequestOutput> try_next() override {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) return std::nullopt;
+    RequestOutput out = std::move(queue_.front());
+    queue_.pop_front();
+    return out;
+  }
+  bool done() const override {
+    std::lock_guard lock(mutex_);
+    return closed_ && queue_.empty();
+  }
+  void set_on_ready(std::function<void()> cb) override {
+    std::function<void()> call;
+    {
+      std::lock_guard lock(mutex_);
+      on_ready_ = std::move(cb);
+      if (!queue_.empty()) call = on_ready_;
+    }
+    if (call) call();
   }
   void abort() override { aborted_ = true; }
   uint64_t id() const override { return id_; }
@@ -98,10 +118,15 @@ class FakeStream : public RequestStream {
       out.deltas.push_back(std::move(d));
     }
     out.finished = done;
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(out));
-    if (done) closed_ = true;
+    std::function<void()> call;
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(out));
+      if (done) closed_ = true;
+      call = on_ready_;
+    }
     cv_.notify_all();
+    if (call) call();
     return !done;
   }
 
@@ -115,7 +140,8 @@ class FakeStream : public RequestStream {
   std::vector<int32_t> produced_;
   std::string script_;
   std::atomic<bool> aborted_{false};
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  std::function<void()> on_ready_;
   std::condition_variable cv_;
   std::deque<RequestOutput> queue_;
   bool closed_ = false;

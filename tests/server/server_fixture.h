@@ -42,7 +42,7 @@ class ServerFixture : public ::testing::Test {
   }
   void TearDown() override {
     if (engine_) engine_->shutdown();
-    if (api_) api_->jobs().wait_idle(5000);
+    if (api_) api_->wait_idle(5000);
     http_.reset();
     api_.reset();
   }

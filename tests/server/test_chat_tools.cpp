@@ -2,6 +2,7 @@
 // and output parser and a fake engine that "generates" a scripted reply.
 #include <gtest/gtest.h>
 
+#include "server/openai_request.h"
 #include "server/template_chat.h"
 #include "server_fixture.h"
 
@@ -115,4 +116,20 @@ TEST(TemplateChat, ContinueFinalMessageAndKwargs) {
   EXPECT_EQ(chat.render(one, nullptr, true, false, {{"enable_thinking", false}}),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think></think>");
   EXPECT_EQ(chat.render(one, nullptr, true, false, json::object()), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(TemplateChat, MessageAndToolKeysKeepTheClientsOrder) {
+  // Templates that print a message or a tool schema (tojson, items()) must see the keys as
+  // the client sent them, as Python's json.loads keeps them.
+  TemplateChatFormatter chat(
+      chat::ChatTemplate({{"default", "{% for m in messages %}{% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}{% endfor %}"
+                                      "{% for t in tools %}{{ t | tojson }}{% endfor %}"}},
+                         ordered_json::object()),
+      false, chat::ToolCallFormat::Hermes);
+  ParsedRequest req = parse_chat_request(
+      parse_json_body(R"({"messages": [{"role": "user", "name": "bob", "content": "hi"}],
+                          "tools": [{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}}]})"),
+      1000);
+  EXPECT_EQ(chat.render(req.messages, req.tools, false, false, req.chat_template_kwargs),
+            R"(role=user;name=bob;content=hi;{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}})");
 }

@@ -174,6 +174,30 @@ TEST_F(ServerFixture, CompletionsPromptsAndChoices) {
   EXPECT_EQ(post("/v1/completions", {{"prompt", "x"}, {"echo", true}, {"max_tokens", 2}}).status, 200);
 }
 
+TEST_F(ServerFixture, StreamedPromptListInterleavesItsChoices) {
+  // Each prompt is its own engine request; their outputs stream as they come, not one prompt
+  // after the other.
+  start();
+  auto r = post("/v1/completions", {{"prompt", {"ab", "cd"}}, {"max_tokens", 30}, {"stream", true}});
+  ASSERT_EQ(r.status, 200);
+  auto events = sse_payloads(r.body);
+  ASSERT_EQ(events.back(), "[DONE]");
+  int first_of_1 = -1, finish_of_0 = -1;
+  std::string text[2];
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    json c = json::parse(events[i])["choices"][0];
+    int index = c["index"];
+    ASSERT_TRUE(index == 0 || index == 1);
+    text[index] += c["text"].get<std::string>();
+    if (index == 1 && first_of_1 < 0) first_of_1 = static_cast<int>(i);
+    if (index == 0 && c["finish_reason"] == "length") finish_of_0 = static_cast<int>(i);
+  }
+  EXPECT_EQ(text[0].size(), 30u);
+  EXPECT_EQ(text[1].size(), 30u);
+  ASSERT_GE(first_of_1, 0);
+  EXPECT_LT(first_of_1, finish_of_0);
+}
+
 TEST_F(ServerFixture, ContextLimitNamesBothNumbers) {
   start();
   auto r = post("/v1/completions", {{"prompt", std::string(200, 'x')}, {"max_tokens", 100}});
@@ -234,7 +258,7 @@ TEST_F(ServerFixture, DisconnectAbortsTheRequest) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(engine_->stats().running, 0);
   EXPECT_EQ(engine_->stats().kv_blocks_used, 0);
-  EXPECT_TRUE(api_->jobs().wait_idle(2000));
+  EXPECT_TRUE(api_->wait_idle(2000));
   auto m = http_call(port(), "GET", "/metrics");
   EXPECT_NE(m.body.find("ferrum_kv_cache_blocks_used 0"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("finished_reason=\"abort\"} 1"), std::string::npos) << m.body;
