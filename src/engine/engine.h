@@ -64,7 +64,7 @@ class RequestStream {
   virtual bool done() const = 0;                         // finished and drained: nothing more will come
   // cb runs after every new output (on the engine thread: it must be quick and must not block
   // or call back into the stream's reader), and once at once if outputs are already queued.
-  // Passing an empty function removes it.
+  // Passing an empty function removes it (a push already under way may still call the old one).
   virtual void set_on_ready(std::function<void()> cb) = 0;
   virtual void abort() = 0;  // frees its KV at the next step
   virtual uint64_t id() const = 0;

@@ -39,12 +39,13 @@ class Generation : public std::enable_shared_from_this<Generation> {
  public:
   Generation(OpenAiServer& server, std::shared_ptr<ServingContext> ctx, std::shared_ptr<HttpRequest> request,
              std::shared_ptr<ResponseWriter> writer, std::shared_ptr<void> slot)
-      : server_(server), ctx_holder_(std::move(ctx)), ctx_(*ctx_holder_), request_(std::move(request)), http_(*request_),
-        writer_(std::move(writer)), slot_(std::move(slot)), arrival_(Clock::now()) {
+      : slot_(std::move(slot)), server_(server), ctx_holder_(std::move(ctx)), ctx_(*ctx_holder_),
+        request_(std::move(request)), http_(*request_), writer_(std::move(writer)), arrival_(Clock::now()) {
     token_text_ = [tok = ctx_.tokenizer](int32_t id) { return tok->decode(std::span<const int32_t>(&id, 1), false); };
   }
 
-  // Parses and submits; throws (ApiError, QueueFull, InvalidRequest) before any byte is sent.
+  // Parses and submits, then acts as the first pump; throws (ApiError, QueueFull,
+  // InvalidRequest) only before any byte is sent.
   void start() {
     ordered_json body = parse_json_body(http_.body);
     chat_ = http_.path == "/v1/chat/completions";
@@ -59,32 +60,44 @@ class Generation : public std::enable_shared_from_this<Generation> {
         server_.metrics().http_response(200);
         if (chat_) send_role_chunks();
       }
-    } catch (...) {
-      for (auto& r : runs_) r.stream->abort();
-      throw;
+    } catch (const std::exception& e) {
+      if (!req_.stream) {
+        for (auto& r : runs_) r.stream->abort();
+        throw;
+      }
+      return fail(e.what());  // the stream has begun: end it with an error event
     }
     std::vector<std::shared_ptr<RequestStream>> streams;
     for (auto& r : runs_) streams.push_back(r.stream);
     writer_->on_disconnect([streams] {
       for (auto& s : streams) s->abort();
     });
-    // Last: from here on pump() may run on another worker at any moment. The callbacks keep
-    // this object alive until end() removes them.
+    // Until the pump() below, notifications only count: no other pump can run (and end()
+    // cannot clear callbacks) while they are being installed. The callbacks keep this object
+    // alive until end() removes them.
+    pending_.store(1, std::memory_order_release);
     for (auto& r : runs_) r.stream->set_on_ready([self = shared_from_this()] { self->notify(); });
+    pump();
   }
 
  private:
   // On the engine thread: posts one pump unless one is already pending or running.
   void notify() {
     if (pending_.fetch_add(1, std::memory_order_acq_rel) == 0)
-      server_.workers().post([self = shared_from_this()] { self->pump(); });
+      server_.stream_workers().post([self = shared_from_this()] { self->pump(); });
   }
 
   // Serialized by pending_: handles every output that arrived before it last looked.
   void pump() {
     uint32_t seen = pending_.load(std::memory_order_acquire);
     for (;;) {
-      process();
+      try {
+        process();
+      } catch (...) {  // fail() itself failed (out of memory): at least let the request go
+        log::error("{}: could not finish the response", http_.path);
+        for (auto& r : runs_) r.stream->abort();
+        end();
+      }
       uint32_t left = pending_.fetch_sub(seen, std::memory_order_acq_rel) - seen;
       if (left == 0) return;
       seen = left;
@@ -160,11 +173,11 @@ class Generation : public std::enable_shared_from_this<Generation> {
     end();
   }
 
-  // Drops the callbacks (they hold this object) and the request slot.
+  // Drops the callbacks (they hold this object). The slot goes with the object itself, so
+  // "no request running" also means no pump or callback still holds a connection.
   void end() {
     ended_ = true;
     for (auto& r : runs_) r.stream->set_on_ready(nullptr);
-    slot_.reset();
   }
 
  private:
@@ -346,13 +359,13 @@ class Generation : public std::enable_shared_from_this<Generation> {
     server_.metrics().e2e.observe(secs(end - arrival_));
   }
 
+  std::shared_ptr<void> slot_;  // first member: released last, when everything else is gone
   OpenAiServer& server_;
   std::shared_ptr<ServingContext> ctx_holder_;
   const ServingContext& ctx_;
   std::shared_ptr<HttpRequest> request_;
   const HttpRequest& http_;
   std::shared_ptr<ResponseWriter> writer_;
-  std::shared_ptr<void> slot_;  // counted as a running request until end()
   std::atomic<uint32_t> pending_{0};  // notifications not yet handled by a pump
   bool ended_ = false;
   Clock::time_point arrival_, first_token_{};

@@ -46,7 +46,8 @@ json model_card(const std::string& name, const ServingContext& ctx) {
 }  // namespace
 
 OpenAiServer::OpenAiServer(OpenAiOptions options)
-    : options_(std::move(options)), slots_(options_.max_jobs), workers_(options_.worker_threads) {}
+    : options_(std::move(options)), slots_(options_.max_jobs), workers_(options_.worker_threads),
+      stream_workers_(options_.stream_threads) {}
 
 OpenAiServer::~OpenAiServer() { slots_.wait_idle(); }
 
@@ -182,8 +183,11 @@ void OpenAiServer::start_job(HttpRequest request, std::shared_ptr<ResponseWriter
   auto slot = slots_.try_acquire();
   if (!slot) return reply_error(request, *writer, 503, "Too many concurrent requests; retry later");
   auto shared_request = std::make_shared<HttpRequest>(std::move(request));
-  workers_.post([this, shared_request, writer, slot = std::move(slot)] {
+  workers_.post([this, shared_request, writer, slot = std::move(slot)]() mutable {
     run_job(shared_request, writer, slot);
+    writer.reset();  // the connection before the slot: idle means nothing holds one
+    shared_request.reset();
+    slot.reset();
   });
 }
 

@@ -33,7 +33,8 @@ struct OpenAiOptions {
   std::string api_key;      // empty: no authentication
   std::string cors_origin;  // empty: no CORS headers; "*" or a comma-separated list
   size_t max_jobs = 4096;   // concurrent generation and token requests before 503
-  size_t worker_threads = 4;
+  size_t worker_threads = 4;  // parse, render templates, tokenize
+  size_t stream_threads = 4;  // turn engine outputs into response bytes
   int retry_after_s = 1;
 };
 
@@ -52,6 +53,7 @@ class OpenAiServer {
   size_t running_requests() const { return slots_.in_use(); }
   bool wait_idle(long timeout_ms = -1) { return slots_.wait_idle(timeout_ms); }
   WorkerPool& workers() { return workers_; }
+  WorkerPool& stream_workers() { return stream_workers_; }
   Metrics& metrics() { return metrics_; }
   const OpenAiOptions& options() const { return options_; }
 
@@ -75,7 +77,10 @@ class OpenAiServer {
   std::shared_ptr<ServingContext> ctx_;
   Metrics metrics_;
   RequestSlots slots_;
-  WorkerPool workers_;  // last: joined first, while everything its tasks touch still exists
+  // Last: joined first, while everything their tasks touch still exists. Two pools, so that
+  // requests with long prompts to tokenize do not hold up the streams already running.
+  WorkerPool workers_;
+  WorkerPool stream_workers_;
 };
 
 // The routes served on worker tasks (generation.cpp, token_routes.cpp). They throw ApiError
