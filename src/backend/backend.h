@@ -3,7 +3,9 @@
 // code. Each op has a CPU reference implementation (backend/cpu) that device backends are
 // tested against.
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -42,7 +44,13 @@ class Backend {
   // Makes a weight usable by this backend. CPU returns the (mmapped) view as it is.
   virtual Tensor upload(const Tensor& host) = 0;
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
-  virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;
+  virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;  // waits for the data
+  // A tensor of dummy weights: center + scale * u, u in [-1, 1) from dummy_fill.h's pattern
+  // (the same values on every backend), filled where it lives.
+  virtual Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
+                               float scale) = 0;
+  // Waits until every op issued so far has finished (device backends queue them).
+  virtual void synchronize() {}
 
   // out[t, :] = table[ids[t], :] (any float dtype table, F32 out).
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
@@ -67,5 +75,11 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+// GPU `device`; throws ferrum::Error without a GPU, or in a build without CUDA.
+std::unique_ptr<Backend> make_cuda_backend(int device);
+// Read bandwidth of GPU `device` in GB/s, measured over a buffer far larger than its caches.
+double cuda_read_bandwidth_gbs(int device);
+// "cpu", "cuda" or "cuda:N" (what --device takes); num_threads is for the CPU.
+std::unique_ptr<Backend> make_backend(const std::string& device, int num_threads);
 
 }  // namespace ferrum

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -27,6 +28,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct BenchArgs {
   std::string model, dummy, concurrency = "1,4,16";
   int prompt = 128, gen = 64, threads = 0, conc_prompt = 32;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -153,15 +155,18 @@ json bench_engine(std::shared_ptr<Model> model, int conc, int prompt, int gen) {
 int run_bench(const BenchArgs& a) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   auto t0 = Clock::now();
-  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(a.model, threads) : load_model_dummy(a.model, a.dummy, threads);
+  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(a.model, threads, a.device)
+                                                 : load_model_dummy(a.model, a.dummy, threads, a.device);
   const double load_s = seconds_since(t0);
   const ModelConfig& c = model->config();
   const std::string dtype = !a.dummy.empty() ? a.dummy : c.torch_dtype;
   const size_t elem = dtype == "float32" || dtype == "f32" ? 4 : 2;
-  const double bw = measure_read_bandwidth(threads);
+  const bool gpu = a.device != "cpu";
+  const double bw = gpu ? cuda_read_bandwidth_gbs(a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0)
+                        : measure_read_bandwidth(threads);
   const size_t bytes = weight_bytes_per_step(c, elem);
   json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", dtype},
-                 {"threads", threads}, {"load_s", load_s}, {"read_bandwidth_GBs", bw},
+                 {"device", a.device}, {"threads", threads}, {"load_s", load_s}, {"read_bandwidth_GBs", bw},
                  {"weight_bytes_per_token", bytes}, {"decode_bound_tok_s", bw * 1e9 / bytes}};
   result["single"] = bench_single(*model, a.prompt, a.gen);
   std::stringstream ss(a.concurrency);
@@ -176,7 +181,8 @@ int run_bench(const BenchArgs& a) {
     return 0;
   }
   const json& s = result["single"];
-  std::printf("model %s (%s, %s weights), %d threads\n", a.model.c_str(), c.architecture.c_str(), dtype.c_str(), threads);
+  if (gpu) std::printf("model %s (%s, %s weights), %s\n", a.model.c_str(), c.architecture.c_str(), dtype.c_str(), a.device.c_str());
+  else std::printf("model %s (%s, %s weights), %d threads\n", a.model.c_str(), c.architecture.c_str(), dtype.c_str(), threads);
   std::printf("read bandwidth %.1f GB/s; %.2f GB of weights per decode step -> bound %.1f tok/s\n", bw, bytes / 1e9,
               bw * 1e9 / bytes);
   std::printf("prefill %d tokens: %.1f tok/s (TTFT %.0f ms)\n", a.prompt, s["prefill_tok_s"].get<double>(),
@@ -203,6 +209,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-c,--concurrency", a->concurrency, "Comma-separated concurrency levels for the engine run ('' = skip)");
   cmd->add_option("--concurrent-prompt-tokens", a->conc_prompt, "Prompt length of each concurrent request");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as JSON");
 }
 

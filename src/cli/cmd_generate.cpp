@@ -17,13 +17,14 @@ struct GenerateArgs {
   int n = 64;
   float temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
   int top_k = 0, threads = 0;
+  std::string device = "cpu";
   int64_t seed = -1;
   bool json = false, ignore_eos = false, no_special = false;
 };
 
 int run_generate(const GenerateArgs& a) {
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(a.model));
-  std::shared_ptr<Model> model = load_model(a.model, a.threads);
+  std::shared_ptr<Model> model = load_model(a.model, a.threads, a.device);
   std::vector<int32_t> prompt_ids = tokenizer->encode(a.prompt, !a.no_special);
   if (prompt_ids.empty()) fail("the prompt is empty after tokenization; give some text with -p");
 
@@ -83,6 +84,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--repeat-penalty", a->repetition_penalty, "Repetition penalty (1 = off)");
   cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--no-special", a->no_special, "Do not add special tokens (BOS) to the prompt");
   cmd->add_flag("--json", a->json,

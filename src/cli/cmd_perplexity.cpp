@@ -23,6 +23,7 @@ namespace {
 struct PerplexityArgs {
   std::string model, file;
   int ctx = 512, threads = 0;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -50,7 +51,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 int run_perplexity(const PerplexityArgs& a) {
   const std::string text = read_text_file(a.file);
   const auto tokenizer = Tokenizer::from_dir(a.model);
-  auto model = load_model(a.model, a.threads);
+  auto model = load_model(a.model, a.threads, a.device);
 
   if (!a.json) std::printf("perplexity: tokenizing the input ..\n");
   auto t0 = std::chrono::steady_clock::now();
@@ -96,6 +97,7 @@ void register_perplexity(CLI::App& app) {
   cmd->add_option("-c,--ctx", a->ctx, "Context window in tokens; each window's second half is scored")
       ->check(CLI::Range(4, 1 << 20));
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object with the result instead of llama.cpp-style lines");
 }
 

@@ -19,7 +19,7 @@ namespace ferrum::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, system, chat_template, kv_cache_memory = "512MiB";
+  std::string model, system, chat_template, kv_cache_memory = "512MiB", device = "cpu";
   float temperature = 0.7f, top_p = 0.95f;
   int max_tokens = 0, threads = 0, max_model_len = 0;
   int64_t seed = -1;
@@ -115,6 +115,7 @@ int run_chat(RunArgs a) {
   lo.model = a.model;
   lo.chat_template_file = a.chat_template;
   lo.threads = a.threads;
+  lo.device = a.device;
   lo.engine.max_model_len = a.max_model_len;
   lo.engine.max_num_seqs = 1;
   lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
@@ -178,6 +179,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Sampling seed");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file")->envname("FERRUM_CHAT_TEMPLATE");
   cmd->add_option("--threads", a->threads, "CPU threads")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "Context length")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
 }

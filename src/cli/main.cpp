@@ -23,6 +23,7 @@ CLI::App* add_command(CLI::App& app, const std::string& name, const std::string&
 
 int main(int argc, char** argv) {
   using namespace ferrum::cli;
+  install_crash_handler();
   CLI::App app{"ferrum: a fast LLM inference engine"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ferrum 0.1.0");

@@ -72,28 +72,13 @@ class DecoderModel final : public Model {
 enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
                      kH, kX, kQ, kK, kV, kAttn, kGate, kUp, kSel, kLogits };
 
-// Random weights for benchmarks: uniform in [-a, a], norms near 1. Deterministic per name.
+// Random weights for benchmarks: uniform in [-0.05, 0.05], norms near 1. Deterministic per
+// name, the same on every backend, and filled where they live (no host copy of a GPU model).
 Tensor random_weight(Backend& be, const std::string& name, std::initializer_list<int64_t> shape, DType dtype) {
-  Tensor host;
-  host.dtype = dtype;
-  host.ndim = static_cast<int>(shape.size());
-  int i = 0;
-  for (int64_t d : shape) host.shape[i++] = d;
-  auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[host.nbytes()]);
-  host.data = buf.get();
-  host.owner = buf;
+  uint64_t seed = 1469598103934665603ull;  // FNV-1a of the name
+  for (unsigned char c : name) seed = (seed ^ c) * 1099511628211ull;
   const bool norm = name.find("norm") != std::string::npos;
-  uint64_t state = std::hash<std::string>{}(name) | 1;
-  const int64_t n = host.numel();
-  for (int64_t j = 0; j < n; ++j) {
-    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-    const float u = static_cast<float>(state >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
-    const float v = norm ? 1.0f + 0.1f * u : 0.05f * u;
-    if (dtype == DType::F32) host.ptr<float>()[j] = v;
-    else if (dtype == DType::BF16) host.ptr<uint16_t>()[j] = f32_to_bf16(v);
-    else host.ptr<uint16_t>()[j] = f32_to_f16(v);
-  }
-  return be.upload(host);
+  return be.random_tensor(shape, dtype, seed, norm ? 1.0f : 0.0f, norm ? 0.1f : 0.05f);
 }
 
 Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64_t> shape) {

@@ -50,21 +50,22 @@ std::pair<ModelConfig, DecoderOptions> resolve(const std::string& model_dir) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads) {
+std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads,
+                                        const std::string& device) {
   auto [config, options] = resolve(model_dir);
   if (dtype == "bf16") options.dummy_weights = DType::BF16;
   else if (dtype == "f16") options.dummy_weights = DType::F16;
   else if (dtype == "f32") options.dummy_weights = DType::F32;
   else fail("dummy weight dtype '{}' is not one of bf16, f16, f32", dtype);
-  return make_decoder_model(config, options, WeightStore(), make_cpu_backend(num_threads));
+  return make_decoder_model(config, options, WeightStore(), make_backend(device, num_threads));
 }
 
-std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads) {
+std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads, const std::string& device) {
   auto [config, options] = resolve(model_dir);
   const std::string arch = config.architecture;
   WeightStore weights = WeightStore::open_dir(model_dir);
   log::debug("loading {} ({} layers, hidden {}) from {}", arch, config.num_hidden_layers, config.hidden_size, model_dir);
-  return make_decoder_model(config, options, std::move(weights), make_cpu_backend(num_threads));
+  return make_decoder_model(config, options, std::move(weights), make_backend(device, num_threads));
 }
 
 }  // namespace ferrum

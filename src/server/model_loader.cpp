@@ -88,7 +88,7 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   log::info("loading {} from {}", o.model, dir);
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
   read_weights_with_progress(dir);
-  std::shared_ptr<Model> model = load_model(dir, o.threads);
+  std::shared_ptr<Model> model = load_model(dir, o.threads, o.device);
 
   auto ctx = std::make_shared<ServingContext>();
   ctx->tokenizer = tokenizer;

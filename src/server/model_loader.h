@@ -16,6 +16,7 @@ struct ModelLoadOptions {
   std::vector<std::string> served_names;  // default: the MODEL argument
   std::string chat_template_file;        // overrides the model's template
   int threads = 0;                       // 0: all cores
+  std::string device = "cpu";            // cpu, cuda or cuda:N
   EngineOptions engine;
 };
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/backend.h"
+#include "backend/dummy_fill.h"
 #include "backend/cpu/cpu_kernels.h"
 
 namespace ferrum {
@@ -30,6 +31,19 @@ class CpuBackend final : public Backend {
   Tensor upload(const Tensor& host) override { return host; }
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override { std::memcpy(dst.data, src, bytes); }
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override { std::memcpy(dst, src.data, bytes); }
+  Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
+                       float scale) override {
+    Tensor t = alloc(shape, dtype);
+    pool_.parallel_for(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float v = center + scale * dummy_unit(seed, static_cast<uint64_t>(i));
+        if (dtype == DType::F32) t.ptr<float>()[i] = v;
+        else if (dtype == DType::BF16) t.ptr<uint16_t>()[i] = f32_to_bf16(v);
+        else t.ptr<uint16_t>()[i] = f32_to_f16(v);
+      }
+    });
+    return t;
+  }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }

@@ -1,9 +1,10 @@
-// The CUDA side of the backend starts here: device discovery. The CUDA ops (the same
-// interface as backend/cpu, each with a parity test against it) follow in the CUDA issue.
+// Device discovery and a bandwidth probe.
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <string>
 
+#include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_runtime.h"
 
 namespace ferrum::cuda {
@@ -24,3 +25,37 @@ std::vector<DeviceInfo> list_devices() {
 }
 
 }  // namespace ferrum::cuda
+
+namespace ferrum {
+
+double cuda_read_bandwidth_gbs(int device) {
+  if (cudaSetDevice(device) != cudaSuccess) return 0.0;
+  const int64_t n = int64_t{1} << 30;  // 4 GiB of floats
+  float *buf = nullptr, *out = nullptr;
+  if (cudaMalloc(&buf, n * 4) != cudaSuccess || cudaMalloc(&out, 4) != cudaSuccess) {
+    cudaGetLastError();
+    cudaFree(buf);
+    return 0.0;
+  }
+  cudaMemset(buf, 0, n * 4);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventRecord(a);
+    cuda::sum_f32(buf, n, out, nullptr);
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, a, b);
+    if (ms > 0.0f) best = std::max(best, n * 4.0 / (ms * 1e-3) / 1e9);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  cudaFree(buf);
+  cudaFree(out);
+  return best;
+}
+
+}  // namespace ferrum

@@ -1,0 +1,28 @@
+// Picks a backend from a --device string.
+#include <cstdlib>
+
+#include "backend/backend.h"
+#include "core/error.h"
+
+namespace ferrum {
+
+#if !FERRUM_CUDA
+std::unique_ptr<Backend> make_cuda_backend(int) {
+  fail("this ferrum was built without CUDA (configure with -DFERRUM_CUDA=ON, nvcc needed)");
+}
+double cuda_read_bandwidth_gbs(int) { fail("this ferrum was built without CUDA"); }
+#endif
+
+std::unique_ptr<Backend> make_backend(const std::string& device, int num_threads) {
+  if (device.empty() || device == "cpu") return make_cpu_backend(num_threads);
+  if (device == "cuda") return make_cuda_backend(0);
+  if (device.rfind("cuda:", 0) == 0) {
+    const std::string n = device.substr(5);
+    char* end = nullptr;
+    long index = std::strtol(n.c_str(), &end, 10);
+    if (!n.empty() && *end == '\0' && index >= 0 && index < 1024) return make_cuda_backend(static_cast<int>(index));
+  }
+  fail("unknown device '{}': use cpu, cuda or cuda:N", device);
+}
+
+}  // namespace ferrum

@@ -1,0 +1,231 @@
+// The CUDA backend: tensors in device memory, one stream, kernels from cuda_kernels.h, and
+// matmuls on cuBLAS. Activations stay F32 like the CPU backend's (same contract, same model
+// code); a matmul with 16-bit weights rounds its input to the weights' type and runs a
+// 16-bit GEMM with F32 accumulation and output, as PyTorch does for bf16 models.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_runtime.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace ferrum {
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
+}
+
+void check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS) fail("cuBLAS {}: status {}", what, static_cast<int>(s));
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    case DType::F32: return CUDA_R_32F;
+    default: fail("CUDA matmul: weights must be F32, F16 or BF16, not {}", dtype_name(t));
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    auto devices = cuda::list_devices();
+    if (devices.empty()) fail("--device cuda: no CUDA device is available (no GPU or no driver)");
+    if (device < 0 || device >= static_cast<int>(devices.size()))
+      fail("--device cuda:{}: there are {} CUDA device(s)", device, devices.size());
+    check(cudaSetDevice(device), "cudaSetDevice");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cublasCreate(&cublas_), "cublasCreate");
+    check(cublasSetStream(cublas_, stream_), "cublasSetStream");
+    // Exact F32 GEMMs (no TF32): F32 weights keep float32 parity with the CPU.
+    check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    name_ = "cuda:" + std::to_string(device) + " (" + devices[device].name + ")";
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device::CUDA; }
+  const char* name() const override { return name_.c_str(); }
+
+  Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) override {
+    Tensor t = shaped(shape, dtype);
+    t.device = Device::CUDA;
+    void* p = nullptr;
+    const size_t bytes = std::max<size_t>(t.nbytes(), 16);
+    cudaSetDevice(device_);
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      size_t free = 0, total = 0;
+      cudaMemGetInfo(&free, &total);
+      fail("out of GPU memory allocating {:.1f} MiB ({:.1f} MiB free of {:.1f} MiB)", bytes / 1048576.0,
+           free / 1048576.0, total / 1048576.0);
+    }
+    t.data = p;
+    // cudaFree waits for the device, so queued kernels that use the buffer finish first. No
+    // reference to this backend: tensors may outlive it.
+    t.owner = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+    return t;
+  }
+
+  Tensor upload(const Tensor& host) override {
+    if (host.device == Device::CUDA) return host;
+    Tensor t = alloc({host.numel()}, host.dtype);
+    copy_from_host(t, host.data, host.nbytes());
+    check(cudaStreamSynchronize(stream_), "upload");  // the host copy may go away
+    t.ndim = host.ndim;
+    t.shape = host.shape;
+    return t;
+  }
+
+  Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
+                       float scale) override {
+    Tensor t = alloc(shape, dtype);
+    cuda::fill_random(t.data, dtype, t.numel(), seed, center, scale, stream_);
+    launched("fill_random");
+    return t;
+  }
+
+  void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
+    check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
+  }
+  void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
+    check(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
+    check(cudaStreamSynchronize(stream_), "copy to host");
+  }
+  void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    cuda::embedding(table.data, table.dtype, table.dim(0), table.dim(1), ids.ptr<int32_t>(), ids.numel(),
+                    out.ptr<float>(), stream_);
+    launched("embedding");
+  }
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+    FERRUM_CHECK(w.numel() == x.cols(), "rms_norm: weight has {} elements, rows have {}", w.numel(), x.cols());
+    cuda::rms_norm(x.ptr<float>(), w.data, w.dtype, x.rows(), x.cols(), eps, out.ptr<float>(), stream_);
+    launched("rms_norm");
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
+    FERRUM_CHECK(w.cols() == K && out.rows() == M && out.cols() == N, "matmul: shapes {} x {}^T -> {}", x.shape_str(),
+                 w.shape_str(), out.shape_str());
+    if (M == 0) return;
+    const float one = 1.0f, zero = 0.0f;
+    // Row-major out[M,N] = x[M,K] w[N,K]^T is column-major out^T[N,M] = w^T... : w as the
+    // transposed A (K x N, lda K), x as B (K x M, ldb K).
+    if (w.dtype == DType::F32) {
+      check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.ptr<float>(), K, x.ptr<float>(), K, &zero,
+                        out.ptr<float>(), N),
+            "sgemm");
+    } else {
+      const cudaDataType_t type = cuda_type(w.dtype);
+      void* xs = scratch(static_cast<size_t>(M * K) * 2);
+      cuda::convert_from_f32(x.ptr<float>(), M * K, w.dtype, xs, stream_);
+      launched("convert");
+      check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.data, type, K, xs, type, K, &zero,
+                         out.data, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "gemm");
+    }
+    if (bias) {
+      FERRUM_CHECK(bias->dtype == DType::F32 || bias->dtype == w.dtype, "matmul: bias dtype");
+      const float* b = bias->ptr<float>();
+      if (bias->dtype != DType::F32) b = f32_copy(*bias);
+      cuda::add_bias(out.ptr<float>(), b, M, N, stream_);
+      launched("add_bias");
+    }
+  }
+
+  void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
+    cuda::rope(q.ptr<float>(), k.ptr<float>(), positions.ptr<int32_t>(), table.cos.ptr<float>(), table.sin.ptr<float>(),
+               q.dim(0), q.dim(1), k.dim(1), q.dim(2), table.max_positions, stream_);
+    launched("rope");
+  }
+  void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& kc, Tensor& vc) override {
+    const int64_t T = k.dim(0);
+    cuda::write_kv(k.ptr<float>(), v.ptr<float>(), slots.ptr<int32_t>(), T, T ? k.numel() / T : 0,
+                   kc.dim(0) * kc.dim(1), kc.ptr<float>(), vc.ptr<float>(), stream_);
+    launched("write_kv");
+  }
+  void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
+                       Tensor& out) override {
+    const int64_t D = q.dim(2);
+    FERRUM_CHECK(D <= cuda::max_attention_head_dim(), "CUDA attention supports head_dim up to {}, not {}",
+                 cuda::max_attention_head_dim(), D);
+    cuda::paged_attention(q.ptr<float>(), kc.ptr<float>(), vc.ptr<float>(), meta.query_start.ptr<int32_t>(),
+                          meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
+                          meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
+                          out.ptr<float>(), stream_);
+    launched("paged_attention");
+  }
+  void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {
+    cuda::silu_mul(g.ptr<float>(), u.ptr<float>(), g.numel(), out.ptr<float>(), stream_);
+    launched("silu_mul");
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    cuda::add(a.ptr<float>(), b.ptr<float>(), a.numel(), out.ptr<float>(), stream_);
+    launched("add");
+  }
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+    cuda::gather_rows(x.ptr<float>(), rows.ptr<int32_t>(), rows.numel(), x.cols(), x.rows(), out.ptr<float>(), stream_);
+    launched("gather_rows");
+  }
+
+ private:
+  static Tensor shaped(std::initializer_list<int64_t> shape, DType dtype) {
+    Tensor t;
+    t.dtype = dtype;
+    t.ndim = static_cast<int>(shape.size());
+    int i = 0;
+    for (int64_t d : shape) t.shape[i++] = d;
+    return t;
+  }
+  void launched(const char* what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
+  }
+  // A device buffer of at least `bytes`, reused by every matmul (one stream: no overlap).
+  void* scratch(size_t bytes) {
+    if (scratch_.nbytes() < bytes) scratch_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
+    return scratch_.data;
+  }
+  // 16-bit biases (qkv_bias models) as F32, converted once. The entry keeps the source alive,
+  // so its address cannot be reused by another tensor while cached.
+  const float* f32_copy(const Tensor& bias) {
+    auto it = bias_f32_.find(bias.data);
+    if (it != bias_f32_.end()) return it->second.second.ptr<float>();
+    std::vector<uint16_t> h(bias.numel());
+    copy_to_host(bias, h.data(), h.size() * 2);
+    std::vector<float> f(h.size());
+    for (size_t i = 0; i < h.size(); ++i) f[i] = bias.dtype == DType::BF16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
+    Tensor t = alloc({bias.numel()}, DType::F32);
+    copy_from_host(t, f.data(), f.size() * 4);
+    synchronize();
+    bias_f32_[bias.data] = {bias, t};
+    return t.ptr<float>();
+  }
+
+  int device_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  Tensor scratch_;
+  std::map<const void*, std::pair<Tensor, Tensor>> bias_f32_;  // source -> (source, F32 copy)
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+}  // namespace ferrum

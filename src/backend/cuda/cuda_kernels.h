@@ -1,0 +1,47 @@
+// Launchers of the CUDA kernels behind CudaBackend. Plain pointers and sizes, so the backend
+// (host C++) needs no CUDA headers beyond the stream type. Every kernel mirrors a CPU op in
+// backend/cpu and is tested against it (tests/backend/cuda_parity_test.cpp).
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace ferrum::cuda {
+
+// out[t, :] = float(table[ids[t], :]); ids outside [0, vocab) give a zero row.
+void embedding(const void* table, DType dtype, int64_t vocab, int64_t dim, const int32_t* ids, int64_t tokens,
+               float* out, cudaStream_t s);
+// out = x / sqrt(mean(x^2) + eps) * w, per row of `cols`; out may alias x.
+void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t cols, float eps, float* out,
+              cudaStream_t s);
+// Rotate-half RoPE in place on q [T, hq, d] and k [T, hk, d]; cos/sin [positions, d/2].
+void rope(float* q, float* k, const int32_t* positions, const float* cos, const float* sin, int64_t tokens,
+          int64_t hq, int64_t hk, int64_t d, int64_t max_positions, cudaStream_t s);
+// Copies rows of `row` floats of k and v to their slots of the paged caches.
+void write_kv(const float* k, const float* v, const int32_t* slots, int64_t tokens, int64_t row, int64_t num_slots,
+              float* k_cache, float* v_cache, cudaStream_t s);
+// Causal attention over the paged cache (see Backend::paged_attention).
+void paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
+                     const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
+                     int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
+                     cudaStream_t s);
+void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
+void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t s);
+// out[r, :] += bias[:]
+void add_bias(float* out, const float* bias, int64_t rows, int64_t cols, cudaStream_t s);
+void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,
+                 cudaStream_t s);
+// dst = (dtype) src, round to nearest even; dtype F16 or BF16.
+void convert_from_f32(const float* src, int64_t n, DType dtype, void* dst, cudaStream_t s);
+// Fills n elements of dtype with the dummy-weight pattern (see models' random weights).
+void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s);
+// Sums n floats into *out (a bandwidth probe).
+void sum_f32(const float* x, int64_t n, float* out, cudaStream_t s);
+
+}  // namespace ferrum::cuda
+
+namespace ferrum::cuda {
+int max_attention_head_dim();  // paged_attention supports head_dim up to this
+}  // namespace ferrum::cuda

@@ -1,0 +1,212 @@
+// Every CUDA op against the CPU backend (the reference) on random inputs. Skipped in builds
+// without CUDA or on machines without a GPU; run on the GPU machine.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "backend/backend.h"
+#if FERRUM_CUDA
+#include "backend/cuda/cuda_runtime.h"
+#endif
+
+namespace ferrum {
+namespace {
+
+class CudaParity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if !FERRUM_CUDA
+    GTEST_SKIP() << "built without CUDA";
+#else
+    if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    cpu_ = make_cpu_backend(2);
+    gpu_ = make_cuda_backend(0);
+#endif
+  }
+
+  // A host tensor of uniform values in [-a, a], stored as dtype.
+  Tensor random(std::initializer_list<int64_t> shape, DType dtype = DType::F32, float a = 1.0f) {
+    Tensor t = cpu_->alloc(shape, dtype);
+    std::uniform_real_distribution<float> u(-a, a);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const float v = u(rng_);
+      if (dtype == DType::F32) t.ptr<float>()[i] = v;
+      else if (dtype == DType::BF16) t.ptr<uint16_t>()[i] = f32_to_bf16(v);
+      else t.ptr<uint16_t>()[i] = f32_to_f16(v);
+    }
+    return t;
+  }
+  Tensor ints(const std::vector<int32_t>& v) {
+    Tensor t = cpu_->alloc({static_cast<int64_t>(v.size())}, DType::I32);
+    std::copy(v.begin(), v.end(), t.ptr<int32_t>());
+    return t;
+  }
+  Tensor zeros_like(Backend& be, const Tensor& like) {
+    Tensor t = be.alloc({like.numel()}, like.dtype);
+    std::vector<uint8_t> z(like.nbytes(), 0);
+    be.copy_from_host(t, z.data(), z.size());
+    t.ndim = like.ndim;
+    t.shape = like.shape;
+    return t;
+  }
+  Tensor up(const Tensor& h) { return gpu_->upload(h); }
+  std::vector<float> down(const Tensor& d) {
+    std::vector<float> v(d.numel());
+    gpu_->copy_to_host(d, v.data(), v.size() * 4);
+    return v;
+  }
+  std::vector<float> host(const Tensor& t) { return {t.ptr<float>(), t.ptr<float>() + t.numel()}; }
+  // Largest absolute difference relative to the largest reference magnitude.
+  static double rel_max(const std::vector<float>& got, const std::vector<float>& ref) {
+    double diff = 0, mag = 1e-30;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      diff = std::max(diff, std::fabs(double(got[i]) - ref[i]));
+      mag = std::max(mag, std::fabs(double(ref[i])));
+    }
+    return diff / mag;
+  }
+
+  std::mt19937 rng_{42};
+  std::unique_ptr<Backend> cpu_, gpu_;
+};
+
+TEST_F(CudaParity, EmbeddingIsExact) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    Tensor table = random({50, 96}, dt);
+    Tensor ids = ints({3, 0, 49, 3, 17});
+    Tensor ref = cpu_->alloc({5, 96}, DType::F32), out = gpu_->alloc({5, 96}, DType::F32);
+    cpu_->embedding(table, ids, ref);
+    gpu_->embedding(up(table), up(ids), out);
+    EXPECT_EQ(down(out), host(ref)) << dtype_name(dt);
+  }
+}
+
+TEST_F(CudaParity, RmsNorm) {
+  for (int64_t cols : {64, 896, 4096}) {
+    Tensor x = random({7, cols}), w = random({cols}, DType::BF16);
+    Tensor ref = cpu_->alloc({7, cols}, DType::F32), out = gpu_->alloc({7, cols}, DType::F32);
+    cpu_->rms_norm(x, w, 1e-6f, ref);
+    gpu_->rms_norm(up(x), up(w), 1e-6f, out);
+    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << cols;
+  }
+}
+
+TEST_F(CudaParity, MatmulF32AndSixteenBitWeights) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    for (int64_t M : {1, 5, 64}) {
+      const int64_t K = 320, N = 200;
+      Tensor x = random({M, K}), w = random({N, K}, dt, 0.1f), bias = random({N}, dt);
+      // The GPU rounds x to the weights' type: give the CPU the same rounded input.
+      Tensor xr = random({M, K});
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        float v = x.ptr<float>()[i];
+        if (dt == DType::BF16) v = bf16_to_f32(f32_to_bf16(v));
+        if (dt == DType::F16) v = f16_to_f32(f32_to_f16(v));
+        xr.ptr<float>()[i] = v;
+      }
+      Tensor ref = cpu_->alloc({M, N}, DType::F32), out = gpu_->alloc({M, N}, DType::F32);
+      Tensor bias_f32 = random({N});
+      for (int64_t i = 0; i < N; ++i)
+        bias_f32.ptr<float>()[i] = dt == DType::F32 ? bias.ptr<float>()[i]
+                                   : dt == DType::BF16 ? bf16_to_f32(bias.ptr<uint16_t>()[i])
+                                                       : f16_to_f32(bias.ptr<uint16_t>()[i]);
+      cpu_->matmul(xr, w, &bias_f32, ref);
+      Tensor bias_gpu = up(bias);
+      gpu_->matmul(up(x), up(w), &bias_gpu, out);
+      EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << dtype_name(dt) << " M=" << M;
+    }
+  }
+}
+
+TEST_F(CudaParity, Rope) {
+  const int64_t T = 6, Hq = 4, Hk = 2, D = 64, P = 100;
+  RopeTable cpu_table{P, D, random({P, D / 2}), random({P, D / 2})};
+  RopeTable gpu_table{P, D, up(cpu_table.cos), up(cpu_table.sin)};
+  Tensor q = random({T, Hq, D}), k = random({T, Hk, D}), pos = ints({0, 5, 99, 7, 7, 42});
+  Tensor gq = up(q), gk = up(k);
+  cpu_->rope(q, k, pos, cpu_table);
+  gpu_->rope(gq, gk, up(pos), gpu_table);
+  EXPECT_LT(rel_max(down(gq), host(q)), 1e-6);
+  EXPECT_LT(rel_max(down(gk), host(k)), 1e-6);
+}
+
+// Three sequences in one flat batch: a prefill chunk after cached tokens, a fresh prefill and
+// a decode, over shuffled blocks; K/V written through write_kv first.
+TEST_F(CudaParity, WriteKvAndPagedAttention) {
+  for (int64_t D : {64, 128, 256}) {
+    const int32_t bs = 4, blocks = 40, max_blocks = 12;
+    const int64_t Hq = 8, Hk = 2;
+    const std::vector<int32_t> seq_lens = {19, 7, 33}, q_lens = {5, 7, 1};
+    std::vector<int32_t> perm(blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    std::vector<int32_t> tables(3 * max_blocks, 0), query_start = {0}, slots;
+    for (int s = 0; s < 3; ++s) {
+      for (int b = 0; b < max_blocks; ++b) tables[s * max_blocks + b] = perm[s * max_blocks + b];
+      query_start.push_back(query_start.back() + q_lens[s]);
+      for (int32_t p = seq_lens[s] - q_lens[s]; p < seq_lens[s]; ++p)
+        slots.push_back(tables[s * max_blocks + p / bs] * bs + p % bs);
+    }
+    const int64_t T = query_start.back();
+    Tensor kc = random({blocks, bs, Hk, D}), vc = random({blocks, bs, Hk, D});  // earlier tokens
+    Tensor gkc = up(kc), gvc = up(vc);
+    Tensor k = random({T, Hk, D}), v = random({T, Hk, D}), q = random({T, Hq, D});
+    Tensor slot_t = ints(slots);
+    cpu_->write_kv(k, v, slot_t, kc, vc);
+    gpu_->write_kv(up(k), up(v), up(slot_t), gkc, gvc);
+    EXPECT_EQ(down(gkc), host(kc));
+    EXPECT_EQ(down(gvc), host(vc));
+
+    AttentionMeta cm;
+    cm.query_start = ints(query_start);
+    cm.seq_lens = ints(seq_lens);
+    cm.block_tables = ints(tables);
+    cm.num_seqs = 3;
+    cm.max_blocks_per_seq = max_blocks;
+    cm.block_size = bs;
+    cm.host_query_start = query_start;
+    cm.host_seq_lens = seq_lens;
+    AttentionMeta gm = cm;
+    gm.query_start = up(cm.query_start);
+    gm.seq_lens = up(cm.seq_lens);
+    gm.block_tables = up(cm.block_tables);
+    Tensor ref = cpu_->alloc({T, Hq, D}, DType::F32), out = gpu_->alloc({T, Hq, D}, DType::F32);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    cpu_->paged_attention(q, kc, vc, cm, scale, ref);
+    gpu_->paged_attention(up(q), gkc, gvc, gm, scale, out);
+    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << "D=" << D;
+  }
+}
+
+TEST_F(CudaParity, SiluMulAddGatherRows) {
+  Tensor g = random({9, 300}, DType::F32, 4.0f), u = random({9, 300});
+  Tensor ref = cpu_->alloc({9, 300}, DType::F32), out = gpu_->alloc({9, 300}, DType::F32);
+  cpu_->silu_mul(g, u, ref);
+  gpu_->silu_mul(up(g), up(u), out);
+  EXPECT_LT(rel_max(down(out), host(ref)), 1e-6);
+  cpu_->add(g, u, ref);
+  gpu_->add(up(g), up(u), out);
+  EXPECT_EQ(down(out), host(ref));
+  Tensor rows = ints({8, 0, 3, 3});
+  Tensor rref = cpu_->alloc({4, 300}, DType::F32), rout = gpu_->alloc({4, 300}, DType::F32);
+  cpu_->gather_rows(g, rows, rref);
+  gpu_->gather_rows(up(g), up(rows), rout);
+  EXPECT_EQ(down(rout), host(rref));
+}
+
+TEST_F(CudaParity, DummyWeightsAreTheSameBits) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    Tensor c = cpu_->random_tensor({1000, 37}, dt, 12345, 0.0f, 0.05f);
+    Tensor g = gpu_->random_tensor({1000, 37}, dt, 12345, 0.0f, 0.05f);
+    std::vector<uint8_t> gb(g.nbytes());
+    gpu_->copy_to_host(g, gb.data(), gb.size());
+    EXPECT_EQ(0, std::memcmp(gb.data(), c.data, gb.size())) << dtype_name(dt);
+  }
+}
+
+}  // namespace
+}  // namespace ferrum
