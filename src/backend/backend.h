@@ -29,6 +29,9 @@ struct AttentionMeta {
   int32_t num_seqs = 0;
   int32_t max_blocks_per_seq = 0;
   int32_t block_size = 0;
+  // Longest context any sequence may have in this call (0: the longest of host_seq_lens). A
+  // replayed graph passes its capacity, so that the kernel's shape does not depend on the step.
+  int64_t max_context = 0;
   // Host copies, so that CPU-side scheduling of the kernel needs no device read.
   std::vector<int32_t> host_query_start, host_seq_lens;
 };
@@ -52,12 +55,44 @@ class Backend {
   // Waits until every op issued so far has finished (device backends queue them).
   virtual void synchronize() {}
 
+  // Graphs (CUDA): the ops issued between begin_capture and end_capture are recorded instead
+  // of run, and replay() runs them again, with one launch. They must not allocate, and they
+  // read the device buffers they were recorded with (fill those before each replay).
+  virtual bool supports_graphs() const { return false; }
+  // Changes whenever the backend reallocates its own scratch buffers (graphs recorded before
+  // then hold stale addresses).
+  virtual uint64_t scratch_generation() const { return 0; }
+  virtual void begin_capture();
+  virtual std::shared_ptr<void> end_capture();
+  virtual void replay(const std::shared_ptr<void>& graph);
+
   // out[t, :] = table[ids[t], :] (any float dtype table, F32 out).
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w.
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]); w F32, F16 or BF16; x, out, bias F32.
   virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // Fused forms a backend may do in fewer passes; the defaults compose the ops above.
+  // out_i = x @ w_i^T (+ bias_i) for each target (the q, k, v projections of one input).
+  struct MatmulTarget {
+    const Tensor* w;
+    const Tensor* bias;
+    Tensor* out;
+  };
+  virtual void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) {
+    for (const MatmulTarget& t : targets) matmul(x, *t.w, t.bias, *t.out);
+  }
+  // acc += x @ w^T (a projection added to the residual stream); tmp [M, N] is scratch.
+  virtual void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) {
+    matmul(x, w, nullptr, tmp);
+    add(acc, tmp, acc);
+  }
+  // out = silu(x @ w_gate^T) * (x @ w_up^T) (the SwiGLU MLP's first half); tmp is scratch.
+  virtual void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) {
+    matmul(x, w_gate, nullptr, out);
+    matmul(x, w_up, nullptr, tmp);
+    silu_mul(out, tmp, out);
+  }
   // Rotates q [T, Hq, D] and k [T, Hk, D] in place (rotate-half / NeoX layout).
   virtual void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
   // Writes k, v [T, Hk, D] into the paged caches [num_blocks, block_size, Hk, D] at slots.

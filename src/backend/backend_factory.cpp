@@ -13,6 +13,10 @@ std::unique_ptr<Backend> make_cuda_backend(int) {
 double cuda_read_bandwidth_gbs(int) { fail("this ferrum was built without CUDA"); }
 #endif
 
+void Backend::begin_capture() { fail("backend {} has no graphs", name()); }
+std::shared_ptr<void> Backend::end_capture() { fail("backend {} has no graphs", name()); }
+void Backend::replay(const std::shared_ptr<void>&) { fail("backend {} has no graphs", name()); }
+
 std::unique_ptr<Backend> make_backend(const std::string& device, int num_threads) {
   if (device.empty() || device == "cpu") return make_cpu_backend(num_threads);
   if (device == "cuda") return make_cuda_backend(0);

@@ -1,6 +1,11 @@
 #include "models/decoder_model.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <map>
+#include <set>
 
 #include "core/log.h"
 #include "models/rope.h"
@@ -18,7 +23,7 @@ struct LayerWeights {
 class PagedKvCache final : public KvCache {
  public:
   PagedKvCache(Backend& be, int64_t layers, int32_t blocks, int32_t block_size, int64_t kv_heads, int64_t head_dim)
-      : blocks_(blocks), block_size_(block_size) {
+      : id(next_id()), blocks_(blocks), block_size_(block_size) {
     for (int64_t l = 0; l < layers; ++l) {
       k.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, DType::F32));
       v.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, DType::F32));
@@ -27,8 +32,13 @@ class PagedKvCache final : public KvCache {
   int32_t num_blocks() const override { return blocks_; }
   int32_t block_size() const override { return block_size_; }
   std::vector<Tensor> k, v;
+  const uint64_t id;  // never reused, unlike addresses: graphs recorded on it know it by this
 
  private:
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
   int32_t blocks_, block_size_;
 };
 
@@ -55,6 +65,18 @@ class DecoderModel final : public Model {
   void forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) override;
 
  private:
+  struct Activations;
+  void run_layers(const Activations& a, PagedKvCache& cache);
+  // Decode steps replay a recorded graph of the whole forward (one launch instead of hundreds)
+  // once their shape was seen; see forward().
+  struct GraphKey {
+    int32_t tokens, width;
+    bool operator<(const GraphKey& o) const { return tokens != o.tokens ? tokens < o.tokens : width < o.width; }
+  };
+  std::map<GraphKey, std::shared_ptr<void>> graphs_;
+  std::set<GraphKey> seen_;
+  uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
+
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
   void load_weights();
 
@@ -135,6 +157,13 @@ void DecoderModel::load_weights() {
   }
 }
 
+struct DecoderModel::Activations {
+  int64_t T, R;
+  float eps, scale;
+  AttentionMeta meta;
+  Tensor ids, rows, h, x, q, k, v, attn, gate, up, sel, out;
+};
+
 void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) {
   auto& cache = static_cast<PagedKvCache&>(cache_base);
   const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
@@ -143,66 +172,116 @@ void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vect
   FERRUM_CHECK(T > 0, "forward: empty batch");
   FERRUM_CHECK(b.positions.size() == static_cast<size_t>(T) && b.slot_mapping.size() == static_cast<size_t>(T),
                "forward: positions / slot_mapping must have one entry per token");
-  const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
-  AttentionMeta meta;
+  // A graph is recorded per (tokens, block-table width): decode steps only (one token per
+  // sequence, every row's logits), with the block tables padded to a power-of-two width so
+  // that the attention's shape depends on the key alone.
+  bool decode = b.num_seqs() == T && R == T;
+  for (int64_t i = 0; decode && i < T; ++i) decode = b.query_start[i] == i && b.logits_indices[i] == i;
+  static const bool graphs_off = std::getenv("FERRUM_NO_GRAPHS") != nullptr;
+  const bool graph = decode && be_->supports_graphs() && !graphs_off;
+  int32_t width = std::max(b.max_blocks_per_seq, 1);
+  std::vector<int32_t> padded;
+  if (graph) {
+    int32_t w = 1;
+    while (w < width) w *= 2;
+    padded.assign(static_cast<size_t>(T) * w, 0);
+    for (int64_t s = 0; s < T; ++s)
+      std::copy_n(b.block_tables.begin() + s * b.max_blocks_per_seq, b.max_blocks_per_seq, padded.begin() + s * w);
+    width = w;
+  }
+
+  Activations a;
+  a.T = T, a.R = R;
+  a.eps = static_cast<float>(cfg_.rms_norm_eps);
+  a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  AttentionMeta& meta = a.meta;
   meta.query_start = ws_.upload_i32(kQueryStart, b.query_start);
   meta.seq_lens = ws_.upload_i32(kSeqLens, b.seq_lens);
-  meta.block_tables = ws_.upload_i32(kBlockTables, b.block_tables);
+  meta.block_tables = ws_.upload_i32(kBlockTables, graph ? padded : b.block_tables);
   meta.slot_mapping = ws_.upload_i32(kSlots, b.slot_mapping);
   meta.positions = ws_.upload_i32(kPositions, b.positions);
   meta.num_seqs = b.num_seqs();
-  meta.max_blocks_per_seq = b.max_blocks_per_seq;
+  meta.max_blocks_per_seq = graph ? width : b.max_blocks_per_seq;
   meta.block_size = cache.block_size();
+  meta.max_context = graph ? static_cast<int64_t>(width) * cache.block_size() : 0;
   meta.host_query_start = b.query_start;
   meta.host_seq_lens = b.seq_lens;
-  Tensor ids = ws_.upload_i32(kIds, b.token_ids);
+  a.ids = ws_.upload_i32(kIds, b.token_ids);
+  a.h = ws_.get(kH, {T, H}, DType::F32);
+  a.x = ws_.get(kX, {T, H}, DType::F32);
+  a.q = ws_.get(kQ, {T, Hq * D}, DType::F32);
+  a.k = ws_.get(kK, {T, Hk * D}, DType::F32);
+  a.v = ws_.get(kV, {T, Hk * D}, DType::F32);
+  a.attn = ws_.get(kAttn, {T, Hq * D}, DType::F32);
+  a.gate = ws_.get(kGate, {T, I}, DType::F32);
+  a.up = ws_.get(kUp, {T, I}, DType::F32);
+  if (R > 0) {
+    a.rows = ws_.upload_i32(kRows, b.logits_indices);
+    a.sel = ws_.get(kSel, {R, H}, DType::F32);
+    a.out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
+  }
 
-  Tensor h = ws_.get(kH, {T, H}, DType::F32);
-  Tensor x = ws_.get(kX, {T, H}, DType::F32);
-  Tensor q = ws_.get(kQ, {T, Hq * D}, DType::F32);
-  Tensor k = ws_.get(kK, {T, Hk * D}, DType::F32);
-  Tensor v = ws_.get(kV, {T, Hk * D}, DType::F32);
-  Tensor attn = ws_.get(kAttn, {T, Hq * D}, DType::F32);
-  Tensor gate = ws_.get(kGate, {T, I}, DType::F32);
-  Tensor up = ws_.get(kUp, {T, I}, DType::F32);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  if (!graph) {
+    run_layers(a, cache);
+  } else {
+    // Buffers reallocated since a graph was recorded (or a new cache) make it stale.
+    if (graph_cache_ != cache.id || graph_ws_gen_ != ws_.generation() || graph_be_gen_ != be_->scratch_generation()) {
+      graphs_.clear();
+      graph_cache_ = cache.id, graph_ws_gen_ = ws_.generation(), graph_be_gen_ = be_->scratch_generation();
+    }
+    const GraphKey key{static_cast<int32_t>(T), width};
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) {
+      be_->replay(it->second);
+    } else if (!seen_.insert(key).second) {
+      // Seen before, so every buffer this shape needs exists: record (nothing may allocate).
+      be_->begin_capture();
+      try {
+        run_layers(a, cache);
+      } catch (...) {
+        be_->end_capture();
+        throw;
+      }
+      be_->replay(graphs_[key] = be_->end_capture());
+    } else {
+      run_layers(a, cache);  // first time: runs eagerly and sizes the scratch buffers
+    }
+  }
+  logits.assign(static_cast<size_t>(R * cfg_.vocab_size), 0.0f);
+  if (R > 0) be_->copy_to_host(a.out, logits.data(), logits.size() * sizeof(float));
+}
 
-  be_->embedding(embed_, ids, h);
+void DecoderModel::run_layers(const Activations& a, PagedKvCache& cache) {
+  const int64_t T = a.T, D = cfg_.head_dim, Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
+  Tensor h = a.h, x = a.x, q = a.q, k = a.k, v = a.v, attn = a.attn, gate = a.gate, up = a.up;
+  be_->embedding(embed_, a.ids, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& w = layers_[l];
-    be_->rms_norm(h, w.input_norm, eps, x);
-    be_->matmul(x, w.wq, opt_.qkv_bias ? &w.bq : nullptr, q);
-    be_->matmul(x, w.wk, opt_.qkv_bias ? &w.bk : nullptr, k);
-    be_->matmul(x, w.wv, opt_.qkv_bias ? &w.bv : nullptr, v);
+    be_->rms_norm(h, w.input_norm, a.eps, x);
+    be_->matmuls(x, {{&w.wq, opt_.qkv_bias ? &w.bq : nullptr, &q},
+                     {&w.wk, opt_.qkv_bias ? &w.bk : nullptr, &k},
+                     {&w.wv, opt_.qkv_bias ? &w.bv : nullptr, &v}});
     Tensor q3 = q.view({T, Hq, D}), k3 = k.view({T, Hk, D}), v3 = v.view({T, Hk, D});
     if (opt_.qk_norm) {
       Tensor qr = q.view({T * Hq, D}), kr = k.view({T * Hk, D});
-      be_->rms_norm(qr, w.q_norm, eps, qr);
-      be_->rms_norm(kr, w.k_norm, eps, kr);
+      be_->rms_norm(qr, w.q_norm, a.eps, qr);
+      be_->rms_norm(kr, w.k_norm, a.eps, kr);
     }
-    be_->rope(q3, k3, meta.positions, rope_);
-    be_->write_kv(k3, v3, meta.slot_mapping, cache.k[l], cache.v[l]);
+    be_->rope(q3, k3, a.meta.positions, rope_);
+    be_->write_kv(k3, v3, a.meta.slot_mapping, cache.k[l], cache.v[l]);
     Tensor a3 = attn.view({T, Hq, D});
-    be_->paged_attention(q3, cache.k[l], cache.v[l], meta, scale, a3);
-    be_->matmul(attn, w.wo, nullptr, x);
-    be_->add(h, x, h);
-    be_->rms_norm(h, w.post_norm, eps, x);
-    be_->matmul(x, w.w_gate, nullptr, gate);
-    be_->matmul(x, w.w_up, nullptr, up);
-    be_->silu_mul(gate, up, gate);
-    be_->matmul(gate, w.w_down, nullptr, x);
-    be_->add(h, x, h);
+    be_->paged_attention(q3, cache.k[l], cache.v[l], a.meta, a.scale, a3);
+    be_->matmul_add(attn, w.wo, h, x);
+    be_->rms_norm(h, w.post_norm, a.eps, x);
+    be_->gate_up_silu(x, w.w_gate, w.w_up, gate, up);
+    be_->matmul_add(gate, w.w_down, h, x);
   }
-  logits.assign(static_cast<size_t>(R * cfg_.vocab_size), 0.0f);
-  if (R == 0) return;
-  Tensor rows = ws_.upload_i32(kRows, b.logits_indices);
-  Tensor sel = ws_.get(kSel, {R, H}, DType::F32);
-  be_->gather_rows(h, rows, sel);
-  be_->rms_norm(sel, final_norm_, eps, sel);
-  Tensor out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
+  if (a.R == 0) return;
+  Tensor sel = a.sel, out = a.out;
+  be_->gather_rows(h, a.rows, sel);
+  be_->rms_norm(sel, final_norm_, a.eps, sel);
   be_->matmul(sel, lm_head_, nullptr, out);
-  be_->copy_to_host(out, logits.data(), logits.size() * sizeof(float));
 }
 
 }  // namespace

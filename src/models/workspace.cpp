@@ -8,8 +8,10 @@ Tensor Workspace::get(size_t slot, std::initializer_list<int64_t> shape, DType d
   for (int64_t d : shape) n *= d;
   const int64_t bytes = std::max<int64_t>(1, n) * static_cast<int64_t>(dtype_size(dtype));
   Tensor& buf = buffers_[slot];
-  if (buf.empty() || static_cast<int64_t>(buf.nbytes()) < bytes)
+  if (buf.empty() || static_cast<int64_t>(buf.nbytes()) < bytes) {
     buf = backend_.alloc({bytes + bytes / 4}, DType::U8);  // 25% headroom against regrowth
+    ++generation_;
+  }
   Tensor t = buf;
   t.dtype = dtype;
   t.ndim = static_cast<int>(shape.size());

@@ -14,10 +14,13 @@ class Workspace {
   Tensor get(size_t slot, std::initializer_list<int64_t> shape, DType dtype);
   // An I32 tensor holding `values`, in buffer `slot`.
   Tensor upload_i32(size_t slot, const std::vector<int32_t>& values);
+  // Changes whenever a buffer is (re)allocated: graphs recorded before hold stale addresses.
+  uint64_t generation() const { return generation_; }
 
  private:
   Backend& backend_;
   std::vector<Tensor> buffers_;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace ferrum

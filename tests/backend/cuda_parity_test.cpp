@@ -70,6 +70,52 @@ class CudaParity : public ::testing::Test {
     return diff / mag;
   }
 
+  void check_attention(const std::vector<int32_t>& seq_lens, const std::vector<int32_t>& q_lens, int64_t D) {
+    const int32_t bs = 4;
+    const int64_t Hq = 8, Hk = 2, S = static_cast<int64_t>(seq_lens.size());
+    int32_t max_blocks = 0;
+    for (int32_t len : seq_lens) max_blocks = std::max(max_blocks, (len + bs - 1) / bs);
+    const int32_t blocks = static_cast<int32_t>(S) * max_blocks + 3;
+    std::vector<int32_t> perm(blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    std::vector<int32_t> tables(S * max_blocks, 0), query_start = {0}, slots;
+    for (int64_t s = 0; s < S; ++s) {
+      for (int32_t b = 0; b < max_blocks; ++b) tables[s * max_blocks + b] = perm[s * max_blocks + b];
+      query_start.push_back(query_start.back() + q_lens[s]);
+      for (int32_t p = seq_lens[s] - q_lens[s]; p < seq_lens[s]; ++p)
+        slots.push_back(tables[s * max_blocks + p / bs] * bs + p % bs);
+    }
+    const int64_t T = query_start.back();
+    Tensor kc = random({blocks, bs, Hk, D}), vc = random({blocks, bs, Hk, D});  // earlier tokens
+    Tensor gkc = up(kc), gvc = up(vc);
+    Tensor k = random({T, Hk, D}), v = random({T, Hk, D}), q = random({T, Hq, D}, DType::F32, 3.0f);
+    Tensor slot_t = ints(slots);
+    cpu_->write_kv(k, v, slot_t, kc, vc);
+    gpu_->write_kv(up(k), up(v), up(slot_t), gkc, gvc);
+    EXPECT_EQ(down(gkc), host(kc));
+    EXPECT_EQ(down(gvc), host(vc));
+
+    AttentionMeta cm;
+    cm.query_start = ints(query_start);
+    cm.seq_lens = ints(seq_lens);
+    cm.block_tables = ints(tables);
+    cm.num_seqs = static_cast<int32_t>(S);
+    cm.max_blocks_per_seq = max_blocks;
+    cm.block_size = bs;
+    cm.host_query_start = query_start;
+    cm.host_seq_lens = seq_lens;
+    AttentionMeta gm = cm;
+    gm.query_start = up(cm.query_start);
+    gm.seq_lens = up(cm.seq_lens);
+    gm.block_tables = up(cm.block_tables);
+    Tensor ref = cpu_->alloc({T, Hq, D}, DType::F32), out = gpu_->alloc({T, Hq, D}, DType::F32);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    cpu_->paged_attention(q, kc, vc, cm, scale, ref);
+    gpu_->paged_attention(up(q), gkc, gvc, gm, scale, out);
+    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << "D=" << D << " seqs=" << S << " first len " << seq_lens[0];
+  }
+
   std::mt19937 rng_{42};
   std::unique_ptr<Backend> cpu_, gpu_;
 };
@@ -122,6 +168,43 @@ TEST_F(CudaParity, MatmulF32AndSixteenBitWeights) {
   }
 }
 
+// The fused forms (q/k/v in one launch, residual accumulation, SwiGLU) against the CPU's
+// composed ops, for decode-sized and larger batches.
+TEST_F(CudaParity, FusedMatmuls) {
+  for (DType dt : {DType::BF16, DType::F16}) {
+    for (int64_t M : {1, 2, 3, 20}) {
+      const int64_t K = 256, N1 = 96, N2 = 32, I = 160;
+      Tensor x = random({M, K});
+      Tensor xr = random({M, K});  // x rounded to the weights' type, as the GPU does
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float v = x.ptr<float>()[i];
+        xr.ptr<float>()[i] = dt == DType::BF16 ? bf16_to_f32(f32_to_bf16(v)) : f16_to_f32(f32_to_f16(v));
+      }
+      Tensor wa = random({N1, K}, dt, 0.1f), wb = random({N2, K}, dt, 0.1f), bias = random({N2});
+      Tensor ra = cpu_->alloc({M, N1}, DType::F32), rb = cpu_->alloc({M, N2}, DType::F32);
+      Tensor ga = gpu_->alloc({M, N1}, DType::F32), gb = gpu_->alloc({M, N2}, DType::F32);
+      cpu_->matmuls(xr, {{&wa, nullptr, &ra}, {&wb, &bias, &rb}});
+      Tensor gwa = up(wa), gwb = up(wb), gbias = up(bias), gx = up(x);
+      gpu_->matmuls(gx, {{&gwa, nullptr, &ga}, {&gwb, &gbias, &gb}});
+      EXPECT_LT(rel_max(down(ga), host(ra)), 1e-5) << dtype_name(dt) << " M=" << M;
+      EXPECT_LT(rel_max(down(gb), host(rb)), 1e-5) << dtype_name(dt) << " M=" << M;
+
+      Tensor acc = random({M, N1}), tmp = cpu_->alloc({M, N1}, DType::F32), gtmp = gpu_->alloc({M, N1}, DType::F32);
+      Tensor gacc = up(acc);
+      cpu_->matmul_add(xr, wa, acc, tmp);
+      gpu_->matmul_add(gx, gwa, gacc, gtmp);
+      EXPECT_LT(rel_max(down(gacc), host(acc)), 1e-5) << "matmul_add " << dtype_name(dt) << " M=" << M;
+
+      Tensor wg = random({I, K}, dt, 0.1f), wu = random({I, K}, dt, 0.1f);
+      Tensor rs = cpu_->alloc({M, I}, DType::F32), rt = cpu_->alloc({M, I}, DType::F32);
+      Tensor gs = gpu_->alloc({M, I}, DType::F32), gt = gpu_->alloc({M, I}, DType::F32);
+      cpu_->gate_up_silu(xr, wg, wu, rs, rt);
+      gpu_->gate_up_silu(gx, up(wg), up(wu), gs, gt);
+      EXPECT_LT(rel_max(down(gs), host(rs)), 1e-5) << "gate_up_silu " << dtype_name(dt) << " M=" << M;
+    }
+  }
+}
+
 TEST_F(CudaParity, Rope) {
   const int64_t T = 6, Hq = 4, Hk = 2, D = 64, P = 100;
   RopeTable cpu_table{P, D, random({P, D / 2}), random({P, D / 2})};
@@ -134,52 +217,13 @@ TEST_F(CudaParity, Rope) {
   EXPECT_LT(rel_max(down(gk), host(k)), 1e-6);
 }
 
-// Three sequences in one flat batch: a prefill chunk after cached tokens, a fresh prefill and
-// a decode, over shuffled blocks; K/V written through write_kv first.
+// Attention over a flat batch, K/V written through write_kv first, blocks shuffled.
 TEST_F(CudaParity, WriteKvAndPagedAttention) {
-  for (int64_t D : {64, 128, 256}) {
-    const int32_t bs = 4, blocks = 40, max_blocks = 12;
-    const int64_t Hq = 8, Hk = 2;
-    const std::vector<int32_t> seq_lens = {19, 7, 33}, q_lens = {5, 7, 1};
-    std::vector<int32_t> perm(blocks);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), rng_);
-    std::vector<int32_t> tables(3 * max_blocks, 0), query_start = {0}, slots;
-    for (int s = 0; s < 3; ++s) {
-      for (int b = 0; b < max_blocks; ++b) tables[s * max_blocks + b] = perm[s * max_blocks + b];
-      query_start.push_back(query_start.back() + q_lens[s]);
-      for (int32_t p = seq_lens[s] - q_lens[s]; p < seq_lens[s]; ++p)
-        slots.push_back(tables[s * max_blocks + p / bs] * bs + p % bs);
-    }
-    const int64_t T = query_start.back();
-    Tensor kc = random({blocks, bs, Hk, D}), vc = random({blocks, bs, Hk, D});  // earlier tokens
-    Tensor gkc = up(kc), gvc = up(vc);
-    Tensor k = random({T, Hk, D}), v = random({T, Hk, D}), q = random({T, Hq, D});
-    Tensor slot_t = ints(slots);
-    cpu_->write_kv(k, v, slot_t, kc, vc);
-    gpu_->write_kv(up(k), up(v), up(slot_t), gkc, gvc);
-    EXPECT_EQ(down(gkc), host(kc));
-    EXPECT_EQ(down(gvc), host(vc));
-
-    AttentionMeta cm;
-    cm.query_start = ints(query_start);
-    cm.seq_lens = ints(seq_lens);
-    cm.block_tables = ints(tables);
-    cm.num_seqs = 3;
-    cm.max_blocks_per_seq = max_blocks;
-    cm.block_size = bs;
-    cm.host_query_start = query_start;
-    cm.host_seq_lens = seq_lens;
-    AttentionMeta gm = cm;
-    gm.query_start = up(cm.query_start);
-    gm.seq_lens = up(cm.seq_lens);
-    gm.block_tables = up(cm.block_tables);
-    Tensor ref = cpu_->alloc({T, Hq, D}, DType::F32), out = gpu_->alloc({T, Hq, D}, DType::F32);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    cpu_->paged_attention(q, kc, vc, cm, scale, ref);
-    gpu_->paged_attention(up(q), gkc, gvc, gm, scale, out);
-    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << "D=" << D;
-  }
+  // A prefill chunk after cached tokens, a fresh prefill and a decode in one batch.
+  for (int64_t D : {64, 128, 256}) check_attention({19, 7, 33}, {5, 7, 1}, D);
+  // Long decodes: the keys are split over many blocks and merged.
+  check_attention({300}, {1}, 128);
+  check_attention({1000, 3, 517}, {1, 1, 1}, 128);
 }
 
 TEST_F(CudaParity, SiluMulAddGatherRows) {

@@ -10,6 +10,9 @@
 #include "engine_test_util.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
+#if FERRUM_CUDA
+#include "backend/cuda/cuda_runtime.h"
+#endif
 
 namespace ferrum::testing {
 namespace {
@@ -103,6 +106,46 @@ TEST_P(FixtureModels, SampledTextStreamsAsWholeCharactersAndMatchesTheDecode) {
     ASSERT_EQ(full.compare(0, prompt_text.size(), prompt_text), 0) << GetParam();
     EXPECT_EQ(c.text, full.substr(prompt_text.size())) << GetParam();
   }
+}
+
+// The GPU model under the same load: chunked prefill, prefix hits and preemption, and decode
+// steps of changing batch sizes replayed from CUDA graphs. tiny-qwen2 has float32 weights, so
+// the GPU computes in float32 (exact SGEMM) and must give transformers' greedy ids exactly.
+TEST(FixtureModelsCuda, ConcurrentGreedyMatchesTransformersWithGraphs) {
+#if !FERRUM_CUDA
+  GTEST_SKIP() << "built without CUDA";
+#else
+  if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models/tiny-qwen2";
+  auto refs = load_references(dir);
+  std::shared_ptr<Model> model = load_model(dir.string(), 2, "cuda");
+  for (int round = 0; round < 2; ++round) {  // the second engine gets a new KV cache: graphs re-recorded
+    EngineOptions o;
+    o.block_size = 16;
+    o.max_num_batched_tokens = 40;
+    o.num_kv_blocks = 24;
+    auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), o);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    std::vector<const Reference*> expected;
+    for (int copy = 0; copy < 4; ++copy) {
+      for (const Reference& r : refs) {
+        SamplingParams p;
+        p.temperature = 0.0f;
+        p.ignore_eos = true;
+        p.max_tokens = static_cast<int32_t>(r.greedy.size()) - copy * 5;
+        streams.push_back(engine->submit(r.prompt, p));
+        expected.push_back(&r);
+      }
+    }
+    for (size_t i = 0; i < streams.size(); ++i) {
+      auto c = collect(*streams[i]);
+      std::vector<int32_t> want(expected[i]->greedy.begin(), expected[i]->greedy.begin() + c.completions[0].tokens.size());
+      EXPECT_EQ(c.completions[0].tokens.size(), expected[i]->greedy.size() - (i / refs.size()) * 5) << "request " << i;
+      EXPECT_EQ(c.completions[0].tokens, want) << "round " << round << " request " << i;
+    }
+    EXPECT_GT(engine->stats().preemptions, 0u);
+  }
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, FixtureModels,

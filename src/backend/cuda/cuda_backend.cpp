@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ class CudaBackend final : public Backend {
     check(cublasSetStream(cublas_, stream_), "cublasSetStream");
     // Exact F32 GEMMs (no TF32): F32 weights keep float32 parity with the CPU.
     check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    // A fixed cuBLAS workspace: nothing is allocated while a graph is being captured.
+    cublas_workspace_ = alloc({32 << 20}, DType::U8);
+    check(cublasSetWorkspace(cublas_, cublas_workspace_.data, cublas_workspace_.nbytes()), "cublasSetWorkspace");
     name_ = "cuda:" + std::to_string(device) + " (" + devices[device].name + ")";
   }
   ~CudaBackend() override {
@@ -106,6 +110,24 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
 
+  bool supports_graphs() const override { return true; }
+  uint64_t scratch_generation() const override { return scratch_generation_; }
+  void begin_capture() override {
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+  }
+  std::shared_ptr<void> end_capture() override {
+    cudaGraph_t graph = nullptr;
+    check(cudaStreamEndCapture(stream_, &graph), "end capture");
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    check(e, "graph instantiate");
+    return std::shared_ptr<void>(exec, [](void* g) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g)); });
+  }
+  void replay(const std::shared_ptr<void>& graph) override {
+    check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "graph launch");
+  }
+
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     cuda::embedding(table.data, table.dtype, table.dim(0), table.dim(1), ids.ptr<int32_t>(), ids.numel(),
                     out.ptr<float>(), stream_);
@@ -129,6 +151,8 @@ class CudaBackend final : public Backend {
       check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.ptr<float>(), K, x.ptr<float>(), K, &zero,
                         out.ptr<float>(), N),
             "sgemm");
+    } else if (gemv(x, {{&w, bias, &out}}, cuda::GemvMode::Store)) {
+      return;  // bias included
     } else {
       const cudaDataType_t type = cuda_type(w.dtype);
       void* xs = scratch(static_cast<size_t>(M * K) * 2);
@@ -139,12 +163,20 @@ class CudaBackend final : public Backend {
             "gemm");
     }
     if (bias) {
-      FERRUM_CHECK(bias->dtype == DType::F32 || bias->dtype == w.dtype, "matmul: bias dtype");
-      const float* b = bias->ptr<float>();
-      if (bias->dtype != DType::F32) b = f32_copy(*bias);
-      cuda::add_bias(out.ptr<float>(), b, M, N, stream_);
+      cuda::add_bias(out.ptr<float>(), bias_f32(bias), M, N, stream_);
       launched("add_bias");
     }
+  }
+
+  void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) override {
+    if (!gemv(x, targets, cuda::GemvMode::Store)) Backend::matmuls(x, targets);
+  }
+  void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) override {
+    if (!gemv(x, {{&w, nullptr, &acc}}, cuda::GemvMode::Accumulate)) Backend::matmul_add(x, w, acc, tmp);
+  }
+  void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) override {
+    if (!gemv(x, {{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, cuda::GemvMode::SiluMul))
+      Backend::gate_up_silu(x, w_gate, w_up, out, tmp);
   }
 
   void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
@@ -163,10 +195,19 @@ class CudaBackend final : public Backend {
     const int64_t D = q.dim(2);
     FERRUM_CHECK(D <= cuda::max_attention_head_dim(), "CUDA attention supports head_dim up to {}, not {}",
                  cuda::max_attention_head_dim(), D);
+    int64_t max_context = std::max<int64_t>(1, meta.max_context);
+    if (meta.max_context <= 0)
+      for (int32_t len : meta.host_seq_lens) max_context = std::max<int64_t>(max_context, len);
+    int64_t splits = 1, keys_per_split = max_context;
+    const int64_t floats = cuda::attention_partial_floats(q.dim(0), q.dim(1), D, max_context, &splits, &keys_per_split);
+    if (floats > 0 && attn_scratch_.nbytes() < static_cast<size_t>(floats) * 4) {
+      attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
+      ++scratch_generation_;
+    }
     cuda::paged_attention(q.ptr<float>(), kc.ptr<float>(), vc.ptr<float>(), meta.query_start.ptr<int32_t>(),
                           meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                           meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
-                          out.ptr<float>(), stream_);
+                          out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_);
     launched("paged_attention");
   }
   void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {
@@ -197,8 +238,40 @@ class CudaBackend final : public Backend {
   }
   // A device buffer of at least `bytes`, reused by every matmul (one stream: no overlap).
   void* scratch(size_t bytes) {
-    if (scratch_.nbytes() < bytes) scratch_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
+    if (scratch_.nbytes() < bytes) {
+      scratch_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
+      ++scratch_generation_;
+    }
     return scratch_.data;
+  }
+  // The skinny-matmul kernel for 1-2 rows of x and 16-bit weights of one dtype; false when
+  // it does not apply (the caller falls back to cuBLAS).
+  bool gemv(const Tensor& x, std::initializer_list<MatmulTarget> targets, cuda::GemvMode mode) {
+    const int64_t M = x.rows(), K = x.cols();
+    if (M < 1 || M > 2 || targets.size() > 3) return false;
+    cuda::GemvTargets t{};
+    const DType dtype = targets.begin()->w->dtype;
+    for (const MatmulTarget& mt : targets) {
+      if (mt.w->dtype != dtype || mt.w->cols() != K) return false;
+      FERRUM_CHECK(mt.out->rows() == M && mt.out->cols() == mt.w->dim(0), "matmul: shapes {} x {}^T -> {}",
+                   x.shape_str(), mt.w->shape_str(), mt.out->shape_str());
+      t.w[t.count] = mt.w->data;
+      t.bias[t.count] = bias_f32(mt.bias);
+      t.out[t.count] = mt.out->ptr<float>();
+      t.n[t.count] = mt.w->dim(0);
+      ++t.count;
+    }
+    if (mode == cuda::GemvMode::SiluMul && t.n[0] != t.n[1]) return false;
+    if (!cuda::gemv_16bit(x.ptr<float>(), M, dtype, t, K, mode, stream_)) return false;
+    launched("gemv");
+    return true;
+  }
+
+  const float* bias_f32(const Tensor* bias) {
+    if (!bias) return nullptr;
+    FERRUM_CHECK(bias->dtype == DType::F32 || bias->dtype == DType::BF16 || bias->dtype == DType::F16,
+                 "matmul: bias dtype {}", dtype_name(bias->dtype));
+    return bias->dtype == DType::F32 ? bias->ptr<float>() : f32_copy(*bias);
   }
   // 16-bit biases (qkv_bias models) as F32, converted once. The entry keeps the source alive,
   // so its address cannot be reused by another tensor while cached.
@@ -220,7 +293,10 @@ class CudaBackend final : public Backend {
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  Tensor scratch_;
+  Tensor cublas_workspace_;
+  Tensor scratch_;       // 16-bit matmul inputs
+  Tensor attn_scratch_;  // attention partials of split keys
+  uint64_t scratch_generation_ = 0;
   std::map<const void*, std::pair<Tensor, Tensor>> bias_f32_;  // source -> (source, F32 copy)
 };
 

@@ -22,11 +22,29 @@ void rope(float* q, float* k, const int32_t* positions, const float* cos, const 
 // Copies rows of `row` floats of k and v to their slots of the paged caches.
 void write_kv(const float* k, const float* v, const int32_t* slots, int64_t tokens, int64_t row, int64_t num_slots,
               float* k_cache, float* v_cache, cudaStream_t s);
-// Causal attention over the paged cache (see Backend::paged_attention).
+// Causal attention over the paged cache (see Backend::paged_attention). Keys are split in
+// `splits` ranges of keys_per_split (attention_partial_floats chooses them and says how many
+// floats of scratch `partial` needs).
+int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t d, int64_t max_context, int64_t* splits,
+                                 int64_t* keys_per_split);
 void paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
-                     cudaStream_t s);
+                     int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s);
+// Skinny matmuls (m <= 2 rows of x) against 16-bit weights, several targets of the same x in
+// one launch: out_i[m, n] = x[m, :] . w_i[n, :] (+ bias_i[n]), x rounded to the weights' type.
+// Accumulate adds to out; SiluMul computes silu(x . w_0) * (x . w_1) into out_0. False (nothing
+// launched) when the shape or alignment does not suit it.
+enum class GemvMode { Store, Accumulate, SiluMul };
+struct GemvTargets {
+  const void* w[3];
+  const float* bias[3];
+  float* out[3];
+  int64_t n[3];
+  int count;
+};
+bool gemv_16bit(const float* x, int64_t m, DType w_dtype, const GemvTargets& targets, int64_t k, GemvMode mode,
+                cudaStream_t s);
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t s);
 // out[r, :] += bias[:]
