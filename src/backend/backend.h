@@ -112,6 +112,8 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(int num_threads);
 // GPU `device`; throws ferrum::Error without a GPU, or in a build without CUDA.
 std::unique_ptr<Backend> make_cuda_backend(int device);
+// Whether this build has CUDA and the machine a GPU it can use.
+bool cuda_available();
 // Read bandwidth of GPU `device` in GB/s, measured over a buffer far larger than its caches.
 double cuda_read_bandwidth_gbs(int device);
 // "cpu", "cuda" or "cuda:N" (what --device takes); num_threads is for the CPU.

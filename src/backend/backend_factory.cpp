@@ -11,6 +11,7 @@ std::unique_ptr<Backend> make_cuda_backend(int) {
   fail("this ferrum was built without CUDA (configure with -DFERRUM_CUDA=ON, nvcc needed)");
 }
 double cuda_read_bandwidth_gbs(int) { fail("this ferrum was built without CUDA"); }
+bool cuda_available() { return false; }
 #endif
 
 void Backend::begin_capture() { fail("backend {} has no graphs", name()); }

@@ -9,9 +9,6 @@
 #include <random>
 
 #include "backend/backend.h"
-#if FERRUM_CUDA
-#include "backend/cuda/cuda_runtime.h"
-#endif
 
 namespace ferrum {
 namespace {
@@ -19,13 +16,9 @@ namespace {
 class CudaParity : public ::testing::Test {
  protected:
   void SetUp() override {
-#if !FERRUM_CUDA
-    GTEST_SKIP() << "built without CUDA";
-#else
-    if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
     cpu_ = make_cpu_backend(2);
     gpu_ = make_cuda_backend(0);
-#endif
   }
 
   // A host tensor of uniform values in [-a, a], stored as dtype.

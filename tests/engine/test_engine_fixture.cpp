@@ -10,9 +10,7 @@
 #include "engine_test_util.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
-#if FERRUM_CUDA
-#include "backend/cuda/cuda_runtime.h"
-#endif
+#include "backend/backend.h"
 
 namespace ferrum::testing {
 namespace {
@@ -112,10 +110,7 @@ TEST_P(FixtureModels, SampledTextStreamsAsWholeCharactersAndMatchesTheDecode) {
 // steps of changing batch sizes replayed from CUDA graphs. tiny-qwen2 has float32 weights, so
 // the GPU computes in float32 (exact SGEMM) and must give transformers' greedy ids exactly.
 TEST(FixtureModelsCuda, ConcurrentGreedyMatchesTransformersWithGraphs) {
-#if !FERRUM_CUDA
-  GTEST_SKIP() << "built without CUDA";
-#else
-  if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
   const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models/tiny-qwen2";
   auto refs = load_references(dir);
   std::shared_ptr<Model> model = load_model(dir.string(), 2, "cuda");
@@ -145,7 +140,6 @@ TEST(FixtureModelsCuda, ConcurrentGreedyMatchesTransformersWithGraphs) {
     }
     EXPECT_GT(engine->stats().preemptions, 0u);
   }
-#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, FixtureModels,

@@ -11,9 +11,7 @@
 #include "core/json.h"
 #include "io/safetensors.h"
 #include "models/model.h"
-#if FERRUM_CUDA
-#include "backend/cuda/cuda_runtime.h"
-#endif
+#include "backend/backend.h"
 
 namespace ferrum {
 namespace {
@@ -188,11 +186,7 @@ TEST_P(Golden, AllPromptsInOneBatch) { check_model(GetParam(), 5, true); }
 class GoldenCuda : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-#if !FERRUM_CUDA
-    GTEST_SKIP() << "built without CUDA";
-#else
-    if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA device";
-#endif
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
   }
 };
 TEST_P(GoldenCuda, PrefillAtOnce) { check_model(GetParam(), 1 << 20, false, "cuda", true); }

@@ -28,6 +28,8 @@ std::vector<DeviceInfo> list_devices() {
 
 namespace ferrum {
 
+bool cuda_available() { return !cuda::list_devices().empty(); }
+
 double cuda_read_bandwidth_gbs(int device) {
   if (cudaSetDevice(device) != cudaSuccess) return 0.0;
   const int64_t n = int64_t{1} << 30;  // 4 GiB of floats
