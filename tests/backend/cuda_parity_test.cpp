@@ -63,9 +63,10 @@ class CudaParity : public ::testing::Test {
     return diff / mag;
   }
 
-  void check_attention(const std::vector<int32_t>& seq_lens, const std::vector<int32_t>& q_lens, int64_t D) {
+  void check_attention(const std::vector<int32_t>& seq_lens, const std::vector<int32_t>& q_lens, int64_t D,
+                       int64_t Hq = 8, int64_t Hk = 2) {
     const int32_t bs = 4;
-    const int64_t Hq = 8, Hk = 2, S = static_cast<int64_t>(seq_lens.size());
+    const int64_t S = static_cast<int64_t>(seq_lens.size());
     int32_t max_blocks = 0;
     for (int32_t len : seq_lens) max_blocks = std::max(max_blocks, (len + bs - 1) / bs);
     const int32_t blocks = static_cast<int32_t>(S) * max_blocks + 3;
@@ -213,10 +214,15 @@ TEST_F(CudaParity, Rope) {
 // Attention over a flat batch, K/V written through write_kv first, blocks shuffled.
 TEST_F(CudaParity, WriteKvAndPagedAttention) {
   // A prefill chunk after cached tokens, a fresh prefill and a decode in one batch.
-  for (int64_t D : {64, 128, 256}) check_attention({19, 7, 33}, {5, 7, 1}, D);
+  for (int64_t D : {8, 16, 32, 64, 96, 128, 256}) check_attention({19, 7, 33}, {5, 7, 1}, D);
   // Long decodes: the keys are split over many blocks and merged.
   check_attention({300}, {1}, 128);
   check_attention({1000, 3, 517}, {1, 1, 1}, 128);
+  // Query heads per KV head: 1 (MHA), 7, 12 (more than a block serves: two groups), MQA.
+  check_attention({40, 9}, {3, 1}, 64, 4, 4);
+  check_attention({40, 9}, {3, 1}, 64, 14, 2);
+  check_attention({40, 9}, {3, 1}, 64, 24, 2);
+  check_attention({300, 9}, {1, 9}, 128, 32, 1);
 }
 
 TEST_F(CudaParity, SiluMulAddGatherRows) {

@@ -1,6 +1,7 @@
 // Causal attention over the paged KV cache for a flat batch of prefill chunks and decodes.
-// Blocks per (query token, query head, key split); warps take every 4th key of the split with
-// an online softmax (running max and sum), then merge; splits merge in a second kernel. Query token i of sequence s sits at position
+// Blocks per (query token, KV head, key split) serve every query head of that KV head; warps
+// take every 4th key of the split with an online softmax (running max and sum), then merge;
+// splits merge in a second kernel. Query token i of sequence s sits at position
 // seq_len - q_len + i and sees keys 0..that position, as in backend/cpu/cpu_attention.cpp.
 #include <cuda_runtime.h>
 
@@ -12,20 +13,29 @@ namespace ferrum::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxDim = 256;
-constexpr int kPerLane = kMaxDim / 32;
+constexpr int kMaxGroup = 8;  // query heads a block serves from one KV head
 
-// Blocks (token, head, split): split covers keys [split * keys_per_split, ...). With one split
-// the block writes the output; otherwise the unnormalized partial (m, l, acc) that
+// Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
+// row is loaded once for all the query heads that share it (GQA). Warps take every 4th key of
+// the split with an online softmax per head, then merge in shared memory. With one split the
+// block writes the output; otherwise the unnormalized partial (m, l, acc) per head that
 // combine_kernel merges. Decode has few (token, head) pairs, so splitting the keys is what
-// fills the GPU.
+// fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane).
+template <int kPerLane>
 __global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache,
                                  const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                                  int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
-                                 int64_t d, float scale, int64_t keys_per_split, float* out, float* partial) {
-  __shared__ float sm_acc[kWarps][kMaxDim];
-  __shared__ float sm_m[kWarps], sm_l[kWarps];
-  const int64_t bh = blockIdx.x, t = bh / hq, h = bh % hq, kh = h / (hq / hk);
+                                 int64_t d, float scale, int64_t keys_per_split, int group_chunks, float* out,
+                                 float* partial) {
+  constexpr int D = kPerLane * 32;
+  __shared__ float sm_acc[kWarps][kMaxGroup][D];
+  __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
+  const int64_t group = hq / hk;
+  const int64_t chunk = blockIdx.x % group_chunks, kh = (blockIdx.x / group_chunks) % hk;
+  const int64_t t = blockIdx.x / group_chunks / hk;
+  const int64_t h0 = kh * group + chunk * kMaxGroup;
+  const int64_t left = group - chunk * kMaxGroup;
+  const int g = static_cast<int>(left < kMaxGroup ? left : kMaxGroup);
   const int64_t split = blockIdx.y, splits = gridDim.y;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
@@ -41,111 +51,145 @@ __global__ void attention_kernel(const float* q, const float* k_cache, const flo
   const int64_t k0 = split * keys_per_split, k1 = min(ctx, k0 + keys_per_split);
   const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
 
-  float qr[kPerLane], acc[kPerLane];
-  const float* qv = q + bh * d;
+  float qr[kMaxGroup][kPerLane], acc[kMaxGroup][kPerLane], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int64_t x = lane + 32 * i;
-    qr[i] = x < d ? qv[x] * scale : 0.0f;
-    acc[i] = 0.0f;
+  for (int i = 0; i < kMaxGroup; ++i) {
+    const float* qv = q + (t * hq + h0 + min(i, g - 1)) * d;
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      qr[i][e] = lane + 32 * e < d ? qv[lane + 32 * e] * scale : 0.0f;
+      acc[i][e] = 0.0f;
+    }
+    m[i] = -INFINITY, l[i] = 0.0f;
   }
-  float m = -INFINITY, l = 0.0f;
   for (int64_t j = k0 + warp; j < k1; j += kWarps) {
     const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
     const float* kr = k_cache + (slot * hk + kh) * d;
     const float* vr = v_cache + (slot * hk + kh) * d;
-    float vv[kPerLane];
-    float dot = 0.0f;
+    float kk[kPerLane], vv[kPerLane];
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int64_t x = lane + 32 * i;
-      vv[i] = x < d ? vr[x] : 0.0f;  // issued with the K loads, used after the softmax
-      if (x < d) dot += qr[i] * kr[x];
+    for (int e = 0; e < kPerLane; ++e) {
+      const bool in = lane + 32 * e < d;
+      kk[e] = in ? kr[lane + 32 * e] : 0.0f;
+      vv[e] = in ? vr[lane + 32 * e] : 0.0f;
     }
-    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-    const float m_new = fmaxf(m, dot);
-    const float corr = expf(m - m_new), p = expf(dot - m_new);
-    l = l * corr + p;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) acc[i] = acc[i] * corr + p * vv[i];
-    m = m_new;
+    for (int i = 0; i < kMaxGroup; ++i) {
+      if (i >= g) break;
+      float dot = 0.0f;
+#pragma unroll
+      for (int e = 0; e < kPerLane; ++e) dot += qr[i][e] * kk[e];
+      for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      const float m_new = fmaxf(m[i], dot);
+      const float corr = expf(m[i] - m_new), p = expf(dot - m_new);
+      l[i] = l[i] * corr + p;
+#pragma unroll
+      for (int e = 0; e < kPerLane; ++e) acc[i][e] = acc[i][e] * corr + p * vv[e];
+      m[i] = m_new;
+    }
   }
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int64_t x = lane + 32 * i;
-    if (x < d) sm_acc[warp][x] = acc[i];
+  for (int i = 0; i < kMaxGroup; ++i) {
+    if (i >= g) break;
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e)
+      if (lane + 32 * e < d) sm_acc[warp][i][lane + 32 * e] = acc[i][e];
+    if (lane == 0) sm_m[warp][i] = m[i], sm_l[warp][i] = l[i];
   }
-  if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
   __syncthreads();
-  float mx = -INFINITY;
-  for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w]);
-  float sum = 0.0f, wgt[kWarps];
-  for (int w = 0; w < kWarps; ++w) sum += sm_l[w] * (wgt[w] = sm_l[w] > 0.0f ? expf(sm_m[w] - mx) : 0.0f);
-  if (splits == 1) {
-    float* o = out + bh * d;
+  for (int i = 0; i < g; ++i) {
+    float mx = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][i]);
+    float sum = 0.0f, wgt[kWarps];
+    for (int w = 0; w < kWarps; ++w) sum += sm_l[w][i] * (wgt[w] = sm_l[w][i] > 0.0f ? expf(sm_m[w][i] - mx) : 0.0f);
+    const int64_t bh = t * hq + h0 + i;
+    if (splits == 1) {
+      for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
+        float v = 0.0f;
+        for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
+        out[bh * d + x] = v / sum;
+      }
+      continue;
+    }
+    // partial layout per (token * hq + head, split): m, l, then d accumulator values.
+    float* part = partial + (bh * splits + split) * (d + 2);
+    if (threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
     for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
       float v = 0.0f;
-      for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][x];
-      o[x] = v / sum;
+      for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
+      part[2 + x] = v;
     }
-    return;
-  }
-  // partial layout per (bh, split): m, l, then d accumulator values.
-  float* part = partial + (bh * splits + split) * (d + 2);
-  if (threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
-  for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
-    float v = 0.0f;
-    for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][x];
-    part[2 + x] = v;
   }
 }
 
+// Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
+// then one pass over the accumulators.
+constexpr int kMaxSplits = 64;
+
 __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, float* out) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float inv_sum;
   const int64_t bh = blockIdx.x;
   const float* part = partial + bh * splits * (d + 2);
-  float mx = -INFINITY;
-  for (int64_t s = 0; s < splits; ++s)
-    if (part[s * (d + 2) + 1] > 0.0f) mx = fmaxf(mx, part[s * (d + 2)]);
-  float sum = 0.0f;
-  for (int64_t s = 0; s < splits; ++s) {
-    const float l = part[s * (d + 2) + 1];
-    if (l > 0.0f) sum += l * expf(part[s * (d + 2)] - mx);
+  if (threadIdx.x < 32) {
+    float mx = -INFINITY;
+    for (int64_t s = threadIdx.x; s < splits; s += 32)
+      if (part[s * (d + 2) + 1] > 0.0f) mx = fmaxf(mx, part[s * (d + 2)]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+    for (int64_t s = threadIdx.x; s < splits; s += 32) {
+      const float l = part[s * (d + 2) + 1];
+      const float w = l > 0.0f ? expf(part[s * (d + 2)] - mx) : 0.0f;
+      weight[s] = w;
+      sum += l * w;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (threadIdx.x == 0) inv_sum = 1.0f / sum;
   }
+  __syncthreads();
   for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
     float v = 0.0f;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float* p = part + s * (d + 2);
-      if (p[1] > 0.0f) v += p[2 + x] * expf(p[0] - mx);
-    }
-    out[bh * d + x] = v / sum;
+    for (int64_t s = 0; s < splits; ++s) v += weight[s] * part[s * (d + 2) + 2 + x];
+    out[bh * d + x] = v * inv_sum;
   }
 }
 
 }  // namespace
 
-int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t d, int64_t max_context, int64_t* splits,
-                                 int64_t* keys_per_split) {
-  // Enough blocks to fill the GPU (about 8 per SM of an H100), but at least 32 keys a split.
-  constexpr int64_t kTargetBlocks = 1024, kMinKeys = 32;
-  int64_t n = (kTargetBlocks + tokens * hq - 1) / (tokens * hq);
+int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
+                                 int64_t* splits, int64_t* keys_per_split) {
+  // Enough blocks to fill the GPU (about 8 per SM of an H100), but at least 16 keys a split
+  // and at most kMaxSplits splits.
+  constexpr int64_t kTargetBlocks = 1024, kMinKeys = 16;
+  const int64_t chunks = (hq / hk + kMaxGroup - 1) / kMaxGroup;
+  const int64_t blocks = tokens * hk * chunks;
+  int64_t n = std::min<int64_t>((kTargetBlocks + blocks - 1) / blocks, kMaxSplits);
   n = std::max<int64_t>(1, std::min(n, (max_context + kMinKeys - 1) / kMinKeys));
   *keys_per_split = (max_context + n - 1) / n;
   *splits = (max_context + *keys_per_split - 1) / *keys_per_split;
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
 }
 
-void paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
+bool paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
                      int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s) {
-  if (tokens == 0) return;
-  dim3 grid(static_cast<unsigned>(tokens * hq), static_cast<unsigned>(splits));
-  attention_kernel<<<grid, kWarps * 32, 0, s>>>(q, k_cache, v_cache, query_start, seq_lens, block_tables, num_seqs,
-                                                 max_blocks, block_size, hq, hk, d, scale, keys_per_split, out,
-                                                 partial);
+  if (tokens == 0) return true;
+  const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
+  dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
+#define FERRUM_ATTENTION(P)                                                                                   \
+  attention_kernel<P><<<grid, kWarps * 32, 0, s>>>(q, k_cache, v_cache, query_start, seq_lens, block_tables,   \
+                                                   num_seqs, max_blocks, block_size, hq, hk, d, scale,          \
+                                                   keys_per_split, chunks, out, partial)
+  if (d <= 32) FERRUM_ATTENTION(1);
+  else if (d <= 64) FERRUM_ATTENTION(2);
+  else if (d <= 128) FERRUM_ATTENTION(4);
+  else if (d <= 256) FERRUM_ATTENTION(8);
+  else return false;
+#undef FERRUM_ATTENTION
   if (splits > 1) combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, out);
+  return true;
 }
 
-int max_attention_head_dim() { return kMaxDim; }
 
 }  // namespace ferrum::cuda

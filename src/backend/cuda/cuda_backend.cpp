@@ -193,21 +193,21 @@ class CudaBackend final : public Backend {
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out) override {
     const int64_t D = q.dim(2);
-    FERRUM_CHECK(D <= cuda::max_attention_head_dim(), "CUDA attention supports head_dim up to {}, not {}",
-                 cuda::max_attention_head_dim(), D);
     int64_t max_context = std::max<int64_t>(1, meta.max_context);
     if (meta.max_context <= 0)
       for (int32_t len : meta.host_seq_lens) max_context = std::max<int64_t>(max_context, len);
     int64_t splits = 1, keys_per_split = max_context;
-    const int64_t floats = cuda::attention_partial_floats(q.dim(0), q.dim(1), D, max_context, &splits, &keys_per_split);
+    const int64_t floats =
+        cuda::attention_partial_floats(q.dim(0), q.dim(1), kc.dim(2), D, max_context, &splits, &keys_per_split);
     if (floats > 0 && attn_scratch_.nbytes() < static_cast<size_t>(floats) * 4) {
       attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
       ++scratch_generation_;
     }
-    cuda::paged_attention(q.ptr<float>(), kc.ptr<float>(), vc.ptr<float>(), meta.query_start.ptr<int32_t>(),
-                          meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
-                          meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
-                          out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_);
+    if (!cuda::paged_attention(q.ptr<float>(), kc.ptr<float>(), vc.ptr<float>(), meta.query_start.ptr<int32_t>(),
+                               meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
+                               meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
+                               out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_))
+      fail("CUDA attention supports head_dim up to 256, not {}", D);
     launched("paged_attention");
   }
   void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {

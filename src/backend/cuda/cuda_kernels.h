@@ -25,9 +25,10 @@ void write_kv(const float* k, const float* v, const int32_t* slots, int64_t toke
 // Causal attention over the paged cache (see Backend::paged_attention). Keys are split in
 // `splits` ranges of keys_per_split (attention_partial_floats chooses them and says how many
 // floats of scratch `partial` needs).
-int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t d, int64_t max_context, int64_t* splits,
-                                 int64_t* keys_per_split);
-void paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
+int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
+                                 int64_t* splits, int64_t* keys_per_split);
+// False (nothing launched) for a head_dim over 256.
+bool paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
                      int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s);
@@ -60,6 +61,3 @@ void sum_f32(const float* x, int64_t n, float* out, cudaStream_t s);
 
 }  // namespace ferrum::cuda
 
-namespace ferrum::cuda {
-int max_attention_head_dim();  // paged_attention supports head_dim up to this
-}  // namespace ferrum::cuda
