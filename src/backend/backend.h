@@ -44,6 +44,8 @@ class Backend {
 
   // Memory.
   virtual Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) = 0;
+  // Host memory this backend copies to and from fastest (pinned on a GPU; plain on the CPU).
+  virtual Tensor alloc_host(std::initializer_list<int64_t> shape, DType dtype) { return alloc(shape, dtype); }
   // Makes a weight usable by this backend. CPU returns the (mmapped) view as it is.
   virtual Tensor upload(const Tensor& host) = 0;
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
@@ -114,6 +116,10 @@ std::unique_ptr<Backend> make_cpu_backend(int num_threads);
 std::unique_ptr<Backend> make_cuda_backend(int device);
 // Whether this build has CUDA and the machine a GPU it can use.
 bool cuda_available();
+// Free memory of GPU `device` in bytes (0 without CUDA).
+size_t cuda_free_memory(int device);
+// The GPU index of a "cuda" / "cuda:N" device string; -1 for the CPU.
+int cuda_device_index(const std::string& device);
 // Read bandwidth of GPU `device` in GB/s, measured over a buffer far larger than its caches.
 double cuda_read_bandwidth_gbs(int device);
 // "cpu", "cuda" or "cuda:N" (what --device takes); num_threads is for the CPU.

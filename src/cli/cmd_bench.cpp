@@ -162,7 +162,7 @@ int run_bench(const BenchArgs& a) {
   const std::string dtype = !a.dummy.empty() ? a.dummy : c.torch_dtype;
   const size_t elem = dtype == "float32" || dtype == "f32" ? 4 : 2;
   const bool gpu = a.device != "cpu";
-  const double bw = gpu ? cuda_read_bandwidth_gbs(a.device.size() > 5 ? std::stoi(a.device.substr(5)) : 0)
+  const double bw = gpu ? cuda_read_bandwidth_gbs(cuda_device_index(a.device))
                         : measure_read_bandwidth(threads);
   const size_t bytes = weight_bytes_per_step(c, elem);
   json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", dtype},

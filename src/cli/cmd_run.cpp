@@ -19,7 +19,7 @@ namespace ferrum::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, system, chat_template, kv_cache_memory = "512MiB", device = "cpu";
+  std::string model, system, chat_template, kv_cache_memory = "auto", device = "cpu";
   float temperature = 0.7f, top_p = 0.95f;
   int max_tokens = 0, threads = 0, max_model_len = 0;
   int64_t seed = -1;
@@ -118,7 +118,8 @@ int run_chat(RunArgs a) {
   lo.device = a.device;
   lo.engine.max_model_len = a.max_model_len;
   lo.engine.max_num_seqs = 1;
-  lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
+  lo.kv_cache_auto = a.kv_cache_memory == "auto";
+  if (!lo.kv_cache_auto) lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
   auto ctx = server::load_serving_context(lo);
   if (!ctx->chat) fail("{} has no chat template; pass one with --chat-template, or use `ferrum generate`", a.model);
 
@@ -181,7 +182,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "CPU threads")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "Context length")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
+  cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache; auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
 }
 
 }  // namespace ferrum::cli

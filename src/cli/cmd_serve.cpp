@@ -23,7 +23,7 @@ struct ServeArgs {
   std::string model;
   std::string host = "127.0.0.1";
   int port = 8000;
-  std::string api_key, cors_origin, chat_template, kv_cache_memory = "512MiB", device = "cpu";
+  std::string api_key, cors_origin, chat_template, kv_cache_memory = "auto", device = "cpu";
   std::vector<std::string> served_names;
   int max_model_len = 0, max_num_seqs = 64, max_num_batched_tokens = 2048, threads = 0, io_threads = 2;
   int max_waiting = 4096, drain_timeout = 30;
@@ -95,7 +95,8 @@ int run_serve(ServeArgs a) {
     lo.engine.max_model_len = a.max_model_len;
     lo.engine.max_num_seqs = a.max_num_seqs;
     lo.engine.max_num_batched_tokens = a.max_num_batched_tokens;
-    lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
+    lo.kv_cache_auto = a.kv_cache_memory == "auto";
+    if (!lo.kv_cache_auto) lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
     lo.engine.max_waiting = a.max_waiting;
     ctx = server::load_serving_context(lo);
   } catch (...) {
@@ -138,7 +139,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-model-len", a->max_model_len, "Context length (default: the model's)")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences run together")->envname("FERRUM_MAX_NUM_SEQS")->check(CLI::Range(1, 1 << 16))->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Token budget of one step")->envname("FERRUM_MAX_NUM_BATCHED_TOKENS")->check(CLI::Range(1, 1 << 24))->capture_default_str();
-  cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB)")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
+  cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB); auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads for the model (default: all cores)")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file (default: the model's)")->envname("FERRUM_CHAT_TEMPLATE");

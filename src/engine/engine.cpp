@@ -266,11 +266,11 @@ class EngineImpl final : public Engine {
         if (s.seq->index == 0 && req.cached_tokens < 0) req.cached_tokens = s.seq->num_computed_tokens;
       }
       try {
-        const std::vector<float>& logits = runner_.run(out, sampled_);
+        const std::span<float> logits = runner_.run(out, sampled_);
         scheduler_.on_step_done(out);
         for (size_t r = 0; r < sampled_.size(); ++r) {
           Sequence& seq = *out.scheduled[sampled_[r]].seq;
-          float* row = const_cast<float*>(logits.data()) + r * static_cast<size_t>(vocab_size_);
+          float* row = logits.data() + r * static_cast<size_t>(vocab_size_);
           try {
             const int32_t token = sampler_.sample(seq, std::span<float>(row, vocab_size_));
             output_.append_token(seq, token);

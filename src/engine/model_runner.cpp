@@ -51,14 +51,13 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
   }
 }
 
-const std::vector<float>& ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>& sampled) {
+std::span<float> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>& sampled) {
   build_batch(out, batch_, sampled);
-  logits_.resize(sampled.size() * static_cast<size_t>(vocab_size_));
-  if (batch_.num_tokens() > 0) model_->forward(batch_, *cache_, logits_);
-  FERRUM_CHECK(logits_.size() == sampled.size() * static_cast<size_t>(vocab_size_),
-               "model returned {} logits, expected {} rows of {}", logits_.size(), sampled.size(),
-               vocab_size_);
-  return logits_;
+  if (batch_.num_tokens() == 0) return {};
+  std::span<float> logits = model_->forward_view(batch_, *cache_);
+  FERRUM_CHECK(logits.size() == sampled.size() * static_cast<size_t>(vocab_size_),
+               "model returned {} logits, expected {} rows of {}", logits.size(), sampled.size(), vocab_size_);
+  return logits;
 }
 
 }  // namespace ferrum

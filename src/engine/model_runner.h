@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/scheduler.h"
@@ -19,8 +20,9 @@ class ModelRunner {
   // Fills `batch` for this step. Sequences whose last token is computed in this step get a
   // logits row; their ScheduledSeq indices are written to `sampled` in row order.
   void build_batch(const SchedulerOutput& out, ForwardBatch& batch, std::vector<int32_t>& sampled) const;
-  // Runs the step; returns the logits rows, [sampled.size(), vocab].
-  const std::vector<float>& run(const SchedulerOutput& out, std::vector<int32_t>& sampled);
+  // Runs the step; returns the logits rows, [sampled.size(), vocab] (the model's memory,
+  // writable, valid until the next run).
+  std::span<float> run(const SchedulerOutput& out, std::vector<int32_t>& sampled);
 
   KvCache& kv_cache() { return *cache_; }
   int32_t vocab_size() const { return vocab_size_; }
@@ -31,7 +33,6 @@ class ModelRunner {
   int32_t block_size_;
   int32_t vocab_size_;
   ForwardBatch batch_;
-  std::vector<float> logits_;
 };
 
 }  // namespace ferrum

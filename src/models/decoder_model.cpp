@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <span>
 
 #include "core/log.h"
 #include "models/rope.h"
@@ -62,7 +63,11 @@ class DecoderModel final : public Model {
                                           cfg_.num_key_value_heads, cfg_.head_dim);
   }
 
-  void forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) override;
+  void forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) override {
+    std::span<float> view = forward_view(b, cache_base);
+    logits.assign(view.begin(), view.end());
+  }
+  std::span<float> forward_view(const ForwardBatch& b, KvCache& cache_base) override;
 
  private:
   struct Activations;
@@ -75,6 +80,7 @@ class DecoderModel final : public Model {
   };
   std::map<GraphKey, std::shared_ptr<void>> graphs_;
   std::set<GraphKey> seen_;
+  Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
   uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
 
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
@@ -164,7 +170,7 @@ struct DecoderModel::Activations {
   Tensor ids, rows, h, x, q, k, v, attn, gate, up, sel, out;
 };
 
-void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) {
+std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cache_base) {
   auto& cache = static_cast<PagedKvCache&>(cache_base);
   const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
@@ -248,8 +254,12 @@ void DecoderModel::forward(const ForwardBatch& b, KvCache& cache_base, std::vect
       run_layers(a, cache);  // first time: runs eagerly and sizes the scratch buffers
     }
   }
-  logits.assign(static_cast<size_t>(R * cfg_.vocab_size), 0.0f);
-  if (R > 0) be_->copy_to_host(a.out, logits.data(), logits.size() * sizeof(float));
+  const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
+  if (n == 0) return {};
+  if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
+  if (host_logits_.numel() < static_cast<int64_t>(n)) host_logits_ = be_->alloc_host({static_cast<int64_t>(n)}, DType::F32);
+  be_->copy_to_host(a.out, host_logits_.data, n * sizeof(float));
+  return {host_logits_.ptr<float>(), n};
 }
 
 void DecoderModel::run_layers(const Activations& a, PagedKvCache& cache) {

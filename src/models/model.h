@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,17 @@ class Model {
   // Runs the batch, writing each token's K/V into its slot, and returns float32 logits,
   // row-major [batch.logits_indices.size(), vocab_size], in host memory.
   virtual void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) = 0;
+
+  // The same, as a view of host memory the model owns, valid (and writable) until the next
+  // call: no copy on the CPU, pinned memory the GPU copies into at full speed. The default
+  // goes through the vector form.
+  virtual std::span<float> forward_view(const ForwardBatch& batch, KvCache& cache) {
+    forward(batch, cache, view_logits_);
+    return view_logits_;
+  }
+
+ private:
+  std::vector<float> view_logits_;
 };
 
 // Loads a Hugging Face model folder (config.json + safetensors). Throws ferrum::Error.

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
+#include "backend/backend.h"
 #include "chat/chat_template.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -80,6 +82,20 @@ void read_weights_with_progress(const std::string& dir) {
   std::fprintf(stderr, "\n");
 }
 
+size_t auto_kv_cache_bytes(const Model& model, const ModelLoadOptions& o) {
+  const int gpu = cuda_device_index(o.device);
+  if (gpu < 0) return 512ull << 20;
+  const int32_t block = o.engine.block_size;
+  const int64_t len = o.engine.max_model_len > 0 ? o.engine.max_model_len : model.config().max_position_embeddings;
+  const size_t wanted = static_cast<size_t>(o.engine.max_num_seqs) * static_cast<size_t>((len + block - 1) / block) *
+                        model.kv_bytes_per_block(block);
+  const size_t room = static_cast<size_t>(0.85 * static_cast<double>(cuda_free_memory(gpu)));
+  const size_t bytes = std::min(wanted, room);
+  log::info("KV cache: {} of GPU memory ({} free; --kv-cache-memory sets it)", hub::human_bytes(bytes),
+            hub::human_bytes(cuda_free_memory(gpu)));
+  return bytes;
+}
+
 }  // namespace
 
 std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) {
@@ -89,6 +105,8 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
   read_weights_with_progress(dir);
   std::shared_ptr<Model> model = load_model(dir, o.threads, o.device);
+  EngineOptions engine_options = o.engine;
+  if (o.kv_cache_auto) engine_options.kv_cache_bytes = auto_kv_cache_bytes(*model, o);
 
   auto ctx = std::make_shared<ServingContext>();
   ctx->tokenizer = tokenizer;
@@ -106,7 +124,7 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
     if (!o.chat_template_file.empty()) throw;
     log::warn("no chat template ({}); /v1/chat/completions is off, /v1/completions works", e.what());
   }
-  ctx->engine = std::shared_ptr<Engine>(Engine::create(model, tokenizer, o.engine));
+  ctx->engine = std::shared_ptr<Engine>(Engine::create(model, tokenizer, engine_options));
   ctx->max_model_len = ctx->engine->max_model_len();
   ctx->model_names = o.served_names.empty() ? std::vector<std::string>{o.model} : o.served_names;
   ctx->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

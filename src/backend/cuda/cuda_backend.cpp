@@ -83,6 +83,15 @@ class CudaBackend final : public Backend {
     return t;
   }
 
+  Tensor alloc_host(std::initializer_list<int64_t> shape, DType dtype) override {
+    Tensor t = shaped(shape, dtype);
+    void* p = nullptr;
+    check(cudaHostAlloc(&p, std::max<size_t>(t.nbytes(), 16), cudaHostAllocDefault), "cudaHostAlloc");
+    t.data = p;
+    t.owner = std::shared_ptr<void>(p, [](void* q) { cudaFreeHost(q); });
+    return t;
+  }
+
   Tensor upload(const Tensor& host) override {
     if (host.device == Device::CUDA) return host;
     Tensor t = alloc({host.numel()}, host.dtype);

@@ -30,6 +30,15 @@ namespace ferrum {
 
 bool cuda_available() { return !cuda::list_devices().empty(); }
 
+size_t cuda_free_memory(int device) {
+  size_t free = 0, total = 0;
+  if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return free;
+}
+
 double cuda_read_bandwidth_gbs(int device) {
   if (cudaSetDevice(device) != cudaSuccess) return 0.0;
   const int64_t n = int64_t{1} << 30;  // 4 GiB of floats
