@@ -98,6 +98,7 @@ class Backend {
   // Rotates q [T, Hq, D] and k [T, Hk, D] in place (rotate-half / NeoX layout).
   virtual void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
   // Writes k, v [T, Hk, D] into the paged caches [num_blocks, block_size, Hk, D] at slots.
+  // Caches are F32 (every backend) or F16/BF16 (CUDA: values rounded on the way in).
   virtual void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache,
                         Tensor& v_cache) = 0;
   // Causal attention of q [T, Hq, D] over each sequence's cached keys/values: out [T, Hq, D].

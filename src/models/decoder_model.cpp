@@ -23,11 +23,12 @@ struct LayerWeights {
 
 class PagedKvCache final : public KvCache {
  public:
-  PagedKvCache(Backend& be, int64_t layers, int32_t blocks, int32_t block_size, int64_t kv_heads, int64_t head_dim)
+  PagedKvCache(Backend& be, int64_t layers, int32_t blocks, int32_t block_size, int64_t kv_heads, int64_t head_dim,
+               DType dtype)
       : id(next_id()), blocks_(blocks), block_size_(block_size) {
     for (int64_t l = 0; l < layers; ++l) {
-      k.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, DType::F32));
-      v.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, DType::F32));
+      k.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, dtype));
+      v.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, dtype));
     }
   }
   int32_t num_blocks() const override { return blocks_; }
@@ -46,7 +47,7 @@ class PagedKvCache final : public KvCache {
 class DecoderModel final : public Model {
  public:
   DecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
-      : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)) {
+      : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)), kv_dtype_(kv_dtype()) {
     load_weights();
     rope_ = make_rope_table(*be_, cfg_, cfg_.max_position_embeddings);
   }
@@ -55,12 +56,12 @@ class DecoderModel final : public Model {
 
   size_t kv_bytes_per_block(int32_t block_size) const override {
     return static_cast<size_t>(cfg_.num_hidden_layers) * 2 * block_size * cfg_.num_key_value_heads * cfg_.head_dim *
-           sizeof(float);
+           dtype_size(kv_dtype_);
   }
 
   std::unique_ptr<KvCache> create_kv_cache(int32_t num_blocks, int32_t block_size) override {
     return std::make_unique<PagedKvCache>(*be_, cfg_.num_hidden_layers, num_blocks, block_size,
-                                          cfg_.num_key_value_heads, cfg_.head_dim);
+                                          cfg_.num_key_value_heads, cfg_.head_dim, kv_dtype_);
   }
 
   void forward(const ForwardBatch& b, KvCache& cache_base, std::vector<float>& logits) override {
@@ -84,12 +85,22 @@ class DecoderModel final : public Model {
   uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
 
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
+  // The KV cache keeps the model's own 16-bit type on a GPU (as vLLM's "auto"), halving its
+  // memory and the attention's reads; F32 on the CPU, whose kernels are exact F32.
+  DType kv_dtype() const {
+    if (be_->device() == Device::CPU) return DType::F32;
+    if (opt_.dummy_weights) return *opt_.dummy_weights;
+    if (cfg_.torch_dtype == "bfloat16") return DType::BF16;
+    if (cfg_.torch_dtype == "float16") return DType::F16;
+    return DType::F32;
+  }
   void load_weights();
 
   ModelConfig cfg_;
   DecoderOptions opt_;
   WeightStore store_;
   std::unique_ptr<Backend> be_;
+  DType kv_dtype_;
   Tensor embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   RopeTable rope_;

@@ -63,8 +63,36 @@ class CudaParity : public ::testing::Test {
     return diff / mag;
   }
 
+  // F32 values rounded to dt's precision, in place (so that a dt copy holds them exactly).
+  static void round_to(Tensor& t, DType dt) {
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      float& v = t.ptr<float>()[i];
+      if (dt == DType::BF16) v = bf16_to_f32(f32_to_bf16(v));
+      if (dt == DType::F16) v = f16_to_f32(f32_to_f16(v));
+    }
+  }
+  // A host copy of an F32 tensor in dt.
+  Tensor as(const Tensor& t, DType dt) {
+    if (dt == DType::F32) return t;
+    Tensor o = cpu_->alloc({t.numel()}, dt);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      o.ptr<uint16_t>()[i] = dt == DType::BF16 ? f32_to_bf16(t.ptr<float>()[i]) : f32_to_f16(t.ptr<float>()[i]);
+    o.ndim = t.ndim;
+    o.shape = t.shape;
+    return o;
+  }
+  // A device tensor of any float dtype, read back as F32.
+  std::vector<float> down_any(const Tensor& d) {
+    if (d.dtype == DType::F32) return down(d);
+    std::vector<uint16_t> h(d.numel());
+    gpu_->copy_to_host(d, h.data(), h.size() * 2);
+    std::vector<float> f(h.size());
+    for (size_t i = 0; i < h.size(); ++i) f[i] = d.dtype == DType::BF16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
+    return f;
+  }
+
   void check_attention(const std::vector<int32_t>& seq_lens, const std::vector<int32_t>& q_lens, int64_t D,
-                       int64_t Hq = 8, int64_t Hk = 2) {
+                       int64_t Hq = 8, int64_t Hk = 2, DType cache = DType::F32) {
     const int32_t bs = 4;
     const int64_t S = static_cast<int64_t>(seq_lens.size());
     int32_t max_blocks = 0;
@@ -82,13 +110,14 @@ class CudaParity : public ::testing::Test {
     }
     const int64_t T = query_start.back();
     Tensor kc = random({blocks, bs, Hk, D}), vc = random({blocks, bs, Hk, D});  // earlier tokens
-    Tensor gkc = up(kc), gvc = up(vc);
     Tensor k = random({T, Hk, D}), v = random({T, Hk, D}), q = random({T, Hq, D}, DType::F32, 3.0f);
+    for (Tensor* t : {&kc, &vc, &k, &v}) round_to(*t, cache);  // the CPU's F32 cache sees the same values
+    Tensor gkc = up(as(kc, cache)), gvc = up(as(vc, cache));
     Tensor slot_t = ints(slots);
     cpu_->write_kv(k, v, slot_t, kc, vc);
     gpu_->write_kv(up(k), up(v), up(slot_t), gkc, gvc);
-    EXPECT_EQ(down(gkc), host(kc));
-    EXPECT_EQ(down(gvc), host(vc));
+    EXPECT_EQ(down_any(gkc), host(kc));
+    EXPECT_EQ(down_any(gvc), host(vc));
 
     AttentionMeta cm;
     cm.query_start = ints(query_start);
@@ -107,7 +136,8 @@ class CudaParity : public ::testing::Test {
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     cpu_->paged_attention(q, kc, vc, cm, scale, ref);
     gpu_->paged_attention(up(q), gkc, gvc, gm, scale, out);
-    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5) << "D=" << D << " seqs=" << S << " first len " << seq_lens[0];
+    EXPECT_LT(rel_max(down(out), host(ref)), 1e-5)
+        << "D=" << D << " seqs=" << S << " first len " << seq_lens[0] << " cache " << dtype_name(cache);
   }
 
   std::mt19937 rng_{42};
@@ -223,6 +253,11 @@ TEST_F(CudaParity, WriteKvAndPagedAttention) {
   check_attention({40, 9}, {3, 1}, 64, 14, 2);
   check_attention({40, 9}, {3, 1}, 64, 24, 2);
   check_attention({300, 9}, {1, 9}, 128, 32, 1);
+  // 16-bit caches (the GPU keeps a 16-bit model's K/V in its own type).
+  for (DType dt : {DType::BF16, DType::F16}) {
+    check_attention({19, 7, 33}, {5, 7, 1}, 128, 8, 2, dt);
+    check_attention({1000, 3}, {1, 3}, 64, 8, 2, dt);
+  }
 }
 
 TEST_F(CudaParity, SiluMulAddGatherRows) {

@@ -40,9 +40,11 @@ std::vector<Prompt> load_reference(const std::string& dir, WeightStore& store) {
   return out;
 }
 
-// The CUDA run of a 16-bit model against the float32 reference: matmuls take 16-bit inputs,
-// as in transformers' own 16-bit run, whose error tools/bf16_reference_error.py measures.
-constexpr double kSixteenBitTolerance = 0.05;
+// The CUDA run of a 16-bit model against the float32 reference: matmuls take 16-bit inputs
+// and K/V are stored in 16 bits, as in transformers' own 16-bit run, whose error on these
+// fixtures is up to 0.085 (tools/bf16_reference_error.py); ferrum's is up to 0.063. Subtle
+// kernel errors are the CUDA parity tests' job (1e-5 against the CPU ops).
+constexpr double kSixteenBitTolerance = 0.1;
 
 double rel_error(const float* a, const float* ref, int64_t n) {
   double num = 0, den = 0;

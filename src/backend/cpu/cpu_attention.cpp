@@ -11,6 +11,8 @@ namespace ferrum::cpu {
 
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out) {
+  FERRUM_CHECK(k_cache.dtype == DType::F32 && v_cache.dtype == DType::F32, "the CPU KV cache is F32, not {}",
+               dtype_name(k_cache.dtype));
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2);
   const int64_t Hk = k_cache.dim(2), bs = k_cache.dim(1);
   const int64_t group = Hq / Hk;

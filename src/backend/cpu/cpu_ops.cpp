@@ -75,6 +75,8 @@ void rope(ThreadPool& pool, Tensor& q, Tensor& k, const Tensor& positions, const
 }
 
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache, Tensor& v_cache) {
+  FERRUM_CHECK(k_cache.dtype == DType::F32 && v_cache.dtype == DType::F32, "the CPU KV cache is F32, not {}",
+               dtype_name(k_cache.dtype));
   const int64_t T = k.dim(0), row = k.numel() / T;
   const int64_t slots = k_cache.dim(0) * k_cache.dim(1);
   const int32_t* slot = slot_mapping.ptr<int32_t>();

@@ -5,7 +5,11 @@
 // seq_len - q_len + i and sees keys 0..that position, as in backend/cpu/cpu_attention.cpp.
 #include <cuda_runtime.h>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
 
@@ -21,8 +25,12 @@ constexpr int kMaxGroup = 8;  // query heads a block serves from one KV head
 // block writes the output; otherwise the unnormalized partial (m, l, acc) per head that
 // combine_kernel merges. Decode has few (token, head) pairs, so splitting the keys is what
 // fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane).
-template <int kPerLane>
-__global__ void attention_kernel(const float* q, const float* k_cache, const float* v_cache,
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <int kPerLane, typename C>
+__global__ void attention_kernel(const float* q, const C* k_cache, const C* v_cache,
                                  const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                                  int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                                  int64_t d, float scale, int64_t keys_per_split, int group_chunks, float* out,
@@ -64,14 +72,14 @@ __global__ void attention_kernel(const float* q, const float* k_cache, const flo
   }
   for (int64_t j = k0 + warp; j < k1; j += kWarps) {
     const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
-    const float* kr = k_cache + (slot * hk + kh) * d;
-    const float* vr = v_cache + (slot * hk + kh) * d;
+    const C* kr = k_cache + (slot * hk + kh) * d;
+    const C* vr = v_cache + (slot * hk + kh) * d;
     float kk[kPerLane], vv[kPerLane];
 #pragma unroll
     for (int e = 0; e < kPerLane; ++e) {
       const bool in = lane + 32 * e < d;
-      kk[e] = in ? kr[lane + 32 * e] : 0.0f;
-      vv[e] = in ? vr[lane + 32 * e] : 0.0f;
+      kk[e] = in ? to_float(kr[lane + 32 * e]) : 0.0f;
+      vv[e] = in ? to_float(vr[lane + 32 * e]) : 0.0f;
     }
 #pragma unroll
     for (int i = 0; i < kMaxGroup; ++i) {
@@ -170,23 +178,30 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
 }
 
-bool paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
+bool paged_attention(const float* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+                     const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
                      int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s) {
   if (tokens == 0) return true;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
-#define FERRUM_ATTENTION(P)                                                                                   \
-  attention_kernel<P><<<grid, kWarps * 32, 0, s>>>(q, k_cache, v_cache, query_start, seq_lens, block_tables,   \
-                                                   num_seqs, max_blocks, block_size, hq, hk, d, scale,          \
-                                                   keys_per_split, chunks, out, partial)
-  if (d <= 32) FERRUM_ATTENTION(1);
-  else if (d <= 64) FERRUM_ATTENTION(2);
-  else if (d <= 128) FERRUM_ATTENTION(4);
-  else if (d <= 256) FERRUM_ATTENTION(8);
-  else return false;
-#undef FERRUM_ATTENTION
+  if (d > 256) return false;
+  auto launch = [&](auto per_lane, auto* cache_type) {
+    using C = std::remove_pointer_t<decltype(cache_type)>;
+    attention_kernel<decltype(per_lane)::value, C><<<grid, kWarps * 32, 0, s>>>(
+        q, static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start, seq_lens, block_tables,
+        num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks, out, partial);
+  };
+  auto with_type = [&](auto per_lane) {
+    if (cache_dtype == DType::BF16) launch(per_lane, static_cast<__nv_bfloat16*>(nullptr));
+    else if (cache_dtype == DType::F16) launch(per_lane, static_cast<__half*>(nullptr));
+    else launch(per_lane, static_cast<float*>(nullptr));
+  };
+  if (d <= 32) with_type(std::integral_constant<int, 1>());
+  else if (d <= 64) with_type(std::integral_constant<int, 2>());
+  else if (d <= 128) with_type(std::integral_constant<int, 4>());
+  else with_type(std::integral_constant<int, 8>());
   if (splits > 1) combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, out);
   return true;
 }

@@ -195,8 +195,10 @@ class CudaBackend final : public Backend {
   }
   void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& kc, Tensor& vc) override {
     const int64_t T = k.dim(0);
+    FERRUM_CHECK(kc.dtype == vc.dtype && (kc.dtype == DType::F32 || kc.dtype == DType::BF16 || kc.dtype == DType::F16),
+                 "KV cache dtype {}", dtype_name(kc.dtype));
     cuda::write_kv(k.ptr<float>(), v.ptr<float>(), slots.ptr<int32_t>(), T, T ? k.numel() / T : 0,
-                   kc.dim(0) * kc.dim(1), kc.ptr<float>(), vc.ptr<float>(), stream_);
+                   kc.dim(0) * kc.dim(1), kc.data, vc.data, kc.dtype, stream_);
     launched("write_kv");
   }
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
@@ -212,7 +214,7 @@ class CudaBackend final : public Backend {
       attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
       ++scratch_generation_;
     }
-    if (!cuda::paged_attention(q.ptr<float>(), kc.ptr<float>(), vc.ptr<float>(), meta.query_start.ptr<int32_t>(),
+    if (!cuda::paged_attention(q.ptr<float>(), kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),
                                meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                                meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
                                out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_))

@@ -72,14 +72,19 @@ __global__ void rope_kernel(float* q, float* k, const int32_t* positions, const 
   }
 }
 
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <typename C>
 __global__ void write_kv_kernel(const float* k, const float* v, const int32_t* slots, int64_t row, int64_t num_slots,
-                                float* kc, float* vc) {
+                                C* kc, C* vc) {
   const int64_t t = blockIdx.x;
   const int32_t slot = slots[t];
   if (slot < 0 || slot >= num_slots) return;
   for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
-    kc[slot * row + i] = k[t * row + i];
-    vc[slot * row + i] = v[t * row + i];
+    store(kc + slot * row + i, k[t * row + i]);
+    store(vc + slot * row + i, v[t * row + i]);
   }
 }
 
@@ -166,9 +171,18 @@ void rope(float* q, float* k, const int32_t* positions, const float* cos, const 
 }
 
 void write_kv(const float* k, const float* v, const int32_t* slots, int64_t tokens, int64_t row, int64_t num_slots,
-              float* k_cache, float* v_cache, cudaStream_t s) {
+              void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s) {
   if (tokens == 0) return;
-  write_kv_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, s>>>(k, v, slots, row, num_slots, k_cache, v_cache);
+  const unsigned grid = static_cast<unsigned>(tokens);
+  if (cache_dtype == DType::BF16)
+    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<__nv_bfloat16*>(k_cache),
+                                              static_cast<__nv_bfloat16*>(v_cache));
+  else if (cache_dtype == DType::F16)
+    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<__half*>(k_cache),
+                                              static_cast<__half*>(v_cache));
+  else
+    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<float*>(k_cache),
+                                              static_cast<float*>(v_cache));
 }
 
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s) {

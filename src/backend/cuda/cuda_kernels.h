@@ -19,16 +19,18 @@ void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_
 // Rotate-half RoPE in place on q [T, hq, d] and k [T, hk, d]; cos/sin [positions, d/2].
 void rope(float* q, float* k, const int32_t* positions, const float* cos, const float* sin, int64_t tokens,
           int64_t hq, int64_t hk, int64_t d, int64_t max_positions, cudaStream_t s);
-// Copies rows of `row` floats of k and v to their slots of the paged caches.
+// Copies rows of `row` floats of k and v to their slots of the paged caches (F32, F16 or
+// BF16: cache_dtype).
 void write_kv(const float* k, const float* v, const int32_t* slots, int64_t tokens, int64_t row, int64_t num_slots,
-              float* k_cache, float* v_cache, cudaStream_t s);
+              void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s);
 // Causal attention over the paged cache (see Backend::paged_attention). Keys are split in
 // `splits` ranges of keys_per_split (attention_partial_floats chooses them and says how many
 // floats of scratch `partial` needs).
 int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
                                  int64_t* splits, int64_t* keys_per_split);
 // False (nothing launched) for a head_dim over 256.
-bool paged_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* query_start,
+bool paged_attention(const float* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+                     const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
                      int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s);
