@@ -66,6 +66,7 @@ class Backend {
   virtual uint64_t scratch_generation() const { return 0; }
   virtual void begin_capture();
   virtual std::shared_ptr<void> end_capture();
+  virtual void abort_capture();  // ends a capture that failed, keeping nothing (never throws)
   virtual void replay(const std::shared_ptr<void>& graph);
 
   // out[t, :] = table[ids[t], :] (any float dtype table, F32 out).

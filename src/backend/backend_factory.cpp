@@ -18,6 +18,7 @@ size_t cuda_free_memory(int) { return 0; }
 void Backend::begin_capture() { fail("backend {} has no graphs", name()); }
 std::shared_ptr<void> Backend::end_capture() { fail("backend {} has no graphs", name()); }
 void Backend::replay(const std::shared_ptr<void>&) { fail("backend {} has no graphs", name()); }
+void Backend::abort_capture() {}
 
 int cuda_device_index(const std::string& device) {
   if (device.empty() || device == "cpu") return -1;

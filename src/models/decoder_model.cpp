@@ -52,6 +52,11 @@ class DecoderModel final : public Model {
     rope_ = make_rope_table(*be_, cfg_, cfg_.max_position_embeddings);
   }
 
+  ~DecoderModel() override {
+    graphs_.clear();  // before the backend (its stream) goes
+    host_logits_ = {};
+  }
+
   const ModelConfig& config() const override { return cfg_; }
 
   size_t kv_bytes_per_block(int32_t block_size) const override {
@@ -245,6 +250,7 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
     // Buffers reallocated since a graph was recorded (or a new cache) make it stale.
     if (graph_cache_ != cache.id || graph_ws_gen_ != ws_.generation() || graph_be_gen_ != be_->scratch_generation()) {
       graphs_.clear();
+      seen_.clear();  // shapes run again eagerly first: a new cache may need other scratch sizes
       graph_cache_ = cache.id, graph_ws_gen_ = ws_.generation(), graph_be_gen_ = be_->scratch_generation();
     }
     const GraphKey key{static_cast<int32_t>(T), width};
@@ -257,7 +263,8 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
       try {
         run_layers(a, cache);
       } catch (...) {
-        be_->end_capture();
+        be_->abort_capture();
+        seen_.erase(key);  // next time eagerly again, not another doomed capture
         throw;
       }
       be_->replay(graphs_[key] = be_->end_capture());
@@ -268,7 +275,8 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
   const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
   if (n == 0) return {};
   if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
-  if (host_logits_.numel() < static_cast<int64_t>(n)) host_logits_ = be_->alloc_host({static_cast<int64_t>(n)}, DType::F32);
+  if (host_logits_.numel() < static_cast<int64_t>(n))  // headroom: growing syncs the device
+    host_logits_ = be_->alloc_host({static_cast<int64_t>(n + n / 2)}, DType::F32);
   be_->copy_to_host(a.out, host_logits_.data, n * sizeof(float));
   return {host_logits_.ptr<float>(), n};
 }

@@ -89,10 +89,18 @@ size_t auto_kv_cache_bytes(const Model& model, const ModelLoadOptions& o) {
   const int64_t len = o.engine.max_model_len > 0 ? o.engine.max_model_len : model.config().max_position_embeddings;
   const size_t wanted = static_cast<size_t>(o.engine.max_num_seqs) * static_cast<size_t>((len + block - 1) / block) *
                         model.kv_bytes_per_block(block);
-  const size_t room = static_cast<size_t>(0.85 * static_cast<double>(cuda_free_memory(gpu)));
+  // Leave room for one step's activations (the largest prefill), its logits and cuBLAS/graphs.
+  const ModelConfig& c = model.config();
+  const size_t per_token = 4 * static_cast<size_t>(4 * c.hidden_size + 2 * c.intermediate_size +
+                                                    (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim);
+  const size_t reserve = static_cast<size_t>(o.engine.max_num_batched_tokens) * per_token * 5 / 4 +
+                         static_cast<size_t>(o.engine.max_num_seqs) * c.vocab_size * 4 * 2 + (1ull << 30);
+  const size_t free = cuda_free_memory(gpu);
+  const size_t room = free > reserve ? static_cast<size_t>(0.9 * static_cast<double>(free - reserve)) : 0;
+  if (room == 0) fail("not enough GPU memory left for a KV cache after the weights ({} free)", hub::human_bytes(free));
   const size_t bytes = std::min(wanted, room);
   log::info("KV cache: {} of GPU memory ({} free; --kv-cache-memory sets it)", hub::human_bytes(bytes),
-            hub::human_bytes(cuda_free_memory(gpu)));
+            hub::human_bytes(free));
   return bytes;
 }
 
@@ -102,6 +110,8 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   auto t0 = std::chrono::steady_clock::now();
   std::string dir = hub::resolve_model(o.model);
   log::info("loading {} from {}", o.model, dir);
+  if (cuda_device_index(o.device) >= 0 && !cuda_available())  // before reading gigabytes
+    fail("--device {}: no CUDA device is available (no GPU or driver, or ferrum was built without CUDA)", o.device);
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
   read_weights_with_progress(dir);
   std::shared_ptr<Model> model = load_model(dir, o.threads, o.device);

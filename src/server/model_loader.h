@@ -17,8 +17,9 @@ struct ModelLoadOptions {
   std::string chat_template_file;        // overrides the model's template
   int threads = 0;                       // 0: all cores
   std::string device = "cpu";            // cpu, cuda or cuda:N
-  // engine.kv_cache_bytes is ignored: 512 MiB on the CPU; on a GPU 85% of the memory free
-  // after the weights, capped to what max_num_seqs sequences of the full context can use.
+  // engine.kv_cache_bytes is ignored: 512 MiB on the CPU; on a GPU 90% of the memory free
+  // after the weights and one step's activations, capped to what max_num_seqs sequences of
+  // the full context can use.
   bool kv_cache_auto = false;
   EngineOptions engine;
 };

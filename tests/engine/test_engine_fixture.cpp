@@ -114,11 +114,11 @@ TEST(FixtureModelsCuda, ConcurrentGreedyMatchesTransformersWithGraphs) {
   const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models/tiny-qwen2";
   auto refs = load_references(dir);
   std::shared_ptr<Model> model = load_model(dir.string(), 2, "cuda");
-  for (int round = 0; round < 2; ++round) {  // the second engine gets a new KV cache: graphs re-recorded
+  for (int round = 0; round < 2; ++round) {  // a second engine, new cache and block size: graphs re-recorded
     EngineOptions o;
-    o.block_size = 16;
+    o.block_size = round == 0 ? 16 : 32;
     o.max_num_batched_tokens = 40;
-    o.num_kv_blocks = 24;
+    o.num_kv_blocks = round == 0 ? 24 : 12;  // both force preemption
     auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), o);
     std::vector<std::shared_ptr<RequestStream>> streams;
     std::vector<const Reference*> expected;

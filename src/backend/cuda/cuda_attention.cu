@@ -186,7 +186,7 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
   if (tokens == 0) return true;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
-  if (d > 256) return false;
+  if (d > 256 || splits > kMaxSplits) return false;
   auto launch = [&](auto per_lane, auto* cache_type) {
     using C = std::remove_pointer_t<decltype(cache_type)>;
     attention_kernel<decltype(per_lane)::value, C><<<grid, kWarps * 32, 0, s>>>(

@@ -64,11 +64,12 @@ class CudaBackend final : public Backend {
   const char* name() const override { return name_.c_str(); }
 
   Tensor alloc(std::initializer_list<int64_t> shape, DType dtype) override {
+    use_device();
     Tensor t = shaped(shape, dtype);
     t.device = Device::CUDA;
     void* p = nullptr;
     const size_t bytes = std::max<size_t>(t.nbytes(), 16);
-    cudaSetDevice(device_);
+    FERRUM_CHECK(!capturing(), "CUDA: allocating {} bytes while a graph is being recorded", bytes);
     if (cudaMalloc(&p, bytes) != cudaSuccess) {
       cudaGetLastError();
       size_t free = 0, total = 0;
@@ -84,6 +85,7 @@ class CudaBackend final : public Backend {
   }
 
   Tensor alloc_host(std::initializer_list<int64_t> shape, DType dtype) override {
+    use_device();
     Tensor t = shaped(shape, dtype);
     void* p = nullptr;
     check(cudaHostAlloc(&p, std::max<size_t>(t.nbytes(), 16), cudaHostAllocDefault), "cudaHostAlloc");
@@ -93,6 +95,7 @@ class CudaBackend final : public Backend {
   }
 
   Tensor upload(const Tensor& host) override {
+    use_device();
     if (host.device == Device::CUDA) return host;
     Tensor t = alloc({host.numel()}, host.dtype);
     copy_from_host(t, host.data, host.nbytes());
@@ -104,6 +107,7 @@ class CudaBackend final : public Backend {
 
   Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
                        float scale) override {
+    use_device();
     Tensor t = alloc(shape, dtype);
     cuda::fill_random(t.data, dtype, t.numel(), seed, center, scale, stream_);
     launched("fill_random");
@@ -111,20 +115,27 @@ class CudaBackend final : public Backend {
   }
 
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
+    use_device();
     check(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
   }
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
+    use_device();
     check(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
     check(cudaStreamSynchronize(stream_), "copy to host");
   }
-  void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+  void synchronize() override {
+    use_device();
+    check(cudaStreamSynchronize(stream_), "synchronize");
+  }
 
   bool supports_graphs() const override { return true; }
   uint64_t scratch_generation() const override { return scratch_generation_; }
   void begin_capture() override {
+    use_device();
     check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
   }
   std::shared_ptr<void> end_capture() override {
+    use_device();
     cudaGraph_t graph = nullptr;
     check(cudaStreamEndCapture(stream_, &graph), "end capture");
     cudaGraphExec_t exec = nullptr;
@@ -133,22 +144,33 @@ class CudaBackend final : public Backend {
     check(e, "graph instantiate");
     return std::shared_ptr<void>(exec, [](void* g) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g)); });
   }
+  void abort_capture() override {
+    use_device();
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(stream_, &graph);  // errors ignored: the capture is being thrown away
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+  }
   void replay(const std::shared_ptr<void>& graph) override {
+    use_device();
     check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "graph launch");
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    use_device();
     cuda::embedding(table.data, table.dtype, table.dim(0), table.dim(1), ids.ptr<int32_t>(), ids.numel(),
                     out.ptr<float>(), stream_);
     launched("embedding");
   }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+    use_device();
     FERRUM_CHECK(w.numel() == x.cols(), "rms_norm: weight has {} elements, rows have {}", w.numel(), x.cols());
     cuda::rms_norm(x.ptr<float>(), w.data, w.dtype, x.rows(), x.cols(), eps, out.ptr<float>(), stream_);
     launched("rms_norm");
   }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    use_device();
     const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
     FERRUM_CHECK(w.cols() == K && out.rows() == M && out.cols() == N, "matmul: shapes {} x {}^T -> {}", x.shape_str(),
                  w.shape_str(), out.shape_str());
@@ -178,22 +200,27 @@ class CudaBackend final : public Backend {
   }
 
   void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) override {
+    use_device();
     if (!gemv(x, targets, cuda::GemvMode::Store)) Backend::matmuls(x, targets);
   }
   void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) override {
+    use_device();
     if (!gemv(x, {{&w, nullptr, &acc}}, cuda::GemvMode::Accumulate)) Backend::matmul_add(x, w, acc, tmp);
   }
   void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) override {
+    use_device();
     if (!gemv(x, {{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, cuda::GemvMode::SiluMul))
       Backend::gate_up_silu(x, w_gate, w_up, out, tmp);
   }
 
   void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
+    use_device();
     cuda::rope(q.ptr<float>(), k.ptr<float>(), positions.ptr<int32_t>(), table.cos.ptr<float>(), table.sin.ptr<float>(),
                q.dim(0), q.dim(1), k.dim(1), q.dim(2), table.max_positions, stream_);
     launched("rope");
   }
   void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& kc, Tensor& vc) override {
+    use_device();
     const int64_t T = k.dim(0);
     FERRUM_CHECK(kc.dtype == vc.dtype && (kc.dtype == DType::F32 || kc.dtype == DType::BF16 || kc.dtype == DType::F16),
                  "KV cache dtype {}", dtype_name(kc.dtype));
@@ -203,6 +230,7 @@ class CudaBackend final : public Backend {
   }
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out) override {
+    use_device();
     const int64_t D = q.dim(2);
     int64_t max_context = std::max<int64_t>(1, meta.max_context);
     if (meta.max_context <= 0)
@@ -218,23 +246,40 @@ class CudaBackend final : public Backend {
                                meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                                meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
                                out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_))
-      fail("CUDA attention supports head_dim up to 256, not {}", D);
+      fail("CUDA attention supports head_dim up to 256, not {} (or got {} key splits)", D, splits);
     launched("paged_attention");
   }
   void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {
+    use_device();
     cuda::silu_mul(g.ptr<float>(), u.ptr<float>(), g.numel(), out.ptr<float>(), stream_);
     launched("silu_mul");
   }
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    use_device();
     cuda::add(a.ptr<float>(), b.ptr<float>(), a.numel(), out.ptr<float>(), stream_);
     launched("add");
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+    use_device();
     cuda::gather_rows(x.ptr<float>(), rows.ptr<int32_t>(), rows.numel(), x.cols(), x.rows(), out.ptr<float>(), stream_);
     launched("gather_rows");
   }
 
  private:
+  // Makes this backend's GPU current on the calling thread (the engine thread is not the one
+  // that built the backend); a thread-local check, so it costs nothing once set.
+  void use_device() const {
+    thread_local int current = -1;
+    if (current != device_) {
+      check(cudaSetDevice(device_), "cudaSetDevice");
+      current = device_;
+    }
+  }
+  bool capturing() const {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    cudaStreamIsCapturing(stream_, &status);
+    return status != cudaStreamCaptureStatusNone;
+  }
   static Tensor shaped(std::initializer_list<int64_t> shape, DType dtype) {
     Tensor t;
     t.dtype = dtype;
