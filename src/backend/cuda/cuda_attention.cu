@@ -33,8 +33,8 @@ template <int kPerLane, typename C>
 __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_cache,
                                  const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                                  int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
-                                 int64_t d, float scale, int64_t keys_per_split, int group_chunks, float* out,
-                                 float* partial) {
+                                 int64_t d, float scale, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q,
+                                 float* out, float* partial) {
   constexpr int D = kPerLane * 32;
   __shared__ float sm_acc[kWarps][kMaxGroup][D];
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
@@ -55,6 +55,7 @@ __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_ca
   }
   const int s = lo;
   const int64_t q_len = query_start[s + 1] - query_start[s];
+  if (tiled_min_q > 0 && q_len >= tiled_min_q) return;  // prefill_attention_kernel's
   const int64_t ctx = seq_lens[s] - q_len + (t - query_start[s]) + 1;
   const int64_t k0 = split * keys_per_split, k1 = min(ctx, k0 + keys_per_split);
   const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
@@ -134,10 +135,25 @@ __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_ca
 // then one pass over the accumulators.
 constexpr int kMaxSplits = 64;
 
-__global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, float* out) {
+__device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t num_seqs, int64_t t) {
+  int lo = 0, hi = num_seqs - 1;  // last s with query_start[s] <= t
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (query_start[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+__global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, const int32_t* query_start,
+                               int32_t num_seqs, int64_t hq, int32_t tiled_min_q, float* out) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_sum;
   const int64_t bh = blockIdx.x;
+  if (tiled_min_q > 0) {
+    const int s = sequence_of(query_start, num_seqs, bh / hq);
+    if (query_start[s + 1] - query_start[s] >= tiled_min_q) return;
+  }
   const float* part = partial + bh * splits * (d + 2);
   if (threadIdx.x < 32) {
     float mx = -INFINITY;
@@ -182,7 +198,7 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
                      const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
-                     int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s) {
+                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s) {
   if (tokens == 0) return true;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
@@ -191,7 +207,7 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
     using C = std::remove_pointer_t<decltype(cache_type)>;
     attention_kernel<decltype(per_lane)::value, C><<<grid, kWarps * 32, 0, s>>>(
         q, static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start, seq_lens, block_tables,
-        num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks, out, partial);
+        num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks, tiled_min_q, out, partial);
   };
   auto with_type = [&](auto per_lane) {
     if (cache_dtype == DType::BF16) launch(per_lane, static_cast<__nv_bfloat16*>(nullptr));
@@ -202,7 +218,9 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
   else if (d <= 64) with_type(std::integral_constant<int, 2>());
   else if (d <= 128) with_type(std::integral_constant<int, 4>());
   else with_type(std::integral_constant<int, 8>());
-  if (splits > 1) combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, out);
+  if (splits > 1)
+    combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs, hq,
+                                                                      tiled_min_q, out);
   return true;
 }
 

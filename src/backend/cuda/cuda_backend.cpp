@@ -242,11 +242,33 @@ class CudaBackend final : public Backend {
       attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
       ++scratch_generation_;
     }
+    // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 16 queries
+    // (never inside a graph: graphs are decode steps).
+    tiles_host_.clear();
+    const bool tiled = (kc.dtype == DType::BF16 || kc.dtype == DType::F16) && (D == 64 || D == 128 || D == 256);
+    for (int32_t s = 0; tiled && s < meta.num_seqs; ++s) {
+      const int32_t begin = meta.host_query_start[s], end = meta.host_query_start[s + 1];
+      if (end - begin < cuda::kPrefillTile) continue;
+      for (int32_t t = begin; t < end; t += cuda::kPrefillTile) tiles_host_.insert(tiles_host_.end(), {s, t});
+    }
+    const int32_t num_tiles = static_cast<int32_t>(tiles_host_.size() / 2);
     if (!cuda::paged_attention(q.ptr<float>(), kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),
                                meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                                meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
-                               out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(), stream_))
+                               out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(),
+                               num_tiles > 0 ? cuda::kPrefillTile : 0, stream_))
       fail("CUDA attention supports head_dim up to 256, not {} (or got {} key splits)", D, splits);
+    if (num_tiles > 0) {
+      FERRUM_CHECK(!capturing(), "CUDA: prefill attention inside a graph");
+      if (tiles_.numel() < static_cast<int64_t>(tiles_host_.size()))
+        tiles_ = alloc({static_cast<int64_t>(tiles_host_.size() * 2)}, DType::I32);
+      copy_from_host(tiles_, tiles_host_.data(), tiles_host_.size() * 4);
+      cuda::prefill_attention(q.ptr<float>(), kc.data, vc.data, kc.dtype, tiles_.ptr<int32_t>(), num_tiles,
+                              meta.query_start.ptr<int32_t>(), meta.seq_lens.ptr<int32_t>(),
+                              meta.block_tables.ptr<int32_t>(), meta.max_blocks_per_seq, meta.block_size, q.dim(1),
+                              kc.dim(2), D, scale, out.ptr<float>(), stream_);
+      launched("prefill_attention");
+    }
     launched("paged_attention");
   }
   void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {
@@ -352,6 +374,8 @@ class CudaBackend final : public Backend {
   Tensor cublas_workspace_;
   Tensor scratch_;       // 16-bit matmul inputs
   Tensor attn_scratch_;  // attention partials of split keys
+  std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs
+  Tensor tiles_;
   uint64_t scratch_generation_ = 0;
   std::map<const void*, std::pair<Tensor, Tensor>> bias_f32_;  // source -> (source, F32 copy)
 };

@@ -33,7 +33,19 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
                      const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
-                     int64_t splits, int64_t keys_per_split, float* partial, cudaStream_t s);
+                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s);
+// tiled_min_q > 0: tokens of sequences with at least that many queries are skipped, left to
+// prefill_attention.
+
+// Causal attention for the query tiles of long prompts with a 16-bit cache, on tensor cores:
+// tiles[i] = (sequence, first token of 16 consecutive queries of it, in the flat batch).
+// q and the softmax weights are rounded to bf16 for the matrix products (F32 accumulation),
+// as a bf16 model's attention does. False when head_dim is not a multiple of 16 up to 256.
+constexpr int32_t kPrefillTile = 16;
+bool prefill_attention(const float* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+                       const int32_t* tiles, int32_t num_tiles, const int32_t* query_start, const int32_t* seq_lens,
+                       const int32_t* block_tables, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
+                       int64_t d, float scale, float* out, cudaStream_t s);
 // Skinny matmuls (m <= 2 rows of x) against 16-bit weights, several targets of the same x in
 // one launch: out_i[m, n] = x[m, :] . w_i[n, :] (+ bias_i[n]), x rounded to the weights' type.
 // Accumulate adds to out; SiluMul computes silu(x . w_0) * (x . w_1) into out_0. False (nothing
