@@ -5,11 +5,14 @@
 
 #include <atomic>
 #include <random>
+#include <chrono>
+#include <cstdlib>
 #include <thread>
 #include <unordered_map>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/thread_pool.h"
 #include "engine/block_manager.h"
 #include "engine/model_runner.h"
 #include "engine/output_processor.h"
@@ -252,9 +255,23 @@ class EngineImpl final : public Engine {
     for (uint64_t id : ids) finish_request(id, reason, error);
   }
 
+  // FERRUM_PROFILE=1 logs where the engine thread's time goes, every 200 steps.
+  struct StepProfile {
+    bool on = std::getenv("FERRUM_PROFILE") != nullptr;
+    double schedule = 0, forward = 0, sample = 0, emit = 0;
+    int64_t steps = 0, rows = 0;
+  } profile_;
+  using ProfileClock = std::chrono::steady_clock;
+  static double since(ProfileClock::time_point t) {
+    return std::chrono::duration<double, std::milli>(ProfileClock::now() - t).count();
+  }
+
   void step() {
     ++step_id_;
+    auto t_begin = ProfileClock::now();
     SchedulerOutput out = scheduler_.schedule();
+    auto t_scheduled = ProfileClock::now();
+    ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;
     for (auto& [seq, message] : out.failed) {
       seq->finish_reason = FinishReason::Error;
       seq->error = message;
@@ -267,13 +284,14 @@ class EngineImpl final : public Engine {
       }
       try {
         const std::span<float> logits = runner_.run(out, sampled_);
+        t_forward = ProfileClock::now();
         scheduler_.on_step_done(out);
+        sample_rows(out, logits);
         for (size_t r = 0; r < sampled_.size(); ++r) {
           Sequence& seq = *out.scheduled[sampled_[r]].seq;
-          float* row = logits.data() + r * static_cast<size_t>(vocab_size_);
           try {
-            const int32_t token = sampler_.sample(seq, std::span<float>(row, vocab_size_));
-            output_.append_token(seq, token);
+            if (!row_errors_[r].empty()) fail("{}", row_errors_[r]);
+            output_.append_token(seq, row_tokens_[r]);
             ++generated_tokens_;
           } catch (const std::exception& e) {
             seq.finish_reason = FinishReason::Error;
@@ -281,6 +299,7 @@ class EngineImpl final : public Engine {
           }
           touch(*seq.request);
         }
+        t_sampled = ProfileClock::now();
       } catch (const std::exception& e) {
         log::error("model forward failed: {}", e.what());
         for (const ScheduledSeq& s : out.scheduled) {
@@ -293,6 +312,58 @@ class EngineImpl final : public Engine {
     emitting_.swap(touched_);  // both keep their capacity from step to step
     for (Request* req : emitting_) emit(*req);
     emitting_.clear();
+    if (profile_.on && !out.scheduled.empty()) {
+      profile_.schedule += std::chrono::duration<double, std::milli>(t_scheduled - t_begin).count();
+      profile_.forward += std::chrono::duration<double, std::milli>(t_forward - t_scheduled).count();
+      profile_.sample += std::chrono::duration<double, std::milli>(t_sampled - t_forward).count();
+      profile_.emit += since(t_sampled);
+      profile_.rows += static_cast<int64_t>(sampled_.size());
+      if (++profile_.steps % 200 == 0) {
+        const double n = static_cast<double>(profile_.steps);
+        log::info("engine profile over {} steps ({:.1f} rows/step): schedule {:.2f} ms, forward {:.2f} ms, "
+                  "sample {:.2f} ms, emit {:.2f} ms per step",
+                  profile_.steps, profile_.rows / n, profile_.schedule / n, profile_.forward / n,
+                  profile_.sample / n, profile_.emit / n);
+      }
+    }
+  }
+
+  // Picks each sampled row's token. Rows are independent (each sequence has its own RNG), so
+  // from 8 rows on they run in parallel, one Sampler (scratch buffers) per running chunk:
+  // reading a row is a pass over vocabulary-sized memory that the GPU just wrote.
+  void sample_rows(const SchedulerOutput& out, std::span<float> logits) {
+    const size_t rows = sampled_.size();
+    row_tokens_.assign(rows, -1);
+    row_errors_.assign(rows, std::string());
+    auto run = [&](Sampler& sampler, int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        Sequence& seq = *out.scheduled[sampled_[r]].seq;
+        try {
+          row_tokens_[r] = sampler.sample(seq, logits.subspan(r * static_cast<size_t>(vocab_size_), vocab_size_));
+        } catch (const std::exception& e) {
+          row_errors_[r] = e.what();
+        }
+      }
+    };
+    if (rows < 8) return run(sampler_, 0, static_cast<int64_t>(rows));
+    if (!sample_pool_) {
+      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      sample_pool_ = std::make_unique<ThreadPool>(static_cast<int>(std::min(8u, hw)));
+    }
+    sample_pool_->parallel_for(static_cast<int64_t>(rows), 1, [&](int64_t begin, int64_t end) {
+      std::unique_ptr<Sampler> sampler;
+      {
+        std::lock_guard lock(spare_mu_);
+        if (!spare_samplers_.empty()) {
+          sampler = std::move(spare_samplers_.back());
+          spare_samplers_.pop_back();
+        }
+      }
+      if (!sampler) sampler = std::make_unique<Sampler>(vocab_size_, model_->config().eos_token_ids);
+      run(*sampler, begin, end);
+      std::lock_guard lock(spare_mu_);
+      spare_samplers_.push_back(std::move(sampler));
+    });
   }
 
   void touch(Request& req) {
@@ -355,6 +426,11 @@ class EngineImpl final : public Engine {
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::vector<int32_t> sampled_;
+  std::vector<int32_t> row_tokens_;
+  std::vector<std::string> row_errors_;
+  std::unique_ptr<ThreadPool> sample_pool_;  // created at the first step with 8+ rows
+  std::mutex spare_mu_;
+  std::vector<std::unique_ptr<Sampler>> spare_samplers_;
   std::vector<Request*> touched_, emitting_;  // requests with output in this step
   uint64_t step_id_ = 0;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -87,6 +88,8 @@ class DecoderModel final : public Model {
   std::map<GraphKey, std::shared_ptr<void>> graphs_;
   std::set<GraphKey> seen_;
   Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
+  double profile_wait_ms_ = 0, profile_copy_ms_ = 0;  // FERRUM_PROFILE
+  int64_t profile_calls_ = 0;
   uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
 
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
@@ -275,9 +278,23 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
   const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
   if (n == 0) return {};
   if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
+  static const bool profile = std::getenv("FERRUM_PROFILE") != nullptr;
+  if (profile) {  // split the wait for the GPU from the copy of the logits
+    auto t0 = std::chrono::steady_clock::now();
+    be_->synchronize();
+    auto t1 = std::chrono::steady_clock::now();
+    profile_wait_ms_ += std::chrono::duration<double, std::milli>(t1 - t0).count();
+  }
+  auto t_copy = std::chrono::steady_clock::now();
   if (host_logits_.numel() < static_cast<int64_t>(n))  // headroom: growing syncs the device
     host_logits_ = be_->alloc_host({static_cast<int64_t>(n + n / 2)}, DType::F32);
   be_->copy_to_host(a.out, host_logits_.data, n * sizeof(float));
+  if (profile) {
+    profile_copy_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_copy).count();
+    if (++profile_calls_ % 200 == 0)
+      log::info("model profile over {} forwards: waiting for the GPU {:.2f} ms, copying logits {:.2f} ms per call",
+                profile_calls_, profile_wait_ms_ / profile_calls_, profile_copy_ms_ / profile_calls_);
+  }
   return {host_logits_.ptr<float>(), n};
 }
 
