@@ -88,7 +88,7 @@ class DecoderModel final : public Model {
   std::map<GraphKey, std::shared_ptr<void>> graphs_;
   std::set<GraphKey> seen_;
   Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
-  double profile_wait_ms_ = 0, profile_copy_ms_ = 0;  // FERRUM_PROFILE
+  double profile_prep_ms_ = 0, profile_launch_ms_ = 0, profile_wait_ms_ = 0, profile_copy_ms_ = 0;  // FERRUM_PROFILE
   int64_t profile_calls_ = 0;
   uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
 
@@ -216,6 +216,7 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
     width = w;
   }
 
+  const auto t_start = std::chrono::steady_clock::now();
   Activations a;
   a.T = T, a.R = R;
   a.eps = static_cast<float>(cfg_.rms_norm_eps);
@@ -247,6 +248,7 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
     a.out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
   }
 
+  const auto t_uploaded = std::chrono::steady_clock::now();
   if (!graph) {
     run_layers(a, cache);
   } else {
@@ -275,11 +277,15 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
       run_layers(a, cache);  // first time: runs eagerly and sizes the scratch buffers
     }
   }
+  const auto t_launched = std::chrono::steady_clock::now();
   const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
   if (n == 0) return {};
   if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
   static const bool profile = std::getenv("FERRUM_PROFILE") != nullptr;
   if (profile) {  // split the wait for the GPU from the copy of the logits
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    profile_prep_ms_ += ms(t_start, t_uploaded);
+    profile_launch_ms_ += ms(t_uploaded, t_launched);
     auto t0 = std::chrono::steady_clock::now();
     be_->synchronize();
     auto t1 = std::chrono::steady_clock::now();
@@ -292,8 +298,10 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
   if (profile) {
     profile_copy_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_copy).count();
     if (++profile_calls_ % 200 == 0)
-      log::info("model profile over {} forwards: waiting for the GPU {:.2f} ms, copying logits {:.2f} ms per call",
-                profile_calls_, profile_wait_ms_ / profile_calls_, profile_copy_ms_ / profile_calls_);
+      log::info("model profile over {} forwards: inputs {:.2f} ms, launching {:.2f} ms, waiting for the GPU {:.2f} ms, "
+                "copying logits {:.2f} ms per call",
+                profile_calls_, profile_prep_ms_ / profile_calls_, profile_launch_ms_ / profile_calls_,
+                profile_wait_ms_ / profile_calls_, profile_copy_ms_ / profile_calls_);
   }
   return {host_logits_.ptr<float>(), n};
 }
