@@ -5,12 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <map>
-#include <set>
 #include <span>
 
 #include "core/log.h"
 #include "models/rope.h"
+#include "models/step_graphs.h"
 #include "models/workspace.h"
 
 namespace ferrum {
@@ -79,18 +78,15 @@ class DecoderModel final : public Model {
  private:
   struct Activations;
   void run_layers(const Activations& a, PagedKvCache& cache);
-  // Decode steps replay a recorded graph of the whole forward (one launch instead of hundreds)
-  // once their shape was seen; see forward().
-  struct GraphKey {
-    int32_t tokens, width;
-    bool operator<(const GraphKey& o) const { return tokens != o.tokens ? tokens < o.tokens : width < o.width; }
-  };
-  std::map<GraphKey, std::shared_ptr<void>> graphs_;
-  std::set<GraphKey> seen_;
+  std::span<float> logits_to_host(const Tensor& out, size_t n);
+  StepGraphs graphs_;   // decode steps as recorded graphs (device backends)
   Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
-  double profile_prep_ms_ = 0, profile_launch_ms_ = 0, profile_wait_ms_ = 0, profile_copy_ms_ = 0;  // FERRUM_PROFILE
-  int64_t profile_calls_ = 0;
-  uint64_t graph_cache_ = 0, graph_ws_gen_ = 0, graph_be_gen_ = 0;
+  // FERRUM_PROFILE: milliseconds spent, summed over forwards.
+  struct Profile {
+    bool on = std::getenv("FERRUM_PROFILE") != nullptr;
+    double inputs = 0, launch = 0, wait = 0, copy = 0;
+    int64_t calls = 0;
+  } profile_;
 
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
   // The KV cache keeps the model's own 16-bit type on a GPU (as vLLM's "auto"), halving its
@@ -114,6 +110,10 @@ class DecoderModel final : public Model {
   RopeTable rope_;
   Workspace ws_{*be_};
 };
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
 
 // Workspace slots of the forward pass.
 enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
@@ -248,60 +248,41 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
     a.out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
   }
 
-  const auto t_uploaded = std::chrono::steady_clock::now();
-  if (!graph) {
-    run_layers(a, cache);
+  const auto t_inputs = std::chrono::steady_clock::now();
+  if (graph) {
+    const StepGraphs::Epoch epoch{cache.id, ws_.generation(), be_->scratch_generation()};
+    graphs_.run(*be_, static_cast<int32_t>(T), width, epoch, [&] { run_layers(a, cache); });
   } else {
-    // Buffers reallocated since a graph was recorded (or a new cache) make it stale.
-    if (graph_cache_ != cache.id || graph_ws_gen_ != ws_.generation() || graph_be_gen_ != be_->scratch_generation()) {
-      graphs_.clear();
-      seen_.clear();  // shapes run again eagerly first: a new cache may need other scratch sizes
-      graph_cache_ = cache.id, graph_ws_gen_ = ws_.generation(), graph_be_gen_ = be_->scratch_generation();
-    }
-    const GraphKey key{static_cast<int32_t>(T), width};
-    auto it = graphs_.find(key);
-    if (it != graphs_.end()) {
-      be_->replay(it->second);
-    } else if (!seen_.insert(key).second) {
-      // Seen before, so every buffer this shape needs exists: record (nothing may allocate).
-      be_->begin_capture();
-      try {
-        run_layers(a, cache);
-      } catch (...) {
-        be_->abort_capture();
-        seen_.erase(key);  // next time eagerly again, not another doomed capture
-        throw;
-      }
-      be_->replay(graphs_[key] = be_->end_capture());
-    } else {
-      run_layers(a, cache);  // first time: runs eagerly and sizes the scratch buffers
-    }
+    run_layers(a, cache);
   }
-  const auto t_launched = std::chrono::steady_clock::now();
+  if (profile_.on) {
+    profile_.inputs += ms_between(t_start, t_inputs);
+    profile_.launch += ms_between(t_inputs, std::chrono::steady_clock::now());
+  }
   const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
   if (n == 0) return {};
   if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
-  static const bool profile = std::getenv("FERRUM_PROFILE") != nullptr;
-  if (profile) {  // split the wait for the GPU from the copy of the logits
-    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    profile_prep_ms_ += ms(t_start, t_uploaded);
-    profile_launch_ms_ += ms(t_uploaded, t_launched);
-    auto t0 = std::chrono::steady_clock::now();
+  return logits_to_host(a.out, n);
+}
+
+std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (profile_.on) {  // the wait for the GPU apart from the copy
     be_->synchronize();
-    auto t1 = std::chrono::steady_clock::now();
-    profile_wait_ms_ += std::chrono::duration<double, std::milli>(t1 - t0).count();
+    profile_.wait += ms_between(t0, std::chrono::steady_clock::now());
+    t0 = std::chrono::steady_clock::now();
   }
-  auto t_copy = std::chrono::steady_clock::now();
   if (host_logits_.numel() < static_cast<int64_t>(n))  // headroom: growing syncs the device
     host_logits_ = be_->alloc_host({static_cast<int64_t>(n + n / 2)}, DType::F32);
-  be_->copy_to_host(a.out, host_logits_.data, n * sizeof(float));
-  if (profile) {
-    profile_copy_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_copy).count();
-    if (++profile_calls_ % 200 == 0)
+  be_->copy_to_host(out, host_logits_.data, n * sizeof(float));
+  if (profile_.on) {
+    profile_.copy += ms_between(t0, std::chrono::steady_clock::now());
+    if (++profile_.calls % 200 == 0) {
+      const double c = static_cast<double>(profile_.calls);
       log::info("model profile over {} forwards: inputs {:.2f} ms, launching {:.2f} ms, waiting for the GPU {:.2f} ms, "
                 "copying logits {:.2f} ms per call",
-                profile_calls_, profile_prep_ms_ / profile_calls_, profile_launch_ms_ / profile_calls_,
-                profile_wait_ms_ / profile_calls_, profile_copy_ms_ / profile_calls_);
+                profile_.calls, profile_.inputs / c, profile_.launch / c, profile_.wait / c, profile_.copy / c);
+    }
   }
   return {host_logits_.ptr<float>(), n};
 }
