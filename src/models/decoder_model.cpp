@@ -89,6 +89,12 @@ class DecoderModel final : public Model {
   } profile_;
 
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
+  Tensor host_weight(const std::string& name, std::initializer_list<int64_t> shape);  // checked, not uploaded
+  // On a device, projections that read the same input (q, k, v; gate, up) are row slices of
+  // one buffer, so that a batched step runs them as one GEMM; on the CPU each stays its own
+  // mmapped tensor.
+  std::vector<Tensor> adjacent_weights(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                       int64_t cols);
   // The KV cache keeps the model's own 16-bit type on a GPU (as vLLM's "auto"), halving its
   // memory and the attention's reads; F32 on the CPU, whose kernels are exact F32.
   DType kv_dtype() const {
@@ -130,6 +136,35 @@ Tensor random_weight(Backend& be, const std::string& name, std::initializer_list
 
 Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64_t> shape) {
   if (opt_.dummy_weights) return random_weight(*be_, name, shape, *opt_.dummy_weights);
+  return be_->upload(host_weight(name, shape));
+}
+
+std::vector<Tensor> DecoderModel::adjacent_weights(const std::vector<std::string>& names,
+                                                   const std::vector<int64_t>& rows, int64_t cols) {
+  std::vector<Tensor> out;
+  std::vector<Tensor> host;
+  bool fuse = be_->device() != Device::CPU;
+  for (size_t i = 0; fuse && !opt_.dummy_weights && i < names.size(); ++i) {
+    host.push_back(host_weight(names[i], {rows[i], cols}));
+    fuse = host.back().dtype == host.front().dtype;
+  }
+  if (!fuse) {
+    for (size_t i = 0; i < names.size(); ++i) out.push_back(weight(names[i], {rows[i], cols}));
+    return out;
+  }
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  Tensor all = opt_.dummy_weights ? random_weight(*be_, names.front(), {total, cols}, *opt_.dummy_weights)
+                                  : be_->alloc({total, cols}, host.front().dtype);
+  for (size_t i = 0, at = 0; i < names.size(); at += rows[i], ++i) {
+    out.push_back(all.slice_rows(static_cast<int64_t>(at), rows[i]));
+    if (!opt_.dummy_weights) be_->copy_from_host(out.back(), host[i].data, host[i].nbytes());
+  }
+  be_->synchronize();  // the host copies are mmapped pages
+  return out;
+}
+
+Tensor DecoderModel::host_weight(const std::string& name, std::initializer_list<int64_t> shape) {
   const Tensor& t = store_.get(name);
   bool ok = t.ndim == static_cast<int>(shape.size());
   int i = 0;
@@ -143,7 +178,7 @@ Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64
   }
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
     fail("tensor '{}' has dtype {}; weights must be F32, F16 or BF16", name, dtype_name(t.dtype));
-  return be_->upload(t);
+  return t;
 }
 
 void DecoderModel::load_weights() {
@@ -162,9 +197,10 @@ void DecoderModel::load_weights() {
     LayerWeights w;
     w.input_norm = weight(p + "input_layernorm.weight", {H});
     w.post_norm = weight(p + "post_attention_layernorm.weight", {H});
-    w.wq = weight(p + "self_attn.q_proj.weight", {Hq * D, H});
-    w.wk = weight(p + "self_attn.k_proj.weight", {Hk * D, H});
-    w.wv = weight(p + "self_attn.v_proj.weight", {Hk * D, H});
+    auto qkv = adjacent_weights({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                 p + "self_attn.v_proj.weight"},
+                                {Hq * D, Hk * D, Hk * D}, H);
+    w.wq = qkv[0], w.wk = qkv[1], w.wv = qkv[2];
     w.wo = weight(p + "self_attn.o_proj.weight", {H, Hq * D});
     if (opt_.qkv_bias) {
       w.bq = weight(p + "self_attn.q_proj.bias", {Hq * D});
@@ -175,8 +211,8 @@ void DecoderModel::load_weights() {
       w.q_norm = weight(p + "self_attn.q_norm.weight", {D});
       w.k_norm = weight(p + "self_attn.k_norm.weight", {D});
     }
-    w.w_gate = weight(p + "mlp.gate_proj.weight", {I, H});
-    w.w_up = weight(p + "mlp.up_proj.weight", {I, H});
+    auto gate_up = adjacent_weights({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, {I, I}, H);
+    w.w_gate = gate_up[0], w.w_up = gate_up[1];
     w.w_down = weight(p + "mlp.down_proj.weight", {H, I});
     layers_.push_back(std::move(w));
   }

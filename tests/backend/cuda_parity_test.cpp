@@ -196,7 +196,7 @@ TEST_F(CudaParity, MatmulF32AndSixteenBitWeights) {
 // composed ops, for decode-sized and larger batches.
 TEST_F(CudaParity, FusedMatmuls) {
   for (DType dt : {DType::BF16, DType::F16}) {
-    for (int64_t M : {1, 2, 3, 20}) {
+    for (int64_t M : {1, 2, 3, 20, 100}) {
       const int64_t K = 256, N1 = 96, N2 = 32, I = 160;
       Tensor x = random({M, K});
       Tensor xr = random({M, K});  // x rounded to the weights' type, as the GPU does
@@ -212,6 +212,27 @@ TEST_F(CudaParity, FusedMatmuls) {
       gpu_->matmuls(gx, {{&gwa, nullptr, &ga}, {&gwb, &gbias, &gb}});
       EXPECT_LT(rel_max(down(ga), host(ra)), 1e-5) << dtype_name(dt) << " M=" << M;
       EXPECT_LT(rel_max(down(gb), host(rb)), 1e-5) << dtype_name(dt) << " M=" << M;
+
+      // Weights stored as row slices of one buffer (as the model stores q/k/v and gate/up on
+      // a GPU): batched steps run them as one GEMM.
+      Tensor wall = random({N1 + N2, K}, dt, 0.1f);
+      Tensor gall = up(wall);
+      Tensor wa2 = wall.slice_rows(0, N1), wb2 = wall.slice_rows(N1, N2);
+      Tensor ga2 = gall.slice_rows(0, N1), gb2 = gall.slice_rows(N1, N2);
+      cpu_->matmuls(xr, {{&wa2, nullptr, &ra}, {&wb2, nullptr, &rb}});
+      gpu_->matmuls(gx, {{&ga2, nullptr, &ga}, {&gb2, nullptr, &gb}});
+      EXPECT_LT(rel_max(down(ga), host(ra)), 1e-5) << "adjacent " << dtype_name(dt) << " M=" << M;
+      EXPECT_LT(rel_max(down(gb), host(rb)), 1e-5) << "adjacent " << dtype_name(dt) << " M=" << M;
+      {
+        Tensor gu = random({2 * I, K}, dt, 0.1f), ggu = up(gu);
+        Tensor wg2 = gu.slice_rows(0, I), wu2 = gu.slice_rows(I, I);
+        Tensor gg2 = ggu.slice_rows(0, I), gu2 = ggu.slice_rows(I, I);
+        Tensor rs = cpu_->alloc({M, I}, DType::F32), rt = cpu_->alloc({M, I}, DType::F32);
+        Tensor gs = gpu_->alloc({M, I}, DType::F32), gt = gpu_->alloc({M, I}, DType::F32);
+        cpu_->gate_up_silu(xr, wg2, wu2, rs, rt);
+        gpu_->gate_up_silu(gx, gg2, gu2, gs, gt);
+        EXPECT_LT(rel_max(down(gs), host(rs)), 1e-5) << "adjacent gate_up_silu " << dtype_name(dt) << " M=" << M;
+      }
 
       Tensor acc = random({M, N1}), tmp = cpu_->alloc({M, N1}, DType::F32), gtmp = gpu_->alloc({M, N1}, DType::F32);
       Tensor gacc = up(acc);

@@ -175,24 +175,8 @@ class CudaBackend final : public Backend {
     FERRUM_CHECK(w.cols() == K && out.rows() == M && out.cols() == N, "matmul: shapes {} x {}^T -> {}", x.shape_str(),
                  w.shape_str(), out.shape_str());
     if (M == 0) return;
-    const float one = 1.0f, zero = 0.0f;
-    // Row-major out[M,N] = x[M,K] w[N,K]^T is column-major out^T[N,M] = w^T... : w as the
-    // transposed A (K x N, lda K), x as B (K x M, ldb K).
-    if (w.dtype == DType::F32) {
-      check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.ptr<float>(), K, x.ptr<float>(), K, &zero,
-                        out.ptr<float>(), N),
-            "sgemm");
-    } else if (gemv(x, {{&w, bias, &out}}, cuda::GemvMode::Store)) {
-      return;  // bias included
-    } else {
-      const cudaDataType_t type = cuda_type(w.dtype);
-      void* xs = scratch(static_cast<size_t>(M * K) * 2);
-      cuda::convert_from_f32(x.ptr<float>(), M * K, w.dtype, xs, stream_);
-      launched("convert");
-      check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.data, type, K, xs, type, K, &zero,
-                         out.data, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-            "gemm");
-    }
+    if (w.dtype != DType::F32 && gemv(x, {{&w, bias, &out}}, cuda::GemvMode::Store)) return;  // bias included
+    gemm(x, w.data, w.dtype, N, out.ptr<float>());
     if (bias) {
       cuda::add_bias(out.ptr<float>(), bias_f32(bias), M, N, stream_);
       launched("add_bias");
@@ -201,7 +185,25 @@ class CudaBackend final : public Backend {
 
   void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) override {
     use_device();
-    if (!gemv(x, targets, cuda::GemvMode::Store)) Backend::matmuls(x, targets);
+    if (gemv(x, targets, cuda::GemvMode::Store)) return;
+    // Weights that are row slices of one buffer (the model stores q, k, v so): one GEMM into
+    // scratch, then each target's columns. Batched decode sizes only: the scratch is rows x
+    // all columns.
+    const int64_t M = x.rows();
+    int64_t total = 0;
+    if (M <= kFusedGemmRows && adjacent(targets, &total)) {
+      float* fused = fused_out(M * total);
+      gemm(x, targets.begin()->w->data, targets.begin()->w->dtype, total, fused);
+      int64_t at = 0;
+      for (const MatmulTarget& t : targets) {
+        const int64_t n = t.w->dim(0);
+        cuda::copy_columns(fused, M, total, at, n, t.out->ptr<float>(), stream_);
+        at += n;
+      }
+      launched("copy_columns");
+      return;
+    }
+    Backend::matmuls(x, targets);
   }
   void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) override {
     use_device();
@@ -209,8 +211,18 @@ class CudaBackend final : public Backend {
   }
   void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) override {
     use_device();
-    if (!gemv(x, {{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, cuda::GemvMode::SiluMul))
-      Backend::gate_up_silu(x, w_gate, w_up, out, tmp);
+    if (gemv(x, {{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, cuda::GemvMode::SiluMul)) return;
+    const int64_t M = x.rows();
+    int64_t total = 0;
+    if (M <= kFusedGemmRows && adjacent({{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, &total) &&
+        w_gate.dim(0) == w_up.dim(0)) {
+      float* fused = fused_out(M * total);
+      gemm(x, w_gate.data, w_gate.dtype, total, fused);
+      cuda::silu_mul_halves(fused, M, w_gate.dim(0), out.ptr<float>(), stream_);
+      launched("silu_mul_halves");
+      return;
+    }
+    Backend::gate_up_silu(x, w_gate, w_up, out, tmp);
   }
 
   void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
@@ -322,6 +334,51 @@ class CudaBackend final : public Backend {
     }
     return scratch_.data;
   }
+  static constexpr int64_t kFusedGemmRows = 64;
+
+  // out[M, N] = x[M, K] w[N, K]^T on cuBLAS. Row-major out is column-major out^T[N, M]: w is
+  // the transposed A (K x N, lda K), x the B (K x M, ldb K). 16-bit weights take a 16-bit
+  // copy of x (F32 accumulation); F32 weights an exact SGEMM.
+  void gemm(const Tensor& x, const void* w, DType w_dtype, int64_t N, float* out) {
+    const int64_t M = x.rows(), K = x.cols();
+    const float one = 1.0f, zero = 0.0f;
+    if (w_dtype == DType::F32) {
+      check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, static_cast<const float*>(w), K,
+                        x.ptr<float>(), K, &zero, out, N),
+            "sgemm");
+      return;
+    }
+    const cudaDataType_t type = cuda_type(w_dtype);
+    void* xs = scratch(static_cast<size_t>(M * K) * 2);
+    cuda::convert_from_f32(x.ptr<float>(), M * K, w_dtype, xs, stream_);
+    launched("convert");
+    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, type, K, xs, type, K, &zero, out,
+                       CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "gemm");
+  }
+
+  // Whether the targets' weights are consecutive row slices of one buffer (same dtype and
+  // columns, no bias); *total = their rows together.
+  static bool adjacent(std::initializer_list<MatmulTarget> targets, int64_t* total) {
+    const Tensor& first = *targets.begin()->w;
+    const char* next = static_cast<const char*>(first.data);
+    *total = 0;
+    for (const MatmulTarget& t : targets) {
+      if (t.bias || t.w->dtype != first.dtype || t.w->cols() != first.cols() || t.w->data != next) return false;
+      next += t.w->nbytes();
+      *total += t.w->dim(0);
+    }
+    return true;
+  }
+
+  float* fused_out(int64_t floats) {
+    if (fused_out_.numel() < floats) {
+      fused_out_ = alloc({floats + floats / 4}, DType::F32);
+      ++scratch_generation_;
+    }
+    return fused_out_.ptr<float>();
+  }
+
   // The skinny-matmul kernel for 1-2 rows of x and 16-bit weights of one dtype; false when
   // it does not apply (the caller falls back to cuBLAS).
   bool gemv(const Tensor& x, std::initializer_list<MatmulTarget> targets, cuda::GemvMode mode) {
@@ -373,6 +430,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor scratch_;       // 16-bit matmul inputs
+  Tensor fused_out_;     // outputs of GEMMs over adjacent weights
   Tensor attn_scratch_;  // attention partials of split keys
   std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs
   Tensor tiles_;

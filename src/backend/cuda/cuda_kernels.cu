@@ -94,6 +94,24 @@ __global__ void silu_mul_kernel(const float* g, const float* u, int64_t n, float
     o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+__global__ void copy_columns_kernel(const float* src, int64_t rows, int64_t src_cols, int64_t offset, int64_t width,
+                                    float* dst) {
+  const int64_t n = rows * width;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = src[(i / width) * src_cols + offset + i % width];
+}
+
+__global__ void silu_mul_halves_kernel(const float* src, int64_t rows, int64_t half, float* out) {
+  const int64_t n = rows * half;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float* row = src + (i / half) * 2 * half;
+    const float g = row[i % half];
+    out[i] = g / (1.0f + expf(-g)) * row[half + i % half];
+  }
+}
+
 __global__ void add_kernel(const float* a, const float* b, int64_t n, float* o) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -188,6 +206,17 @@ void write_kv(const float* k, const float* v, const int32_t* slots, int64_t toke
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s) {
   if (n == 0) return;
   silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, n, out);
+}
+
+void copy_columns(const float* src, int64_t rows, int64_t src_cols, int64_t offset, int64_t width, float* dst,
+                  cudaStream_t s) {
+  if (rows * width == 0) return;
+  copy_columns_kernel<<<blocks_for(rows * width), kThreads, 0, s>>>(src, rows, src_cols, offset, width, dst);
+}
+
+void silu_mul_halves(const float* src, int64_t rows, int64_t half, float* out, cudaStream_t s) {
+  if (rows * half == 0) return;
+  silu_mul_halves_kernel<<<blocks_for(rows * half), kThreads, 0, s>>>(src, rows, half, out);
 }
 
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t s) {

@@ -61,6 +61,11 @@ struct GemvTargets {
 bool gemv_16bit(const float* x, int64_t m, DType w_dtype, const GemvTargets& targets, int64_t k, GemvMode mode,
                 cudaStream_t s);
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
+// dst[r, :] = src[r, offset : offset + width] for rows of src_cols floats.
+void copy_columns(const float* src, int64_t rows, int64_t src_cols, int64_t offset, int64_t width, float* dst,
+                  cudaStream_t s);
+// out[r, i] = silu(src[r, i]) * src[r, half + i], rows of 2 * half floats.
+void silu_mul_halves(const float* src, int64_t rows, int64_t half, float* out, cudaStream_t s);
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t s);
 // out[r, :] += bias[:]
 void add_bias(float* out, const float* bias, int64_t rows, int64_t cols, cudaStream_t s);
