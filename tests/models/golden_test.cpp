@@ -155,7 +155,9 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
     }
     for (size_t m = 0; m < members.size(); ++m) {
       const Prompt& p = prompts[members[m]];
-      if (!teacher_forced) EXPECT_EQ(generated[m], p.greedy) << name << " prompt " << members[m];
+      if (!teacher_forced) {
+        EXPECT_EQ(generated[m], p.greedy) << name << " prompt " << members[m];
+      }
       for (size_t r = 0; r < p.rows.size(); ++r) {
         const size_t row = static_cast<size_t>(p.rows[r]);
         ASSERT_LT(row, all[m].size());
