@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_numeric.cuh"
 
 namespace ferrum::cuda {
 namespace {
@@ -25,9 +26,6 @@ constexpr int kMaxGroup = 8;  // query heads a block serves from one KV head
 // block writes the output; otherwise the unnormalized partial (m, l, acc) per head that
 // combine_kernel merges. Decode has few (token, head) pairs, so splitting the keys is what
 // fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane).
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 
 template <int kPerLane, typename C>
 __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_cache,

@@ -8,39 +8,12 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_numeric.cuh"
 
 namespace ferrum::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-
-template <typename W>
-__device__ __forceinline__ float round_to(float v);
-template <>
-__device__ __forceinline__ float round_to<__nv_bfloat16>(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
-template <>
-__device__ __forceinline__ float round_to<__half>(float v) { return __half2float(__float2half_rn(v)); }
-
-template <typename W>
-__device__ __forceinline__ void unpack8(const uint4& u, float* f);
-template <>
-__device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4& u, float* f) {
-  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __bfloat1622float2(p[i]);
-    f[2 * i] = v.x, f[2 * i + 1] = v.y;
-  }
-}
-template <>
-__device__ __forceinline__ void unpack8<__half>(const uint4& u, float* f) {
-  const __half2* p = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __half22float2(p[i]);
-    f[2 * i] = v.x, f[2 * i + 1] = v.y;
-  }
-}
 
 // One warp's dot products of weight row `row` with the m rows of x, reduced over the warp.
 // K % 8 == 0 and 16-byte aligned rows (checked by the caller).

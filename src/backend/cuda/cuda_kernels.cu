@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_numeric.cuh"
 #include "backend/dummy_fill.h"
 
 namespace ferrum::cuda {
@@ -14,8 +15,8 @@ constexpr int kThreads = 256;
 
 __device__ __forceinline__ float load(const void* p, DType t, int64_t i) {
   switch (t) {
-    case DType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16: return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::BF16: return to_float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::F16: return to_float(static_cast<const __half*>(p)[i]);
     default: return static_cast<const float*>(p)[i];
   }
 }
@@ -72,9 +73,6 @@ __global__ void rope_kernel(float* q, float* k, const int32_t* positions, const 
   }
 }
 
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
 
 template <typename C>
 __global__ void write_kv_kernel(const float* k, const float* v, const int32_t* slots, int64_t row, int64_t num_slots,
@@ -83,8 +81,8 @@ __global__ void write_kv_kernel(const float* k, const float* v, const int32_t* s
   const int32_t slot = slots[t];
   if (slot < 0 || slot >= num_slots) return;
   for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
-    store(kc + slot * row + i, k[t * row + i]);
-    store(vc + slot * row + i, v[t * row + i]);
+    kc[slot * row + i] = from_float<C>(k[t * row + i]);
+    vc[slot * row + i] = from_float<C>(v[t * row + i]);
   }
 }
 
@@ -132,24 +130,19 @@ __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t 
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[r * cols + i] = ok ? x[src * cols + i] : 0.0f;
 }
 
-__global__ void to_bf16_kernel(const float* s, int64_t n, __nv_bfloat16* d) {
+template <typename T>
+__global__ void convert_kernel(const float* s, int64_t n, T* d) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    d[i] = __float2bfloat16_rn(s[i]);
-}
-
-__global__ void to_f16_kernel(const float* s, int64_t n, __half* d) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    d[i] = __float2half_rn(s[i]);
+    d[i] = from_float<T>(s[i]);
 }
 
 __global__ void fill_random_kernel(void* dst, DType t, int64_t n, uint64_t seed, float center, float scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float v = center + scale * dummy_unit(seed, static_cast<uint64_t>(i));
-    if (t == DType::BF16) static_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(v);
-    else if (t == DType::F16) static_cast<__half*>(dst)[i] = __float2half_rn(v);
+    if (t == DType::BF16) static_cast<__nv_bfloat16*>(dst)[i] = from_float<__nv_bfloat16>(v);
+    else if (t == DType::F16) static_cast<__half*>(dst)[i] = from_float<__half>(v);
     else static_cast<float*>(dst)[i] = v;
   }
 }
@@ -237,8 +230,8 @@ void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t col
 
 void convert_from_f32(const float* src, int64_t n, DType dtype, void* dst, cudaStream_t s) {
   if (n == 0) return;
-  if (dtype == DType::BF16) to_bf16_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__nv_bfloat16*>(dst));
-  else to_f16_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__half*>(dst));
+  if (dtype == DType::BF16) convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__nv_bfloat16*>(dst));
+  else convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__half*>(dst));
 }
 
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s) {

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_numeric.cuh"
 
 namespace ferrum::cuda {
 namespace {
@@ -21,7 +22,6 @@ constexpr int kTile = kPrefillTile;  // queries per warp (rows of a WMMA tile)
 constexpr int kKeys = 64;            // keys per step
 constexpr int kHeads = 4;            // warps: query heads of one KV head per block
 
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 
 // Shared memory of one block, for head_dim D.
 template <int D>
@@ -84,8 +84,8 @@ __global__ void prefill_attention_kernel(const float* __restrict__ q, const C* _
         const C* vc8 = reinterpret_cast<const C*>(&vraw);
 #pragma unroll
         for (int e = 0; e < kVec; ++e) {
-          sm.k[j][x + e] = __float2bfloat16_rn(to_f(kc8[e]));
-          sm.v[j][x + e] = __float2bfloat16_rn(to_f(vc8[e]));
+          sm.k[j][x + e] = __float2bfloat16_rn(to_float(kc8[e]));
+          sm.v[j][x + e] = __float2bfloat16_rn(to_float(vc8[e]));
         }
       }
     }
