@@ -52,7 +52,6 @@ class OpenAiServer {
   // Generation and token requests accepted and not yet answered.
   size_t running_requests() const { return slots_.in_use(); }
   bool wait_idle(long timeout_ms = -1) { return slots_.wait_idle(timeout_ms); }
-  WorkerPool& workers() { return workers_; }
   WorkerPool& stream_workers() { return stream_workers_; }
   Metrics& metrics() { return metrics_; }
   const OpenAiOptions& options() const { return options_; }

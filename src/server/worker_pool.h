@@ -23,7 +23,6 @@ class WorkerPool {
 
   // Queues task; exceptions escaping it are logged, never rethrown.
   void post(std::function<void()> task);
-  size_t size() const { return threads_.size(); }
 
  private:
   void loop();
