@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/linear.h"
 #include "core/tensor.h"
 
 namespace ferrum {
@@ -52,8 +53,13 @@ class Backend {
   virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;  // waits for the data
   // A tensor of dummy weights: center + scale * u, u in [-1, 1) from dummy_fill.h's pattern
   // (the same values on every backend), filled where it lives.
-  virtual Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
-                               float scale) = 0;
+  Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center, float scale) {
+    Tensor t = alloc(shape, dtype);
+    fill_random(t, seed, center, scale);
+    return t;
+  }
+  // Fills t (F32, F16 or BF16, where it lives) with that pattern.
+  virtual void fill_random(Tensor& t, uint64_t seed, float center, float scale) = 0;
   // Waits until every op issued so far has finished (device backends queue them).
   virtual void synchronize() {}
 
@@ -69,47 +75,41 @@ class Backend {
   virtual void abort_capture();  // ends a capture that failed, keeping nothing (never throws)
   virtual void replay(const std::shared_ptr<void>& graph);
 
-  // out[t, :] = table[ids[t], :] (any float dtype table, F32 out).
+  // The dtype of activations between ops for weights of `weights` dtype: F32 on the CPU (exact
+  // float32 numerics); a GPU keeps a 16-bit model's activations in its own type (F32 math
+  // inside kernels). The residual stream stays F32 everywhere.
+  virtual DType activation_dtype(DType weights) const { return DType::F32; }
+
+  // Linear layers (backend/linear.h): the backend owns how a weight is stored. Unsupported
+  // formats, experts or shards fail here, at load time, with the layer's name.
+  virtual std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) = 0;
+  // Whether load_linear takes weights of this format and dtype: what check_linear_spec
+  // accepts (dense F32/F16/BF16). A backend with quantized kernels widens it.
+  virtual bool supports_linear(WeightFormat format, DType weights) const {
+    return format == WeightFormat::Dense && (weights == DType::F32 || weights == DType::F16 || weights == DType::BF16);
+  }
+  // out[M, N] = x[M, K] @ W^T (+ bias) under `epilogue` (linear.h). x is in the activation
+  // dtype; out in the activation dtype or F32 (the residual stream and logits).
+  virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out,
+                      LinearEpilogue epilogue = LinearEpilogue::Store) = 0;
+
+  // out[t, :] = table[ids[t], :] (any float dtype table, F32 out: the residual stream).
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
-  // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w.
+  // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w; x F32, out
+  // F32 or the activation dtype (F32 math).
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
-  // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]); w F32, F16 or BF16; x, out, bias F32.
-  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
-  // Fused forms a backend may do in fewer passes; the defaults compose the ops above.
-  // out_i = x @ w_i^T (+ bias_i) for each target (the q, k, v projections of one input).
-  struct MatmulTarget {
-    const Tensor* w;
-    const Tensor* bias;
-    Tensor* out;
-  };
-  virtual void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) {
-    for (const MatmulTarget& t : targets) matmul(x, *t.w, t.bias, *t.out);
-  }
-  // acc += x @ w^T (a projection added to the residual stream); tmp [M, N] is scratch.
-  virtual void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) {
-    matmul(x, w, nullptr, tmp);
-    add(acc, tmp, acc);
-  }
-  // out = silu(x @ w_gate^T) * (x @ w_up^T) (the SwiGLU MLP's first half); tmp is scratch.
-  virtual void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) {
-    matmul(x, w_gate, nullptr, out);
-    matmul(x, w_up, nullptr, tmp);
-    silu_mul(out, tmp, out);
-  }
-  // Rotates q [T, Hq, D] and k [T, Hk, D] in place (rotate-half / NeoX layout).
-  virtual void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) = 0;
-  // Writes k, v [T, Hk, D] into the paged caches [num_blocks, block_size, Hk, D] at slots.
+  // The attention inputs of one fused q/k/v projection qkv [T, (Hq + 2 Hk) * D]: q and k get
+  // the per-head RMSNorm when q_norm / k_norm are given (Qwen3), then rotary embeddings at
+  // `positions` (rotate-half / NeoX layout); q goes to q_out [T, Hq, D], k and v into the
+  // paged caches [num_blocks, block_size, Hk, D] at slot_mapping (slots < 0 are skipped).
   // Caches are F32 (every backend) or F16/BF16 (CUDA: values rounded on the way in).
-  virtual void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache,
-                        Tensor& v_cache) = 0;
+  virtual void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                                 const Tensor& positions, const RopeTable& table, const Tensor& slot_mapping,
+                                 Tensor& q_out, Tensor& k_cache, Tensor& v_cache) = 0;
   // Causal attention of q [T, Hq, D] over each sequence's cached keys/values: out [T, Hq, D].
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                const AttentionMeta& meta, float scale, Tensor& out) = 0;
-  // out = silu(gate) * up, elementwise.
-  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  // out = a + b, elementwise (out may alias a).
-  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
-  // out[i, :] = x[rows[i], :]
+  // out[i, :] = x[rows[i], :] (F32)
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <span>
 
+#include "backend/dummy_fill.h"
 #include "core/log.h"
 #include "models/rope.h"
 #include "models/step_graphs.h"
@@ -16,9 +17,8 @@ namespace ferrum {
 namespace {
 
 struct LayerWeights {
-  Tensor input_norm, post_norm;
-  Tensor wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm;
-  Tensor w_gate, w_up, w_down;
+  Tensor input_norm, post_norm, q_norm, k_norm;
+  std::unique_ptr<LinearWeight> qkv, o, gate_up, down;  // q/k/v and gate/up fused
 };
 
 class PagedKvCache final : public KvCache {
@@ -47,8 +47,12 @@ class PagedKvCache final : public KvCache {
 class DecoderModel final : public Model {
  public:
   DecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
-      : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)), kv_dtype_(kv_dtype()) {
+      : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)) {
     load_weights();
+    // The KV cache keeps a 16-bit model's own type on a GPU (as vLLM's "auto"), which is also
+    // its activations' type, halving the cache and the attention's reads; F32 on the CPU,
+    // whose kernels are exact F32.
+    kv_dtype_ = be_->device() == Device::CPU ? DType::F32 : act_dtype_;
     rope_ = make_rope_table(*be_, cfg_, cfg_.max_position_embeddings);
   }
 
@@ -88,22 +92,13 @@ class DecoderModel final : public Model {
     int64_t calls = 0;
   } profile_;
 
+  // A small (norm, embedding) tensor, uploaded as it is.
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
   Tensor host_weight(const std::string& name, std::initializer_list<int64_t> shape);  // checked, not uploaded
-  // On a device, projections that read the same input (q, k, v; gate, up) are row slices of
-  // one buffer, so that a batched step runs them as one GEMM; on the CPU each stays its own
-  // mmapped tensor.
-  std::vector<Tensor> adjacent_weights(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
-                                       int64_t cols);
-  // The KV cache keeps the model's own 16-bit type on a GPU (as vLLM's "auto"), halving its
-  // memory and the attention's reads; F32 on the CPU, whose kernels are exact F32.
-  DType kv_dtype() const {
-    if (be_->device() == Device::CPU) return DType::F32;
-    if (opt_.dummy_weights) return *opt_.dummy_weights;
-    if (cfg_.torch_dtype == "bfloat16") return DType::BF16;
-    if (cfg_.torch_dtype == "float16") return DType::F16;
-    return DType::F32;
-  }
+  // A linear layer of one or more parts (q/k/v, gate/up: projections of the same input) with
+  // optional biases; the backend decides how to store and fuse them.
+  std::unique_ptr<LinearWeight> linear(const std::string& layer, const std::vector<std::string>& parts,
+                                       const std::vector<int64_t>& rows, int64_t cols, bool bias);
   void load_weights();
 
   ModelConfig cfg_;
@@ -111,7 +106,9 @@ class DecoderModel final : public Model {
   WeightStore store_;
   std::unique_ptr<Backend> be_;
   DType kv_dtype_;
-  Tensor embed_, final_norm_, lm_head_;
+  DType act_dtype_;  // activations between ops (backend's choice for the weights' dtype)
+  Tensor embed_, final_norm_;
+  std::unique_ptr<LinearWeight> lm_head_;
   std::vector<LayerWeights> layers_;
   RopeTable rope_;
   Workspace ws_{*be_};
@@ -123,15 +120,13 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 
 // Workspace slots of the forward pass.
 enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
-                     kH, kX, kQ, kK, kV, kAttn, kGate, kUp, kSel, kLogits };
+                     kH, kX, kQkv, kQ, kAttn, kGate, kSel, kXs, kLogits };
 
-// Random weights for benchmarks: uniform in [-0.05, 0.05], norms near 1. Deterministic per
-// name, the same on every backend, and filled where they live (no host copy of a GPU model).
+// Random weights for benchmarks (dummy_fill.h's pattern): deterministic per name, the same on
+// every backend, and filled where they live (no host copy of a GPU model).
 Tensor random_weight(Backend& be, const std::string& name, std::initializer_list<int64_t> shape, DType dtype) {
-  uint64_t seed = 1469598103934665603ull;  // FNV-1a of the name
-  for (unsigned char c : name) seed = (seed ^ c) * 1099511628211ull;
-  const bool norm = name.find("norm") != std::string::npos;
-  return be.random_tensor(shape, dtype, seed, norm ? 1.0f : 0.0f, norm ? 0.1f : 0.05f);
+  const DummyRange r = dummy_range(name.find("norm") != std::string::npos);
+  return be.random_tensor(shape, dtype, dummy_seed(name.c_str()), r.center, r.scale);
 }
 
 Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64_t> shape) {
@@ -139,29 +134,26 @@ Tensor DecoderModel::weight(const std::string& name, std::initializer_list<int64
   return be_->upload(host_weight(name, shape));
 }
 
-std::vector<Tensor> DecoderModel::adjacent_weights(const std::vector<std::string>& names,
-                                                   const std::vector<int64_t>& rows, int64_t cols) {
-  std::vector<Tensor> out;
-  std::vector<Tensor> host;
-  bool fuse = be_->device() != Device::CPU;
-  for (size_t i = 0; fuse && !opt_.dummy_weights && i < names.size(); ++i) {
-    host.push_back(host_weight(names[i], {rows[i], cols}));
-    fuse = host.back().dtype == host.front().dtype;
+std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, const std::vector<std::string>& parts,
+                                                   const std::vector<int64_t>& rows, int64_t cols, bool bias) {
+  LinearSpec spec;
+  spec.name = layer;
+  spec.in_features = cols;
+  spec.dummy = opt_.dummy_weights;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    LinearPart p;
+    p.name = parts[i] + ".weight";
+    p.rows = rows[i];
+    if (!opt_.dummy_weights) p.weight = store_.get(p.name);
+    if (bias) p.bias = opt_.dummy_weights ? random_weight(*be_, parts[i] + ".bias", {rows[i]}, DType::F32)
+                                          : host_weight(parts[i] + ".bias", {rows[i]});
+    spec.parts.push_back(std::move(p));
   }
-  if (!fuse) {
-    for (size_t i = 0; i < names.size(); ++i) out.push_back(weight(names[i], {rows[i], cols}));
-    return out;
-  }
-  int64_t total = 0;
-  for (int64_t r : rows) total += r;
-  Tensor all = opt_.dummy_weights ? random_weight(*be_, names.front(), {total, cols}, *opt_.dummy_weights)
-                                  : be_->alloc({total, cols}, host.front().dtype);
-  for (size_t i = 0, at = 0; i < names.size(); at += rows[i], ++i) {
-    out.push_back(all.slice_rows(static_cast<int64_t>(at), rows[i]));
-    if (!opt_.dummy_weights) be_->copy_from_host(out.back(), host[i].data, host[i].nbytes());
-  }
-  be_->synchronize();  // the host copies are mmapped pages
-  return out;
+  std::unique_ptr<LinearWeight> w = be_->load_linear(spec);
+  if (be_->activation_dtype(w->dtype) != act_dtype_)
+    fail("layer '{}' has {} weights but the embeddings are {}: mixed weight dtypes are not supported on {}", layer,
+         dtype_name(w->dtype), dtype_name(embed_.dtype), be_->name());
+  return w;
 }
 
 Tensor DecoderModel::host_weight(const std::string& name, std::initializer_list<int64_t> shape) {
@@ -185,35 +177,32 @@ void DecoderModel::load_weights() {
   const int64_t H = cfg_.hidden_size, V = cfg_.vocab_size, I = cfg_.intermediate_size, D = cfg_.head_dim;
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
   embed_ = weight("model.embed_tokens.weight", {V, H});
+  act_dtype_ = be_->activation_dtype(embed_.dtype);
   final_norm_ = weight("model.norm.weight", {H});
   if (cfg_.tie_word_embeddings || (!opt_.dummy_weights && !store_.has("lm_head.weight"))) {
     if (!cfg_.tie_word_embeddings) fail("missing tensor 'lm_head.weight' (config.json says embeddings are not tied)");
-    lm_head_ = embed_;
+    LinearSpec spec;  // the embedding table itself, as the backend already holds it
+    spec.name = "lm_head";
+    spec.in_features = H;
+    spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_});
+    lm_head_ = be_->load_linear(spec);
   } else {
-    lm_head_ = weight("lm_head.weight", {V, H});
+    lm_head_ = linear("lm_head", {"lm_head"}, {V}, H, false);
   }
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights w;
     w.input_norm = weight(p + "input_layernorm.weight", {H});
     w.post_norm = weight(p + "post_attention_layernorm.weight", {H});
-    auto qkv = adjacent_weights({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                 p + "self_attn.v_proj.weight"},
-                                {Hq * D, Hk * D, Hk * D}, H);
-    w.wq = qkv[0], w.wk = qkv[1], w.wv = qkv[2];
-    w.wo = weight(p + "self_attn.o_proj.weight", {H, Hq * D});
-    if (opt_.qkv_bias) {
-      w.bq = weight(p + "self_attn.q_proj.bias", {Hq * D});
-      w.bk = weight(p + "self_attn.k_proj.bias", {Hk * D});
-      w.bv = weight(p + "self_attn.v_proj.bias", {Hk * D});
-    }
+    w.qkv = linear(p + "self_attn.qkv", {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"},
+                   {Hq * D, Hk * D, Hk * D}, H, opt_.qkv_bias);
+    w.o = linear(p + "self_attn.o_proj", {p + "self_attn.o_proj"}, {H}, Hq * D, false);
     if (opt_.qk_norm) {
       w.q_norm = weight(p + "self_attn.q_norm.weight", {D});
       w.k_norm = weight(p + "self_attn.k_norm.weight", {D});
     }
-    auto gate_up = adjacent_weights({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, {I, I}, H);
-    w.w_gate = gate_up[0], w.w_up = gate_up[1];
-    w.w_down = weight(p + "mlp.down_proj.weight", {H, I});
+    w.gate_up = linear(p + "mlp.gate_up", {p + "mlp.gate_proj", p + "mlp.up_proj"}, {I, I}, H, false);
+    w.down = linear(p + "mlp.down_proj", {p + "mlp.down_proj"}, {H}, I, false);
     layers_.push_back(std::move(w));
   }
 }
@@ -222,7 +211,7 @@ struct DecoderModel::Activations {
   int64_t T, R;
   float eps, scale;
   AttentionMeta meta;
-  Tensor ids, rows, h, x, q, k, v, attn, gate, up, sel, out;
+  Tensor ids, rows, h, x, qkv, q, attn, gate, sel, xs, out;
 };
 
 std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cache_base) {
@@ -270,17 +259,17 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
   meta.host_query_start = b.query_start;
   meta.host_seq_lens = b.seq_lens;
   a.ids = ws_.upload_i32(kIds, b.token_ids);
-  a.h = ws_.get(kH, {T, H}, DType::F32);
-  a.x = ws_.get(kX, {T, H}, DType::F32);
-  a.q = ws_.get(kQ, {T, Hq * D}, DType::F32);
-  a.k = ws_.get(kK, {T, Hk * D}, DType::F32);
-  a.v = ws_.get(kV, {T, Hk * D}, DType::F32);
-  a.attn = ws_.get(kAttn, {T, Hq * D}, DType::F32);
-  a.gate = ws_.get(kGate, {T, I}, DType::F32);
-  a.up = ws_.get(kUp, {T, I}, DType::F32);
+  const DType act = act_dtype_;
+  a.h = ws_.get(kH, {T, H}, DType::F32);  // the residual stream
+  a.x = ws_.get(kX, {T, H}, act);
+  a.qkv = ws_.get(kQkv, {T, (Hq + 2 * Hk) * D}, act);
+  a.q = ws_.get(kQ, {T, Hq, D}, act);
+  a.attn = ws_.get(kAttn, {T, Hq * D}, act);
+  a.gate = ws_.get(kGate, {T, I}, act);
   if (R > 0) {
     a.rows = ws_.upload_i32(kRows, b.logits_indices);
     a.sel = ws_.get(kSel, {R, H}, DType::F32);
+    a.xs = ws_.get(kXs, {R, H}, act);
     a.out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
   }
 
@@ -324,35 +313,28 @@ std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {
 }
 
 void DecoderModel::run_layers(const Activations& a, PagedKvCache& cache) {
-  const int64_t T = a.T, D = cfg_.head_dim, Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
-  Tensor h = a.h, x = a.x, q = a.q, k = a.k, v = a.v, attn = a.attn, gate = a.gate, up = a.up;
+  const int64_t T = a.T, D = cfg_.head_dim, Hq = cfg_.num_attention_heads;
+  Tensor h = a.h, x = a.x, qkv = a.qkv, q = a.q, attn = a.attn, gate = a.gate;
+  using E = LinearEpilogue;
   be_->embedding(embed_, a.ids, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& w = layers_[l];
     be_->rms_norm(h, w.input_norm, a.eps, x);
-    be_->matmuls(x, {{&w.wq, opt_.qkv_bias ? &w.bq : nullptr, &q},
-                     {&w.wk, opt_.qkv_bias ? &w.bk : nullptr, &k},
-                     {&w.wv, opt_.qkv_bias ? &w.bv : nullptr, &v}});
-    Tensor q3 = q.view({T, Hq, D}), k3 = k.view({T, Hk, D}), v3 = v.view({T, Hk, D});
-    if (opt_.qk_norm) {
-      Tensor qr = q.view({T * Hq, D}), kr = k.view({T * Hk, D});
-      be_->rms_norm(qr, w.q_norm, a.eps, qr);
-      be_->rms_norm(kr, w.k_norm, a.eps, kr);
-    }
-    be_->rope(q3, k3, a.meta.positions, rope_);
-    be_->write_kv(k3, v3, a.meta.slot_mapping, cache.k[l], cache.v[l]);
+    be_->linear(x, *w.qkv, qkv);
+    be_->qkv_rope_write_kv(qkv, opt_.qk_norm ? &w.q_norm : nullptr, opt_.qk_norm ? &w.k_norm : nullptr, a.eps,
+                           a.meta.positions, rope_, a.meta.slot_mapping, q, cache.k[l], cache.v[l]);
     Tensor a3 = attn.view({T, Hq, D});
-    be_->paged_attention(q3, cache.k[l], cache.v[l], a.meta, a.scale, a3);
-    be_->matmul_add(attn, w.wo, h, x);
+    be_->paged_attention(q, cache.k[l], cache.v[l], a.meta, a.scale, a3);
+    be_->linear(attn, *w.o, h, E::Accumulate);
     be_->rms_norm(h, w.post_norm, a.eps, x);
-    be_->gate_up_silu(x, w.w_gate, w.w_up, gate, up);
-    be_->matmul_add(gate, w.w_down, h, x);
+    be_->linear(x, *w.gate_up, gate, E::SiluMul);
+    be_->linear(gate, *w.down, h, E::Accumulate);
   }
   if (a.R == 0) return;
-  Tensor sel = a.sel, out = a.out;
+  Tensor sel = a.sel, xs = a.xs, out = a.out;
   be_->gather_rows(h, a.rows, sel);
-  be_->rms_norm(sel, final_norm_, a.eps, sel);
-  be_->matmul(sel, lm_head_, nullptr, out);
+  be_->rms_norm(sel, final_norm_, a.eps, xs);
+  be_->linear(xs, *lm_head_, out);
 }
 
 }  // namespace

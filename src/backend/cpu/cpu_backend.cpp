@@ -1,6 +1,7 @@
 // The CPU backend: host memory, ops on the thread pool.
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/dummy_fill.h"
@@ -31,9 +32,8 @@ class CpuBackend final : public Backend {
   Tensor upload(const Tensor& host) override { return host; }
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override { std::memcpy(dst.data, src, bytes); }
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override { std::memcpy(dst, src.data, bytes); }
-  Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
-                       float scale) override {
-    Tensor t = alloc(shape, dtype);
+  void fill_random(Tensor& t, uint64_t seed, float center, float scale) override {
+    const DType dtype = t.dtype;
     pool_.parallel_for(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float v = center + scale * dummy_unit(seed, static_cast<uint64_t>(i));
@@ -42,30 +42,122 @@ class CpuBackend final : public Backend {
         else t.ptr<uint16_t>()[i] = f32_to_f16(v);
       }
     });
-    return t;
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
-  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
-    cpu::matmul(pool_, x, w, bias, out);
+  // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
+  // one into their columns of the output.
+  std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
+    check_linear_spec(spec);
+    auto w = std::make_unique<CpuLinear>();
+    w->name = spec.name;
+    w->in_features = spec.in_features;
+    w->out_features = spec.out_features();
+    w->has_bias = !spec.parts.front().bias.empty();
+    for (const LinearPart& p : spec.parts) {
+      Tensor t = p.weight;
+      if (spec.dummy) {
+        t = alloc({p.rows, spec.in_features}, *spec.dummy);
+        const DummyRange r = dummy_range(false);
+        fill_random(t, dummy_seed(p.name.c_str()), r.center, r.scale);
+      }
+      FERRUM_CHECK(t.device == Device::CPU, "layer '{}': weight '{}' is not in host memory", spec.name, p.name);
+      w->dtype = t.dtype;
+      w->part_rows.push_back(p.rows);
+      w->weights.push_back(t);
+      w->biases.push_back(p.bias);
+    }
+    return w;
   }
-  void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
-    cpu::rope(pool_, q, k, positions, table);
+
+  void linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) override {
+    const auto& w = static_cast<const CpuLinear&>(lw);
+    const int64_t M = x.rows();
+    FERRUM_CHECK(x.cols() == w.in_features && out.dtype == DType::F32, "linear '{}': x {} ({}), out {} ({})", w.name,
+                 x.shape_str(), dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
+    auto bias = [&](size_t i) { return w.biases[i].empty() ? nullptr : &w.biases[i]; };
+    switch (epilogue) {
+      case LinearEpilogue::Store: {
+        FERRUM_CHECK(out.rows() == M && out.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
+                     out.shape_str(), M, w.out_features);
+        int64_t at = 0;
+        for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
+          cpu::matmul(pool_, x, w.weights[i], bias(i), out.ptr<float>() + at, w.out_features);
+        return;
+      }
+      case LinearEpilogue::Accumulate: {  // x W^T into scratch, then added (as two ops did)
+        FERRUM_CHECK(out.rows() == M && out.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
+                     out.shape_str(), M, w.out_features);
+        Tensor tmp = scratch(0, M, w.out_features);
+        int64_t at = 0;
+        for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
+          cpu::matmul(pool_, x, w.weights[i], bias(i), tmp.ptr<float>() + at, w.out_features);
+        cpu::add(pool_, out, tmp, out);
+        return;
+      }
+      case LinearEpilogue::SiluMul: {
+        FERRUM_CHECK(w.weights.size() == 2 && w.part_rows[0] == w.part_rows[1],
+                     "linear '{}': SiluMul needs two equal parts (gate, up)", w.name);
+        FERRUM_CHECK(out.rows() == M && out.cols() == w.part_rows[0], "linear '{}': out {} should be [{}, {}]", w.name,
+                     out.shape_str(), M, w.part_rows[0]);
+        Tensor up = scratch(0, M, w.part_rows[1]);
+        cpu::matmul(pool_, x, w.weights[0], bias(0), out);
+        cpu::matmul(pool_, x, w.weights[1], bias(1), up);
+        cpu::silu_mul(pool_, out, up, out);
+        return;
+      }
+    }
   }
-  void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& kc, Tensor& vc) override {
-    cpu::write_kv(k, v, slots, kc, vc);
+
+  // Composed from the separate kernels, in the order the model ran them before they were
+  // fused (so the F32 numerics are unchanged): split, per-head norms, RoPE, KV write.
+  void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                         const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
+                         Tensor& kc, Tensor& vc) override {
+    const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
+    FERRUM_CHECK(qkv.dtype == DType::F32 && qkv.rows() == T && qkv.cols() == (Hq + 2 * Hk) * D,
+                 "qkv_rope_write_kv: qkv {} for {} q and {} kv heads of {}", qkv.shape_str(), Hq, Hk, D);
+    Tensor k = scratch(0, T, Hk * D), v = scratch(1, T, Hk * D);
+    const int64_t n = (Hq + 2 * Hk) * D;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv.ptr<float>() + t * n;
+      std::memcpy(q_out.ptr<float>() + t * Hq * D, row, Hq * D * sizeof(float));
+      std::memcpy(k.ptr<float>() + t * Hk * D, row + Hq * D, Hk * D * sizeof(float));
+      std::memcpy(v.ptr<float>() + t * Hk * D, row + (Hq + Hk) * D, Hk * D * sizeof(float));
+    }
+    if (q_norm) {
+      Tensor qr = q_out.view({T * Hq, D});
+      cpu::rms_norm(pool_, qr, *q_norm, eps, qr);
+    }
+    if (k_norm) {
+      Tensor kr = k.view({T * Hk, D});
+      cpu::rms_norm(pool_, kr, *k_norm, eps, kr);
+    }
+    Tensor k3 = k.view({T, Hk, D}), v3 = v.view({T, Hk, D});
+    cpu::rope(pool_, q_out, k3, positions, table);
+    cpu::write_kv(k3, v3, slots, kc, vc);
   }
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out) override {
     cpu::paged_attention(pool_, q, kc, vc, meta, scale, out);
   }
-  void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override { cpu::silu_mul(pool_, g, u, out); }
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override { cpu::add(pool_, a, b, out); }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override { cpu::gather_rows(x, rows, out); }
 
  private:
+  struct CpuLinear final : LinearWeight {
+    std::vector<Tensor> weights, biases;  // per part
+  };
+  // F32 scratch [rows, cols] in buffer i, grown as needed.
+  Tensor scratch(size_t i, int64_t rows, int64_t cols) {
+    if (scratch_[i].numel() < rows * cols) scratch_[i] = alloc({rows * cols + rows * cols / 4}, DType::F32);
+    Tensor t = scratch_[i];
+    t.ndim = 2;
+    t.shape = {rows, cols, 0, 0};
+    return t;
+  }
   ThreadPool pool_;
+  Tensor scratch_[2];
 };
 
 }  // namespace

@@ -12,6 +12,8 @@ namespace ferrum::cpu {
 // Returns false when this processor lacks it. For tests and benchmarks.
 bool set_gemm_kernel(const std::string& name);
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+// The same into rows of `ldo` floats (a column slice of a wider output).
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);

@@ -252,26 +252,33 @@ bool set_gemm_kernel(const std::string& name) {
 }
 
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  FERRUM_CHECK(out.rows() == x.rows() && out.cols() == w.dim(0), "matmul: out {} should be [{}, {}]", out.shape_str(),
+               x.rows(), w.dim(0));
+  matmul(pool, x, w, bias, out.ptr<float>(), out.cols());
+}
+
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* op, int64_t ldo) {
   const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
   FERRUM_CHECK(w.ndim == 2 && w.dim(1) == K, "matmul: x {} and w {} do not match", x.shape_str(), w.shape_str());
-  FERRUM_CHECK(out.rows() == M && out.cols() == N, "matmul: out {} should be [{}, {}]", out.shape_str(), M, N);
+  FERRUM_CHECK(x.dtype == DType::F32, "matmul: the CPU takes F32 activations, not {}", dtype_name(x.dtype));
+  FERRUM_CHECK(ldo >= N, "matmul: output row stride {} under {} columns", ldo, N);
   FERRUM_CHECK(w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16,
                "matmul: weights of dtype {} are not supported", dtype_name(w.dtype));
   const float* xp = x.ptr<float>();
-  float* op = out.ptr<float>();
   const DType wt = w.dtype;
+  // The kernels below take the output's row stride where they say N.
   if (M <= kGemvMaxRows) {
     pool.parallel_for(N, 16, [&](int64_t nb, int64_t ne) {
-      if (wt == DType::F32) gemv<float>(xp, M, K, w.ptr<float>(), wt, op, N, nb, ne);
-      else gemv<uint16_t>(xp, M, K, w.ptr<uint16_t>(), wt, op, N, nb, ne);
+      if (wt == DType::F32) gemv<float>(xp, M, K, w.ptr<float>(), wt, op, ldo, nb, ne);
+      else gemv<uint16_t>(xp, M, K, w.ptr<uint16_t>(), wt, op, ldo, nb, ne);
     });
   } else {
-    pool.parallel_for(N, tile_kernel().nr, [&](int64_t nb, int64_t ne) { gemm_columns(xp, M, K, w, op, N, nb, ne); });
+    pool.parallel_for(N, tile_kernel().nr, [&](int64_t nb, int64_t ne) { gemm_columns(xp, M, K, w, op, ldo, nb, ne); });
   }
   if (bias) {
     for (int64_t n = 0; n < N; ++n) {
       const float b = to_f32(bias->data, bias->dtype, n);
-      for (int64_t m = 0; m < M; ++m) op[m * N + n] += b;
+      for (int64_t m = 0; m < M; ++m) op[m * ldo + n] += b;
     }
   }
 }

@@ -28,11 +28,11 @@ constexpr int kMaxGroup = 8;  // query heads a block serves from one KV head
 // fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane).
 
 template <int kPerLane, typename C>
-__global__ void attention_kernel(const float* q, const C* k_cache, const C* v_cache,
+__global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
                                  const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                                  int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                                  int64_t d, float scale, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q,
-                                 float* out, float* partial) {
+                                 C* out, float* partial) {
   constexpr int D = kPerLane * 32;
   __shared__ float sm_acc[kWarps][kMaxGroup][D];
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
@@ -61,10 +61,10 @@ __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_ca
   float qr[kMaxGroup][kPerLane], acc[kMaxGroup][kPerLane], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
   for (int i = 0; i < kMaxGroup; ++i) {
-    const float* qv = q + (t * hq + h0 + min(i, g - 1)) * d;
+    const C* qv = q + (t * hq + h0 + min(i, g - 1)) * d;
 #pragma unroll
     for (int e = 0; e < kPerLane; ++e) {
-      qr[i][e] = lane + 32 * e < d ? qv[lane + 32 * e] * scale : 0.0f;
+      qr[i][e] = lane + 32 * e < d ? to_float(qv[lane + 32 * e]) * scale : 0.0f;
       acc[i][e] = 0.0f;
     }
     m[i] = -INFINITY, l[i] = 0.0f;
@@ -114,7 +114,7 @@ __global__ void attention_kernel(const float* q, const C* k_cache, const C* v_ca
       for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
         float v = 0.0f;
         for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
-        out[bh * d + x] = v / sum;
+        out[bh * d + x] = from_float<C>(v / sum);
       }
       continue;
     }
@@ -143,8 +143,9 @@ __device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t n
   return lo;
 }
 
+template <typename C>
 __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, const int32_t* query_start,
-                               int32_t num_seqs, int64_t hq, int32_t tiled_min_q, float* out) {
+                               int32_t num_seqs, int64_t hq, int32_t tiled_min_q, C* out) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_sum;
   const int64_t bh = blockIdx.x;
@@ -172,7 +173,7 @@ __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, 
   for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
     float v = 0.0f;
     for (int64_t s = 0; s < splits; ++s) v += weight[s] * part[s * (d + 2) + 2 + x];
-    out[bh * d + x] = v * inv_sum;
+    out[bh * d + x] = from_float<C>(v * inv_sum);
   }
 }
 
@@ -192,10 +193,10 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
 }
 
-bool paged_attention(const float* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
                      const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
-                     int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, float* out,
+                     int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, void* out,
                      int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s) {
   if (tokens == 0) return true;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
@@ -204,21 +205,18 @@ bool paged_attention(const float* q, const void* k_cache, const void* v_cache, D
   auto launch = [&](auto per_lane, auto* cache_type) {
     using C = std::remove_pointer_t<decltype(cache_type)>;
     attention_kernel<decltype(per_lane)::value, C><<<grid, kWarps * 32, 0, s>>>(
-        q, static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start, seq_lens, block_tables,
-        num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks, tiled_min_q, out, partial);
+        static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
+        seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks,
+        tiled_min_q, static_cast<C*>(out), partial);
+    if (splits > 1)
+      combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
+                                                                        hq, tiled_min_q, static_cast<C*>(out));
   };
-  auto with_type = [&](auto per_lane) {
-    if (cache_dtype == DType::BF16) launch(per_lane, static_cast<__nv_bfloat16*>(nullptr));
-    else if (cache_dtype == DType::F16) launch(per_lane, static_cast<__half*>(nullptr));
-    else launch(per_lane, static_cast<float*>(nullptr));
-  };
-  if (d <= 32) with_type(std::integral_constant<int, 1>());
-  else if (d <= 64) with_type(std::integral_constant<int, 2>());
-  else if (d <= 128) with_type(std::integral_constant<int, 4>());
-  else with_type(std::integral_constant<int, 8>());
-  if (splits > 1)
-    combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs, hq,
-                                                                      tiled_min_q, out);
+  auto typed = [&](auto per_lane) { with_type(cache_dtype, [&](auto* c) { launch(per_lane, c); }); };
+  if (d <= 32) typed(std::integral_constant<int, 1>());
+  else if (d <= 64) typed(std::integral_constant<int, 2>());
+  else if (d <= 128) typed(std::integral_constant<int, 4>());
+  else typed(std::integral_constant<int, 8>());
   return true;
 }
 

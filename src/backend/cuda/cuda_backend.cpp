@@ -1,16 +1,17 @@
 // The CUDA backend: tensors in device memory, one stream, kernels from cuda_kernels.h, and
-// matmuls on cuBLAS. Activations stay F32 like the CPU backend's (same contract, same model
-// code); a matmul with 16-bit weights rounds its input to the weights' type and runs a
-// 16-bit GEMM with F32 accumulation and output, as PyTorch does for bf16 models.
+// matmuls on our GEMV (1-2 rows) or cuBLAS. A 16-bit model's activations are kept in its own
+// type between ops (F32 math inside kernels, as PyTorch runs bf16 models); the residual
+// stream and the logits are F32.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <map>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/dummy_fill.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_runtime.h"
 #include "core/error.h"
@@ -105,13 +106,10 @@ class CudaBackend final : public Backend {
     return t;
   }
 
-  Tensor random_tensor(std::initializer_list<int64_t> shape, DType dtype, uint64_t seed, float center,
-                       float scale) override {
+  void fill_random(Tensor& t, uint64_t seed, float center, float scale) override {
     use_device();
-    Tensor t = alloc(shape, dtype);
-    cuda::fill_random(t.data, dtype, t.numel(), seed, center, scale, stream_);
+    cuda::fill_random(t.data, t.dtype, t.numel(), seed, center, scale, stream_);
     launched("fill_random");
-    return t;
   }
 
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
@@ -156,8 +154,96 @@ class CudaBackend final : public Backend {
     check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "graph launch");
   }
 
+  DType activation_dtype(DType weights) const override {
+    return weights == DType::BF16 || weights == DType::F16 ? weights : DType::F32;
+  }
+
+  // Parts (q/k/v, gate/up) become row slices of one buffer, so that each group runs as one
+  // GEMM or GEMV; biases become one F32 vector.
+  std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
+    use_device();
+    check_linear_spec(spec);
+    auto w = std::make_unique<CudaLinear>();
+    w->name = spec.name;
+    w->in_features = spec.in_features;
+    w->out_features = spec.out_features();
+    w->has_bias = !spec.parts.front().bias.empty();
+    for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
+    const LinearPart& first = spec.parts.front();
+    if (!spec.dummy && spec.parts.size() == 1 && first.weight.device == Device::CUDA) {
+      w->w = first.weight;  // already here (tied embeddings)
+    } else {
+      w->w = alloc({w->out_features, w->in_features}, spec.dummy ? *spec.dummy : first.weight.dtype);
+      int64_t at = 0;
+      for (const LinearPart& p : spec.parts) {
+        Tensor slice = w->w.slice_rows(at, p.rows);
+        at += p.rows;
+        if (spec.dummy) {
+          const DummyRange r = dummy_range(false);
+          fill_random(slice, dummy_seed(p.name.c_str()), r.center, r.scale);
+          continue;
+        }
+        FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': part '{}' is not in host memory", spec.name, p.name);
+        copy_from_host(slice, p.weight.data, p.weight.nbytes());
+      }
+    }
+    w->dtype = w->w.dtype;
+    if (w->has_bias) {
+      std::vector<float> all;
+      for (const LinearPart& p : spec.parts) {
+        const std::vector<float> b = host_f32(p.bias);
+        all.insert(all.end(), b.begin(), b.end());
+      }
+      w->bias = alloc({w->out_features}, DType::F32);
+      copy_from_host(w->bias, all.data(), all.size() * sizeof(float));
+    }
+    synchronize();  // the host sources are mmapped pages or locals
+    return w;
+  }
+
+  void linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) override {
+    use_device();
+    const auto& w = static_cast<const CudaLinear&>(lw);
+    const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
+    const bool silu = epilogue == LinearEpilogue::SiluMul;
+    const int64_t out_cols = silu ? N / 2 : N;
+    FERRUM_CHECK(K == w.in_features && x.dtype == activation_dtype(w.dtype) && out.rows() == M && out.cols() == out_cols,
+                 "linear '{}' [{}, {}] {}: x {} {}, out {} {}", w.name, N, K, dtype_name(w.dtype), x.shape_str(),
+                 dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
+    FERRUM_CHECK(out.dtype == DType::F32 || out.dtype == x.dtype, "linear '{}': output dtype {}", w.name,
+                 dtype_name(out.dtype));
+    FERRUM_CHECK(epilogue != LinearEpilogue::Accumulate || out.dtype == DType::F32,
+                 "linear '{}': accumulates into F32 only", w.name);
+    FERRUM_CHECK(!silu || (w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] && out.dtype == x.dtype),
+                 "linear '{}': SiluMul needs two equal parts and an output of the activations' type", w.name);
+    if (M == 0) return;
+    const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+    const cuda::GemvMode mode = silu ? cuda::GemvMode::SiluMul
+                                     : (epilogue == LinearEpilogue::Accumulate ? cuda::GemvMode::Accumulate
+                                                                               : cuda::GemvMode::Store);
+    if (w.dtype != DType::F32 &&
+        cuda::gemv_16bit(x.data, M, w.dtype, w.w.data, bias, N, K, out.data, out.dtype, mode, stream_)) {
+      launched("gemv");
+      return;
+    }
+    if (silu) {
+      void* both = fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype));
+      gemm(x, w.w, both, x.dtype, 0.0f);
+      if (bias) cuda::add_bias(both, x.dtype, bias, M, N, stream_);
+      cuda::silu_mul_halves(both, M, N / 2, out.data, out.dtype, stream_);
+      launched("silu_mul_halves");
+      return;
+    }
+    gemm(x, w.w, out.data, out.dtype, epilogue == LinearEpilogue::Accumulate ? 1.0f : 0.0f);
+    if (bias) {
+      cuda::add_bias(out.data, out.dtype, bias, M, N, stream_);
+      launched("add_bias");
+    }
+  }
+
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     use_device();
+    FERRUM_CHECK(out.dtype == DType::F32, "embedding: the output (residual stream) is F32");
     cuda::embedding(table.data, table.dtype, table.dim(0), table.dim(1), ids.ptr<int32_t>(), ids.numel(),
                     out.ptr<float>(), stream_);
     launched("embedding");
@@ -165,85 +251,37 @@ class CudaBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     use_device();
     FERRUM_CHECK(w.numel() == x.cols(), "rms_norm: weight has {} elements, rows have {}", w.numel(), x.cols());
-    cuda::rms_norm(x.ptr<float>(), w.data, w.dtype, x.rows(), x.cols(), eps, out.ptr<float>(), stream_);
+    FERRUM_CHECK(x.dtype == DType::F32 && out.numel() == x.numel(), "rms_norm: x {} {} -> out {}", x.shape_str(),
+                 dtype_name(x.dtype), out.shape_str());
+    cuda::rms_norm(x.ptr<float>(), w.data, w.dtype, x.rows(), x.cols(), eps, out.data, out.dtype, stream_);
     launched("rms_norm");
   }
 
-  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+  void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                         const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
+                         Tensor& kc, Tensor& vc) override {
     use_device();
-    const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
-    FERRUM_CHECK(w.cols() == K && out.rows() == M && out.cols() == N, "matmul: shapes {} x {}^T -> {}", x.shape_str(),
-                 w.shape_str(), out.shape_str());
-    if (M == 0) return;
-    if (w.dtype != DType::F32 && gemv(x, {{&w, bias, &out}}, cuda::GemvMode::Store)) return;  // bias included
-    gemm(x, w.data, w.dtype, N, out.ptr<float>());
-    if (bias) {
-      cuda::add_bias(out.ptr<float>(), bias_f32(bias), M, N, stream_);
-      launched("add_bias");
-    }
-  }
-
-  void matmuls(const Tensor& x, std::initializer_list<MatmulTarget> targets) override {
-    use_device();
-    if (gemv(x, targets, cuda::GemvMode::Store)) return;
-    // Weights that are row slices of one buffer (the model stores q, k, v so): one GEMM into
-    // scratch, then each target's columns. Batched decode sizes only: the scratch is rows x
-    // all columns.
-    const int64_t M = x.rows();
-    int64_t total = 0;
-    if (M <= kFusedGemmRows && adjacent(targets, &total)) {
-      float* fused = fused_out(M * total);
-      gemm(x, targets.begin()->w->data, targets.begin()->w->dtype, total, fused);
-      int64_t at = 0;
-      for (const MatmulTarget& t : targets) {
-        const int64_t n = t.w->dim(0);
-        cuda::copy_columns(fused, M, total, at, n, t.out->ptr<float>(), stream_);
-        at += n;
-      }
-      launched("copy_columns");
-      return;
-    }
-    Backend::matmuls(x, targets);
-  }
-  void matmul_add(const Tensor& x, const Tensor& w, Tensor& acc, Tensor& tmp) override {
-    use_device();
-    if (!gemv(x, {{&w, nullptr, &acc}}, cuda::GemvMode::Accumulate)) Backend::matmul_add(x, w, acc, tmp);
-  }
-  void gate_up_silu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, Tensor& out, Tensor& tmp) override {
-    use_device();
-    if (gemv(x, {{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, cuda::GemvMode::SiluMul)) return;
-    const int64_t M = x.rows();
-    int64_t total = 0;
-    if (M <= kFusedGemmRows && adjacent({{&w_gate, nullptr, &out}, {&w_up, nullptr, &tmp}}, &total) &&
-        w_gate.dim(0) == w_up.dim(0)) {
-      float* fused = fused_out(M * total);
-      gemm(x, w_gate.data, w_gate.dtype, total, fused);
-      cuda::silu_mul_halves(fused, M, w_gate.dim(0), out.ptr<float>(), stream_);
-      launched("silu_mul_halves");
-      return;
-    }
-    Backend::gate_up_silu(x, w_gate, w_up, out, tmp);
-  }
-
-  void rope(Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table) override {
-    use_device();
-    cuda::rope(q.ptr<float>(), k.ptr<float>(), positions.ptr<int32_t>(), table.cos.ptr<float>(), table.sin.ptr<float>(),
-               q.dim(0), q.dim(1), k.dim(1), q.dim(2), table.max_positions, stream_);
-    launched("rope");
-  }
-  void write_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& kc, Tensor& vc) override {
-    use_device();
-    const int64_t T = k.dim(0);
-    FERRUM_CHECK(kc.dtype == vc.dtype && (kc.dtype == DType::F32 || kc.dtype == DType::BF16 || kc.dtype == DType::F16),
-                 "KV cache dtype {}", dtype_name(kc.dtype));
-    cuda::write_kv(k.ptr<float>(), v.ptr<float>(), slots.ptr<int32_t>(), T, T ? k.numel() / T : 0,
-                   kc.dim(0) * kc.dim(1), kc.data, vc.data, kc.dtype, stream_);
-    launched("write_kv");
+    const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
+    FERRUM_CHECK(qkv.rows() == T && qkv.cols() == (Hq + 2 * Hk) * D && qkv.dtype == q_out.dtype && D % 2 == 0,
+                 "qkv_rope_write_kv: qkv {} {} for q {} {}", qkv.shape_str(), dtype_name(qkv.dtype), q_out.shape_str(),
+                 dtype_name(q_out.dtype));
+    FERRUM_CHECK(kc.dtype == vc.dtype && kc.dim(3) == D, "qkv_rope_write_kv: caches {} {} / {}", kc.shape_str(),
+                 dtype_name(kc.dtype), dtype_name(vc.dtype));
+    FERRUM_CHECK((q_norm == nullptr) == (k_norm == nullptr) && (!q_norm || q_norm->dtype == k_norm->dtype),
+                 "qkv_rope_write_kv: q and k norms come together, of one dtype");
+    cuda::qkv_rope_write_kv(qkv.data, qkv.dtype, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr,
+                            q_norm ? q_norm->dtype : DType::F32, eps, positions.ptr<int32_t>(), table.cos.ptr<float>(),
+                            table.sin.ptr<float>(), table.max_positions, slots.ptr<int32_t>(), T, Hq, Hk, D,
+                            kc.dim(0) * kc.dim(1), q_out.data, kc.data, vc.data, kc.dtype, stream_);
+    launched("qkv_rope_write_kv");
   }
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out) override {
     use_device();
     const int64_t D = q.dim(2);
+    FERRUM_CHECK(q.dtype == kc.dtype && out.dtype == kc.dtype && vc.dtype == kc.dtype,
+                 "CUDA attention: q ({}), caches ({}) and out ({}) must share a dtype", dtype_name(q.dtype),
+                 dtype_name(kc.dtype), dtype_name(out.dtype));
     int64_t max_context = std::max<int64_t>(1, meta.max_context);
     if (meta.max_context <= 0)
       for (int32_t len : meta.host_seq_lens) max_context = std::max<int64_t>(max_context, len);
@@ -264,10 +302,10 @@ class CudaBackend final : public Backend {
       for (int32_t t = begin; t < end; t += cuda::kPrefillTile) tiles_host_.insert(tiles_host_.end(), {s, t});
     }
     const int32_t num_tiles = static_cast<int32_t>(tiles_host_.size() / 2);
-    if (!cuda::paged_attention(q.ptr<float>(), kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),
+    if (!cuda::paged_attention(q.data, kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),
                                meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                                meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
-                               out.ptr<float>(), splits, keys_per_split, attn_scratch_.ptr<float>(),
+                               out.data, splits, keys_per_split, attn_scratch_.ptr<float>(),
                                num_tiles > 0 ? cuda::kPrefillTile : 0, stream_))
       fail("CUDA attention supports head_dim up to 256, not {} (or got {} key splits)", D, splits);
     if (num_tiles > 0) {
@@ -275,23 +313,13 @@ class CudaBackend final : public Backend {
       if (tiles_.numel() < static_cast<int64_t>(tiles_host_.size()))
         tiles_ = alloc({static_cast<int64_t>(tiles_host_.size() * 2)}, DType::I32);
       copy_from_host(tiles_, tiles_host_.data(), tiles_host_.size() * 4);
-      cuda::prefill_attention(q.ptr<float>(), kc.data, vc.data, kc.dtype, tiles_.ptr<int32_t>(), num_tiles,
+      cuda::prefill_attention(q.data, kc.data, vc.data, kc.dtype, tiles_.ptr<int32_t>(), num_tiles,
                               meta.query_start.ptr<int32_t>(), meta.seq_lens.ptr<int32_t>(),
                               meta.block_tables.ptr<int32_t>(), meta.max_blocks_per_seq, meta.block_size, q.dim(1),
-                              kc.dim(2), D, scale, out.ptr<float>(), stream_);
+                              kc.dim(2), D, scale, out.data, stream_);
       launched("prefill_attention");
     }
     launched("paged_attention");
-  }
-  void silu_mul(const Tensor& g, const Tensor& u, Tensor& out) override {
-    use_device();
-    cuda::silu_mul(g.ptr<float>(), u.ptr<float>(), g.numel(), out.ptr<float>(), stream_);
-    launched("silu_mul");
-  }
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
-    use_device();
-    cuda::add(a.ptr<float>(), b.ptr<float>(), a.numel(), out.ptr<float>(), stream_);
-    launched("add");
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
     use_device();
@@ -326,102 +354,55 @@ class CudaBackend final : public Backend {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
   }
-  // A device buffer of at least `bytes`, reused by every matmul (one stream: no overlap).
-  void* scratch(size_t bytes) {
-    if (scratch_.nbytes() < bytes) {
-      scratch_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
+  struct CudaLinear final : LinearWeight {
+    Tensor w;     // [out, in], parts as row slices
+    Tensor bias;  // F32 [out], or empty
+  };
+
+  // A tensor's values as F32 on the host (biases, wherever they live).
+  std::vector<float> host_f32(const Tensor& t) {
+    std::vector<uint8_t> raw(t.nbytes());
+    if (t.device == Device::CUDA) copy_to_host(t, raw.data(), raw.size());
+    else std::memcpy(raw.data(), t.data, raw.size());
+    std::vector<float> f(static_cast<size_t>(t.numel()));
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (t.dtype == DType::F32) std::memcpy(&f[i], raw.data() + 4 * i, 4);
+      else {
+        uint16_t h;
+        std::memcpy(&h, raw.data() + 2 * i, 2);
+        f[i] = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+      }
+    }
+    return f;
+  }
+
+  // A device buffer of at least `bytes` for GEMM outputs that an epilogue consumes (one
+  // stream: no overlap between uses).
+  void* fused_out(size_t bytes) {
+    if (fused_out_.nbytes() < bytes) {
+      fused_out_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
       ++scratch_generation_;
     }
-    return scratch_.data;
+    return fused_out_.data;
   }
-  static constexpr int64_t kFusedGemmRows = 64;
 
-  // out[M, N] = x[M, K] w[N, K]^T on cuBLAS. Row-major out is column-major out^T[N, M]: w is
-  // the transposed A (K x N, lda K), x the B (K x M, ldb K). 16-bit weights take a 16-bit
-  // copy of x (F32 accumulation); F32 weights an exact SGEMM.
-  void gemm(const Tensor& x, const void* w, DType w_dtype, int64_t N, float* out) {
-    const int64_t M = x.rows(), K = x.cols();
-    const float one = 1.0f, zero = 0.0f;
-    if (w_dtype == DType::F32) {
-      check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, static_cast<const float*>(w), K,
-                        x.ptr<float>(), K, &zero, out, N),
+  // out[M, N] = x[M, K] w[N, K]^T (+ beta * out) on cuBLAS. Row-major out is column-major
+  // out^T[N, M]: w is the transposed A (K x N, lda K), x the B (K x M, ldb K). x has the
+  // weights' type (F32 weights: an exact SGEMM); out is F32 or that type; F32 accumulation.
+  void gemm(const Tensor& x, const Tensor& w, void* out, DType out_dtype, float beta) {
+    const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
+    const float one = 1.0f;
+    if (w.dtype == DType::F32) {
+      FERRUM_CHECK(out_dtype == DType::F32, "F32 GEMM into {}", dtype_name(out_dtype));
+      check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.ptr<float>(), K, x.ptr<float>(), K, &beta,
+                        static_cast<float*>(out), N),
             "sgemm");
       return;
     }
-    const cudaDataType_t type = cuda_type(w_dtype);
-    void* xs = scratch(static_cast<size_t>(M * K) * 2);
-    cuda::convert_from_f32(x.ptr<float>(), M * K, w_dtype, xs, stream_);
-    launched("convert");
-    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, type, K, xs, type, K, &zero, out,
-                       CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    const cudaDataType_t type = cuda_type(w.dtype);
+    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.data, type, K, x.data, type, K, &beta, out,
+                       cuda_type(out_dtype), N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "gemm");
-  }
-
-  // Whether the targets' weights are consecutive row slices of one buffer (same dtype and
-  // columns, no bias); *total = their rows together.
-  static bool adjacent(std::initializer_list<MatmulTarget> targets, int64_t* total) {
-    const Tensor& first = *targets.begin()->w;
-    const char* next = static_cast<const char*>(first.data);
-    *total = 0;
-    for (const MatmulTarget& t : targets) {
-      if (t.bias || t.w->dtype != first.dtype || t.w->cols() != first.cols() || t.w->data != next) return false;
-      next += t.w->nbytes();
-      *total += t.w->dim(0);
-    }
-    return true;
-  }
-
-  float* fused_out(int64_t floats) {
-    if (fused_out_.numel() < floats) {
-      fused_out_ = alloc({floats + floats / 4}, DType::F32);
-      ++scratch_generation_;
-    }
-    return fused_out_.ptr<float>();
-  }
-
-  // The skinny-matmul kernel for 1-2 rows of x and 16-bit weights of one dtype; false when
-  // it does not apply (the caller falls back to cuBLAS).
-  bool gemv(const Tensor& x, std::initializer_list<MatmulTarget> targets, cuda::GemvMode mode) {
-    const int64_t M = x.rows(), K = x.cols();
-    if (M < 1 || M > 2 || targets.size() > 3) return false;
-    cuda::GemvTargets t{};
-    const DType dtype = targets.begin()->w->dtype;
-    for (const MatmulTarget& mt : targets) {
-      if (mt.w->dtype != dtype || mt.w->cols() != K) return false;
-      FERRUM_CHECK(mt.out->rows() == M && mt.out->cols() == mt.w->dim(0), "matmul: shapes {} x {}^T -> {}",
-                   x.shape_str(), mt.w->shape_str(), mt.out->shape_str());
-      t.w[t.count] = mt.w->data;
-      t.bias[t.count] = bias_f32(mt.bias);
-      t.out[t.count] = mt.out->ptr<float>();
-      t.n[t.count] = mt.w->dim(0);
-      ++t.count;
-    }
-    if (mode == cuda::GemvMode::SiluMul && t.n[0] != t.n[1]) return false;
-    if (!cuda::gemv_16bit(x.ptr<float>(), M, dtype, t, K, mode, stream_)) return false;
-    launched("gemv");
-    return true;
-  }
-
-  const float* bias_f32(const Tensor* bias) {
-    if (!bias) return nullptr;
-    FERRUM_CHECK(bias->dtype == DType::F32 || bias->dtype == DType::BF16 || bias->dtype == DType::F16,
-                 "matmul: bias dtype {}", dtype_name(bias->dtype));
-    return bias->dtype == DType::F32 ? bias->ptr<float>() : f32_copy(*bias);
-  }
-  // 16-bit biases (qkv_bias models) as F32, converted once. The entry keeps the source alive,
-  // so its address cannot be reused by another tensor while cached.
-  const float* f32_copy(const Tensor& bias) {
-    auto it = bias_f32_.find(bias.data);
-    if (it != bias_f32_.end()) return it->second.second.ptr<float>();
-    std::vector<uint16_t> h(bias.numel());
-    copy_to_host(bias, h.data(), h.size() * 2);
-    std::vector<float> f(h.size());
-    for (size_t i = 0; i < h.size(); ++i) f[i] = bias.dtype == DType::BF16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
-    Tensor t = alloc({bias.numel()}, DType::F32);
-    copy_from_host(t, f.data(), f.size() * 4);
-    synchronize();
-    bias_f32_[bias.data] = {bias, t};
-    return t.ptr<float>();
   }
 
   int device_;
@@ -429,13 +410,11 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
-  Tensor scratch_;       // 16-bit matmul inputs
-  Tensor fused_out_;     // outputs of GEMMs over adjacent weights
+  Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
   Tensor attn_scratch_;  // attention partials of split keys
   std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs
   Tensor tiles_;
   uint64_t scratch_generation_ = 0;
-  std::map<const void*, std::pair<Tensor, Tensor>> bias_f32_;  // source -> (source, F32 copy)
 };
 
 }  // namespace

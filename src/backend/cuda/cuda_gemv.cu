@@ -1,8 +1,7 @@
 // Skinny matmuls (decode: a few rows of x) against 16-bit weights: out[m, n] = x[m, :] . w[n, :].
 // Memory-bound on the weights, which are read once with 16-byte loads, several in flight per
-// lane; one warp per output column n, all m rows at once. x is rounded to the weights' type
-// first, exactly as the cuBLAS path does for larger batches, so results do not depend on the
-// batch size's kernel choice beyond summation order.
+// lane; one warp per output column n, all m rows at once. x is in the weights' type (the
+// activations' type), as on the cuBLAS path, with F32 accumulation.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -15,11 +14,11 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-// One warp's dot products of weight row `row` with the m rows of x, reduced over the warp.
-// K % 8 == 0 and 16-byte aligned rows (checked by the caller).
+// One warp's dot products of weight row `row` with the m rows of x (in the weights' type),
+// reduced over the warp. K % 8 == 0 and 16-byte aligned rows (checked by the caller).
 template <typename W, int M>
-__device__ __forceinline__ void row_dots(const float* __restrict__ x, const W* __restrict__ w_row, int64_t k,
-                                         int lane, float* acc) {
+__device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __restrict__ w_row, int64_t k, int lane,
+                                         float* acc) {
   const uint4* row = reinterpret_cast<const uint4*>(w_row);
   const int64_t chunks = k / 8;  // 8 weights per 16-byte load
 #pragma unroll
@@ -34,14 +33,12 @@ __device__ __forceinline__ void row_dots(const float* __restrict__ x, const W* _
     for (int r = 0; r < kUnroll; ++r) {
       float wf[8];
       unpack8<W>(u[r], wf);
-      const int64_t base = (c + 32 * r) * 8;
 #pragma unroll
       for (int m = 0; m < M; ++m) {
-        const float4* xp = reinterpret_cast<const float4*>(x + m * k + base);
-        const float4 a = __ldg(xp), b = __ldg(xp + 1);
-        acc[m] += wf[0] * round_to<W>(a.x) + wf[1] * round_to<W>(a.y) + wf[2] * round_to<W>(a.z) +
-                  wf[3] * round_to<W>(a.w) + wf[4] * round_to<W>(b.x) + wf[5] * round_to<W>(b.y) +
-                  wf[6] * round_to<W>(b.z) + wf[7] * round_to<W>(b.w);
+        float xf[8];
+        unpack8<W>(__ldg(reinterpret_cast<const uint4*>(x + m * k) + c + 32 * r), xf);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
       }
     }
   }
@@ -50,9 +47,10 @@ __device__ __forceinline__ void row_dots(const float* __restrict__ x, const W* _
     unpack8<W>(__ldg(row + c), wf);
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const float* xp = x + m * k + c * 8;
+      float xf[8];
+      unpack8<W>(__ldg(reinterpret_cast<const uint4*>(x + m * k) + c), xf);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[m] += wf[i] * round_to<W>(xp[i]);
+      for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
     }
   }
 #pragma unroll
@@ -60,98 +58,95 @@ __device__ __forceinline__ void row_dots(const float* __restrict__ x, const W* _
     for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
 }
 
-// Warps are numbered over the columns of every target in turn (q, then k, then v).
-template <typename W, int M, GemvMode kMode>
-__global__ void gemv_kernel(const float* __restrict__ x, GemvTargets t, int64_t k) {
+// One warp per output column n. O is the output's type: W (Store into activations) or float
+// (Store into logits, Accumulate into the F32 residual stream).
+template <typename W, typename O, int M, GemvMode kMode>
+__global__ void gemv_kernel(const W* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
+                            int64_t n_cols, int64_t k, O* __restrict__ out) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
-  // Constant indices only: a dynamic index into the parameters would copy them to local memory.
-  const void* wp;
-  const float* bias;
-  float* out;
-  int64_t cols;
-  if (n < t.n[0]) {
-    wp = t.w[0], bias = t.bias[0], out = t.out[0], cols = t.n[0];
-  } else if (t.count > 1 && n - t.n[0] < t.n[1]) {
-    n -= t.n[0];
-    wp = t.w[1], bias = t.bias[1], out = t.out[1], cols = t.n[1];
-  } else if (t.count > 2 && n - t.n[0] - t.n[1] < t.n[2]) {
-    n -= t.n[0] + t.n[1];
-    wp = t.w[2], bias = t.bias[2], out = t.out[2], cols = t.n[2];
-  } else {
-    return;
-  }
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (n >= n_cols) return;
   float acc[M];
-  row_dots<W, M>(x, static_cast<const W*>(wp) + n * k, k, lane, acc);
+  row_dots<W, M>(x, w + n * k, k, lane, acc);
   if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     const float v = acc[m] + (bias ? bias[n] : 0.0f);
-    if (kMode == GemvMode::Accumulate) out[m * cols + n] += v;
-    else out[m * cols + n] = v;
+    if constexpr (kMode == GemvMode::Accumulate) out[m * n_cols + n] = to_float(out[m * n_cols + n]) + v;
+    else out[m * n_cols + n] = from_float<O>(v);
   }
 }
 
-// SwiGLU: a block's first half of warps take gate rows, the second half the same up rows (so
-// the weight loads in flight are those of two plain GEMVs), then they meet in shared memory.
+// SwiGLU over one weight of 2 * n_cols rows (gate rows, then up rows): a block's first half of
+// warps take gate rows, the second half the same up rows (so the weight loads in flight are
+// those of two plain GEMVs), then they meet in shared memory.
 template <typename W, int M>
-__global__ void gate_up_silu_kernel(const float* __restrict__ x, const W* __restrict__ w_gate,
-                                    const W* __restrict__ w_up, int64_t n_cols, int64_t k, float* __restrict__ out) {
+__global__ void gate_up_silu_kernel(const W* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
+                                    int64_t n_cols, int64_t k, W* __restrict__ out) {
   constexpr int kHalf = kWarpsPerBlock / 2;
   __shared__ float gate[kHalf][M];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kHalf + warp % kHalf;
+  const int64_t row = warp < kHalf ? n : n_cols + n;
   float acc[M];
-  if (n < n_cols) row_dots<W, M>(x, (warp < kHalf ? w_gate : w_up) + n * k, k, lane, acc);
+  if (n < n_cols) row_dots<W, M>(x, w + row * k, k, lane, acc);
+  const float b = bias && n < n_cols ? bias[row] : 0.0f;
   if (warp < kHalf && lane == 0 && n < n_cols)
 #pragma unroll
-    for (int m = 0; m < M; ++m) gate[warp][m] = acc[m];
+    for (int m = 0; m < M; ++m) gate[warp][m] = acc[m] + b;
   __syncthreads();
   if (warp >= kHalf && lane == 0 && n < n_cols) {
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float g = gate[warp - kHalf][m];
-      out[m * n_cols + n] = g / (1.0f + expf(-g)) * acc[m];
+      out[m * n_cols + n] = from_float<W>(g / (1.0f + expf(-g)) * (acc[m] + b));
     }
   }
 }
 
 template <typename W, int M>
-void launch(const float* x, const GemvTargets& t, int64_t k, GemvMode mode, cudaStream_t s) {
+void launch(const void* xv, const void* wv, const float* bias, int64_t n, int64_t k, void* out, DType out_dtype,
+            GemvMode mode, cudaStream_t s) {
+  const W* x = static_cast<const W*>(xv);
+  const W* w = static_cast<const W*>(wv);
   if (mode == GemvMode::SiluMul) {
-    const unsigned blocks = static_cast<unsigned>((t.n[0] + kWarpsPerBlock / 2 - 1) / (kWarpsPerBlock / 2));
-    gate_up_silu_kernel<W, M><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, static_cast<const W*>(t.w[0]),
-                                                                     static_cast<const W*>(t.w[1]), t.n[0], k, t.out[0]);
+    const int64_t half = n / 2;
+    const unsigned blocks = static_cast<unsigned>((half + kWarpsPerBlock / 2 - 1) / (kWarpsPerBlock / 2));
+    gate_up_silu_kernel<W, M><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, half, k, static_cast<W*>(out));
     return;
   }
-  int64_t n = 0;
-  for (int i = 0; i < t.count; ++i) n += t.n[i];
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (mode == GemvMode::Accumulate)
-    gemv_kernel<W, M, GemvMode::Accumulate><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, t, k);
+    gemv_kernel<W, float, M, GemvMode::Accumulate>
+        <<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<float*>(out));
+  else if (out_dtype == DType::F32)
+    gemv_kernel<W, float, M, GemvMode::Store>
+        <<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<float*>(out));
   else
-    gemv_kernel<W, M, GemvMode::Store><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, t, k);
+    gemv_kernel<W, W, M, GemvMode::Store><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<W*>(out));
 }
 
 // Rows of x this kernel takes; beyond, the x reads per weight byte make cuBLAS faster.
 template <typename W>
-bool dispatch(int64_t m, const float* x, const GemvTargets& t, int64_t k, GemvMode mode, cudaStream_t s) {
+bool dispatch(int64_t m, const void* x, const void* w, const float* bias, int64_t n, int64_t k, void* out,
+              DType out_dtype, GemvMode mode, cudaStream_t s) {
   switch (m) {
-    case 1: launch<W, 1>(x, t, k, mode, s); return true;
-    case 2: launch<W, 2>(x, t, k, mode, s); return true;
+    case 1: launch<W, 1>(x, w, bias, n, k, out, out_dtype, mode, s); return true;
+    case 2: launch<W, 2>(x, w, bias, n, k, out, out_dtype, mode, s); return true;
     default: return false;
   }
 }
 
 }  // namespace
 
-bool gemv_16bit(const float* x, int64_t m, DType w_dtype, const GemvTargets& targets, int64_t k, GemvMode mode,
-                cudaStream_t s) {
-  if (k % 8 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
-  for (int i = 0; i < targets.count; ++i)
-    if (reinterpret_cast<uintptr_t>(targets.w[i]) % 16 != 0) return false;
-  if (w_dtype == DType::BF16) return dispatch<__nv_bfloat16>(m, x, targets, k, mode, s);
-  if (w_dtype == DType::F16) return dispatch<__half>(m, x, targets, k, mode, s);
+bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
+                void* out, DType out_dtype, GemvMode mode, cudaStream_t s) {
+  if (k % 8 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0) return false;
+  if (mode == GemvMode::SiluMul && (n % 2 != 0 || out_dtype != dtype)) return false;
+  if (mode == GemvMode::Accumulate && out_dtype != DType::F32) return false;
+  if (out_dtype != DType::F32 && out_dtype != dtype) return false;
+  if (dtype == DType::BF16) return dispatch<__nv_bfloat16>(m, x, w, bias, n, k, out, out_dtype, mode, s);
+  if (dtype == DType::F16) return dispatch<__half>(m, x, w, bias, n, k, out, out_dtype, mode, s);
   return false;
 }
 

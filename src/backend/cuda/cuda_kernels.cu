@@ -1,5 +1,5 @@
-// Elementwise and row-wise kernels: embedding, RMSNorm, RoPE, KV writes, SwiGLU, adds,
-// conversions. Memory-bound; one thread per element or one block per row.
+// Elementwise and row-wise kernels: embedding, RMSNorm, q/k/v with RoPE and the KV write,
+// SwiGLU, biases, conversions. Memory-bound; one thread per element or one block per row.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -7,6 +7,8 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/dummy_fill.h"
+
+#include <type_traits>
 
 namespace ferrum::cuda {
 namespace {
@@ -46,81 +48,89 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
   return v;
 }
 
-__global__ void rms_norm_kernel(const float* x, const void* w, DType wt, int64_t cols, float eps, float* out) {
+template <typename O>
+__global__ void rms_norm_kernel(const float* x, const void* w, DType wt, int64_t cols, float eps, O* out) {
   __shared__ float shared[32];
   const float* xr = x + blockIdx.x * cols;
-  float* o = out + blockIdx.x * cols;
+  O* o = out + blockIdx.x * cols;
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_sum(ss, shared);
   const float inv = 1.0f / sqrtf(ss / static_cast<float>(cols) + eps);
-  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = load(w, wt, i) * (xr[i] * inv);
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = from_float<O>(load(w, wt, i) * (xr[i] * inv));
 }
 
-__global__ void rope_kernel(float* q, float* k, const int32_t* positions, const float* cos, const float* sin,
-                            int64_t hq, int64_t hk, int64_t d, int64_t max_positions) {
-  const int64_t t = blockIdx.x, half = d / 2;
+// One block per token, one warp per head: q heads, then k heads, then v heads of the fused
+// projection row. q and k get the optional per-head RMSNorm and the rotation in F32, then are
+// rounded once (to the activations' / the cache's type). A lane holds the pairs (i, i + d/2).
+template <typename A, typename C>
+__global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* q_norm, const void* k_norm,
+                                         DType norm_dtype, float eps, const int32_t* positions, const float* cos,
+                                         const float* sin, int64_t max_positions, const int32_t* slots, int64_t hq,
+                                         int64_t hk, int64_t d, int64_t num_slots, A* __restrict__ q_out,
+                                         C* __restrict__ k_cache, C* __restrict__ v_cache) {
+  const int64_t t = blockIdx.x, half = d / 2, heads = hq + 2 * hk;
+  const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   const int32_t pos = positions[t];
-  if (pos < 0 || pos >= max_positions) return;
-  const float* c = cos + static_cast<int64_t>(pos) * half;
-  const float* s = sin + static_cast<int64_t>(pos) * half;
-  for (int64_t u = threadIdx.x; u < (hq + hk) * half; u += blockDim.x) {
-    const int64_t h = u / half, i = u % half;
-    float* v = h < hq ? q + (t * hq + h) * d : k + (t * hk + (h - hq)) * d;
-    const float x1 = v[i], x2 = v[i + half];
-    v[i] = x1 * c[i] - x2 * s[i];
-    v[i + half] = x2 * c[i] + x1 * s[i];
-  }
-}
-
-
-template <typename C>
-__global__ void write_kv_kernel(const float* k, const float* v, const int32_t* slots, int64_t row, int64_t num_slots,
-                                C* kc, C* vc) {
-  const int64_t t = blockIdx.x;
   const int32_t slot = slots[t];
-  if (slot < 0 || slot >= num_slots) return;
-  for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
-    kc[slot * row + i] = from_float<C>(k[t * row + i]);
-    vc[slot * row + i] = from_float<C>(v[t * row + i]);
+  const bool rotate = pos >= 0 && pos < max_positions;
+  const float* c = cos + static_cast<int64_t>(rotate ? pos : 0) * half;
+  const float* sn = sin + static_cast<int64_t>(rotate ? pos : 0) * half;
+  const A* row = qkv + t * heads * d;
+  for (int64_t h = threadIdx.x / 32; h < heads; h += warps) {
+    const A* src = row + h * d;
+    if (h >= hq + hk) {  // v: straight to the cache
+      if (slot < 0 || slot >= num_slots) continue;
+      C* dst = v_cache + (static_cast<int64_t>(slot) * hk + (h - hq - hk)) * d;
+      for (int64_t i = lane; i < d; i += 32) dst[i] = from_float<C>(to_float(src[i]));
+      continue;
+    }
+    const bool is_q = h < hq;
+    const void* norm = is_q ? q_norm : k_norm;
+    float inv = 1.0f;
+    if (norm) {
+      float ss = 0.0f;
+      for (int64_t i = lane; i < d; i += 32) {
+        const float v = to_float(src[i]);
+        ss += v * v;
+      }
+      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      inv = 1.0f / sqrtf(ss / static_cast<float>(d) + eps);
+    }
+    if (!is_q && (slot < 0 || slot >= num_slots)) continue;
+    for (int64_t i = lane; i < half; i += 32) {
+      float x1 = to_float(src[i]), x2 = to_float(src[i + half]);
+      if (norm) x1 = load(norm, norm_dtype, i) * (x1 * inv), x2 = load(norm, norm_dtype, i + half) * (x2 * inv);
+      float o1 = x1, o2 = x2;
+      if (rotate) o1 = x1 * c[i] - x2 * sn[i], o2 = x2 * c[i] + x1 * sn[i];
+      if (is_q) {
+        A* dst = q_out + (t * hq + h) * d;
+        dst[i] = from_float<A>(o1), dst[i + half] = from_float<A>(o2);
+      } else {
+        C* dst = k_cache + (static_cast<int64_t>(slot) * hk + (h - hq)) * d;
+        dst[i] = from_float<C>(o1), dst[i + half] = from_float<C>(o2);
+      }
+    }
   }
 }
 
-__global__ void silu_mul_kernel(const float* g, const float* u, int64_t n, float* o) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-__global__ void copy_columns_kernel(const float* src, int64_t rows, int64_t src_cols, int64_t offset, int64_t width,
-                                    float* dst) {
-  const int64_t n = rows * width;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[i] = src[(i / width) * src_cols + offset + i % width];
-}
-
-__global__ void silu_mul_halves_kernel(const float* src, int64_t rows, int64_t half, float* out) {
+template <typename T>
+__global__ void silu_mul_halves_kernel(const T* src, int64_t rows, int64_t half, T* out) {
   const int64_t n = rows * half;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float* row = src + (i / half) * 2 * half;
-    const float g = row[i % half];
-    out[i] = g / (1.0f + expf(-g)) * row[half + i % half];
+    const T* row = src + (i / half) * 2 * half;
+    const float g = to_float(row[i % half]);
+    out[i] = from_float<T>(g / (1.0f + expf(-g)) * to_float(row[half + i % half]));
   }
 }
 
-__global__ void add_kernel(const float* a, const float* b, int64_t n, float* o) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    o[i] = a[i] + b[i];
-}
-
-__global__ void add_bias_kernel(float* o, const float* bias, int64_t rows, int64_t cols) {
+template <typename T>
+__global__ void add_bias_kernel(T* o, const float* bias, int64_t rows, int64_t cols) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    o[i] += bias[i % cols];
+    o[i] = from_float<T>(to_float(o[i]) + bias[i % cols]);
 }
 
 __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t cols, int64_t num_rows, float* out) {
@@ -169,57 +179,49 @@ void embedding(const void* table, DType dtype, int64_t vocab, int64_t dim, const
   embedding_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, s>>>(table, dtype, vocab, dim, ids, out);
 }
 
-void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t cols, float eps, float* out,
-              cudaStream_t s) {
+void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t cols, float eps, void* out,
+              DType out_dtype, cudaStream_t s) {
   if (rows == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(cols), 0, s>>>(x, w, w_dtype, cols, eps, out);
+  with_type(out_dtype, [&](auto* o) {
+    using O = std::remove_pointer_t<decltype(o)>;
+    rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(cols), 0, s>>>(x, w, w_dtype, cols, eps,
+                                                                               static_cast<O*>(out));
+  });
 }
 
-void rope(float* q, float* k, const int32_t* positions, const float* cos, const float* sin, int64_t tokens,
-          int64_t hq, int64_t hk, int64_t d, int64_t max_positions, cudaStream_t s) {
+void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, const void* k_norm, DType norm_dtype,
+                       float eps, const int32_t* positions, const float* cos, const float* sin, int64_t max_positions,
+                       const int32_t* slots, int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t num_slots,
+                       void* q_out, void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s) {
   if (tokens == 0) return;
-  rope_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, s>>>(q, k, positions, cos, sin, hq, hk, d, max_positions);
+  const int64_t heads = hq + 2 * hk;
+  const unsigned threads = static_cast<unsigned>(32 * (heads < 8 ? heads : 8));
+  with_type(act_dtype, [&](auto* a) {
+    using A = std::remove_pointer_t<decltype(a)>;
+    with_type(cache_dtype, [&](auto* c) {
+      using C = std::remove_pointer_t<decltype(c)>;
+      qkv_rope_write_kv_kernel<<<static_cast<unsigned>(tokens), threads, 0, s>>>(
+          static_cast<const A*>(qkv), q_norm, k_norm, norm_dtype, eps, positions, cos, sin, max_positions, slots, hq,
+          hk, d, num_slots, static_cast<A*>(q_out), static_cast<C*>(k_cache), static_cast<C*>(v_cache));
+    });
+  });
 }
 
-void write_kv(const float* k, const float* v, const int32_t* slots, int64_t tokens, int64_t row, int64_t num_slots,
-              void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s) {
-  if (tokens == 0) return;
-  const unsigned grid = static_cast<unsigned>(tokens);
-  if (cache_dtype == DType::BF16)
-    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<__nv_bfloat16*>(k_cache),
-                                              static_cast<__nv_bfloat16*>(v_cache));
-  else if (cache_dtype == DType::F16)
-    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<__half*>(k_cache),
-                                              static_cast<__half*>(v_cache));
-  else
-    write_kv_kernel<<<grid, kThreads, 0, s>>>(k, v, slots, row, num_slots, static_cast<float*>(k_cache),
-                                              static_cast<float*>(v_cache));
-}
-
-void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s) {
-  if (n == 0) return;
-  silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, n, out);
-}
-
-void copy_columns(const float* src, int64_t rows, int64_t src_cols, int64_t offset, int64_t width, float* dst,
-                  cudaStream_t s) {
-  if (rows * width == 0) return;
-  copy_columns_kernel<<<blocks_for(rows * width), kThreads, 0, s>>>(src, rows, src_cols, offset, width, dst);
-}
-
-void silu_mul_halves(const float* src, int64_t rows, int64_t half, float* out, cudaStream_t s) {
+void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DType dtype, cudaStream_t s) {
   if (rows * half == 0) return;
-  silu_mul_halves_kernel<<<blocks_for(rows * half), kThreads, 0, s>>>(src, rows, half, out);
+  with_type(dtype, [&](auto* p) {
+    using T = std::remove_pointer_t<decltype(p)>;
+    silu_mul_halves_kernel<<<blocks_for(rows * half), kThreads, 0, s>>>(static_cast<const T*>(src), rows, half,
+                                                                        static_cast<T*>(out));
+  });
 }
 
-void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t s) {
-  if (n == 0) return;
-  add_kernel<<<blocks_for(n), kThreads, 0, s>>>(a, b, n, out);
-}
-
-void add_bias(float* out, const float* bias, int64_t rows, int64_t cols, cudaStream_t s) {
+void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s) {
   if (rows * cols == 0) return;
-  add_bias_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(out, bias, rows, cols);
+  with_type(dtype, [&](auto* p) {
+    using T = std::remove_pointer_t<decltype(p)>;
+    add_bias_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(static_cast<T*>(out), bias, rows, cols);
+  });
 }
 
 void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/dtype.h"
+
 namespace ferrum::cuda {
 
 __device__ __forceinline__ float to_float(float v) { return v; }
@@ -39,6 +41,15 @@ __device__ __forceinline__ void unpack8(const uint4& u, float* f) {
     const float2 v = to_float2(p[i]);
     f[2 * i] = v.x, f[2 * i + 1] = v.y;
   }
+}
+
+// Calls f with a null pointer of the element type of dtype (F32, BF16 or F16): the kernels'
+// dispatch from a run-time dtype to a template.
+template <typename F>
+void with_type(DType dtype, F&& f) {
+  if (dtype == DType::BF16) f(static_cast<__nv_bfloat16*>(nullptr));
+  else if (dtype == DType::F16) f(static_cast<__half*>(nullptr));
+  else f(static_cast<float*>(nullptr));
 }
 
 }  // namespace ferrum::cuda

@@ -35,12 +35,12 @@ struct Smem {
 };
 
 template <int D, typename C>
-__global__ void prefill_attention_kernel(const float* __restrict__ q, const C* __restrict__ k_cache,
+__global__ void prefill_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache,
                                          const C* __restrict__ v_cache, const int32_t* __restrict__ tiles,
                                          const int32_t* __restrict__ query_start, const int32_t* __restrict__ seq_lens,
                                          const int32_t* __restrict__ block_tables, int32_t max_blocks,
                                          int32_t block_size, int64_t hq, int64_t hk, float scale,
-                                         float* __restrict__ out) {
+                                         C* __restrict__ out) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
   Smem<D>& sm = *reinterpret_cast<Smem<D>*>(smem_raw);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -57,7 +57,7 @@ __global__ void prefill_attention_kernel(const float* __restrict__ q, const C* _
 
   for (int i = lane; i < kTile * D; i += 32) {
     const int r = i / D, x = i % D;
-    const float v = active && r < rows ? q[((t0 + r) * hq + h) * D + x] * scale : 0.0f;
+    const float v = active && r < rows ? to_float(q[((t0 + r) * hq + h) * D + x]) * scale : 0.0f;
     sm.q[warp][r][x] = __float2bfloat16_rn(v);
     sm.o[warp][r][x] = 0.0f;
   }
@@ -159,14 +159,14 @@ __global__ void prefill_attention_kernel(const float* __restrict__ q, const C* _
   if (!active) return;
   for (int i = lane; i < rows * D; i += 32) {
     const int r = i / D, x = i % D;
-    out[((t0 + r) * hq + h) * D + x] = sm.o[warp][r][x] / sm.l[warp][r];
+    out[((t0 + r) * hq + h) * D + x] = from_float<C>(sm.o[warp][r][x] / sm.l[warp][r]);
   }
 }
 
 template <int D, typename C>
-void launch(const float* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
+void launch(const void* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
             const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables, int32_t max_blocks,
-            int32_t block_size, int64_t hq, int64_t hk, float scale, float* out, cudaStream_t s) {
+            int32_t block_size, int64_t hq, int64_t hk, float scale, void* out, cudaStream_t s) {
   constexpr size_t bytes = sizeof(Smem<D>);
   static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
     cudaFuncSetAttribute(prefill_attention_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -177,14 +177,14 @@ void launch(const float* q, const void* kc, const void* vc, const int32_t* tiles
   const int64_t chunks = (hq / hk + kHeads - 1) / kHeads;
   dim3 grid(static_cast<unsigned>(num_tiles), static_cast<unsigned>(hk), static_cast<unsigned>(chunks));
   prefill_attention_kernel<D, C><<<grid, kHeads * 32, bytes, s>>>(
-      q, static_cast<const C*>(kc), static_cast<const C*>(vc), tiles, query_start, seq_lens, block_tables, max_blocks,
-      block_size, hq, hk, scale, out);
+      static_cast<const C*>(q), static_cast<const C*>(kc), static_cast<const C*>(vc), tiles, query_start, seq_lens,
+      block_tables, max_blocks, block_size, hq, hk, scale, static_cast<C*>(out));
 }
 
 template <typename C>
-bool launch_for(int64_t d, const float* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
+bool launch_for(int64_t d, const void* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
                 const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables, int32_t max_blocks,
-                int32_t block_size, int64_t hq, int64_t hk, float scale, float* out, cudaStream_t s) {
+                int32_t block_size, int64_t hq, int64_t hk, float scale, void* out, cudaStream_t s) {
   switch (d) {
     case 64: launch<64, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
     case 128: launch<128, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
@@ -195,10 +195,10 @@ bool launch_for(int64_t d, const float* q, const void* kc, const void* vc, const
 
 }  // namespace
 
-bool prefill_attention(const float* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
                        const int32_t* tiles, int32_t num_tiles, const int32_t* query_start, const int32_t* seq_lens,
                        const int32_t* block_tables, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
-                       int64_t d, float scale, float* out, cudaStream_t s) {
+                       int64_t d, float scale, void* out, cudaStream_t s) {
   if (num_tiles == 0) return true;
   if (cache_dtype == DType::BF16)
     return launch_for<__nv_bfloat16>(d, q, k_cache, v_cache, tiles, num_tiles, query_start, seq_lens, block_tables,

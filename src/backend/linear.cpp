@@ -1,0 +1,53 @@
+#include "backend/linear.h"
+
+#include "core/error.h"
+
+namespace ferrum {
+
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::Dense: return "dense";
+    case WeightFormat::GgufQ8_0: return "GGUF Q8_0";
+    case WeightFormat::GgufQ4K: return "GGUF Q4_K";
+    case WeightFormat::Gptq4: return "GPTQ int4";
+    case WeightFormat::Awq4: return "AWQ int4";
+    case WeightFormat::Fp8: return "FP8";
+  }
+  return "?";
+}
+
+void check_linear_spec(const LinearSpec& spec) {
+  if (spec.format != WeightFormat::Dense)
+    fail("layer '{}': {} weights are not supported yet (only dense F32/F16/BF16)", spec.name,
+         weight_format_name(spec.format));
+  if (spec.num_experts != 0)
+    fail("layer '{}': grouped expert weights (MoE) are not supported yet", spec.name);
+  if (spec.shard.kind != LinearShard::Kind::None || spec.shard.world != 1)
+    fail("layer '{}': tensor-parallel shards are not supported yet", spec.name);
+  FERRUM_CHECK(!spec.parts.empty() && spec.in_features > 0, "layer '{}': no parts or no input features", spec.name);
+  bool any_bias = false, all_bias = true;
+  for (const LinearPart& p : spec.parts) {
+    FERRUM_CHECK(p.rows > 0, "layer '{}': part '{}' has no rows", spec.name, p.name);
+    if (!p.extra.empty()) fail("layer '{}': part '{}' has format companions, but the format is dense", spec.name, p.name);
+    const bool bias = !p.bias.empty();
+    any_bias |= bias;
+    all_bias &= bias;
+    if (bias && (p.bias.numel() != p.rows || (p.bias.dtype != DType::F32 && p.bias.dtype != DType::F16 &&
+                                              p.bias.dtype != DType::BF16)))
+      fail("layer '{}': bias of '{}' is {} {}, expected {} F32/F16/BF16 values", spec.name, p.name,
+           dtype_name(p.bias.dtype), p.bias.shape_str(), p.rows);
+    if (spec.dummy) continue;
+    const Tensor& w = p.weight;
+    if (w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features)
+      fail("tensor '{}' has shape {}, but config.json implies [{}, {}]", p.name, w.shape_str(), p.rows,
+           spec.in_features);
+    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+      fail("tensor '{}' has dtype {}; dense weights must be F32, F16 or BF16", p.name, dtype_name(w.dtype));
+    if (w.dtype != spec.parts.front().weight.dtype)
+      fail("layer '{}': parts '{}' and '{}' have different dtypes ({} and {})", spec.name, spec.parts.front().name,
+           p.name, dtype_name(spec.parts.front().weight.dtype), dtype_name(w.dtype));
+  }
+  if (any_bias && !all_bias) fail("layer '{}': some parts have a bias and some do not", spec.name);
+}
+
+}  // namespace ferrum

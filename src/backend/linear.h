@@ -1,0 +1,89 @@
+// A linear layer's weight as a backend-owned object. Model code describes the layer (a
+// LinearSpec: its parts, their source tensors, the storage format, how it is fused or
+// sharded); the backend decides how to store it (mmapped as it is on the CPU, one fused
+// device buffer on a GPU, repacked for a quantized kernel later) and runs it with
+// Backend::linear. Model code never sees how a weight is stored.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ferrum {
+
+// How the weight bytes are laid out. Only Dense is implemented; the others are named so that
+// a loader can ask for them and get a clear "not supported" at load time, never at run time.
+enum class WeightFormat : uint8_t {
+  Dense,     // [out, in] F32 / F16 / BF16, row-major
+  GgufQ8_0,  // GGUF blocks of 32: f16 scale + 32 int8
+  GgufQ4K,   // GGUF Q4_K super-blocks of 256: f16 d, dmin, 6-bit scales/mins, 4-bit quants
+  Gptq4,     // GPTQ: qweight int32 [in/8, out], scales [groups, out], qzeros, optional g_idx
+  Awq4,      // AWQ: qweight int32 [in, out/8], scales, qzeros
+  Fp8,       // E4M3 [out, in] with per-tensor or per-channel scales
+};
+const char* weight_format_name(WeightFormat f);
+
+// How a layer is split over tensor-parallel ranks: Column splits the output features (each
+// rank holds out/world rows), Row splits the input features (partial sums, then all-reduce).
+struct LinearShard {
+  enum class Kind : uint8_t { None, Column, Row } kind = Kind::None;
+  int32_t rank = 0, world = 1;
+};
+
+// One part of a fused layer (q, k, v; gate, up): its output rows. The parts' outputs are
+// concatenated in order along the output features.
+struct LinearPart {
+  std::string name;    // the source tensor's name (errors, dummy-weight seeds)
+  int64_t rows = 0;    // output features of this part
+  Tensor weight;       // host (mmapped) source [rows, in]; empty with dummy weights
+  Tensor bias;         // host source [rows], or empty
+  // Format-specific companions (GPTQ scales/qzeros/g_idx, FP8 scales...); empty for Dense.
+  std::vector<Tensor> extra;
+};
+
+struct LinearSpec {
+  std::string name;  // the layer, for messages ("model.layers.3.mlp.gate_up")
+  int64_t in_features = 0;
+  std::vector<LinearPart> parts;
+  WeightFormat format = WeightFormat::Dense;
+  // Grouped experts (MoE): num_experts stacked weights of the same parts, chosen per token by
+  // a router. 0: a plain layer.
+  int32_t num_experts = 0;
+  LinearShard shard;
+  // Fill with random values of this dtype instead of reading `weight` (benchmarks of real
+  // shapes without the files; see models' dummy weights).
+  std::optional<DType> dummy;
+
+  int64_t out_features() const {
+    int64_t n = 0;
+    for (const LinearPart& p : parts) n += p.rows;
+    return n;
+  }
+};
+
+// What Backend::linear does with x @ W^T (+ bias).
+enum class LinearEpilogue : uint8_t {
+  Store,       // out = x W^T + b
+  Accumulate,  // out += x W^T + b (a projection added to the residual stream)
+  SiluMul,     // two equal parts (gate, up): out = silu(x W_gate^T) * (x W_up^T), [M, rows]
+};
+
+class LinearWeight {
+ public:
+  virtual ~LinearWeight() = default;
+  std::string name;
+  int64_t in_features = 0, out_features = 0;
+  std::vector<int64_t> part_rows;
+  WeightFormat format = WeightFormat::Dense;
+  DType dtype = DType::F32;  // of the stored values (Dense)
+  bool has_bias = false;
+};
+
+// Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes) and
+// refuses, with a message naming the layer, what this build cannot run yet: formats other than
+// Dense, experts, shards. Throws ferrum::Error.
+void check_linear_spec(const LinearSpec& spec);
+
+}  // namespace ferrum
