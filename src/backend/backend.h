@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/linear.h"
+#include "backend/sampling.h"
 #include "core/tensor.h"
 
 namespace ferrum {
@@ -111,6 +112,9 @@ class Backend {
                                const AttentionMeta& meta, float scale, Tensor& out) = 0;
   // out[i, :] = x[rows[i], :] (F32)
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  // Picks one token per row of logits [rows, vocab] (F32, edited in place) as batch says
+  // (backend/sampling.h); only the ids and the requested logprobs come back to the host.
+  virtual void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "engine/block_manager.h"
+#include "engine/device_sampling.h"
 #include "engine/model_runner.h"
 #include "engine/output_processor.h"
 #include "engine/request_channel.h"
@@ -90,6 +91,8 @@ class EngineImpl final : public Engine {
                   model_len, max_model_len_);
     }
     stats_.kv_blocks_total = blocks_.num_blocks();
+    if (model_->samples_on_device() && !o.host_sampling)
+      device_sampling_ = std::make_unique<DeviceSamplingBuilder>(vocab_size_, model_->config().eos_token_ids);
     log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
               "max_model_len {}, prefix caching {}", blocks_.num_blocks(), o.block_size,
               o.max_num_seqs, o.max_num_batched_tokens, max_model_len_,
@@ -129,6 +132,7 @@ class EngineImpl final : public Engine {
       seq->max_kv_tokens = req->prompt_len + params.max_tokens - 1;  // the last token is never fed
       seq->fork_parent = i > 0 ? req->seqs[0].get() : nullptr;
       seed_rng(seq->rng, *req->params.seed, i);
+      seq->sample_key = DeviceSamplingBuilder::key(*req->params.seed, i);
       output_.init(*seq);
       req->seqs.push_back(std::move(seq));
     }
@@ -283,10 +287,17 @@ class EngineImpl final : public Engine {
         if (s.seq->index == 0 && req.cached_tokens < 0) req.cached_tokens = s.seq->num_computed_tokens;
       }
       try {
-        const std::span<float> logits = runner_.run(out, sampled_);
-        t_forward = ProfileClock::now();
-        scheduler_.on_step_done(out);
-        sample_rows(out, logits);
+        if (device_sampling_) {
+          runner_.run_sampled(out, sampled_, *device_sampling_, sample_batch_, sample_result_);
+          t_forward = ProfileClock::now();
+          scheduler_.on_step_done(out);
+          take_device_samples(out);
+        } else {
+          const std::span<float> logits = runner_.run(out, sampled_);
+          t_forward = ProfileClock::now();
+          scheduler_.on_step_done(out);
+          sample_rows(out, logits);
+        }
         for (size_t r = 0; r < sampled_.size(); ++r) {
           Sequence& seq = *out.scheduled[sampled_[r]].seq;
           try {
@@ -366,6 +377,20 @@ class EngineImpl final : public Engine {
     });
   }
 
+  // The tokens (and logprobs) the device picked, one per sampled row.
+  void take_device_samples(const SchedulerOutput& out) {
+    const size_t rows = sampled_.size();
+    row_tokens_.assign(rows, -1);
+    row_errors_.assign(rows, std::string());
+    for (size_t r = 0; r < rows; ++r) {
+      try {
+        row_tokens_[r] = DeviceSamplingBuilder::take(*out.scheduled[sampled_[r]].seq, sample_batch_, sample_result_, r);
+      } catch (const std::exception& e) {
+        row_errors_[r] = e.what();
+      }
+    }
+  }
+
   void touch(Request& req) {
     if (req.touched_step == step_id_) return;
     req.touched_step = step_id_;
@@ -420,6 +445,10 @@ class EngineImpl final : public Engine {
   Scheduler scheduler_;
   ModelRunner runner_;
   Sampler sampler_;
+  // Set when the model samples on its device (a GPU): then the host Sampler is not used.
+  std::unique_ptr<DeviceSamplingBuilder> device_sampling_;
+  SampleBatch sample_batch_;
+  SampleResult sample_result_;
   OutputProcessor output_;
   std::shared_ptr<Inbox> inbox_;
 

@@ -25,6 +25,8 @@ struct EngineOptions {
   int32_t num_kv_blocks = 0;              // >0 overrides kv_cache_bytes (tests)
   bool enable_prefix_caching = true;
   int32_t max_waiting = 4096;             // submit() fails with QueueFull beyond this
+  // Sample on the host even when the model can sample on its device (tests compare the two).
+  bool host_sampling = false;
 };
 
 enum class FinishReason { None, Stop, Length, Abort, Error };

@@ -60,4 +60,16 @@ std::span<float> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_
   return logits;
 }
 
+void ModelRunner::run_sampled(const SchedulerOutput& out, std::vector<int32_t>& sampled,
+                              DeviceSamplingBuilder& builder, SampleBatch& sampling, SampleResult& result) {
+  build_batch(out, batch_, sampled);
+  sampling.clear();
+  result = {};
+  if (batch_.num_tokens() == 0) return;
+  for (int32_t i : sampled) builder.add(*out.scheduled[i].seq, sampling);
+  model_->forward_sample(batch_, *cache_, sampling, result);
+  FERRUM_CHECK(result.tokens.size() == sampled.size(), "model sampled {} tokens, expected {}", result.tokens.size(),
+               sampled.size());
+}
+
 }  // namespace ferrum

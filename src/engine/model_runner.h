@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/device_sampling.h"
 #include "engine/scheduler.h"
 #include "models/forward_batch.h"
 #include "models/model.h"
@@ -23,6 +24,11 @@ class ModelRunner {
   // Runs the step; returns the logits rows, [sampled.size(), vocab] (the model's memory,
   // writable, valid until the next run).
   std::span<float> run(const SchedulerOutput& out, std::vector<int32_t>& sampled);
+
+  // The same with the tokens picked on the model's device: one SampleRow per sampled sequence
+  // (built into `sampling`), the picks in `result`.
+  void run_sampled(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
+                   SampleBatch& sampling, SampleResult& result);
 
   KvCache& kv_cache() { return *cache_; }
   int32_t vocab_size() const { return vocab_size_; }

@@ -45,6 +45,7 @@ struct Sequence {
 
   // Sampling state.
   std::mt19937_64 rng;
+  uint64_t sample_key = 0;  // device sampling's random key (backend/sampling.h)
   std::unordered_map<int32_t, int32_t> output_counts;  // token -> times generated
   DetokState detok;
 

@@ -77,9 +77,32 @@ class DecoderModel final : public Model {
     std::span<float> view = forward_view(b, cache_base);
     logits.assign(view.begin(), view.end());
   }
-  std::span<float> forward_view(const ForwardBatch& b, KvCache& cache_base) override;
+  std::span<float> forward_view(const ForwardBatch& b, KvCache& cache_base) override {
+    const Tensor logits = issue(b, static_cast<PagedKvCache&>(cache_base));
+    const size_t n = static_cast<size_t>(logits.numel());
+    if (n == 0) return {};
+    if (be_->device() == Device::CPU) return {logits.ptr<float>(), n};  // already host memory
+    return logits_to_host(logits, n);
+  }
+
+  // A GPU samples where the logits are: only ids and the requested logprobs come back.
+  bool samples_on_device() const override { return be_->device() != Device::CPU; }
+  void forward_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling,
+                      SampleResult& out) override {
+    FERRUM_CHECK(sampling.rows.size() == b.logits_indices.size(), "forward_sample: {} sampling rows for {} logits rows",
+                 sampling.rows.size(), b.logits_indices.size());
+    Tensor logits = issue(b, static_cast<PagedKvCache&>(cache_base));
+    if (logits.numel() == 0) {
+      out = {};
+      return;
+    }
+    be_->sample(logits, sampling, out);
+  }
 
  private:
+  // Issues the forward pass (recorded or replayed as a graph for decode steps on a device);
+  // returns the logits [rows, vocab] where the backend keeps them (empty without rows).
+  Tensor issue(const ForwardBatch& b, PagedKvCache& cache);
   struct Activations;
   void run_layers(const Activations& a, PagedKvCache& cache);
   std::span<float> logits_to_host(const Tensor& out, size_t n);
@@ -214,8 +237,7 @@ struct DecoderModel::Activations {
   Tensor ids, rows, h, x, qkv, q, attn, gate, sel, xs, out;
 };
 
-std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cache_base) {
-  auto& cache = static_cast<PagedKvCache&>(cache_base);
+Tensor DecoderModel::issue(const ForwardBatch& b, PagedKvCache& cache) {
   const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
   const int64_t R = static_cast<int64_t>(b.logits_indices.size());
@@ -284,10 +306,7 @@ std::span<float> DecoderModel::forward_view(const ForwardBatch& b, KvCache& cach
     profile_.inputs += ms_between(t_start, t_inputs);
     profile_.launch += ms_between(t_inputs, std::chrono::steady_clock::now());
   }
-  const size_t n = static_cast<size_t>(R * cfg_.vocab_size);
-  if (n == 0) return {};
-  if (be_->device() == Device::CPU) return {a.out.ptr<float>(), n};  // already host memory
-  return logits_to_host(a.out, n);
+  return R > 0 ? a.out : Tensor{};
 }
 
 std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {

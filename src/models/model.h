@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "io/model_config.h"
 #include "models/forward_batch.h"
 
@@ -40,6 +41,14 @@ class Model {
     forward(batch, cache, view_logits_);
     return view_logits_;
   }
+
+  // Whether forward_sample is where this model's tokens are picked (a GPU: the logits stay on
+  // the device); otherwise the engine samples forward_view's logits on the host.
+  virtual bool samples_on_device() const { return false; }
+  // Runs the batch and picks one token per logits row as `sampling` says (one SampleRow per
+  // logits_indices entry, backend/sampling.h).
+  virtual void forward_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling,
+                              SampleResult& out);
 
  private:
   std::vector<float> view_logits_;

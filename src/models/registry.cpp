@@ -69,3 +69,11 @@ std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads,
 }
 
 }  // namespace ferrum
+
+namespace ferrum {
+
+void Model::forward_sample(const ForwardBatch&, KvCache&, const SampleBatch&, SampleResult&) {
+  fail("this model samples on the host (forward_view); it has no device sampling");
+}
+
+}  // namespace ferrum

@@ -143,6 +143,7 @@ class CpuBackend final : public Backend {
     cpu::paged_attention(pool_, q, kc, vc, meta, scale, out);
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override { cpu::gather_rows(x, rows, out); }
+  void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) override { cpu::sample(logits, batch, out); }
 
  private:
   struct CpuLinear final : LinearWeight {

@@ -23,5 +23,7 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tens
 void silu_mul(ThreadPool& pool, const Tensor& gate, const Tensor& up, Tensor& out);
 void add(ThreadPool& pool, const Tensor& a, const Tensor& b, Tensor& out);
 void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
+// Backend::sample's reference implementation (cpu_sampling.cpp).
+void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out);
 
 }  // namespace ferrum::cpu

@@ -327,7 +327,63 @@ class CudaBackend final : public Backend {
     launched("gather_rows");
   }
 
+  // Row parameters and edits go up in one copy, ids and logprobs come back in one or two.
+  void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) override {
+    use_device();
+    const int64_t R = static_cast<int64_t>(batch.rows.size()), E = static_cast<int64_t>(batch.edits.size());
+    const int64_t V = logits.cols();
+    FERRUM_CHECK(logits.dtype == DType::F32 && logits.rows() >= R, "sample: logits {} for {} rows", logits.shape_str(), R);
+    if (R == 0) return;
+    bool top = false;
+    for (const SampleRow& r : batch.rows) top |= r.num_logprobs > 0;
+    for (const LogitEdit& e : batch.edits)
+      FERRUM_CHECK(e.token >= 0 && e.token < V, "sample: edit of token {} outside [0, {})", e.token, V);
+    const size_t row_bytes = R * sizeof(SampleRow), edit_bytes = E * sizeof(LogitEdit);
+    const size_t in_bytes = row_bytes + edit_bytes;
+    // Device out: tokens, logprobs, top ids, top logprobs, then the edits' raw values.
+    const size_t top_bytes = R * kMaxTopLogprobs * 4;
+    const size_t out_bytes = R * 8 + 2 * top_bytes + E * 4;
+    grow(sample_in_host_, in_bytes, true);
+    grow(sample_in_, in_bytes, false);
+    grow(sample_out_host_, R * 8 + 2 * top_bytes, true);
+    grow(sample_out_, out_bytes, false);
+    auto* in = static_cast<uint8_t*>(sample_in_host_.data);
+    std::memcpy(in, batch.rows.data(), row_bytes);
+    if (E) std::memcpy(in + row_bytes, batch.edits.data(), edit_bytes);
+    check(cudaMemcpyAsync(sample_in_.data, in, in_bytes, cudaMemcpyHostToDevice, stream_), "sample inputs");
+    auto* dev_in = static_cast<uint8_t*>(sample_in_.data);
+    auto* dev_out = static_cast<uint8_t*>(sample_out_.data);
+    cuda::sample(logits.ptr<float>(), R, V, reinterpret_cast<const SampleRow*>(dev_in),
+                 reinterpret_cast<const LogitEdit*>(dev_in + row_bytes),
+                 reinterpret_cast<float*>(dev_out + R * 8 + 2 * top_bytes), reinterpret_cast<int32_t*>(dev_out),
+                 reinterpret_cast<float*>(dev_out + R * 4), reinterpret_cast<int32_t*>(dev_out + R * 8),
+                 reinterpret_cast<float*>(dev_out + R * 8 + top_bytes), stream_);
+    launched("sample");
+    auto* host = static_cast<uint8_t*>(sample_out_host_.data);
+    const size_t back = top ? R * 8 + 2 * top_bytes : R * 8;
+    check(cudaMemcpyAsync(host, dev_out, back, cudaMemcpyDeviceToHost, stream_), "sample outputs");
+    check(cudaStreamSynchronize(stream_), "sample");
+    out.tokens.assign(reinterpret_cast<int32_t*>(host), reinterpret_cast<int32_t*>(host) + R);
+    out.logprobs.assign(reinterpret_cast<float*>(host + R * 4), reinterpret_cast<float*>(host + R * 4) + R);
+    if (top) {
+      out.top_ids.assign(reinterpret_cast<int32_t*>(host + R * 8), reinterpret_cast<int32_t*>(host + R * 8) + R * kMaxTopLogprobs);
+      out.top_logprobs.assign(reinterpret_cast<float*>(host + R * 8 + top_bytes),
+                              reinterpret_cast<float*>(host + R * 8 + top_bytes) + R * kMaxTopLogprobs);
+    } else {
+      out.top_ids.clear();
+      out.top_logprobs.clear();
+    }
+  }
+
  private:
+  // Grows a byte buffer (pinned host or device) to at least `bytes`, with headroom.
+  void grow(Tensor& t, size_t bytes, bool host) {
+    if (t.nbytes() >= bytes) return;
+    const int64_t n = static_cast<int64_t>(bytes + bytes / 2 + 256);
+    t = host ? alloc_host({n}, DType::U8) : alloc({n}, DType::U8);
+    if (!host) ++scratch_generation_;
+  }
+
   // Makes this backend's GPU current on the calling thread (the engine thread is not the one
   // that built the backend); a thread-local check, so it costs nothing once set.
   void use_device() const {
@@ -411,6 +467,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
+  Tensor sample_in_host_, sample_in_, sample_out_, sample_out_host_;  // sampling's staging buffers
   Tensor attn_scratch_;  // attention partials of split keys
   std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs
   Tensor tiles_;

@@ -1,0 +1,74 @@
+// Sampling on the device: the engine describes each logits row's sampling (SampleRow) and
+// its sparse logit edits (min_tokens masks, logit_bias, penalties); Backend::sample picks the
+// tokens where the logits are, and only ids and the requested logprobs come back.
+//
+// The draw is a Gumbel-max over the kept tokens: argmax(l_i / T + G_i) with G_i from a
+// counter-based hash of (key, counter, token). That samples exactly from the filtered softmax,
+// needs no sort, and depends only on the row's own key and counter, so a seeded request gives
+// the same tokens whatever else is in the batch. The CPU implementation
+// (backend/cpu/cpu_sampling.cpp) is the reference the GPU kernel is tested against; the engine
+// keeps its own host Sampler on the CPU.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ferrum {
+
+// vLLM v1's order of operations on a row: edits (mask, bias, repetition, frequency and
+// presence penalties) -> greedy, or temperature -> min_p -> top_k -> top_p -> draw.
+struct SampleRow {
+  float temperature = 1.0f;  // below kGreedyTemperature: greedy (argmax)
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t key = 0;      // the sequence's random key (request seed and completion index)
+  uint64_t counter = 0;  // which draw of that sequence (its output length)
+  int32_t num_logprobs = -1;  // -1: none; else the sampled token's raw logprob and this many top ones
+  int32_t edits_begin = 0, edits_end = 0;  // this row's range of SampleBatch::edits
+};
+
+// One change to one token's logit before sampling. Within a row, edits run in the order of
+// their phase (Mask, Bias, Repetition, Penalty); a token appears at most once per phase.
+struct LogitEdit {
+  enum Kind : int32_t { Mask = 0, Bias = 1, Repetition = 2, Penalty = 3 };
+  int32_t token = 0;
+  int32_t kind = Mask;
+  float value = 0.0f;  // Bias: added; Repetition: the HF penalty r; Penalty: subtracted
+};
+
+struct SampleBatch {
+  std::vector<SampleRow> rows;
+  std::vector<LogitEdit> edits;  // grouped by row, each row's sorted by kind
+  void clear() {
+    rows.clear();
+    edits.clear();
+  }
+};
+
+constexpr float kGreedyTemperature = 1e-5f;  // as vLLM: lower temperatures mean greedy
+constexpr int32_t kMaxTopLogprobs = 20;      // the OpenAI API's limit
+
+struct SampleResult {
+  std::vector<int32_t> tokens;     // [rows]
+  std::vector<float> logprobs;     // [rows]: raw logprob of the sampled token (rows that asked)
+  std::vector<int32_t> top_ids;    // [rows, kMaxTopLogprobs], best first; the first num_logprobs valid
+  std::vector<float> top_logprobs;
+};
+
+// The draw's uniform number for (key, counter, token): in (0, 1), 24 bits. Shared by both
+// implementations so that they pick the same tokens.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline float sample_uniform(uint64_t key, uint64_t counter, uint32_t token) {
+  uint64_t z = key ^ (counter * 0x9E3779B97F4A7C15ull) ^ (static_cast<uint64_t>(token) * 0xD1B54A32D192ED03ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (static_cast<float>(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+}  // namespace ferrum

@@ -1,0 +1,75 @@
+#include "engine/device_sampling.h"
+
+#include "core/error.h"
+
+namespace ferrum {
+
+DeviceSamplingBuilder::DeviceSamplingBuilder(int32_t vocab_size, std::vector<int32_t> eos_token_ids)
+    : vocab_size_(vocab_size), eos_ids_(std::move(eos_token_ids)), seen_(static_cast<size_t>(vocab_size), 0) {}
+
+uint64_t DeviceSamplingBuilder::key(uint64_t seed, int32_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(index) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
+  const SamplingParams& p = *seq.params;
+  SampleRow row;
+  row.temperature = p.temperature;
+  row.top_k = p.top_k;
+  row.top_p = p.top_p;
+  row.min_p = p.min_p;
+  row.key = seq.sample_key;
+  row.counter = static_cast<uint64_t>(seq.num_output_tokens());
+  row.num_logprobs = p.logprobs ? *p.logprobs : -1;
+  row.edits_begin = static_cast<int32_t>(batch.edits.size());
+  // Each phase names a token at most once: `seen_` marks this phase's tokens.
+  auto edit = [&](int32_t token, int32_t kind, float value) {
+    if (token < 0 || token >= vocab_size_ || seen_[token]) return;
+    seen_[token] = 1;
+    marked_.push_back(token);
+    batch.edits.push_back({token, kind, value});
+  };
+  auto end_phase = [&] {
+    for (int32_t t : marked_) seen_[t] = 0;
+    marked_.clear();
+  };
+  if (seq.num_output_tokens() < p.min_tokens) {
+    for (int32_t t : p.stop_token_ids) edit(t, LogitEdit::Mask, 0.0f);
+    if (!p.ignore_eos)
+      for (int32_t t : eos_ids_) edit(t, LogitEdit::Mask, 0.0f);
+    end_phase();
+  }
+  for (const auto& [t, bias] : p.logit_bias) edit(t, LogitEdit::Bias, bias);
+  end_phase();
+  if (p.repetition_penalty != 1.0f) {
+    for (int32_t t : seq.tokens) edit(t, LogitEdit::Repetition, p.repetition_penalty);
+    end_phase();
+  }
+  if (p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) {
+    for (const auto& [t, count] : seq.output_counts)
+      edit(t, LogitEdit::Penalty, p.frequency_penalty * static_cast<float>(count) + p.presence_penalty);
+    end_phase();
+  }
+  row.edits_end = static_cast<int32_t>(batch.edits.size());
+  batch.rows.push_back(row);
+}
+
+int32_t DeviceSamplingBuilder::take(Sequence& seq, const SampleBatch& batch, const SampleResult& result, size_t r) {
+  const int32_t token = result.tokens.at(r);
+  if (token < 0) fail("device sampling returned no token (every logit was NaN)");
+  const int32_t n = batch.rows[r].num_logprobs;
+  if (n >= 0) {
+    TokenLogprob lp;
+    lp.token_id = token;
+    lp.logprob = result.logprobs.at(r);
+    for (int32_t j = 0; j < n && j < kMaxTopLogprobs; ++j)
+      lp.top.emplace_back(result.top_ids.at(r * kMaxTopLogprobs + j), result.top_logprobs.at(r * kMaxTopLogprobs + j));
+    seq.new_logprobs.push_back(std::move(lp));
+  }
+  return token;
+}
+
+}  // namespace ferrum

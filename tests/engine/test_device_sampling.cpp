@@ -1,0 +1,255 @@
+// Device sampling (backend/sampling.h): the CPU reference of Backend::sample against the same
+// reference distributions as the host Sampler, its edits against the Sampler's, seeds that
+// do not depend on the batch, and the engine's device-sampling path (through a model wrapper
+// that samples with the CPU reference) against transformers' greedy ids. The CUDA kernel is
+// held to this reference in tests/backend/sampling_parity_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "backend/backend.h"
+#include "core/json.h"
+#include "engine/device_sampling.h"
+#include "engine/sampler.h"
+#include "engine_test_util.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum::testing {
+namespace {
+
+std::vector<float> test_logits() { return {2.0f, 1.5f, 1.4f, 0.3f, -0.5f, 0.0f, -2.0f, 1.0f}; }
+
+// Probabilities after temperature, min_p, top_k, top_p (vLLM v1's order), computed directly.
+std::vector<double> reference_distribution(const std::vector<float>& logits, const SamplingParams& sp) {
+  std::vector<double> p(logits.size());
+  double mx = -1e300, sum = 0;
+  for (float l : logits) mx = std::max(mx, l / static_cast<double>(sp.temperature));
+  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] / sp.temperature - mx));
+  for (double& x : p) x /= sum;
+  const double pmax = *std::max_element(p.begin(), p.end());
+  std::vector<bool> keep(p.size());
+  for (size_t i = 0; i < p.size(); ++i) keep[i] = p[i] >= sp.min_p * pmax;
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  int kept = 0;
+  for (size_t i : order)
+    if (keep[i] && sp.top_k > 0 && ++kept > sp.top_k) keep[i] = false;
+  double mass = 0, cum = 0;
+  for (size_t i = 0; i < p.size(); ++i) mass += keep[i] ? p[i] : 0;
+  bool done = false;
+  for (size_t i : order) {
+    if (!keep[i]) continue;
+    if (done) keep[i] = false;
+    cum += p[i] / mass;
+    if (cum >= sp.top_p) done = true;
+  }
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i) total += keep[i] ? p[i] : 0;
+  for (size_t i = 0; i < p.size(); ++i) p[i] = keep[i] ? p[i] / total : 0;
+  return p;
+}
+
+class DeviceSampling : public ::testing::Test {
+ protected:
+  std::unique_ptr<Backend> cpu_ = make_cpu_backend(1);
+
+  // Samples `rows` copies of `logits` through the CPU reference.
+  SampleResult run(const std::vector<float>& logits, const SampleBatch& batch) {
+    const int64_t R = static_cast<int64_t>(batch.rows.size()), V = static_cast<int64_t>(logits.size());
+    Tensor t = cpu_->alloc({R, V}, DType::F32);
+    for (int64_t r = 0; r < R; ++r) std::copy(logits.begin(), logits.end(), t.ptr<float>() + r * V);
+    SampleResult out;
+    cpu_->sample(t, batch, out);
+    return out;
+  }
+
+  void check_distribution(const SamplingParams& sp) {
+    DeviceSamplingBuilder builder(8, {});
+    Sequence seq;
+    seq.params = &sp;
+    seq.tokens = {1};
+    seq.prompt_len = 1;
+    seq.sample_key = DeviceSamplingBuilder::key(42, 0);
+    SampleBatch batch;
+    const int draws = 40000;
+    for (int i = 0; i < draws; ++i) {
+      builder.add(seq, batch);
+      batch.rows.back().counter = static_cast<uint64_t>(i);  // successive draws of one sequence
+    }
+    const SampleResult out = run(test_logits(), batch);
+    std::vector<int> counts(8, 0);
+    for (int32_t t : out.tokens) ++counts.at(t);
+    const auto ref = reference_distribution(test_logits(), sp);
+    for (int t = 0; t < 8; ++t) {
+      const double freq = static_cast<double>(counts[t]) / draws;
+      if (ref[t] == 0) {
+        EXPECT_EQ(counts[t], 0) << "token " << t << " should be filtered out";
+      } else {
+        const double sigma = std::sqrt(ref[t] * (1 - ref[t]) / draws);
+        EXPECT_NEAR(freq, ref[t], 5 * sigma + 1e-3) << "token " << t;
+      }
+    }
+  }
+};
+
+TEST_F(DeviceSampling, DistributionsMatchTheReference) {
+  SamplingParams sp;
+  check_distribution(sp);
+  sp.temperature = 0.7f;
+  check_distribution(sp);
+  sp = {};
+  sp.top_k = 3;
+  check_distribution(sp);
+  sp = {};
+  sp.top_p = 0.6f;
+  check_distribution(sp);
+  sp = {};
+  sp.min_p = 0.3f;
+  check_distribution(sp);
+  sp = {};
+  sp.temperature = 0.8f;
+  sp.top_k = 5;
+  sp.top_p = 0.8f;
+  sp.min_p = 0.05f;
+  check_distribution(sp);
+}
+
+// Edits and logprobs equal the host Sampler's on the same sequence state.
+TEST_F(DeviceSampling, EditsAndLogprobsMatchTheHostSampler) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<float> logits(64);
+    for (float& l : logits) l = u(rng);
+    SamplingParams sp;
+    sp.temperature = 0.0f;
+    sp.repetition_penalty = 1.0f + static_cast<float>(trial % 3);
+    sp.frequency_penalty = 0.3f * (trial % 2);
+    sp.presence_penalty = 0.2f;
+    sp.logit_bias = {{static_cast<int32_t>(trial % 64), 4.0f}, {7, -2.0f}};
+    sp.min_tokens = trial % 2 ? 5 : 0;
+    sp.stop_token_ids = {static_cast<int32_t>((trial * 7) % 64)};
+    sp.logprobs = 3;
+    Sequence seq;
+    seq.params = &sp;
+    seq.tokens = {1, 2, 2, 9, static_cast<int32_t>(trial % 64), 9};
+    seq.prompt_len = 3;
+    seq.output_counts = {{9, 2}, {static_cast<int32_t>(trial % 64), 1}};
+    Sampler host(64, {0});
+    std::vector<float> host_logits = logits;
+    const int32_t want = host.sample(seq, host_logits);
+    const TokenLogprob want_lp = seq.new_logprobs.back();
+    seq.new_logprobs.clear();
+
+    DeviceSamplingBuilder builder(64, {0});
+    SampleBatch batch;
+    builder.add(seq, batch);
+    const SampleResult out = run(logits, batch);
+    EXPECT_EQ(DeviceSamplingBuilder::take(seq, batch, out, 0), want) << "trial " << trial;
+    ASSERT_EQ(seq.new_logprobs.size(), 1u);
+    EXPECT_NEAR(seq.new_logprobs[0].logprob, want_lp.logprob, 1e-5);
+    ASSERT_EQ(seq.new_logprobs[0].top.size(), 3u);
+    for (int j = 0; j < 3; ++j) {
+      EXPECT_EQ(seq.new_logprobs[0].top[j].first, want_lp.top[j].first);
+      EXPECT_NEAR(seq.new_logprobs[0].top[j].second, want_lp.top[j].second, 1e-5);
+    }
+  }
+}
+
+// A row's draw depends on its key and counter only, not on its place in the batch.
+TEST_F(DeviceSampling, SeededDrawsDoNotDependOnTheBatch) {
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_p = 0.9f;
+  SampleBatch alone, mixed;
+  DeviceSamplingBuilder builder(8, {});
+  Sequence seq, other;
+  seq.params = other.params = &sp;
+  seq.tokens = other.tokens = {1};
+  seq.prompt_len = other.prompt_len = 1;
+  seq.sample_key = DeviceSamplingBuilder::key(7, 0);
+  for (int i = 0; i < 200; ++i) {
+    seq.tokens.push_back(1);  // counter = output length
+    builder.add(seq, alone);
+    other.sample_key = DeviceSamplingBuilder::key(1000 + i, 0);
+    builder.add(other, mixed);
+    builder.add(seq, mixed);
+  }
+  const SampleResult a = run(test_logits(), alone), m = run(test_logits(), mixed);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(a.tokens[i], m.tokens[2 * i + 1]) << i;
+}
+
+// A CPU model that claims device sampling, picking tokens with the CPU reference: the engine's
+// device-sampling path, in CI.
+class SamplesOnDevice final : public Model {
+ public:
+  explicit SamplesOnDevice(std::shared_ptr<Model> m) : m_(std::move(m)) {}
+  const ModelConfig& config() const override { return m_->config(); }
+  size_t kv_bytes_per_block(int32_t bs) const override { return m_->kv_bytes_per_block(bs); }
+  std::unique_ptr<KvCache> create_kv_cache(int32_t n, int32_t bs) override { return m_->create_kv_cache(n, bs); }
+  void forward(const ForwardBatch& b, KvCache& c, std::vector<float>& l) override { m_->forward(b, c, l); }
+  bool samples_on_device() const override { return true; }
+  void forward_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s, SampleResult& out) override {
+    std::span<float> logits = m_->forward_view(b, c);
+    Tensor t;
+    t.data = logits.data();
+    t.ndim = 2;
+    t.shape = {static_cast<int64_t>(s.rows.size()), m_->config().vocab_size, 0, 0};
+    cpu_->sample(t, s, out);
+  }
+
+ private:
+  std::shared_ptr<Model> m_;
+  std::unique_ptr<Backend> cpu_ = make_cpu_backend(1);
+};
+
+TEST(DeviceSamplingEngine, GreedyMatchesTransformersAndSeedsReproduceAcrossBatches) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models/tiny-llama";
+  std::ifstream in(dir / "reference.json");
+  const json ref = json::parse(in);
+  auto model = std::make_shared<SamplesOnDevice>(load_model(dir.string(), 2));
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  EngineOptions o;
+  o.num_kv_blocks = 64;
+  auto engine = Engine::create(model, tok, o);
+  std::vector<std::shared_ptr<RequestStream>> greedy;
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& p : ref["prompts"]) {
+    SamplingParams sp;
+    sp.temperature = 0.0f;
+    sp.ignore_eos = true;
+    want.push_back(p["greedy_ids"].get<std::vector<int32_t>>());
+    sp.max_tokens = static_cast<int32_t>(want.back().size());
+    greedy.push_back(engine->submit(p["prompt_ids"].get<std::vector<int32_t>>(), sp));
+  }
+  for (size_t i = 0; i < greedy.size(); ++i) EXPECT_EQ(collect(*greedy[i]).completions[0].tokens, want[i]) << i;
+
+  // A seeded request alone, then among 7 others: the same tokens.
+  const std::vector<int32_t> prompt = ref["prompts"][0]["prompt_ids"].get<std::vector<int32_t>>();
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_p = 0.95f;
+  sp.max_tokens = 24;
+  sp.ignore_eos = true;
+  sp.seed = 1234;
+  const auto alone = collect(*engine->submit(prompt, sp)).completions[0].tokens;
+  std::vector<std::shared_ptr<RequestStream>> crowd;
+  for (int i = 0; i < 8; ++i) {
+    SamplingParams other = sp;
+    other.seed = i == 3 ? 1234 : 99 + i;
+    crowd.push_back(engine->submit(prompt, other));
+  }
+  std::vector<std::vector<int32_t>> got;
+  for (auto& s : crowd) got.push_back(collect(*s).completions[0].tokens);
+  EXPECT_EQ(got[3], alone);
+  EXPECT_NE(got[2], alone);  // other seeds draw other tokens (24 draws: a clash is ~impossible)
+}
+
+}  // namespace
+}  // namespace ferrum::testing
