@@ -25,7 +25,9 @@ struct ServeArgs {
   int port = 8000;
   std::string api_key, cors_origin, chat_template, kv_cache_memory = "auto", device = "cpu";
   std::vector<std::string> served_names;
-  int max_model_len = 0, max_num_seqs = 64, max_num_batched_tokens = 2048, threads = 0, io_threads = 2;
+  std::string dummy;
+  // 0: by device (server::default_engine_limits).
+  int max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, threads = 0, io_threads = 2;
   int max_waiting = 4096, drain_timeout = 30;
   std::string max_body = "16MiB";
 };
@@ -53,6 +55,7 @@ int run_serve(ServeArgs a) {
   signal(SIGPIPE, SIG_IGN);
   raise_open_file_limit();
 
+  server::default_engine_limits(a.device, &a.max_num_seqs, &a.max_num_batched_tokens);
   server::OpenAiOptions api_options;
   api_options.api_key = a.api_key;
   api_options.cors_origin = a.cors_origin;
@@ -92,6 +95,7 @@ int run_serve(ServeArgs a) {
     lo.chat_template_file = a.chat_template;
     lo.threads = a.threads;
     lo.device = a.device;
+    lo.dummy = a.dummy;
     lo.engine.max_model_len = a.max_model_len;
     lo.engine.max_num_seqs = a.max_num_seqs;
     lo.engine.max_num_batched_tokens = a.max_num_batched_tokens;
@@ -137,8 +141,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on every route but /health")->envname("FERRUM_API_KEY");
   cmd->add_option("--served-model-name", a->served_names, "Model name(s) clients use (default: MODEL)")->envname("FERRUM_SERVED_MODEL_NAME");
   cmd->add_option("--max-model-len", a->max_model_len, "Context length (default: the model's)")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences run together")->envname("FERRUM_MAX_NUM_SEQS")->check(CLI::Range(1, 1 << 16))->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Token budget of one step")->envname("FERRUM_MAX_NUM_BATCHED_TOKENS")->check(CLI::Range(1, 1 << 24))->capture_default_str();
+  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences run together (default: 64 on the CPU, 256 on a GPU)")->envname("FERRUM_MAX_NUM_SEQS")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Token budget of one step (default: 2048 on the CPU, 8192 on a GPU)")->envname("FERRUM_MAX_NUM_BATCHED_TOKENS")->check(CLI::Range(1, 1 << 24));
+  cmd->add_option("--dummy", a->dummy, "Random weights of this dtype (bf16, f16, f32) filled in place instead of the files, for benchmarks (as vLLM's --load-format dummy)")->envname("FERRUM_DUMMY")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB); auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads for the model (default: all cores)")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();

@@ -85,6 +85,11 @@ class DecoderModel final : public Model {
     return logits_to_host(logits, n);
   }
 
+  void set_run_options(const ModelRunOptions& o) override {
+    run_options_ = o;
+    graphs_.clear();
+  }
+
   // A GPU samples where the logits are: only ids and the requested logprobs come back.
   bool samples_on_device() const override { return be_->device() != Device::CPU; }
   void forward_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling,
@@ -103,6 +108,11 @@ class DecoderModel final : public Model {
   // Issues the forward pass (recorded or replayed as a graph for decode steps on a device);
   // returns the logits [rows, vocab] where the backend keeps them (empty without rows).
   Tensor issue(const ForwardBatch& b, PagedKvCache& cache);
+  // The decode batch as a graph runs it: rows padded to a bucket size, block tables to a
+  // power-of-two width (padded_ holds it until the next call).
+  const ForwardBatch& pad_for_graph(const ForwardBatch& b);
+  ForwardBatch padded_;
+  ModelRunOptions run_options_;
   struct Activations;
   void run_layers(const Activations& a, PagedKvCache& cache);
   std::span<float> logits_to_host(const Tensor& out, size_t n);
@@ -237,31 +247,37 @@ struct DecoderModel::Activations {
   Tensor ids, rows, h, x, qkv, q, attn, gate, sel, xs, out;
 };
 
-Tensor DecoderModel::issue(const ForwardBatch& b, PagedKvCache& cache) {
+// Decode batches padded up to these sizes share graphs: 1, 2, 4, 8, then steps of 8 to 64,
+// then steps of 16 (at most 1/5 of a step's rows are padding past 64).
+int64_t padded_batch(int64_t n) {
+  if (n <= 8) {
+    int64_t p = 1;
+    while (p < n) p *= 2;
+    return p;
+  }
+  return n <= 64 ? (n + 7) / 8 * 8 : (n + 15) / 16 * 16;
+}
+
+Tensor DecoderModel::issue(const ForwardBatch& batch, PagedKvCache& cache) {
+  const int64_t real_rows = static_cast<int64_t>(batch.logits_indices.size());
+  FERRUM_CHECK(batch.num_tokens() > 0, "forward: empty batch");
+  FERRUM_CHECK(batch.positions.size() == static_cast<size_t>(batch.num_tokens()) &&
+                   batch.slot_mapping.size() == static_cast<size_t>(batch.num_tokens()),
+               "forward: positions / slot_mapping must have one entry per token");
+
+  // A graph is recorded per (padded tokens, block-table width): decode steps only (one token
+  // per sequence, every row's logits), with the batch padded to a bucket size (padding rows
+  // write no KV: slot -1) and the block tables to a power-of-two width, so that few graphs
+  // serve every step.
+  bool decode = batch.num_seqs() == batch.num_tokens() && real_rows == batch.num_tokens();
+  for (int64_t i = 0; decode && i < real_rows; ++i)
+    decode = batch.query_start[i] == i && batch.logits_indices[i] == i;
+  const bool graph = decode && be_->supports_graphs() && run_options_.graphs;
+  const ForwardBatch& b = graph ? pad_for_graph(batch) : batch;
   const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
   const int64_t R = static_cast<int64_t>(b.logits_indices.size());
-  FERRUM_CHECK(T > 0, "forward: empty batch");
-  FERRUM_CHECK(b.positions.size() == static_cast<size_t>(T) && b.slot_mapping.size() == static_cast<size_t>(T),
-               "forward: positions / slot_mapping must have one entry per token");
-
-  // A graph is recorded per (tokens, block-table width): decode steps only (one token per
-  // sequence, every row's logits), with the block tables padded to a power-of-two width so
-  // that the attention's shape depends on the key alone.
-  bool decode = b.num_seqs() == T && R == T;
-  for (int64_t i = 0; decode && i < T; ++i) decode = b.query_start[i] == i && b.logits_indices[i] == i;
-  static const bool graphs_off = std::getenv("FERRUM_NO_GRAPHS") != nullptr;
-  const bool graph = decode && be_->supports_graphs() && !graphs_off;
-  int32_t width = std::max(b.max_blocks_per_seq, 1);
-  std::vector<int32_t> padded;
-  if (graph) {
-    int32_t w = 1;
-    while (w < width) w *= 2;
-    padded.assign(static_cast<size_t>(T) * w, 0);
-    for (int64_t s = 0; s < T; ++s)
-      std::copy_n(b.block_tables.begin() + s * b.max_blocks_per_seq, b.max_blocks_per_seq, padded.begin() + s * w);
-    width = w;
-  }
+  const int32_t width = b.max_blocks_per_seq;
 
   const auto t_start = std::chrono::steady_clock::now();
   Activations a;
@@ -271,11 +287,11 @@ Tensor DecoderModel::issue(const ForwardBatch& b, PagedKvCache& cache) {
   AttentionMeta& meta = a.meta;
   meta.query_start = ws_.upload_i32(kQueryStart, b.query_start);
   meta.seq_lens = ws_.upload_i32(kSeqLens, b.seq_lens);
-  meta.block_tables = ws_.upload_i32(kBlockTables, graph ? padded : b.block_tables);
+  meta.block_tables = ws_.upload_i32(kBlockTables, b.block_tables);
   meta.slot_mapping = ws_.upload_i32(kSlots, b.slot_mapping);
   meta.positions = ws_.upload_i32(kPositions, b.positions);
   meta.num_seqs = b.num_seqs();
-  meta.max_blocks_per_seq = graph ? width : b.max_blocks_per_seq;
+  meta.max_blocks_per_seq = b.max_blocks_per_seq;
   meta.block_size = cache.block_size();
   meta.max_context = graph ? static_cast<int64_t>(width) * cache.block_size() : 0;
   meta.host_query_start = b.query_start;
@@ -306,7 +322,36 @@ Tensor DecoderModel::issue(const ForwardBatch& b, PagedKvCache& cache) {
     profile_.inputs += ms_between(t_start, t_inputs);
     profile_.launch += ms_between(t_inputs, std::chrono::steady_clock::now());
   }
-  return R > 0 ? a.out : Tensor{};
+  return real_rows > 0 ? a.out.slice_rows(0, real_rows) : Tensor{};
+}
+
+const ForwardBatch& DecoderModel::pad_for_graph(const ForwardBatch& b) {
+  const int64_t n = b.num_tokens(), rows = run_options_.pad_batches ? padded_batch(n) : n;
+  int32_t width = 1;
+  while (width < b.max_blocks_per_seq) width *= 2;
+  ForwardBatch& p = padded_;
+  p.token_ids = b.token_ids;
+  p.positions = b.positions;
+  p.slot_mapping = b.slot_mapping;
+  p.query_start = b.query_start;
+  p.seq_lens = b.seq_lens;
+  p.logits_indices = b.logits_indices;
+  p.token_ids.resize(rows, 0);
+  p.positions.resize(rows, 0);
+  p.slot_mapping.resize(rows, -1);
+  p.seq_lens.resize(rows, 1);
+  p.query_start.resize(rows + 1);
+  p.logits_indices.resize(rows);
+  for (int64_t i = n; i < rows; ++i) {
+    p.query_start[i + 1] = static_cast<int32_t>(i + 1);
+    p.logits_indices[i] = static_cast<int32_t>(i);
+  }
+  p.block_tables.assign(static_cast<size_t>(rows) * width, 0);
+  for (int64_t s = 0; s < n; ++s)
+    std::copy_n(b.block_tables.begin() + s * b.max_blocks_per_seq, b.max_blocks_per_seq,
+                p.block_tables.begin() + s * width);
+  p.max_blocks_per_seq = width;
+  return p;
 }
 
 std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {

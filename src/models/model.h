@@ -1,6 +1,7 @@
 // What the engine sees of a model: a forward pass over a flat batch against a paged KV cache.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string>
@@ -19,6 +20,13 @@ class KvCache {
   virtual ~KvCache() = default;
   virtual int32_t num_blocks() const = 0;
   virtual int32_t block_size() const = 0;
+};
+
+// How a device model runs steps; each can be turned off to compare outputs (they must not
+// change them).
+struct ModelRunOptions {
+  bool graphs = std::getenv("FERRUM_NO_GRAPHS") == nullptr;            // decode steps as CUDA graphs
+  bool pad_batches = std::getenv("FERRUM_NO_BATCH_PADDING") == nullptr;  // decode batches padded to shared sizes
 };
 
 class Model {
@@ -45,6 +53,7 @@ class Model {
   // Whether forward_sample is where this model's tokens are picked (a GPU: the logits stay on
   // the device); otherwise the engine samples forward_view's logits on the host.
   virtual bool samples_on_device() const { return false; }
+  virtual void set_run_options(const ModelRunOptions&) {}
   // Runs the batch and picks one token per logits row as `sampling` says (one SampleRow per
   // logits_indices entry, backend/sampling.h).
   virtual void forward_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling,

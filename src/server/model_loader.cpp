@@ -106,6 +106,16 @@ size_t auto_kv_cache_bytes(const Model& model, const ModelLoadOptions& o) {
 
 }  // namespace
 
+void default_engine_limits(const std::string& device, int* max_num_seqs, int* max_num_batched_tokens) {
+  const bool gpu = cuda_device_index(device) >= 0;
+  const bool seqs = *max_num_seqs == 0, tokens = *max_num_batched_tokens == 0;
+  if (seqs) *max_num_seqs = gpu ? 256 : 64;
+  if (tokens) *max_num_batched_tokens = gpu ? 8192 : 2048;
+  if (seqs || tokens)
+    log::info("{} defaults: max_num_seqs {}{}, max_num_batched_tokens {}{}", gpu ? "GPU" : "CPU", *max_num_seqs,
+              seqs ? "" : " (set)", *max_num_batched_tokens, tokens ? "" : " (set)");
+}
+
 std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   std::string dir = hub::resolve_model(o.model);
@@ -113,8 +123,14 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   if (cuda_device_index(o.device) >= 0 && !cuda_available())  // before reading gigabytes
     fail("--device {}: no CUDA device is available (no GPU or driver, or ferrum was built without CUDA)", o.device);
   auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
-  read_weights_with_progress(dir);
-  std::shared_ptr<Model> model = load_model(dir, o.threads, o.device);
+  std::shared_ptr<Model> model;
+  if (o.dummy.empty()) {
+    read_weights_with_progress(dir);
+    model = load_model(dir, o.threads, o.device);
+  } else {
+    log::info("random {} weights filled in place (--dummy): outputs are meaningless", o.dummy);
+    model = load_model_dummy(dir, o.dummy, o.threads, o.device);
+  }
   EngineOptions engine_options = o.engine;
   if (o.kv_cache_auto) engine_options.kv_cache_bytes = auto_kv_cache_bytes(*model, o);
 

@@ -21,8 +21,13 @@ struct ModelLoadOptions {
   // after the weights and one step's activations, capped to what max_num_seqs sequences of
   // the full context can use.
   bool kv_cache_auto = false;
+  std::string dummy;  // "bf16", "f16", "f32": random weights filled in place (benchmarks)
   EngineOptions engine;
 };
+
+// Fills limits left at 0 with the device's defaults, and logs them: 64 sequences and 2048
+// tokens a step on the CPU; 256 and 8192 on a GPU (as vLLM), where batching is cheap.
+void default_engine_limits(const std::string& device, int* max_num_seqs, int* max_num_batched_tokens);
 
 // Throws ferrum::Error with a message for the user.
 std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& options);
