@@ -201,8 +201,15 @@ int run_bench(const BenchArgs& a) {
 
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* cmd = add_command(app, "bench", "Measure prefill/decode speed and batched throughput", [a] { return run_bench(*a); });
-  cmd->add_option("-m,--model", a->model, "Model folder (config.json; weights unless --dummy)")->required();
+  struct Serve {
+    CLI::App* app = nullptr;
+    Action action;
+  };
+  auto serve = std::make_shared<Serve>();
+  auto* cmd = add_command(app, "bench", "Measure prefill/decode speed and batched throughput",
+                          [a, serve] { return serve->app->parsed() ? serve->action() : run_bench(*a); });
+  // Required unless `bench serve` was given; checked after parsing, with CLI11's own error.
+  auto* model = cmd->add_option("-m,--model", a->model, "Model folder (config.json; weights unless --dummy)");
   cmd->add_option("--dummy", a->dummy, "Random weights of this dtype (bf16, f16, f32) instead of the files");
   cmd->add_option("-p,--prompt-tokens", a->prompt, "Prompt length for the prefill measurement")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("-n,--gen-tokens", a->gen, "Tokens to decode")->check(CLI::Range(2, 1 << 16));
@@ -211,6 +218,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as JSON");
+  serve->app = register_bench_serve(*cmd, serve->action);
+  cmd->callback([serve, model] {
+    if (!serve->app->parsed() && model->count() == 0) throw CLI::RequiredError(model->get_name());
+  });
 }
 
 }  // namespace ferrum::cli

@@ -16,6 +16,9 @@ void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_bench(CLI::App& app);
+// `bench serve`, a subcommand of `bench` (main.cpp dispatches only top-level commands, so the
+// bench action runs `action` when the returned subcommand was parsed).
+CLI::App* register_bench_serve(CLI::App& bench, Action& action);
 void register_perplexity(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_run(CLI::App& app);

@@ -8,8 +8,11 @@ SERVER_PID=""
 SERVER_LOG=$(mktemp)
 trap '[ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null; rm -f "$SERVER_LOG"' EXIT
 
-if ! command -v node >/dev/null; then echo "node is required"; exit 1; fi
-if [ ! -d tests/js/node_modules/openai ]; then echo "run: (cd tests/js && npm install)"; exit 1; fi
+# Scripts that drive the server without the JS client set SERVER_NEEDS_NODE=0 before sourcing.
+if [ "${SERVER_NEEDS_NODE:-1}" = 1 ]; then
+  if ! command -v node >/dev/null; then echo "node is required"; exit 1; fi
+  if [ ! -d tests/js/node_modules/openai ]; then echo "run: (cd tests/js && npm install)"; exit 1; fi
+fi
 if [ ! -f "$MODEL/config.json" ]; then echo "missing fixture model $MODEL"; exit 1; fi
 
 # start_server [extra serve flags...]: sets FERRUM_URL.
