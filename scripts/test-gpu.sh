@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU tests, on a machine with an NVIDIA GPU (CI has none, so there they only compile and
-# skip): every CUDA op against the CPU backend, the fixtures against transformers' logits, the
+# skip): every op against the op harness's float64 references, the fixtures against transformers' logits, the
 # engine on the GPU, and a short benchmark. Uses the binaries of build/ (./scripts/build.sh,
 # with nvcc); BUILD=dir picks another build.
 set -euo pipefail
@@ -10,7 +10,7 @@ for t in "$B/test_backend" "$B/test_models" "$B/test_engine" "$B/ferrum"; do
   [ -x "$t" ] || { echo "missing $t: build first (./scripts/build.sh)"; exit 1; }
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-"$B/test_backend" --gtest_filter='CudaParity*' --gtest_brief=1
+"$B/test_backend" --gtest_filter='BackendOps*' --gtest_brief=1
 "$B/test_models" --gtest_filter='*GoldenCuda*' --gtest_brief=1
 "$B/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
 "$B/ferrum" bench -m bench/configs/qwen3-0.6b --dummy bf16 --device cuda -p 128 -n 32 -c 1,16

@@ -81,7 +81,8 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tens
   const int64_t slots = k_cache.dim(0) * k_cache.dim(1);
   const int32_t* slot = slot_mapping.ptr<int32_t>();
   for (int64_t t = 0; t < T; ++t) {
-    FERRUM_CHECK(slot[t] >= 0 && slot[t] < slots, "KV slot {} out of range ({} slots)", slot[t], slots);
+    if (slot[t] < 0) continue;  // a padding row: nothing to keep
+    FERRUM_CHECK(slot[t] < slots, "KV slot {} out of range ({} slots)", slot[t], slots);
     std::memcpy(k_cache.ptr<float>() + slot[t] * row, k.ptr<float>() + t * row, row * 4);
     std::memcpy(v_cache.ptr<float>() + slot[t] * row, v.ptr<float>() + t * row, row * 4);
   }

@@ -1,6 +1,6 @@
 // Launchers of the CUDA kernels behind CudaBackend. Plain pointers and sizes, so the backend
 // (host C++) needs no CUDA headers beyond the stream type. Every kernel mirrors a CPU op in
-// backend/cpu and is tested against it (tests/backend/cuda_parity_test.cpp).
+// backend/cpu and is tested against the op harness's references (tests/backend/op_harness.cpp).
 #pragma once
 #include <cstdint>
 

@@ -1,0 +1,786 @@
+// Cases, double-precision references, comparison and runner of the backend op harness
+// (op_harness.h). Inputs are filled on the backend under test (random_tensor: values already
+// in the activation or weight dtype) and read back for the reference, so that backend and
+// reference see the same values.
+#include "op_harness.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "backend/dummy_fill.h"
+
+namespace ferrum::op_harness {
+namespace {
+
+using Values = std::vector<double>;
+
+// Bounds on max |got - ref| / max |ref|, set by where values are rounded: the output's dtype
+// (products of 16-bit inputs are exact in F32, so an F32 output of them is held to F32's).
+constexpr double kExact = 0.0;        // copies (embedding, gather_rows)
+constexpr double kF32 = 1e-5;         // F32 math into F32 (H200 and CPU: worst 6e-7)
+constexpr double kF16 = 2e-3;         // an f16 rounding is 2^-11 (H200: worst 7e-4)
+constexpr double kBF16 = 1e-2;        // a bf16 rounding is 2^-8 (H200: worst 4e-3)
+constexpr double kTensorCore = 2e-2;  // prefill attention rounds q and P to bf16 (H200: 6e-3)
+
+constexpr int32_t kBlockSize = 16;
+constexpr int64_t kRopePositions = 4096;
+constexpr double kRopeTheta = 500000.0;  // Llama 3's
+constexpr float kEps = 1e-6f;
+
+double bound_for(DType out) { return out == DType::F32 ? kF32 : out == DType::F16 ? kF16 : kBF16; }
+
+// ---- Tensors ----
+
+double element(const uint8_t* raw, DType dt, size_t i) {
+  switch (dt) {
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, raw + 4 * i, 4);
+      return f;
+    }
+    case DType::I32: {
+      int32_t v;
+      std::memcpy(&v, raw + 4 * i, 4);
+      return v;
+    }
+    case DType::F16:
+    case DType::BF16: {
+      uint16_t h;
+      std::memcpy(&h, raw + 2 * i, 2);
+      return dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+    default: fail("op harness: cannot read {} values", dtype_name(dt));
+  }
+}
+
+// A tensor's values (wherever it lives) as doubles.
+Values read_values(Backend& be, const Tensor& t) {
+  std::vector<uint8_t> raw(t.nbytes());
+  be.copy_to_host(t, raw.data(), raw.size());
+  Values v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = element(raw.data(), t.dtype, i);
+  return v;
+}
+
+// Copies host bytes into t and waits, so that the source may go away.
+void write_bytes(Backend& be, Tensor& t, const void* src) {
+  be.copy_from_host(t, src, t.nbytes());
+  be.synchronize();
+}
+
+Tensor ints(Backend& be, const std::vector<int32_t>& v) {
+  Tensor t = be.alloc({static_cast<int64_t>(v.size())}, DType::I32);
+  if (!v.empty()) write_bytes(be, t, v.data());
+  return t;
+}
+
+// A tensor of NaN: an element the op leaves unwritten stays NaN and fails the comparison.
+Tensor poisoned(Backend& be, std::initializer_list<int64_t> shape, DType dt) {
+  Tensor t = be.alloc(shape, dt);
+  const size_t n = static_cast<size_t>(t.numel());
+  if (dt == DType::F32) {
+    const std::vector<float> nan(n, std::nanf(""));
+    write_bytes(be, t, nan.data());
+  } else {
+    const std::vector<uint16_t> nan(n, dt == DType::BF16 ? 0x7FC0 : 0x7E00);
+    write_bytes(be, t, nan.data());
+  }
+  return t;
+}
+
+// Uniform integers in [lo, hi].
+std::vector<int32_t> random_ints(size_t n, int32_t lo, int32_t hi, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(lo, hi);
+  std::vector<int32_t> v(n);
+  for (int32_t& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<int32_t> shuffled_range(int32_t n, uint64_t seed) {
+  std::vector<int32_t> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(v.begin(), v.end(), rng);
+  return v;
+}
+
+// Rotary tables as models build them (float cos/sin of float angles), uploaded to `be`.
+RopeTable rope_table(Backend& be, int64_t head_dim) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> cos(kRopePositions * half), sin(kRopePositions * half);
+  for (int64_t p = 0; p < kRopePositions; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(p) * std::pow(kRopeTheta, -2.0 * i / head_dim);
+      cos[p * half + i] = static_cast<float>(std::cos(angle));
+      sin[p * half + i] = static_cast<float>(std::sin(angle));
+    }
+  RopeTable t{kRopePositions, head_dim, be.alloc({kRopePositions, half}, DType::F32),
+              be.alloc({kRopePositions, half}, DType::F32)};
+  write_bytes(be, t.cos, cos.data());
+  write_bytes(be, t.sin, sin.data());
+  return t;
+}
+
+// ---- Comparison ----
+
+struct Output {
+  const char* name;
+  Values got, ref;
+};
+
+Comparison compare(const std::vector<Output>& outputs, double bound) {
+  Comparison c;
+  c.bound = bound;
+  for (const Output& o : outputs) {
+    double scale = 1e-30;
+    for (double r : o.ref)
+      if (std::isfinite(r)) scale = std::max(scale, std::fabs(r));
+    for (size_t i = 0; i < o.ref.size(); ++i) {
+      const double got = o.got[i], ref = o.ref[i];
+      double diff;
+      if (std::isnan(ref)) diff = std::isnan(got) ? 0.0 : INFINITY;  // must stay unwritten
+      else diff = std::isfinite(got) ? std::fabs(got - ref) : INFINITY;
+      const double error = diff / scale;
+      if (error > c.error || c.worst.empty()) {
+        c.error = error;
+        c.worst = fmt::format("{}[{}]: got {:.7g}, expected {:.7g} (max |expected| {:.4g})", o.name, i, got, ref, scale);
+      }
+    }
+  }
+  return c;
+}
+
+// ---- References (double precision, simple loops) ----
+
+// y[m, n] = sum_k x[m, k] w[n, k] + b[n]; b may be empty.
+Values ref_matmul(const Values& x, const Values& w, const Values& b, int64_t M, int64_t N, int64_t K) {
+  Values y(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = b.empty() ? 0.0 : b[n];
+      for (int64_t k = 0; k < K; ++k) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  return y;
+}
+
+// y [M, N] of a linear layer's parts under `epilogue`; `initial` is out before an Accumulate.
+Values ref_linear_epilogue(const Values& y, int64_t M, int64_t N, LinearEpilogue epilogue, const Values& initial) {
+  if (epilogue == LinearEpilogue::Store) return y;
+  if (epilogue == LinearEpilogue::Accumulate) {
+    Values out = initial;
+    for (size_t i = 0; i < out.size(); ++i) out[i] += y[i];
+    return out;
+  }
+  const int64_t half = N / 2;  // SiluMul: gate columns, then up columns
+  Values out(M * half);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t i = 0; i < half; ++i) {
+      const double g = y[m * N + i], u = y[m * N + half + i];
+      out[m * half + i] = g / (1.0 + std::exp(-g)) * u;
+    }
+  return out;
+}
+
+// Row-wise x / sqrt(mean(x^2) + eps) * w, in place over rows of w.size() values.
+void ref_rms_norm_rows(double* x, int64_t rows, const Values& w, double eps) {
+  const int64_t D = static_cast<int64_t>(w.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double* v = x + r * D;
+    double ss = 0;
+    for (int64_t i = 0; i < D; ++i) ss += v[i] * v[i];
+    const double inv = 1.0 / std::sqrt(ss / D + eps);
+    for (int64_t i = 0; i < D; ++i) v[i] = v[i] * inv * w[i];
+  }
+}
+
+// Rotate-half (NeoX) rotary embedding of one head at table row `pos`.
+void ref_rope_head(double* v, int64_t D, const Values& cos, const Values& sin, int32_t pos) {
+  const int64_t half = D / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double c = cos[pos * half + i], s = sin[pos * half + i];
+    const double x1 = v[i], x2 = v[i + half];
+    v[i] = x1 * c - x2 * s;
+    v[i + half] = x2 * c + x1 * s;
+  }
+}
+
+struct QkvRef {
+  Values q, k_cache, v_cache;
+};
+
+// Split of qkv [T, (Hq + 2 Hk) D] into heads, q/k norms (when given), RoPE on q and k, and k/v
+// written to the caches (NaN where nothing is written) at slots >= 0.
+QkvRef ref_qkv_rope_write_kv(const Values& qkv, const Values* q_norm, const Values* k_norm, const Values& cos,
+                             const Values& sin, const std::vector<int32_t>& positions,
+                             const std::vector<int32_t>& slots, int64_t Hq, int64_t Hk, int64_t D,
+                             int64_t cache_slots) {
+  const int64_t T = static_cast<int64_t>(positions.size()), row = (Hq + 2 * Hk) * D;
+  QkvRef r{Values(T * Hq * D), Values(cache_slots * Hk * D, NAN), Values(cache_slots * Hk * D, NAN)};
+  for (int64_t t = 0; t < T; ++t) {
+    Values heads(qkv.begin() + t * row, qkv.begin() + (t + 1) * row);
+    if (q_norm) ref_rms_norm_rows(heads.data(), Hq, *q_norm, kEps);
+    if (k_norm) ref_rms_norm_rows(heads.data() + Hq * D, Hk, *k_norm, kEps);
+    for (int64_t h = 0; h < Hq + Hk; ++h) ref_rope_head(heads.data() + h * D, D, cos, sin, positions[t]);
+    std::copy_n(heads.begin(), Hq * D, r.q.begin() + t * Hq * D);
+    if (slots[t] < 0) continue;
+    std::copy_n(heads.begin() + Hq * D, Hk * D, r.k_cache.begin() + slots[t] * Hk * D);
+    std::copy_n(heads.begin() + (Hq + Hk) * D, Hk * D, r.v_cache.begin() + slots[t] * Hk * D);
+  }
+  return r;
+}
+
+// A flat batch over a paged cache: per sequence its context (keys after this step) and how
+// many of its last tokens are queries in this step.
+struct Sequence {
+  int32_t context, queries;
+};
+
+struct PagedLayout {
+  std::vector<int32_t> query_start{0}, seq_lens, block_tables;
+  int32_t width = 0;       // block-table entries per sequence
+  int32_t num_blocks = 0;  // in the cache
+  int64_t max_context = 0;
+};
+
+// Block tables over a shuffled cache (a few blocks no sequence uses); `padded`: the table
+// width rounded up to a power of two and max_context set to its capacity, as decode graphs do.
+PagedLayout paged_layout(const std::vector<Sequence>& seqs, bool padded, uint64_t seed) {
+  PagedLayout l;
+  int32_t used = 0;
+  for (const Sequence& s : seqs) {
+    const int32_t blocks = (s.context + kBlockSize - 1) / kBlockSize;
+    l.width = std::max(l.width, blocks);
+    used += blocks;
+    l.query_start.push_back(l.query_start.back() + s.queries);
+    l.seq_lens.push_back(s.context);
+  }
+  if (padded) {
+    int32_t w = 1;
+    while (w < l.width) w *= 2;
+    l.width = w;
+    l.max_context = static_cast<int64_t>(w) * kBlockSize;
+  }
+  l.num_blocks = used + 3;
+  const std::vector<int32_t> perm = shuffled_range(l.num_blocks, seed);
+  l.block_tables.assign(seqs.size() * l.width, 0);
+  int32_t next = 0;
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (int32_t b = 0; b < (seqs[s].context + kBlockSize - 1) / kBlockSize; ++b)
+      l.block_tables[s * l.width + b] = perm[next++];
+  return l;
+}
+
+// Causal attention: query i of a sequence of context L and q queries sits at L - q + i and
+// sees keys 0..that position, through the block table.
+Values ref_paged_attention(const Values& q, const Values& kc, const Values& vc, const PagedLayout& l, int64_t Hq,
+                           int64_t Hk, int64_t D, double scale) {
+  const int64_t T = l.query_start.back(), group = Hq / Hk;
+  Values out(T * Hq * D, 0.0), p;
+  for (size_t s = 0; s < l.seq_lens.size(); ++s) {
+    const int32_t* table = l.block_tables.data() + s * l.width;
+    const int64_t queries = l.query_start[s + 1] - l.query_start[s];
+    for (int64_t i = 0; i < queries; ++i) {
+      const int64_t t = l.query_start[s] + i, ctx = l.seq_lens[s] - queries + i + 1;
+      for (int64_t h = 0; h < Hq; ++h) {
+        const double* qv = q.data() + (t * Hq + h) * D;
+        // Offset of key j's row (this query head's KV head) in the caches.
+        auto at = [&](int64_t j) {
+          const int64_t slot = static_cast<int64_t>(table[j / kBlockSize]) * kBlockSize + j % kBlockSize;
+          return (slot * Hk + h / group) * D;
+        };
+        p.assign(ctx, 0.0);
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < ctx; ++j) {
+          const double* k = kc.data() + at(j);
+          for (int64_t d = 0; d < D; ++d) p[j] += qv[d] * k[d];
+          mx = std::max(mx, p[j] *= scale);
+        }
+        for (double& x : p) sum += (x = std::exp(x - mx));
+        double* o = out.data() + (t * Hq + h) * D;
+        for (int64_t j = 0; j < ctx; ++j) {
+          const double* v = vc.data() + at(j);
+          for (int64_t d = 0; d < D; ++d) o[d] += p[j] / sum * v[d];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Values ref_gather_rows(const Values& x, const std::vector<int32_t>& rows, int64_t cols) {
+  Values out;
+  for (int32_t r : rows) out.insert(out.end(), x.begin() + r * cols, x.begin() + (r + 1) * cols);
+  return out;
+}
+
+// ---- Cases ----
+
+const char* lower_name(DType dt) {
+  switch (dt) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    default: return dtype_name(dt);
+  }
+}
+
+// Why `be` cannot run a case of 16-bit activations (the CPU keeps them in F32); empty if it can.
+std::string activation_support(const Backend& be, DType act) {
+  const DType kept = be.activation_dtype(act);
+  if (kept == act) return {};
+  return fmt::format("keeps the activations of {} models in {}", dtype_name(act), dtype_name(kept));
+}
+
+struct LinearShape {
+  int64_t M, K;
+  std::vector<int64_t> parts;  // output rows of each part
+  bool bias = false;
+  LinearEpilogue epilogue = LinearEpilogue::Store;
+  bool f32_out = false;  // Store into F32 (logits) instead of the activation dtype
+};
+
+const char* epilogue_name(LinearEpilogue e) {
+  switch (e) {
+    case LinearEpilogue::Store: return "store";
+    case LinearEpilogue::Accumulate: return "accumulate";
+    case LinearEpilogue::SiluMul: return "silu_mul";
+  }
+  return "?";
+}
+
+class LinearCase final : public OpCase {
+ public:
+  LinearCase(std::string label, LinearShape s, DType weights, WeightFormat format = WeightFormat::Dense)
+      : label_(std::move(label)), s_(std::move(s)), weights_(weights), format_(format) {}
+
+  std::string name() const override {
+    std::string parts = std::to_string(s_.parts.front());
+    for (size_t i = 1; i < s_.parts.size(); ++i) parts += fmt::format("+{}", s_.parts[i]);
+    return fmt::format("linear{} {} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
+                       weight_format_name(format_), lower_name(weights_), s_.M, s_.K, parts, s_.bias ? " bias" : "",
+                       epilogue_name(s_.epilogue), s_.f32_out ? " f32-out" : "");
+  }
+  std::string unsupported(const Backend& be) const override {
+    if (be.supports_linear(format_, weights_)) return {};
+    return fmt::format("no {} {} linear layers", weight_format_name(format_), dtype_name(weights_));
+  }
+
+  PreparedOp prepare(Backend& be, Backend& host, uint64_t seed, bool with_reference) const override {
+    const DType act = be.activation_dtype(weights_);
+    const bool accumulate = s_.epilogue == LinearEpilogue::Accumulate;
+    const DType out_dtype = accumulate || s_.f32_out ? DType::F32 : act;
+    const int64_t N = std::accumulate(s_.parts.begin(), s_.parts.end(), int64_t{0});
+    const int64_t out_cols = s_.epilogue == LinearEpilogue::SiluMul ? N / 2 : N;
+    const LinearSpec spec = make_spec(host, seed, !with_reference);
+    std::shared_ptr<LinearWeight> w = be.load_linear(spec);
+    Tensor x = be.random_tensor({s_.M, s_.K}, act, seed + 1, 0.0f, 1.0f);
+    Tensor out = accumulate ? be.random_tensor({s_.M, out_cols}, DType::F32, seed + 2, 0.0f, 1.0f)
+                            : poisoned(be, {s_.M, out_cols}, out_dtype);
+    PreparedOp op;
+    const LinearEpilogue epilogue = s_.epilogue;
+    op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
+    op.weight_bytes = static_cast<double>(N * s_.K * dtype_size(weights_));
+    op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
+    if (!with_reference) return op;
+    const Values initial = accumulate ? read_values(be, out) : Values{};
+    op.compare = [this, &be, &host, spec, x, out, initial, N] {
+      Values w_all, b_all;
+      for (const LinearPart& p : spec.parts) {
+        const Values w = read_values(host, p.weight);
+        w_all.insert(w_all.end(), w.begin(), w.end());
+        if (!p.bias.empty()) {
+          const Values b = read_values(host, p.bias);
+          b_all.insert(b_all.end(), b.begin(), b.end());
+        }
+      }
+      const Values y = ref_matmul(read_values(be, x), w_all, b_all, s_.M, N, s_.K);
+      const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
+      return compare({{"out", read_values(be, out), ref}}, bound_for(out.dtype));
+    };
+    return op;
+  }
+
+ private:
+  // Host weights (F32/F16/BF16 values scaled so that outputs stay near 1), or for timing the
+  // backend's dummy fill.
+  LinearSpec make_spec(Backend& host, uint64_t seed, bool dummy) const {
+    LinearSpec spec;
+    spec.name = name();
+    spec.in_features = s_.K;
+    spec.format = format_;
+    if (dummy) spec.dummy = weights_;
+    const float w_scale = 2.0f / std::sqrt(static_cast<float>(s_.K));
+    for (size_t i = 0; i < s_.parts.size(); ++i) {
+      LinearPart p;
+      p.name = fmt::format("{}.part{}", spec.name, i);
+      p.rows = s_.parts[i];
+      if (!dummy) p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
+      if (s_.bias) p.bias = host.random_tensor({p.rows}, weights_, seed + 20 + i, 0.0f, 0.5f);
+      spec.parts.push_back(std::move(p));
+    }
+    return spec;
+  }
+
+  std::string label_;
+  LinearShape s_;
+  DType weights_;
+  WeightFormat format_;
+};
+
+class RmsNormCase final : public OpCase {
+ public:
+  RmsNormCase(int64_t rows, int64_t cols, DType weight, DType out)
+      : rows_(rows), cols_(cols), weight_(weight), out_(out) {}
+  std::string name() const override {
+    return fmt::format("rms_norm {} weight -> {} rows={} cols={}", lower_name(weight_), lower_name(out_), rows_, cols_);
+  }
+  std::string unsupported(const Backend& be) const override { return activation_support(be, out_); }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    Tensor x = be.random_tensor({rows_, cols_}, DType::F32, seed + 1, 0.0f, 2.0f);
+    Tensor w = be.random_tensor({cols_}, weight_, seed + 2, 1.0f, 0.2f);
+    Tensor out = poisoned(be, {rows_, cols_}, out_);
+    PreparedOp op;
+    op.run = [&be, x, w, out]() mutable { be.rms_norm(x, w, kEps, out); };
+    op.bytes = static_cast<double>(x.nbytes() + w.nbytes() + out.nbytes());
+    if (!with_reference) return op;
+    op.compare = [this, &be, x, w, out] {
+      Values ref = read_values(be, x);
+      ref_rms_norm_rows(ref.data(), rows_, read_values(be, w), kEps);
+      return compare({{"out", read_values(be, out), ref}}, bound_for(out_));
+    };
+    return op;
+  }
+
+ private:
+  int64_t rows_, cols_;
+  DType weight_, out_;
+};
+
+class EmbeddingCase final : public OpCase {
+ public:
+  EmbeddingCase(int64_t vocab, int64_t dim, int64_t tokens, DType table)
+      : vocab_(vocab), dim_(dim), tokens_(tokens), table_(table) {}
+  std::string name() const override {
+    return fmt::format("embedding {} vocab={} dim={} tokens={}", lower_name(table_), vocab_, dim_, tokens_);
+  }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    std::vector<int32_t> ids = random_ints(tokens_, 0, static_cast<int32_t>(vocab_ - 1), seed);
+    ids.front() = static_cast<int32_t>(vocab_ - 1);  // the last row, too
+    Tensor table = be.random_tensor({vocab_, dim_}, table_, seed + 1, 0.0f, 1.0f);
+    Tensor id_t = ints(be, ids);
+    Tensor out = poisoned(be, {tokens_, dim_}, DType::F32);
+    PreparedOp op;
+    op.run = [&be, table, id_t, out]() mutable { be.embedding(table, id_t, out); };
+    op.bytes = static_cast<double>(tokens_ * dim_ * (dtype_size(table_) + 4));
+    if (!with_reference) return op;
+    op.compare = [this, &be, table, ids, out] {
+      const Values ref = ref_gather_rows(read_values(be, table), ids, dim_);
+      return compare({{"out", read_values(be, out), ref}}, kExact);
+    };
+    return op;
+  }
+
+ private:
+  int64_t vocab_, dim_, tokens_;
+  DType table_;
+};
+
+class GatherRowsCase final : public OpCase {
+ public:
+  GatherRowsCase(int64_t rows, int64_t cols, int64_t picked) : rows_(rows), cols_(cols), picked_(picked) {}
+  std::string name() const override { return fmt::format("gather_rows rows={} cols={} picked={}", rows_, cols_, picked_); }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    std::vector<int32_t> picked = random_ints(picked_, 0, static_cast<int32_t>(rows_ - 1), seed);
+    picked.back() = static_cast<int32_t>(rows_ - 1);
+    Tensor x = be.random_tensor({rows_, cols_}, DType::F32, seed + 1, 0.0f, 1.0f);
+    Tensor picked_t = ints(be, picked);
+    Tensor out = poisoned(be, {picked_, cols_}, DType::F32);
+    PreparedOp op;
+    op.run = [&be, x, picked_t, out]() mutable { be.gather_rows(x, picked_t, out); };
+    op.bytes = static_cast<double>(2 * out.nbytes());
+    if (!with_reference) return op;
+    op.compare = [this, &be, x, picked, out] {
+      return compare({{"out", read_values(be, out), ref_gather_rows(read_values(be, x), picked, cols_)}}, kExact);
+    };
+    return op;
+  }
+
+ private:
+  int64_t rows_, cols_, picked_;
+};
+
+struct HeadShape {
+  int64_t Hq, Hk, D;
+};
+
+class QkvRopeCase final : public OpCase {
+ public:
+  // skipped_slots: that many tokens get slot -1 (their k/v must not be written).
+  QkvRopeCase(int64_t tokens, HeadShape h, bool qk_norm, int skipped_slots, DType act)
+      : tokens_(tokens), h_(h), qk_norm_(qk_norm), skipped_(skipped_slots), act_(act) {}
+  std::string name() const override {
+    return fmt::format("qkv_rope_write_kv {} T={} Hq={} Hk={} D={}{}{}", lower_name(act_), tokens_, h_.Hq, h_.Hk, h_.D,
+                       qk_norm_ ? " qk-norm" : "", skipped_ ? fmt::format(" {} slots -1", skipped_) : "");
+  }
+  std::string unsupported(const Backend& be) const override { return activation_support(be, act_); }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    const int64_t Hq = h_.Hq, Hk = h_.Hk, D = h_.D;
+    const int64_t blocks = (tokens_ + kBlockSize - 1) / kBlockSize + 2;
+    // Distinct slots anywhere in the cache; the first `skipped_` tokens are not cached.
+    std::vector<int32_t> slots = shuffled_range(static_cast<int32_t>(blocks * kBlockSize), seed);
+    slots.resize(tokens_);
+    std::fill_n(slots.begin(), std::min<int64_t>(skipped_, tokens_), -1);
+    const std::vector<int32_t> positions = random_ints(tokens_, 0, kRopePositions - 1, seed + 1);
+    // The norm weights: BF16 with F32 activations (a conversion on the way), else the model's.
+    const DType norm_dtype = act_ == DType::F32 ? DType::BF16 : act_;
+    Tensor qkv = be.random_tensor({tokens_, (Hq + 2 * Hk) * D}, act_, seed + 2, 0.0f, 2.0f);
+    Tensor q_norm = be.random_tensor({D}, norm_dtype, seed + 3, 1.0f, 0.3f);
+    Tensor k_norm = be.random_tensor({D}, norm_dtype, seed + 4, 1.0f, 0.3f);
+    Tensor pos_t = ints(be, positions), slot_t = ints(be, slots);
+    const RopeTable table = rope_table(be, D);
+    Tensor q = poisoned(be, {tokens_, Hq, D}, act_);
+    Tensor kc = poisoned(be, {blocks, kBlockSize, Hk, D}, act_), vc = poisoned(be, {blocks, kBlockSize, Hk, D}, act_);
+    PreparedOp op;
+    const bool norm = qk_norm_;
+    op.run = [&be, qkv, q_norm, k_norm, norm, pos_t, table, slot_t, q, kc, vc]() mutable {
+      be.qkv_rope_write_kv(qkv, norm ? &q_norm : nullptr, norm ? &k_norm : nullptr, kEps, pos_t, table, slot_t, q, kc,
+                           vc);
+    };
+    op.bytes = static_cast<double>(qkv.nbytes() + q.nbytes() + 2 * tokens_ * Hk * D * dtype_size(act_));
+    if (!with_reference) return op;
+    op.compare = [=, this, &be] {
+      const Values qn = read_values(be, q_norm), kn = read_values(be, k_norm);
+      const QkvRef ref = ref_qkv_rope_write_kv(read_values(be, qkv), qk_norm_ ? &qn : nullptr, qk_norm_ ? &kn : nullptr,
+                                               read_values(be, table.cos), read_values(be, table.sin), positions,
+                                               slots, Hq, Hk, D, blocks * kBlockSize);
+      return compare({{"q", read_values(be, q), ref.q},
+                      {"k_cache", read_values(be, kc), ref.k_cache},
+                      {"v_cache", read_values(be, vc), ref.v_cache}},
+                     bound_for(act_));
+    };
+    return op;
+  }
+
+ private:
+  int64_t tokens_;
+  HeadShape h_;
+  bool qk_norm_;
+  int skipped_;
+  DType act_;
+};
+
+class AttentionCase final : public OpCase {
+ public:
+  // padded: block tables and max_context padded as a decode graph's are.
+  AttentionCase(std::string label, std::vector<Sequence> seqs, HeadShape h, DType act, bool padded = false)
+      : label_(std::move(label)), seqs_(std::move(seqs)), h_(h), act_(act), padded_(padded) {}
+  std::string name() const override {
+    std::string seqs;
+    for (const Sequence& s : seqs_) seqs += fmt::format("{}{}/{}", seqs.empty() ? "" : ",", s.queries, s.context);
+    if (seqs_.size() > 6) seqs = fmt::format("{} x {}/{}", seqs_.size(), seqs_[0].queries, seqs_[0].context);
+    return fmt::format("paged_attention {} {} D={} Hq={} Hk={} queries/context={}{}", label_, lower_name(act_), h_.D,
+                       h_.Hq, h_.Hk, seqs, padded_ ? " padded" : "");
+  }
+  std::string unsupported(const Backend& be) const override { return activation_support(be, act_); }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    const int64_t Hq = h_.Hq, Hk = h_.Hk, D = h_.D;
+    const PagedLayout l = paged_layout(seqs_, padded_, seed);
+    const int64_t T = l.query_start.back();
+    Tensor kc = be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, seed + 1, 0.0f, 1.0f);
+    Tensor vc = be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, seed + 2, 0.0f, 1.0f);
+    Tensor q = be.random_tensor({T, Hq, D}, act_, seed + 3, 0.0f, 3.0f);  // peaked and flat softmaxes
+    Tensor out = poisoned(be, {T, Hq, D}, act_);
+    AttentionMeta meta;
+    meta.query_start = ints(be, l.query_start);
+    meta.seq_lens = ints(be, l.seq_lens);
+    meta.block_tables = ints(be, l.block_tables);
+    meta.num_seqs = static_cast<int32_t>(seqs_.size());
+    meta.max_blocks_per_seq = l.width;
+    meta.block_size = kBlockSize;
+    meta.max_context = l.max_context;
+    meta.host_query_start = l.query_start;
+    meta.host_seq_lens = l.seq_lens;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    PreparedOp op;
+    op.run = [&be, q, kc, vc, meta, scale, out]() mutable { be.paged_attention(q, kc, vc, meta, scale, out); };
+    int64_t keys = 0;
+    for (const Sequence& s : seqs_) keys += s.context;
+    op.bytes = static_cast<double>(q.nbytes() + out.nbytes() + 2 * keys * Hk * D * dtype_size(act_));
+    if (!with_reference) return op;
+    op.compare = [=, this, &be] {
+      const Values ref =
+          ref_paged_attention(read_values(be, q), read_values(be, kc), read_values(be, vc), l, Hq, Hk, D, scale);
+      return compare({{"out", read_values(be, out), ref}}, bound());
+    };
+    return op;
+  }
+
+ private:
+  // A 16-bit batch with a sequence of at least 16 queries takes the tensor-core prefill kernel.
+  double bound() const {
+    for (const Sequence& s : seqs_)
+      if (s.queries >= 16 && act_ != DType::F32) return kTensorCore;
+    return bound_for(act_);
+  }
+
+  std::string label_;
+  std::vector<Sequence> seqs_;
+  HeadShape h_;
+  DType act_;
+  bool padded_;
+};
+
+template <typename C, typename... Args>
+void add(CaseList& cases, Args&&... args) {
+  cases.push_back(std::make_unique<C>(std::forward<Args>(args)...));
+}
+
+constexpr DType kFloatTypes[] = {DType::F32, DType::F16, DType::BF16};
+
+void add_linear_cases(CaseList& cases) {
+  using E = LinearEpilogue;
+  for (DType w : kFloatTypes) {
+    // One part: every row tail; K = 200 is not a multiple of 64, N odd.
+    for (int64_t M : {1, 2, 3, 5, 16, 17, 64, 130}) add<LinearCase>(cases, "", LinearShape{M, 200, {97}}, w);
+    // K not a multiple of 8 (no 16-byte rows: a GPU's GEMV does not take it).
+    for (int64_t M : {1, 2, 17}) add<LinearCase>(cases, "", LinearShape{M, 67, {33}, true}, w);
+    // Fused q/k/v with biases.
+    for (int64_t M : {1, 3, 17}) add<LinearCase>(cases, "qkv", LinearShape{M, 128, {64, 32, 32}, true}, w);
+    // Gate and up with SwiGLU.
+    for (int64_t M : {1, 2, 5, 64}) add<LinearCase>(cases, "gate_up", LinearShape{M, 192, {96, 96}, false, E::SiluMul}, w);
+    add<LinearCase>(cases, "gate_up", LinearShape{3, 136, {40, 40}, true, E::SiluMul}, w);
+    // Onto the residual stream (F32, random to begin with).
+    for (int64_t M : {1, 2, 17, 130}) add<LinearCase>(cases, "down", LinearShape{M, 320, {160}, false, E::Accumulate}, w);
+    add<LinearCase>(cases, "", LinearShape{5, 96, {48, 17}, true, E::Accumulate}, w);
+    // Logits: 16-bit weights into an F32 output.
+    if (w != DType::F32)
+      for (int64_t M : {1, 5}) add<LinearCase>(cases, "lm_head", LinearShape{M, 256, {129}, false, E::Store, true}, w);
+  }
+  // Named but not implemented: every backend must skip it, visibly.
+  add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::GgufQ4K);
+}
+
+void add_norm_and_copy_cases(CaseList& cases) {
+  for (DType out : kFloatTypes)
+    for (DType w : {DType::F32, DType::BF16}) {
+      add<RmsNormCase>(cases, 1, 4096, w, out);
+      add<RmsNormCase>(cases, 7, 896, w, out);
+      add<RmsNormCase>(cases, 130, 65, w, out);
+    }
+  for (DType table : kFloatTypes) {
+    add<EmbeddingCase>(cases, 50, 96, 5, table);
+    add<EmbeddingCase>(cases, 1000, 4097, 17, table);
+  }
+  add<GatherRowsCase>(cases, 9, 300, 4);
+  add<GatherRowsCase>(cases, 130, 4096, 64);
+}
+
+void add_attention_cases(CaseList& cases) {
+  for (DType act : kFloatTypes) {
+    add<QkvRopeCase>(cases, 5, HeadShape{4, 4, 64}, false, 0, act);
+    add<QkvRopeCase>(cases, 17, HeadShape{32, 8, 128}, true, 0, act);
+    add<QkvRopeCase>(cases, 3, HeadShape{16, 2, 128}, true, 1, act);
+    add<QkvRopeCase>(cases, 4, HeadShape{8, 1, 64}, false, 2, act);
+
+    // A prefill chunk after cached tokens, a whole short prompt and a decode in one batch.
+    const std::vector<Sequence> mixed = {{19, 5}, {7, 7}, {33, 1}};
+    for (int64_t D : {8, 64, 128, 256}) add<AttentionCase>(cases, "mixed", mixed, HeadShape{8, 2, D}, act);
+    // Query heads per KV head: 1 (MHA), 4, 8, 32 (MQA).
+    for (HeadShape h : {HeadShape{4, 4, 64}, HeadShape{16, 4, 64}, HeadShape{32, 4, 64}, HeadShape{32, 1, 64}})
+      add<AttentionCase>(cases, "gqa", std::vector<Sequence>{{40, 3}, {9, 1}}, h, act);
+    // Long decodes: keys split over many blocks and merged.
+    add<AttentionCase>(cases, "long-decode", std::vector<Sequence>{{2000, 1}, {3, 1}, {1100, 1}}, HeadShape{32, 8, 128},
+                       act);
+    // Decodes with the table width and max_context of a decode graph.
+    add<AttentionCase>(cases, "graph-decode", std::vector<Sequence>{{100, 1}, {37, 1}}, HeadShape{8, 2, 128}, act, true);
+    // Prompts of tiles of 16 queries (ragged last tiles, a chunk after cached tokens) mixed
+    // with decodes and short chunks.
+    const std::vector<Sequence> tiles = {{300, 300}, {57, 40}, {9, 1}, {40, 5}, {1500, 1}};
+    for (int64_t D : {64, 128, 256}) add<AttentionCase>(cases, "prefill", tiles, HeadShape{8, 2, D}, act);
+    add<AttentionCase>(cases, "prefill", std::vector<Sequence>{{33, 33}, {130, 17}}, HeadShape{14, 2, 128}, act);
+  }
+}
+
+}  // namespace
+
+uint64_t case_seed(const std::string& name) { return dummy_seed(name.c_str()); }
+
+CaseList correctness_cases() {
+  CaseList cases;
+  add_linear_cases(cases);
+  add_norm_and_copy_cases(cases);
+  add_attention_cases(cases);
+  return cases;
+}
+
+CaseList llama8b_cases(int64_t rows, DType weights, DType act) {
+  using E = LinearEpilogue;
+  const int64_t M = rows, H = 4096, Hq = 32, Hk = 8, D = 128, I = 14336, V = 128256;
+  CaseList cases;
+  add<EmbeddingCase>(cases, V, H, M, weights);
+  add<RmsNormCase>(cases, M, H, weights, act);
+  add<LinearCase>(cases, "qkv", LinearShape{M, H, {Hq * D, Hk * D, Hk * D}}, weights);
+  add<QkvRopeCase>(cases, M, HeadShape{Hq, Hk, D}, false, 0, act);
+  for (int32_t context : {128, 2048})
+    add<AttentionCase>(cases, "decode", std::vector<Sequence>(M, Sequence{context, 1}), HeadShape{Hq, Hk, D}, act);
+  const int32_t prompt = static_cast<int32_t>(M);
+  add<AttentionCase>(cases, "prompt", std::vector<Sequence>{{prompt, prompt}}, HeadShape{Hq, Hk, D}, act);
+  add<LinearCase>(cases, "o_proj", LinearShape{M, Hq * D, {H}, false, E::Accumulate}, weights);
+  add<LinearCase>(cases, "gate_up", LinearShape{M, H, {I, I}, false, E::SiluMul}, weights);
+  add<LinearCase>(cases, "down", LinearShape{M, I, {H}, false, E::Accumulate}, weights);
+  add<GatherRowsCase>(cases, M, H, M);
+  add<LinearCase>(cases, "lm_head", LinearShape{M, H, {V}, false, E::Store, true}, weights);
+  return cases;
+}
+
+std::vector<CaseOutcome> run_cases(Backend& be, const CaseList& cases, const std::string& filter) {
+  using Status = CaseOutcome::Status;
+  auto host = make_cpu_backend(1);
+  std::vector<CaseOutcome> outcomes;
+  int counts[3] = {0, 0, 0};
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& c : cases) {
+    const std::string name = c->name();
+    if (name.find(filter) == std::string::npos) continue;
+    CaseOutcome o{Status::Skipped, name, c->unsupported(be)};
+    if (!o.message.empty()) {
+      std::printf("skip %s on %s: %s\n", name.c_str(), be.name(), o.message.c_str());
+    } else {
+      try {
+        PreparedOp op = c->prepare(be, *host, case_seed(name), true);
+        op.run();
+        const Comparison r = op.compare();
+        o.status = r.passed() ? Status::Passed : Status::Failed;
+        o.message = fmt::format("error {:.3g} {} bound {:.0e}; worst {}", r.error, r.passed() ? "<=" : ">", r.bound,
+                                r.worst);
+      } catch (const std::exception& e) {
+        o.status = Status::Failed;
+        o.message = fmt::format("threw: {}", e.what());
+      }
+      std::printf("%s %s on %s: %s\n", o.status == Status::Passed ? "ok  " : "FAIL", name.c_str(), be.name(),
+                  o.message.c_str());
+    }
+    ++counts[static_cast<int>(o.status)];
+    outcomes.push_back(std::move(o));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %d passed, %d failed, %d skipped (%.1f s)\n", be.name(), counts[0], counts[1], counts[2], seconds);
+  std::fflush(stdout);
+  return outcomes;
+}
+
+}  // namespace ferrum::op_harness

@@ -1,0 +1,94 @@
+// The op harness's table on every backend this machine has (the CPU always; CUDA where
+// cuda_available()), the refusal of weight formats no backend runs, and the dummy-weight
+// pattern's bits across backends. FERRUM_OP_FILTER=substring runs only the matching cases.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/backend.h"
+#include "op_harness.h"
+
+namespace ferrum {
+namespace {
+
+using op_harness::CaseOutcome;
+
+void expect_every_case_passes(Backend& be) {
+  const char* filter = std::getenv("FERRUM_OP_FILTER");
+  const std::vector<CaseOutcome> outcomes =
+      op_harness::run_cases(be, op_harness::correctness_cases(), filter ? filter : "");
+  int passed = 0;
+  bool quantized_skipped = false;
+  for (const CaseOutcome& o : outcomes) {
+    if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << " on " << be.name() << ": " << o.message;
+    passed += o.status == CaseOutcome::Status::Passed;
+    quantized_skipped |= o.status == CaseOutcome::Status::Skipped && o.name.find("Q4_K") != std::string::npos;
+  }
+  EXPECT_GT(passed, 0) << "no case ran";
+  if (!filter) {
+    EXPECT_TRUE(quantized_skipped) << "the GGUF Q4_K case should be skipped: no backend runs it yet";
+  }
+}
+
+TEST(BackendOps, CpuMatchesReference) {
+  auto be = make_cpu_backend(0);
+  expect_every_case_passes(*be);
+}
+
+TEST(BackendOps, CudaMatchesReference) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto be = make_cuda_backend(0);
+  expect_every_case_passes(*be);
+}
+
+// A layer of each unimplemented format fails at load time, naming the format and the layer.
+TEST(BackendOps, NonDenseWeightsAreRefusedAtLoad) {
+  auto cpu = make_cpu_backend(1);
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::Gptq4, WeightFormat::Awq4,
+                         WeightFormat::Fp8}) {
+    LinearSpec spec;
+    spec.name = "model.layers.0.mlp.down_proj";
+    spec.in_features = 256;
+    spec.format = f;
+    LinearPart part;
+    part.name = spec.name;
+    part.rows = 64;
+    part.weight = cpu->random_tensor({64, 256}, DType::F16, 1, 0.0f, 0.05f);
+    spec.parts.push_back(part);
+    EXPECT_FALSE(cpu->supports_linear(f, DType::F16)) << weight_format_name(f);
+    for (int via_backend = 0; via_backend < 2; ++via_backend) {
+      try {
+        if (via_backend) cpu->load_linear(spec);
+        else check_linear_spec(spec);
+        ADD_FAILURE() << weight_format_name(f) << " weights were accepted";
+      } catch (const Error& e) {
+        EXPECT_NE(std::strstr(e.what(), weight_format_name(f)), nullptr) << e.what();
+        EXPECT_NE(std::strstr(e.what(), spec.name.c_str()), nullptr) << e.what();
+      }
+    }
+  }
+}
+
+TEST(BackendOps, DenseFloatWeightsAreSupported) {
+  auto cpu = make_cpu_backend(1);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) EXPECT_TRUE(cpu->supports_linear(WeightFormat::Dense, dt));
+  EXPECT_FALSE(cpu->supports_linear(WeightFormat::Dense, DType::I32));
+}
+
+// Dummy weights (benchmarks, and the harness's inputs) are the same bits on every backend.
+TEST(BackendOps, DummyWeightsAreTheSameBits) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend(0);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    Tensor c = cpu->random_tensor({1000, 37}, dt, 12345, 0.0f, 0.05f);
+    Tensor g = gpu->random_tensor({1000, 37}, dt, 12345, 0.0f, 0.05f);
+    std::vector<uint8_t> gb(g.nbytes());
+    gpu->copy_to_host(g, gb.data(), gb.size());
+    EXPECT_EQ(0, std::memcmp(gb.data(), c.data, gb.size())) << dtype_name(dt);
+  }
+}
+
+}  // namespace
+}  // namespace ferrum
