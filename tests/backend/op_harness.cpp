@@ -630,10 +630,10 @@ class AttentionCase final : public OpCase {
   }
 
  private:
-  // A 16-bit batch with a sequence of at least 16 queries takes the tensor-core prefill kernel.
+  // A 16-bit batch with a sequence of at least 64 queries takes the tensor-core prefill kernel.
   double bound() const {
     for (const Sequence& s : seqs_)
-      if (s.queries >= 16 && act_ != DType::F32) return kTensorCore;
+      if (s.queries >= 64 && act_ != DType::F32) return kTensorCore;
     return bound_for(act_);
   }
 
@@ -707,10 +707,12 @@ void add_attention_cases(CaseList& cases) {
                        act);
     // Decodes with the table width and max_context of a decode graph.
     add<AttentionCase>(cases, "graph-decode", std::vector<Sequence>{{100, 1}, {37, 1}}, HeadShape{8, 2, 128}, act, true);
-    // Prompts of tiles of 16 queries (ragged last tiles, a chunk after cached tokens) mixed
-    // with decodes and short chunks.
+    // Prompts in tiles of 64 queries (ragged last tiles, chunks after cached tokens, an exact
+    // tile) mixed with decodes and short chunks.
     const std::vector<Sequence> tiles = {{300, 300}, {57, 40}, {9, 1}, {40, 5}, {1500, 1}};
     for (int64_t D : {64, 128, 256}) add<AttentionCase>(cases, "prefill", tiles, HeadShape{8, 2, D}, act);
+    const std::vector<Sequence> chunks = {{700, 130}, {64, 64}, {200, 1}, {1000, 77}};
+    for (int64_t D : {64, 128, 256}) add<AttentionCase>(cases, "prefill-chunk", chunks, HeadShape{32, 8, D}, act);
     add<AttentionCase>(cases, "prefill", std::vector<Sequence>{{33, 33}, {130, 17}}, HeadShape{14, 2, 128}, act);
   }
 }

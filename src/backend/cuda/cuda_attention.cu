@@ -20,6 +20,21 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads a block serves from one KV head
 
+// The sequence of flat token t.
+__device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t num_seqs, int64_t t) {
+  int lo = 0, hi = num_seqs - 1;  // last s with query_start[s] <= t
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (query_start[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
+// then one pass over the accumulators.
+constexpr int kMaxSplits = 64;
+
 // Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
 // row is loaded once for all the query heads that share it (GQA). Warps take every 4th key of
 // the split with an online softmax per head, then merge in shared memory. With one split the
@@ -129,18 +144,139 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
   }
 }
 
-// Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
-// then one pass over the accumulators.
-constexpr int kMaxSplits = 64;
+// The same blocks for 16-bit caches and head_dim 64/128/256, built for bandwidth: keys are
+// read with 16-byte loads, a key row by D/8 lanes (a "lane group"), so a warp reads 32/(D/8)
+// keys per load and 8 keys per step, all loads issued before any math. Each lane group keeps
+// its own online softmax over the keys it reads (no reductions across groups in the loop);
+// lane groups, then warps, merge at the end. G: query heads a block serves (1, 4 or 8 slots).
+template <int D, int G, typename C>
+__global__ void __launch_bounds__(kWarps * 32)
+    vec_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
+                         const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
+                         int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk, float scale,
+                         int64_t keys_per_split, int group_chunks, int32_t tiled_min_q, C* out, float* partial) {
+  constexpr int kLanesPerKey = D / 8, kKeysPerLoad = 32 / kLanesPerKey, kUnroll = 8 / kKeysPerLoad;
+  constexpr int kKeysPerStep = kKeysPerLoad * kUnroll;
+  __shared__ float sm_acc[kWarps][G][D];
+  __shared__ float sm_m[kWarps][G], sm_l[kWarps][G];
+  const int64_t group = hq / hk;
+  const int64_t chunk = blockIdx.x % group_chunks, kh = (blockIdx.x / group_chunks) % hk;
+  const int64_t t = blockIdx.x / group_chunks / hk;
+  const int64_t h0 = kh * group + chunk * kMaxGroup;
+  const int64_t left = group - chunk * kMaxGroup;
+  const int g = static_cast<int>(left < G ? left : G);
+  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int sub = lane % kLanesPerKey, kgroup = lane / kLanesPerKey;
 
-__device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t num_seqs, int64_t t) {
-  int lo = 0, hi = num_seqs - 1;  // last s with query_start[s] <= t
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= t) lo = mid;
-    else hi = mid - 1;
+  const int s = sequence_of(query_start, num_seqs, t);
+  const int64_t q_len = query_start[s + 1] - query_start[s];
+  if (tiled_min_q > 0 && q_len >= tiled_min_q) return;  // prefill_attention_kernel's
+  const int64_t ctx = seq_lens[s] - q_len + (t - query_start[s]) + 1;
+  const int64_t k0 = split * keys_per_split, k1 = min(ctx, k0 + keys_per_split);
+  const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
+
+  float qr[G][8], acc[G][8], m[G], l[G];
+#pragma unroll
+  for (int i = 0; i < G; ++i) {
+    unpack8<C>(*reinterpret_cast<const uint4*>(q + (t * hq + h0 + min(i, g - 1)) * D + sub * 8), qr[i]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) qr[i][e] *= scale, acc[i][e] = 0.0f;
+    m[i] = -INFINITY, l[i] = 0.0f;
   }
-  return lo;
+  for (int64_t base = k0 + warp * kKeysPerStep; base < k1; base += kWarps * kKeysPerStep) {
+    uint4 kr[kUnroll], vr[kUnroll];
+    bool valid[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = base + u * kKeysPerLoad + kgroup;
+      valid[u] = j < k1;
+      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
+      if (valid[u]) {
+        const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
+        const int64_t off = (slot * hk + kh) * D + sub * 8;
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(k_cache + off));
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(v_cache + off));
+      }
+    }
+    float sc[kUnroll][G];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float kf[8];
+      unpack8<C>(kr[u], kf);
+#pragma unroll
+      for (int i = 0; i < G; ++i) {
+        float d = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) d += qr[i][e] * kf[e];
+#pragma unroll
+        for (int o = kLanesPerKey / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        sc[u][i] = valid[u] ? d : -INFINITY;
+      }
+    }
+    float m_new[G];
+#pragma unroll
+    for (int i = 0; i < G; ++i) {
+      m_new[i] = m[i];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) m_new[i] = fmaxf(m_new[i], sc[u][i]);
+      const float corr = m_new[i] > -INFINITY ? __expf(m[i] - m_new[i]) : 1.0f;
+      l[i] *= corr;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[i][e] *= corr;
+      m[i] = m_new[i];
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float vf[8];
+      unpack8<C>(vr[u], vf);
+#pragma unroll
+      for (int i = 0; i < G; ++i) {
+        const float p = valid[u] ? __expf(sc[u][i] - m[i]) : 0.0f;
+        l[i] += p;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[i][e] += p * vf[e];
+      }
+    }
+  }
+  // Lane groups of a warp hold the same dims for different keys: merge them.
+#pragma unroll
+  for (int o = kLanesPerKey; o < 32; o <<= 1) {
+#pragma unroll
+    for (int i = 0; i < G; ++i) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[i], o), lo = __shfl_xor_sync(0xffffffffu, l[i], o);
+      const float mm = fmaxf(m[i], mo);
+      const float a = mm > -INFINITY ? __expf(m[i] - mm) : 0.0f, b = mm > -INFINITY ? __expf(mo - mm) : 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * a + __shfl_xor_sync(0xffffffffu, acc[i][e], o) * b;
+      l[i] = l[i] * a + lo * b;
+      m[i] = mm;
+    }
+  }
+  if (kgroup == 0) {
+#pragma unroll
+    for (int i = 0; i < G; ++i) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sm_acc[warp][i][sub * 8 + e] = acc[i][e];
+      if (sub == 0) sm_m[warp][i] = m[i], sm_l[warp][i] = l[i];
+    }
+  }
+  __syncthreads();
+  for (int i = 0; i < g; ++i) {
+    float mx = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][i]);
+    float sum = 0.0f, wgt[kWarps];
+    for (int w = 0; w < kWarps; ++w) sum += sm_l[w][i] * (wgt[w] = sm_l[w][i] > 0.0f ? expf(sm_m[w][i] - mx) : 0.0f);
+    const int64_t bh = t * hq + h0 + i;
+    float* part = splits == 1 ? nullptr : partial + (bh * splits + split) * (D + 2);
+    if (part && threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
+    for (int x = threadIdx.x; x < D; x += blockDim.x) {
+      float v = 0.0f;
+      for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
+      if (part) part[2 + x] = v;
+      else out[bh * D + x] = from_float<C>(v / sum);
+    }
+  }
 }
 
 template <typename C>
@@ -213,6 +349,32 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
                                                                         hq, tiled_min_q, static_cast<C*>(out));
   };
   auto typed = [&](auto per_lane) { with_type(cache_dtype, [&](auto* c) { launch(per_lane, c); }); };
+  if ((cache_dtype == DType::BF16 || cache_dtype == DType::F16) && (d == 64 || d == 128 || d == 256)) {
+    const int64_t group = hq / hk;
+    auto vec = [&](auto dim, auto slots, auto* cache_type) {
+      using C = std::remove_pointer_t<decltype(cache_type)>;
+      vec_attention_kernel<decltype(dim)::value, decltype(slots)::value, C><<<grid, kWarps * 32, 0, s>>>(
+          static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
+          seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale, keys_per_split, chunks, tiled_min_q,
+          static_cast<C*>(out), partial);
+      if (splits > 1)
+        combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
+                                                                          hq, tiled_min_q, static_cast<C*>(out));
+    };
+    auto with_slots = [&](auto dim, auto* c) {
+      if (group == 1) vec(dim, std::integral_constant<int, 1>(), c);
+      else if (group <= 4) vec(dim, std::integral_constant<int, 4>(), c);
+      else vec(dim, std::integral_constant<int, 8>(), c);
+    };
+    auto with_dim = [&](auto* c) {
+      if (d == 64) with_slots(std::integral_constant<int, 64>(), c);
+      else if (d == 128) with_slots(std::integral_constant<int, 128>(), c);
+      else with_slots(std::integral_constant<int, 256>(), c);
+    };
+    if (cache_dtype == DType::BF16) with_dim(static_cast<__nv_bfloat16*>(nullptr));
+    else with_dim(static_cast<__half*>(nullptr));
+    return true;
+  }
   if (d <= 32) typed(std::integral_constant<int, 1>());
   else if (d <= 64) typed(std::integral_constant<int, 2>());
   else if (d <= 128) typed(std::integral_constant<int, 4>());

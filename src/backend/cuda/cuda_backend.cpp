@@ -292,7 +292,7 @@ class CudaBackend final : public Backend {
       attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
       ++scratch_generation_;
     }
-    // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 16 queries
+    // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 64 queries
     // (never inside a graph: graphs are decode steps).
     tiles_host_.clear();
     const bool tiled = (kc.dtype == DType::BF16 || kc.dtype == DType::F16) && (D == 64 || D == 128 || D == 256);

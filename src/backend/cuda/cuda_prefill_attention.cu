@@ -1,13 +1,13 @@
-// Causal attention for long prompts, on tensor cores (FlashAttention-style): a block takes 16
-// consecutive queries of one sequence and one KV head, and each of its 4 warps one query head
-// of that KV head's group (GQA: K/V tiles are loaded once for all of them). For each step of
-// 64 keys: S = Q K^T (bf16 WMMA, F32 accumulation), an online softmax per row in F32, then
-// O = O * correction + P V. The per-token kernel in cuda_attention.cu walks every key one at a
-// time, which costs the square of the prompt in latency-bound steps.
+// Causal attention for long prompts on tensor cores, FlashAttention-2 style: a block takes 64
+// consecutive queries of one sequence and one query head; each of its 4 warps owns 16 query
+// rows. Per step of 64 keys (paged K/V tiles copied into shared memory with cp.async, the next
+// tile in flight while this one is used): S = Q K^T with mma.sync m16n8k16 (16-bit inputs, F32
+// accumulation) kept in registers, an online softmax on those registers (exp2, the scale
+// folded in), then O += P V with P reused as the A operand straight from the S registers.
+// Only the diagonal tiles need the causal mask; keys past the sequence are zero-filled.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include <type_traits>
 
@@ -17,149 +17,218 @@
 namespace ferrum::cuda {
 namespace {
 
-using namespace nvcuda;
-constexpr int kTile = kPrefillTile;  // queries per warp (rows of a WMMA tile)
+constexpr int kRows = kPrefillTile;  // queries per block (16 per warp)
 constexpr int kKeys = 64;            // keys per step
-constexpr int kHeads = 4;            // warps: query heads of one KV head per block
+constexpr int kThreads = 128;
 
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+// c[16x8] += a[16x16] b[16x8] (row-major A, column-major B), 16-bit inputs of type C.
+template <typename C>
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<C, __nv_bfloat16>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <typename C>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  uint32_t r;
+  if constexpr (std::is_same_v<C, __nv_bfloat16>) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    r = *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __half2 v = __floats2half2_rn(lo, hi);
+    r = *reinterpret_cast<uint32_t*>(&v);
+  }
+  return r;
+}
 
-// Shared memory of one block, for head_dim D.
 template <int D>
-struct Smem {
-  __nv_bfloat16 q[kHeads][kTile][D];  // scaled queries
-  __nv_bfloat16 k[kKeys][D], v[kKeys][D];
-  float s[kHeads][kTile][kKeys];  // scores
-  __nv_bfloat16 p[kHeads][kTile][kKeys];
-  float o[kHeads][kTile][D];  // running output (unnormalized)
-  float m[kHeads][kTile], l[kHeads][kTile], corr[kHeads][kTile];
-};
+constexpr size_t smem_bytes() {
+  return static_cast<size_t>(kRows + 4 * kKeys) * (D + 8) * 2;  // Q, and K and V twice
+}
 
 template <int D, typename C>
-__global__ void prefill_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache,
-                                         const C* __restrict__ v_cache, const int32_t* __restrict__ tiles,
-                                         const int32_t* __restrict__ query_start, const int32_t* __restrict__ seq_lens,
-                                         const int32_t* __restrict__ block_tables, int32_t max_blocks,
-                                         int32_t block_size, int64_t hq, int64_t hk, float scale,
-                                         C* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads)
+    flash_prefill_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
+                         const int32_t* __restrict__ tiles, const int32_t* __restrict__ query_start,
+                         const int32_t* __restrict__ seq_lens, const int32_t* __restrict__ block_tables,
+                         int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk, float scale_log2,
+                         C* __restrict__ out) {
+  constexpr int kStride = D + 8;  // padded rows: the 8 rows an ldmatrix reads hit different banks
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  Smem<D>& sm = *reinterpret_cast<Smem<D>*>(smem_raw);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int s = tiles[2 * blockIdx.x], t0 = tiles[2 * blockIdx.x + 1];
-  const int64_t kh = blockIdx.y, group = hq / hk;
-  const int64_t head_in_group = static_cast<int64_t>(blockIdx.z) * kHeads + warp;
-  const bool active = head_in_group < group;
-  const int64_t h = kh * group + (active ? head_in_group : 0);
+  C* sq = reinterpret_cast<C*>(smem_raw);
+  C* sk = sq + kRows * kStride;     // [2][kKeys][kStride]
+  C* sv = sk + 2 * kKeys * kStride;  // [2][kKeys][kStride]
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int64_t h = blockIdx.x, kh = h / (hq / hk);
+  const int s = tiles[2 * blockIdx.y], t0 = tiles[2 * blockIdx.y + 1];
   const int q_begin = query_start[s], q_len = query_start[s + 1] - q_begin;
-  const int rows = min(kTile, q_begin + q_len - t0);
+  const int rows = min(kRows, q_begin + q_len - t0);
   const int64_t pos0 = static_cast<int64_t>(seq_lens[s]) - q_len + (t0 - q_begin);  // row 0's position
   const int64_t last_key = pos0 + rows - 1;
   const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
 
-  for (int i = lane; i < kTile * D; i += 32) {
-    const int r = i / D, x = i % D;
-    const float v = active && r < rows ? to_float(q[((t0 + r) * hq + h) * D + x]) * scale : 0.0f;
-    sm.q[warp][r][x] = __float2bfloat16_rn(v);
-    sm.o[warp][r][x] = 0.0f;
+  for (int i = tid; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    C* dst = sq + r * kStride + c * 8;
+    if (r < rows) cp_async16(dst, q + ((t0 + r) * hq + h) * D + c * 8);
+    else *reinterpret_cast<uint4*>(dst) = zero;
   }
-  if (lane < kTile) sm.m[warp][lane] = -INFINITY, sm.l[warp][lane] = 0.0f;
-
-  for (int64_t k0 = 0; k0 <= last_key; k0 += kKeys) {
-    __syncthreads();  // the previous step is done with k and v
-    // 16-byte loads: 8 elements of one key's row per thread and iteration.
-    constexpr int kVec = 8, kChunks = D / kVec;
-    for (int i = threadIdx.x; i < kKeys * kChunks; i += blockDim.x) {
-      const int j = i / kChunks, x = (i % kChunks) * kVec;
+  auto load_kv = [&](int stage, int64_t k0) {
+    for (int i = tid; i < kKeys * kChunks; i += kThreads) {
+      const int j = i / kChunks, c = i % kChunks;
       const int64_t key = k0 + j;
-      uint4 kraw = make_uint4(0, 0, 0, 0), vraw = make_uint4(0, 0, 0, 0);
+      C* dk = sk + (stage * kKeys + j) * kStride + c * 8;
+      C* dv = sv + (stage * kKeys + j) * kStride + c * 8;
       if (key <= last_key) {
         const int64_t slot = static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size;
-        kraw = __ldg(reinterpret_cast<const uint4*>(k_cache + (slot * hk + kh) * D + x));
-        vraw = __ldg(reinterpret_cast<const uint4*>(v_cache + (slot * hk + kh) * D + x));
-      }
-      if constexpr (std::is_same_v<C, __nv_bfloat16>) {
-        *reinterpret_cast<uint4*>(&sm.k[j][x]) = kraw;
-        *reinterpret_cast<uint4*>(&sm.v[j][x]) = vraw;
-      } else {  // f16 cache: the products run in bf16
-        const C* kc8 = reinterpret_cast<const C*>(&kraw);
-        const C* vc8 = reinterpret_cast<const C*>(&vraw);
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) {
-          sm.k[j][x + e] = __float2bfloat16_rn(to_float(kc8[e]));
-          sm.v[j][x + e] = __float2bfloat16_rn(to_float(vc8[e]));
-        }
+        const int64_t off = (slot * hk + kh) * D + c * 8;
+        cp_async16(dk, k_cache + off);
+        cp_async16(dv, v_cache + off);
+      } else {
+        *reinterpret_cast<uint4*>(dk) = zero;
+        *reinterpret_cast<uint4*>(dv) = zero;
       }
     }
+  };
+  const int steps = static_cast<int>(last_key / kKeys) + 1;
+  load_kv(0, 0);
+  cp_async_commit();
+
+  const int g = lane / 4, tig = lane % 4;
+  const int64_t pos_a = pos0 + warp * 16 + g, pos_b = pos_a + 8;  // this thread's two rows
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+
+  for (int step = 0; step < steps; ++step) {
+    if (step + 1 < steps) load_kv((step + 1) & 1, static_cast<int64_t>(step + 1) * kKeys);
+    cp_async_commit();
+    cp_async_wait<1>();  // everything but the tile just requested has landed
     __syncthreads();
-    if (!active) continue;
+    const C* K = sk + (step & 1) * kKeys * kStride;
+    const C* V = sv + (step & 1) * kKeys * kStride;
 
-    // S = Q K^T, 16 x 64: K row-major [key][x] read as column-major [x][key] matrices.
+    float sc[kKeys / 8][4];
 #pragma unroll
-    for (int n = 0; n < kKeys; n += 16) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
+    for (int n = 0; n < kKeys / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
-      for (int x = 0; x < D; x += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
-        wmma::load_matrix_sync(a, &sm.q[warp][0][x], D);
-        wmma::load_matrix_sync(b, &sm.k[n][x], D);
-        wmma::mma_sync(acc, a, b, acc);
-      }
-      wmma::store_matrix_sync(&sm.s[warp][0][n], acc, kKeys, wmma::mem_row_major);
-    }
-    __syncwarp();
-
-    // Online softmax: two lanes per row, 32 keys each; keys past the row's position masked.
-    {
-      const int r = lane / 2, c0 = (lane % 2) * (kKeys / 2);
-      const int64_t pos = pos0 + r;
-      float mx = -INFINITY;
-      for (int c = 0; c < kKeys / 2; ++c)
-        if (r < rows && k0 + c0 + c <= pos) mx = fmaxf(mx, sm.s[warp][r][c0 + c]);
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      const float m_old = sm.m[warp][r];
-      const float m_new = fmaxf(m_old, mx);
-      const float corr = m_new == -INFINITY ? 1.0f : expf(m_old - m_new);
-      float sum = 0.0f;
-      for (int c = 0; c < kKeys / 2; ++c) {
-        const bool visible = r < rows && k0 + c0 + c <= pos;
-        const float p = visible ? expf(sm.s[warp][r][c0 + c] - m_new) : 0.0f;
-        sm.p[warp][r][c0 + c] = __float2bfloat16_rn(p);
-        sum += p;
-      }
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      __syncwarp();
-      if (lane % 2 == 0) {
-        sm.l[warp][r] = sm.l[warp][r] * corr + sum;
-        sm.m[warp][r] = m_new;
-        sm.corr[warp][r] = corr;
+    for (int kc = 0; kc < D / 16; ++kc) {
+      uint32_t a[4];
+      ldmatrix_x4(a, sq + (warp * 16 + lane % 16) * kStride + kc * 16 + (lane / 16) * 8);
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; n += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, K + (n * 8 + (lane / 16) * 8 + lane % 8) * kStride + kc * 16 + ((lane / 8) % 2) * 8);
+        mma16816<C>(sc[n], a, b[0], b[1]);
+        mma16816<C>(sc[n + 1], a, b[2], b[3]);
       }
     }
-    __syncwarp();
-    for (int i = lane; i < kTile * D; i += 32) sm.o[warp][i / D][i % D] *= sm.corr[warp][i / D];
-    __syncwarp();
 
-    // O += P V, accumulated in place.
+    // Online softmax over this step's keys, rows a (g) and b (g + 8) of the warp's 16.
+    const int64_t key0 = static_cast<int64_t>(step) * kKeys;
+    const bool diagonal = key0 + kKeys - 1 > pos0 + warp * 16;  // some key may be past a row
+    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-    for (int x = 0; x < D; x += 16) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, &sm.o[warp][0][x], D, wmma::mem_row_major);
+    for (int n = 0; n < kKeys / 8; ++n) {
 #pragma unroll
-      for (int kk = 0; kk < kKeys; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
-        wmma::load_matrix_sync(a, &sm.p[warp][0][kk], kKeys);
-        wmma::load_matrix_sync(b, &sm.v[kk][x], D);
-        wmma::mma_sync(acc, a, b, acc);
+      for (int e = 0; e < 2; ++e) {
+        const int64_t key = key0 + n * 8 + 2 * tig + e;
+        sc[n][e] = !diagonal || key <= pos_a ? sc[n][e] * scale_log2 : -INFINITY;
+        sc[n][2 + e] = !diagonal || key <= pos_b ? sc[n][2 + e] * scale_log2 : -INFINITY;
+        mx_a = fmaxf(mx_a, sc[n][e]);
+        mx_b = fmaxf(mx_b, sc[n][2 + e]);
       }
-      wmma::store_matrix_sync(&sm.o[warp][0][x], acc, D, wmma::mem_row_major);
     }
-    __syncwarp();
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, o2));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
+    }
+    const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
+    // A row with no visible key yet keeps m = -inf: its p are 0, and nothing is rescaled.
+    const float base_a = new_a == -INFINITY ? 0.0f : new_a, base_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+    m_a = new_a, m_b = new_b;
+    float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+      sc[n][0] = exp2f(sc[n][0] - base_a), sc[n][1] = exp2f(sc[n][1] - base_a);
+      sc[n][2] = exp2f(sc[n][2] - base_b), sc[n][3] = exp2f(sc[n][3] - base_b);
+      sum_a += sc[n][0] + sc[n][1];
+      sum_b += sc[n][2] + sc[n][3];
+    }
+    l_a = l_a * corr_a + sum_a;  // this thread's share; the quad's shares are summed at the end
+    l_b = l_b * corr_b + sum_b;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
+
+    // O += P V: P's S registers are the A operand (16 keys = two 8-key tiles).
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      uint32_t a[4] = {pack2<C>(sc[2 * kk][0], sc[2 * kk][1]), pack2<C>(sc[2 * kk][2], sc[2 * kk][3]),
+                       pack2<C>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack2<C>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+      for (int n = 0; n < D / 8; n += 2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, V + (kk * 16 + lane % 16) * kStride + (n + lane / 16) * 8);
+        mma16816<C>(o[n], a, b[0], b[1]);
+        mma16816<C>(o[n + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // this stage is read; the next iteration's copy may overwrite it
   }
-  if (!active) return;
-  for (int i = lane; i < rows * D; i += 32) {
-    const int r = i / D, x = i % D;
-    out[((t0 + r) * hq + h) * D + x] = from_float<C>(sm.o[warp][r][x] / sm.l[warp][r]);
+
+#pragma unroll
+  for (int o2 = 1; o2 < 4; o2 <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, o2);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, o2);
+  }
+  const int row_a = warp * 16 + g, row_b = row_a + 8;
+  const float inv_a = l_a > 0.0f ? 1.0f / l_a : 0.0f, inv_b = l_b > 0.0f ? 1.0f / l_b : 0.0f;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    const int x = n * 8 + 2 * tig;
+    if (row_a < rows) {
+      C* dst = out + ((t0 + row_a) * hq + h) * D + x;
+      dst[0] = from_float<C>(o[n][0] * inv_a), dst[1] = from_float<C>(o[n][1] * inv_a);
+    }
+    if (row_b < rows) {
+      C* dst = out + ((t0 + row_b) * hq + h) * D + x;
+      dst[0] = from_float<C>(o[n][2] * inv_b), dst[1] = from_float<C>(o[n][3] * inv_b);
+    }
   }
 }
 
@@ -167,18 +236,17 @@ template <int D, typename C>
 void launch(const void* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
             const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables, int32_t max_blocks,
             int32_t block_size, int64_t hq, int64_t hk, float scale, void* out, cudaStream_t s) {
-  constexpr size_t bytes = sizeof(Smem<D>);
+  constexpr size_t bytes = smem_bytes<D>();
   static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
-    cudaFuncSetAttribute(prefill_attention_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(flash_prefill_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(bytes));
     return true;
   }();
   (void)configured;
-  const int64_t chunks = (hq / hk + kHeads - 1) / kHeads;
-  dim3 grid(static_cast<unsigned>(num_tiles), static_cast<unsigned>(hk), static_cast<unsigned>(chunks));
-  prefill_attention_kernel<D, C><<<grid, kHeads * 32, bytes, s>>>(
+  dim3 grid(static_cast<unsigned>(hq), static_cast<unsigned>(num_tiles));
+  flash_prefill_kernel<D, C><<<grid, kThreads, bytes, s>>>(
       static_cast<const C*>(q), static_cast<const C*>(kc), static_cast<const C*>(vc), tiles, query_start, seq_lens,
-      block_tables, max_blocks, block_size, hq, hk, scale, static_cast<C*>(out));
+      block_tables, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f, static_cast<C*>(out));
 }
 
 template <typename C>
