@@ -44,6 +44,10 @@ class PagedKvCache final : public KvCache {
   int32_t blocks_, block_size_;
 };
 
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 class DecoderModel final : public Model {
  public:
   DecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
@@ -101,7 +105,17 @@ class DecoderModel final : public Model {
       out = {};
       return;
     }
+    auto t0 = std::chrono::steady_clock::now();
+    if (profile_.on) {  // the wait for the GPU apart from sampling
+      be_->synchronize();
+      profile_.wait += ms_between(t0, std::chrono::steady_clock::now());
+      t0 = std::chrono::steady_clock::now();
+    }
     be_->sample(logits, sampling, out);
+    if (profile_.on) {
+      profile_.copy += ms_between(t0, std::chrono::steady_clock::now());
+      log_profile("sampling");
+    }
   }
 
  private:
@@ -116,12 +130,13 @@ class DecoderModel final : public Model {
   struct Activations;
   void run_layers(const Activations& a, PagedKvCache& cache);
   std::span<float> logits_to_host(const Tensor& out, size_t n);
+  void log_profile(const char* last);  // every 200 forwards; `last`: what profile_.copy timed
   StepGraphs graphs_;   // decode steps as recorded graphs (device backends)
   Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
   // FERRUM_PROFILE: milliseconds spent, summed over forwards.
   struct Profile {
     bool on = std::getenv("FERRUM_PROFILE") != nullptr;
-    double inputs = 0, launch = 0, wait = 0, copy = 0;
+    double inputs = 0, launch = 0, wait = 0, copy = 0;  // copy: logits to the host, or sampling
     int64_t calls = 0;
   } profile_;
 
@@ -146,10 +161,6 @@ class DecoderModel final : public Model {
   RopeTable rope_;
   Workspace ws_{*be_};
 };
-
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 // Workspace slots of the forward pass.
 enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
@@ -366,14 +377,17 @@ std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {
   be_->copy_to_host(out, host_logits_.data, n * sizeof(float));
   if (profile_.on) {
     profile_.copy += ms_between(t0, std::chrono::steady_clock::now());
-    if (++profile_.calls % 200 == 0) {
-      const double c = static_cast<double>(profile_.calls);
-      log::info("model profile over {} forwards: inputs {:.2f} ms, launching {:.2f} ms, waiting for the GPU {:.2f} ms, "
-                "copying logits {:.2f} ms per call",
-                profile_.calls, profile_.inputs / c, profile_.launch / c, profile_.wait / c, profile_.copy / c);
-    }
+    log_profile("copying logits");
   }
   return {host_logits_.ptr<float>(), n};
+}
+
+void DecoderModel::log_profile(const char* last) {
+  if (++profile_.calls % 200 != 0) return;
+  const double c = static_cast<double>(profile_.calls);
+  log::info("model profile over {} forwards: inputs {:.2f} ms, launching {:.2f} ms, waiting for the GPU {:.2f} ms, "
+            "{} {:.2f} ms per call",
+            profile_.calls, profile_.inputs / c, profile_.launch / c, profile_.wait / c, last, profile_.copy / c);
 }
 
 void DecoderModel::run_layers(const Activations& a, PagedKvCache& cache) {

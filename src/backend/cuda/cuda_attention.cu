@@ -33,7 +33,7 @@ __device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t n
 
 // Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
 // then one pass over the accumulators.
-constexpr int kMaxSplits = 64;
+constexpr int kMaxSplits = 256;
 
 // Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
 // row is loaded once for all the query heads that share it (GQA). Warps take every 4th key of
@@ -317,9 +317,9 @@ __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, 
 
 int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
                                  int64_t* splits, int64_t* keys_per_split) {
-  // Enough blocks to fill the GPU (about 8 per SM of an H100), but at least 16 keys a split
+  // Enough blocks to fill the GPU (about 16 per SM of an H100), but at least 64 keys a split
   // and at most kMaxSplits splits.
-  constexpr int64_t kTargetBlocks = 1024, kMinKeys = 16;
+  constexpr int64_t kTargetBlocks = 2048, kMinKeys = 64;
   const int64_t chunks = (hq / hk + kMaxGroup - 1) / kMaxGroup;
   const int64_t blocks = tokens * hk * chunks;
   int64_t n = std::min<int64_t>((kTargetBlocks + blocks - 1) / blocks, kMaxSplits);
