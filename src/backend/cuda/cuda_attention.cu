@@ -33,7 +33,7 @@ __device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t n
 
 // Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
 // then one pass over the accumulators.
-constexpr int kMaxSplits = 256;
+constexpr int kMaxSplits = 64;
 
 // Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
 // row is loaded once for all the query heads that share it (GQA). Warps take every 4th key of
@@ -184,21 +184,29 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int e = 0; e < 8; ++e) qr[i][e] *= scale, acc[i][e] = 0.0f;
     m[i] = -INFINITY, l[i] = 0.0f;
   }
-  for (int64_t base = k0 + warp * kKeysPerStep; base < k1; base += kWarps * kKeysPerStep) {
-    uint4 kr[kUnroll], vr[kUnroll];
-    bool valid[kUnroll];
+  // This lane's K and V chunks of the step at `base` (zeros past the split).
+  auto fetch = [&](int64_t base, uint4* kd, uint4* vd) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t j = base + u * kKeysPerLoad + kgroup;
-      valid[u] = j < k1;
-      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-      if (valid[u]) {
+      kd[u] = vd[u] = make_uint4(0, 0, 0, 0);
+      if (j < k1) {
         const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
         const int64_t off = (slot * hk + kh) * D + sub * 8;
-        kr[u] = __ldg(reinterpret_cast<const uint4*>(k_cache + off));
-        vr[u] = __ldg(reinterpret_cast<const uint4*>(v_cache + off));
+        kd[u] = __ldg(reinterpret_cast<const uint4*>(k_cache + off));
+        vd[u] = __ldg(reinterpret_cast<const uint4*>(v_cache + off));
       }
     }
+  };
+  constexpr int64_t kWarpStride = kWarps * kKeysPerStep;
+  uint4 kr[kUnroll], vr[kUnroll];
+  fetch(k0 + warp * kKeysPerStep, kr, vr);
+  for (int64_t base = k0 + warp * kKeysPerStep; base < k1; base += kWarpStride) {
+    uint4 kn[kUnroll], vn[kUnroll];
+    fetch(base + kWarpStride, kn, vn);  // the next step's keys load during this step's math
+    bool valid[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) valid[u] = base + u * kKeysPerLoad + kgroup < k1;
     float sc[kUnroll][G];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -238,6 +246,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int e = 0; e < 8; ++e) acc[i][e] += p * vf[e];
       }
     }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) kr[u] = kn[u], vr[u] = vn[u];
   }
   // Lane groups of a warp hold the same dims for different keys: merge them.
 #pragma unroll
@@ -308,6 +318,7 @@ __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, 
   __syncthreads();
   for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
     float v = 0.0f;
+#pragma unroll 8
     for (int64_t s = 0; s < splits; ++s) v += weight[s] * part[s * (d + 2) + 2 + x];
     out[bh * d + x] = from_float<C>(v * inv_sum);
   }
