@@ -15,44 +15,12 @@
 #include "engine/device_sampling.h"
 #include "engine/sampler.h"
 #include "engine_test_util.h"
+#include "sampling_reference.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum::testing {
 namespace {
-
-std::vector<float> test_logits() { return {2.0f, 1.5f, 1.4f, 0.3f, -0.5f, 0.0f, -2.0f, 1.0f}; }
-
-// Probabilities after temperature, min_p, top_k, top_p (vLLM v1's order), computed directly.
-std::vector<double> reference_distribution(const std::vector<float>& logits, const SamplingParams& sp) {
-  std::vector<double> p(logits.size());
-  double mx = -1e300, sum = 0;
-  for (float l : logits) mx = std::max(mx, l / static_cast<double>(sp.temperature));
-  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] / sp.temperature - mx));
-  for (double& x : p) x /= sum;
-  const double pmax = *std::max_element(p.begin(), p.end());
-  std::vector<bool> keep(p.size());
-  for (size_t i = 0; i < p.size(); ++i) keep[i] = p[i] >= sp.min_p * pmax;
-  std::vector<size_t> order(p.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-  int kept = 0;
-  for (size_t i : order)
-    if (keep[i] && sp.top_k > 0 && ++kept > sp.top_k) keep[i] = false;
-  double mass = 0, cum = 0;
-  for (size_t i = 0; i < p.size(); ++i) mass += keep[i] ? p[i] : 0;
-  bool done = false;
-  for (size_t i : order) {
-    if (!keep[i]) continue;
-    if (done) keep[i] = false;
-    cum += p[i] / mass;
-    if (cum >= sp.top_p) done = true;
-  }
-  double total = 0;
-  for (size_t i = 0; i < p.size(); ++i) total += keep[i] ? p[i] : 0;
-  for (size_t i = 0; i < p.size(); ++i) p[i] = keep[i] ? p[i] / total : 0;
-  return p;
-}
 
 class DeviceSampling : public ::testing::Test {
  protected:
@@ -102,21 +70,7 @@ TEST_F(DeviceSampling, DistributionsMatchTheReference) {
   check_distribution(sp);
   sp.temperature = 0.7f;
   check_distribution(sp);
-  sp = {};
-  sp.top_k = 3;
-  check_distribution(sp);
-  sp = {};
-  sp.top_p = 0.6f;
-  check_distribution(sp);
-  sp = {};
-  sp.min_p = 0.3f;
-  check_distribution(sp);
-  sp = {};
-  sp.temperature = 0.8f;
-  sp.top_k = 5;
-  sp.top_p = 0.8f;
-  sp.min_p = 0.05f;
-  check_distribution(sp);
+  for (const SamplingParams& c : filter_cases()) check_distribution(c);
 }
 
 // Edits and logprobs equal the host Sampler's on the same sequence state.

@@ -6,55 +6,14 @@
 #include <numeric>
 
 #include "engine/sampler.h"
+#include "sampling_reference.h"
 
 namespace ferrum {
 namespace {
 
-std::vector<double> softmax(const std::vector<float>& logits, double temperature) {
-  std::vector<double> p(logits.size());
-  double mx = *std::max_element(logits.begin(), logits.end()) / temperature, sum = 0;
-  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(logits[i] / temperature - mx));
-  for (double& x : p) x /= sum;
-  return p;
-}
-
-// HF-style reference: which tokens survive top_k, top_p and min_p, and their renormalized
-// probabilities (vLLM v1 order: temperature, min_p, top_k, top_p).
-std::vector<double> reference_distribution(const std::vector<float>& logits, const SamplingParams& sp) {
-  std::vector<double> p = softmax(logits, sp.temperature);
-  const double pmax = *std::max_element(p.begin(), p.end());
-  std::vector<bool> keep(p.size(), true);
-  for (size_t i = 0; i < p.size(); ++i)
-    if (p[i] < sp.min_p * pmax) keep[i] = false;
-  std::vector<size_t> order(p.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-  if (sp.top_k > 0) {
-    int kept = 0;
-    for (size_t i : order)
-      if (keep[i] && ++kept > sp.top_k) keep[i] = false;
-  }
-  if (sp.top_p < 1.0f) {
-    double mass = 0;
-    for (size_t i = 0; i < p.size(); ++i) mass += keep[i] ? p[i] : 0;
-    double cum = 0;
-    bool done = false;
-    for (size_t i : order) {
-      if (!keep[i]) continue;
-      if (done) keep[i] = false;
-      cum += p[i] / mass;
-      if (cum >= sp.top_p) done = true;
-    }
-  }
-  double total = 0;
-  for (size_t i = 0; i < p.size(); ++i) total += keep[i] ? p[i] : 0;
-  for (size_t i = 0; i < p.size(); ++i) p[i] = keep[i] ? p[i] / total : 0;
-  return p;
-}
-
-std::vector<float> test_logits() {
-  return {2.0f, 1.5f, 1.4f, 0.3f, -0.5f, 0.0f, -2.0f, 1.0f};
-}
+using testing::reference_distribution;
+using testing::softmax;
+using testing::test_logits;
 
 // Draws many samples and compares frequencies with the reference distribution.
 void check_distribution(const SamplingParams& sp) {
@@ -87,21 +46,7 @@ TEST(Sampler, TemperatureMatchesSoftmax) {
 }
 
 TEST(Sampler, TopKTopPMinPMatchTheReference) {
-  SamplingParams sp;
-  sp.top_k = 3;
-  check_distribution(sp);
-  sp = {};
-  sp.top_p = 0.6f;
-  check_distribution(sp);
-  sp = {};
-  sp.min_p = 0.3f;
-  check_distribution(sp);
-  sp = {};
-  sp.temperature = 0.8f;
-  sp.top_k = 5;
-  sp.top_p = 0.8f;
-  sp.min_p = 0.05f;
-  check_distribution(sp);
+  for (const SamplingParams& sp : testing::filter_cases()) check_distribution(sp);
 }
 
 TEST(Sampler, GreedyIsArgmaxFirstOnTies) {

@@ -31,9 +31,66 @@ __device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t n
   return lo;
 }
 
-// Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
-// then one pass over the accumulators.
-constexpr int kMaxSplits = 64;
+constexpr int kMaxSplits = 64;  // key splits of one (token, head), merged by combine_kernel
+
+// What a block of either decode kernel works on: token t of sequence s, query heads h0..h0+g-1
+// of KV head kh, keys [k0, k1) of its context (split `split` of `splits`). done: the token
+// belongs to the prefill kernel.
+struct BlockWork {
+  int64_t t, kh, h0, split, splits, k0, k1;
+  int g, s;
+  bool done;
+  const int32_t* table;
+};
+
+__device__ __forceinline__ BlockWork block_work(const int32_t* query_start, const int32_t* seq_lens,
+                                                const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
+                                                int64_t hq, int64_t hk, int64_t keys_per_split, int group_chunks,
+                                                int32_t tiled_min_q, int slots) {
+  BlockWork w;
+  const int64_t group = hq / hk;
+  const int64_t chunk = blockIdx.x % group_chunks;
+  w.kh = (blockIdx.x / group_chunks) % hk;
+  w.t = blockIdx.x / group_chunks / hk;
+  w.h0 = w.kh * group + chunk * kMaxGroup;
+  const int64_t left = group - chunk * kMaxGroup;
+  w.g = static_cast<int>(left < slots ? left : slots);
+  w.split = blockIdx.y, w.splits = gridDim.y;
+  w.s = sequence_of(query_start, num_seqs, w.t);
+  const int64_t q_len = query_start[w.s + 1] - query_start[w.s];
+  w.done = tiled_min_q > 0 && q_len >= tiled_min_q;
+  const int64_t ctx = seq_lens[w.s] - q_len + (w.t - query_start[w.s]) + 1;
+  w.k0 = w.split * keys_per_split;
+  w.k1 = min(ctx, w.k0 + keys_per_split);
+  w.table = block_tables + static_cast<int64_t>(w.s) * max_blocks;
+  return w;
+}
+
+// Merges the warps' online-softmax states (sm_acc [kWarps][slots][stride], sm_m, sm_l
+// [kWarps][slots]) of each query head: the output, or with several splits the unnormalized
+// partial (m, l, acc) that combine_kernel merges.
+template <typename C>
+__device__ void write_merged(const BlockWork& w, const float* sm_acc, const float* sm_m, const float* sm_l, int slots,
+                             int stride, int64_t hq, int64_t d, C* out, float* partial) {
+  for (int i = 0; i < w.g; ++i) {
+    float mx = -INFINITY;
+    for (int k = 0; k < kWarps; ++k) mx = fmaxf(mx, sm_m[k * slots + i]);
+    float sum = 0.0f, wgt[kWarps];
+    for (int k = 0; k < kWarps; ++k) {
+      const float l = sm_l[k * slots + i];
+      sum += l * (wgt[k] = l > 0.0f ? expf(sm_m[k * slots + i] - mx) : 0.0f);
+    }
+    const int64_t bh = w.t * hq + w.h0 + i;
+    float* part = w.splits == 1 ? nullptr : partial + (bh * w.splits + w.split) * (d + 2);
+    if (part && threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
+    for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
+      float v = 0.0f;
+      for (int k = 0; k < kWarps; ++k) v += wgt[k] * sm_acc[(k * slots + i) * stride + x];
+      if (part) part[2 + x] = v;
+      else out[bh * d + x] = from_float<C>(v / sum);
+    }
+  }
+}
 
 // Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
 // row is loaded once for all the query heads that share it (GQA). Warps take every 4th key of
@@ -51,27 +108,13 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
   constexpr int D = kPerLane * 32;
   __shared__ float sm_acc[kWarps][kMaxGroup][D];
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
-  const int64_t group = hq / hk;
-  const int64_t chunk = blockIdx.x % group_chunks, kh = (blockIdx.x / group_chunks) % hk;
-  const int64_t t = blockIdx.x / group_chunks / hk;
-  const int64_t h0 = kh * group + chunk * kMaxGroup;
-  const int64_t left = group - chunk * kMaxGroup;
-  const int g = static_cast<int>(left < kMaxGroup ? left : kMaxGroup);
-  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const BlockWork w = block_work(query_start, seq_lens, block_tables, num_seqs, max_blocks, hq, hk, keys_per_split,
+                                 group_chunks, tiled_min_q, kMaxGroup);
+  if (w.done) return;  // prefill_attention_kernel's
+  const int64_t t = w.t, kh = w.kh, h0 = w.h0, k0 = w.k0, k1 = w.k1;
+  const int g = w.g;
+  const int32_t* table = w.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-
-  int lo = 0, hi = num_seqs - 1;  // the sequence of token t: last s with query_start[s] <= t
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= t) lo = mid;
-    else hi = mid - 1;
-  }
-  const int s = lo;
-  const int64_t q_len = query_start[s + 1] - query_start[s];
-  if (tiled_min_q > 0 && q_len >= tiled_min_q) return;  // prefill_attention_kernel's
-  const int64_t ctx = seq_lens[s] - q_len + (t - query_start[s]) + 1;
-  const int64_t k0 = split * keys_per_split, k1 = min(ctx, k0 + keys_per_split);
-  const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
 
   float qr[kMaxGroup][kPerLane], acc[kMaxGroup][kPerLane], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
@@ -119,29 +162,7 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
     if (lane == 0) sm_m[warp][i] = m[i], sm_l[warp][i] = l[i];
   }
   __syncthreads();
-  for (int i = 0; i < g; ++i) {
-    float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][i]);
-    float sum = 0.0f, wgt[kWarps];
-    for (int w = 0; w < kWarps; ++w) sum += sm_l[w][i] * (wgt[w] = sm_l[w][i] > 0.0f ? expf(sm_m[w][i] - mx) : 0.0f);
-    const int64_t bh = t * hq + h0 + i;
-    if (splits == 1) {
-      for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
-        float v = 0.0f;
-        for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
-        out[bh * d + x] = from_float<C>(v / sum);
-      }
-      continue;
-    }
-    // partial layout per (token * hq + head, split): m, l, then d accumulator values.
-    float* part = partial + (bh * splits + split) * (d + 2);
-    if (threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
-    for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
-      float v = 0.0f;
-      for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
-      part[2 + x] = v;
-    }
-  }
+  write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], kMaxGroup, D, hq, d, out, partial);
 }
 
 // The same blocks for 16-bit caches and head_dim 64/128/256, built for bandwidth: keys are
@@ -159,22 +180,14 @@ __global__ void __launch_bounds__(kWarps * 32)
   constexpr int kKeysPerStep = kKeysPerLoad * kUnroll;
   __shared__ float sm_acc[kWarps][G][D];
   __shared__ float sm_m[kWarps][G], sm_l[kWarps][G];
-  const int64_t group = hq / hk;
-  const int64_t chunk = blockIdx.x % group_chunks, kh = (blockIdx.x / group_chunks) % hk;
-  const int64_t t = blockIdx.x / group_chunks / hk;
-  const int64_t h0 = kh * group + chunk * kMaxGroup;
-  const int64_t left = group - chunk * kMaxGroup;
-  const int g = static_cast<int>(left < G ? left : G);
-  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const BlockWork w = block_work(query_start, seq_lens, block_tables, num_seqs, max_blocks, hq, hk, keys_per_split,
+                                 group_chunks, tiled_min_q, G);
+  if (w.done) return;  // prefill_attention_kernel's
+  const int64_t t = w.t, kh = w.kh, h0 = w.h0, k0 = w.k0, k1 = w.k1;
+  const int g = w.g;
+  const int32_t* table = w.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int sub = lane % kLanesPerKey, kgroup = lane / kLanesPerKey;
-
-  const int s = sequence_of(query_start, num_seqs, t);
-  const int64_t q_len = query_start[s + 1] - query_start[s];
-  if (tiled_min_q > 0 && q_len >= tiled_min_q) return;  // prefill_attention_kernel's
-  const int64_t ctx = seq_lens[s] - q_len + (t - query_start[s]) + 1;
-  const int64_t k0 = split * keys_per_split, k1 = min(ctx, k0 + keys_per_split);
-  const int32_t* table = block_tables + static_cast<int64_t>(s) * max_blocks;
 
   float qr[G][8], acc[G][8], m[G], l[G];
 #pragma unroll
@@ -272,23 +285,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   __syncthreads();
-  for (int i = 0; i < g; ++i) {
-    float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][i]);
-    float sum = 0.0f, wgt[kWarps];
-    for (int w = 0; w < kWarps; ++w) sum += sm_l[w][i] * (wgt[w] = sm_l[w][i] > 0.0f ? expf(sm_m[w][i] - mx) : 0.0f);
-    const int64_t bh = t * hq + h0 + i;
-    float* part = splits == 1 ? nullptr : partial + (bh * splits + split) * (D + 2);
-    if (part && threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
-    for (int x = threadIdx.x; x < D; x += blockDim.x) {
-      float v = 0.0f;
-      for (int w = 0; w < kWarps; ++w) v += wgt[w] * sm_acc[w][i][x];
-      if (part) part[2 + x] = v;
-      else out[bh * D + x] = from_float<C>(v / sum);
-    }
-  }
+  write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], G, D, hq, D, out, partial);
 }
 
+// Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
+// then one pass over the accumulators.
 template <typename C>
 __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, const int32_t* query_start,
                                int32_t num_seqs, int64_t hq, int32_t tiled_min_q, C* out) {
