@@ -9,9 +9,12 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 
 namespace ferrum::cuda {
@@ -288,6 +291,158 @@ __global__ void __launch_bounds__(kWarps * 32)
   write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], G, D, hq, D, out, partial);
 }
 
+// The same blocks on tensor cores, for 16-bit caches and head_dim 64/128/256: the (up to 8)
+// query heads of the block's KV head are the 16 rows of an MMA tile (rows past the group are
+// zero), keys come in 64-key tiles copied to shared memory with cp.async (the next tile in
+// flight), and each warp takes 16 keys of a tile: S = Q K^T and O += P V with mma.sync, an
+// online softmax per row in registers (exp2, the scale folded in). Per key that is a few
+// instructions where the CUDA-core kernels spend dozens; warps merge like theirs.
+template <int D, typename C>
+__global__ void __launch_bounds__(kWarps * 32)
+    tc_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
+                        const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
+                        int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
+                        float scale_log2, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q, C* out,
+                        float* partial) {
+  constexpr int kTileKeys = 16 * kWarps, kStride = D + 8, kChunks = D / 8;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  C* sq = reinterpret_cast<C*>(smem_raw);    // [16][kStride]
+  C* sk = sq + 16 * kStride;                 // [2][kTileKeys][kStride]
+  C* sv = sk + 2 * kTileKeys * kStride;      // [2][kTileKeys][kStride]
+  const BlockWork w = block_work(query_start, seq_lens, block_tables, num_seqs, max_blocks, hq, hk, keys_per_split,
+                                 group_chunks, tiled_min_q, kMaxGroup);
+  if (w.done) return;  // prefill_attention_kernel's
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int i = tid; i < 16 * kChunks; i += kWarps * 32) {
+    const int r = i / kChunks, c = i % kChunks;
+    C* dst = sq + r * kStride + c * 8;
+    if (r < w.g) cp_async16(dst, q + (w.t * hq + w.h0 + r) * D + c * 8);
+    else *reinterpret_cast<uint4*>(dst) = zero;
+  }
+  auto load_kv = [&](int stage, int64_t base) {
+    for (int i = tid; i < kTileKeys * kChunks; i += kWarps * 32) {
+      const int j = i / kChunks, c = i % kChunks;
+      const int64_t key = base + j;
+      C* dk = sk + (stage * kTileKeys + j) * kStride + c * 8;
+      C* dv = sv + (stage * kTileKeys + j) * kStride + c * 8;
+      if (key < w.k1) {
+        const int64_t slot = static_cast<int64_t>(w.table[key / block_size]) * block_size + key % block_size;
+        const int64_t off = (slot * hk + w.kh) * D + c * 8;
+        cp_async16(dk, k_cache + off);
+        cp_async16(dv, v_cache + off);
+      } else {
+        *reinterpret_cast<uint4*>(dk) = zero;
+        *reinterpret_cast<uint4*>(dv) = zero;
+      }
+    }
+  };
+  const int steps = w.k1 > w.k0 ? static_cast<int>((w.k1 - w.k0 + kTileKeys - 1) / kTileKeys) : 0;
+  if (steps > 0) load_kv(0, w.k0);
+  cp_async_commit();
+
+  const int g4 = lane / 4, tig = lane % 4;
+  uint32_t qa[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  for (int step = 0; step < steps; ++step) {
+    if (step + 1 < steps) load_kv((step + 1) & 1, w.k0 + static_cast<int64_t>(step + 1) * kTileKeys);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    if (step == 0) {
+#pragma unroll
+      for (int kc = 0; kc < D / 16; ++kc) ldmatrix_x4(qa[kc], sq + (lane % 16) * kStride + kc * 16 + (lane / 16) * 8);
+    }
+    const C* K = sk + ((step & 1) * kTileKeys + warp * 16) * kStride;  // this warp's 16 keys
+    const C* V = sv + ((step & 1) * kTileKeys + warp * 16) * kStride;
+    float sc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+      uint32_t b[4];
+      ldmatrix_x4(b, K + ((lane / 16) * 8 + lane % 8) * kStride + kc * 16 + ((lane / 8) % 2) * 8);
+      mma16816<C>(sc[0], qa[kc], b[0], b[1]);
+      mma16816<C>(sc[1], qa[kc], b[2], b[3]);
+    }
+    const int64_t key0 = w.k0 + static_cast<int64_t>(step) * kTileKeys + warp * 16;
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = key0 + n * 8 + 2 * tig + e < w.k1;
+        sc[n][e] = valid ? sc[n][e] * scale_log2 : -INFINITY;
+        sc[n][2 + e] = valid ? sc[n][2 + e] * scale_log2 : -INFINITY;
+        mx_a = fmaxf(mx_a, sc[n][e]);
+        mx_b = fmaxf(mx_b, sc[n][2 + e]);
+      }
+#pragma unroll
+    for (int x = 1; x < 4; x <<= 1) {
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, x));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, x));
+    }
+    const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
+    const float base_a = new_a == -INFINITY ? 0.0f : new_a, base_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+    m_a = new_a, m_b = new_b;
+    float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      sc[n][0] = exp2f(sc[n][0] - base_a), sc[n][1] = exp2f(sc[n][1] - base_a);
+      sc[n][2] = exp2f(sc[n][2] - base_b), sc[n][3] = exp2f(sc[n][3] - base_b);
+      sum_a += sc[n][0] + sc[n][1];
+      sum_b += sc[n][2] + sc[n][3];
+    }
+    l_a = l_a * corr_a + sum_a;
+    l_b = l_b * corr_b + sum_b;
+    const uint32_t pa[4] = {pack2<C>(sc[0][0], sc[0][1]), pack2<C>(sc[0][2], sc[0][3]), pack2<C>(sc[1][0], sc[1][1]),
+                            pack2<C>(sc[1][2], sc[1][3])};
+#pragma unroll
+    for (int n = 0; n < D / 8; n += 2) {
+      o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
+      o[n + 1][0] *= corr_a, o[n + 1][1] *= corr_a, o[n + 1][2] *= corr_b, o[n + 1][3] *= corr_b;
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, V + (lane % 16) * kStride + (n + lane / 16) * 8);
+      mma16816<C>(o[n], pa, b[0], b[1]);
+      mma16816<C>(o[n + 1], pa, b[2], b[3]);
+    }
+    __syncthreads();  // this stage is read; the next iteration's copy may overwrite it
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int x = 1; x < 4; x <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, x);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, x);
+  }
+  // The K/V tiles are consumed: their shared memory holds the warps' states for the merge
+  // (natural-log maxima, as the other kernels and combine_kernel keep them).
+  float* sm_acc = reinterpret_cast<float*>(sk);  // [kWarps][16][D]
+  float* sm_m = sm_acc + kWarps * 16 * D;        // [kWarps][16]
+  float* sm_l = sm_m + kWarps * 16;
+  const int row_a = g4, row_b = g4 + 8;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    const int x = n * 8 + 2 * tig;
+    sm_acc[(warp * 16 + row_a) * D + x] = o[n][0], sm_acc[(warp * 16 + row_a) * D + x + 1] = o[n][1];
+    sm_acc[(warp * 16 + row_b) * D + x] = o[n][2], sm_acc[(warp * 16 + row_b) * D + x + 1] = o[n][3];
+  }
+  if (tig == 0) {
+    constexpr float kLn2 = 0.6931471805599453f;
+    sm_m[warp * 16 + row_a] = m_a * kLn2, sm_l[warp * 16 + row_a] = l_a;
+    sm_m[warp * 16 + row_b] = m_b * kLn2, sm_l[warp * 16 + row_b] = l_b;
+  }
+  __syncthreads();
+  write_merged(w, sm_acc, sm_m, sm_l, 16, D, hq, D, out, partial);
+}
+
+template <int D>
+constexpr size_t tc_attention_smem() {
+  return static_cast<size_t>(16 + 4 * 16 * kWarps) * (D + 8) * 2;  // Q, and K and V twice
+}
+
 // Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
 // then one pass over the accumulators.
 template <typename C>
@@ -383,8 +538,36 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
       else if (d == 128) with_slots(std::integral_constant<int, 128>(), c);
       else with_slots(std::integral_constant<int, 256>(), c);
     };
-    if (cache_dtype == DType::BF16) with_dim(static_cast<__nv_bfloat16*>(nullptr));
-    else with_dim(static_cast<__half*>(nullptr));
+    auto tc = [&](auto dim, auto* cache_type) {
+      using C = std::remove_pointer_t<decltype(cache_type)>;
+      constexpr int D = decltype(dim)::value;
+      constexpr size_t bytes = tc_attention_smem<D>();
+      static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
+        cudaFuncSetAttribute(tc_attention_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
+        return true;
+      }();
+      (void)configured;
+      tc_attention_kernel<D, C><<<grid, kWarps * 32, bytes, s>>>(
+          static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
+          seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f,
+          keys_per_split, chunks, tiled_min_q, static_cast<C*>(out), partial);
+      if (splits > 1)
+        combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
+                                                                          hq, tiled_min_q, static_cast<C*>(out));
+    };
+    auto with_dim_tc = [&](auto* c) {
+      if (d == 64) tc(std::integral_constant<int, 64>(), c);
+      else if (d == 128) tc(std::integral_constant<int, 128>(), c);
+      else tc(std::integral_constant<int, 256>(), c);
+    };
+    // FERRUM_DECODE_ATTENTION=vec picks the CUDA-core kernel (for comparisons).
+    static const bool use_vec = [] {
+      const char* v = std::getenv("FERRUM_DECODE_ATTENTION");
+      return v && std::string(v) == "vec";
+    }();
+    if (cache_dtype == DType::BF16) use_vec ? with_dim(static_cast<__nv_bfloat16*>(nullptr)) : with_dim_tc(static_cast<__nv_bfloat16*>(nullptr));
+    else use_vec ? with_dim(static_cast<__half*>(nullptr)) : with_dim_tc(static_cast<__half*>(nullptr));
     return true;
   }
   if (d <= 32) typed(std::integral_constant<int, 1>());
