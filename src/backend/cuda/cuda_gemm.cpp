@@ -18,14 +18,6 @@ size_t type_bytes(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 constexpr int kCandidates = 8;  // heuristic results timed per shape
 constexpr int kTimedRuns = 3;
 
-// Row counts worth timing: the padded decode batch sizes (models/decoder_model.cpp), which
-// recur every step. Other counts (prefill chunks) vary from step to step, so timing them would
-// cost more than it saves: they take the heuristic's first choice.
-bool worth_tuning(int64_t m) {
-  if (m <= 8) return (m & (m - 1)) == 0;
-  return m <= 64 ? m % 8 == 0 : m <= 256 && m % 16 == 0;
-}
-
 }  // namespace
 
 TunedGemm::TunedGemm(cudaStream_t stream, void* workspace, size_t workspace_bytes)
@@ -40,7 +32,6 @@ TunedGemm::~TunedGemm() {
     cublasLtMatrixLayoutDestroy(p.c);
     cublasLtMatmulDescDestroy(p.op);
   }
-  if (scratch_) cudaFree(scratch_);
   cublasLtDestroy(lt_);
 }
 
@@ -76,19 +67,10 @@ TunedGemm::Plan& TunedGemm::plan(const Key& key, cudaDataType_t type, cudaDataTy
   check(s, "heuristic");
   if (found == 0) fail("cuBLASLt has no algorithm for a {} x {} x {} GEMM", M, N, K);
   p.algo = results[0].algo;
-  if (capturing || found == 1 || !worth_tuning(M)) {  // timing would record into a graph
-    p.tuned = !capturing;
-    return p;
-  }
+  if (capturing || found == 1) return p;  // timing would record into the graph
   // Time each candidate into scratch (an accumulating GEMM must not add into `out` repeatedly).
-  const size_t bytes = static_cast<size_t>(M * N) * type_bytes(out_type);
-  if (scratch_bytes_ < bytes) {
-    if (scratch_) cudaFree(scratch_);
-    scratch_ = nullptr;
-    check(cudaMalloc(&scratch_, bytes), "tuning scratch");
-    scratch_bytes_ = bytes;
-  }
-  void* scratch = scratch_;
+  void* scratch = nullptr;
+  check(cudaMalloc(&scratch, static_cast<size_t>(M * N) * type_bytes(out_type)), "tuning scratch");
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
@@ -109,6 +91,7 @@ TunedGemm::Plan& TunedGemm::plan(const Key& key, cudaDataType_t type, cudaDataTy
   p.tuned = true;
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
+  cudaFree(scratch);
   return p;
 }
 

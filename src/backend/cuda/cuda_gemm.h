@@ -1,8 +1,8 @@
 // 16-bit GEMMs on cuBLASLt with the algorithm picked by timing: cuBLAS's default heuristic
 // chooses poorly for some skinny decode shapes (16 rows into a 4096-wide output ran at 43% of
-// the read bandwidth). The first time a decode-sized shape runs outside graph capture, the
-// heuristic's top candidates are each timed and the fastest is kept for that shape; other
-// shapes, and shapes first seen inside a capture, take the heuristic's first choice.
+// the read bandwidth). The first time a shape runs outside graph capture, the heuristic's top
+// candidates are each timed and the fastest is kept for that shape; inside a capture, a shape
+// not seen yet takes the heuristic's first choice.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -42,8 +42,6 @@ class TunedGemm {
   void* workspace_;
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;
-  void* scratch_ = nullptr;  // where candidates are timed
-  size_t scratch_bytes_ = 0;
 };
 
 }  // namespace ferrum::cuda
