@@ -12,7 +12,6 @@
 
 #include "backend/backend.h"
 #include "backend/dummy_fill.h"
-#include "backend/cuda/cuda_gemm.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_runtime.h"
 #include "core/error.h"
@@ -54,13 +53,10 @@ class CudaBackend final : public Backend {
     // A fixed cuBLAS workspace: nothing is allocated while a graph is being captured.
     cublas_workspace_ = alloc({32 << 20}, DType::U8);
     check(cublasSetWorkspace(cublas_, cublas_workspace_.data, cublas_workspace_.nbytes()), "cublasSetWorkspace");
-    lt_workspace_ = alloc({32 << 20}, DType::U8);
-    tuned_gemm_ = std::make_unique<cuda::TunedGemm>(stream_, lt_workspace_.data, lt_workspace_.nbytes());
     name_ = "cuda:" + std::to_string(device) + " (" + devices[device].name + ")";
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-    tuned_gemm_.reset();
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -446,7 +442,7 @@ class CudaBackend final : public Backend {
     return fused_out_.data;
   }
 
-  // out[M, N] = x[M, K] w[N, K]^T (+ beta * out) on cuBLAS (16-bit: cuBLASLt, cuda_gemm.h). Row-major out is column-major
+  // out[M, N] = x[M, K] w[N, K]^T (+ beta * out) on cuBLAS. Row-major out is column-major
   // out^T[N, M]: w is the transposed A (K x N, lda K), x the B (K x M, ldb K). x has the
   // weights' type (F32 weights: an exact SGEMM); out is F32 or that type; F32 accumulation.
   void gemm(const Tensor& x, const Tensor& w, void* out, DType out_dtype, float beta) {
@@ -459,7 +455,10 @@ class CudaBackend final : public Backend {
             "sgemm");
       return;
     }
-    tuned_gemm_->run(w.data, x.data, out, M, N, K, cuda_type(w.dtype), cuda_type(out_dtype), beta, capturing());
+    const cudaDataType_t type = cuda_type(w.dtype);
+    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w.data, type, K, x.data, type, K, &beta, out,
+                       cuda_type(out_dtype), N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "gemm");
   }
 
   int device_;
@@ -467,8 +466,6 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
-  Tensor lt_workspace_;
-  std::unique_ptr<cuda::TunedGemm> tuned_gemm_;  // 16-bit GEMMs, algorithm timed per shape
   Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
   Tensor sample_in_host_, sample_in_, sample_out_, sample_out_host_;  // sampling's staging buffers
   Tensor attn_scratch_;  // attention partials of split keys
