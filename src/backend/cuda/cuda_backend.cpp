@@ -292,14 +292,14 @@ class CudaBackend final : public Backend {
       attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
       ++scratch_generation_;
     }
-    // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 64 queries
+    // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 128 queries
     // (never inside a graph: graphs are decode steps).
     tiles_host_.clear();
     const bool tiled = (kc.dtype == DType::BF16 || kc.dtype == DType::F16) && (D == 64 || D == 128 || D == 256);
     for (int32_t s = 0; tiled && s < meta.num_seqs; ++s) {
       const int32_t begin = meta.host_query_start[s], end = meta.host_query_start[s + 1];
       if (end - begin < cuda::kPrefillTile) continue;
-      for (int32_t t = begin; t < end; t += cuda::kPrefillTile) tiles_host_.insert(tiles_host_.end(), {s, t});
+      for (int32_t t = begin; t < end; t += cuda::prefill_tile_rows(D)) tiles_host_.insert(tiles_host_.end(), {s, t});
     }
     const int32_t num_tiles = static_cast<int32_t>(tiles_host_.size() / 2);
     if (!cuda::paged_attention(q.data, kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),

@@ -41,10 +41,12 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
 // prefill_attention.
 
 // Causal attention for the query tiles of long prompts with a 16-bit cache, on tensor cores
-// (FlashAttention-2 style): tiles[i] = (sequence, first token of 64 consecutive queries of it,
-// in the flat batch). q, the cache and out share the 16-bit type; F32 accumulation. False when
+// (FlashAttention-2 style): tiles[i] = (sequence, first token of prefill_tile_rows(d)
+// consecutive queries of it, in the flat batch); sequences with at least kPrefillTile queries
+// in a step take it. q, the cache and out share the 16-bit type; F32 accumulation. False when
 // head_dim is not 64, 128 or 256.
 constexpr int32_t kPrefillTile = 64;
+constexpr int32_t prefill_tile_rows(int64_t d) { return d == 256 ? 64 : 128; }
 bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
                        const int32_t* tiles, int32_t num_tiles, const int32_t* query_start, const int32_t* seq_lens,
                        const int32_t* block_tables, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,

@@ -1,6 +1,6 @@
-// Causal attention for long prompts on tensor cores, FlashAttention-2 style: a block takes 64
-// consecutive queries of one sequence and one query head; each of its 4 warps owns 16 query
-// rows. Per step of 64 keys (paged K/V tiles copied into shared memory with cp.async, the next
+// Causal attention for long prompts on tensor cores, FlashAttention-2 style: a block takes 128
+// consecutive queries (64 for head_dim 256) of one sequence and one query head; each of its 4
+// warps owns 32 (16) query rows. Per step of 64 keys (paged K/V tiles copied into shared memory with cp.async, the next
 // tile in flight while this one is used): S = Q K^T with mma.sync m16n8k16 (16-bit inputs, F32
 // accumulation) kept in registers, an online softmax on those registers (exp2, the scale
 // folded in), then O += P V with P reused as the A operand straight from the S registers.
@@ -18,27 +18,30 @@
 namespace ferrum::cuda {
 namespace {
 
-constexpr int kRows = kPrefillTile;  // queries per block (16 per warp)
-constexpr int kKeys = 64;            // keys per step
+constexpr int kKeys = 64;  // keys per step
 constexpr int kThreads = 128;
 
-template <int D>
+template <int D, int kRowTiles>
 constexpr size_t smem_bytes() {
-  return static_cast<size_t>(kRows + 4 * kKeys) * (D + 8) * 2;  // Q, and K and V twice
+  return static_cast<size_t>(64 * kRowTiles + 4 * kKeys) * (D + 8) * 2;  // Q, and K and V twice
 }
 
-template <int D, typename C>
+// kRowTiles 16-row MMA tiles per warp: 2 (a 128-query block, 32 rows a warp) lets every K and V
+// fragment read from shared memory serve two tiles, as FlashAttention-2 does; head_dim 256
+// keeps 1 (its accumulators would not fit twice in registers).
+template <int D, int kRowTiles, typename C>
 __global__ void __launch_bounds__(kThreads)
     flash_prefill_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                          const int32_t* __restrict__ tiles, const int32_t* __restrict__ query_start,
                          const int32_t* __restrict__ seq_lens, const int32_t* __restrict__ block_tables,
                          int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk, float scale_log2,
                          C* __restrict__ out) {
+  constexpr int kRows = 64 * kRowTiles;
   constexpr int kStride = D + 8;  // padded rows: the 8 rows an ldmatrix reads hit different banks
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(128) unsigned char smem_raw[];
   C* sq = reinterpret_cast<C*>(smem_raw);
-  C* sk = sq + kRows * kStride;     // [2][kKeys][kStride]
+  C* sk = sq + kRows * kStride;      // [2][kKeys][kStride]
   C* sv = sk + 2 * kKeys * kStride;  // [2][kKeys][kStride]
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int64_t h = blockIdx.x, kh = h / (hq / hk);
@@ -78,11 +81,17 @@ __global__ void __launch_bounds__(kThreads)
   cp_async_commit();
 
   const int g = lane / 4, tig = lane % 4;
-  const int64_t pos_a = pos0 + warp * 16 + g, pos_b = pos_a + 8;  // this thread's two rows
-  float o[D / 8][4];
+  const int row0 = warp * 16 * kRowTiles;  // this warp's first row
+  const bool idle = row0 >= rows;          // a ragged last block: nothing to compute
+  float o[kRowTiles][D / 8][4];
+  float m[kRowTiles][2], l[kRowTiles][2];
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  for (int rt = 0; rt < kRowTiles; ++rt) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[rt][n][0] = o[rt][n][1] = o[rt][n][2] = o[rt][n][3] = 0.0f;
+    m[rt][0] = m[rt][1] = -INFINITY;
+    l[rt][0] = l[rt][1] = 0.0f;
+  }
 
   for (int step = 0; step < steps; ++step) {
     if (step + 1 < steps) load_kv((step + 1) & 1, static_cast<int64_t>(step + 1) * kKeys);
@@ -91,111 +100,139 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     const C* K = sk + (step & 1) * kKeys * kStride;
     const C* V = sv + (step & 1) * kKeys * kStride;
-
-    float sc[kKeys / 8][4];
+    if (!idle) {
+      float sc[kRowTiles][kKeys / 8][4];
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+      for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
-    for (int kc = 0; kc < D / 16; ++kc) {
-      uint32_t a[4];
-      ldmatrix_x4(a, sq + (warp * 16 + lane % 16) * kStride + kc * 16 + (lane / 16) * 8);
+        for (int n = 0; n < kKeys / 8; ++n) sc[rt][n][0] = sc[rt][n][1] = sc[rt][n][2] = sc[rt][n][3] = 0.0f;
 #pragma unroll
-      for (int n = 0; n < kKeys / 8; n += 2) {
-        uint32_t b[4];
-        ldmatrix_x4(b, K + (n * 8 + (lane / 16) * 8 + lane % 8) * kStride + kc * 16 + ((lane / 8) % 2) * 8);
-        mma16816<C>(sc[n], a, b[0], b[1]);
-        mma16816<C>(sc[n + 1], a, b[2], b[3]);
+      for (int kc = 0; kc < D / 16; ++kc) {
+        uint32_t a[kRowTiles][4];
+#pragma unroll
+        for (int rt = 0; rt < kRowTiles; ++rt)
+          ldmatrix_x4(a[rt], sq + (row0 + rt * 16 + lane % 16) * kStride + kc * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int n = 0; n < kKeys / 8; n += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, K + (n * 8 + (lane / 16) * 8 + lane % 8) * kStride + kc * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+          for (int rt = 0; rt < kRowTiles; ++rt) {
+            mma16816<C>(sc[rt][n], a[rt], b[0], b[1]);
+            mma16816<C>(sc[rt][n + 1], a[rt], b[2], b[3]);
+          }
+        }
       }
-    }
 
-    // Online softmax over this step's keys, rows a (g) and b (g + 8) of the warp's 16.
-    const int64_t key0 = static_cast<int64_t>(step) * kKeys;
-    const bool diagonal = key0 + kKeys - 1 > pos0 + warp * 16;  // some key may be past a row
-    float mx_a = -INFINITY, mx_b = -INFINITY;
+      // Online softmax over this step's keys for each tile's rows g and g + 8.
+      const int64_t key0 = static_cast<int64_t>(step) * kKeys;
+      uint32_t pa[kRowTiles][kKeys / 16][4];
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
+      for (int rt = 0; rt < kRowTiles; ++rt) {
+        const int64_t pos_a = pos0 + row0 + rt * 16 + g, pos_b = pos_a + 8;
+        const bool diagonal = key0 + kKeys - 1 > pos0 + row0 + rt * 16;  // some key may be past a row
+        float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int64_t key = key0 + n * 8 + 2 * tig + e;
-        sc[n][e] = !diagonal || key <= pos_a ? sc[n][e] * scale_log2 : -INFINITY;
-        sc[n][2 + e] = !diagonal || key <= pos_b ? sc[n][2 + e] * scale_log2 : -INFINITY;
-        mx_a = fmaxf(mx_a, sc[n][e]);
-        mx_b = fmaxf(mx_b, sc[n][2 + e]);
+        for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int64_t key = key0 + n * 8 + 2 * tig + e;
+            sc[rt][n][e] = !diagonal || key <= pos_a ? sc[rt][n][e] * scale_log2 : -INFINITY;
+            sc[rt][n][2 + e] = !diagonal || key <= pos_b ? sc[rt][n][2 + e] * scale_log2 : -INFINITY;
+            mx_a = fmaxf(mx_a, sc[rt][n][e]);
+            mx_b = fmaxf(mx_b, sc[rt][n][2 + e]);
+          }
+        }
+#pragma unroll
+        for (int x = 1; x < 4; x <<= 1) {
+          mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, x));
+          mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, x));
+        }
+        const float new_a = fmaxf(m[rt][0], mx_a), new_b = fmaxf(m[rt][1], mx_b);
+        // A row with no visible key yet keeps m = -inf: its p are 0, and nothing is rescaled.
+        const float base_a = new_a == -INFINITY ? 0.0f : new_a, base_b = new_b == -INFINITY ? 0.0f : new_b;
+        const float corr_a = exp2f(m[rt][0] - base_a), corr_b = exp2f(m[rt][1] - base_b);
+        m[rt][0] = new_a, m[rt][1] = new_b;
+        float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+        for (int n = 0; n < kKeys / 8; ++n) {
+          sc[rt][n][0] = exp2f(sc[rt][n][0] - base_a), sc[rt][n][1] = exp2f(sc[rt][n][1] - base_a);
+          sc[rt][n][2] = exp2f(sc[rt][n][2] - base_b), sc[rt][n][3] = exp2f(sc[rt][n][3] - base_b);
+          sum_a += sc[rt][n][0] + sc[rt][n][1];
+          sum_b += sc[rt][n][2] + sc[rt][n][3];
+        }
+        l[rt][0] = l[rt][0] * corr_a + sum_a;  // this thread's share; the quad's are summed at the end
+        l[rt][1] = l[rt][1] * corr_b + sum_b;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n)
+          o[rt][n][0] *= corr_a, o[rt][n][1] *= corr_a, o[rt][n][2] *= corr_b, o[rt][n][3] *= corr_b;
+        // P as the A operand of P V, straight from the S registers (16 keys = two 8-key tiles).
+#pragma unroll
+        for (int kk = 0; kk < kKeys / 16; ++kk) {
+          pa[rt][kk][0] = pack2<C>(sc[rt][2 * kk][0], sc[rt][2 * kk][1]);
+          pa[rt][kk][1] = pack2<C>(sc[rt][2 * kk][2], sc[rt][2 * kk][3]);
+          pa[rt][kk][2] = pack2<C>(sc[rt][2 * kk + 1][0], sc[rt][2 * kk + 1][1]);
+          pa[rt][kk][3] = pack2<C>(sc[rt][2 * kk + 1][2], sc[rt][2 * kk + 1][3]);
+        }
       }
-    }
-#pragma unroll
-    for (int o2 = 1; o2 < 4; o2 <<= 1) {
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, o2));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
-    }
-    const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
-    // A row with no visible key yet keeps m = -inf: its p are 0, and nothing is rescaled.
-    const float base_a = new_a == -INFINITY ? 0.0f : new_a, base_b = new_b == -INFINITY ? 0.0f : new_b;
-    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
-    m_a = new_a, m_b = new_b;
-    float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
-      sc[n][0] = exp2f(sc[n][0] - base_a), sc[n][1] = exp2f(sc[n][1] - base_a);
-      sc[n][2] = exp2f(sc[n][2] - base_b), sc[n][3] = exp2f(sc[n][3] - base_b);
-      sum_a += sc[n][0] + sc[n][1];
-      sum_b += sc[n][2] + sc[n][3];
-    }
-    l_a = l_a * corr_a + sum_a;  // this thread's share; the quad's shares are summed at the end
-    l_b = l_b * corr_b + sum_b;
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
 
-    // O += P V: P's S registers are the A operand (16 keys = two 8-key tiles).
+      // O += P V; each V fragment serves every row tile.
 #pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      uint32_t a[4] = {pack2<C>(sc[2 * kk][0], sc[2 * kk][1]), pack2<C>(sc[2 * kk][2], sc[2 * kk][3]),
-                       pack2<C>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack2<C>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
 #pragma unroll
-      for (int n = 0; n < D / 8; n += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, V + (kk * 16 + lane % 16) * kStride + (n + lane / 16) * 8);
-        mma16816<C>(o[n], a, b[0], b[1]);
-        mma16816<C>(o[n + 1], a, b[2], b[3]);
+        for (int n = 0; n < D / 8; n += 2) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, V + (kk * 16 + lane % 16) * kStride + (n + lane / 16) * 8);
+#pragma unroll
+          for (int rt = 0; rt < kRowTiles; ++rt) {
+            mma16816<C>(o[rt][n], pa[rt][kk], b[0], b[1]);
+            mma16816<C>(o[rt][n + 1], pa[rt][kk], b[2], b[3]);
+          }
+        }
       }
     }
     __syncthreads();  // this stage is read; the next iteration's copy may overwrite it
   }
+  if (idle) return;
 
 #pragma unroll
-  for (int o2 = 1; o2 < 4; o2 <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, o2);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, o2);
-  }
-  const int row_a = warp * 16 + g, row_b = row_a + 8;
-  const float inv_a = l_a > 0.0f ? 1.0f / l_a : 0.0f, inv_b = l_b > 0.0f ? 1.0f / l_b : 0.0f;
+  for (int rt = 0; rt < kRowTiles; ++rt) {
+    float la = l[rt][0], lb = l[rt][1];
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n) {
-    const int x = n * 8 + 2 * tig;
-    if (row_a < rows) {
-      C* dst = out + ((t0 + row_a) * hq + h) * D + x;
-      dst[0] = from_float<C>(o[n][0] * inv_a), dst[1] = from_float<C>(o[n][1] * inv_a);
+    for (int x = 1; x < 4; x <<= 1) {
+      la += __shfl_xor_sync(0xffffffffu, la, x);
+      lb += __shfl_xor_sync(0xffffffffu, lb, x);
     }
-    if (row_b < rows) {
-      C* dst = out + ((t0 + row_b) * hq + h) * D + x;
-      dst[0] = from_float<C>(o[n][2] * inv_b), dst[1] = from_float<C>(o[n][3] * inv_b);
+    const int row_a = row0 + rt * 16 + g, row_b = row_a + 8;
+    const float inv_a = la > 0.0f ? 1.0f / la : 0.0f, inv_b = lb > 0.0f ? 1.0f / lb : 0.0f;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      const int x = n * 8 + 2 * tig;
+      if (row_a < rows) {
+        C* dst = out + ((t0 + row_a) * hq + h) * D + x;
+        dst[0] = from_float<C>(o[rt][n][0] * inv_a), dst[1] = from_float<C>(o[rt][n][1] * inv_a);
+      }
+      if (row_b < rows) {
+        C* dst = out + ((t0 + row_b) * hq + h) * D + x;
+        dst[0] = from_float<C>(o[rt][n][2] * inv_b), dst[1] = from_float<C>(o[rt][n][3] * inv_b);
+      }
     }
   }
 }
 
-template <int D, typename C>
+template <int D, int kRowTiles, typename C>
 void launch(const void* q, const void* kc, const void* vc, const int32_t* tiles, int32_t num_tiles,
             const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables, int32_t max_blocks,
             int32_t block_size, int64_t hq, int64_t hk, float scale, void* out, cudaStream_t s) {
-  constexpr size_t bytes = smem_bytes<D>();
+  constexpr size_t bytes = smem_bytes<D, kRowTiles>();
   static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
-    cudaFuncSetAttribute(flash_prefill_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(flash_prefill_kernel<D, kRowTiles, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(bytes));
     return true;
   }();
   (void)configured;
   dim3 grid(static_cast<unsigned>(hq), static_cast<unsigned>(num_tiles));
-  flash_prefill_kernel<D, C><<<grid, kThreads, bytes, s>>>(
+  flash_prefill_kernel<D, kRowTiles, C><<<grid, kThreads, bytes, s>>>(
       static_cast<const C*>(q), static_cast<const C*>(kc), static_cast<const C*>(vc), tiles, query_start, seq_lens,
       block_tables, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f, static_cast<C*>(out));
 }
@@ -205,9 +242,9 @@ bool launch_for(int64_t d, const void* q, const void* kc, const void* vc, const 
                 const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables, int32_t max_blocks,
                 int32_t block_size, int64_t hq, int64_t hk, float scale, void* out, cudaStream_t s) {
   switch (d) {
-    case 64: launch<64, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
-    case 128: launch<128, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
-    case 256: launch<256, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
+    case 64: launch<64, 2, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
+    case 128: launch<128, 2, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
+    case 256: launch<256, 1, C>(q, kc, vc, tiles, num_tiles, query_start, seq_lens, block_tables, max_blocks, block_size, hq, hk, scale, out, s); return true;
     default: return false;
   }
 }
