@@ -7,6 +7,8 @@
 #include <numeric>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "engine/sampling_params.h"
 
 namespace ferrum::testing {
@@ -55,6 +57,20 @@ inline std::vector<double> reference_distribution(const std::vector<float>& logi
 
 inline std::vector<float> test_logits() {
   return {2.0f, 1.5f, 1.4f, 0.3f, -0.5f, 0.0f, -2.0f, 1.0f};
+}
+
+// Token counts of `draws` samples against the reference probabilities: filtered tokens never
+// drawn, the others within 5 sigma.
+inline void expect_frequencies(const std::vector<int>& counts, const std::vector<double>& ref, int draws) {
+  for (size_t t = 0; t < ref.size(); ++t) {
+    const double freq = static_cast<double>(counts[t]) / draws;
+    if (ref[t] == 0) {
+      EXPECT_EQ(counts[t], 0) << "token " << t << " should be filtered out";
+    } else {
+      const double sigma = std::sqrt(ref[t] * (1 - ref[t]) / draws);
+      EXPECT_NEAR(freq, ref[t], 5 * sigma + 1e-3) << "token " << t;
+    }
+  }
 }
 
 // Filter settings every sampler must reproduce: top_k, top_p, min_p alone and all together.

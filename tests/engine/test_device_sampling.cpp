@@ -53,15 +53,7 @@ class DeviceSampling : public ::testing::Test {
     std::vector<int> counts(8, 0);
     for (int32_t t : out.tokens) ++counts.at(t);
     const auto ref = reference_distribution(test_logits(), sp);
-    for (int t = 0; t < 8; ++t) {
-      const double freq = static_cast<double>(counts[t]) / draws;
-      if (ref[t] == 0) {
-        EXPECT_EQ(counts[t], 0) << "token " << t << " should be filtered out";
-      } else {
-        const double sigma = std::sqrt(ref[t] * (1 - ref[t]) / draws);
-        EXPECT_NEAR(freq, ref[t], 5 * sigma + 1e-3) << "token " << t;
-      }
-    }
+    expect_frequencies(counts, ref, draws);
   }
 };
 
