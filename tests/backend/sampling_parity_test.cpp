@@ -60,8 +60,11 @@ TEST(SamplingParity, CudaPicksTheSameTokensAsTheCpuReference) {
     }
     // Ties within float rounding (a top_p boundary, two Gumbel scores) may differ: rare.
     EXPECT_GE(same, rows - 2) << "vocab " << vocab;
-    for (int64_t r = 0; r < rows; ++r)
-      if (batch.rows[r].temperature == 0.0f) EXPECT_EQ(got.tokens[r], want.tokens[r]) << "greedy row " << r;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (batch.rows[r].temperature == 0.0f) {
+        EXPECT_EQ(got.tokens[r], want.tokens[r]) << "greedy row " << r;
+      }
+    }
   }
 }
 
