@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/splitmix.h"
 #include "core/tensor.h"
 
 namespace ferrum {
@@ -60,14 +61,9 @@ struct SampleResult {
 
 // The draw's uniform number for (key, counter, token): in (0, 1), 24 bits. Shared by both
 // implementations so that they pick the same tokens.
-#if defined(__CUDACC__)
-__host__ __device__
-#endif
-inline float sample_uniform(uint64_t key, uint64_t counter, uint32_t token) {
-  uint64_t z = key ^ (counter * 0x9E3779B97F4A7C15ull) ^ (static_cast<uint64_t>(token) * 0xD1B54A32D192ED03ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+FERRUM_HOST_DEVICE inline float sample_uniform(uint64_t key, uint64_t counter, uint32_t token) {
+  const uint64_t z =
+      splitmix64_mix(key ^ (counter * kGoldenGamma) ^ (static_cast<uint64_t>(token) * 0xD1B54A32D192ED03ull));
   return (static_cast<float>(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 

@@ -1,5 +1,6 @@
 #include "engine/device_sampling.h"
 
+#include "backend/splitmix.h"
 #include "core/error.h"
 
 namespace ferrum {
@@ -8,10 +9,7 @@ DeviceSamplingBuilder::DeviceSamplingBuilder(int32_t vocab_size, std::vector<int
     : vocab_size_(vocab_size), eos_ids_(std::move(eos_token_ids)), seen_(static_cast<size_t>(vocab_size), 0) {}
 
 uint64_t DeviceSamplingBuilder::key(uint64_t seed, int32_t index) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(index) + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return splitmix64_mix(seed + kGoldenGamma * (static_cast<uint64_t>(index) + 1));
 }
 
 void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {

@@ -105,12 +105,7 @@ class DecoderModel final : public Model {
       out = {};
       return;
     }
-    auto t0 = std::chrono::steady_clock::now();
-    if (profile_.on) {  // the wait for the GPU apart from sampling
-      be_->synchronize();
-      profile_.wait += ms_between(t0, std::chrono::steady_clock::now());
-      t0 = std::chrono::steady_clock::now();
-    }
+    const auto t0 = profile_gpu_wait();
     be_->sample(logits, sampling, out);
     if (profile_.on) {
       profile_.copy += ms_between(t0, std::chrono::steady_clock::now());
@@ -131,6 +126,9 @@ class DecoderModel final : public Model {
   void run_layers(const Activations& a, PagedKvCache& cache);
   std::span<float> logits_to_host(const Tensor& out, size_t n);
   void log_profile(const char* last);  // every 200 forwards; `last`: what profile_.copy timed
+  // FERRUM_PROFILE: waits for the GPU, counting it apart from what follows; returns the time
+  // after (now, without profiling).
+  std::chrono::steady_clock::time_point profile_gpu_wait();
   StepGraphs graphs_;   // decode steps as recorded graphs (device backends)
   Tensor host_logits_;  // where a device backend's logits land (pinned), grown as needed
   // FERRUM_PROFILE: milliseconds spent, summed over forwards.
@@ -366,12 +364,7 @@ const ForwardBatch& DecoderModel::pad_for_graph(const ForwardBatch& b) {
 }
 
 std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {
-  auto t0 = std::chrono::steady_clock::now();
-  if (profile_.on) {  // the wait for the GPU apart from the copy
-    be_->synchronize();
-    profile_.wait += ms_between(t0, std::chrono::steady_clock::now());
-    t0 = std::chrono::steady_clock::now();
-  }
+  const auto t0 = profile_gpu_wait();
   if (host_logits_.numel() < static_cast<int64_t>(n))  // headroom: growing syncs the device
     host_logits_ = be_->alloc_host({static_cast<int64_t>(n + n / 2)}, DType::F32);
   be_->copy_to_host(out, host_logits_.data, n * sizeof(float));
@@ -380,6 +373,15 @@ std::span<float> DecoderModel::logits_to_host(const Tensor& out, size_t n) {
     log_profile("copying logits");
   }
   return {host_logits_.ptr<float>(), n};
+}
+
+std::chrono::steady_clock::time_point DecoderModel::profile_gpu_wait() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!profile_.on) return t0;
+  be_->synchronize();
+  const auto t1 = std::chrono::steady_clock::now();
+  profile_.wait += ms_between(t0, t1);
+  return t1;
 }
 
 void DecoderModel::log_profile(const char* last) {

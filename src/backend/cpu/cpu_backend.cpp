@@ -77,22 +77,23 @@ class CpuBackend final : public Backend {
     FERRUM_CHECK(x.cols() == w.in_features && out.dtype == DType::F32, "linear '{}': x {} ({}), out {} ({})", w.name,
                  x.shape_str(), dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
     auto bias = [&](size_t i) { return w.biases[i].empty() ? nullptr : &w.biases[i]; };
+    // Every part into its columns of dst [M, out_features].
+    auto all_parts = [&](Tensor& dst) {
+      FERRUM_CHECK(dst.rows() == M && dst.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
+                   dst.shape_str(), M, w.out_features);
+      int64_t at = 0;
+      for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
+        cpu::matmul(pool_, x, w.weights[i], bias(i), dst.ptr<float>() + at, w.out_features);
+    };
     switch (epilogue) {
-      case LinearEpilogue::Store: {
-        FERRUM_CHECK(out.rows() == M && out.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
-                     out.shape_str(), M, w.out_features);
-        int64_t at = 0;
-        for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
-          cpu::matmul(pool_, x, w.weights[i], bias(i), out.ptr<float>() + at, w.out_features);
+      case LinearEpilogue::Store:
+        all_parts(out);
         return;
-      }
       case LinearEpilogue::Accumulate: {  // x W^T into scratch, then added (as two ops did)
         FERRUM_CHECK(out.rows() == M && out.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
                      out.shape_str(), M, w.out_features);
         Tensor tmp = scratch(0, M, w.out_features);
-        int64_t at = 0;
-        for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
-          cpu::matmul(pool_, x, w.weights[i], bias(i), tmp.ptr<float>() + at, w.out_features);
+        all_parts(tmp);
         cpu::add(pool_, out, tmp, out);
         return;
       }

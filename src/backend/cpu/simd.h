@@ -28,15 +28,6 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-inline float to_f32(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    default: return 0.0f;
-  }
-}
-
 // Converts n elements of a float row of any dtype to F32.
 void convert_row(const void* src, DType t, int64_t n, float* dst);
 

@@ -1,7 +1,8 @@
 // Causal attention over the paged KV cache for a flat batch of prefill chunks and decodes.
-// Blocks per (query token, KV head, key split) serve every query head of that KV head; warps
-// take every 4th key of the split with an online softmax (running max and sum), then merge;
-// splits merge in a second kernel. Query token i of sequence s sits at position
+// Blocks per (query token, KV head, key split) serve every query head of that KV head, on
+// tensor cores for 16-bit caches (tc_attention_kernel) or on CUDA cores (attention_kernel:
+// F32 caches, other head sizes), each with an online softmax (running max and sum) per warp;
+// warps merge in shared memory, splits in a second kernel. Query token i of sequence s sits at position
 // seq_len - q_len + i and sees keys 0..that position, as in backend/cpu/cpu_attention.cpp.
 #include <cuda_runtime.h>
 
@@ -9,8 +10,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
@@ -166,129 +165,6 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
   }
   __syncthreads();
   write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], kMaxGroup, D, hq, d, out, partial);
-}
-
-// The same blocks for 16-bit caches and head_dim 64/128/256, built for bandwidth: keys are
-// read with 16-byte loads, a key row by D/8 lanes (a "lane group"), so a warp reads 32/(D/8)
-// keys per load and 8 keys per step, all loads issued before any math. Each lane group keeps
-// its own online softmax over the keys it reads (no reductions across groups in the loop);
-// lane groups, then warps, merge at the end. G: query heads a block serves (1, 4 or 8 slots).
-template <int D, int G, typename C>
-__global__ void __launch_bounds__(kWarps * 32)
-    vec_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
-                         const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
-                         int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk, float scale,
-                         int64_t keys_per_split, int group_chunks, int32_t tiled_min_q, C* out, float* partial) {
-  constexpr int kLanesPerKey = D / 8, kKeysPerLoad = 32 / kLanesPerKey, kUnroll = 8 / kKeysPerLoad;
-  constexpr int kKeysPerStep = kKeysPerLoad * kUnroll;
-  __shared__ float sm_acc[kWarps][G][D];
-  __shared__ float sm_m[kWarps][G], sm_l[kWarps][G];
-  const BlockWork w = block_work(query_start, seq_lens, block_tables, num_seqs, max_blocks, hq, hk, keys_per_split,
-                                 group_chunks, tiled_min_q, G);
-  if (w.done) return;  // prefill_attention_kernel's
-  const int64_t t = w.t, kh = w.kh, h0 = w.h0, k0 = w.k0, k1 = w.k1;
-  const int g = w.g;
-  const int32_t* table = w.table;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int sub = lane % kLanesPerKey, kgroup = lane / kLanesPerKey;
-
-  float qr[G][8], acc[G][8], m[G], l[G];
-#pragma unroll
-  for (int i = 0; i < G; ++i) {
-    unpack8<C>(*reinterpret_cast<const uint4*>(q + (t * hq + h0 + min(i, g - 1)) * D + sub * 8), qr[i]);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) qr[i][e] *= scale, acc[i][e] = 0.0f;
-    m[i] = -INFINITY, l[i] = 0.0f;
-  }
-  // This lane's K and V chunks of the step at `base` (zeros past the split).
-  auto fetch = [&](int64_t base, uint4* kd, uint4* vd) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t j = base + u * kKeysPerLoad + kgroup;
-      kd[u] = vd[u] = make_uint4(0, 0, 0, 0);
-      if (j < k1) {
-        const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
-        const int64_t off = (slot * hk + kh) * D + sub * 8;
-        kd[u] = __ldg(reinterpret_cast<const uint4*>(k_cache + off));
-        vd[u] = __ldg(reinterpret_cast<const uint4*>(v_cache + off));
-      }
-    }
-  };
-  constexpr int64_t kWarpStride = kWarps * kKeysPerStep;
-  uint4 kr[kUnroll], vr[kUnroll];
-  fetch(k0 + warp * kKeysPerStep, kr, vr);
-  for (int64_t base = k0 + warp * kKeysPerStep; base < k1; base += kWarpStride) {
-    uint4 kn[kUnroll], vn[kUnroll];
-    fetch(base + kWarpStride, kn, vn);  // the next step's keys load during this step's math
-    bool valid[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) valid[u] = base + u * kKeysPerLoad + kgroup < k1;
-    float sc[kUnroll][G];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float kf[8];
-      unpack8<C>(kr[u], kf);
-#pragma unroll
-      for (int i = 0; i < G; ++i) {
-        float d = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) d += qr[i][e] * kf[e];
-#pragma unroll
-        for (int o = kLanesPerKey / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-        sc[u][i] = valid[u] ? d : -INFINITY;
-      }
-    }
-    float m_new[G];
-#pragma unroll
-    for (int i = 0; i < G; ++i) {
-      m_new[i] = m[i];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) m_new[i] = fmaxf(m_new[i], sc[u][i]);
-      const float corr = m_new[i] > -INFINITY ? __expf(m[i] - m_new[i]) : 1.0f;
-      l[i] *= corr;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[i][e] *= corr;
-      m[i] = m_new[i];
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float vf[8];
-      unpack8<C>(vr[u], vf);
-#pragma unroll
-      for (int i = 0; i < G; ++i) {
-        const float p = valid[u] ? __expf(sc[u][i] - m[i]) : 0.0f;
-        l[i] += p;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[i][e] += p * vf[e];
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) kr[u] = kn[u], vr[u] = vn[u];
-  }
-  // Lane groups of a warp hold the same dims for different keys: merge them.
-#pragma unroll
-  for (int o = kLanesPerKey; o < 32; o <<= 1) {
-#pragma unroll
-    for (int i = 0; i < G; ++i) {
-      const float mo = __shfl_xor_sync(0xffffffffu, m[i], o), lo = __shfl_xor_sync(0xffffffffu, l[i], o);
-      const float mm = fmaxf(m[i], mo);
-      const float a = mm > -INFINITY ? __expf(m[i] - mm) : 0.0f, b = mm > -INFINITY ? __expf(mo - mm) : 0.0f;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[i][e] = acc[i][e] * a + __shfl_xor_sync(0xffffffffu, acc[i][e], o) * b;
-      l[i] = l[i] * a + lo * b;
-      m[i] = mm;
-    }
-  }
-  if (kgroup == 0) {
-#pragma unroll
-    for (int i = 0; i < G; ++i) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) sm_acc[warp][i][sub * 8 + e] = acc[i][e];
-      if (sub == 0) sm_m[warp][i] = m[i], sm_l[warp][i] = l[i];
-    }
-  }
-  __syncthreads();
-  write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], G, D, hq, D, out, partial);
 }
 
 // The same blocks on tensor cores, for 16-bit caches and head_dim 64/128/256: the (up to 8)
@@ -517,27 +393,6 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
   };
   auto typed = [&](auto per_lane) { with_type(cache_dtype, [&](auto* c) { launch(per_lane, c); }); };
   if ((cache_dtype == DType::BF16 || cache_dtype == DType::F16) && (d == 64 || d == 128 || d == 256)) {
-    const int64_t group = hq / hk;
-    auto vec = [&](auto dim, auto slots, auto* cache_type) {
-      using C = std::remove_pointer_t<decltype(cache_type)>;
-      vec_attention_kernel<decltype(dim)::value, decltype(slots)::value, C><<<grid, kWarps * 32, 0, s>>>(
-          static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
-          seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale, keys_per_split, chunks, tiled_min_q,
-          static_cast<C*>(out), partial);
-      if (splits > 1)
-        combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
-                                                                          hq, tiled_min_q, static_cast<C*>(out));
-    };
-    auto with_slots = [&](auto dim, auto* c) {
-      if (group == 1) vec(dim, std::integral_constant<int, 1>(), c);
-      else if (group <= 4) vec(dim, std::integral_constant<int, 4>(), c);
-      else vec(dim, std::integral_constant<int, 8>(), c);
-    };
-    auto with_dim = [&](auto* c) {
-      if (d == 64) with_slots(std::integral_constant<int, 64>(), c);
-      else if (d == 128) with_slots(std::integral_constant<int, 128>(), c);
-      else with_slots(std::integral_constant<int, 256>(), c);
-    };
     auto tc = [&](auto dim, auto* cache_type) {
       using C = std::remove_pointer_t<decltype(cache_type)>;
       constexpr int D = decltype(dim)::value;
@@ -561,13 +416,8 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
       else if (d == 128) tc(std::integral_constant<int, 128>(), c);
       else tc(std::integral_constant<int, 256>(), c);
     };
-    // FERRUM_DECODE_ATTENTION=vec picks the CUDA-core kernel (for comparisons).
-    static const bool use_vec = [] {
-      const char* v = std::getenv("FERRUM_DECODE_ATTENTION");
-      return v && std::string(v) == "vec";
-    }();
-    if (cache_dtype == DType::BF16) use_vec ? with_dim(static_cast<__nv_bfloat16*>(nullptr)) : with_dim_tc(static_cast<__nv_bfloat16*>(nullptr));
-    else use_vec ? with_dim(static_cast<__half*>(nullptr)) : with_dim_tc(static_cast<__half*>(nullptr));
+    if (cache_dtype == DType::BF16) with_dim_tc(static_cast<__nv_bfloat16*>(nullptr));
+    else with_dim_tc(static_cast<__half*>(nullptr));
     return true;
   }
   if (d <= 32) typed(std::integral_constant<int, 1>());

@@ -376,12 +376,12 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Grows a byte buffer (pinned host or device) to at least `bytes`, with headroom.
+  // Grows a sampling staging buffer (pinned host or device) to at least `bytes`, with
+  // headroom. Sampling runs outside graphs, so this leaves the recorded graphs valid.
   void grow(Tensor& t, size_t bytes, bool host) {
     if (t.nbytes() >= bytes) return;
     const int64_t n = static_cast<int64_t>(bytes + bytes / 2 + 256);
     t = host ? alloc_host({n}, DType::U8) : alloc({n}, DType::U8);
-    if (!host) ++scratch_generation_;
   }
 
   // Makes this backend's GPU current on the calling thread (the engine thread is not the one
@@ -421,14 +421,7 @@ class CudaBackend final : public Backend {
     if (t.device == Device::CUDA) copy_to_host(t, raw.data(), raw.size());
     else std::memcpy(raw.data(), t.data, raw.size());
     std::vector<float> f(static_cast<size_t>(t.numel()));
-    for (size_t i = 0; i < f.size(); ++i) {
-      if (t.dtype == DType::F32) std::memcpy(&f[i], raw.data() + 4 * i, 4);
-      else {
-        uint16_t h;
-        std::memcpy(&h, raw.data() + 2 * i, 2);
-        f[i] = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-      }
-    }
+    for (size_t i = 0; i < f.size(); ++i) f[i] = to_f32(raw.data(), t.dtype, static_cast<int64_t>(i));
     return f;
   }
 

@@ -1,5 +1,5 @@
 // Elementwise and row-wise kernels: embedding, RMSNorm, q/k/v with RoPE and the KV write,
-// SwiGLU, biases, conversions. Memory-bound; one thread per element or one block per row.
+// SwiGLU, biases, dummy fills. Memory-bound; one thread per element or one block per row.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -140,13 +140,6 @@ __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t 
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[r * cols + i] = ok ? x[src * cols + i] : 0.0f;
 }
 
-template <typename T>
-__global__ void convert_kernel(const float* s, int64_t n, T* d) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    d[i] = from_float<T>(s[i]);
-}
-
 __global__ void fill_random_kernel(void* dst, DType t, int64_t n, uint64_t seed, float center, float scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -228,12 +221,6 @@ void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t col
                  cudaStream_t s) {
   if (count == 0) return;
   gather_rows_kernel<<<static_cast<unsigned>(count), kThreads, 0, s>>>(x, rows, cols, num_rows, out);
-}
-
-void convert_from_f32(const float* src, int64_t n, DType dtype, void* dst, cudaStream_t s) {
-  if (n == 0) return;
-  if (dtype == DType::BF16) convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__nv_bfloat16*>(dst));
-  else convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(src, n, static_cast<__half*>(dst));
 }
 
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s) {

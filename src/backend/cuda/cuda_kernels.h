@@ -65,8 +65,6 @@ void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DTy
 void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s);
 void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,
                  cudaStream_t s);
-// dst = (dtype) src, round to nearest even; dtype F16 or BF16.
-void convert_from_f32(const float* src, int64_t n, DType dtype, void* dst, cudaStream_t s);
 // Fills n elements of dtype with the dummy-weight pattern (see models' random weights).
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s);
 // Backend::sample (cuda_sampling.cu): one block per row of logits [rows, vocab], edited in
