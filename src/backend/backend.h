@@ -114,7 +114,16 @@ class Backend {
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
   // Picks one token per row of logits [rows, vocab] (F32, edited in place) as batch says
   // (backend/sampling.h); only the ids and the requested logprobs come back to the host.
-  virtual void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) = 0;
+  void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) { finish_sample(start_sample(logits, batch), out); }
+  // The same in two halves, for overlapped steps: start_sample queues the picks and their copy
+  // back and returns at once with a ticket; finish_sample(ticket) waits for those picks alone
+  // (not for work queued after them). Tickets are finished in order, at most two outstanding.
+  // With no rows, a ticket still marks (and its finish waits for) the work queued before it.
+  virtual uint64_t start_sample(Tensor& logits, const SampleBatch& batch) = 0;
+  virtual void finish_sample(uint64_t ticket, SampleResult& out) = 0;
+  // ids[pairs[2i]] = the token that row pairs[2i + 1] of the latest start_sample picked, where
+  // the picks are (on the device): the next step's inputs without a trip through the host.
+  virtual void take_sampled_tokens(Tensor& ids, const Tensor& pairs) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads);

@@ -185,8 +185,9 @@ void BlockManager::free(Sequence& seq) {
 
 void BlockManager::cache_full_blocks(Sequence& seq) {
   if (!prefix_caching_) return;
-  const int32_t num_full = std::min<int32_t>(seq.num_computed_tokens / block_size_,
-                                             static_cast<int32_t>(seq.block_table.size()));
+  // Computed and known: a token still on its way (overlapped steps) has K/V but no id here yet.
+  const int32_t known = std::min(seq.num_computed_tokens, seq.num_tokens());
+  const int32_t num_full = std::min<int32_t>(known / block_size_, static_cast<int32_t>(seq.block_table.size()));
   if (seq.num_cache_checked_blocks >= num_full) return;
   ensure_hashes(seq, num_full);
   for (int32_t i = seq.num_cache_checked_blocks; i < num_full; ++i) {

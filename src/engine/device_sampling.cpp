@@ -20,7 +20,9 @@ void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
   row.top_p = p.top_p;
   row.min_p = p.min_p;
   row.key = seq.sample_key;
-  row.counter = static_cast<uint64_t>(seq.num_output_tokens());
+  // Tokens still on their way count: this is the draw after them (and min_tokens past them).
+  const int32_t outputs = seq.num_output_tokens() + seq.pending_tokens;
+  row.counter = static_cast<uint64_t>(outputs);
   row.num_logprobs = p.logprobs ? *p.logprobs : -1;
   row.edits_begin = static_cast<int32_t>(batch.edits.size());
   // Each phase names a token at most once: `seen_` marks this phase's tokens.
@@ -34,7 +36,7 @@ void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
     for (int32_t t : marked_) seen_[t] = 0;
     marked_.clear();
   };
-  if (seq.num_output_tokens() < p.min_tokens) {
+  if (outputs < p.min_tokens) {
     for (int32_t t : p.stop_token_ids) edit(t, LogitEdit::Mask, 0.0f);
     if (!p.ignore_eos)
       for (int32_t t : eos_ids_) edit(t, LogitEdit::Mask, 0.0f);

@@ -91,12 +91,21 @@ class EngineImpl final : public Engine {
                   model_len, max_model_len_);
     }
     stats_.kv_blocks_total = blocks_.num_blocks();
-    if (model_->samples_on_device() && !o.host_sampling)
+    if (o.model_sampling)
+      FERRUM_CHECK(model_->can_sample(), "model_sampling: this model cannot pick tokens itself");
+    if ((model_->samples_on_device() || o.model_sampling) && !o.host_sampling)
       device_sampling_ = std::make_unique<DeviceSamplingBuilder>(vocab_size_, model_->config().eos_token_ids);
+    overlap_ = device_sampling_ && o.overlap;
     log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
-              "max_model_len {}, prefix caching {}", blocks_.num_blocks(), o.block_size,
-              o.max_num_seqs, o.max_num_batched_tokens, max_model_len_,
-              o.enable_prefix_caching ? "on" : "off");
+              "max_model_len {}, prefix caching {}, sampling on the {}, overlapped steps {}", blocks_.num_blocks(),
+              o.block_size, o.max_num_seqs, o.max_num_batched_tokens, max_model_len_,
+              o.enable_prefix_caching ? "on" : "off", device_sampling_ ? "model's device" : "host",
+              overlap_ ? "on" : "off");
+    if (o.prepare_graph_context > 0)
+      runner_.prepare({.max_tokens = o.max_num_batched_tokens,
+                       .max_rows = o.max_num_seqs,
+                       .max_context = max_model_len_,
+                       .graph_context = o.prepare_graph_context});
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -166,6 +175,16 @@ class EngineImpl final : public Engine {
   }
 
  private:
+  // A step launched with the model's sampler whose picks are not taken yet. Two slots: the
+  // step in flight, and the one launched before it is collected.
+  struct Flight {
+    SchedulerOutput out;
+    std::vector<int32_t> sampled;  // indices into out.scheduled, one per picked token
+    SampleBatch sampling;
+    uint64_t ticket = 0;
+    bool needs_history = false;  // a row's penalties count every token: the next step waits for these
+  };
+
   void loop() {
     std::deque<std::unique_ptr<Request>> incoming;
     std::vector<uint64_t> aborts;
@@ -174,7 +193,8 @@ class EngineImpl final : public Engine {
       {
         std::unique_lock lk(inbox_->mu);
         inbox_->cv.wait(lk, [&] {
-          return inbox_->stop || !inbox_->incoming.empty() || !inbox_->aborts.empty() || scheduler_.has_work();
+          return inbox_->stop || !inbox_->incoming.empty() || !inbox_->aborts.empty() || scheduler_.has_work() ||
+                 in_flight_ != nullptr;
         });
         stop = inbox_->stop;
         incoming.swap(inbox_->incoming);
@@ -186,12 +206,13 @@ class EngineImpl final : public Engine {
         for (uint64_t id : aborts) finish_request(id, FinishReason::Abort, "");
         aborts.clear();
         if (stop) {
+          if (in_flight_) finish_in_flight();
           finish_all(FinishReason::Abort, "");
           publish_stats();
           return;
         }
         abort_abandoned();
-        if (scheduler_.has_work()) step();
+        if (scheduler_.has_work() || in_flight_) step();
       } catch (const std::exception& e) {
         // Unexpected: the KV state can no longer be trusted, so end every request.
         log::error("engine step failed: {}", e.what());
@@ -248,7 +269,9 @@ class EngineImpl final : public Engine {
       }
       req->channel->push(std::move(out));
     }
+    in_flight_ = nullptr;  // its picks are dropped (the device may still be writing its KV)
     requests_.clear();
+    graveyard_.clear();
     scheduler_.clear();  // it held pointers into the requests just dropped
     blocks_.reset();
   }
@@ -270,9 +293,15 @@ class EngineImpl final : public Engine {
     return std::chrono::duration<double, std::milli>(ProfileClock::now() - t).count();
   }
 
+  // One engine step. With the model's sampler the step is launched, then the step before it
+  // (if one is in flight) is collected: its tokens appended, stops checked. With overlap the
+  // new step stays in flight until the next one is launched; without, it is collected at once.
   void step() {
     ++step_id_;
+    const size_t dead_before = graveyard_.size();  // retired before this schedule: see the end
     auto t_begin = ProfileClock::now();
+    // Penalties see every earlier token: a step after one that sampled with them waits for it.
+    if (in_flight_ && in_flight_->needs_history) finish_in_flight();
     SchedulerOutput out = scheduler_.schedule();
     auto t_scheduled = ProfileClock::now();
     ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;
@@ -281,61 +310,138 @@ class EngineImpl final : public Engine {
       seq->error = message;
       touch(*seq->request);
     }
-    if (!out.scheduled.empty()) {
+    const bool ran = !out.scheduled.empty();
+    size_t rows = 0;
+    if (ran) {
       for (const ScheduledSeq& s : out.scheduled) {
         Request& req = *s.seq->request;
         if (s.seq->index == 0 && req.cached_tokens < 0) req.cached_tokens = s.seq->num_computed_tokens;
       }
-      try {
-        if (device_sampling_) {
-          runner_.run_sampled(out, sampled_, *device_sampling_, sample_batch_, sample_result_);
-          t_forward = ProfileClock::now();
-          scheduler_.on_step_done(out);
-          take_device_samples(out);
-        } else {
-          const std::span<float> logits = runner_.run(out, sampled_);
-          t_forward = ProfileClock::now();
-          scheduler_.on_step_done(out);
-          sample_rows(out, logits);
+      if (device_sampling_) {
+        Flight* prev = in_flight_;
+        const bool launched = launch(std::move(out));
+        t_forward = ProfileClock::now();
+        if (prev) collect(*prev);  // the device is busy with the step just launched meanwhile
+        if (launched) {
+          rows = in_flight_->sampled.size();
+          scheduler_.on_step_done(in_flight_->out);
+          if (!overlap_) finish_in_flight();
         }
-        for (size_t r = 0; r < sampled_.size(); ++r) {
-          Sequence& seq = *out.scheduled[sampled_[r]].seq;
-          try {
-            if (!row_errors_[r].empty()) fail("{}", row_errors_[r]);
-            output_.append_token(seq, row_tokens_[r]);
-            ++generated_tokens_;
-          } catch (const std::exception& e) {
-            seq.finish_reason = FinishReason::Error;
-            seq.error = std::string("output processing failed: ") + e.what();
-          }
-          touch(*seq.request);
-        }
-        t_sampled = ProfileClock::now();
-      } catch (const std::exception& e) {
-        log::error("model forward failed: {}", e.what());
-        for (const ScheduledSeq& s : out.scheduled) {
-          s.seq->finish_reason = FinishReason::Error;
-          s.seq->error = std::string("model forward failed: ") + e.what();
-          touch(*s.seq->request);
-        }
+      } else {
+        rows = run_on_host(out, t_forward);
       }
+      t_sampled = ProfileClock::now();
+    } else if (in_flight_) {
+      finish_in_flight();  // nothing new to run: take the last step's tokens
     }
     emitting_.swap(touched_);  // both keep their capacity from step to step
     for (Request* req : emitting_) emit(*req);
     emitting_.clear();
-    if (profile_.on && !out.scheduled.empty()) {
+    // Requests retired before this schedule can only be referenced by the step that was in
+    // flight then, which has been collected by now.
+    graveyard_.erase(graveyard_.begin(), graveyard_.begin() + static_cast<std::ptrdiff_t>(dead_before));
+    if (profile_.on && ran) {
       profile_.schedule += std::chrono::duration<double, std::milli>(t_scheduled - t_begin).count();
       profile_.forward += std::chrono::duration<double, std::milli>(t_forward - t_scheduled).count();
       profile_.sample += std::chrono::duration<double, std::milli>(t_sampled - t_forward).count();
       profile_.emit += since(t_sampled);
-      profile_.rows += static_cast<int64_t>(sampled_.size());
+      profile_.rows += static_cast<int64_t>(rows);
       if (++profile_.steps % 200 == 0) {
         const double n = static_cast<double>(profile_.steps);
-        log::info("engine profile over {} steps ({:.1f} rows/step): schedule {:.2f} ms, forward {:.2f} ms, "
-                  "sample {:.2f} ms, emit {:.2f} ms per step",
+        log::info("engine profile over {} steps ({:.1f} rows/step): schedule {:.2f} ms, launch {:.2f} ms, "
+                  "collect {:.2f} ms, emit {:.2f} ms per step",
                   profile_.steps, profile_.rows / n, profile_.schedule / n, profile_.forward / n,
                   profile_.sample / n, profile_.emit / n);
       }
+    }
+  }
+
+  // The host-sampling step (logits to the host, the host Sampler): run, then pick at once.
+  size_t run_on_host(const SchedulerOutput& out, ProfileClock::time_point& t_forward) {
+    try {
+      const std::span<float> logits = runner_.run(out, sampled_);
+      t_forward = ProfileClock::now();
+      scheduler_.on_step_done(out);
+      sample_rows(out, logits);
+      for (size_t r = 0; r < sampled_.size(); ++r) {
+        Sequence& seq = *out.scheduled[sampled_[r]].seq;
+        try {
+          if (!row_errors_[r].empty()) fail("{}", row_errors_[r]);
+          output_.append_token(seq, row_tokens_[r]);
+          ++generated_tokens_;
+        } catch (const std::exception& e) {
+          seq.finish_reason = FinishReason::Error;
+          seq.error = std::string("output processing failed: ") + e.what();
+        }
+        touch(*seq.request);
+      }
+    } catch (const std::exception& e) {
+      fail_step(out, e);
+    }
+    return sampled_.size();
+  }
+
+  // Issues `out` with the model's sampler; it becomes the step in flight. False (its sequences
+  // failed) when the model could not launch it.
+  bool launch(SchedulerOutput&& out) {
+    Flight& f = flights_[next_flight_];
+    next_flight_ ^= 1;
+    f.out = std::move(out);
+    try {
+      f.ticket = runner_.launch(f.out, f.sampled, *device_sampling_, f.sampling);
+    } catch (const std::exception& e) {
+      fail_step(f.out, e);
+      return false;
+    }
+    f.needs_history = false;
+    for (int32_t i : f.sampled) {
+      const SamplingParams& p = *f.out.scheduled[i].seq->params;
+      f.needs_history |= p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+    }
+    in_flight_ = &f;
+    return true;
+  }
+
+  void finish_in_flight() {
+    Flight* f = in_flight_;
+    in_flight_ = nullptr;
+    collect(*f);
+  }
+
+  // Waits for a launched step's picks and appends them. A sequence that finished (a stop, an
+  // abort) after the step was launched drops its pick: the step computed one token too many.
+  void collect(Flight& f) {
+    if (in_flight_ == &f) in_flight_ = nullptr;
+    try {
+      runner_.collect(f.ticket, f.sampled.size(), sample_result_);
+    } catch (const std::exception& e) {
+      for (int32_t i : f.sampled) --f.out.scheduled[i].seq->pending_tokens;
+      fail_step(f.out, e);
+      return;
+    }
+    for (size_t r = 0; r < f.sampled.size(); ++r) {
+      Sequence& seq = *f.out.scheduled[f.sampled[r]].seq;
+      --seq.pending_tokens;
+      if (seq.retired || seq.finish_reason != FinishReason::None) continue;
+      try {
+        output_.append_token(seq, DeviceSamplingBuilder::take(seq, f.sampling, sample_result_, r));
+        ++generated_tokens_;
+      } catch (const std::exception& e) {
+        seq.finish_reason = FinishReason::Error;
+        seq.error = std::string("output processing failed: ") + e.what();
+      }
+      touch(*seq.request);
+    }
+  }
+
+  // The model failed a step: its sequences end with the error (the others go on).
+  void fail_step(const SchedulerOutput& out, const std::exception& e) {
+    log::error("model forward failed: {}", e.what());
+    for (const ScheduledSeq& s : out.scheduled) {
+      if (s.seq->retired || s.seq->finish_reason != FinishReason::None) continue;
+      s.seq->finish_reason = FinishReason::Error;
+      s.seq->error = std::string("model forward failed: ") + e.what();
+      touch(*s.seq->request);
     }
   }
 
@@ -377,20 +483,6 @@ class EngineImpl final : public Engine {
     });
   }
 
-  // The tokens (and logprobs) the device picked, one per sampled row.
-  void take_device_samples(const SchedulerOutput& out) {
-    const size_t rows = sampled_.size();
-    row_tokens_.assign(rows, -1);
-    row_errors_.assign(rows, std::string());
-    for (size_t r = 0; r < rows; ++r) {
-      try {
-        row_tokens_[r] = DeviceSamplingBuilder::take(*out.scheduled[sampled_[r]].seq, sample_batch_, sample_result_, r);
-      } catch (const std::exception& e) {
-        row_errors_[r] = e.what();
-      }
-    }
-  }
-
   void touch(Request& req) {
     if (req.touched_step == step_id_) return;
     req.touched_step = step_id_;
@@ -418,7 +510,11 @@ class EngineImpl final : public Engine {
     const bool finished = req.num_finished == static_cast<int32_t>(req.seqs.size());
     out.finished = finished;
     if (!out.deltas.empty() || finished) req.channel->push(std::move(out));
-    if (finished) requests_.erase(req.id);  // `req` is gone after this line
+    if (finished) {  // kept until no step in flight can refer to its sequences
+      auto it = requests_.find(req.id);
+      graveyard_.push_back(std::move(it->second));
+      requests_.erase(it);
+    }
   }
 
   void publish_stats() {
@@ -447,13 +543,17 @@ class EngineImpl final : public Engine {
   Sampler sampler_;
   // Set when the model samples on its device (a GPU): then the host Sampler is not used.
   std::unique_ptr<DeviceSamplingBuilder> device_sampling_;
-  SampleBatch sample_batch_;
+  bool overlap_ = false;
   SampleResult sample_result_;
+  Flight flights_[2];
+  int next_flight_ = 0;
+  Flight* in_flight_ = nullptr;
   OutputProcessor output_;
   std::shared_ptr<Inbox> inbox_;
 
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
+  std::vector<std::unique_ptr<Request>> graveyard_;  // finished, maybe still in a launched step
   std::vector<int32_t> sampled_;
   std::vector<int32_t> row_tokens_;
   std::vector<std::string> row_errors_;

@@ -2,6 +2,7 @@
 // each request's outputs from its own stream. This is ferrum's embeddable C++ API.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -27,6 +28,16 @@ struct EngineOptions {
   int32_t max_waiting = 4096;             // submit() fails with QueueFull beyond this
   // Sample on the host even when the model can sample on its device (tests compare the two).
   bool host_sampling = false;
+  // Pick tokens with the model's own sampler (Model::launch_sample) where the host would be
+  // the default (a CPU model): how tests run the device-sampling and overlapped paths in CI.
+  bool model_sampling = false;
+  // Overlapped steps: while the device runs step N, the engine schedules and issues step N+1,
+  // then takes step N's tokens (their ids feed step N+1 on the device). Needs model sampling.
+  // FERRUM_NO_OVERLAP=1 turns it off; outputs are the same either way.
+  bool overlap = std::getenv("FERRUM_NO_OVERLAP") == nullptr;
+  // Model::prepare at start-up (buffers sized, decode graphs recorded) for contexts up to
+  // this many tokens; 0 skips it (steps then prepare lazily).
+  int64_t prepare_graph_context = 1024;
 };
 
 enum class FinishReason { None, Stop, Length, Abort, Error };

@@ -23,6 +23,7 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
   b.seq_lens.clear();
   b.block_tables.clear();
   b.logits_indices.clear();
+  b.deferred.clear();
   sampled.clear();
 
   int32_t max_blocks = 0;
@@ -36,7 +37,15 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
     const int32_t start = seq.num_computed_tokens;
     const int32_t end = start + out.scheduled[i].num_new_tokens;
     for (int32_t pos = start; pos < end; ++pos) {
-      b.token_ids.push_back(seq.tokens[pos]);
+      if (pos < seq.num_tokens()) {
+        b.token_ids.push_back(seq.tokens[pos]);
+      } else {  // picked by the step in flight: the model takes it from that step's picks
+        FERRUM_CHECK(pos == seq.num_tokens() && seq.pending_tokens > 0 && seq.pending_row >= 0,
+                     "sequence {}: token {} is neither known nor the one in flight", seq.id, pos);
+        b.deferred.push_back(static_cast<int32_t>(b.token_ids.size()));
+        b.deferred.push_back(seq.pending_row);
+        b.token_ids.push_back(0);
+      }
       b.positions.push_back(pos);
       b.slot_mapping.push_back(seq.block_table[pos / block_size_] * block_size_ + pos % block_size_);
     }
@@ -44,7 +53,7 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
     b.seq_lens.push_back(end);
     b.block_tables.insert(b.block_tables.end(), seq.block_table.begin(), seq.block_table.end());
     b.block_tables.resize(b.block_tables.size() + (max_blocks - seq.block_table.size()), -1);
-    if (end == seq.num_tokens()) {  // its last token is computed now: sample the next one
+    if (end == seq.num_total_tokens()) {  // its last token is computed now: sample the next one
       b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
       sampled.push_back(static_cast<int32_t>(i));
     }
@@ -60,16 +69,26 @@ std::span<float> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_
   return logits;
 }
 
-void ModelRunner::run_sampled(const SchedulerOutput& out, std::vector<int32_t>& sampled,
-                              DeviceSamplingBuilder& builder, SampleBatch& sampling, SampleResult& result) {
+uint64_t ModelRunner::launch(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
+                             SampleBatch& sampling) {
   build_batch(out, batch_, sampled);
+  FERRUM_CHECK(batch_.num_tokens() > 0, "launch: an empty step");
   sampling.clear();
-  result = {};
-  if (batch_.num_tokens() == 0) return;
   for (int32_t i : sampled) builder.add(*out.scheduled[i].seq, sampling);
-  model_->forward_sample(batch_, *cache_, sampling, result);
-  FERRUM_CHECK(result.tokens.size() == sampled.size(), "model sampled {} tokens, expected {}", result.tokens.size(),
-               sampled.size());
+  const uint64_t ticket = model_->launch_sample(batch_, *cache_, sampling);
+  for (size_t r = 0; r < sampled.size(); ++r) {  // their next tokens are on the way
+    Sequence& seq = *out.scheduled[sampled[r]].seq;
+    ++seq.pending_tokens;
+    seq.pending_row = static_cast<int32_t>(r);
+  }
+  return ticket;
 }
+
+void ModelRunner::collect(uint64_t ticket, size_t rows, SampleResult& result) {
+  model_->collect_sample(ticket, result);
+  FERRUM_CHECK(result.tokens.size() == rows, "model sampled {} tokens, expected {}", result.tokens.size(), rows);
+}
+
+void ModelRunner::prepare(const PrepareSpec& spec) { model_->prepare(*cache_, spec); }
 
 }  // namespace ferrum

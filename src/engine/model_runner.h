@@ -25,10 +25,17 @@ class ModelRunner {
   // writable, valid until the next run).
   std::span<float> run(const SchedulerOutput& out, std::vector<int32_t>& sampled);
 
-  // The same with the tokens picked on the model's device: one SampleRow per sampled sequence
-  // (built into `sampling`), the picks in `result`.
-  void run_sampled(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
-                   SampleBatch& sampling, SampleResult& result);
+  // The step with its tokens picked by the model (on its device), in two halves so that the
+  // engine can overlap steps: launch queues the step and returns a ticket (one SampleRow per
+  // sampled sequence is built into `sampling`; each of those sequences gets a pending token);
+  // collect waits for that step's picks, `rows` of them. Tokens pending from the step before
+  // are fed from its picks on the device.
+  uint64_t launch(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
+                  SampleBatch& sampling);
+  void collect(uint64_t ticket, size_t rows, SampleResult& result);
+
+  // Model::prepare for this runner's KV cache.
+  void prepare(const PrepareSpec& spec);
 
   KvCache& kv_cache() { return *cache_; }
   int32_t vocab_size() const { return vocab_size_; }

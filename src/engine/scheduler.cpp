@@ -23,6 +23,7 @@ void Scheduler::remove(Sequence* seq) {
     running_.erase(it);
   if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end())
     waiting_.erase(it);
+  blocks_.cache_full_blocks(*seq);  // blocks its last steps filled stay findable
   blocks_.free(*seq);
   seq->status = SequenceStatus::Finished;
 }
@@ -87,7 +88,11 @@ SchedulerOutput Scheduler::schedule() {
   // 1. Running sequences, oldest first; preempt the newest when blocks run out.
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
     Sequence* seq = running_[i];
-    const int32_t n = std::min(seq->num_tokens() - seq->num_computed_tokens, budget);
+    // Overlapped steps: a token still on its way that is the request's last needs no step.
+    if (seq->pending_tokens > 0 && seq->params &&
+        seq->num_output_tokens() + seq->pending_tokens >= seq->params->max_tokens)
+      continue;
+    const int32_t n = std::min(seq->num_total_tokens() - seq->num_computed_tokens, budget);
     bool preempted_self = false;
     while (!blocks_.can_allocate(*seq, n)) {
       Sequence* victim = running_.back();
@@ -143,6 +148,7 @@ SchedulerOutput Scheduler::schedule() {
 
 void Scheduler::on_step_done(const SchedulerOutput& out) {
   for (const ScheduledSeq& s : out.scheduled) {
+    if (s.seq->status != SequenceStatus::Running) continue;  // finished or preempted since
     s.seq->num_computed_tokens += s.num_new_tokens;
     blocks_.cache_full_blocks(*s.seq);
   }

@@ -43,7 +43,9 @@ class Scheduler {
   void remove(Sequence* seq);    // finished or aborted: out of the queues, blocks freed
   void clear();                  // forgets every sequence (after an internal error; blocks untouched)
   SchedulerOutput schedule();
-  // After the step ran: advances num_computed_tokens and offers full blocks to the cache.
+  // After the step was issued (its K/V are queued, in order, before any later step's): advances
+  // num_computed_tokens of the sequences still running and offers their full blocks, as far as
+  // their tokens are known, to the prefix cache.
   void on_step_done(const SchedulerOutput& out);
 
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }

@@ -34,7 +34,11 @@ struct Sequence {
 
   std::vector<int32_t> tokens;  // prompt followed by the generated tokens
   int32_t prompt_len = 0;
-  int32_t num_computed_tokens = 0;  // tokens whose K/V are in the cache
+  int32_t num_computed_tokens = 0;  // tokens whose K/V are in the cache (or queued to be)
+  // Overlapped steps: tokens picked on the device and not yet in `tokens` (0-2), and the row of
+  // the latest launch's picks that holds the newest of them.
+  int32_t pending_tokens = 0;
+  int32_t pending_row = -1;
   int32_t max_kv_tokens = 0;        // worst case K/V this sequence can ever hold
 
   SequenceStatus status = SequenceStatus::Waiting;
@@ -57,8 +61,10 @@ struct Sequence {
   std::string error;
   bool retired = false;  // its finish was reported and its blocks freed
 
-  int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }  // known here
   int32_t num_output_tokens() const { return num_tokens() - prompt_len; }
+  // What the scheduler plans with: the known tokens and those still on their way.
+  int32_t num_total_tokens() const { return num_tokens() + pending_tokens; }
   bool is_finished() const { return status == SequenceStatus::Finished; }
 };
 

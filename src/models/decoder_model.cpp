@@ -94,24 +94,26 @@ class DecoderModel final : public Model {
     graphs_.clear();
   }
 
-  // A GPU samples where the logits are: only ids and the requested logprobs come back.
+  // A GPU samples where the logits are: only ids and the requested logprobs come back. The
+  // CPU can too, with the reference sampler (how CI runs the engine's overlapped steps).
   bool samples_on_device() const override { return be_->device() != Device::CPU; }
-  void forward_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling,
-                      SampleResult& out) override {
-    FERRUM_CHECK(sampling.rows.size() == b.logits_indices.size(), "forward_sample: {} sampling rows for {} logits rows",
+  bool can_sample() const override { return true; }
+  uint64_t launch_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling) override {
+    FERRUM_CHECK(sampling.rows.size() == b.logits_indices.size(), "launch_sample: {} sampling rows for {} logits rows",
                  sampling.rows.size(), b.logits_indices.size());
     Tensor logits = issue(b, static_cast<PagedKvCache&>(cache_base));
-    if (logits.numel() == 0) {
-      out = {};
-      return;
-    }
-    const auto t0 = profile_gpu_wait();
-    be_->sample(logits, sampling, out);
+    return be_->start_sample(logits, sampling);
+  }
+  void collect_sample(uint64_t ticket, SampleResult& out) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    be_->finish_sample(ticket, out);
     if (profile_.on) {
       profile_.copy += ms_between(t0, std::chrono::steady_clock::now());
-      log_profile("sampling");
+      log_profile("waiting for the picks");
     }
   }
+
+  void prepare(KvCache& cache, const PrepareSpec& spec) override;
 
  private:
   // Issues the forward pass (recorded or replayed as a graph for decode steps on a device);
@@ -123,6 +125,10 @@ class DecoderModel final : public Model {
   ForwardBatch padded_;
   ModelRunOptions run_options_;
   struct Activations;
+  // Uploads a batch's inputs (and takes its deferred tokens) into the workspace; `graph`: the
+  // attention is sized by the block tables' width, as a recorded graph needs.
+  Activations stage_inputs(const ForwardBatch& b, const std::vector<int32_t>& deferred, PagedKvCache& cache,
+                           bool graph);
   void run_layers(const Activations& a, PagedKvCache& cache);
   std::span<float> logits_to_host(const Tensor& out, size_t n);
   void log_profile(const char* last);  // every 200 forwards; `last`: what profile_.copy timed
@@ -161,7 +167,7 @@ class DecoderModel final : public Model {
 };
 
 // Workspace slots of the forward pass.
-enum Slot : size_t { kIds, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
+enum Slot : size_t { kIds, kDeferred, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
                      kH, kX, kQkv, kQ, kAttn, kGate, kSel, kXs, kLogits };
 
 // Random weights for benchmarks (dummy_fill.h's pattern): deterministic per name, the same on
@@ -283,12 +289,30 @@ Tensor DecoderModel::issue(const ForwardBatch& batch, PagedKvCache& cache) {
     decode = batch.query_start[i] == i && batch.logits_indices[i] == i;
   const bool graph = decode && be_->supports_graphs() && run_options_.graphs;
   const ForwardBatch& b = graph ? pad_for_graph(batch) : batch;
-  const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
-  const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
-  const int64_t R = static_cast<int64_t>(b.logits_indices.size());
   const int32_t width = b.max_blocks_per_seq;
 
   const auto t_start = std::chrono::steady_clock::now();
+  ws_.begin_step();
+  const Activations a = stage_inputs(b, batch.deferred, cache, graph);
+  const auto t_inputs = std::chrono::steady_clock::now();
+  if (graph) {
+    const StepGraphs::Epoch epoch{cache.id, ws_.generation(), be_->scratch_generation()};
+    graphs_.run(*be_, static_cast<int32_t>(a.T), width, epoch, [&] { run_layers(a, cache); });
+  } else {
+    run_layers(a, cache);
+  }
+  if (profile_.on) {
+    profile_.inputs += ms_between(t_start, t_inputs);
+    profile_.launch += ms_between(t_inputs, std::chrono::steady_clock::now());
+  }
+  return real_rows > 0 ? a.out.slice_rows(0, real_rows) : Tensor{};
+}
+
+DecoderModel::Activations DecoderModel::stage_inputs(const ForwardBatch& b, const std::vector<int32_t>& deferred,
+                                                     PagedKvCache& cache, bool graph) {
+  const int64_t T = b.num_tokens(), H = cfg_.hidden_size, D = cfg_.head_dim, I = cfg_.intermediate_size;
+  const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
+  const int64_t R = static_cast<int64_t>(b.logits_indices.size());
   Activations a;
   a.T = T, a.R = R;
   a.eps = static_cast<float>(cfg_.rms_norm_eps);
@@ -302,10 +326,14 @@ Tensor DecoderModel::issue(const ForwardBatch& batch, PagedKvCache& cache) {
   meta.num_seqs = b.num_seqs();
   meta.max_blocks_per_seq = b.max_blocks_per_seq;
   meta.block_size = cache.block_size();
-  meta.max_context = graph ? static_cast<int64_t>(width) * cache.block_size() : 0;
+  meta.max_context = graph ? static_cast<int64_t>(b.max_blocks_per_seq) * cache.block_size() : 0;
   meta.host_query_start = b.query_start;
   meta.host_seq_lens = b.seq_lens;
   a.ids = ws_.upload_i32(kIds, b.token_ids);
+  if (!deferred.empty()) {  // tokens the previous step picked, taken where they are
+    const Tensor pairs = ws_.upload_i32(kDeferred, deferred);
+    be_->take_sampled_tokens(a.ids, pairs);
+  }
   const DType act = act_dtype_;
   a.h = ws_.get(kH, {T, H}, DType::F32);  // the residual stream
   a.x = ws_.get(kX, {T, H}, act);
@@ -319,19 +347,93 @@ Tensor DecoderModel::issue(const ForwardBatch& batch, PagedKvCache& cache) {
     a.xs = ws_.get(kXs, {R, H}, act);
     a.out = ws_.get(kLogits, {R, cfg_.vocab_size}, DType::F32);
   }
+  return a;
+}
 
-  const auto t_inputs = std::chrono::steady_clock::now();
-  if (graph) {
-    const StepGraphs::Epoch epoch{cache.id, ws_.generation(), be_->scratch_generation()};
-    graphs_.run(*be_, static_cast<int32_t>(T), width, epoch, [&] { run_layers(a, cache); });
-  } else {
-    run_layers(a, cache);
+// A decode step of `rows` sequences with block tables `width` wide that writes no KV (slots
+// -1) and reads block 0: what a graph is recorded from, and what sizes buffers for it.
+ForwardBatch fake_decode(int32_t rows, int32_t width) {
+  ForwardBatch b;
+  b.token_ids.assign(rows, 0);
+  b.positions.assign(rows, 0);
+  b.slot_mapping.assign(rows, -1);
+  b.seq_lens.assign(rows, 1);
+  for (int32_t i = 0; i <= rows; ++i) b.query_start.push_back(i);
+  for (int32_t i = 0; i < rows; ++i) b.logits_indices.push_back(i);
+  b.block_tables.assign(static_cast<size_t>(rows) * width, 0);
+  b.max_blocks_per_seq = width;
+  return b;
+}
+
+void DecoderModel::prepare(KvCache& cache_base, const PrepareSpec& spec) {
+  if (be_->device() == Device::CPU) return;  // host buffers grow cheaply, and there are no graphs
+  auto& cache = static_cast<PagedKvCache&>(cache_base);
+  const int32_t bs = cache.block_size();
+  const auto t0 = std::chrono::steady_clock::now();
+
+  // 1. The largest prefill step, eagerly, in sequences of up to 512 tokens (cheap attention):
+  // every activation buffer at its final size.
+  ForwardBatch big;
+  const int32_t T = std::max(1, spec.max_tokens), chunk = 512;
+  const int32_t max_pos = static_cast<int32_t>(std::max<int64_t>(1, cfg_.max_position_embeddings));
+  big.max_blocks_per_seq = (std::min(chunk, T) + bs - 1) / bs;
+  big.query_start.push_back(0);
+  for (int32_t start = 0; start < T; start += chunk) {
+    const int32_t len = std::min(chunk, T - start);
+    for (int32_t i = 0; i < len; ++i) {
+      big.token_ids.push_back(0);
+      big.positions.push_back(i % max_pos);
+      big.slot_mapping.push_back(-1);
+    }
+    big.query_start.push_back(start + len);
+    big.seq_lens.push_back(len);
+    big.block_tables.resize(big.block_tables.size() + big.max_blocks_per_seq, 0);
   }
-  if (profile_.on) {
-    profile_.inputs += ms_between(t_start, t_inputs);
-    profile_.launch += ms_between(t_inputs, std::chrono::steady_clock::now());
+  for (int32_t i = 0; i < std::min(T, std::max(1, spec.max_rows)); ++i) big.logits_indices.push_back(i);
+  ws_.begin_step();
+  run_layers(stage_inputs(big, {}, cache, false), cache);
+  be_->synchronize();
+  const auto t1 = std::chrono::steady_clock::now();
+  if (!be_->supports_graphs() || !run_options_.graphs || !run_options_.pad_batches) {
+    log::info("model: buffers sized for {}-token steps in {:.0f} ms; decode graphs {}", T, ms_between(t0, t1),
+              run_options_.graphs ? "recorded as steps come (no batch padding)" : "off");
+    return;
   }
-  return real_rows > 0 ? a.out.slice_rows(0, real_rows) : Tensor{};
+
+  // 2. Decode graphs for every padded batch size, at the block-table widths of contexts up to
+  // spec.graph_context tokens (wider ones are recorded when first needed). First each size
+  // runs eagerly at the widest table a request can need, which sizes the attention's scratch
+  // and the tables' buffers for every later step, so that no step invalidates the graphs.
+  std::vector<int32_t> sizes;
+  for (int32_t n = 1; n <= spec.max_rows;) {
+    const int32_t p = static_cast<int32_t>(padded_batch(n));
+    sizes.push_back(p);
+    n = p + 1;
+  }
+  int32_t widest = 1, graph_width = 1;
+  while (static_cast<int64_t>(widest) * bs < spec.max_context) widest *= 2;
+  while (static_cast<int64_t>(graph_width) * bs < std::min(spec.graph_context, spec.max_context)) graph_width *= 2;
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
+    ws_.begin_step();
+    run_layers(stage_inputs(fake_decode(*it, widest), {}, cache, true), cache);
+  }
+  ws_.reserve(kDeferred, 2 * sizes.back() * sizeof(int32_t));
+  be_->synchronize();
+  const auto t2 = std::chrono::steady_clock::now();
+  int32_t recorded = 0;
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it)
+    for (int32_t width = graph_width; width >= 1; width /= 2) {
+      ws_.begin_step();
+      const Activations a = stage_inputs(fake_decode(*it, width), {}, cache, true);
+      const StepGraphs::Epoch epoch{cache.id, ws_.generation(), be_->scratch_generation()};
+      graphs_.record(*be_, *it, width, epoch, [&] { run_layers(a, cache); });
+      ++recorded;
+    }
+  be_->synchronize();
+  log::info("model: buffers sized for {}-token steps in {:.0f} ms; {} decode graphs recorded in {:.0f} ms "
+            "(batch sizes 1-{}, contexts up to {} tokens; longer ones are recorded when first needed)",
+            T, ms_between(t0, t1) + ms_between(t1, t2), recorded, ms_between(t2, std::chrono::steady_clock::now()),
+            sizes.back(), static_cast<int64_t>(graph_width) * bs);
 }
 
 const ForwardBatch& DecoderModel::pad_for_graph(const ForwardBatch& b) {

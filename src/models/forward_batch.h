@@ -22,6 +22,11 @@ struct ForwardBatch {
   // that finishes its prompt or decodes). The output has one row per entry, in this order.
   std::vector<int32_t> logits_indices;
 
+  // Tokens not known on the host yet (overlapped steps): pairs (index into token_ids, row of
+  // the previous launch's picks), flattened. The model takes them from those picks on its
+  // device; token_ids holds a placeholder there.
+  std::vector<int32_t> deferred;
+
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }
 };

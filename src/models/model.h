@@ -29,6 +29,14 @@ struct ModelRunOptions {
   bool pad_batches = std::getenv("FERRUM_NO_BATCH_PADDING") == nullptr;  // decode batches padded to shared sizes
 };
 
+// What Model::prepare prepares for.
+struct PrepareSpec {
+  int32_t max_tokens = 0;        // tokens in one step
+  int32_t max_rows = 0;          // sequences in one step (logits rows)
+  int64_t max_context = 0;       // tokens of one sequence
+  int64_t graph_context = 1024;  // decode graphs recorded up front for contexts up to this
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -50,14 +58,29 @@ class Model {
     return view_logits_;
   }
 
-  // Whether forward_sample is where this model's tokens are picked (a GPU: the logits stay on
-  // the device); otherwise the engine samples forward_view's logits on the host.
+  // Whether this model's tokens are best picked by the model itself (launch_sample: a GPU,
+  // where the logits stay on the device); otherwise the engine samples forward_view's logits
+  // on the host.
   virtual bool samples_on_device() const { return false; }
+  // Whether launch_sample works at all (on a CPU too, with the reference sampler).
+  virtual bool can_sample() const { return false; }
   virtual void set_run_options(const ModelRunOptions&) {}
+
   // Runs the batch and picks one token per logits row as `sampling` says (one SampleRow per
-  // logits_indices entry, backend/sampling.h).
-  virtual void forward_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling,
-                              SampleResult& out);
+  // logits_indices entry, backend/sampling.h), in two halves so that steps can overlap:
+  // launch_sample queues the step and its picks and returns a ticket at once; collect_sample
+  // waits for that step's picks alone. batch.deferred's tokens come from the previous launch's
+  // picks. Launches are collected in order, at most two outstanding.
+  virtual uint64_t launch_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling);
+  virtual void collect_sample(uint64_t ticket, SampleResult& out);
+  void forward_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling, SampleResult& out) {
+    collect_sample(launch_sample(batch, cache, sampling), out);
+  }
+
+  // Prepares a device model for the steps an engine will run, at start-up: buffers sized once
+  // for the largest step, and decode steps recorded as graphs for every padded batch size.
+  // Optional (steps prepare what they need lazily otherwise); logs what it did and its cost.
+  virtual void prepare(KvCache& cache, const PrepareSpec& spec) {}
 
  private:
   std::vector<float> view_logits_;

@@ -72,8 +72,11 @@ std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads,
 
 namespace ferrum {
 
-void Model::forward_sample(const ForwardBatch&, KvCache&, const SampleBatch&, SampleResult&) {
-  fail("this model samples on the host (forward_view); it has no device sampling");
+uint64_t Model::launch_sample(const ForwardBatch&, KvCache&, const SampleBatch&) {
+  fail("this model samples on the host (forward_view); it cannot pick tokens itself");
+}
+void Model::collect_sample(uint64_t, SampleResult&) {
+  fail("this model samples on the host (forward_view); it cannot pick tokens itself");
 }
 
 }  // namespace ferrum

@@ -1,10 +1,35 @@
 #include "models/step_graphs.h"
 
+#include "core/log.h"
+
 namespace ferrum {
+
+void StepGraphs::record(Backend& be, int32_t tokens, int32_t width, const Epoch& epoch,
+                        const std::function<void()>& body) {
+  if (!(epoch == epoch_)) {
+    graphs_.clear();
+    seen_.clear();
+    epoch_ = epoch;
+  }
+  const Key key{tokens, width};
+  if (graphs_.count(key)) return;
+  be.begin_capture();
+  try {
+    body();
+  } catch (...) {
+    be.abort_capture();
+    throw;
+  }
+  graphs_[key] = be.end_capture();
+  seen_.insert(key);
+}
 
 void StepGraphs::run(Backend& be, int32_t tokens, int32_t width, const Epoch& epoch,
                      const std::function<void()>& body) {
   if (!(epoch == epoch_)) {
+    if (!graphs_.empty())
+      log::info("{} decode graphs dropped: a buffer they use was reallocated (they are recorded again as steps come)",
+                graphs_.size());
     graphs_.clear();
     seen_.clear();  // shapes run eagerly first again: a new cache may need other scratch sizes
     epoch_ = epoch;

@@ -26,6 +26,9 @@ class StepGraphs {
   // one is recorded; records one if the shape ran before (so every buffer it needs already
   // exists and nothing allocates while recording); else runs it eagerly.
   void run(Backend& be, int32_t tokens, int32_t width, const Epoch& epoch, const std::function<void()>& body);
+  // Records a step of this shape now, without running it (start-up: the buffers it needs are
+  // already sized). Throws if the body cannot be recorded.
+  void record(Backend& be, int32_t tokens, int32_t width, const Epoch& epoch, const std::function<void()>& body);
   void clear();
 
  private:

@@ -1,5 +1,8 @@
 #include "models/workspace.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace ferrum {
 
 Tensor Workspace::get(size_t slot, std::initializer_list<int64_t> shape, DType dtype) {
@@ -22,8 +25,22 @@ Tensor Workspace::get(size_t slot, std::initializer_list<int64_t> shape, DType d
 
 Tensor Workspace::upload_i32(size_t slot, const std::vector<int32_t>& values) {
   Tensor t = get(slot, {static_cast<int64_t>(values.size())}, DType::I32);
-  if (!values.empty()) backend_.copy_from_host(t, values.data(), values.size() * sizeof(int32_t));
+  const size_t bytes = values.size() * sizeof(int32_t);
+  if (bytes) backend_.copy_from_host(t, stage(values.data(), bytes), bytes);
   return t;
+}
+
+const void* Workspace::stage(const void* data, size_t bytes) {
+  const size_t offset = (staged_ + 255) / 256 * 256;
+  Tensor& buf = staging_[half_];
+  if (buf.nbytes() < offset + bytes) {
+    if (!buf.empty()) backend_.synchronize();  // copies queued from it must finish first
+    buf = backend_.alloc_host({static_cast<int64_t>(std::max<size_t>(2 * (offset + bytes), 1 << 16))}, DType::U8);
+  }
+  auto* dst = static_cast<uint8_t*>(buf.data) + offset;
+  std::memcpy(dst, data, bytes);
+  staged_ = offset + bytes;
+  return dst;
 }
 
 }  // namespace ferrum

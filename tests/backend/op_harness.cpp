@@ -480,17 +480,18 @@ constexpr DType kFloatTypes[] = {DType::F32, DType::F16, DType::BF16};
 void add_linear_cases(CaseList& cases) {
   using E = LinearEpilogue;
   for (DType w : kFloatTypes) {
-    // One part: every row tail; K = 200 is not a multiple of 64, N odd.
-    for (int64_t M : {1, 2, 3, 5, 16, 17, 64, 130}) add<LinearCase>(cases, "", LinearShape{M, 200, {97}}, w);
+    // One part: every row tail (a GPU: GEMV for 1-2 rows, tensor-core tiles of 8 x rows for
+    // 3-16, cuBLAS beyond); K = 200 is not a multiple of 32 or 64, N odd.
+    for (int64_t M : {1, 2, 3, 5, 8, 9, 16, 17, 64, 130}) add<LinearCase>(cases, "", LinearShape{M, 200, {97}}, w);
     // K not a multiple of 8 (no 16-byte rows: a GPU's GEMV does not take it).
     for (int64_t M : {1, 2, 17}) add<LinearCase>(cases, "", LinearShape{M, 67, {33}, true}, w);
     // Fused q/k/v with biases.
     for (int64_t M : {1, 3, 17}) add<LinearCase>(cases, "qkv", LinearShape{M, 128, {64, 32, 32}, true}, w);
     // Gate and up with SwiGLU.
-    for (int64_t M : {1, 2, 5, 64}) add<LinearCase>(cases, "gate_up", LinearShape{M, 192, {96, 96}, false, E::SiluMul}, w);
+    for (int64_t M : {1, 2, 5, 12, 64}) add<LinearCase>(cases, "gate_up", LinearShape{M, 192, {96, 96}, false, E::SiluMul}, w);
     add<LinearCase>(cases, "gate_up", LinearShape{3, 136, {40, 40}, true, E::SiluMul}, w);
     // Onto the residual stream (F32, random to begin with).
-    for (int64_t M : {1, 2, 17, 130}) add<LinearCase>(cases, "down", LinearShape{M, 320, {160}, false, E::Accumulate}, w);
+    for (int64_t M : {1, 2, 11, 17, 130}) add<LinearCase>(cases, "down", LinearShape{M, 320, {160}, false, E::Accumulate}, w);
     add<LinearCase>(cases, "", LinearShape{5, 96, {48, 17}, true, E::Accumulate}, w);
     // Logits: 16-bit weights into an F32 output.
     if (w != DType::F32)

@@ -2,15 +2,35 @@
 // engine must produce (computed without paging, batching or caching).
 #pragma once
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "engine/engine.h"
 #include "fakes.h"
 
 namespace ferrum::testing {
+
+// A fixture checkpoint's prompts with transformers' greedy continuation
+// (tests/fixtures/models/*/reference.json).
+struct Reference {
+  std::vector<int32_t> prompt, greedy;
+  std::string greedy_text;  // transformers' tok.decode(greedy_ids)
+};
+
+inline std::vector<Reference> load_references(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "reference.json");
+  json j = json::parse(in);
+  std::vector<Reference> refs;
+  for (const auto& p : j["prompts"])
+    refs.push_back({p["prompt_ids"].get<std::vector<int32_t>>(), p["greedy_ids"].get<std::vector<int32_t>>(),
+                    p["greedy_text"].get<std::string>()});
+  return refs;
+}
 
 struct Completion {
   std::vector<int32_t> tokens;

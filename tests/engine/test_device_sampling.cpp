@@ -130,6 +130,15 @@ TEST_F(DeviceSampling, SeededDrawsDoNotDependOnTheBatch) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(a.tokens[i], m.tokens[2 * i + 1]) << i;
 }
 
+Tensor host_i32(std::vector<int32_t>& v) {
+  Tensor t;
+  t.data = v.data();
+  t.dtype = DType::I32;
+  t.ndim = 1;
+  t.shape = {static_cast<int64_t>(v.size()), 0, 0, 0};
+  return t;
+}
+
 // A CPU model that claims device sampling, picking tokens with the CPU reference: the engine's
 // device-sampling path, in CI.
 class SamplesOnDevice final : public Model {
@@ -140,14 +149,22 @@ class SamplesOnDevice final : public Model {
   std::unique_ptr<KvCache> create_kv_cache(int32_t n, int32_t bs) override { return m_->create_kv_cache(n, bs); }
   void forward(const ForwardBatch& b, KvCache& c, std::vector<float>& l) override { m_->forward(b, c, l); }
   bool samples_on_device() const override { return true; }
-  void forward_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s, SampleResult& out) override {
-    std::span<float> logits = m_->forward_view(b, c);
+  bool can_sample() const override { return true; }
+  uint64_t launch_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s) override {
+    ForwardBatch with_picks = b;
+    if (!b.deferred.empty()) {
+      Tensor ids = host_i32(with_picks.token_ids), pairs = host_i32(with_picks.deferred);
+      cpu_->take_sampled_tokens(ids, pairs);
+      with_picks.deferred.clear();  // resolved here, where the picks are
+    }
+    std::span<float> logits = m_->forward_view(with_picks, c);
     Tensor t;
     t.data = logits.data();
     t.ndim = 2;
     t.shape = {static_cast<int64_t>(s.rows.size()), m_->config().vocab_size, 0, 0};
-    cpu_->sample(t, s, out);
+    return cpu_->start_sample(t, s);
   }
+  void collect_sample(uint64_t ticket, SampleResult& out) override { cpu_->finish_sample(ticket, out); }
 
  private:
   std::shared_ptr<Model> m_;

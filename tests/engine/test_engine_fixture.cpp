@@ -17,21 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Reference {
-  std::vector<int32_t> prompt, greedy;
-  std::string greedy_text;  // transformers' tok.decode(greedy_ids)
-};
-
-std::vector<Reference> load_references(const fs::path& dir) {
-  std::ifstream in(dir / "reference.json");
-  json j = json::parse(in);
-  std::vector<Reference> refs;
-  for (const auto& p : j["prompts"])
-    refs.push_back({p["prompt_ids"].get<std::vector<int32_t>>(), p["greedy_ids"].get<std::vector<int32_t>>(),
-                    p["greedy_text"].get<std::string>()});
-  return refs;
-}
-
 class FixtureModels : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FixtureModels, ConcurrentGreedyMatchesTransformersUnderKvPressure) {

@@ -144,7 +144,29 @@ class CpuBackend final : public Backend {
     cpu::paged_attention(pool_, q, kc, vc, meta, scale, out);
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override { cpu::gather_rows(x, rows, out); }
-  void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) override { cpu::sample(logits, batch, out); }
+  // The CPU picks at once; a ticket's picks wait in its slot until finished.
+  uint64_t start_sample(Tensor& logits, const SampleBatch& batch) override {
+    const uint64_t ticket = next_ticket_++;
+    SampleResult& slot = picks_[ticket % 2];
+    slot = {};
+    if (!batch.rows.empty()) cpu::sample(logits, batch, slot);
+    latest_ = slot.tokens;
+    return ticket;
+  }
+  void finish_sample(uint64_t ticket, SampleResult& out) override {
+    FERRUM_CHECK(ticket + 2 >= next_ticket_ && ticket < next_ticket_, "finish_sample: ticket {} is not outstanding",
+                 ticket);
+    out = std::move(picks_[ticket % 2]);
+  }
+  void take_sampled_tokens(Tensor& ids, const Tensor& pairs) override {
+    const int32_t* p = pairs.ptr<int32_t>();
+    for (int64_t i = 0; i + 1 < pairs.numel(); i += 2) {
+      FERRUM_CHECK(p[i] >= 0 && p[i] < ids.numel() && p[i + 1] >= 0 && p[i + 1] < static_cast<int32_t>(latest_.size()),
+                   "take_sampled_tokens: pair ({}, {}) outside {} ids and {} picks", p[i], p[i + 1], ids.numel(),
+                   latest_.size());
+      ids.ptr<int32_t>()[p[i]] = latest_[p[i + 1]];
+    }
+  }
 
  private:
   struct CpuLinear final : LinearWeight {
@@ -159,6 +181,9 @@ class CpuBackend final : public Backend {
     return t;
   }
   ThreadPool pool_;
+  SampleResult picks_[2];        // start_sample's results by ticket parity
+  std::vector<int32_t> latest_;  // the latest start_sample's tokens
+  uint64_t next_ticket_ = 0;
   Tensor scratch_[2];
 };
 

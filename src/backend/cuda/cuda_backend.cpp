@@ -57,6 +57,8 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    for (PendingSample& p : pending_)
+      if (p.done) cudaEventDestroy(p.done);
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -327,27 +329,36 @@ class CudaBackend final : public Backend {
     launched("gather_rows");
   }
 
-  // Row parameters and edits go up in one copy, ids and logprobs come back in one or two.
-  void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) override {
+  // Row parameters and edits go up in one copy, ids and logprobs come back in one or two, and
+  // an event marks their arrival. Host staging is double-buffered by ticket parity: a step's
+  // buffers are written while the step before may still be queued.
+  uint64_t start_sample(Tensor& logits, const SampleBatch& batch) override {
     use_device();
     const int64_t R = static_cast<int64_t>(batch.rows.size()), E = static_cast<int64_t>(batch.edits.size());
+    const uint64_t ticket = next_ticket_++;
+    PendingSample& slot = pending_[ticket % 2];
+    slot.rows = R;
+    slot.top = false;
+    if (!slot.done) check(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming), "sample event");
+    if (R == 0) {  // nothing to pick; the ticket still marks the end of the work queued so far
+      check(cudaEventRecord(slot.done, stream_), "sample event");
+      return ticket;
+    }
     const int64_t V = logits.cols();
     FERRUM_CHECK(logits.dtype == DType::F32 && logits.rows() >= R, "sample: logits {} for {} rows", logits.shape_str(), R);
-    if (R == 0) return;
-    bool top = false;
-    for (const SampleRow& r : batch.rows) top |= r.num_logprobs > 0;
     for (const LogitEdit& e : batch.edits)
       FERRUM_CHECK(e.token >= 0 && e.token < V, "sample: edit of token {} outside [0, {})", e.token, V);
+    for (const SampleRow& r : batch.rows) slot.top |= r.num_logprobs > 0;
     const size_t row_bytes = R * sizeof(SampleRow), edit_bytes = E * sizeof(LogitEdit);
     const size_t in_bytes = row_bytes + edit_bytes;
     // Device out: tokens, logprobs, top ids, top logprobs, then the edits' raw values.
     const size_t top_bytes = R * kMaxTopLogprobs * 4;
     const size_t out_bytes = R * 8 + 2 * top_bytes + E * 4;
-    grow(sample_in_host_, in_bytes, true);
+    grow(slot.in_host, in_bytes, true);
     grow(sample_in_, in_bytes, false);
-    grow(sample_out_host_, R * 8 + 2 * top_bytes, true);
+    grow(slot.out_host, R * 8 + 2 * top_bytes, true);
     grow(sample_out_, out_bytes, false);
-    auto* in = static_cast<uint8_t*>(sample_in_host_.data);
+    auto* in = static_cast<uint8_t*>(slot.in_host.data);
     std::memcpy(in, batch.rows.data(), row_bytes);
     if (E) std::memcpy(in + row_bytes, batch.edits.data(), edit_bytes);
     check(cudaMemcpyAsync(sample_in_.data, in, in_bytes, cudaMemcpyHostToDevice, stream_), "sample inputs");
@@ -359,20 +370,45 @@ class CudaBackend final : public Backend {
                  reinterpret_cast<float*>(dev_out + R * 4), reinterpret_cast<int32_t*>(dev_out + R * 8),
                  reinterpret_cast<float*>(dev_out + R * 8 + top_bytes), stream_);
     launched("sample");
-    auto* host = static_cast<uint8_t*>(sample_out_host_.data);
-    const size_t back = top ? R * 8 + 2 * top_bytes : R * 8;
-    check(cudaMemcpyAsync(host, dev_out, back, cudaMemcpyDeviceToHost, stream_), "sample outputs");
-    check(cudaStreamSynchronize(stream_), "sample");
-    out.tokens.assign(reinterpret_cast<int32_t*>(host), reinterpret_cast<int32_t*>(host) + R);
-    out.logprobs.assign(reinterpret_cast<float*>(host + R * 4), reinterpret_cast<float*>(host + R * 4) + R);
-    if (top) {
-      out.top_ids.assign(reinterpret_cast<int32_t*>(host + R * 8), reinterpret_cast<int32_t*>(host + R * 8) + R * kMaxTopLogprobs);
-      out.top_logprobs.assign(reinterpret_cast<float*>(host + R * 8 + top_bytes),
-                              reinterpret_cast<float*>(host + R * 8 + top_bytes) + R * kMaxTopLogprobs);
-    } else {
-      out.top_ids.clear();
-      out.top_logprobs.clear();
+    latest_rows_ = R;
+    const size_t back = slot.top ? R * 8 + 2 * top_bytes : R * 8;
+    check(cudaMemcpyAsync(slot.out_host.data, dev_out, back, cudaMemcpyDeviceToHost, stream_), "sample outputs");
+    check(cudaEventRecord(slot.done, stream_), "sample event");
+    return ticket;
+  }
+
+  void finish_sample(uint64_t ticket, SampleResult& out) override {
+    use_device();
+    FERRUM_CHECK(ticket + 2 >= next_ticket_ && ticket < next_ticket_, "finish_sample: ticket {} is not outstanding",
+                 ticket);
+    const PendingSample& slot = pending_[ticket % 2];
+    const int64_t R = slot.rows;
+    out.tokens.clear();
+    out.logprobs.clear();
+    out.top_ids.clear();
+    out.top_logprobs.clear();
+    check(cudaEventSynchronize(slot.done), "sample");  // this ticket's picks, not the work after them
+    if (R == 0) return;
+    const auto* host = static_cast<const uint8_t*>(slot.out_host.data);
+    const size_t top_bytes = R * kMaxTopLogprobs * 4;
+    out.tokens.assign(reinterpret_cast<const int32_t*>(host), reinterpret_cast<const int32_t*>(host) + R);
+    out.logprobs.assign(reinterpret_cast<const float*>(host + R * 4), reinterpret_cast<const float*>(host + R * 4) + R);
+    if (slot.top) {
+      out.top_ids.assign(reinterpret_cast<const int32_t*>(host + R * 8),
+                         reinterpret_cast<const int32_t*>(host + R * 8) + R * kMaxTopLogprobs);
+      out.top_logprobs.assign(reinterpret_cast<const float*>(host + R * 8 + top_bytes),
+                              reinterpret_cast<const float*>(host + R * 8 + top_bytes) + R * kMaxTopLogprobs);
     }
+  }
+
+  void take_sampled_tokens(Tensor& ids, const Tensor& pairs) override {
+    use_device();
+    const int64_t n = pairs.numel() / 2;
+    if (n == 0) return;
+    FERRUM_CHECK(latest_rows_ > 0, "take_sampled_tokens: nothing was sampled");
+    cuda::take_picks(ids.ptr<int32_t>(), ids.numel(), pairs.ptr<int32_t>(), n,
+                     static_cast<const int32_t*>(sample_out_.data), latest_rows_, stream_);
+    launched("take_picks");
   }
 
  private:
@@ -380,6 +416,7 @@ class CudaBackend final : public Backend {
   // headroom. Sampling runs outside graphs, so this leaves the recorded graphs valid.
   void grow(Tensor& t, size_t bytes, bool host) {
     if (t.nbytes() >= bytes) return;
+    if (!t.empty()) synchronize();  // queued copies may still use it
     const int64_t n = static_cast<int64_t>(bytes + bytes / 2 + 256);
     t = host ? alloc_host({n}, DType::U8) : alloc({n}, DType::U8);
   }
@@ -460,7 +497,17 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
-  Tensor sample_in_host_, sample_in_, sample_out_, sample_out_host_;  // sampling's staging buffers
+  // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
+  Tensor sample_in_, sample_out_;
+  struct PendingSample {
+    Tensor in_host, out_host;
+    cudaEvent_t done = nullptr;
+    int64_t rows = 0;
+    bool top = false;
+  };
+  PendingSample pending_[2];
+  uint64_t next_ticket_ = 0;
+  int64_t latest_rows_ = 0;  // rows of the latest start_sample (its picks lead sample_out_)
   Tensor attn_scratch_;  // attention partials of split keys
   std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs
   Tensor tiles_;

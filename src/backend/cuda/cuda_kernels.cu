@@ -140,6 +140,14 @@ __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t 
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[r * cols + i] = ok ? x[src * cols + i] : 0.0f;
 }
 
+__global__ void take_picks_kernel(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,
+                                  int64_t num_picks) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const int32_t dst = pairs[2 * i], src = pairs[2 * i + 1];
+  if (dst >= 0 && dst < num_ids && src >= 0 && src < num_picks) ids[dst] = picks[src];
+}
+
 __global__ void fill_random_kernel(void* dst, DType t, int64_t n, uint64_t seed, float center, float scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -221,6 +229,12 @@ void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t col
                  cudaStream_t s) {
   if (count == 0) return;
   gather_rows_kernel<<<static_cast<unsigned>(count), kThreads, 0, s>>>(x, rows, cols, num_rows, out);
+}
+
+void take_picks(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,
+                int64_t num_picks, cudaStream_t s) {
+  if (n == 0) return;
+  take_picks_kernel<<<blocks_for(n), kThreads, 0, s>>>(ids, num_ids, pairs, n, picks, num_picks);
 }
 
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s) {
