@@ -480,8 +480,8 @@ constexpr DType kFloatTypes[] = {DType::F32, DType::F16, DType::BF16};
 void add_linear_cases(CaseList& cases) {
   using E = LinearEpilogue;
   for (DType w : kFloatTypes) {
-    // One part: every row tail (a GPU: GEMV for 1-2 rows, tensor-core tiles of 8 x rows for
-    // 3-16, cuBLAS beyond); K = 200 is not a multiple of 32 or 64, N odd.
+    // One part: every row tail (a GPU: GEMV for 1-2 rows, cuBLAS beyond); K = 200 is not a
+    // multiple of 32 or 64, N odd.
     for (int64_t M : {1, 2, 3, 5, 8, 9, 16, 17, 64, 130}) add<LinearCase>(cases, "", LinearShape{M, 200, {97}}, w);
     // K not a multiple of 8 (no 16-byte rows: a GPU's GEMV does not take it).
     for (int64_t M : {1, 2, 17}) add<LinearCase>(cases, "", LinearShape{M, 67, {33}, true}, w);

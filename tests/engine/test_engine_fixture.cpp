@@ -127,14 +127,14 @@ TEST(FixtureModelsCuda, ConcurrentGreedyMatchesTransformersWithGraphs) {
   }
 }
 
-// Graphs, batch padding and device sampling change how a step runs, never its greedy output:
-// each combination gives transformers' ids on the float32 fixture.
+// Graphs, batch padding, device sampling and overlapped steps change how a step runs, never
+// its greedy output: each combination gives transformers' ids on the float32 fixture.
 TEST(FixtureModelsCuda, GraphsPaddingAndDeviceSamplingDoNotChangeGreedyOutput) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
   const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models/tiny-qwen2";
   auto refs = load_references(dir);
   std::shared_ptr<Model> model = load_model(dir.string(), 2, "cuda");
-  for (int combo = 0; combo < 8; ++combo) {
+  for (int combo = 0; combo < 16; ++combo) {
     ModelRunOptions run;
     run.graphs = combo & 1;
     run.pad_batches = combo & 2;
@@ -142,6 +142,7 @@ TEST(FixtureModelsCuda, GraphsPaddingAndDeviceSamplingDoNotChangeGreedyOutput) {
     EngineOptions o;
     o.num_kv_blocks = 64;
     o.host_sampling = combo & 4;
+    o.overlap = !(combo & 8);
     auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), o);
     std::vector<std::shared_ptr<RequestStream>> streams;
     for (int copy = 0; copy < 3; ++copy)  // 3 x 4 prompts: batches of 12, 11, ... padded to 16, 8, ...
@@ -156,7 +157,8 @@ TEST(FixtureModelsCuda, GraphsPaddingAndDeviceSamplingDoNotChangeGreedyOutput) {
       const Reference& r = refs[i % refs.size()];
       auto got = collect(*streams[i]).completions[0].tokens;
       EXPECT_EQ(got, std::vector<int32_t>(r.greedy.begin(), r.greedy.begin() + got.size()))
-          << "graphs " << run.graphs << " padding " << run.pad_batches << " host sampling " << o.host_sampling;
+          << "graphs " << run.graphs << " padding " << run.pad_batches << " host sampling " << o.host_sampling
+          << " overlap " << o.overlap;
       EXPECT_EQ(got.size(), r.greedy.size() - 3 * (i / refs.size()));
     }
   }

@@ -51,7 +51,7 @@ bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, 
                        const int32_t* tiles, int32_t num_tiles, const int32_t* query_start, const int32_t* seq_lens,
                        const int32_t* block_tables, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                        int64_t d, float scale, void* out, cudaStream_t s);
-// Skinny matmuls (m <= 16 rows of x) against 16-bit weights w [n, k], x of the same type:
+// Skinny matmuls (m <= 2 rows of x) against 16-bit weights w [n, k], x of the same type:
 // Store: out[m, n] = x[m, :] . w[n, :] (+ bias[n]) into out_dtype (F32 or the weights' type);
 // Accumulate: adds that into an F32 out; SiluMul: w holds gate rows then up rows (n = 2 *
 // half), out[m, i] = silu(gate_i) * up_i in the weights' type. False (nothing launched) when
@@ -59,10 +59,6 @@ bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, 
 enum class GemvMode { Store, Accumulate, SiluMul };
 bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
                 void* out, DType out_dtype, GemvMode mode, cudaStream_t s);
-// gemv_16bit's 3-16 row case on tensor cores (cuda_skinny_mma.cu); the same contract, with the
-// checks already done.
-void skinny_mma_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
-                      void* out, DType out_dtype, GemvMode mode, cudaStream_t s);
 // out[r, i] = silu(src[r, i]) * src[r, half + i], rows of 2 * half values of dtype.
 void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DType dtype, cudaStream_t s);
 // out[r, :] += bias[:] (out of dtype)
