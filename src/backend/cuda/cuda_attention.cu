@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_mma.cuh"
+#include "backend/cuda/cuda_pdl.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 
 namespace ferrum::cuda {
@@ -182,6 +183,8 @@ __global__ void __launch_bounds__(kWarps * 32)
                         float* partial) {
   constexpr int kTileKeys = 16 * kWarps, kStride = D + 8, kChunks = D / 8;
   extern __shared__ __align__(128) unsigned char smem_raw[];
+  pdl_wait();
+  pdl_trigger();
   C* sq = reinterpret_cast<C*>(smem_raw);    // [16][kStride]
   C* sk = sq + 16 * kStride;                 // [2][kTileKeys][kStride]
   C* sv = sk + 2 * kTileKeys * kStride;      // [2][kTileKeys][kStride]
@@ -326,6 +329,8 @@ __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, 
                                int32_t num_seqs, int64_t hq, int32_t tiled_min_q, C* out) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_sum;
+  pdl_wait();
+  pdl_trigger();
   const int64_t bh = blockIdx.x;
   if (tiled_min_q > 0) {
     const int s = sequence_of(query_start, num_seqs, bh / hq);
@@ -403,13 +408,13 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
         return true;
       }();
       (void)configured;
-      tc_attention_kernel<D, C><<<grid, kWarps * 32, bytes, s>>>(
+      launch_pdl(tc_attention_kernel<D, C>, grid, kWarps * 32, bytes, s,
           static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
           seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f,
           keys_per_split, chunks, tiled_min_q, static_cast<C*>(out), partial);
       if (splits > 1)
-        combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
-                                                                          hq, tiled_min_q, static_cast<C*>(out));
+        launch_pdl(combine_kernel<C>, static_cast<unsigned>(tokens * hq), 128, 0, s, partial, splits, d, query_start,
+                   num_seqs, hq, tiled_min_q, static_cast<C*>(out));
     };
     auto with_dim_tc = [&](auto* c) {
       if (d == 64) tc(std::integral_constant<int, 64>(), c);

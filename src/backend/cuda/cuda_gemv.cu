@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_pdl.cuh"
 
 namespace ferrum::cuda {
 namespace {
@@ -25,10 +26,15 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   constexpr int kUnroll = 4;
   int64_t c = lane;
+  bool waited = false;
   for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
     uint4 u[kUnroll];
 #pragma unroll
     for (int r = 0; r < kUnroll; ++r) u[r] = __ldg(row + c + 32 * r);  // all loads issued first
+    if (!waited) {  // the first weights are on their way; x is the previous op's output
+      pdl_wait();
+      waited = true;
+    }
 #pragma unroll
     for (int r = 0; r < kUnroll; ++r) {
       float wf[8];
@@ -42,6 +48,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
       }
     }
   }
+  if (!waited) pdl_wait();
   for (; c < chunks; c += 32) {
     float wf[8];
     unpack8<W>(__ldg(row + c), wf);
@@ -65,7 +72,8 @@ __global__ void gemv_kernel(const W* __restrict__ x, const W* __restrict__ w, co
                             int64_t n_cols, int64_t k, O* __restrict__ out) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
-  if (n >= n_cols) return;
+  pdl_trigger();
+  if (n >= n_cols) return;  // warp 0 of every block has a row (it waits)
   float acc[M];
   row_dots<W, M>(x, w + n * k, k, lane, acc);
   if (lane != 0) return;
@@ -89,7 +97,9 @@ __global__ void gate_up_silu_kernel(const W* __restrict__ x, const W* __restrict
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kHalf + warp % kHalf;
   const int64_t row = warp < kHalf ? n : n_cols + n;
   float acc[M];
+  pdl_trigger();
   if (n < n_cols) row_dots<W, M>(x, w + row * k, k, lane, acc);
+  else pdl_wait();
   const float b = bias && n < n_cols ? bias[row] : 0.0f;
   if (warp < kHalf && lane == 0 && n < n_cols)
 #pragma unroll
@@ -112,18 +122,19 @@ void launch(const void* xv, const void* wv, const float* bias, int64_t n, int64_
   if (mode == GemvMode::SiluMul) {
     const int64_t half = n / 2;
     const unsigned blocks = static_cast<unsigned>((half + kWarpsPerBlock / 2 - 1) / (kWarpsPerBlock / 2));
-    gate_up_silu_kernel<W, M><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, half, k, static_cast<W*>(out));
+    launch_pdl(gate_up_silu_kernel<W, M>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, half, k, static_cast<W*>(out));
     return;
   }
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (mode == GemvMode::Accumulate)
-    gemv_kernel<W, float, M, GemvMode::Accumulate>
-        <<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<float*>(out));
+    launch_pdl(gemv_kernel<W, float, M, GemvMode::Accumulate>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+               static_cast<float*>(out));
   else if (out_dtype == DType::F32)
-    gemv_kernel<W, float, M, GemvMode::Store>
-        <<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<float*>(out));
+    launch_pdl(gemv_kernel<W, float, M, GemvMode::Store>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+               static_cast<float*>(out));
   else
-    gemv_kernel<W, W, M, GemvMode::Store><<<blocks, kWarpsPerBlock * 32, 0, s>>>(x, w, bias, n, k, static_cast<W*>(out));
+    launch_pdl(gemv_kernel<W, W, M, GemvMode::Store>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+               static_cast<W*>(out));
 }
 
 // Rows of x this kernel takes; beyond, the x reads per weight byte make cuBLAS faster. (A

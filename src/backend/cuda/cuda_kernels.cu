@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_pdl.cuh"
 #include "backend/dummy_fill.h"
 
 #include <type_traits>
@@ -30,6 +31,8 @@ unsigned blocks_for(int64_t n, int per_block = kThreads) {
 
 __global__ void embedding_kernel(const void* table, DType t, int64_t vocab, int64_t dim, const int32_t* ids,
                                  float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t tok = blockIdx.x;
   const int32_t id = ids[tok];
   float* o = out + tok * dim;
@@ -51,6 +54,8 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
 template <typename O>
 __global__ void rms_norm_kernel(const float* x, const void* w, DType wt, int64_t cols, float eps, O* out) {
   __shared__ float shared[32];
+  pdl_wait();
+  pdl_trigger();
   const float* xr = x + blockIdx.x * cols;
   O* o = out + blockIdx.x * cols;
   float ss = 0.0f;
@@ -69,6 +74,8 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
                                          const float* sin, int64_t max_positions, const int32_t* slots, int64_t hq,
                                          int64_t hk, int64_t d, int64_t num_slots, A* __restrict__ q_out,
                                          C* __restrict__ k_cache, C* __restrict__ v_cache) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t t = blockIdx.x, half = d / 2, heads = hq + 2 * hk;
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   const int32_t pos = positions[t];
@@ -134,6 +141,8 @@ __global__ void add_bias_kernel(T* o, const float* bias, int64_t rows, int64_t c
 }
 
 __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t cols, int64_t num_rows, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   const int32_t src = rows[r];
   const bool ok = src >= 0 && src < num_rows;
@@ -177,7 +186,7 @@ unsigned row_threads(int64_t cols) { return cols >= 1024 ? 1024 : (cols >= 256 ?
 void embedding(const void* table, DType dtype, int64_t vocab, int64_t dim, const int32_t* ids, int64_t tokens,
                float* out, cudaStream_t s) {
   if (tokens == 0) return;
-  embedding_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, s>>>(table, dtype, vocab, dim, ids, out);
+  launch_pdl(embedding_kernel, static_cast<unsigned>(tokens), kThreads, 0, s, table, dtype, vocab, dim, ids, out);
 }
 
 void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t cols, float eps, void* out,
@@ -185,8 +194,8 @@ void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_
   if (rows == 0) return;
   with_type(out_dtype, [&](auto* o) {
     using O = std::remove_pointer_t<decltype(o)>;
-    rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(cols), 0, s>>>(x, w, w_dtype, cols, eps,
-                                                                               static_cast<O*>(out));
+    launch_pdl(rms_norm_kernel<O>, static_cast<unsigned>(rows), row_threads(cols), 0, s, x, w, w_dtype, cols, eps,
+               static_cast<O*>(out));
   });
 }
 
@@ -201,7 +210,7 @@ void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, con
     using A = std::remove_pointer_t<decltype(a)>;
     with_type(cache_dtype, [&](auto* c) {
       using C = std::remove_pointer_t<decltype(c)>;
-      qkv_rope_write_kv_kernel<<<static_cast<unsigned>(tokens), threads, 0, s>>>(
+      launch_pdl(qkv_rope_write_kv_kernel<A, C>, static_cast<unsigned>(tokens), threads, 0, s,
           static_cast<const A*>(qkv), q_norm, k_norm, norm_dtype, eps, positions, cos, sin, max_positions, slots, hq,
           hk, d, num_slots, static_cast<A*>(q_out), static_cast<C*>(k_cache), static_cast<C*>(v_cache));
     });
@@ -228,7 +237,7 @@ void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t c
 void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,
                  cudaStream_t s) {
   if (count == 0) return;
-  gather_rows_kernel<<<static_cast<unsigned>(count), kThreads, 0, s>>>(x, rows, cols, num_rows, out);
+  launch_pdl(gather_rows_kernel, static_cast<unsigned>(count), kThreads, 0, s, x, rows, cols, num_rows, out);
 }
 
 void take_picks(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,
