@@ -189,6 +189,17 @@ class EngineImpl final : public Engine {
     std::deque<std::unique_ptr<Request>> incoming;
     std::vector<uint64_t> aborts;
     for (;;) {
+      // A step in flight that the next schedule must wait for is waited for first, so that the
+      // requests that arrive while it runs are taken into that schedule.
+      if (in_flight_ && must_finish_before_schedule()) {
+        try {
+          finish_in_flight();
+          emit_touched();
+        } catch (const std::exception& e) {
+          log::error("engine step failed: {}", e.what());
+          fail_everything(std::string("engine error: ") + e.what());
+        }
+      }
       bool stop = false;
       {
         std::unique_lock lk(inbox_->mu);
@@ -297,11 +308,9 @@ class EngineImpl final : public Engine {
   // (if one is in flight) is collected: its tokens appended, stops checked. With overlap the
   // new step stays in flight until the next one is launched; without, it is collected at once.
   void step() {
-    ++step_id_;
     const size_t dead_before = graveyard_.size();  // retired before this schedule: see the end
     auto t_begin = ProfileClock::now();
-    // Penalties see every earlier token: a step after one that sampled with them waits for it.
-    if (in_flight_ && in_flight_->needs_history) finish_in_flight();
+    if (in_flight_ && must_finish_before_schedule()) finish_in_flight();
     SchedulerOutput out = scheduler_.schedule();
     auto t_scheduled = ProfileClock::now();
     ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;
@@ -334,9 +343,7 @@ class EngineImpl final : public Engine {
     } else if (in_flight_) {
       finish_in_flight();  // nothing new to run: take the last step's tokens
     }
-    emitting_.swap(touched_);  // both keep their capacity from step to step
-    for (Request* req : emitting_) emit(*req);
-    emitting_.clear();
+    emit_touched();
     // Requests retired before this schedule can only be referenced by the step that was in
     // flight then, which has been collected by now.
     graveyard_.erase(graveyard_.begin(), graveyard_.begin() + static_cast<std::ptrdiff_t>(dead_before));
@@ -354,6 +361,20 @@ class EngineImpl final : public Engine {
                   profile_.sample / n, profile_.emit / n);
       }
     }
+  }
+
+  // Penalties see every earlier token: a step after one that sampled with them waits for it.
+  // So does a step after a long one (prompt chunks): scheduled while that one runs, it would
+  // leave the requests that arrive meanwhile waiting one long step more.
+  bool must_finish_before_schedule() const {
+    return in_flight_->needs_history || in_flight_->out.num_tokens > options_.overlap_max_step_tokens;
+  }
+
+  void emit_touched() {
+    emitting_.swap(touched_);  // both keep their capacity from step to step
+    ++emit_round_;             // what is touched from now on is emitted next time
+    for (Request* req : emitting_) emit(*req);
+    emitting_.clear();
   }
 
   // The host-sampling step (logits to the host, the host Sampler): run, then pick at once.
@@ -484,8 +505,8 @@ class EngineImpl final : public Engine {
   }
 
   void touch(Request& req) {
-    if (req.touched_step == step_id_) return;
-    req.touched_step = step_id_;
+    if (req.touched_step == emit_round_) return;  // already queued for this round's emit
+    req.touched_step = emit_round_;
     touched_.push_back(&req);
   }
 
@@ -561,7 +582,7 @@ class EngineImpl final : public Engine {
   std::mutex spare_mu_;
   std::vector<std::unique_ptr<Sampler>> spare_samplers_;
   std::vector<Request*> touched_, emitting_;  // requests with output in this step
-  uint64_t step_id_ = 0;
+  uint64_t emit_round_ = 1;  // requests touched since the last emit_touched carry this
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
 
   std::atomic<uint64_t> next_id_{1};

@@ -35,6 +35,10 @@ struct EngineOptions {
   // then takes step N's tokens (their ids feed step N+1 on the device). Needs model sampling.
   // FERRUM_NO_OVERLAP=1 turns it off; outputs are the same either way.
   bool overlap = std::getenv("FERRUM_NO_OVERLAP") == nullptr;
+  // An overlapped step is scheduled when the one before it starts, so a request that arrives
+  // meanwhile waits one step more. After a step of more tokens than this (prompt chunks: a long
+  // step) the engine waits for it before scheduling the next, as without overlap.
+  int32_t overlap_max_step_tokens = 512;
   // Model::prepare at start-up (buffers sized, decode graphs recorded) for contexts up to
   // this many tokens; 0 skips it (steps then prepare lazily).
   int64_t prepare_graph_context = 1024;

@@ -20,7 +20,7 @@ struct Request {
   std::shared_ptr<class RequestChannel> channel;
   int32_t num_finished = 0;
   int32_t cached_tokens = -1;  // -1 until the first completion is first scheduled
-  uint64_t touched_step = 0;   // last step that produced output for it
+  uint64_t touched_step = 0;   // the engine's emit round in which it last got output
 };
 
 struct Inbox {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "engine_test_util.h"
@@ -21,10 +22,11 @@ namespace fs = std::filesystem;
 
 fs::path fixture(const std::string& name) { return fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models" / name; }
 
-EngineOptions model_sampling(bool overlap, int32_t kv_blocks) {
+EngineOptions model_sampling(bool overlap, int32_t kv_blocks, int32_t overlap_max_step_tokens = 512) {
   EngineOptions o;
   o.model_sampling = true;
   o.overlap = overlap;
+  o.overlap_max_step_tokens = overlap_max_step_tokens;
   o.block_size = 16;
   o.max_num_batched_tokens = 40;  // prompts are chunked
   o.num_kv_blocks = kv_blocks;
@@ -47,8 +49,11 @@ TEST_P(OverlapFixtures, GreedyMatchesTransformersUnderKvPressure) {
   const fs::path dir = fixture(GetParam());
   auto refs = load_references(dir);
   std::shared_ptr<Model> model = load_model(dir.string(), 2);
-  for (bool overlap : {true, false}) {
-    auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), model_sampling(overlap, 24));
+  // Overlapped always, after short steps only (prompt chunks are waited for), and never.
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool overlap = mode < 2;
+    auto engine =
+        Engine::create(model, Tokenizer::from_dir(dir.string()), model_sampling(overlap, 24, mode == 1 ? 4 : 512));
     std::vector<std::shared_ptr<RequestStream>> streams;
     std::vector<const Reference*> expected;
     for (int copy = 0; copy < 4; ++copy)
@@ -132,16 +137,16 @@ TEST(Overlap, MixedRequestsGiveTheSameOutputsWithAndWithoutOverlap) {
   }
 
   std::vector<std::vector<Collected>> runs;
-  for (bool overlap : {false, true}) {
-    auto engine = Engine::create(model, tok, model_sampling(overlap, 40));
+  for (int mode = 0; mode < 3; ++mode) {  // without overlap, overlapped always, after short steps only
+    auto engine = Engine::create(model, tok, model_sampling(mode > 0, 40, mode == 2 ? 4 : 512));
     std::vector<std::shared_ptr<RequestStream>> streams;
     for (auto& [prompt, p] : load) streams.push_back(engine->submit(prompt, p));
     runs.emplace_back();
     for (size_t i = 0; i < streams.size(); ++i) runs.back().push_back(collect(*streams[i], load[i].second.n));
   }
-  for (size_t i = 0; i < load.size(); ++i) {
-    const auto& a = runs[0][i].completions;
-    const auto& b = runs[1][i].completions;
+  for (size_t i = 0; i < load.size() * 2; ++i) {
+    const auto& a = runs[0][i % load.size()].completions;
+    const auto& b = runs[1 + i / load.size()][i % load.size()].completions;
     ASSERT_EQ(a.size(), b.size());
     for (size_t k = 0; k < a.size(); ++k) {
       EXPECT_EQ(a[k].tokens, b[k].tokens) << "request " << i << " completion " << k;
@@ -166,6 +171,42 @@ TEST(Overlap, MixedRequestsGiveTheSameOutputsWithAndWithoutOverlap) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(runs[1][5 + i].completions[0].tokens.size(), 1u + 5 * i);
   // The 3 seeded samples differ from each other.
   EXPECT_NE(runs[1][2].completions[0].tokens, runs[1][2].completions[1].tokens);
+}
+
+// Requests that arrive while others decode: steps with prompt chunks are waited for before
+// the next schedule (overlap_max_step_tokens), the others overlap; every request must still
+// get all its tokens and its finish (a token taken in that wait was once never emitted, and
+// its request never finished).
+TEST(Overlap, StaggeredArrivalsAllFinishWithTheirGreedyTokens) {
+  const fs::path dir = fixture("tiny-llama");
+  auto refs = load_references(dir);
+  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+  auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), model_sampling(true, 64, 4));
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<size_t> lengths;
+  for (int i = 0; i < 16; ++i) {
+    const Reference& r = refs[i % refs.size()];
+    SamplingParams p;
+    p.temperature = 0.0f;
+    p.ignore_eos = true;
+    p.max_tokens = 3 + (i * 7) % static_cast<int32_t>(r.greedy.size() - 2);
+    lengths.push_back(static_cast<size_t>(p.max_tokens));
+    streams.push_back(engine->submit(r.prompt, p));
+    if (i % 3 == 2) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // arrive mid-decode
+  }
+  auto all = std::async(std::launch::async, [&] {
+    std::vector<Collected> got;
+    for (auto& s : streams) got.push_back(collect(*s));
+    return got;
+  });
+  ASSERT_EQ(all.wait_for(std::chrono::seconds(60)), std::future_status::ready) << "a request never finished";
+  const std::vector<Collected> got = all.get();
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Reference& r = refs[i % refs.size()];
+    EXPECT_EQ(got[i].completions[0].tokens, std::vector<int32_t>(r.greedy.begin(), r.greedy.begin() + lengths[i]))
+        << "request " << i;
+    EXPECT_EQ(got[i].completions[0].finish, FinishReason::Length);
+  }
 }
 
 // An abort while steps are in flight ends the request at once; its blocks are freed and the
