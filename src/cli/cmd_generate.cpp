@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "models/gguf_model.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "engine/engine.h"
@@ -23,7 +24,7 @@ struct GenerateArgs {
 };
 
 int run_generate(const GenerateArgs& a) {
-  auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(a.model));
+  auto tokenizer = std::shared_ptr<const Tokenizer>(load_tokenizer(a.model));
   std::shared_ptr<Model> model = load_model(a.model, a.threads, a.device);
   std::vector<int32_t> prompt_ids = tokenizer->encode(a.prompt, !a.no_special);
   if (prompt_ids.empty()) fail("the prompt is empty after tokenization; give some text with -p");

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "models/gguf_model.h"
 #include "core/json.h"
 #include "models/model.h"
 #include "models/perplexity.h"
@@ -50,7 +51,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 int run_perplexity(const PerplexityArgs& a) {
   const std::string text = read_text_file(a.file);
-  const auto tokenizer = Tokenizer::from_dir(a.model);
+  const auto tokenizer = load_tokenizer(a.model);
   auto model = load_model(a.model, a.threads, a.device);
 
   if (!a.json) std::printf("perplexity: tokenizing the input ..\n");

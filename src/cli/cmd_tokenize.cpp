@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "models/gguf_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum::cli {
@@ -37,7 +38,7 @@ std::string format_ids(const std::vector<int32_t>& ids, bool as_json) {
 
 int run_tokenize(const TokenizeArgs& a) {
   const std::string text = a.file.empty() ? a.text : read_file(a.file);
-  const auto tokenizer = Tokenizer::from_dir(a.model);
+  const auto tokenizer = load_tokenizer(a.model);
   const auto ids = tokenizer->encode(text, !a.no_special);
   const std::string line = format_ids(ids, a.json) + "\n";
   std::fwrite(line.data(), 1, line.size(), stdout);

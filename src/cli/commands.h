@@ -24,6 +24,7 @@ void register_serve(CLI::App& app);
 void register_run(CLI::App& app);
 void register_pull(CLI::App& app);
 void register_list(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 // Prints a backtrace on SIGSEGV and other fatal signals (crash_handler.cpp).
 void install_crash_handler();

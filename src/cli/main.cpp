@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   register_run(app);
   register_pull(app);
   register_list(app);
+  register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

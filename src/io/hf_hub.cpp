@@ -130,8 +130,9 @@ std::string resolve_model(const std::string& spec, bool allow_download) {
   std::error_code ec;
   if (fs::is_directory(spec, ec)) return spec;
   if (fs::is_regular_file(spec, ec)) {
-    if (spec.size() > 5 && spec.substr(spec.size() - 5) == ".gguf") fail("'{}': GGUF files are not supported yet; use a Hugging Face safetensors folder", spec);
-    fail("'{}' is a file; MODEL must be a model folder (config.json, *.safetensors, tokenizer.json) or a Hugging Face repo id", spec);
+    if (spec.size() > 5 && spec.substr(spec.size() - 5) == ".gguf") return spec;
+    fail("'{}' is a file; MODEL must be a model folder (config.json, *.safetensors, tokenizer.json), a .gguf file "
+         "or a Hugging Face repo id", spec);
   }
   if (!looks_like_repo_id(spec))
     fail("'{}' is neither a folder nor a Hugging Face repo id (ORG/NAME[:REVISION])", spec);

@@ -8,7 +8,9 @@
 namespace ferrum {
 
 struct RopeScaling {
-  std::string type = "default";  // default | linear | llama3
+  std::string type = "default";  // default | linear | llama3 | freq_factors
+  // freq_factors (GGUF's rope_freqs tensor): inverse frequency i is divided by freq_factors[i].
+  std::vector<float> freq_factors;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;

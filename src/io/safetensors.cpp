@@ -80,6 +80,10 @@ WeightStore WeightStore::open_dir(const std::string& model_dir) {
   return ws;
 }
 
+void WeightStore::add_tensor(const std::string& name, Tensor t) {
+  if (!tensors_.emplace(name, std::move(t)).second) fail("tensor '{}' is given twice", name);
+}
+
 void WeightStore::add_file(const std::string& path) {
   auto file = std::make_shared<MappedFile>(path);
   const size_t size = file->size();

@@ -39,6 +39,8 @@ class WeightStore {
   const Tensor& get(const std::string& name) const;
   std::vector<std::string> names() const;
   size_t total_bytes() const;
+  // Adds a tensor from elsewhere (a GGUF file's, converted); its owner keeps it alive.
+  void add_tensor(const std::string& name, Tensor t);
 
  private:
   void add_file(const std::string& path);

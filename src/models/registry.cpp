@@ -3,6 +3,7 @@
 
 #include "core/log.h"
 #include "models/decoder_model.h"
+#include "models/gguf_model.h"
 
 namespace ferrum {
 namespace {
@@ -30,8 +31,7 @@ std::string architecture_of(const ModelConfig& c) {
 
 namespace {
 
-std::pair<ModelConfig, DecoderOptions> resolve(const std::string& model_dir) {
-  ModelConfig config = ModelConfig::from_dir(model_dir);
+std::pair<ModelConfig, DecoderOptions> resolve(ModelConfig config, const std::string& model_dir) {
   const std::string arch = architecture_of(config);
   auto it = decoder_architectures().find(arch);
   if (it == decoder_architectures().end()) {
@@ -52,7 +52,8 @@ std::pair<ModelConfig, DecoderOptions> resolve(const std::string& model_dir) {
 
 std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads,
                                         const std::string& device) {
-  auto [config, options] = resolve(model_dir);
+  if (is_gguf_path(model_dir)) fail("--dummy takes a model folder (config.json), not a GGUF file");
+  auto [config, options] = resolve(ModelConfig::from_dir(model_dir), model_dir);
   if (dtype == "bf16") options.dummy_weights = DType::BF16;
   else if (dtype == "f16") options.dummy_weights = DType::F16;
   else if (dtype == "f32") options.dummy_weights = DType::F32;
@@ -61,7 +62,15 @@ std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std:
 }
 
 std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads, const std::string& device) {
-  auto [config, options] = resolve(model_dir);
+  if (is_gguf_path(model_dir)) {
+    std::shared_ptr<GgufFile> g = GgufFile::open(model_dir);
+    auto [config, options] = resolve(config_from_gguf(*g), model_dir);
+    WeightStore weights = weights_from_gguf(g, config);
+    log::debug("loading {} ({} layers, hidden {}) from GGUF {}", config.architecture, config.num_hidden_layers,
+               config.hidden_size, model_dir);
+    return make_decoder_model(config, options, std::move(weights), make_backend(device, num_threads));
+  }
+  auto [config, options] = resolve(ModelConfig::from_dir(model_dir), model_dir);
   const std::string arch = config.architecture;
   WeightStore weights = WeightStore::open_dir(model_dir);
   log::debug("loading {} ({} layers, hidden {}) from {}", arch, config.num_hidden_layers, config.hidden_size, model_dir);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace ferrum {
 
 std::vector<float> rope_inv_freq(const ModelConfig& c) {
@@ -13,7 +15,11 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     inv[i] = 1.0f / p;  // float32 steps, as torch computes it
   }
   const RopeScaling& r = c.rope_scaling;
-  if (r.type == "linear") {
+  if (r.type == "freq_factors") {
+    FERRUM_CHECK(r.freq_factors.size() == inv.size(), "RoPE: {} frequency factors for {} frequencies",
+                 r.freq_factors.size(), inv.size());
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= r.freq_factors[i];
+  } else if (r.type == "linear") {
     for (auto& f : inv) f = static_cast<float>(f / r.factor);
   } else if (r.type == "llama3") {
     const double old_len = static_cast<double>(r.original_max_position_embeddings);

@@ -1,5 +1,7 @@
 #include "server/model_loader.h"
 
+#include "models/gguf_model.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -122,10 +124,11 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   log::info("loading {} from {}", o.model, dir);
   if (cuda_device_index(o.device) >= 0 && !cuda_available())  // before reading gigabytes
     fail("--device {}: no CUDA device is available (no GPU or driver, or ferrum was built without CUDA)", o.device);
-  auto tokenizer = std::shared_ptr<const Tokenizer>(Tokenizer::from_dir(dir));
+  const bool gguf = is_gguf_path(dir);
+  auto tokenizer = std::shared_ptr<const Tokenizer>(load_tokenizer(dir));
   std::shared_ptr<Model> model;
   if (o.dummy.empty()) {
-    read_weights_with_progress(dir);
+    if (!gguf) read_weights_with_progress(dir);
     model = load_model(dir, o.threads, o.device);
   } else {
     log::info("random {} weights filled in place (--dummy): outputs are meaningless", o.dummy);
@@ -137,8 +140,13 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   auto ctx = std::make_shared<ServingContext>();
   ctx->tokenizer = tokenizer;
   try {
-    chat::ChatTemplate tmpl = o.chat_template_file.empty() ? chat::ChatTemplate::from_model_dir(dir)
-                                                           : chat::ChatTemplate::from_file(o.chat_template_file, dir);
+    auto from_model = [&] {
+      if (!gguf) return chat::ChatTemplate::from_model_dir(dir);
+      const auto g = GgufFile::open(dir);
+      return chat::ChatTemplate(gguf_chat_templates(*g), gguf_special_tokens(*g));
+    };
+    chat::ChatTemplate tmpl = o.chat_template_file.empty() ? from_model()
+                                                           : chat::ChatTemplate::from_file(o.chat_template_file, gguf ? "" : dir);
     bool reasoning = tokenizer->token_to_id("<think>").has_value() && tokenizer->token_to_id("</think>").has_value();
     // The tool-call syntax a model was trained on shows in its special tokens.
     chat::ToolCallFormat tools = chat::ToolCallFormat::None;

@@ -1,0 +1,493 @@
+#include "models/gguf_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "io/gguf_writer.h"
+#include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
+
+namespace ferrum {
+namespace fs = std::filesystem;
+
+namespace {
+
+// llama.cpp's token types.
+enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+std::string gguf_arch(const ModelConfig& c) {
+  static const std::map<std::string, std::string> m = {{"LlamaForCausalLM", "llama"},
+                                                       {"MistralForCausalLM", "llama"},
+                                                       {"Qwen2ForCausalLM", "qwen2"},
+                                                       {"Qwen3ForCausalLM", "qwen3"}};
+  const auto it = m.find(c.architecture);
+  if (it == m.end()) fail("architecture '{}' has no GGUF form here (llama, qwen2 and qwen3 do)", c.architecture);
+  return it->second;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) fail("cannot read {}", p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// llama's q/k rows: Hugging Face keeps each head's rotary pairs as (i, i + D/2) (rotate-half);
+// llama.cpp's converter interleaves them, (2i, 2i + 1). GGUF row h*D + 2i + j holds Hugging
+// Face row h*D + j*D/2 + i.
+int64_t hf_row_of_gguf_row(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, k = r % head_dim, i = k / 2, j = k % 2;
+  return h * head_dim + j * (head_dim / 2) + i;
+}
+
+bool permuted(const std::string& arch, const std::string& hf_name) {
+  return arch == "llama" && (hf_name.find("q_proj.weight") != std::string::npos ||
+                             hf_name.find("k_proj.weight") != std::string::npos);
+}
+
+// Pre-tokenizer regexes by llama.cpp's tokenizer.ggml.pre names.
+const std::map<std::string, std::string>& pre_regexes() {
+  static const std::map<std::string, std::string> m = {
+      {"llama-bpe",
+       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+      {"qwen2",
+       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+      {"gpt2", R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)"},
+  };
+  return m;
+}
+
+}  // namespace
+
+bool is_gguf_path(const std::string& path) {
+  std::error_code ec;
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && fs::is_regular_file(path, ec);
+}
+
+std::vector<std::pair<std::string, std::string>> gguf_tensor_names(const ModelConfig& c) {
+  std::vector<std::pair<std::string, std::string>> n = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                                        {"model.norm.weight", "output_norm.weight"}};
+  if (!c.tie_word_embeddings) n.emplace_back("lm_head.weight", "output.weight");
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string hf = "model.layers." + std::to_string(l) + ".", gg = "blk." + std::to_string(l) + ".";
+    n.emplace_back(hf + "input_layernorm.weight", gg + "attn_norm.weight");
+    for (const char* p : {"q", "k", "v"}) {
+      n.emplace_back(hf + "self_attn." + p + "_proj.weight", gg + "attn_" + p + ".weight");
+      if (c.attention_bias) n.emplace_back(hf + "self_attn." + p + "_proj.bias", gg + "attn_" + p + ".bias");
+    }
+    if (c.qk_norm) {
+      n.emplace_back(hf + "self_attn.q_norm.weight", gg + "attn_q_norm.weight");
+      n.emplace_back(hf + "self_attn.k_norm.weight", gg + "attn_k_norm.weight");
+    }
+    n.emplace_back(hf + "self_attn.o_proj.weight", gg + "attn_output.weight");
+    n.emplace_back(hf + "post_attention_layernorm.weight", gg + "ffn_norm.weight");
+    n.emplace_back(hf + "mlp.gate_proj.weight", gg + "ffn_gate.weight");
+    n.emplace_back(hf + "mlp.up_proj.weight", gg + "ffn_up.weight");
+    n.emplace_back(hf + "mlp.down_proj.weight", gg + "ffn_down.weight");
+  }
+  return n;
+}
+
+ModelConfig config_from_gguf(const GgufFile& g) {
+  const std::string arch = g.get_string("general.architecture");
+  static const std::map<std::string, std::string> hf = {
+      {"llama", "LlamaForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
+  const auto it = hf.find(arch);
+  if (it == hf.end()) fail("GGUF file '{}': architecture '{}' is not supported (llama, qwen2, qwen3 are)", g.path(), arch);
+  const std::string k = arch + ".";
+  ModelConfig c;
+  c.architecture = it->second;
+  c.model_type = arch;
+  c.hidden_size = g.get_int(k + "embedding_length");
+  c.num_hidden_layers = g.get_int(k + "block_count");
+  c.intermediate_size = g.get_int(k + "feed_forward_length");
+  c.num_attention_heads = g.get_int(k + "attention.head_count");
+  c.num_key_value_heads = g.get_int(k + "attention.head_count_kv", c.num_attention_heads);
+  if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 ||
+      c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("GGUF file '{}': inconsistent {}.* sizes (hidden {}, layers {}, heads {} / {})", g.path(), arch,
+         c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads);
+  c.head_dim = g.get_int(k + "attention.key_length", c.hidden_size / c.num_attention_heads);
+  c.max_position_embeddings = g.get_int(k + "context_length", 2048);
+  c.rms_norm_eps = g.get_float(k + "attention.layer_norm_rms_epsilon", 1e-6);
+  c.rope_theta = g.get_float(k + "rope.freq_base", 10000.0);
+  const std::string scaling = g.get_string(k + "rope.scaling.type", "none");
+  if (scaling == "linear") {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = g.get_float(k + "rope.scaling.factor");
+  } else if (scaling != "none") {
+    fail("GGUF file '{}': RoPE scaling '{}' is not supported (linear and llama3's rope_freqs are)", g.path(), scaling);
+  }
+  if (const GgufTensor* f = g.find("rope_freqs.weight")) {  // Llama 3.1's scaling, per frequency
+    if (f->type != GgmlType::F32 || f->numel() != c.head_dim / 2)
+      fail("GGUF file '{}': rope_freqs.weight must be {} F32 values", g.path(), c.head_dim / 2);
+    c.rope_scaling.type = "freq_factors";
+    c.rope_scaling.freq_factors.resize(static_cast<size_t>(c.head_dim / 2));
+    std::memcpy(c.rope_scaling.freq_factors.data(), f->data, f->nbytes);
+  }
+  c.vocab_size = g.has("tokenizer.ggml.tokens") ? static_cast<int64_t>(g.get("tokenizer.ggml.tokens").array.size())
+                                                : g.get_int(k + "vocab_size");
+  c.tie_word_embeddings = g.find("output.weight") == nullptr;
+  c.attention_bias = arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
+  std::set<int32_t> eos;
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+    if (g.has(key)) eos.insert(static_cast<int32_t>(g.get_int(key)));
+  c.eos_token_ids.assign(eos.begin(), eos.end());
+  if (g.has("tokenizer.ggml.bos_token_id")) c.bos_token_id = static_cast<int32_t>(g.get_int("tokenizer.ggml.bos_token_id"));
+  return c;
+}
+
+WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c) {
+  const std::string arch = g->get_string("general.architecture");
+  WeightStore ws;
+  for (const auto& [hf, gg] : gguf_tensor_names(c)) {
+    const GgufTensor& t = g->tensor(gg);
+    const auto info = ggml_type_info(static_cast<uint32_t>(t.type));
+    Tensor out;
+    out.ndim = static_cast<int>(t.dims.size());
+    for (int i = 0; i < out.ndim; ++i) out.shape[i] = t.dims[out.ndim - 1 - i];
+    const bool plain = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
+    const bool permute = permuted(arch, hf);
+    if (plain && !permute) {  // a view of the mapping, which the tensor keeps alive
+      out.dtype = t.type == GgmlType::F32 ? DType::F32 : t.type == GgmlType::F16 ? DType::F16 : DType::BF16;
+      out.data = const_cast<uint8_t*>(t.data);
+      out.owner = std::shared_ptr<void>(g, out.data);
+      ws.add_tensor(hf, out);
+      continue;
+    }
+    if (plain) {  // llama's q/k rows put back in order, in their own type
+      out.dtype = t.type == GgmlType::F32 ? DType::F32 : t.type == GgmlType::F16 ? DType::F16 : DType::BF16;
+      const int64_t row = t.row_length(), rows = t.rows();
+      const size_t row_bytes = static_cast<size_t>(ggml_row_bytes(t.type, row));
+      auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(buf->data() + hf_row_of_gguf_row(r, c.head_dim) * row_bytes, t.data + r * row_bytes, row_bytes);
+      out.data = buf->data();
+      out.owner = buf;
+      ws.add_tensor(hf, out);
+      continue;
+    }
+    if (!info->dequantizable)
+      fail("GGUF file '{}': tensor '{}' has type {}, which ferrum does not read yet (F32, F16, BF16, Q4_0, Q4_1, "
+           "Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K are read)", g->path(), gg, info->name);
+    // Dequantized (or reordered) into an owned F32 buffer, one row at a time.
+    const int64_t row = t.row_length(), rows = t.rows();
+    const uint64_t row_bytes = ggml_row_bytes(t.type, row);
+    auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(row * rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t dst = permute ? hf_row_of_gguf_row(r, c.head_dim) : r;
+      dequantize_row(t.type, t.data + r * row_bytes, buf->data() + dst * row, row);
+    }
+    out.dtype = DType::F32;
+    out.data = buf->data();
+    out.owner = buf;
+    ws.add_tensor(hf, out);
+  }
+  return ws;
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
+  const std::string kind = g.get_string("tokenizer.ggml.model");
+  if (kind != "gpt2")
+    fail("GGUF file '{}': tokenizer.ggml.model '{}' is not supported yet (byte-level BPE, 'gpt2', is)", g.path(), kind);
+  const std::string pre = g.get_string("tokenizer.ggml.pre", "default");
+  const auto re = pre_regexes().find(pre == "default" ? "gpt2" : pre == "llama3" ? "llama-bpe" : pre);
+  if (re == pre_regexes().end())
+    fail("GGUF file '{}': pre-tokenizer '{}' is not supported (llama-bpe, qwen2 and gpt2 are)", g.path(), pre);
+  const std::vector<std::string> tokens = g.get_strings("tokenizer.ggml.tokens");
+  std::vector<double> types;
+  if (g.has("tokenizer.ggml.token_type")) types = g.get_numbers("tokenizer.ggml.token_type");
+  if (!types.empty() && types.size() != tokens.size())
+    fail("GGUF file '{}': {} token types for {} tokens", g.path(), types.size(), tokens.size());
+
+  json normalizer = pre == "qwen2" ? json{{"type", "NFC"}} : json();
+  if (g.has("tokenizer.ferrum.normalizer")) {
+    normalizer = json::parse(g.get_string("tokenizer.ferrum.normalizer"), nullptr, false);
+    if (normalizer.is_discarded()) fail("GGUF file '{}': tokenizer.ferrum.normalizer is not JSON", g.path());
+  }
+  tok::TokenizerJson t;
+  json added = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int type = types.empty() ? kNormal : static_cast<int>(types[i]);
+    if (type == kControl || type == kUserDefined)
+      added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
+                       {"rstrip", false}, {"normalized", false}, {"special", type == kControl}});
+    else if (type != kUnused)
+      t.vocab.emplace_back(tokens[i], static_cast<int64_t>(i));
+  }
+  for (const std::string& m : g.get_strings("tokenizer.ggml.merges")) t.merges.push_back(tok::split_merge(m));
+  t.has_vocab = t.has_merges = true;
+  // As the tokenizer.json files of these families: Llama 3 skips merges for whole-vocabulary
+  // words, Qwen normalizes to NFC.
+  t.doc = {{"version", "1.0"},
+           {"added_tokens", added},
+           {"normalizer", normalizer},
+           {"pre_tokenizer",
+            {{"type", "Sequence"},
+             {"pretokenizers",
+              json::array({{{"type", "Split"}, {"pattern", {{"Regex", re->second}}}, {"behavior", "Isolated"},
+                            {"invert", false}},
+                           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                            {"use_regex", false}}})}}},
+           {"post_processor", json()},
+           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+           {"model",
+            {{"type", "BPE"}, {"dropout", json()}, {"unk_token", json()}, {"fuse_unk", false}, {"byte_fallback", false},
+             {"ignore_merges", pre == "llama-bpe" || pre == "llama3"}, {"vocab", json()}, {"merges", json()}}}};
+  json config = json::object();
+  auto token = [&](const char* key) -> std::optional<std::string> {
+    if (!g.has(key)) return std::nullopt;
+    const int64_t id = g.get_int(key);
+    if (id < 0 || id >= static_cast<int64_t>(tokens.size()))
+      fail("GGUF file '{}': {} {} is outside the vocabulary", g.path(), key, id);
+    return tokens[id];
+  };
+  if (auto b = token("tokenizer.ggml.bos_token_id")) config["bos_token"] = *b;
+  if (auto e = token("tokenizer.ggml.eos_token_id")) config["eos_token"] = *e;
+  config["add_bos_token"] = g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token");
+  config["add_eos_token"] = g.has("tokenizer.ggml.add_eos_token") && g.get_bool("tokenizer.ggml.add_eos_token");
+  return std::make_unique<HfTokenizer>(std::move(t), config);
+}
+
+std::map<std::string, std::string> gguf_chat_templates(const GgufFile& g) {
+  std::map<std::string, std::string> out;
+  const std::string prefix = "tokenizer.chat_template.";
+  for (const auto& [key, v] : g.metadata()) {
+    if (v.type != GgufValue::Type::String) continue;
+    if (key == "tokenizer.chat_template") out["default"] = std::get<std::string>(v.scalar);
+    else if (key.rfind(prefix, 0) == 0) out[key.substr(prefix.size())] = std::get<std::string>(v.scalar);
+  }
+  if (out.empty()) fail("GGUF file '{}' has no chat template (tokenizer.chat_template); give one with --chat-template FILE", g.path());
+  return out;
+}
+
+ordered_json gguf_special_tokens(const GgufFile& g) {
+  ordered_json out = ordered_json::object();
+  const std::vector<std::string> tokens = g.has("tokenizer.ggml.tokens") ? g.get_strings("tokenizer.ggml.tokens")
+                                                                          : std::vector<std::string>{};
+  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token"},
+                                  std::pair{"tokenizer.ggml.eos_token_id", "eos_token"}})
+    if (g.has(key)) {
+      const int64_t id = g.get_int(key);
+      if (id >= 0 && id < static_cast<int64_t>(tokens.size())) out[name] = tokens[id];
+    }
+  return out;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
+  if (is_gguf_path(model)) return tokenizer_from_gguf(*GgufFile::open(model));
+  return Tokenizer::from_dir(model);
+}
+
+void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
+  const fs::path dir(model_dir);
+  const fs::path tj = dir / "tokenizer.json";
+  tok::TokenizerJson t = tok::parse_tokenizer_json(read_text(tj), tj.string());
+  const json& model = t.doc["model"];
+  if (!model.is_object() || model.value("type", "") != "BPE" || model.value("byte_fallback", false))
+    fail("{}: only byte-level BPE tokenizers are written to GGUF so far (SentencePiece-style ones are not)",
+         tj.string());
+  // The pre-tokenizer, by its split regex (llama.cpp's tokenizer.ggml.pre names).
+  std::string pre;
+  const json& pt = t.doc["pre_tokenizer"];
+  auto regex_of = [](const json& p) -> std::string {
+    if (p.is_object() && p.value("type", "") == "Split" && p.contains("pattern") && p["pattern"].contains("Regex"))
+      return p["pattern"]["Regex"].get<std::string>();
+    return "";
+  };
+  std::string regex;
+  if (pt.is_object() && pt.value("type", "") == "Sequence")
+    for (const json& p : pt["pretokenizers"])
+      if (regex.empty()) regex = regex_of(p);
+  if (pt.is_object() && pt.value("type", "") == "ByteLevel" && pt.value("use_regex", false)) pre = "gpt2";
+  for (const auto& [name, r] : pre_regexes())
+    if (!regex.empty() && r == regex) pre = name;
+  if (pre.empty())
+    fail("{}: its pre-tokenizer ({}) has no llama.cpp name; GGUF cannot describe it", tj.string(),
+         regex.empty() ? pt.dump().substr(0, 200) : regex);
+
+  int64_t n = 0;
+  for (const auto& [tok, id] : t.vocab) n = std::max(n, id + 1);
+  const json& added = t.doc["added_tokens"];
+  if (added.is_array())
+    for (const json& a : added) n = std::max<int64_t>(n, a.value("id", int64_t{0}) + 1);
+  std::vector<std::string> tokens(static_cast<size_t>(n));
+  std::vector<int32_t> types(static_cast<size_t>(n), kUnused);
+  for (int64_t i = 0; i < n; ++i) tokens[i] = "[PAD" + std::to_string(i) + "]";
+  for (const auto& [tok, id] : t.vocab) {
+    tokens[id] = tok;
+    types[id] = kNormal;
+  }
+  if (added.is_array())
+    for (const json& a : added) {
+      const int64_t id = a.value("id", int64_t{-1});
+      if (id < 0 || id >= n) continue;
+      tokens[id] = a.value("content", "");
+      types[id] = a.value("special", false) ? kControl : kUserDefined;
+    }
+  std::vector<std::string> merges;
+  merges.reserve(t.merges.size());
+  for (const auto& [a, b] : t.merges) merges.push_back(a + " " + b);
+
+  w.add_string("tokenizer.ggml.model", "gpt2");
+  w.add_string("tokenizer.ggml.pre", pre);
+  // GGUF has no key for the normalizer; ferrum records tokenizer.json's (other readers ignore
+  // the key; without it, qwen2 files get Qwen's NFC).
+  w.add_string("tokenizer.ferrum.normalizer", t.doc.value("normalizer", json()).dump());
+  w.add_strings("tokenizer.ggml.tokens", tokens);
+  w.add_i32s("tokenizer.ggml.token_type", types);
+  w.add_strings("tokenizer.ggml.merges", merges);
+
+  // Special ids from tokenizer_config.json (strings) and the post-processor's BOS/EOS.
+  json cfg = json::object();
+  if (fs::exists(dir / "tokenizer_config.json")) cfg = json::parse(read_text(dir / "tokenizer_config.json"));
+  auto id_of = [&](const std::string& s) -> int64_t {
+    for (int64_t i = 0; i < n; ++i)
+      if (tokens[i] == s) return i;
+    return -1;
+  };
+  auto token_string = [&](const char* key) -> std::string {
+    if (!cfg.contains(key) || cfg[key].is_null()) return "";
+    if (cfg[key].is_string()) return cfg[key].get<std::string>();
+    return cfg[key].value("content", "");
+  };
+  if (const int64_t bos = id_of(token_string("bos_token")); bos >= 0)
+    w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(bos));
+  if (const int64_t eos = id_of(token_string("eos_token")); eos >= 0)
+    w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(eos));
+  // generation_config.json's other end-of-turn id (Llama 3's <|eot_id|>, say).
+  const std::vector<int32_t> eos_ids =
+      fs::exists(dir / "config.json") ? ModelConfig::from_dir(model_dir).eos_token_ids : std::vector<int32_t>{};
+  for (int32_t id : eos_ids)
+    if (id != id_of(token_string("eos_token")) && id >= 0 && id < n) {
+      w.add_u32("tokenizer.ggml.eot_token_id", static_cast<uint32_t>(id));
+      break;
+    }
+  bool add_bos = false, add_eos = false;
+  std::function<void(const json&)> scan = [&](const json& p) {
+    if (!p.is_object()) return;
+    if (p.value("type", "") == "Sequence" && p.contains("processors"))
+      for (const json& q : p["processors"]) scan(q);
+    if (p.value("type", "") == "TemplateProcessing" && p["single"].is_array() && !p["single"].empty()) {
+      add_bos = p["single"].front().contains("SpecialToken");
+      add_eos = p["single"].back().contains("SpecialToken");
+    }
+  };
+  scan(t.doc["post_processor"]);
+  w.add_bool("tokenizer.ggml.add_bos_token", add_bos);
+  w.add_bool("tokenizer.ggml.add_eos_token", add_eos);
+
+  std::string tmpl;
+  if (fs::exists(dir / "chat_template.jinja")) tmpl = read_text(dir / "chat_template.jinja");
+  else if (cfg.contains("chat_template") && cfg["chat_template"].is_string()) tmpl = cfg["chat_template"].get<std::string>();
+  else if (cfg.contains("chat_template") && cfg["chat_template"].is_array())
+    for (const json& e : cfg["chat_template"]) {
+      const std::string name = e.value("name", ""), text = e.value("template", "");
+      if (name == "default") tmpl = text;
+      else if (!name.empty()) w.add_string("tokenizer.chat_template." + name, text);
+    }
+  if (!tmpl.empty()) w.add_string("tokenizer.chat_template", tmpl);
+}
+
+void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
+                     const std::function<void(size_t, size_t)>& progress) {
+  if (!can_quantize(type))
+    fail("quantize: {} is not implemented yet (F32, F16, BF16, Q8_0 and Q4_0 are)", ggml_type_name(type));
+  ModelConfig c = ModelConfig::from_dir(model_dir);
+  if (c.architecture.empty()) {
+    static const std::map<std::string, std::string> by_type = {{"llama", "LlamaForCausalLM"},
+                                                               {"mistral", "MistralForCausalLM"},
+                                                               {"qwen2", "Qwen2ForCausalLM"},
+                                                               {"qwen3", "Qwen3ForCausalLM"}};
+    if (const auto it = by_type.find(c.model_type); it != by_type.end()) c.architecture = it->second;
+  }
+  const std::string arch = gguf_arch(c);
+  c.attention_bias = c.attention_bias || arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
+  if (c.rope_scaling.type != "default" && c.rope_scaling.type != "linear" && c.rope_scaling.type != "llama3")
+    fail("quantize: RoPE scaling '{}' is not written to GGUF yet", c.rope_scaling.type);
+  auto ws = std::make_shared<WeightStore>(WeightStore::open_dir(model_dir));
+  if (c.tie_word_embeddings && ws->has("lm_head.weight")) c.tie_word_embeddings = false;
+  if (!c.tie_word_embeddings && !ws->has("lm_head.weight")) c.tie_word_embeddings = true;
+
+  GgufWriter w;
+  w.add_string("general.architecture", arch);
+  w.add_string("general.name", fs::path(model_dir).filename().string());
+  static const std::map<GgmlType, uint32_t> ftype = {{GgmlType::F32, 0}, {GgmlType::F16, 1}, {GgmlType::Q4_0, 2},
+                                                     {GgmlType::Q8_0, 7}, {GgmlType::BF16, 32}};
+  w.add_u32("general.file_type", ftype.at(type));
+  w.add_u32("general.quantization_version", 2);
+  const std::string k = arch + ".";
+  w.add_u32(k + "context_length", static_cast<uint32_t>(c.max_position_embeddings));
+  w.add_u32(k + "embedding_length", static_cast<uint32_t>(c.hidden_size));
+  w.add_u32(k + "block_count", static_cast<uint32_t>(c.num_hidden_layers));
+  w.add_u32(k + "feed_forward_length", static_cast<uint32_t>(c.intermediate_size));
+  w.add_u32(k + "attention.head_count", static_cast<uint32_t>(c.num_attention_heads));
+  w.add_u32(k + "attention.head_count_kv", static_cast<uint32_t>(c.num_key_value_heads));
+  w.add_u32(k + "attention.key_length", static_cast<uint32_t>(c.head_dim));
+  w.add_u32(k + "attention.value_length", static_cast<uint32_t>(c.head_dim));
+  w.add_f32(k + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
+  w.add_f32(k + "rope.freq_base", static_cast<float>(c.rope_theta));
+  w.add_u32(k + "vocab_size", static_cast<uint32_t>(c.vocab_size));
+  if (c.rope_scaling.type == "linear") {
+    w.add_string(k + "rope.scaling.type", "linear");
+    w.add_f32(k + "rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
+  }
+  write_tokenizer_metadata(w, model_dir);
+  if (c.rope_scaling.type == "llama3") {  // as llama.cpp's converter: a factor per frequency
+    const RopeScaling& r = c.rope_scaling;
+    std::vector<float> factors;
+    for (int64_t i = 0; i < c.head_dim / 2; ++i) {
+      const double freq = 1.0 / std::pow(c.rope_theta, 2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+      const double wavelen = 2.0 * M_PI / freq, old_len = static_cast<double>(r.original_max_position_embeddings);
+      if (wavelen < old_len / r.high_freq_factor) factors.push_back(1.0f);
+      else if (wavelen > old_len / r.low_freq_factor) factors.push_back(static_cast<float>(r.factor));
+      else {
+        const double smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+        factors.push_back(static_cast<float>(1.0 / ((1.0 - smooth) / r.factor + smooth)));
+      }
+    }
+    w.add_tensor("rope_freqs.weight", GgmlType::F32, {static_cast<int64_t>(factors.size())},
+                 [factors](std::vector<uint8_t>& out) {
+                   out.resize(factors.size() * 4);
+                   std::memcpy(out.data(), factors.data(), out.size());
+                 });
+  }
+
+  const int64_t block = ggml_type_info(static_cast<uint32_t>(type))->block_elems;
+  for (const auto& [hf, gg] : gguf_tensor_names(c)) {
+    const Tensor& src = ws->get(hf);
+    std::vector<int64_t> dims;
+    for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
+    // Norms and biases stay F32 (as llama.cpp keeps 1-D tensors); rows that are not whole
+    // blocks fall back to F16.
+    const GgmlType tt = src.ndim == 1 ? GgmlType::F32 : dims[0] % block != 0 ? GgmlType::F16 : type;
+    const bool permute = permuted(arch, hf);
+    const int64_t head_dim = c.head_dim;
+    w.add_tensor(gg, tt, dims, [ws, hf = hf, tt, permute, head_dim](std::vector<uint8_t>& out) {
+      const Tensor& s = ws->get(hf);
+      const int64_t row = s.cols(), rows = s.rows();
+      const uint64_t row_bytes = ggml_row_bytes(tt, row);
+      out.resize(row_bytes * static_cast<uint64_t>(rows));
+      std::vector<float> x(static_cast<size_t>(row));
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t from = permute ? hf_row_of_gguf_row(r, head_dim) : r;
+        for (int64_t i = 0; i < row; ++i) x[i] = to_f32(s.data, s.dtype, from * row + i);
+        quantize_row(tt, x.data(), out.data() + r * row_bytes, row);
+      }
+    });
+  }
+  w.write(out_path, progress);
+}
+
+}  // namespace ferrum

@@ -1,0 +1,56 @@
+// Decoder models as GGUF files, both ways, in llama.cpp's conventions: the architecture keys
+// (`llama`, `qwen2`, `qwen3`), tensor names (token_embd, blk.N.attn_q, ...), dims in GGUF order,
+// q/k rows of `llama` permuted for its interleaved RoPE, and the tokenizer and chat template
+// in the metadata.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/json.h"
+#include "io/gguf.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum {
+
+bool is_gguf_path(const std::string& path);  // a regular file named *.gguf
+
+// (Hugging Face name, GGUF name) of every tensor of a model of this config (biases and q/k
+// norms only where the architecture has them; lm_head only when not tied).
+std::vector<std::pair<std::string, std::string>> gguf_tensor_names(const ModelConfig& c);
+
+// The config a GGUF file describes (architecture keys, token ids, tied output).
+ModelConfig config_from_gguf(const GgufFile& g);
+// Its tensors under their Hugging Face names, in Hugging Face shapes: F32/F16/BF16 as views of
+// the mapping (the file stays mapped while any lives), quantized types dequantized to F32, and
+// llama's q/k rows put back in rotate-half order. Unsupported types fail naming the tensor.
+WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c);
+
+// The tokenizer a GGUF file's metadata describes (tokenizer.ggml.model "gpt2": byte-level BPE
+// with the pre-tokenizer named by tokenizer.ggml.pre), encoding as the model's tokenizer.json.
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g);
+// Its chat templates (tokenizer.chat_template as "default", tokenizer.chat_template.NAME), and
+// the special tokens a template sees (bos_token, eos_token).
+std::map<std::string, std::string> gguf_chat_templates(const GgufFile& g);
+ordered_json gguf_special_tokens(const GgufFile& g);
+
+// A model folder's or a .gguf file's tokenizer.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
+
+// `ferrum quantize`: a Hugging Face folder to a GGUF file of `type` (F32, F16, BF16, Q8_0,
+// Q4_0). Norms and biases stay F32; matrices whose rows are not whole blocks fall back to F16.
+void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
+                     const std::function<void(size_t, size_t)>& progress = {});
+
+// Writes the tokenizer (byte-level BPE: tokenizer.ggml.model "gpt2") and chat template keys of
+// a Hugging Face folder, as llama.cpp's converter names them. Fails for tokenizers GGUF cannot
+// describe here (SentencePiece for now, or an unknown pre-tokenizer).
+class GgufWriter;
+void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir);
+
+}  // namespace ferrum
