@@ -17,9 +17,20 @@ const char* weight_format_name(WeightFormat f) {
 }
 
 void check_linear_spec(const LinearSpec& spec) {
-  if (spec.format != WeightFormat::Dense)
-    fail("layer '{}': {} weights are not supported yet (only dense F32/F16/BF16)", spec.name,
+  if (spec.format != WeightFormat::Dense && spec.format != WeightFormat::GgufQ8_0)
+    fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0 are)", spec.name,
          weight_format_name(spec.format));
+  if (spec.format == WeightFormat::GgufQ8_0) {  // raw blocks: U8 [rows, in / 32 * 34]
+    if (spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
+    if (spec.in_features % 32 != 0) fail("layer '{}': Q8_0 rows of {} values are not whole blocks", spec.name, spec.in_features);
+    for (const LinearPart& p : spec.parts) {
+      const Tensor& w = p.weight;
+      if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / 32 * 34)
+        fail("layer '{}': {} weights of '{}' must be its raw blocks, U8 [{}, {}]; got {} {}", spec.name,
+             weight_format_name(spec.format), p.name, p.rows, spec.in_features / 32 * 34, dtype_name(w.dtype),
+             w.shape_str());
+    }
+  }
   if (spec.num_experts != 0)
     fail("layer '{}': grouped expert weights (MoE) are not supported yet", spec.name);
   if (spec.shard.kind != LinearShard::Kind::None || spec.shard.world != 1)
@@ -36,7 +47,7 @@ void check_linear_spec(const LinearSpec& spec) {
                                               p.bias.dtype != DType::BF16)))
       fail("layer '{}': bias of '{}' is {} {}, expected {} F32/F16/BF16 values", spec.name, p.name,
            dtype_name(p.bias.dtype), p.bias.shape_str(), p.rows);
-    if (spec.dummy) continue;
+    if (spec.dummy || spec.format != WeightFormat::Dense) continue;
     const Tensor& w = p.weight;
     if (w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features)
       fail("tensor '{}' has shape {}, but config.json implies [{}, {}]", p.name, w.shape_str(), p.rows,

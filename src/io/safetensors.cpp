@@ -145,8 +145,26 @@ void WeightStore::add_file(const std::string& path) {
   files_.push_back(path);
 }
 
+void WeightStore::add_quantized(const std::string& name, Quantized q) {
+  if (tensors_.count(name) || !quantized_.emplace(name, std::move(q)).second) fail("tensor '{}' is given twice", name);
+}
+
+const WeightStore::Quantized* WeightStore::quantized(const std::string& name) const {
+  const auto it = quantized_.find(name);
+  return it == quantized_.end() ? nullptr : &it->second;
+}
+
 const Tensor& WeightStore::get(const std::string& name) const {
   auto it = tensors_.find(name);
+  if (it == tensors_.end() && quantized_.count(name)) {
+    std::lock_guard lock(*mu_);
+    auto d = dequantized_.find(name);
+    if (d == dequantized_.end()) {
+      const Quantized& q = quantized_.at(name);
+      d = dequantized_.emplace(name, q.dequantize(q)).first;
+    }
+    return d->second;
+  }
   if (it == tensors_.end()) {
     std::string files;
     for (const auto& f : files_) files += (files.empty() ? "" : ", ") + f;
@@ -158,12 +176,14 @@ const Tensor& WeightStore::get(const std::string& name) const {
 std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
   for (const auto& [n, _] : tensors_) out.push_back(n);
+  for (const auto& [n, _] : quantized_) out.push_back(n);
   return out;
 }
 
 size_t WeightStore::total_bytes() const {
   size_t n = 0;
   for (const auto& [_, t] : tensors_) n += t.nbytes();
+  for (const auto& [_, q] : quantized_) n += q.blocks.nbytes();
   return n;
 }
 

@@ -166,6 +166,8 @@ class DecoderModel final : public Model {
   Workspace ws_{*be_};
 };
 
+constexpr uint32_t kGgmlQ8_0 = 8;  // GGUF's type id of Q8_0 (io/gguf_quant.h)
+
 // Workspace slots of the forward pass.
 enum Slot : size_t { kIds, kDeferred, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
                      kH, kX, kQkv, kQ, kAttn, kGate, kSel, kXs, kLogits };
@@ -188,11 +190,20 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
   spec.name = layer;
   spec.in_features = cols;
   spec.dummy = opt_.dummy_weights;
+  // GGUF Q8_0 blocks go to the backend as they are when it has a kernel for them (every part);
+  // otherwise the parts are dequantized to dense.
+  bool q8 = !opt_.dummy_weights && be_->supports_linear(WeightFormat::GgufQ8_0, DType::U8);
+  for (size_t i = 0; q8 && i < parts.size(); ++i) {
+    const WeightStore::Quantized* q = store_.quantized(parts[i] + ".weight");
+    q8 = q && q->format == kGgmlQ8_0;
+  }
+  if (q8) spec.format = WeightFormat::GgufQ8_0;
   for (size_t i = 0; i < parts.size(); ++i) {
     LinearPart p;
     p.name = parts[i] + ".weight";
     p.rows = rows[i];
-    if (!opt_.dummy_weights) p.weight = store_.get(p.name);
+    if (q8) p.weight = store_.quantized(p.name)->blocks;
+    else if (!opt_.dummy_weights) p.weight = store_.get(p.name);
     if (bias) p.bias = opt_.dummy_weights ? random_weight(*be_, parts[i] + ".bias", {rows[i]}, DType::F32)
                                           : host_weight(parts[i] + ".bias", {rows[i]});
     spec.parts.push_back(std::move(p));

@@ -180,18 +180,40 @@ WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c)
     if (!info->dequantizable)
       fail("GGUF file '{}': tensor '{}' has type {}, which ferrum does not read yet (F32, F16, BF16, Q4_0, Q4_1, "
            "Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K are read)", g->path(), gg, info->name);
-    // Dequantized (or reordered) into an owned F32 buffer, one row at a time.
+    // Kept as blocks (llama's q/k rows reordered: a row is whole blocks); dequantized to F32
+    // only if a backend without a kernel for the type asks for it.
     const int64_t row = t.row_length(), rows = t.rows();
-    const uint64_t row_bytes = ggml_row_bytes(t.type, row);
-    auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(row * rows));
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t dst = permute ? hf_row_of_gguf_row(r, c.head_dim) : r;
-      dequantize_row(t.type, t.data + r * row_bytes, buf->data() + dst * row, row);
+    const size_t row_bytes = static_cast<size_t>(ggml_row_bytes(t.type, row));
+    WeightStore::Quantized q;
+    q.format = static_cast<uint32_t>(t.type);
+    q.ndim = out.ndim;
+    q.shape = out.shape;
+    q.blocks.dtype = DType::U8;
+    q.blocks.ndim = 2;
+    q.blocks.shape = {rows, static_cast<int64_t>(row_bytes), 0, 0};
+    if (permute) {
+      auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(buf->data() + hf_row_of_gguf_row(r, c.head_dim) * row_bytes, t.data + r * row_bytes, row_bytes);
+      q.blocks.data = buf->data();
+      q.blocks.owner = buf;
+    } else {
+      q.blocks.data = const_cast<uint8_t*>(t.data);
+      q.blocks.owner = std::shared_ptr<void>(g, q.blocks.data);
     }
-    out.dtype = DType::F32;
-    out.data = buf->data();
-    out.owner = buf;
-    ws.add_tensor(hf, out);
+    q.dequantize = [type = t.type, row, rows, row_bytes](const WeightStore::Quantized& qt) {
+      auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(row * rows));
+      const auto* src = static_cast<const uint8_t*>(qt.blocks.data);
+      for (int64_t r = 0; r < rows; ++r) dequantize_row(type, src + r * row_bytes, buf->data() + r * row, row);
+      Tensor d;
+      d.dtype = DType::F32;
+      d.ndim = qt.ndim;
+      d.shape = qt.shape;
+      d.data = buf->data();
+      d.owner = buf;
+      return d;
+    };
+    ws.add_quantized(hf, std::move(q));
   }
   return ws;
 }

@@ -214,14 +214,15 @@ class LinearCase final : public OpCase {
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
     op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    op.weight_bytes = static_cast<double>(N * s_.K * dtype_size(weights_));
+    op.weight_bytes = format_ == WeightFormat::GgufQ8_0 ? static_cast<double>(N * (s_.K / 32) * 34)
+                                                        : static_cast<double>(N * s_.K * dtype_size(weights_));
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
     op.compare = [this, &be, &host, spec, x, out, initial, N] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
-        const Values w = read_values(host, p.weight);
+        const Values w = format_ == WeightFormat::GgufQ8_0 ? q8_0_values(p.weight) : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
         if (!p.bias.empty()) {
           const Values b = read_values(host, p.bias);
@@ -230,12 +231,40 @@ class LinearCase final : public OpCase {
       }
       const Values y = ref_matmul(read_values(be, x), w_all, b_all, s_.M, N, s_.K);
       const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
-      return compare({{"out", read_values(be, out), ref}}, bound_for(out.dtype));
+      // Q8_0 rounds each row of x to int8 blocks too (as llama.cpp): about 1/254 of a block's
+      // largest value per element.
+      const double bound = format_ == WeightFormat::GgufQ8_0 ? 2e-2 : bound_for(out.dtype);
+      return compare({{"out", read_values(be, out), ref}}, bound);
     };
     return op;
   }
 
  private:
+  // GGUF Q8_0, written here (not the library's): blocks of an f16 scale d = max|x| / 127 and
+  // 32 int8 values round(x / d).
+  static void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 34) {
+      float amax = 0.0f;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float d = amax / 127.0f;
+      const uint16_t h = f32_to_f16(d);
+      std::memcpy(out, &h, 2);
+      for (int j = 0; j < 32; ++j)
+        out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(d == 0.0f ? 0.0f : std::round(x[j] / d)));
+    }
+  }
+  // The values of Q8_0 blocks (U8 [rows, K / 32 * 34]), as the reference takes them.
+  static Values q8_0_values(const Tensor& blocks) {
+    Values v;
+    const auto* p = static_cast<const uint8_t*>(blocks.data);
+    for (int64_t i = 0; i < blocks.numel() / 34; ++i, p += 34) {
+      uint16_t h;
+      std::memcpy(&h, p, 2);
+      for (int j = 0; j < 32; ++j) v.push_back(static_cast<double>(f16_to_f32(h)) * static_cast<int8_t>(p[2 + j]));
+    }
+    return v;
+  }
+
   // Host weights (F32/F16/BF16 values scaled so that outputs stay near 1), or for timing the
   // backend's dummy fill.
   LinearSpec make_spec(Backend& host, uint64_t seed, bool dummy) const {
@@ -249,8 +278,16 @@ class LinearCase final : public OpCase {
       LinearPart p;
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
-      if (!dummy) p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
-      if (s_.bias) p.bias = host.random_tensor({p.rows}, weights_, seed + 20 + i, 0.0f, 0.5f);
+      if (!dummy && format_ == WeightFormat::GgufQ8_0) {  // F32 values quantized as llama.cpp does
+        const Tensor f = host.random_tensor({p.rows, s_.K}, DType::F32, seed + 10 + i, 0.0f, w_scale);
+        p.weight = host.alloc({p.rows, s_.K / 32 * 34}, DType::U8);
+        for (int64_t r = 0; r < p.rows; ++r)
+          quantize_q8_0(f.ptr<float>() + r * s_.K, s_.K, p.weight.ptr<uint8_t>() + r * p.weight.dim(1));
+      } else if (!dummy) {
+        p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
+      }
+      const DType bias_dtype = format_ == WeightFormat::Dense ? weights_ : DType::F32;
+      if (s_.bias) p.bias = host.random_tensor({p.rows}, bias_dtype, seed + 20 + i, 0.0f, 0.5f);
       spec.parts.push_back(std::move(p));
     }
     return spec;
@@ -497,6 +534,11 @@ void add_linear_cases(CaseList& cases) {
     if (w != DType::F32)
       for (int64_t M : {1, 5}) add<LinearCase>(cases, "lm_head", LinearShape{M, 256, {129}, false, E::Store, true}, w);
   }
+  // GGUF Q8_0 blocks (the CPU runs them; other backends skip them, visibly).
+  for (int64_t M : {1, 3, 17}) add<LinearCase>(cases, "", LinearShape{M, 256, {96}}, DType::U8, WeightFormat::GgufQ8_0);
+  add<LinearCase>(cases, "qkv", LinearShape{5, 128, {64, 32, 32}, true}, DType::U8, WeightFormat::GgufQ8_0);
+  add<LinearCase>(cases, "gate_up", LinearShape{4, 192, {96, 96}, false, E::SiluMul}, DType::U8, WeightFormat::GgufQ8_0);
+  add<LinearCase>(cases, "down", LinearShape{2, 320, {160}, false, E::Accumulate}, DType::U8, WeightFormat::GgufQ8_0);
   // Named but not implemented: every backend must skip it, visibly.
   add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::GgufQ4K);
 }

@@ -43,6 +43,8 @@ TEST(BackendOps, CudaMatchesReference) {
 }
 
 // A layer of each unimplemented format fails at load time, naming the format and the layer.
+// Formats the CPU does not run are refused at load, naming the layer and the format; Q8_0,
+// which it runs, is refused when the weight is not its raw blocks.
 TEST(BackendOps, NonDenseWeightsAreRefusedAtLoad) {
   auto cpu = make_cpu_backend(1);
   for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::Gptq4, WeightFormat::Awq4,
@@ -73,6 +75,7 @@ TEST(BackendOps, NonDenseWeightsAreRefusedAtLoad) {
 TEST(BackendOps, DenseFloatWeightsAreSupported) {
   auto cpu = make_cpu_backend(1);
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) EXPECT_TRUE(cpu->supports_linear(WeightFormat::Dense, dt));
+  EXPECT_TRUE(cpu->supports_linear(WeightFormat::GgufQ8_0, DType::U8));
   EXPECT_FALSE(cpu->supports_linear(WeightFormat::Dense, DType::I32));
 }
 

@@ -46,6 +46,10 @@ class CpuBackend final : public Backend {
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
+  bool supports_linear(WeightFormat format, DType weights) const override {
+    if (format == WeightFormat::GgufQ8_0) return weights == DType::U8;
+    return Backend::supports_linear(format, weights);
+  }
   // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
   // one into their columns of the output.
   std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
@@ -55,6 +59,7 @@ class CpuBackend final : public Backend {
     w->in_features = spec.in_features;
     w->out_features = spec.out_features();
     w->has_bias = !spec.parts.front().bias.empty();
+    w->format = spec.format;
     for (const LinearPart& p : spec.parts) {
       Tensor t = p.weight;
       if (spec.dummy) {
@@ -63,7 +68,7 @@ class CpuBackend final : public Backend {
         fill_random(t, dummy_seed(p.name.c_str()), r.center, r.scale);
       }
       FERRUM_CHECK(t.device == Device::CPU, "layer '{}': weight '{}' is not in host memory", spec.name, p.name);
-      w->dtype = t.dtype;
+      w->dtype = spec.format == WeightFormat::Dense ? t.dtype : DType::F32;  // Q8_0 takes F32 activations
       w->part_rows.push_back(p.rows);
       w->weights.push_back(t);
       w->biases.push_back(p.bias);
@@ -77,13 +82,18 @@ class CpuBackend final : public Backend {
     FERRUM_CHECK(x.cols() == w.in_features && out.dtype == DType::F32, "linear '{}': x {} ({}), out {} ({})", w.name,
                  x.shape_str(), dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
     auto bias = [&](size_t i) { return w.biases[i].empty() ? nullptr : &w.biases[i]; };
+    // Part i of the weight into rows of `ldo` floats at dst.
+    auto part = [&](size_t i, float* dst, int64_t ldo) {
+      if (w.format == WeightFormat::GgufQ8_0) cpu::matmul_q8_0(pool_, x, w.weights[i], bias(i), dst, ldo);
+      else cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
+    };
     // Every part into its columns of dst [M, out_features].
     auto all_parts = [&](Tensor& dst) {
       FERRUM_CHECK(dst.rows() == M && dst.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
                    dst.shape_str(), M, w.out_features);
       int64_t at = 0;
       for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
-        cpu::matmul(pool_, x, w.weights[i], bias(i), dst.ptr<float>() + at, w.out_features);
+        part(i, dst.ptr<float>() + at, w.out_features);
     };
     switch (epilogue) {
       case LinearEpilogue::Store:
@@ -103,8 +113,8 @@ class CpuBackend final : public Backend {
         FERRUM_CHECK(out.rows() == M && out.cols() == w.part_rows[0], "linear '{}': out {} should be [{}, {}]", w.name,
                      out.shape_str(), M, w.part_rows[0]);
         Tensor up = scratch(0, M, w.part_rows[1]);
-        cpu::matmul(pool_, x, w.weights[0], bias(0), out);
-        cpu::matmul(pool_, x, w.weights[1], bias(1), up);
+        part(0, out.ptr<float>(), out.cols());
+        part(1, up.ptr<float>(), up.cols());
         cpu::silu_mul(pool_, out, up, out);
         return;
       }
