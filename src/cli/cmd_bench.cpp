@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "models/gguf_model.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -164,8 +165,16 @@ int run_bench(const BenchArgs& a) {
   const bool gpu = a.device != "cpu";
   const double bw = gpu ? cuda_read_bandwidth_gbs(cuda_device_index(a.device))
                         : measure_read_bandwidth(threads);
-  const size_t bytes = weight_bytes_per_step(c, elem);
-  json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", dtype},
+  size_t bytes = weight_bytes_per_step(c, elem);
+  std::string weights = dtype;
+  if (is_gguf_path(a.model)) {  // what the file holds: every tensor but the embedding is read
+    const auto g = GgufFile::open(a.model);
+    bytes = 0;
+    for (const GgufTensor& t : g->tensors())
+      if (t.name != "token_embd.weight" || !g->find("output.weight")) bytes += t.nbytes;
+    weights = "GGUF file type " + std::to_string(g->get_int("general.file_type", -1));
+  }
+  json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", weights},
                  {"device", a.device}, {"threads", threads}, {"load_s", load_s}, {"read_bandwidth_GBs", bw},
                  {"weight_bytes_per_token", bytes}, {"decode_bound_tok_s", bw * 1e9 / bytes}};
   result["single"] = bench_single(*model, a.prompt, a.gen);
@@ -181,8 +190,8 @@ int run_bench(const BenchArgs& a) {
     return 0;
   }
   const json& s = result["single"];
-  if (gpu) std::printf("model %s (%s, %s weights), %s\n", a.model.c_str(), c.architecture.c_str(), dtype.c_str(), a.device.c_str());
-  else std::printf("model %s (%s, %s weights), %d threads\n", a.model.c_str(), c.architecture.c_str(), dtype.c_str(), threads);
+  if (gpu) std::printf("model %s (%s, %s weights), %s\n", a.model.c_str(), c.architecture.c_str(), weights.c_str(), a.device.c_str());
+  else std::printf("model %s (%s, %s weights), %d threads\n", a.model.c_str(), c.architecture.c_str(), weights.c_str(), threads);
   std::printf("read bandwidth %.1f GB/s; %.2f GB of weights per decode step -> bound %.1f tok/s\n", bw, bytes / 1e9,
               bw * 1e9 / bytes);
   std::printf("prefill %d tokens: %.1f tok/s (TTFT %.0f ms)\n", a.prompt, s["prefill_tok_s"].get<double>(),

@@ -1,5 +1,5 @@
 // ferrum quantize: writes a Hugging Face model folder as a GGUF v3 file.
-//   ferrum quantize IN OUT TYPE     (TYPE: F32, F16, BF16, Q8_0, Q4_0)
+//   ferrum quantize IN OUT TYPE [--dummy]     (TYPE: F32, F16, BF16, Q8_0, Q4_0)
 // Architecture keys, tokenizer and chat template go into the metadata as llama.cpp's converter
 // writes them; norms and biases stay F32. A progress bar shows on a terminal.
 #include <unistd.h>
@@ -19,6 +19,7 @@ namespace {
 
 struct QuantizeArgs {
   std::string in, out, type;
+  bool dummy = false;
 };
 
 GgmlType parse_type(const std::string& s) {
@@ -43,7 +44,7 @@ int run_quantize(const QuantizeArgs& a) {
     std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu tensors", filled, "========================================",
                  width - filled, "", done, total);
     if (done == total) std::fprintf(stderr, "\n");
-  });
+  }, a.dummy);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", a.out.c_str(), a.type.c_str(), secs);
   return 0;
@@ -58,6 +59,8 @@ void register_quantize(CLI::App& app) {
   sub->add_option("IN", args->in, "Hugging Face model folder")->required();
   sub->add_option("OUT", args->out, "GGUF file to write")->required();
   sub->add_option("TYPE", args->type, "F32, F16, BF16, Q8_0 or Q4_0")->required();
+  sub->add_flag("--dummy", args->dummy,
+                "Random weights for IN's config.json instead of its safetensors (benchmarks of a shape)");
 }
 
 }  // namespace ferrum::cli

@@ -16,6 +16,8 @@
 namespace ferrum {
 namespace {
 
+constexpr uint32_t kGgmlQ8_0 = 8;  // GGUF's type id of Q8_0 (io/gguf_quant.h)
+
 struct LayerWeights {
   Tensor input_norm, post_norm, q_norm, k_norm;
   std::unique_ptr<LinearWeight> qkv, o, gate_up, down;  // q/k/v and gate/up fused
@@ -166,8 +168,6 @@ class DecoderModel final : public Model {
   Workspace ws_{*be_};
 };
 
-constexpr uint32_t kGgmlQ8_0 = 8;  // GGUF's type id of Q8_0 (io/gguf_quant.h)
-
 // Workspace slots of the forward pass.
 enum Slot : size_t { kIds, kDeferred, kQueryStart, kSeqLens, kBlockTables, kSlots, kPositions, kRows,
                      kH, kX, kQkv, kQ, kAttn, kGate, kSel, kXs, kLogits };
@@ -244,6 +244,13 @@ void DecoderModel::load_weights() {
     spec.name = "lm_head";
     spec.in_features = H;
     spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_});
+    // A GGUF Q8_0 table: its blocks, where the backend runs them (the embedding lookup itself
+    // takes the dequantized table).
+    const WeightStore::Quantized* q = opt_.dummy_weights ? nullptr : store_.quantized("model.embed_tokens.weight");
+    if (q && q->format == kGgmlQ8_0 && be_->supports_linear(WeightFormat::GgufQ8_0, DType::U8)) {
+      spec.format = WeightFormat::GgufQ8_0;
+      spec.parts.front().weight = q->blocks;
+    }
     lm_head_ = be_->load_linear(spec);
   } else {
     lm_head_ = linear("lm_head", {"lm_head"}, {V}, H, false);

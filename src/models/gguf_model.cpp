@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/dummy_fill.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "io/gguf_writer.h"
@@ -64,6 +65,42 @@ const std::map<std::string, std::string>& pre_regexes() {
       {"gpt2", R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)"},
   };
   return m;
+}
+
+// The Hugging Face shape of a dummy model's weight.
+std::vector<int64_t> dummy_shape(const ModelConfig& c, const std::string& name) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, V = c.vocab_size;
+  const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  if (has("embed_tokens") || has("lm_head")) return {V, H};
+  if (has("q_norm") || has("k_norm")) return {D};
+  if (has("norm")) return {H};
+  if (has("q_proj.bias")) return {q};
+  if (has("k_proj.bias") || has("v_proj.bias")) return {kv};
+  if (has("q_proj")) return {q, H};
+  if (has("k_proj") || has("v_proj")) return {kv, H};
+  if (has("o_proj")) return {H, q};
+  if (has("gate_proj") || has("up_proj")) return {I, H};
+  if (has("down_proj")) return {H, I};
+  fail("no dummy shape for '{}'", name);
+}
+
+// A weight of the dummy pattern (backend/dummy_fill.h: the values `--dummy` models use), F32.
+Tensor dummy_tensor(const ModelConfig& c, const std::string& name) {
+  const std::vector<int64_t> shape = dummy_shape(c, name);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(n));
+  const DummyRange r = dummy_range(name.find("norm") != std::string::npos);
+  const uint64_t seed = dummy_seed(name.c_str());
+  for (int64_t i = 0; i < n; ++i) (*buf)[i] = r.center + r.scale * dummy_unit(seed, static_cast<uint64_t>(i));
+  Tensor t;
+  t.dtype = DType::F32;
+  t.ndim = static_cast<int>(shape.size());
+  for (int i = 0; i < t.ndim; ++i) t.shape[i] = shape[i];
+  t.data = buf->data();
+  t.owner = buf;
+  return t;
 }
 
 }  // namespace
@@ -422,7 +459,7 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
 }
 
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
-                     const std::function<void(size_t, size_t)>& progress) {
+                     const std::function<void(size_t, size_t)>& progress, bool dummy) {
   if (!can_quantize(type))
     fail("quantize: {} is not implemented yet (F32, F16, BF16, Q8_0 and Q4_0 are)", ggml_type_name(type));
   ModelConfig c = ModelConfig::from_dir(model_dir);
@@ -438,9 +475,9 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
   c.qk_norm = arch == "qwen3";
   if (c.rope_scaling.type != "default" && c.rope_scaling.type != "linear" && c.rope_scaling.type != "llama3")
     fail("quantize: RoPE scaling '{}' is not written to GGUF yet", c.rope_scaling.type);
-  auto ws = std::make_shared<WeightStore>(WeightStore::open_dir(model_dir));
-  if (c.tie_word_embeddings && ws->has("lm_head.weight")) c.tie_word_embeddings = false;
-  if (!c.tie_word_embeddings && !ws->has("lm_head.weight")) c.tie_word_embeddings = true;
+  auto ws = std::make_shared<WeightStore>(dummy ? WeightStore() : WeightStore::open_dir(model_dir));
+  if (!dummy && c.tie_word_embeddings && ws->has("lm_head.weight")) c.tie_word_embeddings = false;
+  if (!dummy && !c.tie_word_embeddings && !ws->has("lm_head.weight")) c.tie_word_embeddings = true;
 
   GgufWriter w;
   w.add_string("general.architecture", arch);
@@ -465,7 +502,7 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
     w.add_string(k + "rope.scaling.type", "linear");
     w.add_f32(k + "rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
   }
-  write_tokenizer_metadata(w, model_dir);
+  if (!dummy || fs::exists(fs::path(model_dir) / "tokenizer.json")) write_tokenizer_metadata(w, model_dir);
   if (c.rope_scaling.type == "llama3") {  // as llama.cpp's converter: a factor per frequency
     const RopeScaling& r = c.rope_scaling;
     std::vector<float> factors;
@@ -488,16 +525,23 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
 
   const int64_t block = ggml_type_info(static_cast<uint32_t>(type))->block_elems;
   for (const auto& [hf, gg] : gguf_tensor_names(c)) {
-    const Tensor& src = ws->get(hf);
     std::vector<int64_t> dims;
-    for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
+    if (dummy) {
+      dims = dummy_shape(c, hf);
+      std::reverse(dims.begin(), dims.end());
+    } else {
+      const Tensor& src = ws->get(hf);
+      for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
+    }
     // Norms and biases stay F32 (as llama.cpp keeps 1-D tensors); rows that are not whole
     // blocks fall back to F16.
-    const GgmlType tt = src.ndim == 1 ? GgmlType::F32 : dims[0] % block != 0 ? GgmlType::F16 : type;
+    const GgmlType tt = dims.size() == 1 ? GgmlType::F32 : dims[0] % block != 0 ? GgmlType::F16 : type;
     const bool permute = permuted(arch, hf);
     const int64_t head_dim = c.head_dim;
-    w.add_tensor(gg, tt, dims, [ws, hf = hf, tt, permute, head_dim](std::vector<uint8_t>& out) {
-      const Tensor& s = ws->get(hf);
+    // Dummy values are made when the writer asks for the tensor, and dropped after it.
+    w.add_tensor(gg, tt, dims, [ws, c, dummy, hf = hf, tt, permute, head_dim](std::vector<uint8_t>& out) {
+      const Tensor made = dummy ? dummy_tensor(c, hf) : Tensor{};
+      const Tensor& s = dummy ? made : ws->get(hf);
       const int64_t row = s.cols(), rows = s.rows();
       const uint64_t row_bytes = ggml_row_bytes(tt, row);
       out.resize(row_bytes * static_cast<uint64_t>(rows));

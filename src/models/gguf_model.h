@@ -44,8 +44,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 
 // `ferrum quantize`: a Hugging Face folder to a GGUF file of `type` (F32, F16, BF16, Q8_0,
 // Q4_0). Norms and biases stay F32; matrices whose rows are not whole blocks fall back to F16.
+// dummy: random weights (models' dummy pattern) for config.json's shape instead of the
+// safetensors files, for benchmarks; the tokenizer is written when the folder has one.
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
-                     const std::function<void(size_t, size_t)>& progress = {});
+                     const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false);
 
 // Writes the tokenizer (byte-level BPE: tokenizer.ggml.model "gpt2") and chat template keys of
 // a Hugging Face folder, as llama.cpp's converter names them. Fails for tokenizers GGUF cannot

@@ -2,6 +2,7 @@
 // is quantized once to blocks of 32 int8 with a float scale (max |x| / 127, rounded), and each
 // weight block's dot product with it is an integer dot product (AVX2: maddubs on |w| and
 // x * sign(w)), scaled by both blocks' scales. Weights stream once per call for all rows.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -35,32 +36,47 @@ void quantize_rows(const Tensor& x, QuantizedRows& out) {
     }
 }
 
-// Sum over blocks of d_w * d_x * (q_w . q_x) for one weight row and one x row.
-float dot_q8_0(const uint8_t* w, const int8_t* qx, const float* dx, int64_t nb) {
+inline float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
 #if FERRUM_AVX2
-  __m256 acc = _mm256_setzero_ps();
+  return _cvtsh_ss(h);  // F16C, part of x86-64-v3
+#else
+  return f16_to_f32(h);
+#endif
+}
+
+// out[r] = sum over blocks of d_w * d_x[r] * (q_w . q_x[r]) for one weight row and R rows of x
+// (R <= 4), each weight block loaded once for all of them.
+template <int R>
+void dot_rows_q8_0(const uint8_t* w, const int8_t* qx, const float* dx, int64_t k, int64_t nb, float* out) {
+#if FERRUM_AVX2
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b, w += kBlockBytes) {
-    uint16_t h;
-    std::memcpy(&h, w, 2);
+    const float dw = half_to_float(w);
     const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + b * kBlock));
-    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(xv, qw));
-    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-    acc = _mm256_fmadd_ps(p, _mm256_set1_ps(f16_to_f32(h) * dx[b]), acc);
+    const __m256i aw = _mm256_sign_epi8(qw, qw);
+    for (int r = 0; r < R; ++r) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + b * kBlock));
+      const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, qw));
+      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * dx[r * nb + b]), acc[r]);
+    }
   }
-  return hsum(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 #else
-  float s = 0.0f;
+  for (int r = 0; r < R; ++r) out[r] = 0.0f;
   for (int64_t b = 0; b < nb; ++b, w += kBlockBytes) {
-    uint16_t h;
-    std::memcpy(&h, w, 2);
+    const float dw = half_to_float(w);
     const int8_t* qw = reinterpret_cast<const int8_t*>(w + 2);
-    int32_t dot = 0;
-    for (int j = 0; j < kBlock; ++j) dot += static_cast<int32_t>(qw[j]) * qx[b * kBlock + j];
-    s += f16_to_f32(h) * dx[b] * static_cast<float>(dot);
+    for (int r = 0; r < R; ++r) {
+      int32_t dot = 0;
+      for (int j = 0; j < kBlock; ++j) dot += static_cast<int32_t>(qw[j]) * qx[r * k + b * kBlock + j];
+      out[r] += dw * dx[r * nb + b] * static_cast<float>(dot);
+    }
   }
-  return s;
 #endif
 }
 
@@ -76,10 +92,20 @@ void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
   quantize_rows(x, qx);
   const auto* wp = static_cast<const uint8_t*>(w.data);
   pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
+    float dots[4];
     for (int64_t n = begin; n < end; ++n) {
       const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
-      for (int64_t m = 0; m < M; ++m)
-        out[m * ldo + n] = dot_q8_0(wp + n * nb * kBlockBytes, qx.q.data() + m * K, qx.d.data() + m * nb, nb) + b;
+      const uint8_t* row = wp + n * nb * kBlockBytes;
+      for (int64_t m = 0; m < M; m += 4) {
+        const int8_t* q = qx.q.data() + m * K;
+        const float* d = qx.d.data() + m * nb;
+        const int64_t r = std::min<int64_t>(4, M - m);
+        if (r == 4) dot_rows_q8_0<4>(row, q, d, K, nb, dots);
+        else if (r == 3) dot_rows_q8_0<3>(row, q, d, K, nb, dots);
+        else if (r == 2) dot_rows_q8_0<2>(row, q, d, K, nb, dots);
+        else dot_rows_q8_0<1>(row, q, d, K, nb, dots);
+        for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
+      }
     }
   });
 }
