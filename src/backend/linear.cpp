@@ -8,6 +8,7 @@ const char* weight_format_name(WeightFormat f) {
   switch (f) {
     case WeightFormat::Dense: return "dense";
     case WeightFormat::GgufQ8_0: return "GGUF Q8_0";
+    case WeightFormat::GgufQ4_0: return "GGUF Q4_0";
     case WeightFormat::GgufQ4K: return "GGUF Q4_K";
     case WeightFormat::Gptq4: return "GPTQ int4";
     case WeightFormat::Awq4: return "AWQ int4";
@@ -16,18 +17,25 @@ const char* weight_format_name(WeightFormat f) {
   return "?";
 }
 
+int64_t gguf_block_bytes(WeightFormat f) {
+  return f == WeightFormat::GgufQ8_0 ? 34 : f == WeightFormat::GgufQ4_0 ? 18 : 0;
+}
+
 void check_linear_spec(const LinearSpec& spec) {
-  if (spec.format != WeightFormat::Dense && spec.format != WeightFormat::GgufQ8_0)
-    fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0 are)", spec.name,
+  const int64_t block = gguf_block_bytes(spec.format);
+  if (spec.format != WeightFormat::Dense && block == 0)
+    fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0/Q4_0 are)", spec.name,
          weight_format_name(spec.format));
-  if (spec.format == WeightFormat::GgufQ8_0) {  // raw blocks: U8 [rows, in / 32 * 34]
+  if (block) {  // raw blocks: U8 [rows, in / 32 * block bytes]
     if (spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
-    if (spec.in_features % 32 != 0) fail("layer '{}': Q8_0 rows of {} values are not whole blocks", spec.name, spec.in_features);
+    if (spec.in_features % 32 != 0)
+      fail("layer '{}': {} rows of {} values are not whole blocks", spec.name, weight_format_name(spec.format),
+           spec.in_features);
     for (const LinearPart& p : spec.parts) {
       const Tensor& w = p.weight;
-      if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / 32 * 34)
+      if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / 32 * block)
         fail("layer '{}': {} weights of '{}' must be its raw blocks, U8 [{}, {}]; got {} {}", spec.name,
-             weight_format_name(spec.format), p.name, p.rows, spec.in_features / 32 * 34, dtype_name(w.dtype),
+             weight_format_name(spec.format), p.name, p.rows, spec.in_features / 32 * block, dtype_name(w.dtype),
              w.shape_str());
     }
   }

@@ -13,17 +13,21 @@
 
 namespace ferrum {
 
-// How the weight bytes are laid out. Only Dense is implemented; the others are named so that
-// a loader can ask for them and get a clear "not supported" at load time, never at run time.
+// How the weight bytes are laid out. Dense everywhere, GGUF Q8_0 / Q4_0 on the CPU; the others
+// are named so that a loader can ask for them and get a clear "not supported" at load time,
+// never at run time.
 enum class WeightFormat : uint8_t {
   Dense,     // [out, in] F32 / F16 / BF16, row-major
   GgufQ8_0,  // GGUF blocks of 32: f16 scale + 32 int8
+  GgufQ4_0,  // GGUF blocks of 32: f16 scale + 16 bytes of 4-bit values (minus 8)
   GgufQ4K,   // GGUF Q4_K super-blocks of 256: f16 d, dmin, 6-bit scales/mins, 4-bit quants
   Gptq4,     // GPTQ: qweight int32 [in/8, out], scales [groups, out], qzeros, optional g_idx
   Awq4,      // AWQ: qweight int32 [in, out/8], scales, qzeros
   Fp8,       // E4M3 [out, in] with per-tensor or per-channel scales
 };
 const char* weight_format_name(WeightFormat f);
+// Bytes of one GGUF block of 32 values of a block format (Q8_0, Q4_0); 0 for the others.
+int64_t gguf_block_bytes(WeightFormat f);
 
 // How a layer is split over tensor-parallel ranks: Column splits the output features (each
 // rank holds out/world rows), Row splits the input features (partial sums, then all-reduce).

@@ -16,7 +16,7 @@
 namespace ferrum {
 namespace {
 
-constexpr uint32_t kGgmlQ8_0 = 8;  // GGUF's type id of Q8_0 (io/gguf_quant.h)
+constexpr uint32_t kGgmlQ8_0 = 8, kGgmlQ4_0 = 2;  // GGUF's type ids (io/gguf_quant.h)
 
 struct LayerWeights {
   Tensor input_norm, post_norm, q_norm, k_norm;
@@ -154,6 +154,9 @@ class DecoderModel final : public Model {
   std::unique_ptr<LinearWeight> linear(const std::string& layer, const std::vector<std::string>& parts,
                                        const std::vector<int64_t>& rows, int64_t cols, bool bias);
   void load_weights();
+  // The block format a backend kernel runs for this (GGUF-quantized) tensor; Dense when it is
+  // not quantized or the backend has no kernel for its type.
+  WeightFormat block_format(const std::string& tensor) const;
 
   ModelConfig cfg_;
   DecoderOptions opt_;
@@ -190,19 +193,17 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
   spec.name = layer;
   spec.in_features = cols;
   spec.dummy = opt_.dummy_weights;
-  // GGUF Q8_0 blocks go to the backend as they are when it has a kernel for them (every part);
-  // otherwise the parts are dequantized to dense.
-  bool q8 = !opt_.dummy_weights && be_->supports_linear(WeightFormat::GgufQ8_0, DType::U8);
-  for (size_t i = 0; q8 && i < parts.size(); ++i) {
-    const WeightStore::Quantized* q = store_.quantized(parts[i] + ".weight");
-    q8 = q && q->format == kGgmlQ8_0;
-  }
-  if (q8) spec.format = WeightFormat::GgufQ8_0;
+  // GGUF Q8_0 / Q4_0 blocks go to the backend as they are when it has a kernel for them (every
+  // part of the layer in the same format); otherwise the parts are dequantized to dense.
+  const WeightFormat blocks = opt_.dummy_weights ? WeightFormat::Dense : block_format(parts.front() + ".weight");
+  bool native = blocks != WeightFormat::Dense;
+  for (size_t i = 0; native && i < parts.size(); ++i) native = block_format(parts[i] + ".weight") == blocks;
+  if (native) spec.format = blocks;
   for (size_t i = 0; i < parts.size(); ++i) {
     LinearPart p;
     p.name = parts[i] + ".weight";
     p.rows = rows[i];
-    if (q8) p.weight = store_.quantized(p.name)->blocks;
+    if (native) p.weight = store_.quantized(p.name)->blocks;
     else if (!opt_.dummy_weights) p.weight = store_.get(p.name);
     if (bias) p.bias = opt_.dummy_weights ? random_weight(*be_, parts[i] + ".bias", {rows[i]}, DType::F32)
                                           : host_weight(parts[i] + ".bias", {rows[i]});
@@ -213,6 +214,14 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
     fail("layer '{}' has {} weights but the embeddings are {}: mixed weight dtypes are not supported on {}", layer,
          dtype_name(w->dtype), dtype_name(embed_.dtype), be_->name());
   return w;
+}
+
+WeightFormat DecoderModel::block_format(const std::string& tensor) const {
+  const WeightStore::Quantized* q = store_.quantized(tensor);
+  if (!q) return WeightFormat::Dense;
+  const WeightFormat f = q->format == kGgmlQ8_0 ? WeightFormat::GgufQ8_0
+                         : q->format == kGgmlQ4_0 ? WeightFormat::GgufQ4_0 : WeightFormat::Dense;
+  return f != WeightFormat::Dense && be_->supports_linear(f, DType::U8) ? f : WeightFormat::Dense;
 }
 
 Tensor DecoderModel::host_weight(const std::string& name, std::initializer_list<int64_t> shape) {
@@ -246,10 +255,10 @@ void DecoderModel::load_weights() {
     spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_});
     // A GGUF Q8_0 table: its blocks, where the backend runs them (the embedding lookup itself
     // takes the dequantized table).
-    const WeightStore::Quantized* q = opt_.dummy_weights ? nullptr : store_.quantized("model.embed_tokens.weight");
-    if (q && q->format == kGgmlQ8_0 && be_->supports_linear(WeightFormat::GgufQ8_0, DType::U8)) {
-      spec.format = WeightFormat::GgufQ8_0;
-      spec.parts.front().weight = q->blocks;
+    const WeightFormat blocks = opt_.dummy_weights ? WeightFormat::Dense : block_format("model.embed_tokens.weight");
+    if (blocks != WeightFormat::Dense) {
+      spec.format = blocks;
+      spec.parts.front().weight = store_.quantized("model.embed_tokens.weight")->blocks;
     }
     lm_head_ = be_->load_linear(spec);
   } else {

@@ -214,15 +214,17 @@ class LinearCase final : public OpCase {
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
     op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    op.weight_bytes = format_ == WeightFormat::GgufQ8_0 ? static_cast<double>(N * (s_.K / 32) * 34)
-                                                        : static_cast<double>(N * s_.K * dtype_size(weights_));
+    op.weight_bytes = gguf_block_bytes(format_) ? static_cast<double>(N * (s_.K / 32) * gguf_block_bytes(format_))
+                                                : static_cast<double>(N * s_.K * dtype_size(weights_));
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
     op.compare = [this, &be, &host, spec, x, out, initial, N] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
-        const Values w = format_ == WeightFormat::GgufQ8_0 ? q8_0_values(p.weight) : read_values(host, p.weight);
+        const Values w = format_ == WeightFormat::GgufQ8_0   ? q8_0_values(p.weight)
+                         : format_ == WeightFormat::GgufQ4_0 ? q4_0_values(p.weight)
+                                                             : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
         if (!p.bias.empty()) {
           const Values b = read_values(host, p.bias);
@@ -233,7 +235,7 @@ class LinearCase final : public OpCase {
       const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
       // Q8_0 rounds each row of x to int8 blocks too (as llama.cpp): about 1/254 of a block's
       // largest value per element.
-      const double bound = format_ == WeightFormat::GgufQ8_0 ? 2e-2 : bound_for(out.dtype);
+      const double bound = gguf_block_bytes(format_) ? 2e-2 : bound_for(out.dtype);
       return compare({{"out", read_values(be, out), ref}}, bound);
     };
     return op;
@@ -252,6 +254,31 @@ class LinearCase final : public OpCase {
       for (int j = 0; j < 32; ++j)
         out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(d == 0.0f ? 0.0f : std::round(x[j] / d)));
     }
+  }
+  // GGUF Q4_0, written here: the value of largest magnitude maps to -8, d = max / -8,
+  // q = min(15, (int)(x / d + 8.5)); value j in the low nibble of byte j, j + 16 in its high one.
+  static void quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 18) {
+      float amax = 0.0f, max = 0.0f;
+      for (int j = 0; j < 32; ++j)
+        if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+      const float d = max / -8.0f;
+      const uint16_t h = f32_to_f16(d);
+      std::memcpy(out, &h, 2);
+      auto q = [&](float v) { return d == 0.0f ? 8 : std::min(15, static_cast<int>(v / d + 8.5f)); };
+      for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<uint8_t>(q(x[j]) | (q(x[j + 16]) << 4));
+    }
+  }
+  static Values q4_0_values(const Tensor& blocks) {
+    Values v;
+    const auto* p = static_cast<const uint8_t*>(blocks.data);
+    for (int64_t i = 0; i < blocks.numel() / 18; ++i, p += 18) {
+      uint16_t h;
+      std::memcpy(&h, p, 2);
+      const double d = f16_to_f32(h);
+      for (int j = 0; j < 32; ++j) v.push_back(d * ((j < 16 ? (p[2 + j] & 0xF) : (p[2 + j - 16] >> 4)) - 8));
+    }
+    return v;
   }
   // The values of Q8_0 blocks (U8 [rows, K / 32 * 34]), as the reference takes them.
   static Values q8_0_values(const Tensor& blocks) {
@@ -278,11 +305,14 @@ class LinearCase final : public OpCase {
       LinearPart p;
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
-      if (!dummy && format_ == WeightFormat::GgufQ8_0) {  // F32 values quantized as llama.cpp does
+      if (!dummy && gguf_block_bytes(format_)) {  // F32 values quantized as llama.cpp does
         const Tensor f = host.random_tensor({p.rows, s_.K}, DType::F32, seed + 10 + i, 0.0f, w_scale);
-        p.weight = host.alloc({p.rows, s_.K / 32 * 34}, DType::U8);
-        for (int64_t r = 0; r < p.rows; ++r)
-          quantize_q8_0(f.ptr<float>() + r * s_.K, s_.K, p.weight.ptr<uint8_t>() + r * p.weight.dim(1));
+        p.weight = host.alloc({p.rows, s_.K / 32 * gguf_block_bytes(format_)}, DType::U8);
+        for (int64_t r = 0; r < p.rows; ++r) {
+          uint8_t* dst = p.weight.ptr<uint8_t>() + r * p.weight.dim(1);
+          if (format_ == WeightFormat::GgufQ8_0) quantize_q8_0(f.ptr<float>() + r * s_.K, s_.K, dst);
+          else quantize_q4_0(f.ptr<float>() + r * s_.K, s_.K, dst);
+        }
       } else if (!dummy) {
         p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
       }
@@ -534,11 +564,13 @@ void add_linear_cases(CaseList& cases) {
     if (w != DType::F32)
       for (int64_t M : {1, 5}) add<LinearCase>(cases, "lm_head", LinearShape{M, 256, {129}, false, E::Store, true}, w);
   }
-  // GGUF Q8_0 blocks (the CPU runs them; other backends skip them, visibly).
-  for (int64_t M : {1, 3, 17}) add<LinearCase>(cases, "", LinearShape{M, 256, {96}}, DType::U8, WeightFormat::GgufQ8_0);
-  add<LinearCase>(cases, "qkv", LinearShape{5, 128, {64, 32, 32}, true}, DType::U8, WeightFormat::GgufQ8_0);
-  add<LinearCase>(cases, "gate_up", LinearShape{4, 192, {96, 96}, false, E::SiluMul}, DType::U8, WeightFormat::GgufQ8_0);
-  add<LinearCase>(cases, "down", LinearShape{2, 320, {160}, false, E::Accumulate}, DType::U8, WeightFormat::GgufQ8_0);
+  // GGUF Q8_0 and Q4_0 blocks (the CPU runs them; other backends skip them, visibly).
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4_0}) {
+    for (int64_t M : {1, 3, 17}) add<LinearCase>(cases, "", LinearShape{M, 256, {96}}, DType::U8, f);
+    add<LinearCase>(cases, "qkv", LinearShape{5, 128, {64, 32, 32}, true}, DType::U8, f);
+    add<LinearCase>(cases, "gate_up", LinearShape{4, 192, {96, 96}, false, E::SiluMul}, DType::U8, f);
+    add<LinearCase>(cases, "down", LinearShape{2, 320, {160}, false, E::Accumulate}, DType::U8, f);
+  }
   // Named but not implemented: every backend must skip it, visibly.
   add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::GgufQ4K);
 }

@@ -76,6 +76,7 @@ TEST(BackendOps, DenseFloatWeightsAreSupported) {
   auto cpu = make_cpu_backend(1);
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) EXPECT_TRUE(cpu->supports_linear(WeightFormat::Dense, dt));
   EXPECT_TRUE(cpu->supports_linear(WeightFormat::GgufQ8_0, DType::U8));
+  EXPECT_TRUE(cpu->supports_linear(WeightFormat::GgufQ4_0, DType::U8));
   EXPECT_FALSE(cpu->supports_linear(WeightFormat::Dense, DType::I32));
 }
 

@@ -47,7 +47,7 @@ class CpuBackend final : public Backend {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
   bool supports_linear(WeightFormat format, DType weights) const override {
-    if (format == WeightFormat::GgufQ8_0) return weights == DType::U8;
+    if (format == WeightFormat::GgufQ8_0 || format == WeightFormat::GgufQ4_0) return weights == DType::U8;
     return Backend::supports_linear(format, weights);
   }
   // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
@@ -68,7 +68,7 @@ class CpuBackend final : public Backend {
         fill_random(t, dummy_seed(p.name.c_str()), r.center, r.scale);
       }
       FERRUM_CHECK(t.device == Device::CPU, "layer '{}': weight '{}' is not in host memory", spec.name, p.name);
-      w->dtype = spec.format == WeightFormat::Dense ? t.dtype : DType::F32;  // Q8_0 takes F32 activations
+      w->dtype = spec.format == WeightFormat::Dense ? t.dtype : DType::F32;  // block formats take F32 activations
       w->part_rows.push_back(p.rows);
       w->weights.push_back(t);
       w->biases.push_back(p.bias);
@@ -85,6 +85,7 @@ class CpuBackend final : public Backend {
     // Part i of the weight into rows of `ldo` floats at dst.
     auto part = [&](size_t i, float* dst, int64_t ldo) {
       if (w.format == WeightFormat::GgufQ8_0) cpu::matmul_q8_0(pool_, x, w.weights[i], bias(i), dst, ldo);
+      else if (w.format == WeightFormat::GgufQ4_0) cpu::matmul_q4_0(pool_, x, w.weights[i], bias(i), dst, ldo);
       else cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
     };
     // Every part into its columns of dst [M, out_features].

@@ -17,6 +17,8 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
 // The same with GGUF Q8_0 weights: w is U8 [N, K / 32 * 34] (raw blocks), x F32 (quantized
 // to int8 blocks per row, as llama.cpp does), integer dot products.
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// The same with GGUF Q4_0 weights: U8 [N, K / 32 * 18].
+void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);
