@@ -5,19 +5,14 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace ferrum::chat {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read {}", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text(const fs::path& path) { return read_file(path.string()); }
 
 ordered_json read_json(const fs::path& path) {
   try {

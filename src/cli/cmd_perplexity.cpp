@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "models/gguf_model.h"
 #include "core/json.h"
 #include "models/model.h"
@@ -27,12 +28,6 @@ struct PerplexityArgs {
   std::string device = "cpu";
   bool json = false;
 };
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read {}", path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // The BOS that the tokenizer puts in front of a text, if it adds one (Llama-style
 // post-processors); llama.cpp then starts every window with it.
@@ -50,7 +45,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 }
 
 int run_perplexity(const PerplexityArgs& a) {
-  const std::string text = read_text_file(a.file);
+  const std::string text = read_file(a.file);
   const auto tokenizer = load_tokenizer(a.model);
   auto model = load_model(a.model, a.threads, a.device);
 

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "models/gguf_model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,12 +20,6 @@ struct TokenizeArgs {
   std::string model, text, file;
   bool no_special = false, json = false;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read {}", path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 std::string format_ids(const std::vector<int32_t>& ids, bool as_json) {
   std::string out = as_json ? "[" : "";

@@ -309,8 +309,7 @@ class EngineImpl final : public Engine {
   // new step stays in flight until the next one is launched; without, it is collected at once.
   void step() {
     const size_t dead_before = graveyard_.size();  // retired before this schedule: see the end
-    auto t_begin = ProfileClock::now();
-    if (in_flight_ && must_finish_before_schedule()) finish_in_flight();
+    auto t_begin = ProfileClock::now();  // (loop() has waited for a step this schedule must see)
     SchedulerOutput out = scheduler_.schedule();
     auto t_scheduled = ProfileClock::now();
     ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;

@@ -84,41 +84,24 @@ void dequant_q8_0(const BlockQ8_0* b, float* y, int64_t nb) {
 }
 
 // 8 sub-blocks of 32: value = d * scale_j * q - dmin * min_j, q the low nibbles of 32 bytes
-// for sub-block 2k and their high nibbles for 2k + 1.
-void dequant_q4_k(const BlockQ4_K* b, float* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-    const uint8_t* q = b[i].qs;
-    for (int j = 0; j < 8; j += 2, q += 32) {
-      uint8_t sc, m;
-      scale_min_k4(j, b[i].scales, sc, m);
-      const float d1 = d * sc, m1 = dmin * m;
-      scale_min_k4(j + 1, b[i].scales, sc, m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+// for sub-block 2k and their high nibbles for 2k + 1; Q5_K adds a fifth bit, bit s of qh[l]
+// for value l of sub-block s (qh null for Q4_K).
+void dequant_k4(uint16_t d16, uint16_t dmin16, const uint8_t* scales, const uint8_t* q, const uint8_t* qh,
+                float* y) {
+  const float d = h2f(d16), dmin = h2f(dmin16);
+  for (int s = 0; s < 8; s += 2, q += 32) {
+    uint8_t sc, m;
+    scale_min_k4(s, scales, sc, m);
+    const float d1 = d * sc, m1 = dmin * m;
+    scale_min_k4(s + 1, scales, sc, m);
+    const float d2 = d * sc, m2 = dmin * m;
+    for (int l = 0; l < 32; ++l) {
+      const int hi = qh ? (qh[l] >> s & 1) << 4 : 0;
+      *y++ = d1 * static_cast<float>((q[l] & 0xF) + hi) - m1;
     }
-  }
-}
-
-// As Q4_K with a fifth bit per value: bit (2k) of qh[l] for sub-block 2k, bit 2k + 1 for 2k + 1.
-void dequant_q5_k(const BlockQ5_K* b, float* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i) {
-    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-    const uint8_t* ql = b[i].qs;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0; j < 8; j += 2, ql += 32) {
-      uint8_t sc, m;
-      scale_min_k4(j, b[i].scales, sc, m);
-      const float d1 = d * sc, m1 = dmin * m;
-      scale_min_k4(j + 1, b[i].scales, sc, m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l)
-        *y++ = d1 * static_cast<float>((ql[l] & 0xF) + (b[i].qh[l] & u1 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l)
-        *y++ = d2 * static_cast<float>((ql[l] >> 4) + (b[i].qh[l] & u2 ? 16 : 0)) - m2;
-      u1 = static_cast<uint8_t>(u1 << 2);
-      u2 = static_cast<uint8_t>(u2 << 2);
+    for (int l = 0; l < 32; ++l) {
+      const int hi = qh ? (qh[l] >> (s + 1) & 1) << 4 : 0;
+      *y++ = d2 * static_cast<float>((q[l] >> 4) + hi) - m2;
     }
   }
 }
@@ -216,8 +199,14 @@ void dequantize_row(GgmlType t, const void* src, float* y, int64_t n) {
     case GgmlType::Q5_0: return dequant_q5_0(static_cast<const BlockQ5_0*>(src), y, nb);
     case GgmlType::Q5_1: return dequant_q5_1(static_cast<const BlockQ5_1*>(src), y, nb);
     case GgmlType::Q8_0: return dequant_q8_0(static_cast<const BlockQ8_0*>(src), y, nb);
-    case GgmlType::Q4_K: return dequant_q4_k(static_cast<const BlockQ4_K*>(src), y, nb);
-    case GgmlType::Q5_K: return dequant_q5_k(static_cast<const BlockQ5_K*>(src), y, nb);
+    case GgmlType::Q4_K:
+      for (const auto* b = static_cast<const BlockQ4_K*>(src); b != static_cast<const BlockQ4_K*>(src) + nb; ++b, y += kQKK)
+        dequant_k4(b->d, b->dmin, b->scales, b->qs, nullptr, y);
+      return;
+    case GgmlType::Q5_K:
+      for (const auto* b = static_cast<const BlockQ5_K*>(src); b != static_cast<const BlockQ5_K*>(src) + nb; ++b, y += kQKK)
+        dequant_k4(b->d, b->dmin, b->scales, b->qs, b->qh, y);
+      return;
     case GgmlType::Q6_K: return dequant_q6_k(static_cast<const BlockQ6_K*>(src), y, nb);
     default: break;
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -85,51 +86,44 @@ void quantize_row(GgmlType t, const float* x, void* dst, int64_t n) {
   fail("quantizing to {} is not implemented yet", ggml_type_name(t));
 }
 
+template <typename T>
+void GgufWriter::add_scalar(const std::string& key, GgufValue::Type type, T v) {
+  put_key(kv_, key, type);
+  put<T>(kv_, v);
+  ++kv_count_;
+}
+
+template <typename T>
+void GgufWriter::add_array(const std::string& key, GgufValue::Type type, const std::vector<T>& v) {
+  put_key(kv_, key, GgufValue::Type::Array);
+  put<uint32_t>(kv_, static_cast<uint32_t>(type));
+  put<uint64_t>(kv_, v.size());
+  for (const T& x : v) {
+    if constexpr (std::is_same_v<T, std::string>) put_string(kv_, x);
+    else put<T>(kv_, x);
+  }
+  ++kv_count_;
+}
+
 void GgufWriter::add_string(const std::string& key, const std::string& v) {
   put_key(kv_, key, GgufValue::Type::String);
   put_string(kv_, v);
   ++kv_count_;
 }
-void GgufWriter::add_u32(const std::string& key, uint32_t v) {
-  put_key(kv_, key, GgufValue::Type::U32);
-  put<uint32_t>(kv_, v);
-  ++kv_count_;
-}
-void GgufWriter::add_i32(const std::string& key, int32_t v) {
-  put_key(kv_, key, GgufValue::Type::I32);
-  put<int32_t>(kv_, v);
-  ++kv_count_;
-}
-void GgufWriter::add_f32(const std::string& key, float v) {
-  put_key(kv_, key, GgufValue::Type::F32);
-  put<float>(kv_, v);
-  ++kv_count_;
-}
+void GgufWriter::add_u32(const std::string& key, uint32_t v) { add_scalar(key, GgufValue::Type::U32, v); }
+void GgufWriter::add_i32(const std::string& key, int32_t v) { add_scalar(key, GgufValue::Type::I32, v); }
+void GgufWriter::add_f32(const std::string& key, float v) { add_scalar(key, GgufValue::Type::F32, v); }
 void GgufWriter::add_bool(const std::string& key, bool v) {
-  put_key(kv_, key, GgufValue::Type::Bool);
-  put<uint8_t>(kv_, v ? 1 : 0);
-  ++kv_count_;
+  add_scalar<uint8_t>(key, GgufValue::Type::Bool, v ? 1 : 0);
 }
 void GgufWriter::add_strings(const std::string& key, const std::vector<std::string>& v) {
-  put_key(kv_, key, GgufValue::Type::Array);
-  put<uint32_t>(kv_, static_cast<uint32_t>(GgufValue::Type::String));
-  put<uint64_t>(kv_, v.size());
-  for (const std::string& s : v) put_string(kv_, s);
-  ++kv_count_;
+  add_array(key, GgufValue::Type::String, v);
 }
 void GgufWriter::add_i32s(const std::string& key, const std::vector<int32_t>& v) {
-  put_key(kv_, key, GgufValue::Type::Array);
-  put<uint32_t>(kv_, static_cast<uint32_t>(GgufValue::Type::I32));
-  put<uint64_t>(kv_, v.size());
-  for (int32_t x : v) put<int32_t>(kv_, x);
-  ++kv_count_;
+  add_array(key, GgufValue::Type::I32, v);
 }
 void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& v) {
-  put_key(kv_, key, GgufValue::Type::Array);
-  put<uint32_t>(kv_, static_cast<uint32_t>(GgufValue::Type::F32));
-  put<uint64_t>(kv_, v.size());
-  for (float x : v) put<float>(kv_, x);
-  ++kv_count_;
+  add_array(key, GgufValue::Type::F32, v);
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> dims,

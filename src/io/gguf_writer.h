@@ -31,6 +31,11 @@ class GgufWriter {
   void write(const std::string& path, const std::function<void(size_t, size_t)>& progress = {}) const;
 
  private:
+  template <typename T>
+  void add_scalar(const std::string& key, GgufValue::Type type, T v);
+  template <typename T>
+  void add_array(const std::string& key, GgufValue::Type type, const std::vector<T>& v);
+
   struct Entry {
     std::string name;
     GgmlType type;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/gguf_quant.h"
 
 namespace ferrum {
 
@@ -45,11 +46,11 @@ class WeightStore {
   // Adds a tensor from elsewhere (a GGUF file's, converted); its owner keeps it alive.
   void add_tensor(const std::string& name, Tensor t);
   // A block-quantized tensor (GGUF), kept as its raw blocks: U8 [rows, bytes per row] of
-  // `format` (a GgmlType id). get() gives it dequantized to F32 (`dequantize` is called once,
+  // `format`. get() gives it dequantized to F32 (`dequantize` is called once,
   // on first use) for code that needs dense values; a backend with a kernel for the format
   // takes the blocks (quantized()).
   struct Quantized {
-    uint32_t format = 0;
+    GgmlType format = GgmlType::F32;
     Tensor blocks;
     std::array<int64_t, 4> shape{};  // the dense shape
     int ndim = 0;

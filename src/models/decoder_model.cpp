@@ -16,8 +16,6 @@
 namespace ferrum {
 namespace {
 
-constexpr uint32_t kGgmlQ8_0 = 8, kGgmlQ4_0 = 2;  // GGUF's type ids (io/gguf_quant.h)
-
 struct LayerWeights {
   Tensor input_norm, post_norm, q_norm, k_norm;
   std::unique_ptr<LinearWeight> qkv, o, gate_up, down;  // q/k/v and gate/up fused
@@ -219,8 +217,9 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
 WeightFormat DecoderModel::block_format(const std::string& tensor) const {
   const WeightStore::Quantized* q = store_.quantized(tensor);
   if (!q) return WeightFormat::Dense;
-  const WeightFormat f = q->format == kGgmlQ8_0 ? WeightFormat::GgufQ8_0
-                         : q->format == kGgmlQ4_0 ? WeightFormat::GgufQ4_0 : WeightFormat::Dense;
+  const WeightFormat f = q->format == GgmlType::Q8_0   ? WeightFormat::GgufQ8_0
+                         : q->format == GgmlType::Q4_0 ? WeightFormat::GgufQ4_0
+                                                       : WeightFormat::Dense;
   return f != WeightFormat::Dense && be_->supports_linear(f, DType::U8) ? f : WeightFormat::Dense;
 }
 

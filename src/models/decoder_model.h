@@ -18,6 +18,9 @@ struct DecoderOptions {
   std::optional<DType> dummy_weights;
 };
 
+// config.json's `architectures` entry, or the one its `model_type` implies (registry.cpp).
+std::string architecture_of(const ModelConfig& c);
+
 std::unique_ptr<Model> make_decoder_model(const ModelConfig& config, const DecoderOptions& options,
                                           WeightStore weights, std::unique_ptr<Backend> backend);
 

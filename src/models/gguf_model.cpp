@@ -4,15 +4,15 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "backend/dummy_fill.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "io/gguf_writer.h"
+#include "models/decoder_model.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
 
@@ -24,22 +24,22 @@ namespace {
 // llama.cpp's token types.
 enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
-std::string gguf_arch(const ModelConfig& c) {
-  static const std::map<std::string, std::string> m = {{"LlamaForCausalLM", "llama"},
-                                                       {"MistralForCausalLM", "llama"},
-                                                       {"Qwen2ForCausalLM", "qwen2"},
-                                                       {"Qwen3ForCausalLM", "qwen3"}};
-  const auto it = m.find(c.architecture);
-  if (it == m.end()) fail("architecture '{}' has no GGUF form here (llama, qwen2 and qwen3 do)", c.architecture);
-  return it->second;
+// Hugging Face architectures and their GGUF names (the first of a GGUF name is what it reads as).
+constexpr std::pair<const char*, const char*> kArchitectures[] = {{"LlamaForCausalLM", "llama"},
+                                                                  {"MistralForCausalLM", "llama"},
+                                                                  {"Qwen2ForCausalLM", "qwen2"},
+                                                                  {"Qwen3ForCausalLM", "qwen3"}};
+
+std::string gguf_arch(const std::string& hf) {
+  for (const auto& [h, g] : kArchitectures)
+    if (hf == h) return g;
+  fail("architecture '{}' has no GGUF form here (llama, qwen2 and qwen3 do)", hf);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) fail("cannot read {}", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string hf_arch(const std::string& gguf) {
+  for (const auto& [h, g] : kArchitectures)
+    if (gguf == g) return h;
+  return "";
 }
 
 // llama's q/k rows: Hugging Face keeps each head's rotary pairs as (i, i + D/2) (rotate-half);
@@ -48,6 +48,16 @@ std::string read_text(const fs::path& p) {
 int64_t hf_row_of_gguf_row(int64_t r, int64_t head_dim) {
   const int64_t h = r / head_dim, k = r % head_dim, i = k / 2, j = k % 2;
   return h * head_dim + j * (head_dim / 2) + i;
+}
+
+// A copy of llama's q/k tensor (any type: a row is whole blocks) with its rows in Hugging Face
+// order.
+std::shared_ptr<std::vector<uint8_t>> rows_in_hf_order(const GgufTensor& t, int64_t head_dim) {
+  const size_t row_bytes = static_cast<size_t>(ggml_row_bytes(t.type, t.row_length()));
+  auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * static_cast<size_t>(t.rows()));
+  for (int64_t r = 0; r < t.rows(); ++r)
+    std::memcpy(buf->data() + hf_row_of_gguf_row(r, head_dim) * row_bytes, t.data + r * row_bytes, row_bytes);
+  return buf;
 }
 
 bool permuted(const std::string& arch, const std::string& hf_name) {
@@ -136,13 +146,11 @@ std::vector<std::pair<std::string, std::string>> gguf_tensor_names(const ModelCo
 
 ModelConfig config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
-  static const std::map<std::string, std::string> hf = {
-      {"llama", "LlamaForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
-  const auto it = hf.find(arch);
-  if (it == hf.end()) fail("GGUF file '{}': architecture '{}' is not supported (llama, qwen2, qwen3 are)", g.path(), arch);
+  const std::string hf = hf_arch(arch);
+  if (hf.empty()) fail("GGUF file '{}': architecture '{}' is not supported (llama, qwen2, qwen3 are)", g.path(), arch);
   const std::string k = arch + ".";
   ModelConfig c;
-  c.architecture = it->second;
+  c.architecture = hf;
   c.model_type = arch;
   c.hidden_size = g.get_int(k + "embedding_length");
   c.num_hidden_layers = g.get_int(k + "block_count");
@@ -204,11 +212,7 @@ WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c)
     }
     if (plain) {  // llama's q/k rows put back in order, in their own type
       out.dtype = t.type == GgmlType::F32 ? DType::F32 : t.type == GgmlType::F16 ? DType::F16 : DType::BF16;
-      const int64_t row = t.row_length(), rows = t.rows();
-      const size_t row_bytes = static_cast<size_t>(ggml_row_bytes(t.type, row));
-      auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * static_cast<size_t>(rows));
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(buf->data() + hf_row_of_gguf_row(r, c.head_dim) * row_bytes, t.data + r * row_bytes, row_bytes);
+      const auto buf = rows_in_hf_order(t, c.head_dim);
       out.data = buf->data();
       out.owner = buf;
       ws.add_tensor(hf, out);
@@ -222,16 +226,14 @@ WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c)
     const int64_t row = t.row_length(), rows = t.rows();
     const size_t row_bytes = static_cast<size_t>(ggml_row_bytes(t.type, row));
     WeightStore::Quantized q;
-    q.format = static_cast<uint32_t>(t.type);
+    q.format = t.type;
     q.ndim = out.ndim;
     q.shape = out.shape;
     q.blocks.dtype = DType::U8;
     q.blocks.ndim = 2;
     q.blocks.shape = {rows, static_cast<int64_t>(row_bytes), 0, 0};
     if (permute) {
-      auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * static_cast<size_t>(rows));
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(buf->data() + hf_row_of_gguf_row(r, c.head_dim) * row_bytes, t.data + r * row_bytes, row_bytes);
+      const auto buf = rows_in_hf_order(t, c.head_dim);
       q.blocks.data = buf->data();
       q.blocks.owner = buf;
     } else {
@@ -351,7 +353,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
 void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   const fs::path dir(model_dir);
   const fs::path tj = dir / "tokenizer.json";
-  tok::TokenizerJson t = tok::parse_tokenizer_json(read_text(tj), tj.string());
+  tok::TokenizerJson t = tok::parse_tokenizer_json(read_file(tj.string()), tj.string());
   const json& model = t.doc["model"];
   if (!model.is_object() || model.value("type", "") != "BPE" || model.value("byte_fallback", false))
     fail("{}: only byte-level BPE tokenizers are written to GGUF so far (SentencePiece-style ones are not)",
@@ -409,7 +411,7 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
 
   // Special ids from tokenizer_config.json (strings) and the post-processor's BOS/EOS.
   json cfg = json::object();
-  if (fs::exists(dir / "tokenizer_config.json")) cfg = json::parse(read_text(dir / "tokenizer_config.json"));
+  if (fs::exists(dir / "tokenizer_config.json")) cfg = json::parse(read_file((dir / "tokenizer_config.json").string()));
   auto id_of = [&](const std::string& s) -> int64_t {
     for (int64_t i = 0; i < n; ++i)
       if (tokens[i] == s) return i;
@@ -447,7 +449,7 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   w.add_bool("tokenizer.ggml.add_eos_token", add_eos);
 
   std::string tmpl;
-  if (fs::exists(dir / "chat_template.jinja")) tmpl = read_text(dir / "chat_template.jinja");
+  if (fs::exists(dir / "chat_template.jinja")) tmpl = read_file((dir / "chat_template.jinja").string());
   else if (cfg.contains("chat_template") && cfg["chat_template"].is_string()) tmpl = cfg["chat_template"].get<std::string>();
   else if (cfg.contains("chat_template") && cfg["chat_template"].is_array())
     for (const json& e : cfg["chat_template"]) {
@@ -463,14 +465,8 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
   if (!can_quantize(type))
     fail("quantize: {} is not implemented yet (F32, F16, BF16, Q8_0 and Q4_0 are)", ggml_type_name(type));
   ModelConfig c = ModelConfig::from_dir(model_dir);
-  if (c.architecture.empty()) {
-    static const std::map<std::string, std::string> by_type = {{"llama", "LlamaForCausalLM"},
-                                                               {"mistral", "MistralForCausalLM"},
-                                                               {"qwen2", "Qwen2ForCausalLM"},
-                                                               {"qwen3", "Qwen3ForCausalLM"}};
-    if (const auto it = by_type.find(c.model_type); it != by_type.end()) c.architecture = it->second;
-  }
-  const std::string arch = gguf_arch(c);
+  c.architecture = architecture_of(c);
+  const std::string arch = gguf_arch(c.architecture);
   c.attention_bias = c.attention_bias || arch == "qwen2";
   c.qk_norm = arch == "qwen3";
   if (c.rope_scaling.type != "default" && c.rope_scaling.type != "linear" && c.rope_scaling.type != "llama3")

@@ -18,6 +18,8 @@ const std::map<std::string, DecoderOptions>& decoder_architectures() {
   return m;
 }
 
+}  // namespace
+
 std::string architecture_of(const ModelConfig& c) {
   if (!c.architecture.empty()) return c.architecture;
   static const std::map<std::string, std::string> by_type = {
@@ -26,8 +28,6 @@ std::string architecture_of(const ModelConfig& c) {
   auto it = by_type.find(c.model_type);
   return it == by_type.end() ? "" : it->second;
 }
-
-}  // namespace
 
 namespace {
 
