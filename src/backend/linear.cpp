@@ -10,6 +10,8 @@ const char* weight_format_name(WeightFormat f) {
     case WeightFormat::GgufQ8_0: return "GGUF Q8_0";
     case WeightFormat::GgufQ4_0: return "GGUF Q4_0";
     case WeightFormat::GgufQ4K: return "GGUF Q4_K";
+    case WeightFormat::GgufQ5K: return "GGUF Q5_K";
+    case WeightFormat::GgufQ6K: return "GGUF Q6_K";
     case WeightFormat::Gptq4: return "GPTQ int4";
     case WeightFormat::Awq4: return "AWQ int4";
     case WeightFormat::Fp8: return "FP8";
@@ -17,27 +19,42 @@ const char* weight_format_name(WeightFormat f) {
   return "?";
 }
 
+int64_t gguf_block_values(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::GgufQ8_0: case WeightFormat::GgufQ4_0: return 32;
+    case WeightFormat::GgufQ4K: case WeightFormat::GgufQ5K: case WeightFormat::GgufQ6K: return 256;
+    default: return 0;
+  }
+}
+
 int64_t gguf_block_bytes(WeightFormat f) {
-  return f == WeightFormat::GgufQ8_0 ? 34 : f == WeightFormat::GgufQ4_0 ? 18 : 0;
+  switch (f) {
+    case WeightFormat::GgufQ8_0: return 34;
+    case WeightFormat::GgufQ4_0: return 18;
+    case WeightFormat::GgufQ4K: return 144;
+    case WeightFormat::GgufQ5K: return 176;
+    case WeightFormat::GgufQ6K: return 210;
+    default: return 0;
+  }
 }
 
 void check_linear_spec(const LinearSpec& spec) {
-  const int64_t block = gguf_block_bytes(spec.format);
-  if (spec.format != WeightFormat::Dense && block == 0)
-    fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0/Q4_0 are)", spec.name,
-         weight_format_name(spec.format));
-  if (block) {  // raw blocks: U8 [rows, in / 32 * block bytes]
+  for (const LinearPart& p : spec.parts) {
+    const int64_t values = gguf_block_values(p.format), bytes = gguf_block_bytes(p.format);
+    if (p.format != WeightFormat::Dense && values == 0)
+      fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K are)",
+           spec.name, weight_format_name(p.format));
+    if (!values) continue;
+    // Raw blocks: U8 [rows, in / values * bytes].
     if (spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
-    if (spec.in_features % 32 != 0)
-      fail("layer '{}': {} rows of {} values are not whole blocks", spec.name, weight_format_name(spec.format),
+    if (spec.in_features % values != 0)
+      fail("layer '{}': {} rows of {} values are not whole blocks", spec.name, weight_format_name(p.format),
            spec.in_features);
-    for (const LinearPart& p : spec.parts) {
-      const Tensor& w = p.weight;
-      if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / 32 * block)
-        fail("layer '{}': {} weights of '{}' must be its raw blocks, U8 [{}, {}]; got {} {}", spec.name,
-             weight_format_name(spec.format), p.name, p.rows, spec.in_features / 32 * block, dtype_name(w.dtype),
-             w.shape_str());
-    }
+    const Tensor& w = p.weight;
+    if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / values * bytes)
+      fail("layer '{}': {} weights of '{}' must be its raw blocks, U8 [{}, {}]; got {} {}", spec.name,
+           weight_format_name(p.format), p.name, p.rows, spec.in_features / values * bytes, dtype_name(w.dtype),
+           w.shape_str());
   }
   if (spec.num_experts != 0)
     fail("layer '{}': grouped expert weights (MoE) are not supported yet", spec.name);
@@ -55,14 +72,14 @@ void check_linear_spec(const LinearSpec& spec) {
                                               p.bias.dtype != DType::BF16)))
       fail("layer '{}': bias of '{}' is {} {}, expected {} F32/F16/BF16 values", spec.name, p.name,
            dtype_name(p.bias.dtype), p.bias.shape_str(), p.rows);
-    if (spec.dummy || spec.format != WeightFormat::Dense) continue;
+    if (spec.dummy || p.format != WeightFormat::Dense) continue;
     const Tensor& w = p.weight;
     if (w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features)
       fail("tensor '{}' has shape {}, but config.json implies [{}, {}]", p.name, w.shape_str(), p.rows,
            spec.in_features);
     if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
       fail("tensor '{}' has dtype {}; dense weights must be F32, F16 or BF16", p.name, dtype_name(w.dtype));
-    if (w.dtype != spec.parts.front().weight.dtype)
+    if (spec.parts.front().format == WeightFormat::Dense && w.dtype != spec.parts.front().weight.dtype)
       fail("layer '{}': parts '{}' and '{}' have different dtypes ({} and {})", spec.name, spec.parts.front().name,
            p.name, dtype_name(spec.parts.front().weight.dtype), dtype_name(w.dtype));
   }

@@ -13,20 +13,24 @@
 
 namespace ferrum {
 
-// How the weight bytes are laid out. Dense everywhere, GGUF Q8_0 / Q4_0 on the CPU; the others
-// are named so that a loader can ask for them and get a clear "not supported" at load time,
-// never at run time.
+// How the weight bytes are laid out. Dense everywhere, GGUF blocks on the CPU; the others are
+// named so that a loader can ask for them and get a clear "not supported" at load time, never
+// at run time.
 enum class WeightFormat : uint8_t {
   Dense,     // [out, in] F32 / F16 / BF16, row-major
   GgufQ8_0,  // GGUF blocks of 32: f16 scale + 32 int8
   GgufQ4_0,  // GGUF blocks of 32: f16 scale + 16 bytes of 4-bit values (minus 8)
   GgufQ4K,   // GGUF Q4_K super-blocks of 256: f16 d, dmin, 6-bit scales/mins, 4-bit quants
+  GgufQ5K,   // GGUF Q5_K: Q4_K plus a fifth bit per value
+  GgufQ6K,   // GGUF Q6_K super-blocks of 256: 6-bit quants, int8 scale per 16, f16 d
   Gptq4,     // GPTQ: qweight int32 [in/8, out], scales [groups, out], qzeros, optional g_idx
   Awq4,      // AWQ: qweight int32 [in, out/8], scales, qzeros
   Fp8,       // E4M3 [out, in] with per-tensor or per-channel scales
 };
 const char* weight_format_name(WeightFormat f);
-// Bytes of one GGUF block of 32 values of a block format (Q8_0, Q4_0); 0 for the others.
+// Values and bytes of one block of a GGUF block format (32 for Q8_0 / Q4_0, 256 for the
+// K-quants); 0 for the others.
+int64_t gguf_block_values(WeightFormat f);
 int64_t gguf_block_bytes(WeightFormat f);
 
 // How a layer is split over tensor-parallel ranks: Column splits the output features (each
@@ -43,6 +47,8 @@ struct LinearPart {
   int64_t rows = 0;    // output features of this part
   Tensor weight;       // host (mmapped) source [rows, in]; empty with dummy weights
   Tensor bias;         // host source [rows], or empty
+  // The layout of `weight`: parts may differ (GGUF mixes give v more bits than q and k).
+  WeightFormat format = WeightFormat::Dense;
   // Format-specific companions (GPTQ scales/qzeros/g_idx, FP8 scales...); empty for Dense.
   std::vector<Tensor> extra;
 };
@@ -51,7 +57,6 @@ struct LinearSpec {
   std::string name;  // the layer, for messages ("model.layers.3.mlp.gate_up")
   int64_t in_features = 0;
   std::vector<LinearPart> parts;
-  WeightFormat format = WeightFormat::Dense;
   // Grouped experts (MoE): num_experts stacked weights of the same parts, chosen per token by
   // a router. 0: a plain layer.
   int32_t num_experts = 0;
@@ -80,14 +85,13 @@ class LinearWeight {
   std::string name;
   int64_t in_features = 0, out_features = 0;
   std::vector<int64_t> part_rows;
-  WeightFormat format = WeightFormat::Dense;
   DType dtype = DType::F32;  // of the stored values (Dense)
   bool has_bias = false;
 };
 
-// Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes) and
-// refuses, with a message naming the layer, what this build cannot run yet: formats other than
-// Dense, experts, shards. Throws ferrum::Error.
+// Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes, block
+// weights as whole raw blocks) and refuses, with a message naming the layer, what this build
+// cannot run yet: GPTQ/AWQ/FP8, experts, shards. Throws ferrum::Error.
 void check_linear_spec(const LinearSpec& spec);
 
 }  // namespace ferrum

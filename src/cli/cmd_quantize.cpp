@@ -1,7 +1,9 @@
-// ferrum quantize: writes a Hugging Face model folder as a GGUF v3 file.
-//   ferrum quantize IN OUT TYPE [--dummy]     (TYPE: F32, F16, BF16, Q8_0, Q4_0)
+// ferrum quantize: writes a Hugging Face model folder or a GGUF file as a GGUF v3 file.
+//   ferrum quantize IN OUT TYPE [--dummy]
+//   (TYPE: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K)
 // Architecture keys, tokenizer and chat template go into the metadata as llama.cpp's converter
-// writes them; norms and biases stay F32. A progress bar shows on a terminal.
+// writes them; each tensor's type follows llama-quantize's mix rules (io/gguf_mix.h). A
+// progress bar shows on a terminal.
 #include <unistd.h>
 
 #include <chrono>
@@ -11,7 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "io/gguf_writer.h"
+#include "io/gguf_mix.h"
 #include "models/gguf_model.h"
 
 namespace ferrum::cli {
@@ -22,23 +24,10 @@ struct QuantizeArgs {
   bool dummy = false;
 };
 
-GgmlType parse_type(const std::string& s) {
-  static const std::map<std::string, GgmlType> m = {{"F32", GgmlType::F32},   {"F16", GgmlType::F16},
-                                                    {"BF16", GgmlType::BF16}, {"Q8_0", GgmlType::Q8_0},
-                                                    {"Q4_0", GgmlType::Q4_0}};
-  const auto it = m.find(s);
-  if (it != m.end()) return it->second;
-  if (s == "Q4_K_M" || s == "Q5_K_M" || s == "Q6_K")
-    fail("quantize: {} is not implemented yet (F32, F16, BF16, Q8_0 and Q4_0 are); ferrum reads {} files", s, s);
-  fail("quantize: unknown type '{}' (F32, F16, BF16, Q8_0 or Q4_0)", s);
-}
-
 int run_quantize(const QuantizeArgs& a) {
-  const GgmlType type = parse_type(a.type);
-  if (is_gguf_path(a.in)) fail("quantize: IN must be a Hugging Face model folder (re-quantizing GGUF files is not implemented yet)");
   const bool tty = isatty(STDERR_FILENO);
   const auto t0 = std::chrono::steady_clock::now();
-  convert_to_gguf(a.in, a.out, type, [&](size_t done, size_t total) {
+  convert_to_gguf(a.in, a.out, a.type, [&](size_t done, size_t total) {
     if (!tty) return;
     const int width = 40, filled = static_cast<int>(width * done / total);
     std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu tensors", filled, "========================================",
@@ -54,11 +43,11 @@ int run_quantize(const QuantizeArgs& a) {
 
 void register_quantize(CLI::App& app) {
   auto args = std::make_shared<QuantizeArgs>();
-  CLI::App* sub = add_command(app, "quantize", "Write a Hugging Face model folder as a GGUF file",
+  CLI::App* sub = add_command(app, "quantize", "Write a Hugging Face model folder or a GGUF file as a GGUF file",
                               [args] { return run_quantize(*args); });
-  sub->add_option("IN", args->in, "Hugging Face model folder")->required();
+  sub->add_option("IN", args->in, "Hugging Face model folder or .gguf file")->required();
   sub->add_option("OUT", args->out, "GGUF file to write")->required();
-  sub->add_option("TYPE", args->type, "F32, F16, BF16, Q8_0 or Q4_0")->required();
+  sub->add_option("TYPE", args->type, gguf_file_type_names())->required();
   sub->add_flag("--dummy", args->dummy,
                 "Random weights for IN's config.json instead of its safetensors (benchmarks of a shape)");
 }

@@ -10,19 +10,6 @@ namespace {
 
 float h2f(uint16_t h) { return f16_to_f32(h); }
 
-// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K super-block: 8 pairs packed in 12
-// bytes (the low 6 bits of bytes 0-7 for j < 4, nibbles of bytes 8-11 plus the top 2 bits of
-// bytes 0-7 for j >= 4).
-void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 void dequant_q4_0(const BlockQ4_0* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, y += kQK) {
     const float d = h2f(b[i].d);
@@ -91,9 +78,9 @@ void dequant_k4(uint16_t d16, uint16_t dmin16, const uint8_t* scales, const uint
   const float d = h2f(d16), dmin = h2f(dmin16);
   for (int s = 0; s < 8; s += 2, q += 32) {
     uint8_t sc, m;
-    scale_min_k4(s, scales, sc, m);
+    ggml_scale_min_k4(s, scales, sc, m);
     const float d1 = d * sc, m1 = dmin * m;
-    scale_min_k4(s + 1, scales, sc, m);
+    ggml_scale_min_k4(s + 1, scales, sc, m);
     const float d2 = d * sc, m2 = dmin * m;
     for (int l = 0; l < 32; ++l) {
       const int hi = qh ? (qh[l] >> s & 1) << 4 : 0;
@@ -131,6 +118,16 @@ void dequant_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
 }
 
 }  // namespace
+
+void ggml_scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {

@@ -35,6 +35,17 @@ uint64_t ggml_row_bytes(GgmlType t, int64_t n);
 // without dequantization.
 void dequantize_row(GgmlType t, const void* src, float* y, int64_t n);
 
+// Quantizes n floats (a multiple of the type's block size) into dst, rounding exactly as
+// llama.cpp's reference (scalar, no importance matrix) quantizers do: F32, F16, BF16, Q8_0,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Throws for the other types.
+void quantize_row(GgmlType t, const float* x, void* dst, int64_t n);
+bool can_quantize(GgmlType t);
+
+// The 6-bit scale and min of sub-block j (0-7) of a Q4_K / Q5_K super-block: 8 pairs packed
+// in 12 bytes (the low 6 bits of bytes 0-7 for j < 4; nibbles of bytes 8-11 plus the top 2
+// bits of bytes 0-7 for j >= 4).
+void ggml_scale_min_k4(int j, const uint8_t* packed, uint8_t& scale, uint8_t& min);
+
 // Block layouts (little-endian, packed, as ggml-common.h).
 constexpr int64_t kQK = 32;    // values per block of the 32-value formats
 constexpr int64_t kQKK = 256;  // values per K-quant super-block

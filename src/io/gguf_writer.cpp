@@ -28,63 +28,7 @@ void put_key(std::vector<uint8_t>& out, const std::string& key, GgufValue::Type 
   put<uint32_t>(out, static_cast<uint32_t>(t));
 }
 
-// llama.cpp's quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d).
-void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[i].d = f32_to_f16(d);
-    for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
-  }
-}
-
-// llama.cpp's quantize_row_q4_0_ref: the value of largest magnitude maps to -8, d = max / -8,
-// q = min(15, (int8)(x / d + 8.5)).
-void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i, x += kQK) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; ++j)
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[i].d = f32_to_f16(d);
-    for (int j = 0; j < 16; ++j) {
-      const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-      const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
-      y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-    }
-  }
-}
-
 }  // namespace
-
-bool can_quantize(GgmlType t) {
-  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 ||
-         t == GgmlType::Q4_0;
-}
-
-void quantize_row(GgmlType t, const float* x, void* dst, int64_t n) {
-  const auto info = ggml_type_info(static_cast<uint32_t>(t));
-  FERRUM_CHECK(info && n % info->block_elems == 0, "quantize_row: {} values of {}", n, ggml_type_name(t));
-  switch (t) {
-    case GgmlType::F32: std::memcpy(dst, x, static_cast<size_t>(n) * 4); return;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
-      return;
-    case GgmlType::BF16:
-      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
-      return;
-    case GgmlType::Q8_0: return quantize_q8_0(x, static_cast<BlockQ8_0*>(dst), n / kQK);
-    case GgmlType::Q4_0: return quantize_q4_0(x, static_cast<BlockQ4_0*>(dst), n / kQK);
-    default: break;
-  }
-  fail("quantizing to {} is not implemented yet", ggml_type_name(t));
-}
 
 template <typename T>
 void GgufWriter::add_scalar(const std::string& key, GgufValue::Type type, T v) {
@@ -124,6 +68,44 @@ void GgufWriter::add_i32s(const std::string& key, const std::vector<int32_t>& v)
 }
 void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& v) {
   add_array(key, GgufValue::Type::F32, v);
+}
+
+namespace {
+
+// One value's bytes (no key): scalars in their own width, arrays as element type, count and
+// elements.
+void put_value(std::vector<uint8_t>& out, GgufValue::Type type, const GgufValue& v) {
+  using T = GgufValue::Type;
+  auto u = [&] { return std::get<uint64_t>(v.scalar); };
+  auto i = [&] { return std::get<int64_t>(v.scalar); };
+  switch (type) {
+    case T::U8: return put<uint8_t>(out, static_cast<uint8_t>(u()));
+    case T::I8: return put<int8_t>(out, static_cast<int8_t>(i()));
+    case T::U16: return put<uint16_t>(out, static_cast<uint16_t>(u()));
+    case T::I16: return put<int16_t>(out, static_cast<int16_t>(i()));
+    case T::U32: return put<uint32_t>(out, static_cast<uint32_t>(u()));
+    case T::I32: return put<int32_t>(out, static_cast<int32_t>(i()));
+    case T::U64: return put<uint64_t>(out, u());
+    case T::I64: return put<int64_t>(out, i());
+    case T::F32: return put<float>(out, static_cast<float>(std::get<double>(v.scalar)));
+    case T::F64: return put<double>(out, std::get<double>(v.scalar));
+    case T::Bool: return put<uint8_t>(out, std::get<bool>(v.scalar) ? 1 : 0);
+    case T::String: return put_string(out, std::get<std::string>(v.scalar));
+    case T::Array:
+      put<uint32_t>(out, static_cast<uint32_t>(v.array_type));
+      put<uint64_t>(out, v.array.size());
+      for (const GgufValue& e : v.array) put_value(out, v.array_type, e);
+      return;
+  }
+  fail("GGUF value of unknown type {}", static_cast<uint32_t>(type));
+}
+
+}  // namespace
+
+void GgufWriter::add_value(const std::string& key, const GgufValue& v) {
+  put_key(kv_, key, v.type);
+  put_value(kv_, v.type, v);
+  ++kv_count_;
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> dims,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/gguf.h"
+#include "io/gguf_quant.h"
 
 namespace ferrum {
 
@@ -21,6 +22,7 @@ class GgufWriter {
   void add_strings(const std::string& key, const std::vector<std::string>& v);
   void add_i32s(const std::string& key, const std::vector<int32_t>& v);
   void add_f32s(const std::string& key, const std::vector<float>& v);
+  void add_value(const std::string& key, const GgufValue& v);  // a value read from another file
 
   // dims in GGUF order (dims[0] the row length); `produce` fills exactly the tensor's bytes.
   void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> dims,
@@ -48,10 +50,5 @@ class GgufWriter {
   std::vector<Entry> tensors_;
 };
 
-// Quantizes n floats (a multiple of the type's block size) into dst, as llama.cpp's reference
-// (scalar, no importance matrix) quantizers round: F32, F16, BF16, Q8_0, Q4_0. Throws for the
-// other types.
-void quantize_row(GgmlType t, const float* x, void* dst, int64_t n);
-bool can_quantize(GgmlType t);
 
 }  // namespace ferrum

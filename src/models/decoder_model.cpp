@@ -191,17 +191,14 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
   spec.name = layer;
   spec.in_features = cols;
   spec.dummy = opt_.dummy_weights;
-  // GGUF Q8_0 / Q4_0 blocks go to the backend as they are when it has a kernel for them (every
-  // part of the layer in the same format); otherwise the parts are dequantized to dense.
-  const WeightFormat blocks = opt_.dummy_weights ? WeightFormat::Dense : block_format(parts.front() + ".weight");
-  bool native = blocks != WeightFormat::Dense;
-  for (size_t i = 0; native && i < parts.size(); ++i) native = block_format(parts[i] + ".weight") == blocks;
-  if (native) spec.format = blocks;
+  // GGUF blocks go to the backend as they are where it has a kernel for their format (each
+  // part its own: mixes give v and down more bits); other parts are dequantized to dense.
   for (size_t i = 0; i < parts.size(); ++i) {
     LinearPart p;
     p.name = parts[i] + ".weight";
     p.rows = rows[i];
-    if (native) p.weight = store_.quantized(p.name)->blocks;
+    p.format = opt_.dummy_weights ? WeightFormat::Dense : block_format(p.name);
+    if (p.format != WeightFormat::Dense) p.weight = store_.quantized(p.name)->blocks;
     else if (!opt_.dummy_weights) p.weight = store_.get(p.name);
     if (bias) p.bias = opt_.dummy_weights ? random_weight(*be_, parts[i] + ".bias", {rows[i]}, DType::F32)
                                           : host_weight(parts[i] + ".bias", {rows[i]});
@@ -219,6 +216,9 @@ WeightFormat DecoderModel::block_format(const std::string& tensor) const {
   if (!q) return WeightFormat::Dense;
   const WeightFormat f = q->format == GgmlType::Q8_0   ? WeightFormat::GgufQ8_0
                          : q->format == GgmlType::Q4_0 ? WeightFormat::GgufQ4_0
+                         : q->format == GgmlType::Q4_K ? WeightFormat::GgufQ4K
+                         : q->format == GgmlType::Q5_K ? WeightFormat::GgufQ5K
+                         : q->format == GgmlType::Q6_K ? WeightFormat::GgufQ6K
                                                        : WeightFormat::Dense;
   return f != WeightFormat::Dense && be_->supports_linear(f, DType::U8) ? f : WeightFormat::Dense;
 }
@@ -252,11 +252,11 @@ void DecoderModel::load_weights() {
     spec.name = "lm_head";
     spec.in_features = H;
     spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_});
-    // A GGUF Q8_0 table: its blocks, where the backend runs them (the embedding lookup itself
+    // A GGUF block table: its blocks, where the backend runs them (the embedding lookup itself
     // takes the dequantized table).
     const WeightFormat blocks = opt_.dummy_weights ? WeightFormat::Dense : block_format("model.embed_tokens.weight");
     if (blocks != WeightFormat::Dense) {
-      spec.format = blocks;
+      spec.parts.front().format = blocks;
       spec.parts.front().weight = store_.quantized("model.embed_tokens.weight")->blocks;
     }
     lm_head_ = be_->load_linear(spec);

@@ -5,12 +5,14 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "backend/dummy_fill.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "io/gguf_mix.h"
 #include "io/gguf_writer.h"
 #include "models/decoder_model.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -460,10 +462,51 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   if (!tmpl.empty()) w.add_string("tokenizer.chat_template", tmpl);
 }
 
-void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
+namespace {
+
+// GGUF to GGUF: every key but the file type is copied; each tensor is dequantized row by row
+// and quantized to the type the mix gives it (tensors stay in GGUF order and layout).
+void requantize_gguf(const std::string& in, const std::string& out_path, const GgufFileType& type,
+                     const std::function<void(size_t, size_t)>& progress) {
+  std::shared_ptr<GgufFile> g = GgufFile::open(in);
+  GgufWriter w;
+  for (const auto& [key, value] : g->metadata())
+    if (key != "general.file_type" && key != "general.quantization_version" && key != "general.alignment")
+      w.add_value(key, value);
+  w.add_u32("general.file_type", type.ftype);
+  w.add_u32("general.quantization_version", 2);
+  std::vector<std::string> names;
+  for (const GgufTensor& t : g->tensors()) names.push_back(t.name);
+  GgufQuantMix mix(type, names);
+  for (const GgufTensor& t : g->tensors()) {
+    const auto info = ggml_type_info(static_cast<uint32_t>(t.type));
+    if (!info || !info->dequantizable)
+      fail("quantize: tensor '{}' of '{}' has type {}, which ferrum cannot read", t.name, in, ggml_type_name(t.type));
+    const GgmlType tt = mix.type_of(t.name, t.dims);
+    w.add_tensor(t.name, tt, t.dims, [g, &t, tt](std::vector<uint8_t>& out) {
+      const int64_t row = t.row_length(), rows = t.rows();
+      const uint64_t in_bytes = ggml_row_bytes(t.type, row), out_bytes = ggml_row_bytes(tt, row);
+      out.resize(out_bytes * static_cast<uint64_t>(rows));
+      std::vector<float> x(static_cast<size_t>(row));
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t.type, t.data + r * in_bytes, x.data(), row);
+        quantize_row(tt, x.data(), out.data() + r * out_bytes, row);
+      }
+    });
+  }
+  w.write(out_path, progress);
+}
+
+}  // namespace
+
+void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type_name,
                      const std::function<void(size_t, size_t)>& progress, bool dummy) {
-  if (!can_quantize(type))
-    fail("quantize: {} is not implemented yet (F32, F16, BF16, Q8_0 and Q4_0 are)", ggml_type_name(type));
+  const std::optional<GgufFileType> type = gguf_file_type(type_name);
+  if (!type) fail("quantize: unknown type '{}' ({})", type_name, gguf_file_type_names());
+  if (is_gguf_path(model_dir)) {
+    if (dummy) fail("quantize: --dummy takes a model folder (its config.json), not a GGUF file");
+    return requantize_gguf(model_dir, out_path, *type, progress);
+  }
   ModelConfig c = ModelConfig::from_dir(model_dir);
   c.architecture = architecture_of(c);
   const std::string arch = gguf_arch(c.architecture);
@@ -478,9 +521,7 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
   GgufWriter w;
   w.add_string("general.architecture", arch);
   w.add_string("general.name", fs::path(model_dir).filename().string());
-  static const std::map<GgmlType, uint32_t> ftype = {{GgmlType::F32, 0}, {GgmlType::F16, 1}, {GgmlType::Q4_0, 2},
-                                                     {GgmlType::Q8_0, 7}, {GgmlType::BF16, 32}};
-  w.add_u32("general.file_type", ftype.at(type));
+  w.add_u32("general.file_type", type->ftype);
   w.add_u32("general.quantization_version", 2);
   const std::string k = arch + ".";
   w.add_u32(k + "context_length", static_cast<uint32_t>(c.max_position_embeddings));
@@ -519,8 +560,11 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
                  });
   }
 
-  const int64_t block = ggml_type_info(static_cast<uint32_t>(type))->block_elems;
-  for (const auto& [hf, gg] : gguf_tensor_names(c)) {
+  const auto names = gguf_tensor_names(c);
+  std::vector<std::string> gguf_names;
+  for (const auto& n : names) gguf_names.push_back(n.second);
+  GgufQuantMix mix(*type, gguf_names);
+  for (const auto& [hf, gg] : names) {
     std::vector<int64_t> dims;
     if (dummy) {
       dims = dummy_shape(c, hf);
@@ -529,9 +573,7 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
       const Tensor& src = ws->get(hf);
       for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
     }
-    // Norms and biases stay F32 (as llama.cpp keeps 1-D tensors); rows that are not whole
-    // blocks fall back to F16.
-    const GgmlType tt = dims.size() == 1 ? GgmlType::F32 : dims[0] % block != 0 ? GgmlType::F16 : type;
+    const GgmlType tt = mix.type_of(gg, dims);
     const bool permute = permuted(arch, hf);
     const int64_t head_dim = c.head_dim;
     // Dummy values are made when the writer asks for the tensor, and dropped after it.

@@ -42,11 +42,12 @@ ordered_json gguf_special_tokens(const GgufFile& g);
 // A model folder's or a .gguf file's tokenizer.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 
-// `ferrum quantize`: a Hugging Face folder to a GGUF file of `type` (F32, F16, BF16, Q8_0,
-// Q4_0). Norms and biases stay F32; matrices whose rows are not whole blocks fall back to F16.
-// dummy: random weights (models' dummy pattern) for config.json's shape instead of the
+// `ferrum quantize`: a Hugging Face folder or a GGUF file to a GGUF file of `type` (a name of
+// io/gguf_mix.h: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K), each tensor's type chosen
+// by GgufQuantMix as llama-quantize chooses it. A GGUF input keeps its metadata and tensor
+// order. dummy: random weights (models' dummy pattern) for config.json's shape instead of the
 // safetensors files, for benchmarks; the tokenizer is written when the folder has one.
-void convert_to_gguf(const std::string& model_dir, const std::string& out_path, GgmlType type,
+void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type,
                      const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false);
 
 // Writes the tokenizer (byte-level BPE: tokenizer.ggml.model "gpt2") and chat template keys of

@@ -214,8 +214,9 @@ class LinearCase final : public OpCase {
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
     op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    op.weight_bytes = gguf_block_bytes(format_) ? static_cast<double>(N * (s_.K / 32) * gguf_block_bytes(format_))
-                                                : static_cast<double>(N * s_.K * dtype_size(weights_));
+    op.weight_bytes = gguf_block_bytes(format_)
+                          ? static_cast<double>(N * (s_.K / gguf_block_values(format_)) * gguf_block_bytes(format_))
+                          : static_cast<double>(N * s_.K * dtype_size(weights_));
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
@@ -224,6 +225,7 @@ class LinearCase final : public OpCase {
       for (const LinearPart& p : spec.parts) {
         const Values w = format_ == WeightFormat::GgufQ8_0   ? q8_0_values(p.weight)
                          : format_ == WeightFormat::GgufQ4_0 ? q4_0_values(p.weight)
+                         : gguf_block_bytes(format_)         ? k_quant_values(format_, p.weight)
                                                              : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
         if (!p.bias.empty()) {
@@ -233,8 +235,8 @@ class LinearCase final : public OpCase {
       }
       const Values y = ref_matmul(read_values(be, x), w_all, b_all, s_.M, N, s_.K);
       const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
-      // Q8_0 rounds each row of x to int8 blocks too (as llama.cpp): about 1/254 of a block's
-      // largest value per element.
+      // Block kernels round each row of x to int8 too (as llama.cpp: per 32 values for Q8_0 /
+      // Q4_0, per 256 for the K-quants): about 1/254 of a block's largest value per element.
       const double bound = gguf_block_bytes(format_) ? 2e-2 : bound_for(out.dtype);
       return compare({{"out", read_values(be, out), ref}}, bound);
     };
@@ -292,20 +294,80 @@ class LinearCase final : public OpCase {
     return v;
   }
 
+  // The values of K-quant super-blocks (U8 [rows, K / 256 * bytes]), decoded here from the
+  // published layouts: Q4_K / Q5_K: f16 d, dmin, eight 6-bit (scale, min) pairs in 12 bytes
+  // (pair j < 4: low 6 bits of bytes j and j + 4; j >= 4: nibbles of byte j + 4 with the top 2
+  // bits of bytes j - 4 and j), [Q5_K: 32 bytes of fifth bits, bit s of byte l for value
+  // 32 s + l], 128 bytes of nibbles (byte 32 c + l: value 64 c + l low, 64 c + 32 + l high);
+  // value = d sc q - dmin m. Q6_K: ql[128], qh[64], int8 scales[16], f16 d; value i: half h,
+  // quarter k, lane l: ql[64 h + 32 (k % 2) + l] nibble k / 2, qh[32 h + l] bits 2k..2k+1;
+  // value = d scale[i / 16] (q - 32).
+  static Values k_quant_values(WeightFormat f, const Tensor& blocks) {
+    Values v;
+    const int64_t bytes = gguf_block_bytes(f);
+    const auto* p = static_cast<const uint8_t*>(blocks.data);
+    auto half = [](const uint8_t* b) {
+      uint16_t h;
+      std::memcpy(&h, b, 2);
+      return static_cast<double>(f16_to_f32(h));
+    };
+    for (int64_t i = 0; i < blocks.numel() / bytes; ++i, p += bytes) {
+      if (f == WeightFormat::GgufQ6K) {
+        const double d = half(p + 208);
+        for (int j = 0; j < 256; ++j) {
+          const int h = j / 128, k = j % 128 / 32, l = j % 32;
+          const int lo = (p[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF, hi = (p[128 + 32 * h + l] >> (2 * k)) & 3;
+          v.push_back(d * static_cast<int8_t>(p[192 + j / 16]) * ((lo | (hi << 4)) - 32));
+        }
+        continue;
+      }
+      const bool five = f == WeightFormat::GgufQ5K;
+      const double d = half(p), dmin = half(p + 2);
+      const uint8_t* sc = p + 4;
+      const uint8_t* qs = p + (five ? 48 : 16);
+      for (int j = 0; j < 256; ++j) {
+        const int s = j / 32, c = j / 64, l = j % 32;
+        const int scale = s < 4 ? sc[s] & 63 : (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
+        const int min = s < 4 ? sc[s + 4] & 63 : (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+        int q = (qs[32 * c + l] >> (s % 2 ? 4 : 0)) & 0xF;
+        if (five) q |= ((p[16 + l] >> s) & 1) << 4;
+        v.push_back(d * scale * q - dmin * min);
+      }
+    }
+    return v;
+  }
+  // Random K-quant super-blocks: random bytes, then d (and dmin) set so that values stay
+  // within about +-w_scale.
+  static void random_k_blocks(WeightFormat f, float w_scale, uint64_t seed, Tensor& out) {
+    std::mt19937_64 rng(seed);
+    auto* p = out.ptr<uint8_t>();
+    for (int64_t i = 0; i < out.numel(); ++i) p[i] = static_cast<uint8_t>(rng());
+    const int64_t bytes = gguf_block_bytes(f);
+    for (int64_t b = 0; b < out.numel() / bytes; ++b, p += bytes) {
+      const uint16_t d = f32_to_f16(f == WeightFormat::GgufQ6K ? w_scale / 4096.0f : w_scale / 945.0f);
+      const uint16_t dmin = f32_to_f16(w_scale / 126.0f);
+      std::memcpy(p + (f == WeightFormat::GgufQ6K ? 208 : 0), &d, 2);
+      if (f != WeightFormat::GgufQ6K) std::memcpy(p + 2, &dmin, 2);
+    }
+  }
+
   // Host weights (F32/F16/BF16 values scaled so that outputs stay near 1), or for timing the
   // backend's dummy fill.
   LinearSpec make_spec(Backend& host, uint64_t seed, bool dummy) const {
     LinearSpec spec;
     spec.name = name();
     spec.in_features = s_.K;
-    spec.format = format_;
     if (dummy) spec.dummy = weights_;
     const float w_scale = 2.0f / std::sqrt(static_cast<float>(s_.K));
     for (size_t i = 0; i < s_.parts.size(); ++i) {
       LinearPart p;
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
-      if (!dummy && gguf_block_bytes(format_)) {  // F32 values quantized as llama.cpp does
+      p.format = format_;
+      if (!dummy && gguf_block_values(format_) == 256) {
+        p.weight = host.alloc({p.rows, s_.K / 256 * gguf_block_bytes(format_)}, DType::U8);
+        random_k_blocks(format_, w_scale, seed + 10 + i, p.weight);
+      } else if (!dummy && gguf_block_bytes(format_)) {  // F32 values quantized as llama.cpp does
         const Tensor f = host.random_tensor({p.rows, s_.K}, DType::F32, seed + 10 + i, 0.0f, w_scale);
         p.weight = host.alloc({p.rows, s_.K / 32 * gguf_block_bytes(format_)}, DType::U8);
         for (int64_t r = 0; r < p.rows; ++r) {
@@ -571,8 +633,15 @@ void add_linear_cases(CaseList& cases) {
     add<LinearCase>(cases, "gate_up", LinearShape{4, 192, {96, 96}, false, E::SiluMul}, DType::U8, f);
     add<LinearCase>(cases, "down", LinearShape{2, 320, {160}, false, E::Accumulate}, DType::U8, f);
   }
+  // GGUF K-quant super-blocks of 256, over row tails and 1..4-row register tiles.
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 17}) add<LinearCase>(cases, "", LinearShape{M, 512, {37}}, DType::U8, f);
+    add<LinearCase>(cases, "qkv", LinearShape{5, 256, {64, 32, 32}, true}, DType::U8, f);
+    add<LinearCase>(cases, "gate_up", LinearShape{4, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
+    add<LinearCase>(cases, "down", LinearShape{2, 768, {160}, false, E::Accumulate}, DType::U8, f);
+  }
   // Named but not implemented: every backend must skip it, visibly.
-  add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::GgufQ4K);
+  add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::Gptq4);
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

@@ -23,11 +23,11 @@ void expect_every_case_passes(Backend& be) {
   for (const CaseOutcome& o : outcomes) {
     if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << " on " << be.name() << ": " << o.message;
     passed += o.status == CaseOutcome::Status::Passed;
-    quantized_skipped |= o.status == CaseOutcome::Status::Skipped && o.name.find("Q4_K") != std::string::npos;
+    quantized_skipped |= o.status == CaseOutcome::Status::Skipped && o.name.find("GPTQ") != std::string::npos;
   }
   EXPECT_GT(passed, 0) << "no case ran";
   if (!filter) {
-    EXPECT_TRUE(quantized_skipped) << "the GGUF Q4_K case should be skipped: no backend runs it yet";
+    EXPECT_TRUE(quantized_skipped) << "the GPTQ case should be skipped: no backend runs it yet";
   }
 }
 
@@ -47,13 +47,13 @@ TEST(BackendOps, CudaMatchesReference) {
 // which it runs, is refused when the weight is not its raw blocks.
 TEST(BackendOps, NonDenseWeightsAreRefusedAtLoad) {
   auto cpu = make_cpu_backend(1);
-  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::Gptq4, WeightFormat::Awq4,
-                         WeightFormat::Fp8}) {
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::Gptq4,
+                         WeightFormat::Awq4, WeightFormat::Fp8}) {
     LinearSpec spec;
     spec.name = "model.layers.0.mlp.down_proj";
     spec.in_features = 256;
-    spec.format = f;
     LinearPart part;
+    part.format = f;
     part.name = spec.name;
     part.rows = 64;
     part.weight = cpu->random_tensor({64, 256}, DType::F16, 1, 0.0f, 0.05f);
@@ -77,6 +77,8 @@ TEST(BackendOps, DenseFloatWeightsAreSupported) {
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) EXPECT_TRUE(cpu->supports_linear(WeightFormat::Dense, dt));
   EXPECT_TRUE(cpu->supports_linear(WeightFormat::GgufQ8_0, DType::U8));
   EXPECT_TRUE(cpu->supports_linear(WeightFormat::GgufQ4_0, DType::U8));
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
+    EXPECT_TRUE(cpu->supports_linear(f, DType::U8)) << weight_format_name(f);
   EXPECT_FALSE(cpu->supports_linear(WeightFormat::Dense, DType::I32));
 }
 

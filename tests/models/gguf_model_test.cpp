@@ -2,13 +2,15 @@
 // safetensors run's logits (and transformers' greedy ids) on every fixture with a byte-level
 // BPE tokenizer, an F16 file nearly so; the tokenizer rebuilt from the metadata encodes the
 // tokenizer corpus as tokenizer.json does (fixtures, and the real Llama 3.1 and Qwen3
-// vocabularies); quantized files keep ferrum-tiny's perplexity (Q8_0 within 0.5% of F32, Q4_0
-// within 6%: the bounds issue 11 sets for Q8_0 and Q4_K_M); SentencePiece tokenizers are
-// refused with a clear message.
+// vocabularies); quantized files keep ferrum-tiny's perplexity (Q8_0 within 0.5% of F32,
+// Q4_K_M within 6%: the bounds issue 11 sets); a GGUF file requantizes to the same tensors as
+// its folder; SentencePiece tokenizers are refused with a clear message.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -70,8 +72,8 @@ TEST_P(GgufFixtures, FilesGiveTheSafetensorsLogits) {
   std::ifstream in(dir / "reference.json");
   const json ref = json::parse(in);
   auto st = load_model(dir.string(), 2);
-  for (const auto& [type, bound] : {std::pair{GgmlType::F32, 1e-4}, std::pair{GgmlType::F16, 2e-2}}) {
-    const fs::path file = temp_path(GetParam() + "-" + ggml_type_name(type) + ".gguf");
+  for (const auto& [type, bound] : {std::pair{std::string("F32"), 1e-4}, std::pair{std::string("F16"), 2e-2}}) {
+    const fs::path file = temp_path(GetParam() + "-" + type + ".gguf");
     convert_to_gguf(dir.string(), file.string(), type);
     auto gg = load_model(file.string(), 2);
     EXPECT_EQ(gg->config().vocab_size, st->config().vocab_size);
@@ -82,8 +84,8 @@ TEST_P(GgufFixtures, FilesGiveTheSafetensorsLogits) {
       ids.insert(ids.end(), greedy.begin(), greedy.end() - 1);
       const auto want = prefill_logits(*st, ids), got = prefill_logits(*gg, ids);
       ASSERT_EQ(got.size(), want.size());
-      EXPECT_LT(max_relative_error(got, want), bound) << GetParam() << " " << ggml_type_name(type);
-      if (type != GgmlType::F32) continue;
+      EXPECT_LT(max_relative_error(got, want), bound) << GetParam() << " " << type;
+      if (type != "F32") continue;
       // The F32 file's greedy continuation is transformers'.
       const int64_t V = gg->config().vocab_size, first = static_cast<int64_t>(p["prompt_ids"].size()) - 1;
       for (size_t k = 0; k < greedy.size(); ++k) {
@@ -97,7 +99,7 @@ TEST_P(GgufFixtures, FilesGiveTheSafetensorsLogits) {
 TEST_P(GgufFixtures, TokenizerFromTheMetadataEncodesAsTokenizerJson) {
   const fs::path dir = kSource / "tests/fixtures/models" / GetParam();
   const fs::path file = temp_path(GetParam() + "-F32.gguf");
-  convert_to_gguf(dir.string(), file.string(), GgmlType::F32);
+  convert_to_gguf(dir.string(), file.string(), "F32");
   auto g = GgufFile::open(file.string());
   auto from_gguf = tokenizer_from_gguf(*g);
   auto from_json = Tokenizer::from_dir(dir.string());
@@ -152,27 +154,58 @@ double perplexity_of(const std::string& model) {
   return compute_perplexity(*m, ids, o).ppl;
 }
 
+// Perplexity of ferrum-tiny on its held-out text, each file type against the safetensors F32
+// run: Q8_0 within 0.5% and Q4_K_M within 6% (the issue's bounds), the others between. The
+// K-quant files run through the native Q4_K/Q5_K/Q6_K kernels and, for ffn_down (rows of 704,
+// not whole super-blocks), the Q5_0/Q5_1/Q8_0 fallbacks.
 TEST(GgufQuantized, KeepFerrumTinysPerplexity) {
   const std::string dir = (kSource / "models/ferrum-tiny").string();
   const double base = perplexity_of(dir);
-  for (const auto& [type, bound] : {std::pair{GgmlType::F32, 1e-6}, std::pair{GgmlType::Q8_0, 0.005},
-                                    std::pair{GgmlType::Q4_0, 0.06}}) {
-    const fs::path file = temp_path(std::string("ferrum-tiny-") + ggml_type_name(type) + ".gguf");
+  for (const auto& [type, bound] : {std::pair{std::string("F32"), 1e-6}, std::pair{std::string("Q8_0"), 0.005},
+                                    std::pair{std::string("Q6_K"), 0.01}, std::pair{std::string("Q5_K_M"), 0.03},
+                                    std::pair{std::string("Q4_K_M"), 0.06}, std::pair{std::string("Q4_0"), 0.06}}) {
+    const fs::path file = temp_path("ferrum-tiny-" + type + ".gguf");
     convert_to_gguf(dir, file.string(), type);
     const double ppl = perplexity_of(file.string());
-    EXPECT_LT(std::fabs(ppl / base - 1.0), bound) << ggml_type_name(type) << ": " << ppl << " against " << base;
+    EXPECT_LT(std::fabs(ppl / base - 1.0), bound) << type << ": " << ppl << " against " << base;
+    std::printf("ferrum-tiny %-7s perplexity %.3f (F32 safetensors %.3f)\n", type.c_str(), ppl, base);
   }
+}
+
+// GGUF in, GGUF out: quantizing the F32 GGUF gives the same tensors, byte for byte, as
+// quantizing the folder (rows are quantized one by one, and llama's q/k stay in GGUF order);
+// the metadata travels, with the new file type.
+TEST(GgufQuantized, RequantizingAGgufFileEqualsQuantizingTheFolder) {
+  const std::string dir = (kSource / "models/ferrum-tiny").string();
+  const fs::path f32 = temp_path("rq-f32.gguf"), direct = temp_path("rq-direct.gguf"), again = temp_path("rq-again.gguf");
+  convert_to_gguf(dir, f32.string(), "F32");
+  convert_to_gguf(dir, direct.string(), "Q4_K_M");
+  convert_to_gguf(f32.string(), again.string(), "Q4_K_M");
+  auto a = GgufFile::open(direct.string()), b = GgufFile::open(again.string());
+  ASSERT_EQ(a->tensors().size(), b->tensors().size());
+  for (const GgufTensor& t : a->tensors()) {
+    const GgufTensor& u = b->tensor(t.name);
+    EXPECT_EQ(t.type, u.type) << t.name;
+    ASSERT_EQ(t.nbytes, u.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(t.data, u.data, t.nbytes), 0) << t.name;
+  }
+  EXPECT_EQ(b->get_int("general.file_type"), 15);
+  EXPECT_EQ(b->get_strings("tokenizer.ggml.tokens"), a->get_strings("tokenizer.ggml.tokens"));
+  EXPECT_EQ(b->get_string("tokenizer.chat_template"), a->get_string("tokenizer.chat_template"));
+  EXPECT_EQ(b->tensor("token_embd.weight").type, GgmlType::Q6_K) << "tied embeddings are the output: Q6_K";
+  EXPECT_EQ(b->tensor("blk.2.ffn_down.weight").type, GgmlType::Q8_0) << "Q6_K's fallback for rows of 704";
+  EXPECT_EQ(b->tensor("blk.0.ffn_down.weight").type, GgmlType::Q5_0) << "Q4_K's fallback for rows of 704";
 }
 
 TEST(GgufQuantized, RefusalsAreClear) {
   const fs::path mistral = kSource / "tests/fixtures/models/tiny-mistral";
   try {
-    convert_to_gguf(mistral.string(), temp_path("mistral.gguf").string(), GgmlType::F16);
+    convert_to_gguf(mistral.string(), temp_path("mistral.gguf").string(), "F16");
     FAIL() << "a SentencePiece tokenizer was written";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("byte-level BPE"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(convert_to_gguf((kSource / "models/ferrum-tiny").string(), temp_path("x.gguf").string(), GgmlType::Q4_K),
+  EXPECT_THROW(convert_to_gguf((kSource / "models/ferrum-tiny").string(), temp_path("x.gguf").string(), "Q3_K_M"),
                Error);
 }
 

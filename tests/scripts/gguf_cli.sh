@@ -1,4 +1,5 @@
-# End to end with GGUF files: `ferrum quantize` writes ferrum-tiny as F16 and Q8_0; `generate`
+# End to end with GGUF files: `ferrum quantize` writes ferrum-tiny as F16 and Q8_0, and the F16
+# file as Q4_K_M; `generate`
 # on the F16 file says what the safetensors folder says (greedy); `serve` and `run` take the
 # Q8_0 file, chat template from its metadata; bad types, missing folders and a truncated file
 # fail with a message, not a crash.
@@ -12,12 +13,14 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$FERRUM" quantize "$MODEL" "$DIR/tiny-f16.gguf" F16 2>/dev/null || fail "quantize F16"
 "$FERRUM" quantize "$MODEL" "$DIR/tiny-q8.gguf" Q8_0 2>/dev/null || fail "quantize Q8_0"
+"$FERRUM" quantize "$DIR/tiny-f16.gguf" "$DIR/tiny-q4km.gguf" Q4_K_M 2>/dev/null || fail "quantize GGUF -> Q4_K_M"
 [ "$(head -c 4 "$DIR/tiny-q8.gguf")" = "GGUF" ] || fail "no GGUF magic"
 
 WANT=$("$FERRUM" generate -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
 GOT=$("$FERRUM" generate -m "$DIR/tiny-f16.gguf" -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
 [ "$GOT" = "$WANT" ] || fail "generate from the F16 GGUF printed $(printf %q "$GOT"), the folder $(printf %q "$WANT")"
 [ -n "$("$FERRUM" generate -m "$DIR/tiny-q8.gguf" -p "Once upon a time" -n 8 --temp 0 2>/dev/null)" ] || fail "generate Q8_0"
+[ -n "$("$FERRUM" generate -m "$DIR/tiny-q4km.gguf" -p "Once upon a time" -n 8 --temp 0 2>/dev/null)" ] || fail "generate Q4_K_M"
 
 LOG="$DIR/serve.log"
 FERRUM_LOG=info "$FERRUM" serve "$DIR/tiny-q8.gguf" --port 0 --served-model-name tiny >"$LOG" 2>&1 &
@@ -41,8 +44,9 @@ expect_error() {  # expect_error TEXT CMD...
   [ $rc -ne 0 ] && [ $rc -lt 128 ] || { cat "$DIR/out"; fail "$* exited with $rc"; }
   grep -q "$text" "$DIR/out" || { cat "$DIR/out"; fail "$* did not say '$text'"; }
 }
-expect_error "not implemented yet" "$FERRUM" quantize "$MODEL" "$DIR/x.gguf" Q4_K_M
+expect_error "unknown type" "$FERRUM" quantize "$MODEL" "$DIR/x.gguf" Q3_K_M
 expect_error "unknown type" "$FERRUM" quantize "$MODEL" "$DIR/x.gguf" Q9
+expect_error "takes a model folder" "$FERRUM" quantize --dummy "$DIR/tiny-f16.gguf" "$DIR/x.gguf" Q8_0
 expect_error "does not exist" "$FERRUM" quantize /nonexistent "$DIR/x.gguf" F16
 head -c 3000 "$DIR/tiny-q8.gguf" >"$DIR/cut.gguf"
 expect_error "cut.gguf" "$FERRUM" generate -m "$DIR/cut.gguf" -p hi -n 2

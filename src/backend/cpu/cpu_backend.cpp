@@ -47,7 +47,7 @@ class CpuBackend final : public Backend {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
   bool supports_linear(WeightFormat format, DType weights) const override {
-    if (format == WeightFormat::GgufQ8_0 || format == WeightFormat::GgufQ4_0) return weights == DType::U8;
+    if (gguf_block_values(format)) return weights == DType::U8;
     return Backend::supports_linear(format, weights);
   }
   // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
@@ -59,7 +59,6 @@ class CpuBackend final : public Backend {
     w->in_features = spec.in_features;
     w->out_features = spec.out_features();
     w->has_bias = !spec.parts.front().bias.empty();
-    w->format = spec.format;
     for (const LinearPart& p : spec.parts) {
       Tensor t = p.weight;
       if (spec.dummy) {
@@ -68,7 +67,9 @@ class CpuBackend final : public Backend {
         fill_random(t, dummy_seed(p.name.c_str()), r.center, r.scale);
       }
       FERRUM_CHECK(t.device == Device::CPU, "layer '{}': weight '{}' is not in host memory", spec.name, p.name);
-      w->dtype = spec.format == WeightFormat::Dense ? t.dtype : DType::F32;  // block formats take F32 activations
+      if (&p == &spec.parts.front())  // block formats take F32 activations
+        w->dtype = p.format == WeightFormat::Dense ? t.dtype : DType::F32;
+      w->formats.push_back(p.format);
       w->part_rows.push_back(p.rows);
       w->weights.push_back(t);
       w->biases.push_back(p.bias);
@@ -84,9 +85,14 @@ class CpuBackend final : public Backend {
     auto bias = [&](size_t i) { return w.biases[i].empty() ? nullptr : &w.biases[i]; };
     // Part i of the weight into rows of `ldo` floats at dst.
     auto part = [&](size_t i, float* dst, int64_t ldo) {
-      if (w.format == WeightFormat::GgufQ8_0) cpu::matmul_q8_0(pool_, x, w.weights[i], bias(i), dst, ldo);
-      else if (w.format == WeightFormat::GgufQ4_0) cpu::matmul_q4_0(pool_, x, w.weights[i], bias(i), dst, ldo);
-      else cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
+      switch (w.formats[i]) {
+        case WeightFormat::GgufQ8_0: return cpu::matmul_q8_0(pool_, x, w.weights[i], bias(i), dst, ldo);
+        case WeightFormat::GgufQ4_0: return cpu::matmul_q4_0(pool_, x, w.weights[i], bias(i), dst, ldo);
+        case WeightFormat::GgufQ4K: return cpu::matmul_q4_k(pool_, x, w.weights[i], bias(i), dst, ldo);
+        case WeightFormat::GgufQ5K: return cpu::matmul_q5_k(pool_, x, w.weights[i], bias(i), dst, ldo);
+        case WeightFormat::GgufQ6K: return cpu::matmul_q6_k(pool_, x, w.weights[i], bias(i), dst, ldo);
+        default: return cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
+      }
     };
     // Every part into its columns of dst [M, out_features].
     auto all_parts = [&](Tensor& dst) {
@@ -182,6 +188,7 @@ class CpuBackend final : public Backend {
  private:
   struct CpuLinear final : LinearWeight {
     std::vector<Tensor> weights, biases;  // per part
+    std::vector<WeightFormat> formats;
   };
   // F32 scratch [rows, cols] in buffer i, grown as needed.
   Tensor scratch(size_t i, int64_t rows, int64_t cols) {

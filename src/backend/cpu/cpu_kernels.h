@@ -19,6 +19,12 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 // The same with GGUF Q4_0 weights: U8 [N, K / 32 * 18].
 void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// The same for GGUF K-quant super-blocks (Q4_K, Q5_K, Q6_K): x quantized to int8 per 256
+// values (one scale, sums per 16 for the mins), integer dot products per sub-block scaled in
+// integers, one float multiply-add per super-block.
+void matmul_q4_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);

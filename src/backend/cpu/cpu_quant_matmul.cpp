@@ -1,7 +1,8 @@
-// out[m, n] = x[m, :] . W[n, :] for GGUF Q8_0 and Q4_0 weights, as llama.cpp computes it: each
-// row of x is quantized once to blocks of 32 int8 with a float scale (max |x| / 127, rounded),
-// and each weight block's dot product with it is an integer dot product (AVX2: maddubs on |w|
-// and x * sign(w)), scaled by both blocks' scales. Weights stream once per call for all rows.
+// out[m, n] = x[m, :] . W[n, :] for GGUF block weights, as llama.cpp computes it: each row of x
+// is quantized once per call to int8 (per 32 values for Q8_0 / Q4_0, per 256 for the K-quants,
+// with sums per 16 for their mins), and each block's dot product is an integer dot product
+// (AVX2: maddubs of unsigned by signed bytes) scaled by the blocks' scales. A weight row is
+// loaded once for up to 4 rows of x; weights stream once per call for all rows.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,19 +15,63 @@
 namespace ferrum::cpu {
 namespace {
 
-constexpr int64_t kBlock = 32;
+inline float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+#if FERRUM_AVX2
+  return _cvtsh_ss(h);  // F16C, part of x86-64-v3
+#else
+  return f16_to_f32(h);
+#endif
+}
+
+
+// x quantized to int8 in groups of `group` values with a float scale each (max |x| / 127),
+// and the sums of each 16 quantized values.
+struct QuantizedRows {
+  int64_t group = 0;
+  std::vector<int8_t> q;     // [rows, k]
+  std::vector<float> d;      // [rows, k / group]
+  std::vector<int16_t> s16;  // [rows, k / 16] (K-quants only)
+};
+
+void quantize_rows(const Tensor& x, int64_t group, bool sums, QuantizedRows& out) {
+  const int64_t rows = x.rows(), k = x.cols(), ng = k / group;
+  out.group = group;
+  out.q.resize(static_cast<size_t>(rows * k));
+  out.d.resize(static_cast<size_t>(rows * ng));
+  out.s16.resize(sums ? static_cast<size_t>(rows * k / 16) : 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < ng; ++g) {
+      const float* v = x.ptr<float>() + r * k + g * group;
+      int8_t* q = out.q.data() + r * k + g * group;
+      float amax = 0.0f;
+      for (int64_t j = 0; j < group; ++j) amax = std::max(amax, std::fabs(v[j]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      out.d[r * ng + g] = d;
+      for (int64_t j = 0; j < group; ++j) q[j] = static_cast<int8_t>(std::roundf(v[j] * id));
+      if (!sums) continue;
+      for (int64_t j = 0; j < group; j += 16) {
+        int s = 0;
+        for (int i = 0; i < 16; ++i) s += q[j + i];
+        out.s16[(r * k + g * group + j) / 16] = static_cast<int16_t>(s);
+      }
+    }
+}
+
+// ---- blocks of 32 (Q8_0, Q4_0): value = d * q, q signed ------------------------------------
 
 // A weight block's 32 values as int8 (Q8_0: as stored; Q4_0: nibbles minus 8, low nibbles
 // first) and its size in bytes.
 struct Q8Block {
-  static constexpr int64_t kBytes = 34;  // f16 scale + 32 int8
+  static constexpr int64_t kValues = 32, kBytes = 34;  // f16 scale + 32 int8
 #if FERRUM_AVX2
   static __m256i values(const uint8_t* w) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)); }
 #endif
   static int value(const uint8_t* w, int j) { return static_cast<int8_t>(w[2 + j]); }
 };
 struct Q4Block {
-  static constexpr int64_t kBytes = 18;  // f16 scale + 16 bytes of two 4-bit values
+  static constexpr int64_t kValues = 32, kBytes = 18;  // f16 scale + 16 bytes of two 4-bit values
 #if FERRUM_AVX2
   static __m256i values(const uint8_t* w) {
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
@@ -38,40 +83,13 @@ struct Q4Block {
   static int value(const uint8_t* w, int j) { return (j < 16 ? (w[2 + j] & 0xF) : (w[2 + j - 16] >> 4)) - 8; }
 };
 
-struct QuantizedRows {
-  std::vector<int8_t> q;  // [rows, k]
-  std::vector<float> d;   // [rows, k / 32]
-};
-
-void quantize_rows(const Tensor& x, QuantizedRows& out) {
-  const int64_t rows = x.rows(), k = x.cols(), nb = k / kBlock;
-  out.q.resize(static_cast<size_t>(rows * k));
-  out.d.resize(static_cast<size_t>(rows * nb));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* v = x.ptr<float>() + r * k + b * kBlock;
-      float amax = 0.0f;
-      for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(v[j]));
-      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-      out.d[r * nb + b] = d;
-      for (int j = 0; j < kBlock; ++j) out.q[r * k + b * kBlock + j] = static_cast<int8_t>(std::roundf(v[j] * id));
-    }
-}
-
-inline float half_to_float(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-#if FERRUM_AVX2
-  return _cvtsh_ss(h);  // F16C, part of x86-64-v3
-#else
-  return f16_to_f32(h);
-#endif
-}
-
 // out[r] = sum over blocks of d_w * d_x[r] * (q_w . q_x[r]) for one weight row and R rows of x
 // (R <= 4), each weight block loaded once for all of them.
 template <typename B, int R>
-void dot_rows(const uint8_t* w, const int8_t* qx, const float* dx, int64_t k, int64_t nb, float* out) {
+void dot_rows(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+  const int64_t nb = k / 32;
+  const int8_t* qx = x.q.data() + m * k;
+  const float* dx = x.d.data() + m * nb;
 #if FERRUM_AVX2
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -81,7 +99,7 @@ void dot_rows(const uint8_t* w, const int8_t* qx, const float* dx, int64_t k, in
     const __m256i qw = B::values(w);
     const __m256i aw = _mm256_sign_epi8(qw, qw);
     for (int r = 0; r < R; ++r) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + b * kBlock));
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + b * 32));
       const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, qw));
       const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
       acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * dx[r * nb + b]), acc[r]);
@@ -94,40 +112,236 @@ void dot_rows(const uint8_t* w, const int8_t* qx, const float* dx, int64_t k, in
     const float dw = half_to_float(w);
     for (int r = 0; r < R; ++r) {
       int32_t dot = 0;
-      for (int j = 0; j < kBlock; ++j) dot += B::value(w, j) * qx[r * k + b * kBlock + j];
+      for (int j = 0; j < 32; ++j) dot += B::value(w, j) * qx[r * k + b * 32 + j];
       out[r] += dw * dx[r * nb + b] * static_cast<float>(dot);
     }
   }
 #endif
 }
 
-}  // namespace
+// ---- K-quant super-blocks of 256: value = d * scale_g * q - dmin * min_g, q unsigned, -------
+// ---- g the group of 16 values ---------------------------------------------------------------
 
-namespace {
+struct SuperScales {
+  float d, dmin;
+  int16_t scale[16], min[16];
+};
+
+#if FERRUM_AVX2
+// A super-block's scales for the AVX2 kernel: `table` holds, as int16, the scale of the first
+// 16 values of chunk c (of 32) at index c of its low 128 bits and that of the second 16 at
+// index c of its high 128 bits; `mins` the 16 per-16 min multipliers in order; value =
+// d * scale * q - dmin * min.
+struct KScales {
+  __m256i table, mins;
+  float d, dmin;
+};
+// Chunk c's two scales broadcast over their 16 int16 lanes each (pshufb picks int16 c).
+inline __m256i chunk_scales(__m256i table, int c) {
+  const __m128i pick = _mm_set1_epi16(static_cast<int16_t>((2 * c) | ((2 * c + 1) << 8)));
+  return _mm256_shuffle_epi8(table, _mm256_set_m128i(pick, pick));
+}
+#endif
+
+// Q4_K: f16 d, f16 dmin, 12 bytes of eight 6-bit (scale, min) pairs (one per 32 values), 128
+// bytes of nibbles: bytes 32c..32c+31 hold values 64c.. (low nibbles) and 64c+32.. (high).
+struct Q4K {
+  static constexpr int64_t kBytes = 144;
+  static constexpr int kQs = 16;
+  static void scales(const uint8_t* b, SuperScales& s) {
+    s.d = half_to_float(b);
+    s.dmin = half_to_float(b + 2);
+    const uint8_t* p = b + 4;
+    for (int j = 0; j < 8; ++j) {
+      const int sc = j < 4 ? p[j] & 63 : (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4);
+      const int m = j < 4 ? p[j + 4] & 63 : (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
+      s.scale[2 * j] = s.scale[2 * j + 1] = static_cast<int16_t>(sc);
+      s.min[2 * j] = s.min[2 * j + 1] = static_cast<int16_t>(m);
+    }
+  }
+  static int nibble(const uint8_t* qs, int i) {
+    const uint8_t v = qs[32 * (i / 64) + i % 32];
+    return i % 64 < 32 ? v & 0xF : v >> 4;
+  }
+  static int quant(const uint8_t* b, int i) { return nibble(b + kQs, i); }
+#if FERRUM_AVX2
+  // The eight 6-bit scales and mins as bytes, unpacked with 32-bit masks.
+  static void scale_bytes(const uint8_t* b, uint64_t& scales, uint64_t& mins) {
+    uint32_t u[3];
+    std::memcpy(u, b + 4, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    scales = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
+    mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
+  }
+  // See KScales.
+  static KScales scales_avx2(const uint8_t* b) {
+    uint64_t sc, mn;
+    scale_bytes(b, sc, mn);
+    const __m128i s = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
+    const __m128i pairs = _mm_shuffle_epi8(_mm_cvtsi64_si128(static_cast<int64_t>(mn)),
+                                           _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+    return {_mm256_set_m128i(s, s), _mm256_cvtepu8_epi16(pairs), half_to_float(b), half_to_float(b + 2)};
+  }
+  static __m256i nibbles(const uint8_t* qs, int chunk) {  // values 32 chunk .. 32 chunk + 31
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (chunk / 2)));
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    return chunk % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), lo) : _mm256_and_si256(v, lo);
+  }
+  static __m256i quants(const uint8_t* b, int chunk) { return nibbles(b + kQs, chunk); }
+#endif
+};
+
+// Q5_K: Q4_K's header, then 32 bytes of fifth bits (bit c of byte l: value 32c + l), then the
+// nibbles.
+struct Q5K {
+  static constexpr int64_t kBytes = 176;
+  static void scales(const uint8_t* b, SuperScales& s) { Q4K::scales(b, s); }
+#if FERRUM_AVX2
+  static KScales scales_avx2(const uint8_t* b) { return Q4K::scales_avx2(b); }
+#endif
+  static int quant(const uint8_t* b, int i) { return Q4K::nibble(b + 48, i) | (((b[16 + i % 32] >> (i / 32)) & 1) << 4); }
+#if FERRUM_AVX2
+  static __m256i quants(const uint8_t* b, int chunk) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+    const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(chunk)), _mm256_set1_epi8(1));
+    return _mm256_or_si256(Q4K::nibbles(b + 48, chunk), _mm256_slli_epi16(bit, 4));
+  }
+#endif
+};
+
+// Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d. Value i of
+// half h (128 values), quarter k (32), lane l: low 4 bits in ql[64h + 32(k & 1) + l] (high
+// nibble for k >= 2), high 2 bits at bit 2k of qh[32h + l]; q - 32 signed.
+struct Q6K {
+  static constexpr int64_t kBytes = 210;
+  static void scales(const uint8_t* b, SuperScales& s) {
+    s.d = s.dmin = half_to_float(b + 208);
+    for (int g = 0; g < 16; ++g) {
+      const int sc = static_cast<int8_t>(b[192 + g]);
+      s.scale[g] = static_cast<int16_t>(sc);
+      s.min[g] = static_cast<int16_t>(32 * sc);  // d * sc * (q - 32) = d * sc * q - d * 32 sc
+    }
+  }
+  static int quant(const uint8_t* b, int i) {
+    const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+    const uint8_t lo = b[64 * h + 32 * (k & 1) + l];
+    return ((k >> 1) ? lo >> 4 : lo & 0xF) | (((b[128 + 32 * h + l] >> (2 * k)) & 3) << 4);
+  }
+#if FERRUM_AVX2
+  static KScales scales_avx2(const uint8_t* b) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
+    const __m128i even_odd = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+    const float d = half_to_float(b + 208);
+    return {_mm256_cvtepi8_epi16(even_odd), _mm256_cvtepi8_epi16(sc), d, 32.0f * d};
+  }
+  static __m256i quants(const uint8_t* b, int chunk) {
+    const int h = chunk / 4, k = chunk % 4;
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (k & 1)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i lo = (k >> 1) ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), low) : _mm256_and_si256(ql, low);
+    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  }
+#endif
+};
+
+// out[r] = sum over super-blocks of d_x[r] * (d * sum_g scale_g (q_g . x_g) - dmin * sum_g
+// min_g sum(x_g)), the inner sums in integers.
+template <typename B, int R>
+void dot_rows_k(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+  const int64_t ns = k / 256;
+  const int8_t* qx = x.q.data() + m * k;
+  const float* dx = x.d.data() + m * ns;
+  const int16_t* sx = x.s16.data() + m * (k / 16);
+#if FERRUM_AVX2
+  __m256 acc[R], mins[R];
+  for (int r = 0; r < R; ++r) acc[r] = mins[r] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < ns; ++sb, w += B::kBytes) {
+    const KScales ks = B::scales_avx2(w);
+    __m256i dot[R];
+    for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {
+      const __m256i q = B::quants(w, c);
+      const __m256i sc = chunk_scales(ks.table, c);
+      for (int r = 0; r < R; ++r) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + sb * 256 + 32 * c));
+        dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), sc));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const float d = dx[r * ns + sb];
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), _mm256_set1_ps(ks.d * d), acc[r]);
+      const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sx + r * (k / 16) + sb * 16));
+      mins[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(ks.mins, sums)), _mm256_set1_ps(ks.dmin * d),
+                                mins[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(_mm256_sub_ps(acc[r], mins[r]));
+#else
+  SuperScales s;
+  for (int r = 0; r < R; ++r) out[r] = 0.0f;
+  for (int64_t sb = 0; sb < ns; ++sb, w += B::kBytes) {
+    B::scales(w, s);
+    for (int r = 0; r < R; ++r) {
+      int32_t dot = 0, msum = 0;
+      for (int g = 0; g < 16; ++g) {
+        int32_t gd = 0;
+        for (int i = 16 * g; i < 16 * g + 16; ++i) gd += B::quant(w, i) * qx[r * k + sb * 256 + i];
+        dot += s.scale[g] * gd;
+        msum += s.min[g] * sx[r * (k / 16) + sb * 16 + g];
+      }
+      const float d = dx[r * ns + sb];
+      out[r] += s.d * d * static_cast<float>(dot) - s.dmin * d * static_cast<float>(msum);
+    }
+  }
+#endif
+}
+
+// ---- the driver ----------------------------------------------------------------------------
 
 template <typename B>
+struct Blocks32 {
+  static constexpr int64_t kValues = 32, kBytes = B::kBytes;
+  static constexpr bool kSums = false;
+  template <int R>
+  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+    dot_rows<B, R>(w, x, m, k, out);
+  }
+};
+template <typename B>
+struct SuperBlocks {
+  static constexpr int64_t kValues = 256, kBytes = B::kBytes;
+  static constexpr bool kSums = true;
+  template <int R>
+  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+    dot_rows_k<B, R>(w, x, m, k, out);
+  }
+};
+
+template <typename F>
 void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
                    const char* what) {
-  const int64_t M = x.rows(), K = x.cols(), N = w.dim(0), nb = K / kBlock;
-  FERRUM_CHECK(x.dtype == DType::F32 && K % kBlock == 0 && w.dtype == DType::U8 && w.dim(1) == nb * B::kBytes,
+  const int64_t M = x.rows(), K = x.cols(), N = w.dim(0), nb = K / F::kValues;
+  FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
                "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
   thread_local QuantizedRows mine;  // reused from call to call on this thread
   QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
-  quantize_rows(x, qx);
+  quantize_rows(x, F::kValues, F::kSums, qx);
   const auto* wp = static_cast<const uint8_t*>(w.data);
   pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
     float dots[4];
     for (int64_t n = begin; n < end; ++n) {
       const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
-      const uint8_t* row = wp + n * nb * B::kBytes;
+      const uint8_t* row = wp + n * nb * F::kBytes;
       for (int64_t m = 0; m < M; m += 4) {
-        const int8_t* q = qx.q.data() + m * K;
-        const float* d = qx.d.data() + m * nb;
         const int64_t r = std::min<int64_t>(4, M - m);
-        if (r == 4) dot_rows<B, 4>(row, q, d, K, nb, dots);
-        else if (r == 3) dot_rows<B, 3>(row, q, d, K, nb, dots);
-        else if (r == 2) dot_rows<B, 2>(row, q, d, K, nb, dots);
-        else dot_rows<B, 1>(row, q, d, K, nb, dots);
+        if (r == 4) F::template dot<4>(row, qx, m, K, dots);
+        else if (r == 3) F::template dot<3>(row, qx, m, K, dots);
+        else if (r == 2) F::template dot<2>(row, qx, m, K, dots);
+        else F::template dot<1>(row, qx, m, K, dots);
         for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
       }
     }
@@ -137,11 +351,19 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
 }  // namespace
 
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
-  matmul_blocks<Q8Block>(pool, x, w, bias, out, ldo, "matmul_q8_0");
+  matmul_blocks<Blocks32<Q8Block>>(pool, x, w, bias, out, ldo, "matmul_q8_0");
 }
-
 void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
-  matmul_blocks<Q4Block>(pool, x, w, bias, out, ldo, "matmul_q4_0");
+  matmul_blocks<Blocks32<Q4Block>>(pool, x, w, bias, out, ldo, "matmul_q4_0");
+}
+void matmul_q4_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
+  matmul_blocks<SuperBlocks<Q4K>>(pool, x, w, bias, out, ldo, "matmul_q4_k");
+}
+void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
+  matmul_blocks<SuperBlocks<Q5K>>(pool, x, w, bias, out, ldo, "matmul_q5_k");
+}
+void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
+  matmul_blocks<SuperBlocks<Q6K>>(pool, x, w, bias, out, ldo, "matmul_q6_k");
 }
 
 }  // namespace ferrum::cpu

@@ -165,8 +165,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
     use_device();
     check_linear_spec(spec);
-    if (spec.format != WeightFormat::Dense)
-      fail("layer '{}': {} weights are not supported on CUDA yet", spec.name, weight_format_name(spec.format));
+    for (const LinearPart& p : spec.parts)
+      if (p.format != WeightFormat::Dense)
+        fail("layer '{}': {} weights are not supported on CUDA yet", spec.name, weight_format_name(p.format));
     auto w = std::make_unique<CudaLinear>();
     w->name = spec.name;
     w->in_features = spec.in_features;
