@@ -23,9 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// llama.cpp's token types.
-enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
-
 // Hugging Face architectures and their GGUF names (the first of a GGUF name is what it reads as).
 constexpr std::pair<const char*, const char*> kArchitectures[] = {{"LlamaForCausalLM", "llama"},
                                                                   {"MistralForCausalLM", "llama"},
@@ -65,18 +62,6 @@ std::shared_ptr<std::vector<uint8_t>> rows_in_hf_order(const GgufTensor& t, int6
 bool permuted(const std::string& arch, const std::string& hf_name) {
   return arch == "llama" && (hf_name.find("q_proj.weight") != std::string::npos ||
                              hf_name.find("k_proj.weight") != std::string::npos);
-}
-
-// Pre-tokenizer regexes by llama.cpp's tokenizer.ggml.pre names.
-const std::map<std::string, std::string>& pre_regexes() {
-  static const std::map<std::string, std::string> m = {
-      {"llama-bpe",
-       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-      {"qwen2",
-       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-      {"gpt2", R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)"},
-  };
-  return m;
 }
 
 // The Hugging Face shape of a dummy model's weight.
@@ -259,207 +244,9 @@ WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c)
   return ws;
 }
 
-std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
-  const std::string kind = g.get_string("tokenizer.ggml.model");
-  if (kind != "gpt2")
-    fail("GGUF file '{}': tokenizer.ggml.model '{}' is not supported yet (byte-level BPE, 'gpt2', is)", g.path(), kind);
-  const std::string pre = g.get_string("tokenizer.ggml.pre", "default");
-  const auto re = pre_regexes().find(pre == "default" ? "gpt2" : pre == "llama3" ? "llama-bpe" : pre);
-  if (re == pre_regexes().end())
-    fail("GGUF file '{}': pre-tokenizer '{}' is not supported (llama-bpe, qwen2 and gpt2 are)", g.path(), pre);
-  const std::vector<std::string> tokens = g.get_strings("tokenizer.ggml.tokens");
-  std::vector<double> types;
-  if (g.has("tokenizer.ggml.token_type")) types = g.get_numbers("tokenizer.ggml.token_type");
-  if (!types.empty() && types.size() != tokens.size())
-    fail("GGUF file '{}': {} token types for {} tokens", g.path(), types.size(), tokens.size());
-
-  json normalizer = pre == "qwen2" ? json{{"type", "NFC"}} : json();
-  if (g.has("tokenizer.ferrum.normalizer")) {
-    normalizer = json::parse(g.get_string("tokenizer.ferrum.normalizer"), nullptr, false);
-    if (normalizer.is_discarded()) fail("GGUF file '{}': tokenizer.ferrum.normalizer is not JSON", g.path());
-  }
-  tok::TokenizerJson t;
-  json added = json::array();
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const int type = types.empty() ? kNormal : static_cast<int>(types[i]);
-    if (type == kControl || type == kUserDefined)
-      added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
-                       {"rstrip", false}, {"normalized", false}, {"special", type == kControl}});
-    else if (type != kUnused)
-      t.vocab.emplace_back(tokens[i], static_cast<int64_t>(i));
-  }
-  for (const std::string& m : g.get_strings("tokenizer.ggml.merges")) t.merges.push_back(tok::split_merge(m));
-  t.has_vocab = t.has_merges = true;
-  // As the tokenizer.json files of these families: Llama 3 skips merges for whole-vocabulary
-  // words, Qwen normalizes to NFC.
-  t.doc = {{"version", "1.0"},
-           {"added_tokens", added},
-           {"normalizer", normalizer},
-           {"pre_tokenizer",
-            {{"type", "Sequence"},
-             {"pretokenizers",
-              json::array({{{"type", "Split"}, {"pattern", {{"Regex", re->second}}}, {"behavior", "Isolated"},
-                            {"invert", false}},
-                           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                            {"use_regex", false}}})}}},
-           {"post_processor", json()},
-           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-           {"model",
-            {{"type", "BPE"}, {"dropout", json()}, {"unk_token", json()}, {"fuse_unk", false}, {"byte_fallback", false},
-             {"ignore_merges", pre == "llama-bpe" || pre == "llama3"}, {"vocab", json()}, {"merges", json()}}}};
-  json config = json::object();
-  auto token = [&](const char* key) -> std::optional<std::string> {
-    if (!g.has(key)) return std::nullopt;
-    const int64_t id = g.get_int(key);
-    if (id < 0 || id >= static_cast<int64_t>(tokens.size()))
-      fail("GGUF file '{}': {} {} is outside the vocabulary", g.path(), key, id);
-    return tokens[id];
-  };
-  if (auto b = token("tokenizer.ggml.bos_token_id")) config["bos_token"] = *b;
-  if (auto e = token("tokenizer.ggml.eos_token_id")) config["eos_token"] = *e;
-  config["add_bos_token"] = g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token");
-  config["add_eos_token"] = g.has("tokenizer.ggml.add_eos_token") && g.get_bool("tokenizer.ggml.add_eos_token");
-  return std::make_unique<HfTokenizer>(std::move(t), config);
-}
-
-std::map<std::string, std::string> gguf_chat_templates(const GgufFile& g) {
-  std::map<std::string, std::string> out;
-  const std::string prefix = "tokenizer.chat_template.";
-  for (const auto& [key, v] : g.metadata()) {
-    if (v.type != GgufValue::Type::String) continue;
-    if (key == "tokenizer.chat_template") out["default"] = std::get<std::string>(v.scalar);
-    else if (key.rfind(prefix, 0) == 0) out[key.substr(prefix.size())] = std::get<std::string>(v.scalar);
-  }
-  if (out.empty()) fail("GGUF file '{}' has no chat template (tokenizer.chat_template); give one with --chat-template FILE", g.path());
-  return out;
-}
-
-ordered_json gguf_special_tokens(const GgufFile& g) {
-  ordered_json out = ordered_json::object();
-  const std::vector<std::string> tokens = g.has("tokenizer.ggml.tokens") ? g.get_strings("tokenizer.ggml.tokens")
-                                                                          : std::vector<std::string>{};
-  for (const auto& [key, name] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token"},
-                                  std::pair{"tokenizer.ggml.eos_token_id", "eos_token"}})
-    if (g.has(key)) {
-      const int64_t id = g.get_int(key);
-      if (id >= 0 && id < static_cast<int64_t>(tokens.size())) out[name] = tokens[id];
-    }
-  return out;
-}
-
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
   if (is_gguf_path(model)) return tokenizer_from_gguf(*GgufFile::open(model));
   return Tokenizer::from_dir(model);
-}
-
-void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
-  const fs::path dir(model_dir);
-  const fs::path tj = dir / "tokenizer.json";
-  tok::TokenizerJson t = tok::parse_tokenizer_json(read_file(tj.string()), tj.string());
-  const json& model = t.doc["model"];
-  if (!model.is_object() || model.value("type", "") != "BPE" || model.value("byte_fallback", false))
-    fail("{}: only byte-level BPE tokenizers are written to GGUF so far (SentencePiece-style ones are not)",
-         tj.string());
-  // The pre-tokenizer, by its split regex (llama.cpp's tokenizer.ggml.pre names).
-  std::string pre;
-  const json& pt = t.doc["pre_tokenizer"];
-  auto regex_of = [](const json& p) -> std::string {
-    if (p.is_object() && p.value("type", "") == "Split" && p.contains("pattern") && p["pattern"].contains("Regex"))
-      return p["pattern"]["Regex"].get<std::string>();
-    return "";
-  };
-  std::string regex;
-  if (pt.is_object() && pt.value("type", "") == "Sequence")
-    for (const json& p : pt["pretokenizers"])
-      if (regex.empty()) regex = regex_of(p);
-  if (pt.is_object() && pt.value("type", "") == "ByteLevel" && pt.value("use_regex", false)) pre = "gpt2";
-  for (const auto& [name, r] : pre_regexes())
-    if (!regex.empty() && r == regex) pre = name;
-  if (pre.empty())
-    fail("{}: its pre-tokenizer ({}) has no llama.cpp name; GGUF cannot describe it", tj.string(),
-         regex.empty() ? pt.dump().substr(0, 200) : regex);
-
-  int64_t n = 0;
-  for (const auto& [tok, id] : t.vocab) n = std::max(n, id + 1);
-  const json& added = t.doc["added_tokens"];
-  if (added.is_array())
-    for (const json& a : added) n = std::max<int64_t>(n, a.value("id", int64_t{0}) + 1);
-  std::vector<std::string> tokens(static_cast<size_t>(n));
-  std::vector<int32_t> types(static_cast<size_t>(n), kUnused);
-  for (int64_t i = 0; i < n; ++i) tokens[i] = "[PAD" + std::to_string(i) + "]";
-  for (const auto& [tok, id] : t.vocab) {
-    tokens[id] = tok;
-    types[id] = kNormal;
-  }
-  if (added.is_array())
-    for (const json& a : added) {
-      const int64_t id = a.value("id", int64_t{-1});
-      if (id < 0 || id >= n) continue;
-      tokens[id] = a.value("content", "");
-      types[id] = a.value("special", false) ? kControl : kUserDefined;
-    }
-  std::vector<std::string> merges;
-  merges.reserve(t.merges.size());
-  for (const auto& [a, b] : t.merges) merges.push_back(a + " " + b);
-
-  w.add_string("tokenizer.ggml.model", "gpt2");
-  w.add_string("tokenizer.ggml.pre", pre);
-  // GGUF has no key for the normalizer; ferrum records tokenizer.json's (other readers ignore
-  // the key; without it, qwen2 files get Qwen's NFC).
-  w.add_string("tokenizer.ferrum.normalizer", t.doc.value("normalizer", json()).dump());
-  w.add_strings("tokenizer.ggml.tokens", tokens);
-  w.add_i32s("tokenizer.ggml.token_type", types);
-  w.add_strings("tokenizer.ggml.merges", merges);
-
-  // Special ids from tokenizer_config.json (strings) and the post-processor's BOS/EOS.
-  json cfg = json::object();
-  if (fs::exists(dir / "tokenizer_config.json")) cfg = json::parse(read_file((dir / "tokenizer_config.json").string()));
-  auto id_of = [&](const std::string& s) -> int64_t {
-    for (int64_t i = 0; i < n; ++i)
-      if (tokens[i] == s) return i;
-    return -1;
-  };
-  auto token_string = [&](const char* key) -> std::string {
-    if (!cfg.contains(key) || cfg[key].is_null()) return "";
-    if (cfg[key].is_string()) return cfg[key].get<std::string>();
-    return cfg[key].value("content", "");
-  };
-  if (const int64_t bos = id_of(token_string("bos_token")); bos >= 0)
-    w.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(bos));
-  if (const int64_t eos = id_of(token_string("eos_token")); eos >= 0)
-    w.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(eos));
-  // generation_config.json's other end-of-turn id (Llama 3's <|eot_id|>, say).
-  const std::vector<int32_t> eos_ids =
-      fs::exists(dir / "config.json") ? ModelConfig::from_dir(model_dir).eos_token_ids : std::vector<int32_t>{};
-  for (int32_t id : eos_ids)
-    if (id != id_of(token_string("eos_token")) && id >= 0 && id < n) {
-      w.add_u32("tokenizer.ggml.eot_token_id", static_cast<uint32_t>(id));
-      break;
-    }
-  bool add_bos = false, add_eos = false;
-  std::function<void(const json&)> scan = [&](const json& p) {
-    if (!p.is_object()) return;
-    if (p.value("type", "") == "Sequence" && p.contains("processors"))
-      for (const json& q : p["processors"]) scan(q);
-    if (p.value("type", "") == "TemplateProcessing" && p["single"].is_array() && !p["single"].empty()) {
-      add_bos = p["single"].front().contains("SpecialToken");
-      add_eos = p["single"].back().contains("SpecialToken");
-    }
-  };
-  scan(t.doc["post_processor"]);
-  w.add_bool("tokenizer.ggml.add_bos_token", add_bos);
-  w.add_bool("tokenizer.ggml.add_eos_token", add_eos);
-
-  std::string tmpl;
-  if (fs::exists(dir / "chat_template.jinja")) tmpl = read_file((dir / "chat_template.jinja").string());
-  else if (cfg.contains("chat_template") && cfg["chat_template"].is_string()) tmpl = cfg["chat_template"].get<std::string>();
-  else if (cfg.contains("chat_template") && cfg["chat_template"].is_array())
-    for (const json& e : cfg["chat_template"]) {
-      const std::string name = e.value("name", ""), text = e.value("template", "");
-      if (name == "default") tmpl = text;
-      else if (!name.empty()) w.add_string("tokenizer.chat_template." + name, text);
-    }
-  if (!tmpl.empty()) w.add_string("tokenizer.chat_template", tmpl);
 }
 
 namespace {

