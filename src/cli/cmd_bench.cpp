@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "models/gguf_model.h"
 #include "core/error.h"
+#include "io/hf_hub.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -156,8 +157,9 @@ json bench_engine(std::shared_ptr<Model> model, int conc, int prompt, int gen) {
 int run_bench(const BenchArgs& a) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   auto t0 = Clock::now();
-  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(a.model, threads, a.device)
-                                                 : load_model_dummy(a.model, a.dummy, threads, a.device);
+  const std::string path = a.dummy.empty() ? hub::resolve_model(a.model) : a.model;  // or a hub reference
+  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(path, threads, a.device)
+                                                 : load_model_dummy(path, a.dummy, threads, a.device);
   const double load_s = seconds_since(t0);
   const ModelConfig& c = model->config();
   const std::string dtype = !a.dummy.empty() ? a.dummy : c.torch_dtype;
@@ -167,8 +169,8 @@ int run_bench(const BenchArgs& a) {
                         : measure_read_bandwidth(threads);
   size_t bytes = weight_bytes_per_step(c, elem);
   std::string weights = dtype;
-  if (is_gguf_path(a.model)) {  // what the file holds: every tensor but the embedding is read
-    const auto g = GgufFile::open(a.model);
+  if (is_gguf_path(path)) {  // what the file holds: every tensor but the embedding is read
+    const auto g = GgufFile::open(path);
     bytes = 0;
     for (const GgufTensor& t : g->tensors())
       if (t.name != "token_embd.weight" || !g->find("output.weight")) bytes += t.nbytes;

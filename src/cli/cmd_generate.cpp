@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "models/gguf_model.h"
 #include "core/error.h"
+#include "io/hf_hub.h"
 #include "core/json.h"
 #include "engine/engine.h"
 #include "models/model.h"
@@ -24,8 +25,9 @@ struct GenerateArgs {
 };
 
 int run_generate(const GenerateArgs& a) {
-  auto tokenizer = std::shared_ptr<const Tokenizer>(load_tokenizer(a.model));
-  std::shared_ptr<Model> model = load_model(a.model, a.threads, a.device);
+  const std::string path = hub::resolve_model(a.model);  // a folder, a .gguf, or a hub reference
+  auto tokenizer = std::shared_ptr<const Tokenizer>(load_tokenizer(path));
+  std::shared_ptr<Model> model = load_model(path, a.threads, a.device);
   std::vector<int32_t> prompt_ids = tokenizer->encode(a.prompt, !a.no_special);
   if (prompt_ids.empty()) fail("the prompt is empty after tokenization; give some text with -p");
 

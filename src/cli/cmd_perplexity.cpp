@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/hf_hub.h"
 #include "core/file.h"
 #include "models/gguf_model.h"
 #include "core/json.h"
@@ -46,8 +47,9 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 int run_perplexity(const PerplexityArgs& a) {
   const std::string text = read_file(a.file);
-  const auto tokenizer = load_tokenizer(a.model);
-  auto model = load_model(a.model, a.threads, a.device);
+  const std::string path = hub::resolve_model(a.model);  // a folder, a .gguf, or a hub reference
+  const auto tokenizer = load_tokenizer(path);
+  auto model = load_model(path, a.threads, a.device);
 
   if (!a.json) std::printf("perplexity: tokenizing the input ..\n");
   auto t0 = std::chrono::steady_clock::now();

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/hf_hub.h"
 #include "core/file.h"
 #include "models/gguf_model.h"
 #include "tokenizer/tokenizer.h"
@@ -33,7 +34,7 @@ std::string format_ids(const std::vector<int32_t>& ids, bool as_json) {
 
 int run_tokenize(const TokenizeArgs& a) {
   const std::string text = a.file.empty() ? a.text : read_file(a.file);
-  const auto tokenizer = load_tokenizer(a.model);
+  const auto tokenizer = load_tokenizer(hub::resolve_model(a.model));
   const auto ids = tokenizer->encode(text, !a.no_special);
   const std::string line = format_ids(ids, a.json) + "\n";
   std::fwrite(line.data(), 1, line.size(), stdout);

@@ -220,12 +220,20 @@ std::string download_model(const RepoRef& ref, const DownloadOptions& options) {
   std::string commit = info.value("sha", std::string());
   if (commit.empty() || commit.find('/') != std::string::npos || commit.find("..") != std::string::npos)
     fail("the hub did not give a valid commit for {}:{}", ref.repo_id, ref.revision);
-  std::vector<std::string> files;
+  std::vector<std::string> files, all;
   for (auto& s : info.value("siblings", json::array()))
-    if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string() && wanted(s["rfilename"]))
-      files.push_back(s["rfilename"]);
-  if (std::find(files.begin(), files.end(), "config.json") == files.end())
-    fail("{}:{} has no config.json: not a Transformers model ferrum can load", ref.repo_id, ref.revision);
+    if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string()) all.push_back(s["rfilename"]);
+  if (!ref.gguf_quant.empty()) {  // one self-contained .gguf file
+    files.push_back(pick_gguf_file(all, ref.gguf_quant, ref.repo_id));
+    if (files.front().find("..") != std::string::npos || files.front().front() == '/')
+      fail("{}: the hub gave an unsafe file name '{}'", ref.repo_id, files.front());
+  } else {
+    for (const std::string& f : all)
+      if (wanted(f)) files.push_back(f);
+    if (std::find(files.begin(), files.end(), "config.json") == files.end())
+      fail("{}:{} has no config.json: not a Transformers model ferrum can load (for a GGUF repo, name the "
+           "quantization: {}:Q4_K_M)", ref.repo_id, ref.revision, ref.repo_id);
+  }
 
   fs::path repo = fs::path(cache) / repo_folder_name(ref.repo_id);
   fs::path blobs = repo / "blobs", snapshot = repo / "snapshots" / commit;
@@ -241,6 +249,7 @@ std::string download_model(const RepoRef& ref, const DownloadOptions& options) {
       fail("{}: the server gave no usable ETag", url);
     fs::path blob = blobs / etag, link = snapshot / name;
     std::error_code ec;
+    fs::create_directories(link.parent_path(), ec);  // a .gguf in a subfolder
     if (!fs::exists(blob, ec)) {
       fs::path part = blob;
       part += ".incomplete";
@@ -248,7 +257,10 @@ std::string download_model(const RepoRef& ref, const DownloadOptions& options) {
       fs::rename(part, blob);
     }
     fs::remove(link, ec);
-    fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, link);
+    fs::path up = fs::path("..") / "..";  // from snapshots/<commit>/, plus one per subfolder
+    const fs::path rel(name);
+    for (auto it = rel.begin(); std::next(it) != rel.end(); ++it) up /= "..";
+    fs::create_symlink(up / "blobs" / etag, link);
   }
   if (ref.revision != commit) {
     fs::path ref_file = repo / "refs" / ref.revision;
@@ -256,6 +268,7 @@ std::string download_model(const RepoRef& ref, const DownloadOptions& options) {
     std::ofstream(ref_file) << commit;
   }
   log::info("downloaded {} into {}", ref.repo_id, snapshot.string());
+  if (!ref.gguf_quant.empty()) return (snapshot / files.front()).string();
   return snapshot.string();
 }
 

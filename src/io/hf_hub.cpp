@@ -1,6 +1,7 @@
 #include "io/hf_hub.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -50,7 +51,10 @@ RepoRef parse_repo_ref(const std::string& spec) {
   RepoRef ref;
   size_t colon = spec.find(':');
   ref.repo_id = spec.substr(0, colon);
-  if (colon != std::string::npos) {
+  if (colon != std::string::npos && looks_like_gguf_quant(spec.substr(colon + 1))) {
+    ref.gguf_quant = spec.substr(colon + 1);
+    for (char& c : ref.gguf_quant) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  } else if (colon != std::string::npos) {
     ref.revision = spec.substr(colon + 1);
     bool ok = !ref.revision.empty() && ref.revision.size() <= 128 && ref.revision.find("..") == std::string::npos &&
               std::all_of(ref.revision.begin(), ref.revision.end(),
@@ -58,6 +62,47 @@ RepoRef parse_repo_ref(const std::string& spec) {
     if (!ok) fail("invalid revision '{}' in '{}'", ref.revision, spec);
   }
   return ref;
+}
+
+bool looks_like_gguf_quant(const std::string& tag) {
+  std::string t = tag;
+  for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (t == "F16" || t == "BF16" || t == "F32") return true;
+  size_t i = t.rfind("IQ", 0) == 0 || t.rfind("TQ", 0) == 0 ? 2 : t.rfind('Q', 0) == 0 ? 1 : std::string::npos;
+  if (i == std::string::npos || i >= t.size() || !std::isdigit(static_cast<unsigned char>(t[i]))) return false;
+  return std::all_of(t.begin() + static_cast<std::ptrdiff_t>(i), t.end(),
+                     [](unsigned char c) { return std::isdigit(c) || std::isupper(c) || c == '_'; });
+}
+
+std::string pick_gguf_file(const std::vector<std::string>& files, const std::string& quant, const std::string& repo) {
+  auto upper = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+  };
+  const std::string q = upper(quant);
+  std::vector<std::string> matches;
+  std::set<std::string> have;  // the quantizations the repo offers, for the message
+  for (const std::string& f : files) {
+    const std::string u = upper(f);
+    if (u.size() < 5 || u.compare(u.size() - 5, 5, ".GGUF") != 0 || u.find("MMPROJ") != std::string::npos) continue;
+    const std::string stem = u.substr(0, u.size() - 5);
+    // Words of the name, split at anything but letters, digits and '_'.
+    std::vector<std::string> words(1);
+    for (char c : stem) {
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') words.back() += c;
+      else if (!words.back().empty()) words.emplace_back();
+    }
+    for (const std::string& w : words)
+      if (looks_like_gguf_quant(w)) have.insert(w);
+    if (std::find(words.begin(), words.end(), q) != words.end()) matches.push_back(f);
+  }
+  if (matches.empty())
+    fail("{} has no .gguf file of quantization {} (it has: {})", repo, q,
+         have.empty() ? std::string("no .gguf files") : fmt::format("{}", fmt::join(have, ", ")));
+  std::sort(matches.begin(), matches.end());
+  if (matches.front().find("-of-") != std::string::npos)
+    fail("{}: {} is split into several files ({}); split GGUF files are not supported yet", repo, q, matches.front());
+  return matches.front();
 }
 
 std::string cache_dir() {
@@ -85,7 +130,8 @@ std::optional<std::string> find_snapshot(const std::string& cache, const RepoRef
   if (fs::is_regular_file(ref_file, ec)) commit = read_trimmed(ref_file);
   fs::path snap = repo / "snapshots" / commit;
   if (commit.empty() || !fs::is_directory(snap, ec)) return std::nullopt;
-  if (!fs::exists(snap / "config.json", ec)) return std::nullopt;  // an unfinished download
+  // An unfinished download (GGUF repos have no config.json: any finished file will do).
+  if (!fs::exists(snap / "config.json", ec) && ref.gguf_quant.empty()) return std::nullopt;
   return snap.string();
 }
 
@@ -135,10 +181,24 @@ std::string resolve_model(const std::string& spec, bool allow_download) {
          "or a Hugging Face repo id", spec);
   }
   if (!looks_like_repo_id(spec))
-    fail("'{}' is neither a folder nor a Hugging Face repo id (ORG/NAME[:REVISION])", spec);
+    fail("'{}' is neither a folder nor a Hugging Face repo id (ORG/NAME[:REVISION] or ORG/NAME:QUANT for a GGUF repo)", spec);
   RepoRef ref = parse_repo_ref(spec);
   std::string cache = cache_dir();
-  if (auto snap = find_snapshot(cache, ref)) return *snap;
+  if (!ref.gguf_quant.empty()) {  // a .gguf of the cached snapshot, if there is one
+    if (auto snap = find_snapshot(cache, ref)) {
+      std::vector<std::string> names;
+      std::error_code ec;
+      for (auto& e : fs::recursive_directory_iterator(*snap, ec))
+        names.push_back(e.path().lexically_relative(*snap).string());  // not relative(): it follows the blob links
+      try {
+        return (fs::path(*snap) / pick_gguf_file(names, ref.gguf_quant, ref.repo_id)).string();
+      } catch (const Error&) {
+        // not downloaded yet: fall through
+      }
+    }
+  } else if (auto snap = find_snapshot(cache, ref)) {
+    return *snap;
+  }
   if (!allow_download) fail("'{}' is not in the Hugging Face cache ({}); run `ferrum pull {}`", spec, cache, spec);
   log::info("{} is not in the cache {}; downloading it", spec, cache);
   DownloadOptions o = default_download_options();

@@ -11,10 +11,19 @@ namespace ferrum::hub {
 struct RepoRef {
   std::string repo_id;            // "org/name"
   std::string revision = "main";  // branch, tag or commit
+  // "Q4_K_M" in "org/name:Q4_K_M" (as llama.cpp's -hf and ollama take it): the repo's .gguf
+  // file of that quantization, not a revision. Empty otherwise.
+  std::string gguf_quant;
 };
 
-// "org/name" or "org/name:revision"; throws ferrum::Error on anything else.
+// "org/name", "org/name:revision" or "org/name:QUANT" (a tag that names a GGUF quantization:
+// Q4_K_M, Q8_0, IQ4_XS, F16, BF16, ... in any case); throws ferrum::Error on anything else.
 RepoRef parse_repo_ref(const std::string& spec);
+bool looks_like_gguf_quant(const std::string& tag);
+// The GGUF file of `quant` among a repo's file names: a .gguf whose name has the quant as a
+// word (Qwen3-8B-Q4_K_M.gguf), not a projector (mmproj); the first in name order when several
+// do. Fails naming the quantizations the repo has when none does, and for split files.
+std::string pick_gguf_file(const std::vector<std::string>& files, const std::string& quant, const std::string& repo);
 bool looks_like_repo_id(const std::string& spec);
 
 // HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
@@ -42,8 +51,9 @@ struct DownloadOptions {
 };
 DownloadOptions default_download_options();
 
-// Downloads the files a model needs (config, tokenizer, chat template, safetensors weights)
-// into the cache, resuming partial downloads. Returns the snapshot folder.
+// Downloads the files a model needs (config, tokenizer, chat template, safetensors weights; or
+// for a GGUF quant reference, that one .gguf file) into the cache, resuming partial downloads.
+// Returns the snapshot folder (the .gguf file's path for a quant reference).
 std::string download_model(const RepoRef& ref, const DownloadOptions& options);
 
 // MODEL as the CLI takes it: a local folder; else a repo id found in the cache; else (when

@@ -46,6 +46,33 @@ TEST(HfHub, RepoRefs) {
   EXPECT_EQ(hub::repo_folder_name("org/name"), "models--org--name");
 }
 
+// ORG/NAME:QUANT names a GGUF file of the repo (llama.cpp's -hf, ollama); other tags stay
+// revisions.
+TEST(HfHub, GgufQuantRefs) {
+  auto r = hub::parse_repo_ref("unsloth/Qwen3-8B-GGUF:q4_k_m");
+  EXPECT_EQ(r.repo_id, "unsloth/Qwen3-8B-GGUF");
+  EXPECT_EQ(r.gguf_quant, "Q4_K_M");
+  EXPECT_EQ(r.revision, "main");
+  for (const char* q : {"Q8_0", "IQ4_XS", "Q5_K_S", "F16", "bf16", "Q6_K", "TQ1_0"})
+    EXPECT_TRUE(hub::looks_like_gguf_quant(q)) << q;
+  for (const char* rev : {"main", "v1", "refs/pr/1", "0123abc", "Q", "Qwen"}) {
+    EXPECT_FALSE(hub::looks_like_gguf_quant(rev)) << rev;
+    EXPECT_TRUE(hub::parse_repo_ref(std::string("a/b:") + rev).gguf_quant.empty()) << rev;
+  }
+  const std::vector<std::string> files = {"README.md", "Qwen3-8B-Q4_K_M.gguf", "Qwen3-8B-Q4_K_S.gguf", "Qwen3-8B-Q8_0.gguf",
+                                          "mmproj-Qwen3-8B-Q8_0.gguf", "BF16/Qwen3-8B-BF16-00001-of-00002.gguf",
+                                          "BF16/Qwen3-8B-BF16-00002-of-00002.gguf"};
+  EXPECT_EQ(hub::pick_gguf_file(files, "Q4_K_M", "r"), "Qwen3-8B-Q4_K_M.gguf");
+  EXPECT_EQ(hub::pick_gguf_file(files, "q8_0", "r"), "Qwen3-8B-Q8_0.gguf") << "not the projector";
+  try {
+    hub::pick_gguf_file(files, "Q2_K", "org/r");
+    ADD_FAILURE() << "no Q2_K file, yet one was picked";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Q4_K_S"), std::string::npos) << "lists what the repo has: " << e.what();
+  }
+  EXPECT_THROW(hub::pick_gguf_file(files, "BF16", "r"), Error) << "split files";
+}
+
 TEST(HfHub, CacheDirPrecedence) {
   ScopedEnv a("HF_HUB_CACHE", nullptr), b("HUGGINGFACE_HUB_CACHE", nullptr), c("HF_HOME", nullptr),
       d("XDG_CACHE_HOME", nullptr), e("HOME", "/home/u");

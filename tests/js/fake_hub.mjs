@@ -3,7 +3,7 @@
 // needs "Authorization: Bearer hf_secret"), with the hub's endpoints and headers:
 //   GET  /api/models/{repo}/revision/{rev}   -> {sha, siblings: [{rfilename}]}
 //   HEAD /{repo}/resolve/{rev}/{file}        -> ETag / X-Linked-Etag, X-Repo-Commit; LFS
-//   GET  /{repo}/resolve/{rev}/{file}           files (.safetensors) redirect to /cdn/{sha256}
+//   GET  /{repo}/resolve/{rev}/{file}           files (.safetensors, .gguf) redirect to /cdn/{sha256}
 //   GET  /cdn/{sha256}                       -> the bytes, with Range support
 // FAKE_HUB_CUT_AFTER=N cuts the first /cdn download after N bytes (to test resuming).
 // Prints the port on stdout; logs one line per request to FAKE_HUB_LOG.
@@ -22,7 +22,7 @@ const files = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).i
 const info = {};
 for (const f of files) {
   const data = fs.readFileSync(path.join(dir, f));
-  const lfs = f.endsWith(".safetensors");
+  const lfs = f.endsWith(".safetensors") || f.endsWith(".gguf");
   const etag = lfs ? crypto.createHash("sha256").update(data).digest("hex")
                    : crypto.createHash("sha1").update(`blob ${data.length}\0`).update(data).digest("hex");
   info[f] = { data, lfs, etag };
