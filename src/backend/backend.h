@@ -96,6 +96,11 @@ class Backend {
 
   // out[t, :] = table[ids[t], :] (any float dtype table, F32 out: the residual stream).
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // The same from a table of GGUF blocks (U8 [vocab, row bytes], a format supports_linear
+  // accepts): only the rows looked up are dequantized, so the table stays as small as its file.
+  virtual void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) {
+    fail("{} embedding tables are not supported on {}", weight_format_name(format), name());
+  }
   // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w; x F32, out
   // F32 or the activation dtype (F32 math).
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;

@@ -163,6 +163,7 @@ class DecoderModel final : public Model {
   DType kv_dtype_;
   DType act_dtype_;  // activations between ops (backend's choice for the weights' dtype)
   Tensor embed_, final_norm_;
+  WeightFormat embed_format_ = WeightFormat::Dense;  // GGUF blocks: embed_ is U8 [V, row bytes]
   std::unique_ptr<LinearWeight> lm_head_;
   std::vector<LayerWeights> layers_;
   RopeTable rope_;
@@ -207,7 +208,8 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
   std::unique_ptr<LinearWeight> w = be_->load_linear(spec);
   if (be_->activation_dtype(w->dtype) != act_dtype_)
     fail("layer '{}' has {} weights but the embeddings are {}: mixed weight dtypes are not supported on {}", layer,
-         dtype_name(w->dtype), dtype_name(embed_.dtype), be_->name());
+         dtype_name(w->dtype), embed_format_ == WeightFormat::Dense ? dtype_name(embed_.dtype) : "GGUF blocks",
+         be_->name());
   return w;
 }
 
@@ -243,22 +245,22 @@ Tensor DecoderModel::host_weight(const std::string& name, std::initializer_list<
 void DecoderModel::load_weights() {
   const int64_t H = cfg_.hidden_size, V = cfg_.vocab_size, I = cfg_.intermediate_size, D = cfg_.head_dim;
   const int64_t Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
-  embed_ = weight("model.embed_tokens.weight", {V, H});
-  act_dtype_ = be_->activation_dtype(embed_.dtype);
+  embed_format_ = opt_.dummy_weights ? WeightFormat::Dense : block_format("model.embed_tokens.weight");
+  if (embed_format_ != WeightFormat::Dense) {
+    // GGUF blocks stay blocks: the lookup dequantizes the rows it reads, not the whole table.
+    embed_ = store_.quantized("model.embed_tokens.weight")->blocks;
+    act_dtype_ = be_->activation_dtype(DType::F32);
+  } else {
+    embed_ = weight("model.embed_tokens.weight", {V, H});
+    act_dtype_ = be_->activation_dtype(embed_.dtype);
+  }
   final_norm_ = weight("model.norm.weight", {H});
   if (cfg_.tie_word_embeddings || (!opt_.dummy_weights && !store_.has("lm_head.weight"))) {
     if (!cfg_.tie_word_embeddings) fail("missing tensor 'lm_head.weight' (config.json says embeddings are not tied)");
     LinearSpec spec;  // the embedding table itself, as the backend already holds it
     spec.name = "lm_head";
     spec.in_features = H;
-    spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_});
-    // A GGUF block table: its blocks, where the backend runs them (the embedding lookup itself
-    // takes the dequantized table).
-    const WeightFormat blocks = opt_.dummy_weights ? WeightFormat::Dense : block_format("model.embed_tokens.weight");
-    if (blocks != WeightFormat::Dense) {
-      spec.parts.front().format = blocks;
-      spec.parts.front().weight = store_.quantized("model.embed_tokens.weight")->blocks;
-    }
+    spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_, .format = embed_format_});
     lm_head_ = be_->load_linear(spec);
   } else {
     lm_head_ = linear("lm_head", {"lm_head"}, {V}, H, false);
@@ -524,7 +526,8 @@ void DecoderModel::run_layers(const Activations& a, PagedKvCache& cache) {
   const int64_t T = a.T, D = cfg_.head_dim, Hq = cfg_.num_attention_heads;
   Tensor h = a.h, x = a.x, qkv = a.qkv, q = a.q, attn = a.attn, gate = a.gate;
   using E = LinearEpilogue;
-  be_->embedding(embed_, a.ids, h);
+  if (embed_format_ != WeightFormat::Dense) be_->embedding_blocks(embed_, embed_format_, a.ids, h);
+  else be_->embedding(embed_, a.ids, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& w = layers_[l];
     be_->rms_norm(h, w.input_norm, a.eps, x);

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "io/gguf_writer.h"
@@ -208,6 +209,41 @@ TEST(GgufQuantized, RequantizingAGgufFileEqualsQuantizingTheFolder) {
   EXPECT_EQ(b->tensor("token_embd.weight").type, GgmlType::Q6_K) << "tied embeddings are the output: Q6_K";
   EXPECT_EQ(b->tensor("blk.2.ffn_down.weight").type, GgmlType::Q8_0) << "Q6_K's fallback for rows of 704";
   EXPECT_EQ(b->tensor("blk.0.ffn_down.weight").type, GgmlType::Q5_0) << "Q4_K's fallback for rows of 704";
+}
+
+// A block embedding table is looked up row by row (the table stays blocks): each row equals
+// the library's dequantization of that row, for every block format the CPU runs.
+TEST(GgufQuantized, BlockEmbeddingRowsAreTheDequantizedRows) {
+  auto cpu = make_cpu_backend(1);
+  const int64_t V = 7, D = 512;
+  std::vector<float> table(V * D);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = std::sin(0.37f * static_cast<float>(i)) * 0.1f;
+  const std::pair<GgmlType, WeightFormat> formats[] = {{GgmlType::Q8_0, WeightFormat::GgufQ8_0},
+                                                       {GgmlType::Q4_0, WeightFormat::GgufQ4_0},
+                                                       {GgmlType::Q4_K, WeightFormat::GgufQ4K},
+                                                       {GgmlType::Q5_K, WeightFormat::GgufQ5K},
+                                                       {GgmlType::Q6_K, WeightFormat::GgufQ6K}};
+  for (const auto& [type, format] : formats) {
+    const int64_t row_bytes = static_cast<int64_t>(ggml_row_bytes(type, D));
+    Tensor blocks = cpu->alloc({V, row_bytes}, DType::U8);
+    for (int64_t r = 0; r < V; ++r) quantize_row(type, table.data() + r * D, blocks.ptr<uint8_t>() + r * row_bytes, D);
+    const std::vector<int32_t> picked = {6, 0, 3, 3};
+    Tensor ids = cpu->alloc({4}, DType::I32);
+    std::memcpy(ids.data, picked.data(), 16);
+    Tensor out = cpu->alloc({4, D}, DType::F32);
+    cpu->embedding_blocks(blocks, format, ids, out);
+    std::vector<float> want(D);
+    for (size_t t = 0; t < picked.size(); ++t) {
+      dequantize_row(type, blocks.ptr<uint8_t>() + picked[t] * row_bytes, want.data(), D);
+      for (int64_t i = 0; i < D; ++i)
+        ASSERT_NEAR(out.ptr<float>()[t * D + i], want[i], 1e-6f) << ggml_type_name(type) << " row " << picked[t] << " " << i;
+    }
+    const std::vector<int32_t> bad = {7};
+    Tensor bad_ids = cpu->alloc({1}, DType::I32);
+    std::memcpy(bad_ids.data, bad.data(), 4);
+    Tensor one = cpu->alloc({1, D}, DType::F32);
+    EXPECT_THROW(cpu->embedding_blocks(blocks, format, bad_ids, one), Error) << "id outside the vocabulary";
+  }
 }
 
 TEST(GgufQuantized, RefusalsAreClear) {

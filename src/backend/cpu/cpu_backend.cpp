@@ -45,6 +45,9 @@ class CpuBackend final : public Backend {
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { cpu::embedding(pool_, table, ids, out); }
+  void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) override {
+    cpu::embedding_blocks(blocks, format, ids, out);
+  }
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
   bool supports_linear(WeightFormat format, DType weights) const override {
     if (gguf_block_values(format)) return weights == DType::U8;

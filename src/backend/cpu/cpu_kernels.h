@@ -28,6 +28,8 @@ void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);
+// The same from a GGUF block table (U8 [V, row bytes]): only the looked-up rows are dequantized.
+void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out);
 void rms_norm(ThreadPool& pool, const Tensor& x, const Tensor& weight, float eps, Tensor& out);
 void rope(ThreadPool& pool, Tensor& q, Tensor& k, const Tensor& positions, const RopeTable& table);
 void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache, Tensor& v_cache);

@@ -164,6 +164,7 @@ struct Q4K {
     return i % 64 < 32 ? v & 0xF : v >> 4;
   }
   static int quant(const uint8_t* b, int i) { return nibble(b + kQs, i); }
+  static float value(const SuperScales& s, int g, int q) { return s.d * s.scale[g] * q - s.dmin * s.min[g]; }
 #if FERRUM_AVX2
   // The eight 6-bit scales and mins as bytes, unpacked with 32-bit masks.
   static void scale_bytes(const uint8_t* b, uint64_t& scales, uint64_t& mins) {
@@ -202,6 +203,7 @@ struct Q5K {
   static KScales scales_avx2(const uint8_t* b) { return Q4K::scales_avx2(b); }
 #endif
   static int quant(const uint8_t* b, int i) { return Q4K::nibble(b + 48, i) | (((b[16 + i % 32] >> (i / 32)) & 1) << 4); }
+  static float value(const SuperScales& s, int g, int q) { return Q4K::value(s, g, q); }
 #if FERRUM_AVX2
   static __m256i quants(const uint8_t* b, int chunk) {
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
@@ -224,6 +226,7 @@ struct Q6K {
       s.min[g] = static_cast<int16_t>(32 * sc);  // d * sc * (q - 32) = d * sc * q - d * 32 sc
     }
   }
+  static float value(const SuperScales& s, int g, int q) { return s.d * s.scale[g] * (q - 32); }
   static int quant(const uint8_t* b, int i) {
     const int h = i / 128, k = (i % 128) / 32, l = i % 32;
     const uint8_t lo = b[64 * h + 32 * (k & 1) + l];
@@ -348,7 +351,48 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
   });
 }
 
+// Row r of a block table, dequantized into y[0, n).
+template <typename B>
+void dequantize_blocks32(const uint8_t* w, int64_t n, float* y) {
+  for (int64_t b = 0; b < n / 32; ++b, w += B::kBytes, y += 32) {
+    const float d = half_to_float(w);
+    for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(B::value(w, j)) * d;
+  }
+}
+template <typename B>
+void dequantize_super(const uint8_t* w, int64_t n, float* y) {
+  SuperScales s;
+  for (int64_t b = 0; b < n / 256; ++b, w += B::kBytes, y += 256) {
+    B::scales(w, s);
+    for (int i = 0; i < 256; ++i) y[i] = B::value(s, i / 16, B::quant(w, i));
+  }
+}
+
 }  // namespace
+
+void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) {
+  const int64_t T = ids.numel(), D = out.cols(), V = blocks.dim(0);
+  const int64_t values = gguf_block_values(format);
+  FERRUM_CHECK(values && D % values == 0 && blocks.dtype == DType::U8 &&
+                   blocks.dim(1) == D / values * gguf_block_bytes(format) && out.dtype == DType::F32 && out.rows() == T,
+               "embedding_blocks: {} table {} for rows of {}, out {}", weight_format_name(format), blocks.shape_str(), D,
+               out.shape_str());
+  const int32_t* id = ids.ptr<int32_t>();
+  for (int64_t t = 0; t < T; ++t)
+    FERRUM_CHECK(id[t] >= 0 && id[t] < V, "token id {} is outside the vocabulary (size {})", id[t], V);
+  for (int64_t t = 0; t < T; ++t) {
+    const uint8_t* row = static_cast<const uint8_t*>(blocks.data) + id[t] * blocks.dim(1);
+    float* y = out.ptr<float>() + t * D;
+    switch (format) {
+      case WeightFormat::GgufQ8_0: dequantize_blocks32<Q8Block>(row, D, y); break;
+      case WeightFormat::GgufQ4_0: dequantize_blocks32<Q4Block>(row, D, y); break;
+      case WeightFormat::GgufQ4K: dequantize_super<Q4K>(row, D, y); break;
+      case WeightFormat::GgufQ5K: dequantize_super<Q5K>(row, D, y); break;
+      case WeightFormat::GgufQ6K: dequantize_super<Q6K>(row, D, y); break;
+      default: fail("embedding_blocks: {} tables are not supported", weight_format_name(format));
+    }
+  }
+}
 
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
   matmul_blocks<Blocks32<Q8Block>>(pool, x, w, bias, out, ldo, "matmul_q8_0");
