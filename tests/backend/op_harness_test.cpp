@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_kernels.h"
 #include "op_harness.h"
 
 namespace ferrum {
@@ -29,6 +30,22 @@ void expect_every_case_passes(Backend& be) {
   if (!filter) {
     EXPECT_TRUE(quantized_skipped) << "the GPTQ case should be skipped: no backend runs it yet";
   }
+}
+
+// The BF16 prefill GEMM (AVX512-BF16 where present, else its portable form) on every linear
+// case, dense and GGUF blocks, within bf16 rounding of the float64 reference.
+TEST(BackendOps, CpuBf16GemmMatchesReference) {
+  const bool was = cpu::bf16_gemm_enabled();
+  cpu::set_bf16_gemm(true);
+  auto be = make_cpu_backend(0);
+  const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "linear");
+  int passed = 0;
+  for (const CaseOutcome& o : outcomes) {
+    if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << ": " << o.message;
+    passed += o.status == CaseOutcome::Status::Passed && o.name.find("M=130") != std::string::npos;
+  }
+  EXPECT_GT(passed, 0) << "no case of more than 16 rows ran";
+  cpu::set_bf16_gemm(was);
 }
 
 TEST(BackendOps, CpuMatchesReference) {

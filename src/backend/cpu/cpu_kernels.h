@@ -1,6 +1,7 @@
 // CPU kernels behind CpuBackend. They are also the reference the device backends' parity
 // tests compare against.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "backend/backend.h"
@@ -25,6 +26,17 @@ void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
 void matmul_q4_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// Prefill GEMM with BF16 products (cpu_gemm_bf16.cpp; AVX512-BF16 where present): on by
+// default where the processor has it, off (the exact F32 GEMM) with FERRUM_CPU_GEMM=f32, which
+// the golden tests set. matmul and the GGUF block matmuls take it above 16 rows of x.
+bool bf16_gemm_enabled();
+void set_bf16_gemm(bool on);
+// Rows of w as F32: dst[0, kc) = w[n][k0, k0 + kc).
+using RowFetch = std::function<void(int64_t n, int64_t k0, int64_t kc, float* dst)>;
+// Columns [n0, n1) of out (rows of ldo floats) = x [M, K] @ w^T. w_bf16: w itself when it is
+// BF16 [N, K] (its pairs are packed as stored, without fetch).
+void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fetch, float* out, int64_t ldo,
+                       int64_t n0, int64_t n1, const uint16_t* w_bf16 = nullptr);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);

@@ -272,6 +272,13 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
       if (wt == DType::F32) gemv<float>(xp, M, K, w.ptr<float>(), wt, op, ldo, nb, ne);
       else gemv<uint16_t>(xp, M, K, w.ptr<uint16_t>(), wt, op, ldo, nb, ne);
     });
+  } else if (bf16_gemm_enabled()) {
+    const size_t es = dtype_size(wt);
+    const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
+      convert_row(static_cast<const char*>(w.data) + (n * K + k0) * static_cast<int64_t>(es), wt, kc, dst);
+    };
+    const uint16_t* w_bf16 = wt == DType::BF16 ? w.ptr<uint16_t>() : nullptr;
+    pool.parallel_for(N, 32, [&](int64_t nb, int64_t ne) { gemm_bf16_columns(xp, M, K, fetch, op, ldo, nb, ne, w_bf16); });
   } else {
     pool.parallel_for(N, tile_kernel().nr, [&](int64_t nb, int64_t ne) { gemm_columns(xp, M, K, w, op, ldo, nb, ne); });
   }

@@ -15,6 +15,8 @@
 namespace ferrum::cpu {
 namespace {
 
+constexpr int64_t kGemvMaxRows = 16;  // above this many rows of x, the BF16 GEMM (when enabled)
+
 inline float half_to_float(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -303,54 +305,6 @@ void dot_rows_k(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, 
 #endif
 }
 
-// ---- the driver ----------------------------------------------------------------------------
-
-template <typename B>
-struct Blocks32 {
-  static constexpr int64_t kValues = 32, kBytes = B::kBytes;
-  static constexpr bool kSums = false;
-  template <int R>
-  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
-    dot_rows<B, R>(w, x, m, k, out);
-  }
-};
-template <typename B>
-struct SuperBlocks {
-  static constexpr int64_t kValues = 256, kBytes = B::kBytes;
-  static constexpr bool kSums = true;
-  template <int R>
-  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
-    dot_rows_k<B, R>(w, x, m, k, out);
-  }
-};
-
-template <typename F>
-void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
-                   const char* what) {
-  const int64_t M = x.rows(), K = x.cols(), N = w.dim(0), nb = K / F::kValues;
-  FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
-               "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
-  thread_local QuantizedRows mine;  // reused from call to call on this thread
-  QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
-  quantize_rows(x, F::kValues, F::kSums, qx);
-  const auto* wp = static_cast<const uint8_t*>(w.data);
-  pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
-    float dots[4];
-    for (int64_t n = begin; n < end; ++n) {
-      const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
-      const uint8_t* row = wp + n * nb * F::kBytes;
-      for (int64_t m = 0; m < M; m += 4) {
-        const int64_t r = std::min<int64_t>(4, M - m);
-        if (r == 4) F::template dot<4>(row, qx, m, K, dots);
-        else if (r == 3) F::template dot<3>(row, qx, m, K, dots);
-        else if (r == 2) F::template dot<2>(row, qx, m, K, dots);
-        else F::template dot<1>(row, qx, m, K, dots);
-        for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
-      }
-    }
-  });
-}
-
 // Row r of a block table, dequantized into y[0, n).
 template <typename B>
 void dequantize_blocks32(const uint8_t* w, int64_t n, float* y) {
@@ -366,6 +320,94 @@ void dequantize_super(const uint8_t* w, int64_t n, float* y) {
     B::scales(w, s);
     for (int i = 0; i < 256; ++i) y[i] = B::value(s, i / 16, B::quant(w, i));
   }
+}
+// The same, vectorized for the GEMM's panels: value = (d scale) q - (dmin min) per 16 (for
+// Q6_K that rounds differently from d scale (q - 32) in the last bit; the panel rounds to
+// bf16 anyway).
+template <typename B>
+void dequantize_super_panel(const uint8_t* w, int64_t n, float* y) {
+#if FERRUM_AVX2
+  SuperScales s;
+  alignas(32) uint8_t q[32];
+  for (int64_t b = 0; b < n / 256; ++b, w += B::kBytes) {
+    B::scales(w, s);
+    for (int c = 0; c < 8; ++c, y += 32) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q), B::quants(w, c));
+      for (int h = 0; h < 2; ++h) {
+        const int g = 2 * c + h;
+        const __m256 dl = _mm256_set1_ps(s.d * s.scale[g]), ml = _mm256_set1_ps(s.dmin * s.min[g]);
+        for (int i = 0; i < 16; i += 8) {
+          const __m256 qf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 16 * h + i))));
+          _mm256_storeu_ps(y + 16 * h + i, _mm256_fmsub_ps(dl, qf, ml));
+        }
+      }
+    }
+  }
+#else
+  dequantize_super<B>(w, n, y);
+#endif
+}
+
+// ---- the driver ----------------------------------------------------------------------------
+
+template <typename B>
+struct Blocks32 {
+  static constexpr int64_t kValues = 32, kBytes = B::kBytes;
+  static constexpr bool kSums = false;
+  static void dequantize(const uint8_t* w, int64_t n, float* y) { dequantize_blocks32<B>(w, n, y); }
+  template <int R>
+  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+    dot_rows<B, R>(w, x, m, k, out);
+  }
+};
+template <typename B>
+struct SuperBlocks {
+  static constexpr int64_t kValues = 256, kBytes = B::kBytes;
+  static constexpr bool kSums = true;
+  static void dequantize(const uint8_t* w, int64_t n, float* y) { dequantize_super_panel<B>(w, n, y); }
+  template <int R>
+  static void dot(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+    dot_rows_k<B, R>(w, x, m, k, out);
+  }
+};
+
+template <typename F>
+void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
+                   const char* what) {
+  const int64_t M = x.rows(), K = x.cols(), N = w.dim(0), nb = K / F::kValues;
+  FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
+               "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
+  const auto* wp = static_cast<const uint8_t*>(w.data);
+  if (M > kGemvMaxRows && bf16_gemm_enabled()) {  // prefill: weight panels dequantized into the BF16 GEMM
+    const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
+      F::dequantize(wp + n * nb * F::kBytes + k0 / F::kValues * F::kBytes, kc, dst);
+    };
+    pool.parallel_for(N, 32, [&](int64_t n0, int64_t n1) { gemm_bf16_columns(x.ptr<float>(), M, K, fetch, out, ldo, n0, n1); });
+    if (bias)
+      for (int64_t n = 0; n < N; ++n) {
+        const float b = to_f32(bias->data, bias->dtype, n);
+        for (int64_t m = 0; m < M; ++m) out[m * ldo + n] += b;
+      }
+    return;
+  }
+  thread_local QuantizedRows mine;  // reused from call to call on this thread
+  QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
+  quantize_rows(x, F::kValues, F::kSums, qx);
+  pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
+    float dots[4];
+    for (int64_t n = begin; n < end; ++n) {
+      const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
+      const uint8_t* row = wp + n * nb * F::kBytes;
+      for (int64_t m = 0; m < M; m += 4) {
+        const int64_t r = std::min<int64_t>(4, M - m);
+        if (r == 4) F::template dot<4>(row, qx, m, K, dots);
+        else if (r == 3) F::template dot<3>(row, qx, m, K, dots);
+        else if (r == 2) F::template dot<2>(row, qx, m, K, dots);
+        else F::template dot<1>(row, qx, m, K, dots);
+        for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
+      }
+    }
+  });
 }
 
 }  // namespace
