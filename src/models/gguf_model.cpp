@@ -5,8 +5,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "backend/dummy_fill.h"
 #include "core/error.h"
@@ -166,8 +168,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     c.rope_scaling.freq_factors.resize(static_cast<size_t>(c.head_dim / 2));
     std::memcpy(c.rope_scaling.freq_factors.data(), f->data, f->nbytes);
   }
-  c.vocab_size = g.has("tokenizer.ggml.tokens") ? static_cast<int64_t>(g.get("tokenizer.ggml.tokens").array.size())
-                                                : g.get_int(k + "vocab_size");
+  // The embedding's rows (a padded vocabulary may have more rows than the tokenizer has
+  // tokens), else the architecture key, else the token count.
+  if (const GgufTensor* e = g.find("token_embd.weight"); e && e->dims.size() == 2) c.vocab_size = e->dims[1];
+  else if (g.has(k + "vocab_size")) c.vocab_size = g.get_int(k + "vocab_size");
+  else c.vocab_size = static_cast<int64_t>(g.get("tokenizer.ggml.tokens").array.size());
   c.tie_word_embeddings = g.find("output.weight") == nullptr;
   c.attention_bias = arch == "qwen2";
   c.qk_norm = arch == "qwen3";
@@ -251,6 +256,27 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
 
 namespace {
 
+// fn over [0, rows) in contiguous slices, one thread per core (rows are independent: the
+// quantizers are pure functions of a row).
+void rows_in_parallel(int64_t rows, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t threads = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(1, rows / 16));
+  if (threads == 1) return fn(0, rows);
+  std::vector<std::thread> pool;
+  std::exception_ptr error;
+  std::mutex m;
+  for (int64_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      try {
+        fn(rows * t / threads, rows * (t + 1) / threads);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!error) error = std::current_exception();
+      }
+    });
+  for (std::thread& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
 // GGUF to GGUF: every key but the file type is copied; each tensor is dequantized row by row
 // and quantized to the type the mix gives it (tensors stay in GGUF order and layout).
 void requantize_gguf(const std::string& in, const std::string& out_path, const GgufFileType& type,
@@ -274,11 +300,13 @@ void requantize_gguf(const std::string& in, const std::string& out_path, const G
       const int64_t row = t.row_length(), rows = t.rows();
       const uint64_t in_bytes = ggml_row_bytes(t.type, row), out_bytes = ggml_row_bytes(tt, row);
       out.resize(out_bytes * static_cast<uint64_t>(rows));
-      std::vector<float> x(static_cast<size_t>(row));
-      for (int64_t r = 0; r < rows; ++r) {
-        dequantize_row(t.type, t.data + r * in_bytes, x.data(), row);
-        quantize_row(tt, x.data(), out.data() + r * out_bytes, row);
-      }
+      rows_in_parallel(rows, [&](int64_t r0, int64_t r1) {
+        std::vector<float> x(static_cast<size_t>(row));
+        for (int64_t r = r0; r < r1; ++r) {
+          dequantize_row(t.type, t.data + r * in_bytes, x.data(), row);
+          quantize_row(tt, x.data(), out.data() + r * out_bytes, row);
+        }
+      });
     });
   }
   w.write(out_path, progress);
@@ -370,12 +398,14 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
       const int64_t row = s.cols(), rows = s.rows();
       const uint64_t row_bytes = ggml_row_bytes(tt, row);
       out.resize(row_bytes * static_cast<uint64_t>(rows));
-      std::vector<float> x(static_cast<size_t>(row));
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t from = permute ? hf_row_of_gguf_row(r, head_dim) : r;
-        for (int64_t i = 0; i < row; ++i) x[i] = to_f32(s.data, s.dtype, from * row + i);
-        quantize_row(tt, x.data(), out.data() + r * row_bytes, row);
-      }
+      rows_in_parallel(rows, [&](int64_t r0, int64_t r1) {
+        std::vector<float> x(static_cast<size_t>(row));
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t from = permute ? hf_row_of_gguf_row(r, head_dim) : r;
+          for (int64_t i = 0; i < row; ++i) x[i] = to_f32(s.data, s.dtype, from * row + i);
+          quantize_row(tt, x.data(), out.data() + r * row_bytes, row);
+        }
+      });
     });
   }
   w.write(out_path, progress);

@@ -259,6 +259,9 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   const json& added = t.doc["added_tokens"];
   if (added.is_array())
     for (const json& a : added) n = std::max<int64_t>(n, a.value("id", int64_t{0}) + 1);
+  // Padded to the model's vocabulary (the embedding's rows) with unused [PADi] tokens, as
+  // llama.cpp's converter does.
+  if (fs::exists(dir / "config.json")) n = std::max(n, ModelConfig::from_dir(model_dir).vocab_size);
   std::vector<std::string> tokens(static_cast<size_t>(n));
   std::vector<int32_t> types(static_cast<size_t>(n), kUnused);
   for (int64_t i = 0; i < n; ++i) tokens[i] = "[PAD" + std::to_string(i) + "]";

@@ -29,7 +29,7 @@ want(f"{arch}.feed_forward_length", cfg["intermediate_size"])
 want(f"{arch}.attention.head_count", cfg["num_attention_heads"])
 want(f"{arch}.attention.head_count_kv", cfg["num_key_value_heads"])
 want("tokenizer.ggml.model", "gpt2")
-n_vocab = max([i for i in tok["model"]["vocab"].values()] + [a["id"] for a in tok["added_tokens"]]) + 1
+n_vocab = max(max([i for i in tok["model"]["vocab"].values()] + [a["id"] for a in tok["added_tokens"]]) + 1, cfg["vocab_size"])  # padded to the embedding rows
 if m["tokenizer.ggml.tokens"]["length"] != n_vocab: sys.exit(f"FAIL {model}: {m['tokenizer.ggml.tokens']['length']} tokens, expected {n_vocab}")
 if "tokenizer.chat_template" not in m: sys.exit(f"FAIL {model}: no chat template")
 layers, H, I = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"]

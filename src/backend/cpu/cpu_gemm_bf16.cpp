@@ -59,6 +59,15 @@ __attribute__((target("avx512f,avx512bf16"))) void tile_bf16_12x32(const uint32_
   FERRUM_STORE(6, 6) FERRUM_STORE(7, 7) FERRUM_STORE(8, 8) FERRUM_STORE(9, 9) FERRUM_STORE(A, 10) FERRUM_STORE(B, 11)
 #undef FERRUM_STORE
 }
+
+// pairs[p] = (bf16 row[2p], bf16 row[2p + 1]) for p < n / 2 (n a multiple of 32), rounded to
+// nearest even as f32_to_bf16.
+__attribute__((target("avx512f,avx512bf16"))) void bf16_pairs_avx512(const float* row, int64_t n, uint32_t* pairs) {
+  for (int64_t i = 0; i < n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + i + 16), _mm512_loadu_ps(row + i));
+    _mm512_storeu_si512(pairs + i / 2, (__m512i)v);
+  }
+}
 #endif
 
 // The same products in portable code (bf16 inputs, F32 sums, pairs added first as the
@@ -110,7 +119,9 @@ void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fet
 #else
   auto* const tile = tile_bf16_portable;
 #endif
-  thread_local std::vector<uint32_t> panel, a;
+  const bool fast = cpu_has_bf16();
+  thread_local std::vector<uint32_t> panel, a, converted;
+  converted.resize(static_cast<size_t>(kKC / 2));
   thread_local std::vector<float> row, buf;
   panel.resize(static_cast<size_t>(kKC / 2 * kNR));
   row.resize(static_cast<size_t>(kKC + 1));
@@ -147,6 +158,13 @@ void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fet
         if (j < nr) fetch(nb + j, k0, kc, row.data());
         else std::fill(row.begin(), row.begin() + kc, 0.0f);
         row[kc] = 0.0f;
+#if FERRUM_AVX2
+        if (fast && kc % 32 == 0) {
+          bf16_pairs_avx512(row.data(), kc, converted.data());
+          for (int64_t p = 0; p < pairs; ++p) panel[p * kNR + j] = converted[p];
+          continue;
+        }
+#endif
         for (int64_t p = 0; p < pairs; ++p) panel[p * kNR + j] = bf16_pair(row[2 * p], row[2 * p + 1]);
       }
       for (int64_t t = 0; t < tiles; ++t) {

@@ -15,7 +15,9 @@
 namespace ferrum::cpu {
 namespace {
 
-constexpr int64_t kGemvMaxRows = 16;  // above this many rows of x, the BF16 GEMM (when enabled)
+// Above this many rows of x, the BF16 GEMM (when enabled): it dequantizes every weight once per
+// call, which only many rows amortize (the row kernel unpacks blocks in registers instead).
+constexpr int64_t kGemvMaxRows = 64;
 
 inline float half_to_float(const uint8_t* p) {
   uint16_t h;
