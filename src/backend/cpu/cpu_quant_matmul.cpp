@@ -17,7 +17,7 @@ namespace {
 
 // Above this many rows of x, the BF16 GEMM (when enabled): it dequantizes every weight once per
 // call, which only many rows amortize (the row kernel unpacks blocks in registers instead).
-constexpr int64_t kGemvMaxRows = 64;
+constexpr int64_t kGemvMaxRows = 24;
 
 inline float half_to_float(const uint8_t* p) {
   uint16_t h;
@@ -255,39 +255,37 @@ struct Q6K {
 #endif
 };
 
+#if FERRUM_AVX2
+#define FERRUM_KDOT_NAME dot_rows_k_avx2
+#define FERRUM_KDOT_STEP(acc, pairs, scales) _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales))
+#include "backend/cpu/cpu_kquant_dot.inc"
+#undef FERRUM_KDOT_NAME
+#undef FERRUM_KDOT_STEP
+#pragma GCC push_options
+#pragma GCC target("avxvnni")
+#define FERRUM_KDOT_NAME dot_rows_k_vnni
+#define FERRUM_KDOT_STEP(acc, pairs, scales) _mm256_dpwssd_avx_epi32(acc, pairs, scales)
+#include "backend/cpu/cpu_kquant_dot.inc"
+#undef FERRUM_KDOT_NAME
+#undef FERRUM_KDOT_STEP
+#pragma GCC pop_options
+
+// AVX-VNNI (vpdpwssd: the scale multiply and the add in one instruction) where the processor has it.
+const bool kHasVnni = __builtin_cpu_supports("avxvnni");
+#endif
+
 // out[r] = sum over super-blocks of d_x[r] * (d * sum_g scale_g (q_g . x_g) - dmin * sum_g
 // min_g sum(x_g)), the inner sums in integers.
 template <typename B, int R>
 void dot_rows_k(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+#if FERRUM_AVX2
+  if (kHasVnni) dot_rows_k_vnni<B, R>(w, x, m, k, out);
+  else dot_rows_k_avx2<B, R>(w, x, m, k, out);
+#else
   const int64_t ns = k / 256;
   const int8_t* qx = x.q.data() + m * k;
   const float* dx = x.d.data() + m * ns;
   const int16_t* sx = x.s16.data() + m * (k / 16);
-#if FERRUM_AVX2
-  __m256 acc[R], mins[R];
-  for (int r = 0; r < R; ++r) acc[r] = mins[r] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < ns; ++sb, w += B::kBytes) {
-    const KScales ks = B::scales_avx2(w);
-    __m256i dot[R];
-    for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_si256();
-    for (int c = 0; c < 8; ++c) {
-      const __m256i q = B::quants(w, c);
-      const __m256i sc = chunk_scales(ks.table, c);
-      for (int r = 0; r < R; ++r) {
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + sb * 256 + 32 * c));
-        dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), sc));
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      const float d = dx[r * ns + sb];
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), _mm256_set1_ps(ks.d * d), acc[r]);
-      const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sx + r * (k / 16) + sb * 16));
-      mins[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(ks.mins, sums)), _mm256_set1_ps(ks.dmin * d),
-                                mins[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = hsum(_mm256_sub_ps(acc[r], mins[r]));
-#else
   SuperScales s;
   for (int r = 0; r < R; ++r) out[r] = 0.0f;
   for (int64_t sb = 0; sb < ns; ++sb, w += B::kBytes) {
@@ -354,7 +352,7 @@ void dequantize_super_panel(const uint8_t* w, int64_t n, float* y) {
 
 template <typename B>
 struct Blocks32 {
-  static constexpr int64_t kValues = 32, kBytes = B::kBytes;
+  static constexpr int64_t kValues = 32, kBytes = B::kBytes, kTile = 4;
   static constexpr bool kSums = false;
   static void dequantize(const uint8_t* w, int64_t n, float* y) { dequantize_blocks32<B>(w, n, y); }
   template <int R>
@@ -364,7 +362,9 @@ struct Blocks32 {
 };
 template <typename B>
 struct SuperBlocks {
-  static constexpr int64_t kValues = 256, kBytes = B::kBytes;
+  // 8 rows of x per pass: the integer sums stay in registers, the float ones spill cheaply
+  // (once per super-block), and batched decode unpacks each block half as often.
+  static constexpr int64_t kValues = 256, kBytes = B::kBytes, kTile = 8;
   static constexpr bool kSums = true;
   static void dequantize(const uint8_t* w, int64_t n, float* y) { dequantize_super_panel<B>(w, n, y); }
   template <int R>
@@ -372,6 +372,22 @@ struct SuperBlocks {
     dot_rows_k<B, R>(w, x, m, k, out);
   }
 };
+
+// dots[0, r) for rows [m, m + r) of x against one weight row (r <= F::kTile).
+template <typename F>
+void dot_tile(const uint8_t* row, const QuantizedRows& qx, int64_t m, int64_t r, int64_t K, float* dots) {
+  if constexpr (F::kTile == 8) {
+    if (r == 8) return F::template dot<8>(row, qx, m, K, dots);
+    if (r > 4) {
+      F::template dot<4>(row, qx, m, K, dots);
+      return dot_tile<F>(row, qx, m + 4, r - 4, K, dots + 4);
+    }
+  }
+  if (r == 4) F::template dot<4>(row, qx, m, K, dots);
+  else if (r == 3) F::template dot<3>(row, qx, m, K, dots);
+  else if (r == 2) F::template dot<2>(row, qx, m, K, dots);
+  else F::template dot<1>(row, qx, m, K, dots);
+}
 
 template <typename F>
 void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
@@ -396,16 +412,13 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
   QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
   quantize_rows(x, F::kValues, F::kSums, qx);
   pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
-    float dots[4];
+    float dots[F::kTile];
     for (int64_t n = begin; n < end; ++n) {
       const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
       const uint8_t* row = wp + n * nb * F::kBytes;
-      for (int64_t m = 0; m < M; m += 4) {
-        const int64_t r = std::min<int64_t>(4, M - m);
-        if (r == 4) F::template dot<4>(row, qx, m, K, dots);
-        else if (r == 3) F::template dot<3>(row, qx, m, K, dots);
-        else if (r == 2) F::template dot<2>(row, qx, m, K, dots);
-        else F::template dot<1>(row, qx, m, K, dots);
+      for (int64_t m = 0; m < M; m += F::kTile) {
+        const int64_t r = std::min<int64_t>(F::kTile, M - m);
+        dot_tile<F>(row, qx, m, r, K, dots);
         for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
       }
     }
