@@ -142,7 +142,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--served-model-name", a->served_names, "Model name(s) clients use (default: MODEL)")->envname("FERRUM_SERVED_MODEL_NAME");
   cmd->add_option("--max-model-len", a->max_model_len, "Context length (default: the model's)")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences run together (default: 64 on the CPU, 256 on a GPU)")->envname("FERRUM_MAX_NUM_SEQS")->check(CLI::Range(1, 1 << 16));
-  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Token budget of one step (default: 2048 on the CPU, 8192 on a GPU)")->envname("FERRUM_MAX_NUM_BATCHED_TOKENS")->check(CLI::Range(1, 1 << 24));
+  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Token budget of one step (default: 128 per core, 256 to 2048, on the CPU; 8192 on a GPU)")->envname("FERRUM_MAX_NUM_BATCHED_TOKENS")->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--dummy", a->dummy, "Random weights of this dtype (bf16, f16, f32) filled in place instead of the files, for benchmarks (as vLLM's --load-format dummy)")->envname("FERRUM_DUMMY")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB); auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads for the model (default: all cores)")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);

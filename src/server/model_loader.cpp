@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <vector>
 
 #include "backend/backend.h"
@@ -112,7 +113,11 @@ void default_engine_limits(const std::string& device, int* max_num_seqs, int* ma
   const bool gpu = cuda_device_index(device) >= 0;
   const bool seqs = *max_num_seqs == 0, tokens = *max_num_batched_tokens == 0;
   if (seqs) *max_num_seqs = gpu ? 256 : 64;
-  if (tokens) *max_num_batched_tokens = gpu ? 8192 : 2048;
+  // On the CPU, 128 tokens per core (256 to 2048): a step of new prompts then takes about a
+  // second, so a burst of arrivals gets its first tokens in turn instead of all after one long
+  // prefill (2-core EPYC, 16 x 64-token prompts: TTFT p50 3.8 s at 2048, 1.9 s at 256).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (tokens) *max_num_batched_tokens = gpu ? 8192 : std::clamp(128 * cores, 256, 2048);
   if (seqs || tokens)
     log::info("{} defaults: max_num_seqs {}{}, max_num_batched_tokens {}{}", gpu ? "GPU" : "CPU", *max_num_seqs,
               seqs ? "" : " (set)", *max_num_batched_tokens, tokens ? "" : " (set)");

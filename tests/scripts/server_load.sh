@@ -1,6 +1,7 @@
 # End to end: 512 concurrent streaming requests, and disconnects that free KV (via /metrics).
 source "$(dirname "$0")/server_common.bash"
-start_server --max-num-seqs 512
+# A step budget that admits all 512 prompts together, so that they are open at once.
+start_server --max-num-seqs 512 --max-num-batched-tokens 8192
 node tests/js/server_load.mjs
 stop_server
 # A tiny waiting queue: floods get 503 + Retry-After, the rest is served.
