@@ -88,29 +88,20 @@ struct Q4Block {
 };
 
 // out[r] = sum over blocks of d_w * d_x[r] * (q_w . q_x[r]) for one weight row and R rows of x
-// (R <= 4), each weight block loaded once for all of them.
+// (R <= 4), each weight block loaded once for all of them (AVX2 / AVX-VNNI: cpu_int8_dot.inc).
+#if FERRUM_AVX2
+template <typename B, int R>
+void dot_rows_avx2_or_vnni(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out);
+#endif
+
 template <typename B, int R>
 void dot_rows(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+#if FERRUM_AVX2
+  dot_rows_avx2_or_vnni<B, R>(w, x, m, k, out);
+#else
   const int64_t nb = k / 32;
   const int8_t* qx = x.q.data() + m * k;
   const float* dx = x.d.data() + m * nb;
-#if FERRUM_AVX2
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t b = 0; b < nb; ++b, w += B::kBytes) {
-    const float dw = half_to_float(w);
-    const __m256i qw = B::values(w);
-    const __m256i aw = _mm256_sign_epi8(qw, qw);
-    for (int r = 0; r < R; ++r) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx + r * k + b * 32));
-      const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, qw));
-      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-      acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * dx[r * nb + b]), acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
-#else
   for (int r = 0; r < R; ++r) out[r] = 0.0f;
   for (int64_t b = 0; b < nb; ++b, w += B::kBytes) {
     const float dw = half_to_float(w);
@@ -257,21 +248,36 @@ struct Q6K {
 
 #if FERRUM_AVX2
 #define FERRUM_KDOT_NAME dot_rows_k_avx2
+#define FERRUM_BDOT_NAME dot_rows_avx2
 #define FERRUM_KDOT_STEP(acc, pairs, scales) _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scales))
-#include "backend/cpu/cpu_kquant_dot.inc"
+#define FERRUM_BDOT_SUM(u8, s8) _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1))
+#include "backend/cpu/cpu_int8_dot.inc"
 #undef FERRUM_KDOT_NAME
+#undef FERRUM_BDOT_NAME
 #undef FERRUM_KDOT_STEP
+#undef FERRUM_BDOT_SUM
 #pragma GCC push_options
 #pragma GCC target("avxvnni")
 #define FERRUM_KDOT_NAME dot_rows_k_vnni
+#define FERRUM_BDOT_NAME dot_rows_vnni
 #define FERRUM_KDOT_STEP(acc, pairs, scales) _mm256_dpwssd_avx_epi32(acc, pairs, scales)
-#include "backend/cpu/cpu_kquant_dot.inc"
+#define FERRUM_BDOT_SUM(u8, s8) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u8, s8)
+#include "backend/cpu/cpu_int8_dot.inc"
 #undef FERRUM_KDOT_NAME
+#undef FERRUM_BDOT_NAME
 #undef FERRUM_KDOT_STEP
+#undef FERRUM_BDOT_SUM
 #pragma GCC pop_options
 
-// AVX-VNNI (vpdpwssd: the scale multiply and the add in one instruction) where the processor has it.
+// AVX-VNNI (vpdpwssd / vpdpbusd: the multiply and the adds in one instruction) where the
+// processor has it.
 const bool kHasVnni = __builtin_cpu_supports("avxvnni");
+
+template <typename B, int R>
+void dot_rows_avx2_or_vnni(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
+  if (kHasVnni) dot_rows_vnni<B, R>(w, x, m, k, out);
+  else dot_rows_avx2<B, R>(w, x, m, k, out);
+}
 #endif
 
 // out[r] = sum over super-blocks of d_x[r] * (d * sum_g scale_g (q_g . x_g) - dmin * sum_g
