@@ -112,37 +112,50 @@ int g_mode = initial_mode();  // 0: F32, 1: BF16
 bool bf16_gemm_enabled() { return g_mode == 1; }
 void set_bf16_gemm(bool on) { g_mode = on ? 1 : 0; }
 
-void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fetch, float* out, int64_t ldo, int64_t n0,
-                       int64_t n1, const uint16_t* w_bf16) {
+void pack_bf16_rows(const float* x, int64_t M, int64_t K, Bf16Rows& out) {
+  out.M = M;
+  out.K = K;
+  out.tiles = (M + kMR - 1) / kMR;
+  const int64_t blocks = (K + kKC - 1) / kKC;
+  out.a.assign(static_cast<size_t>(blocks * out.tiles * kMR * kKC / 2), 0);
+  const bool fast = cpu_has_bf16();
+  std::vector<uint32_t> converted(static_cast<size_t>(kKC / 2));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t k0 = b * kKC, kc = std::min(kKC, K - k0), pairs = (kc + 1) / 2;
+    uint32_t* base = out.a.data() + b * out.tiles * kMR * (kKC / 2);
+    for (int64_t r = 0; r < M; ++r) {
+      uint32_t* dst = base + (r / kMR) * pairs * kMR + r % kMR;
+      const float* src = x + r * K + k0;
+#if FERRUM_AVX2
+      if (fast && kc % 32 == 0) {
+        bf16_pairs_avx512(src, kc, converted.data());
+        for (int64_t p = 0; p < pairs; ++p) dst[p * kMR] = converted[p];
+        continue;
+      }
+#endif
+      for (int64_t p = 0; p < pairs; ++p) dst[p * kMR] = bf16_pair(src[2 * p], 2 * p + 1 < kc ? src[2 * p + 1] : 0.0f);
+    }
+  }
+}
+
+void gemm_bf16_columns(const Bf16Rows& xa, const RowFetch& fetch, float* out, int64_t ldo, int64_t n0, int64_t n1,
+                       const uint16_t* w_bf16) {
 #if FERRUM_AVX2
   auto* const tile = cpu_has_bf16() ? tile_bf16_12x32 : tile_bf16_portable;
 #else
   auto* const tile = tile_bf16_portable;
 #endif
   const bool fast = cpu_has_bf16();
-  thread_local std::vector<uint32_t> panel, a, converted;
+  const int64_t M = xa.M, K = xa.K, tiles = xa.tiles;
+  thread_local std::vector<uint32_t> panel, converted;
   converted.resize(static_cast<size_t>(kKC / 2));
   thread_local std::vector<float> row, buf;
   panel.resize(static_cast<size_t>(kKC / 2 * kNR));
   row.resize(static_cast<size_t>(kKC + 1));
   buf.resize(static_cast<size_t>(kMR * kNR));
-  const int64_t tiles = (M + kMR - 1) / kMR;
-  a.resize(static_cast<size_t>(tiles * kMR * kKC / 2));
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0), pairs = (kc + 1) / 2;
-    // x rows [0, M) x [k0, k0 + kc) as tiles of pairs; rows past M and an odd tail are zero.
-    for (int64_t t = 0; t < tiles; ++t)
-      for (int64_t m = 0; m < kMR; ++m) {
-        const int64_t r = t * kMR + m;
-        uint32_t* dst = a.data() + t * pairs * kMR + m;
-        if (r >= M) {
-          for (int64_t p = 0; p < pairs; ++p) dst[p * kMR] = 0;
-          continue;
-        }
-        const float* src = x + r * K + k0;
-        for (int64_t p = 0; p < pairs; ++p)
-          dst[p * kMR] = bf16_pair(src[2 * p], 2 * p + 1 < kc ? src[2 * p + 1] : 0.0f);
-      }
+    const uint32_t* a = xa.a.data() + (k0 / kKC) * tiles * kMR * (kKC / 2);
     for (int64_t nb = n0; nb < n1; nb += kNR) {
       const int64_t nr = std::min(kNR, n1 - nb);
       for (int64_t j = 0; j < kNR; ++j) {
@@ -171,10 +184,10 @@ void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fet
         const int64_t mr = std::min(kMR, M - t * kMR);
         float* o = out + t * kMR * ldo + nb;
         if (mr == kMR && nr == kNR) {  // a whole tile: straight into the output
-          tile(a.data() + t * pairs * kMR, panel.data(), pairs, o, ldo, k0 > 0);
+          tile(a + t * pairs * kMR, panel.data(), pairs, o, ldo, k0 > 0);
           continue;
         }
-        tile(a.data() + t * pairs * kMR, panel.data(), pairs, buf.data(), kNR, false);
+        tile(a + t * pairs * kMR, panel.data(), pairs, buf.data(), kNR, false);
         for (int64_t m = 0; m < mr; ++m)
           for (int64_t j = 0; j < nr; ++j) o[m * ldo + j] = (k0 > 0 ? o[m * ldo + j] : 0.0f) + buf[m * kNR + j];
       }

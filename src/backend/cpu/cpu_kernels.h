@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/thread_pool.h"
@@ -33,10 +34,16 @@ bool bf16_gemm_enabled();
 void set_bf16_gemm(bool on);
 // Rows of w as F32: dst[0, kc) = w[n][k0, k0 + kc).
 using RowFetch = std::function<void(int64_t n, int64_t k0, int64_t kc, float* dst)>;
-// Columns [n0, n1) of out (rows of ldo floats) = x [M, K] @ w^T. w_bf16: w itself when it is
-// BF16 [N, K] (its pairs are packed as stored, without fetch).
-void gemm_bf16_columns(const float* x, int64_t M, int64_t K, const RowFetch& fetch, float* out, int64_t ldo,
-                       int64_t n0, int64_t n1, const uint16_t* w_bf16 = nullptr);
+// x [M, K] rounded to bf16 and packed for the GEMM's tiles, once per call (the threads share it).
+struct Bf16Rows {
+  int64_t M = 0, K = 0, tiles = 0;
+  std::vector<uint32_t> a;
+};
+void pack_bf16_rows(const float* x, int64_t M, int64_t K, Bf16Rows& out);
+// Columns [n0, n1) of out (rows of ldo floats) = x @ w^T. w_bf16: w itself when it is BF16
+// [N, K] (its pairs are packed as stored, without fetch).
+void gemm_bf16_columns(const Bf16Rows& x, const RowFetch& fetch, float* out, int64_t ldo, int64_t n0, int64_t n1,
+                       const uint16_t* w_bf16 = nullptr);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);

@@ -278,7 +278,10 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
       convert_row(static_cast<const char*>(w.data) + (n * K + k0) * static_cast<int64_t>(es), wt, kc, dst);
     };
     const uint16_t* w_bf16 = wt == DType::BF16 ? w.ptr<uint16_t>() : nullptr;
-    pool.parallel_for(N, 32, [&](int64_t nb, int64_t ne) { gemm_bf16_columns(xp, M, K, fetch, op, ldo, nb, ne, w_bf16); });
+    thread_local Bf16Rows mine;  // reused from call to call on this thread
+    Bf16Rows& xa = mine;         // the workers read this thread's copy, not their own
+    pack_bf16_rows(xp, M, K, xa);
+    pool.parallel_for(N, 32, [&](int64_t nb, int64_t ne) { gemm_bf16_columns(xa, fetch, op, ldo, nb, ne, w_bf16); });
   } else {
     pool.parallel_for(N, tile_kernel().nr, [&](int64_t nb, int64_t ne) { gemm_columns(xp, M, K, w, op, ldo, nb, ne); });
   }

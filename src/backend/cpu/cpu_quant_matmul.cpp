@@ -406,7 +406,10 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
     const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
       F::dequantize(wp + n * nb * F::kBytes + k0 / F::kValues * F::kBytes, kc, dst);
     };
-    pool.parallel_for(N, 32, [&](int64_t n0, int64_t n1) { gemm_bf16_columns(x.ptr<float>(), M, K, fetch, out, ldo, n0, n1); });
+    thread_local Bf16Rows mine;  // reused from call to call on this thread
+    Bf16Rows& xa = mine;         // the workers read this thread's copy, not their own
+    pack_bf16_rows(x.ptr<float>(), M, K, xa);
+    pool.parallel_for(N, 32, [&](int64_t n0, int64_t n1) { gemm_bf16_columns(xa, fetch, out, ldo, n0, n1); });
     if (bias)
       for (int64_t n = 0; n < N; ++n) {
         const float b = to_f32(bias->data, bias->dtype, n);
