@@ -16,6 +16,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/dummy_fill.h"
+#include "op_harness_blocks.h"
 #include "op_harness_reference.h"
 
 namespace ferrum::op_harness {
@@ -224,10 +225,7 @@ class LinearCase final : public OpCase {
     op.compare = [this, &be, &host, spec, x, out, initial, N] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
-        const Values w = format_ == WeightFormat::GgufQ8_0   ? q8_0_values(p.weight)
-                         : format_ == WeightFormat::GgufQ4_0 ? q4_0_values(p.weight)
-                         : gguf_block_bytes(format_)         ? k_quant_values(format_, p.weight)
-                                                             : read_values(host, p.weight);
+        const Values w = gguf_block_bytes(format_) ? block_values(format_, p.weight) : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
         if (!p.bias.empty()) {
           const Values b = read_values(host, p.bias);
@@ -247,113 +245,6 @@ class LinearCase final : public OpCase {
   }
 
  private:
-  // GGUF Q8_0, written here (not the library's): blocks of an f16 scale d = max|x| / 127 and
-  // 32 int8 values round(x / d).
-  static void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
-    for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 34) {
-      float amax = 0.0f;
-      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-      const float d = amax / 127.0f;
-      const uint16_t h = f32_to_f16(d);
-      std::memcpy(out, &h, 2);
-      for (int j = 0; j < 32; ++j)
-        out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(d == 0.0f ? 0.0f : std::round(x[j] / d)));
-    }
-  }
-  // GGUF Q4_0, written here: the value of largest magnitude maps to -8, d = max / -8,
-  // q = min(15, (int)(x / d + 8.5)); value j in the low nibble of byte j, j + 16 in its high one.
-  static void quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
-    for (int64_t b = 0; b < n / 32; ++b, x += 32, out += 18) {
-      float amax = 0.0f, max = 0.0f;
-      for (int j = 0; j < 32; ++j)
-        if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
-      const float d = max / -8.0f;
-      const uint16_t h = f32_to_f16(d);
-      std::memcpy(out, &h, 2);
-      auto q = [&](float v) { return d == 0.0f ? 8 : std::min(15, static_cast<int>(v / d + 8.5f)); };
-      for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<uint8_t>(q(x[j]) | (q(x[j + 16]) << 4));
-    }
-  }
-  static Values q4_0_values(const Tensor& blocks) {
-    Values v;
-    const auto* p = static_cast<const uint8_t*>(blocks.data);
-    for (int64_t i = 0; i < blocks.numel() / 18; ++i, p += 18) {
-      uint16_t h;
-      std::memcpy(&h, p, 2);
-      const double d = f16_to_f32(h);
-      for (int j = 0; j < 32; ++j) v.push_back(d * ((j < 16 ? (p[2 + j] & 0xF) : (p[2 + j - 16] >> 4)) - 8));
-    }
-    return v;
-  }
-  // The values of Q8_0 blocks (U8 [rows, K / 32 * 34]), as the reference takes them.
-  static Values q8_0_values(const Tensor& blocks) {
-    Values v;
-    const auto* p = static_cast<const uint8_t*>(blocks.data);
-    for (int64_t i = 0; i < blocks.numel() / 34; ++i, p += 34) {
-      uint16_t h;
-      std::memcpy(&h, p, 2);
-      for (int j = 0; j < 32; ++j) v.push_back(static_cast<double>(f16_to_f32(h)) * static_cast<int8_t>(p[2 + j]));
-    }
-    return v;
-  }
-
-  // The values of K-quant super-blocks (U8 [rows, K / 256 * bytes]), decoded here from the
-  // published layouts: Q4_K / Q5_K: f16 d, dmin, eight 6-bit (scale, min) pairs in 12 bytes
-  // (pair j < 4: low 6 bits of bytes j and j + 4; j >= 4: nibbles of byte j + 4 with the top 2
-  // bits of bytes j - 4 and j), [Q5_K: 32 bytes of fifth bits, bit s of byte l for value
-  // 32 s + l], 128 bytes of nibbles (byte 32 c + l: value 64 c + l low, 64 c + 32 + l high);
-  // value = d sc q - dmin m. Q6_K: ql[128], qh[64], int8 scales[16], f16 d; value i: half h,
-  // quarter k, lane l: ql[64 h + 32 (k % 2) + l] nibble k / 2, qh[32 h + l] bits 2k..2k+1;
-  // value = d scale[i / 16] (q - 32).
-  static Values k_quant_values(WeightFormat f, const Tensor& blocks) {
-    Values v;
-    const int64_t bytes = gguf_block_bytes(f);
-    const auto* p = static_cast<const uint8_t*>(blocks.data);
-    auto half = [](const uint8_t* b) {
-      uint16_t h;
-      std::memcpy(&h, b, 2);
-      return static_cast<double>(f16_to_f32(h));
-    };
-    for (int64_t i = 0; i < blocks.numel() / bytes; ++i, p += bytes) {
-      if (f == WeightFormat::GgufQ6K) {
-        const double d = half(p + 208);
-        for (int j = 0; j < 256; ++j) {
-          const int h = j / 128, k = j % 128 / 32, l = j % 32;
-          const int lo = (p[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF, hi = (p[128 + 32 * h + l] >> (2 * k)) & 3;
-          v.push_back(d * static_cast<int8_t>(p[192 + j / 16]) * ((lo | (hi << 4)) - 32));
-        }
-        continue;
-      }
-      const bool five = f == WeightFormat::GgufQ5K;
-      const double d = half(p), dmin = half(p + 2);
-      const uint8_t* sc = p + 4;
-      const uint8_t* qs = p + (five ? 48 : 16);
-      for (int j = 0; j < 256; ++j) {
-        const int s = j / 32, c = j / 64, l = j % 32;
-        const int scale = s < 4 ? sc[s] & 63 : (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
-        const int min = s < 4 ? sc[s + 4] & 63 : (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
-        int q = (qs[32 * c + l] >> (s % 2 ? 4 : 0)) & 0xF;
-        if (five) q |= ((p[16 + l] >> s) & 1) << 4;
-        v.push_back(d * scale * q - dmin * min);
-      }
-    }
-    return v;
-  }
-  // Random K-quant super-blocks: random bytes, then d (and dmin) set so that values stay
-  // within about +-w_scale.
-  static void random_k_blocks(WeightFormat f, float w_scale, uint64_t seed, Tensor& out) {
-    std::mt19937_64 rng(seed);
-    auto* p = out.ptr<uint8_t>();
-    for (int64_t i = 0; i < out.numel(); ++i) p[i] = static_cast<uint8_t>(rng());
-    const int64_t bytes = gguf_block_bytes(f);
-    for (int64_t b = 0; b < out.numel() / bytes; ++b, p += bytes) {
-      const uint16_t d = f32_to_f16(f == WeightFormat::GgufQ6K ? w_scale / 4096.0f : w_scale / 945.0f);
-      const uint16_t dmin = f32_to_f16(w_scale / 126.0f);
-      std::memcpy(p + (f == WeightFormat::GgufQ6K ? 208 : 0), &d, 2);
-      if (f != WeightFormat::GgufQ6K) std::memcpy(p + 2, &dmin, 2);
-    }
-  }
-
   // Host weights (F32/F16/BF16 values scaled so that outputs stay near 1), or for timing the
   // backend's dummy fill.
   LinearSpec make_spec(Backend& host, uint64_t seed, bool dummy) const {
@@ -367,17 +258,8 @@ class LinearCase final : public OpCase {
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
       p.format = format_;
-      if (!dummy && gguf_block_values(format_) == 256) {
-        p.weight = host.alloc({p.rows, s_.K / 256 * gguf_block_bytes(format_)}, DType::U8);
-        random_k_blocks(format_, w_scale, seed + 10 + i, p.weight);
-      } else if (!dummy && gguf_block_bytes(format_)) {  // F32 values quantized as llama.cpp does
-        const Tensor f = host.random_tensor({p.rows, s_.K}, DType::F32, seed + 10 + i, 0.0f, w_scale);
-        p.weight = host.alloc({p.rows, s_.K / 32 * gguf_block_bytes(format_)}, DType::U8);
-        for (int64_t r = 0; r < p.rows; ++r) {
-          uint8_t* dst = p.weight.ptr<uint8_t>() + r * p.weight.dim(1);
-          if (format_ == WeightFormat::GgufQ8_0) quantize_q8_0(f.ptr<float>() + r * s_.K, s_.K, dst);
-          else quantize_q4_0(f.ptr<float>() + r * s_.K, s_.K, dst);
-        }
+      if (!dummy && gguf_block_bytes(format_)) {
+        p.weight = make_block_weights(host, format_, p.rows, s_.K, w_scale, seed + 10 + i);
       } else if (!dummy) {
         p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
       }
