@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <type_traits>
 
 #include "core/dtype.h"
@@ -137,29 +138,32 @@ void GgufWriter::write(const std::string& path, const std::function<void(size_t,
   header.resize((header.size() + kAlign - 1) / kAlign * kAlign, 0);
 
   const std::string tmp = path + ".part";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  // The temporary file is closed and removed on any failure (writing, or a tensor's producer
+  // throwing), and renamed into place only when complete.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(tmp.c_str(), "wb"), std::fclose);
   if (!f) fail("cannot write '{}': {}", tmp, std::strerror(errno));
-  auto write_bytes = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f) != n) {
-      const std::string why = std::strerror(errno);
-      std::fclose(f);
-      std::remove(tmp.c_str());
-      fail("writing '{}' failed: {}", tmp, why);
+  try {
+    auto write_bytes = [&](const void* p, size_t n) {
+      if (n && std::fwrite(p, 1, n, f.get()) != n) fail("writing '{}' failed: {}", tmp, std::strerror(errno));
+    };
+    write_bytes(header.data(), header.size());
+    std::vector<uint8_t> data;
+    static const uint8_t zeros[kAlign] = {};
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      data.clear();
+      tensors_[i].produce(data);
+      FERRUM_CHECK(data.size() == tensors_[i].nbytes, "tensor '{}' produced {} bytes, expected {}", tensors_[i].name,
+                   data.size(), tensors_[i].nbytes);
+      write_bytes(data.data(), data.size());
+      write_bytes(zeros, (kAlign - data.size() % kAlign) % kAlign);
+      if (progress) progress(i + 1, tensors_.size());
     }
-  };
-  write_bytes(header.data(), header.size());
-  std::vector<uint8_t> data;
-  static const uint8_t zeros[kAlign] = {};
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    data.clear();
-    tensors_[i].produce(data);
-    FERRUM_CHECK(data.size() == tensors_[i].nbytes, "tensor '{}' produced {} bytes, expected {}", tensors_[i].name,
-                 data.size(), tensors_[i].nbytes);
-    write_bytes(data.data(), data.size());
-    write_bytes(zeros, (kAlign - data.size() % kAlign) % kAlign);
-    if (progress) progress(i + 1, tensors_.size());
+    if (std::fclose(f.release()) != 0) fail("writing '{}' failed: {}", tmp, std::strerror(errno));
+  } catch (...) {
+    f.reset();
+    std::remove(tmp.c_str());
+    throw;
   }
-  if (std::fclose(f) != 0) fail("writing '{}' failed: {}", tmp, std::strerror(errno));
   std::filesystem::rename(tmp, path);
 }
 

@@ -29,6 +29,11 @@ bool valid_name_part(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::string read_trimmed(const fs::path& p) {
   std::ifstream in(p);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -52,8 +57,7 @@ RepoRef parse_repo_ref(const std::string& spec) {
   size_t colon = spec.find(':');
   ref.repo_id = spec.substr(0, colon);
   if (colon != std::string::npos && looks_like_gguf_quant(spec.substr(colon + 1))) {
-    ref.gguf_quant = spec.substr(colon + 1);
-    for (char& c : ref.gguf_quant) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    ref.gguf_quant = upper(spec.substr(colon + 1));
   } else if (colon != std::string::npos) {
     ref.revision = spec.substr(colon + 1);
     bool ok = !ref.revision.empty() && ref.revision.size() <= 128 && ref.revision.find("..") == std::string::npos &&
@@ -65,8 +69,7 @@ RepoRef parse_repo_ref(const std::string& spec) {
 }
 
 bool looks_like_gguf_quant(const std::string& tag) {
-  std::string t = tag;
-  for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string t = upper(tag);
   if (t == "F16" || t == "BF16" || t == "F32") return true;
   size_t i = t.rfind("IQ", 0) == 0 || t.rfind("TQ", 0) == 0 ? 2 : t.rfind('Q', 0) == 0 ? 1 : std::string::npos;
   if (i == std::string::npos || i >= t.size() || !std::isdigit(static_cast<unsigned char>(t[i]))) return false;
@@ -75,10 +78,6 @@ bool looks_like_gguf_quant(const std::string& tag) {
 }
 
 std::string pick_gguf_file(const std::vector<std::string>& files, const std::string& quant, const std::string& repo) {
-  auto upper = [](std::string s) {
-    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-  };
   const std::string q = upper(quant);
   std::vector<std::string> matches;
   std::set<std::string> have;  // the quantizations the repo offers, for the message

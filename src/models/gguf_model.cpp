@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -12,13 +11,10 @@
 
 #include "backend/dummy_fill.h"
 #include "core/error.h"
-#include "core/file.h"
 #include "core/json.h"
 #include "io/gguf_mix.h"
 #include "io/gguf_writer.h"
 #include "models/decoder_model.h"
-#include "tokenizer/hf_tokenizer.h"
-#include "tokenizer/tokenizer_json.h"
 
 namespace ferrum {
 namespace fs = std::filesystem;

@@ -28,8 +28,9 @@ std::vector<std::pair<std::string, std::string>> gguf_tensor_names(const ModelCo
 // The config a GGUF file describes (architecture keys, token ids, tied output).
 ModelConfig config_from_gguf(const GgufFile& g);
 // Its tensors under their Hugging Face names, in Hugging Face shapes: F32/F16/BF16 as views of
-// the mapping (the file stays mapped while any lives), quantized types dequantized to F32, and
-// llama's q/k rows put back in rotate-half order. Unsupported types fail naming the tensor.
+// the mapping (the file stays mapped while any lives), quantized types as their blocks
+// (WeightStore::quantized; get() dequantizes to F32 on first use), and llama's q/k rows put
+// back in rotate-half order. Unsupported types fail naming the tensor.
 WeightStore weights_from_gguf(std::shared_ptr<GgufFile> g, const ModelConfig& c);
 
 // A model folder's or a .gguf file's tokenizer.

@@ -195,4 +195,21 @@ void gemm_bf16_columns(const Bf16Rows& xa, const RowFetch& fetch, float* out, in
   }
 }
 
+void gemm_bf16(ThreadPool& pool, const float* x, int64_t M, int64_t K, int64_t N, const RowFetch& fetch,
+               const Tensor* bias, float* out, int64_t ldo, const uint16_t* w_bf16) {
+  thread_local Bf16Rows mine;  // reused from call to call on this thread
+  Bf16Rows& xa = mine;         // the workers read this thread's copy, not their own
+  pack_bf16_rows(x, M, K, xa);
+  pool.parallel_for(N, kNR, [&](int64_t n0, int64_t n1) { gemm_bf16_columns(xa, fetch, out, ldo, n0, n1, w_bf16); });
+  add_bias(bias, M, N, out, ldo);
+}
+
+void add_bias(const Tensor* bias, int64_t M, int64_t N, float* out, int64_t ldo) {
+  if (!bias) return;
+  for (int64_t n = 0; n < N; ++n) {
+    const float b = to_f32(bias->data, bias->dtype, n);
+    for (int64_t m = 0; m < M; ++m) out[m * ldo + n] += b;
+  }
+}
+
 }  // namespace ferrum::cpu

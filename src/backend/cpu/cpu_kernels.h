@@ -29,7 +29,7 @@ void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
 void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 // Prefill GEMM with BF16 products (cpu_gemm_bf16.cpp; AVX512-BF16 where present): on by
 // default where the processor has it, off (the exact F32 GEMM) with FERRUM_CPU_GEMM=f32, which
-// the golden tests set. matmul and the GGUF block matmuls take it above 16 rows of x.
+// the golden tests set. matmul takes it above 16 rows of x, the GGUF block matmuls above 24.
 bool bf16_gemm_enabled();
 void set_bf16_gemm(bool on);
 // Rows of w as F32: dst[0, kc) = w[n][k0, k0 + kc).
@@ -44,6 +44,11 @@ void pack_bf16_rows(const float* x, int64_t M, int64_t K, Bf16Rows& out);
 // [N, K] (its pairs are packed as stored, without fetch).
 void gemm_bf16_columns(const Bf16Rows& x, const RowFetch& fetch, float* out, int64_t ldo, int64_t n0, int64_t n1,
                        const uint16_t* w_bf16 = nullptr);
+// The whole product on the pool: x packed once, columns split over the threads, then + bias.
+void gemm_bf16(ThreadPool& pool, const float* x, int64_t M, int64_t K, int64_t N, const RowFetch& fetch,
+               const Tensor* bias, float* out, int64_t ldo, const uint16_t* w_bf16 = nullptr);
+// out[m, n] += bias[n] for M rows of ldo floats (a null bias adds nothing).
+void add_bias(const Tensor* bias, int64_t M, int64_t N, float* out, int64_t ldo);
 void paged_attention(ThreadPool& pool, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const AttentionMeta& meta, float scale, Tensor& out);
 void embedding(ThreadPool& pool, const Tensor& table, const Tensor& ids, Tensor& out);

@@ -277,20 +277,11 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
     const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
       convert_row(static_cast<const char*>(w.data) + (n * K + k0) * static_cast<int64_t>(es), wt, kc, dst);
     };
-    const uint16_t* w_bf16 = wt == DType::BF16 ? w.ptr<uint16_t>() : nullptr;
-    thread_local Bf16Rows mine;  // reused from call to call on this thread
-    Bf16Rows& xa = mine;         // the workers read this thread's copy, not their own
-    pack_bf16_rows(xp, M, K, xa);
-    pool.parallel_for(N, 32, [&](int64_t nb, int64_t ne) { gemm_bf16_columns(xa, fetch, op, ldo, nb, ne, w_bf16); });
+    return gemm_bf16(pool, xp, M, K, N, fetch, bias, op, ldo, wt == DType::BF16 ? w.ptr<uint16_t>() : nullptr);
   } else {
     pool.parallel_for(N, tile_kernel().nr, [&](int64_t nb, int64_t ne) { gemm_columns(xp, M, K, w, op, ldo, nb, ne); });
   }
-  if (bias) {
-    for (int64_t n = 0; n < N; ++n) {
-      const float b = to_f32(bias->data, bias->dtype, n);
-      for (int64_t m = 0; m < M; ++m) op[m * ldo + n] += b;
-    }
-  }
+  add_bias(bias, M, N, op, ldo);
 }
 
 }  // namespace ferrum::cpu

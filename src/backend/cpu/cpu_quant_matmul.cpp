@@ -17,7 +17,7 @@ namespace {
 
 // Above this many rows of x, the BF16 GEMM (when enabled): it dequantizes every weight once per
 // call, which only many rows amortize (the row kernel unpacks blocks in registers instead).
-constexpr int64_t kGemvMaxRows = 24;
+constexpr int64_t kBlockGemmMinRows = 24;
 
 inline float half_to_float(const uint8_t* p) {
   uint16_t h;
@@ -39,28 +39,34 @@ struct QuantizedRows {
   std::vector<int16_t> s16;  // [rows, k / 16] (K-quants only)
 };
 
-void quantize_rows(const Tensor& x, int64_t group, bool sums, QuantizedRows& out) {
+// Rows in parallel from 8 on (prefill without the BF16 GEMM); decode's few rows stay on the
+// calling thread, which saves the pool a round trip.
+void quantize_rows(ThreadPool& pool, const Tensor& x, int64_t group, bool sums, QuantizedRows& out) {
   const int64_t rows = x.rows(), k = x.cols(), ng = k / group;
   out.group = group;
   out.q.resize(static_cast<size_t>(rows * k));
   out.d.resize(static_cast<size_t>(rows * ng));
   out.s16.resize(sums ? static_cast<size_t>(rows * k / 16) : 0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < ng; ++g) {
-      const float* v = x.ptr<float>() + r * k + g * group;
-      int8_t* q = out.q.data() + r * k + g * group;
-      float amax = 0.0f;
-      for (int64_t j = 0; j < group; ++j) amax = std::max(amax, std::fabs(v[j]));
-      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-      out.d[r * ng + g] = d;
-      for (int64_t j = 0; j < group; ++j) q[j] = static_cast<int8_t>(std::roundf(v[j] * id));
-      if (!sums) continue;
-      for (int64_t j = 0; j < group; j += 16) {
-        int s = 0;
-        for (int i = 0; i < 16; ++i) s += q[j + i];
-        out.s16[(r * k + g * group + j) / 16] = static_cast<int16_t>(s);
+  auto quantize = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t g = 0; g < ng; ++g) {
+        const float* v = x.ptr<float>() + r * k + g * group;
+        int8_t* q = out.q.data() + r * k + g * group;
+        float amax = 0.0f;
+        for (int64_t j = 0; j < group; ++j) amax = std::max(amax, std::fabs(v[j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        out.d[r * ng + g] = d;
+        for (int64_t j = 0; j < group; ++j) q[j] = static_cast<int8_t>(std::roundf(v[j] * id));
+        if (!sums) continue;
+        for (int64_t j = 0; j < group; j += 16) {
+          int s = 0;
+          for (int i = 0; i < 16; ++i) s += q[j + i];
+          out.s16[(r * k + g * group + j) / 16] = static_cast<int16_t>(s);
+        }
       }
-    }
+  };
+  if (rows >= 8) pool.parallel_for(rows, 1, quantize);
+  else quantize(0, rows);
 }
 
 // ---- blocks of 32 (Q8_0, Q4_0): value = d * q, q signed ------------------------------------
@@ -402,24 +408,15 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
   FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
                "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
   const auto* wp = static_cast<const uint8_t*>(w.data);
-  if (M > kGemvMaxRows && bf16_gemm_enabled()) {  // prefill: weight panels dequantized into the BF16 GEMM
+  if (M > kBlockGemmMinRows && bf16_gemm_enabled()) {  // prefill: weight panels dequantized into the BF16 GEMM
     const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
       F::dequantize(wp + n * nb * F::kBytes + k0 / F::kValues * F::kBytes, kc, dst);
     };
-    thread_local Bf16Rows mine;  // reused from call to call on this thread
-    Bf16Rows& xa = mine;         // the workers read this thread's copy, not their own
-    pack_bf16_rows(x.ptr<float>(), M, K, xa);
-    pool.parallel_for(N, 32, [&](int64_t n0, int64_t n1) { gemm_bf16_columns(xa, fetch, out, ldo, n0, n1); });
-    if (bias)
-      for (int64_t n = 0; n < N; ++n) {
-        const float b = to_f32(bias->data, bias->dtype, n);
-        for (int64_t m = 0; m < M; ++m) out[m * ldo + n] += b;
-      }
-    return;
+    return gemm_bf16(pool, x.ptr<float>(), M, K, N, fetch, bias, out, ldo);
   }
   thread_local QuantizedRows mine;  // reused from call to call on this thread
   QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
-  quantize_rows(x, F::kValues, F::kSums, qx);
+  quantize_rows(pool, x, F::kValues, F::kSums, qx);
   pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
     float dots[F::kTile];
     for (int64_t n = begin; n < end; ++n) {
