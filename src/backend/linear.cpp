@@ -38,13 +38,14 @@ int64_t gguf_block_bytes(WeightFormat f) {
   }
 }
 
+bool is_packed_source(WeightFormat f) {
+  return f == WeightFormat::Gptq4 || f == WeightFormat::Awq4 || f == WeightFormat::Fp8;
+}
+
 void check_linear_spec(const LinearSpec& spec) {
   for (const LinearPart& p : spec.parts) {
     const int64_t values = gguf_block_values(p.format), bytes = gguf_block_bytes(p.format);
-    if (p.format != WeightFormat::Dense && values == 0)
-      fail("layer '{}': {} weights are not supported yet (dense F32/F16/BF16 and GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K are)",
-           spec.name, weight_format_name(p.format));
-    if (!values) continue;
+    if (!values) continue;  // dense (checked below), or a source that quant_pack checks
     // Raw blocks: U8 [rows, in / values * bytes].
     if (spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
     if (spec.in_features % values != 0)
@@ -64,7 +65,9 @@ void check_linear_spec(const LinearSpec& spec) {
   bool any_bias = false, all_bias = true;
   for (const LinearPart& p : spec.parts) {
     FERRUM_CHECK(p.rows > 0, "layer '{}': part '{}' has no rows", spec.name, p.name);
-    if (!p.extra.empty()) fail("layer '{}': part '{}' has format companions, but the format is dense", spec.name, p.name);
+    if (!p.extra.empty() && !is_packed_source(p.format))
+      fail("layer '{}': part '{}' has format companions, but its format ({}) takes none", spec.name, p.name,
+           weight_format_name(p.format));
     const bool bias = !p.bias.empty();
     any_bias |= bias;
     all_bias &= bias;

@@ -13,9 +13,8 @@
 
 namespace ferrum {
 
-// How the weight bytes are laid out. Dense everywhere, GGUF blocks on the CPU; the others are
-// named so that a loader can ask for them and get a clear "not supported" at load time, never
-// at run time.
+// How the weight bytes are laid out, as the checkpoint stores them. Backends repack the
+// non-GGUF quantized forms at load time into their kernels' layout (backend/quant_pack.h).
 enum class WeightFormat : uint8_t {
   Dense,     // [out, in] F32 / F16 / BF16, row-major
   GgufQ8_0,  // GGUF blocks of 32: f16 scale + 32 int8
@@ -23,21 +22,33 @@ enum class WeightFormat : uint8_t {
   GgufQ4K,   // GGUF Q4_K super-blocks of 256: f16 d, dmin, 6-bit scales/mins, 4-bit quants
   GgufQ5K,   // GGUF Q5_K: Q4_K plus a fifth bit per value
   GgufQ6K,   // GGUF Q6_K super-blocks of 256: 6-bit quants, int8 scale per 16, f16 d
-  Gptq4,     // GPTQ: qweight int32 [in/8, out], scales [groups, out], qzeros, optional g_idx
-  Awq4,      // AWQ: qweight int32 [in, out/8], scales, qzeros
-  Fp8,       // E4M3 [out, in] with per-tensor or per-channel scales
+  Gptq4,     // GPTQ: weight = qweight I32 [in/8, out]; extra = {qzeros I32 [groups, out/8],
+             // scales [groups, out], g_idx I32 [in] (optional)}
+  Awq4,      // AWQ (GEMM layout): weight = qweight I32 [in, out/8]; extra = {qzeros I32
+             // [groups, out/8], scales [groups, out]}
+  Fp8,       // E4M3 [out, in] with extra = {scales}: one, one per output row, or one per block
+             // of QuantScheme::fp8_block; or a dense weight to quantize at load (per row)
 };
 const char* weight_format_name(WeightFormat f);
 // Values and bytes of one block of a GGUF block format (32 for Q8_0 / Q4_0, 256 for the
 // K-quants); 0 for the others.
 int64_t gguf_block_values(WeightFormat f);
 int64_t gguf_block_bytes(WeightFormat f);
+// GPTQ, AWQ and FP8: formats that backends repack at load (backend/quant_pack.h).
+bool is_packed_source(WeightFormat f);
 
 // How a layer is split over tensor-parallel ranks: Column splits the output features (each
 // rank holds out/world rows), Row splits the input features (partial sums, then all-reduce).
 struct LinearShard {
   enum class Kind : uint8_t { None, Column, Row } kind = Kind::None;
   int32_t rank = 0, world = 1;
+};
+
+// Parameters of the quantized source formats (GPTQ/AWQ/FP8) that their tensors do not say.
+struct QuantScheme {
+  int64_t group_size = 0;        // GPTQ/AWQ: input features per scale (the layer's in: one group)
+  bool zeros_plus_one = false;   // GPTQ's original ("v1") checkpoints store each zero point minus one
+  int64_t fp8_block[2] = {0, 0}; // FP8 block-wise scales: [rows, cols] per scale (0: not blocks)
 };
 
 // One part of a fused layer (q, k, v; gate, up): its output rows. The parts' outputs are
@@ -51,6 +62,7 @@ struct LinearPart {
   WeightFormat format = WeightFormat::Dense;
   // Format-specific companions (GPTQ scales/qzeros/g_idx, FP8 scales...); empty for Dense.
   std::vector<Tensor> extra;
+  QuantScheme quant;
 };
 
 struct LinearSpec {
@@ -64,6 +76,9 @@ struct LinearSpec {
   // Fill with random values of this dtype instead of reading `weight` (benchmarks of real
   // shapes without the files; see models' dummy weights).
   std::optional<DType> dummy;
+  // The activations' dtype the model runs this layer in, where the backend may choose (a GPU's
+  // quantized kernels take F16 or BF16; dense weights are stored in it). Unset: BF16.
+  std::optional<DType> activations;
 
   int64_t out_features() const {
     int64_t n = 0;
@@ -90,8 +105,9 @@ class LinearWeight {
 };
 
 // Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes, block
-// weights as whole raw blocks) and refuses, with a message naming the layer, what this build
-// cannot run yet: GPTQ/AWQ/FP8, experts, shards. Throws ferrum::Error.
+// weights as whole raw blocks; GPTQ/AWQ/FP8 sources are checked as they are packed) and
+// refuses, with a message naming the layer, what this build cannot run yet: experts, shards.
+// Throws ferrum::Error.
 void check_linear_spec(const LinearSpec& spec);
 
 }  // namespace ferrum

@@ -31,6 +31,7 @@ struct BenchArgs {
   std::string model, dummy, concurrency = "1,4,16";
   int prompt = 128, gen = 64, threads = 0, conc_prompt = 32;
   std::string device = "cpu";
+  std::string quantization;
   bool json = false;
 };
 
@@ -158,8 +159,8 @@ int run_bench(const BenchArgs& a) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   auto t0 = Clock::now();
   const std::string path = a.dummy.empty() ? hub::resolve_model(a.model) : a.model;  // or a hub reference
-  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(path, threads, a.device)
-                                                 : load_model_dummy(path, a.dummy, threads, a.device);
+  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(path, threads, a.device, a.quantization)
+                                                 : load_model_dummy(path, a.dummy, threads, a.device, a.quantization);
   const double load_s = seconds_since(t0);
   const ModelConfig& c = model->config();
   const std::string dtype = !a.dummy.empty() ? a.dummy : c.torch_dtype;
@@ -227,6 +228,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-c,--concurrency", a->concurrency, "Comma-separated concurrency levels for the engine run ('' = skip)");
   cmd->add_option("--concurrent-prompt-tokens", a->conc_prompt, "Prompt length of each concurrent request");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as JSON");
   serve->app = register_bench_serve(*cmd, serve->action);

@@ -20,6 +20,7 @@ struct GenerateArgs {
   float temp = 0.8f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
   int top_k = 0, threads = 0;
   std::string device = "cpu";
+  std::string quantization;
   int64_t seed = -1;
   bool json = false, ignore_eos = false, no_special = false;
 };
@@ -27,7 +28,7 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& a) {
   const std::string path = hub::resolve_model(a.model);  // a folder, a .gguf, or a hub reference
   auto tokenizer = std::shared_ptr<const Tokenizer>(load_tokenizer(path));
-  std::shared_ptr<Model> model = load_model(path, a.threads, a.device);
+  std::shared_ptr<Model> model = load_model(path, a.threads, a.device, a.quantization);
   std::vector<int32_t> prompt_ids = tokenizer->encode(a.prompt, !a.no_special);
   if (prompt_ids.empty()) fail("the prompt is empty after tokenization; give some text with -p");
 
@@ -87,6 +88,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--repeat-penalty", a->repetition_penalty, "Repetition penalty (1 = off)");
   cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--no-special", a->no_special, "Do not add special tokens (BOS) to the prompt");

@@ -27,6 +27,7 @@ struct PerplexityArgs {
   std::string model, file;
   int ctx = 512, threads = 0;
   std::string device = "cpu";
+  std::string quantization;
   bool json = false;
 };
 
@@ -49,7 +50,7 @@ int run_perplexity(const PerplexityArgs& a) {
   const std::string text = read_file(a.file);
   const std::string path = hub::resolve_model(a.model);  // a folder, a .gguf, or a hub reference
   const auto tokenizer = load_tokenizer(path);
-  auto model = load_model(path, a.threads, a.device);
+  auto model = load_model(path, a.threads, a.device, a.quantization);
 
   if (!a.json) std::printf("perplexity: tokenizing the input ..\n");
   auto t0 = std::chrono::steady_clock::now();
@@ -95,6 +96,7 @@ void register_perplexity(CLI::App& app) {
   cmd->add_option("-c,--ctx", a->ctx, "Context window in tokens; each window's second half is scored")
       ->check(CLI::Range(4, 1 << 20));
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object with the result instead of llama.cpp-style lines");
 }

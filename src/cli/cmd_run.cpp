@@ -19,7 +19,7 @@ namespace ferrum::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, system, chat_template, kv_cache_memory = "auto", device = "cpu";
+  std::string model, system, chat_template, kv_cache_memory = "auto", device = "cpu", quantization;
   float temperature = 0.7f, top_p = 0.95f;
   int max_tokens = 0, threads = 0, max_model_len = 0;
   int64_t seed = -1;
@@ -116,6 +116,7 @@ int run_chat(RunArgs a) {
   lo.chat_template_file = a.chat_template;
   lo.threads = a.threads;
   lo.device = a.device;
+  lo.quantization = a.quantization;
   lo.engine.max_model_len = a.max_model_len;
   lo.engine.max_num_seqs = 1;
   lo.kv_cache_auto = a.kv_cache_memory == "auto";
@@ -180,6 +181,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Sampling seed");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file")->envname("FERRUM_CHAT_TEMPLATE");
   cmd->add_option("--threads", a->threads, "CPU threads")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "Context length")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache; auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();

@@ -25,7 +25,7 @@ struct ServeArgs {
   int port = 8000;
   std::string api_key, cors_origin, chat_template, kv_cache_memory = "auto", device = "cpu";
   std::vector<std::string> served_names;
-  std::string dummy;
+  std::string dummy, quantization;
   // 0: by device (server::default_engine_limits).
   int max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, threads = 0, io_threads = 2;
   int max_waiting = 4096, drain_timeout = 30;
@@ -95,6 +95,7 @@ int run_serve(ServeArgs a) {
     lo.chat_template_file = a.chat_template;
     lo.threads = a.threads;
     lo.device = a.device;
+    lo.quantization = a.quantization;
     lo.dummy = a.dummy;
     lo.engine.max_model_len = a.max_model_len;
     lo.engine.max_num_seqs = a.max_num_seqs;
@@ -146,6 +147,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--dummy", a->dummy, "Random weights of this dtype (bf16, f16, f32) filled in place instead of the files, for benchmarks (as vLLM's --load-format dummy)")->envname("FERRUM_DUMMY")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB); auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads for the model (default: all cores)")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file (default: the model's)")->envname("FERRUM_CHAT_TEMPLATE");
   cmd->add_option("--cors-origin", a->cors_origin, "Allowed browser origin(s): '*' or a comma-separated list")->envname("FERRUM_CORS_ORIGIN");

@@ -11,7 +11,7 @@ size_t dtype_size(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: return 2;
     case DType::I64: return 8;
-    case DType::U8: return 1;
+    case DType::U8: case DType::F8E4M3: return 1;
   }
   return 0;
 }
@@ -24,6 +24,7 @@ const char* dtype_name(DType t) {
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
+    case DType::F8E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -35,7 +36,8 @@ DType dtype_from_safetensors(const std::string& name) {
   if (name == "I32") return DType::I32;
   if (name == "I64") return DType::I64;
   if (name == "U8") return DType::U8;
-  fail("unsupported tensor dtype '{}' (supported: F32, F16, BF16, I32, I64, U8)", name);
+  if (name == "F8_E4M3") return DType::F8E4M3;
+  fail("unsupported tensor dtype '{}' (supported: F32, F16, BF16, I32, I64, U8, F8_E4M3)", name);
 }
 
 float f16_to_f32(uint16_t h) {
@@ -79,6 +81,32 @@ uint16_t f32_to_f16(float f) {
   uint32_t rest = m & 0x1fff;
   if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) ++half;
   return static_cast<uint16_t>(sign | half);
+}
+
+float fp8_e4m3_to_f32(uint8_t v) {
+  const int sign = v >> 7, exp = (v >> 3) & 15, mant = v & 7;
+  if (exp == 15 && mant == 7) return std::nanf("");
+  const float mag = exp == 0 ? std::ldexp(static_cast<float>(mant), -9)  // subnormal: mant / 8 * 2^-6
+                             : std::ldexp(1.0f + mant / 8.0f, exp - 7);
+  return sign ? -mag : mag;
+}
+
+uint8_t f32_to_fp8_e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (a >= 464.0f) return sign | 0x7e;  // saturate (E4M3 has no infinity; 464 rounds to 480)
+  int e = 0;
+  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1): the leading bit is 2^(e-1)
+  int code;
+  if (a == 0.0f || e - 1 < -6) {
+    code = static_cast<int>(std::nearbyint(std::ldexp(a, 9)));  // subnormals: steps of 2^-9
+  } else {
+    // Three mantissa bits: steps of 2^(e-4); q in [8, 16] (16 carries into the exponent).
+    const int q = static_cast<int>(std::nearbyint(std::ldexp(a, 4 - e)));
+    code = ((e - 1 + 7) << 3) + (q - 8);
+  }
+  return sign | static_cast<uint8_t>(code > 0x7e ? 0x7e : code);
 }
 
 }  // namespace ferrum

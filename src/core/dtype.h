@@ -7,7 +7,8 @@
 
 namespace ferrum {
 
-enum class DType : uint8_t { F32, F16, BF16, I32, I64, U8 };
+// F8E4M3: FP8 weights (OCP E4M3: 4 exponent bits, bias 7, no infinities, max 448).
+enum class DType : uint8_t { F32, F16, BF16, I32, I64, U8, F8E4M3 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
@@ -32,6 +33,9 @@ inline uint16_t f32_to_bf16(float f) {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+// E4M3 to float (exact) and back (round to nearest even, saturating at +-448; NaN stays NaN).
+float fp8_e4m3_to_f32(uint8_t v);
+uint8_t f32_to_fp8_e4m3(float f);
 
 // Element i of a host array of F32, BF16 or F16 values, as float (0 for other dtypes).
 inline float to_f32(const void* p, DType t, int64_t i) {

@@ -1,5 +1,6 @@
 #include "io/model_config.h"
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -68,6 +69,64 @@ void parse_rope(const json& j, ModelConfig& c) {
   if (r.factor <= 0) fail("config.json: rope scaling factor must be positive");
 }
 
+std::vector<std::string> string_list(const json& q, const char* key) {
+  std::vector<std::string> out;
+  if (auto it = q.find(key); it != q.end() && it->is_array())
+    for (const auto& v : *it)
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+// GPTQ (AutoGPTQ / GPTQModel / transformers), AWQ (AutoAWQ, GEMM layout) and FP8 (e4m3:
+// per-tensor, per-channel or block-wise scales). Anything else is refused by name.
+QuantizationConfig parse_quantization(const json& q) {
+  if (!q.is_object()) fail("config.json: \"quantization_config\" must be an object");
+  QuantizationConfig c;
+  std::string method = get_or<std::string>(q, "quant_method", "");
+  for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* key : {"modules_to_not_convert", "ignored_layers", "ignore"})
+    for (const std::string& s : string_list(q, key)) c.skip.push_back(s);
+  if (method == "gptq") {
+    c.bits = get_or<int>(q, "bits", 0);
+    c.group_size = get_or<int64_t>(q, "group_size", 128);
+    c.desc_act = get_or<bool>(q, "desc_act", false);
+    c.sym = get_or<bool>(q, "sym", true);
+    const std::string format = get_or<std::string>(q, "checkpoint_format", get_or<std::string>(q, "format", "gptq"));
+    if (format != "gptq" && format != "gptq_v2")
+      fail("config.json: GPTQ checkpoint_format '{}' is not supported (gptq, gptq_v2)", format);
+    if (get_or<bool>(q, "is_marlin_format", false))
+      fail("config.json: GPTQ checkpoints in Marlin's packed format are not supported (plain GPTQ is)");
+    c.zeros_plus_one = format == "gptq";
+  } else if (method == "awq") {
+    c.bits = get_or<int>(q, "bits", get_or<int>(q, "w_bit", 0));
+    c.group_size = get_or<int64_t>(q, "group_size", get_or<int64_t>(q, "q_group_size", 128));
+    std::string version = get_or<std::string>(q, "version", "gemm");
+    for (char& ch : version) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (version != "gemm") fail("config.json: AWQ version '{}' is not supported (gemm is)", version);
+    if (!get_or<bool>(q, "zero_point", true)) fail("config.json: AWQ without zero points is not supported");
+  } else if (method == "fp8") {
+    c.bits = 8;
+    const std::string fmt = get_or<std::string>(q, "fmt", "e4m3");
+    if (fmt != "e4m3") fail("config.json: FP8 format '{}' is not supported (e4m3 is)", fmt);
+    if (auto it = q.find("weight_block_size"); it != q.end() && !it->is_null()) {
+      if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_integer() || !(*it)[1].is_number_integer() ||
+          (*it)[0].get<int64_t>() <= 0 || (*it)[1].get<int64_t>() <= 0)
+        fail("config.json: FP8 weight_block_size must be two positive integers");
+      c.fp8_block[0] = (*it)[0].get<int64_t>();
+      c.fp8_block[1] = (*it)[1].get<int64_t>();
+    }
+  } else {
+    fail("config.json: quantization method '{}' is not supported (gptq, awq, fp8)", method);
+  }
+  c.method = method;
+  if (method != "fp8" && c.bits != 4)
+    fail("config.json: {} with {} bits is not supported (4 bits is)", method == "gptq" ? "GPTQ" : "AWQ", c.bits);
+  if (method != "fp8" && c.group_size != -1 && (c.group_size <= 0 || c.group_size % 32 != 0))
+    fail("config.json: {} group_size {} is not supported (a multiple of 32, or -1)", method == "gptq" ? "GPTQ" : "AWQ",
+         c.group_size);
+  return c;
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json_text(const std::string& text) {
@@ -107,6 +166,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text) {
   c.attention_bias = get_or<bool>(j, "attention_bias", false);
   c.hidden_act = get_or<std::string>(j, "hidden_act", "silu");
   c.torch_dtype = get_or<std::string>(j, "dtype", get_or<std::string>(j, "torch_dtype", "float32"));
+  if (j.contains("quantization_config") && !j["quantization_config"].is_null())
+    c.quantization = parse_quantization(j["quantization_config"]);
   if (j.contains("eos_token_id")) c.eos_token_ids = id_list(j["eos_token_id"]);
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int32_t>();
   if (get_or<bool>(j, "use_sliding_window", false))

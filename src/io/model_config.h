@@ -17,6 +17,18 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;
 };
 
+// config.json's quantization_config: how the linear layers' weights are stored.
+struct QuantizationConfig {
+  std::string method;        // "" (none), "gptq", "awq" or "fp8"
+  int bits = 0;              // 4 (GPTQ/AWQ), 8 (FP8)
+  int64_t group_size = 0;    // GPTQ/AWQ; -1: one group per row
+  bool desc_act = false;     // GPTQ act order (g_idx permutes the groups)
+  bool sym = true;           // GPTQ
+  bool zeros_plus_one = false;  // GPTQ's original checkpoint format stores zero points minus one
+  int64_t fp8_block[2] = {0, 0};  // FP8 weight_block_size, or 0s
+  std::vector<std::string> skip;  // modules left unquantized (modules_to_not_convert, ...)
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. LlamaForCausalLM
   std::string model_type;    // e.g. llama
@@ -36,6 +48,7 @@ struct ModelConfig {
   bool qk_norm = false;         // RMSNorm on q and k per head (Qwen3)
   std::string hidden_act = "silu";
   std::string torch_dtype = "float32";
+  QuantizationConfig quantization;
 
   // From generation_config.json (falls back to config.json): ids that end generation.
   std::vector<int32_t> eos_token_ids;

@@ -58,6 +58,7 @@ class WeightStore {
   };
   void add_quantized(const std::string& name, Quantized q);
   const Quantized* quantized(const std::string& name) const;
+  bool has_quantized() const { return !quantized_.empty(); }
 
  private:
   void add_file(const std::string& path);

@@ -152,6 +152,11 @@ class DecoderModel final : public Model {
   std::unique_ptr<LinearWeight> linear(const std::string& layer, const std::vector<std::string>& parts,
                                        const std::vector<int64_t>& rows, int64_t cols, bool bias);
   void load_weights();
+  // Whether a layer's part is stored quantized by config.json's quantization_config (GPTQ,
+  // AWQ, FP8); if so, fills p's format, tensors and scheme.
+  bool quantized_source(const std::string& module, LinearPart& p) const;
+  // Modules the quantization leaves dense (the output layer, modules_to_not_convert).
+  bool skipped(const std::string& module) const;
   // The block format a backend kernel runs for this (GGUF-quantized) tensor; Dense when it is
   // not quantized or the backend has no kernel for its type.
   WeightFormat block_format(const std::string& tensor) const;
@@ -192,15 +197,20 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
   spec.name = layer;
   spec.in_features = cols;
   spec.dummy = opt_.dummy_weights;
+  spec.activations = act_dtype_;
   // GGUF blocks go to the backend as they are where it has a kernel for their format (each
   // part its own: mixes give v and down more bits); other parts are dequantized to dense.
+  // GPTQ/AWQ/FP8 parts go as their checkpoint tensors; the backend repacks them.
   for (size_t i = 0; i < parts.size(); ++i) {
     LinearPart p;
     p.name = parts[i] + ".weight";
     p.rows = rows[i];
     p.format = opt_.dummy_weights ? WeightFormat::Dense : block_format(p.name);
-    if (p.format != WeightFormat::Dense) p.weight = store_.quantized(p.name)->blocks;
-    else if (!opt_.dummy_weights) p.weight = store_.get(p.name);
+    if (!quantized_source(parts[i], p)) {
+      if (p.format != WeightFormat::Dense) p.weight = store_.quantized(p.name)->blocks;
+      else if (!opt_.dummy_weights) p.weight = store_.get(p.name);
+      if (opt_.online_fp8 && p.format == WeightFormat::Dense && !skipped(parts[i])) p.format = WeightFormat::Fp8;  // quantized at load
+    }
     if (bias) p.bias = opt_.dummy_weights ? random_weight(*be_, parts[i] + ".bias", {rows[i]}, DType::F32)
                                           : host_weight(parts[i] + ".bias", {rows[i]});
     spec.parts.push_back(std::move(p));
@@ -211,6 +221,47 @@ std::unique_ptr<LinearWeight> DecoderModel::linear(const std::string& layer, con
          dtype_name(w->dtype), embed_format_ == WeightFormat::Dense ? dtype_name(embed_.dtype) : "GGUF blocks",
          be_->name());
   return w;
+}
+
+bool DecoderModel::skipped(const std::string& module) const {
+  for (const std::string& s : cfg_.quantization.skip)
+    if (module == s || module.ends_with("." + s) || module.starts_with(s + ".")) return true;
+  return module == "lm_head";  // GPTQ/AWQ/FP8 checkpoints keep the output layer dense
+}
+
+bool DecoderModel::quantized_source(const std::string& module, LinearPart& p) const {
+  const QuantizationConfig& q = cfg_.quantization;
+  if (q.method.empty() || skipped(module)) return false;
+  p.quant.group_size = q.group_size;
+  p.quant.zeros_plus_one = q.zeros_plus_one;
+  p.quant.fp8_block[0] = q.fp8_block[0];
+  p.quant.fp8_block[1] = q.fp8_block[1];
+  if (q.method == "gptq" || q.method == "awq") {
+    p.format = q.method == "gptq" ? WeightFormat::Gptq4 : WeightFormat::Awq4;
+    if (opt_.dummy_weights) return true;
+    if (!store_.has(module + ".qweight")) {
+      if (store_.has(module + ".weight")) return false;  // left unquantized
+      fail("missing tensor '{}.qweight' ({} checkpoint)", module, q.method);
+    }
+    p.weight = store_.get(module + ".qweight");
+    p.extra = {store_.get(module + ".qzeros"), store_.get(module + ".scales")};
+    if (store_.has(module + ".g_idx")) p.extra.push_back(store_.get(module + ".g_idx"));
+    return true;
+  }
+  // FP8: E4M3 weights with their scales; other dtypes are left unquantized.
+  p.format = WeightFormat::Fp8;
+  if (opt_.dummy_weights) return true;
+  const Tensor& w = store_.get(module + ".weight");
+  if (w.dtype != DType::F8E4M3) return false;
+  p.weight = w;
+  const bool blocks = q.fp8_block[0] > 0;
+  const std::string scale = module + (blocks ? ".weight_scale_inv" : ".weight_scale");
+  if (!store_.has(scale))
+    fail("missing tensor '{}' (FP8 checkpoint{})", scale, blocks ? " with weight_block_size" : "");
+  p.extra = {store_.get(scale)};
+  if (store_.has(module + ".input_scale"))
+    log::debug("{}: static activation scales are not used (activations stay 16-bit)", module);
+  return true;
 }
 
 WeightFormat DecoderModel::block_format(const std::string& tensor) const {
@@ -248,11 +299,13 @@ void DecoderModel::load_weights() {
   embed_format_ = opt_.dummy_weights ? WeightFormat::Dense : block_format("model.embed_tokens.weight");
   if (embed_format_ != WeightFormat::Dense) {
     // GGUF blocks stay blocks: the lookup dequantizes the rows it reads, not the whole table.
-    embed_ = store_.quantized("model.embed_tokens.weight")->blocks;
-    act_dtype_ = be_->activation_dtype(DType::F32);
+    embed_ = be_->upload(store_.quantized("model.embed_tokens.weight")->blocks);
+    act_dtype_ = be_->activation_dtype(DType::BF16);
   } else {
     embed_ = weight("model.embed_tokens.weight", {V, H});
-    act_dtype_ = be_->activation_dtype(embed_.dtype);
+    // Quantized layers take 16-bit activations on a GPU: the embeddings' own type, or BF16.
+    const bool quantized = !cfg_.quantization.method.empty() || opt_.online_fp8 || store_.has_quantized();
+    act_dtype_ = be_->activation_dtype(quantized && embed_.dtype == DType::F32 ? DType::BF16 : embed_.dtype);
   }
   final_norm_ = weight("model.norm.weight", {H});
   if (cfg_.tie_word_embeddings || (!opt_.dummy_weights && !store_.has("lm_head.weight"))) {
@@ -260,6 +313,7 @@ void DecoderModel::load_weights() {
     LinearSpec spec;  // the embedding table itself, as the backend already holds it
     spec.name = "lm_head";
     spec.in_features = H;
+    spec.activations = act_dtype_;
     spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_, .format = embed_format_});
     lm_head_ = be_->load_linear(spec);
   } else {

@@ -16,6 +16,8 @@ struct DecoderOptions {
   // Fill every weight with random values of this dtype instead of reading them (benchmarks
   // of real shapes without multi-GB files, like vLLM's --load-format dummy).
   std::optional<DType> dummy_weights;
+  // --quantization fp8: dense linear weights quantized to FP8 E4M3 at load (per output row).
+  bool online_fp8 = false;
 };
 
 // config.json's `architectures` entry, or the one its `model_type` implies (registry.cpp).

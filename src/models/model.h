@@ -88,11 +88,13 @@ class Model {
 
 // Loads a Hugging Face model folder (config.json + safetensors). Throws ferrum::Error.
 // device: "cpu" (num_threads threads, 0: all cores), "cuda" or "cuda:N".
-std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads = 0, const std::string& device = "cpu");
+// quantization: "" (as stored) or "fp8" (dense linear weights quantized to FP8 at load).
+std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads = 0, const std::string& device = "cpu",
+                                  const std::string& quantization = "");
 
 // The model of a config.json with random weights of `dtype` ("bf16", "f16", "f32") filled in
 // place, for benchmarks of real shapes without the weight files.
 std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads = 0,
-                                        const std::string& device = "cpu");
+                                        const std::string& device = "cpu", const std::string& quantization = "");
 
 }  // namespace ferrum

@@ -50,27 +50,43 @@ std::pair<ModelConfig, DecoderOptions> resolve(ModelConfig config, const std::st
 
 }  // namespace
 
+namespace {
+
+void apply_quantization(const std::string& quantization, const ModelConfig& config, DecoderOptions& options) {
+  if (quantization.empty() || quantization == "none") return;
+  if (quantization != "fp8") fail("--quantization '{}' is not supported (fp8 is)", quantization);
+  if (!config.quantization.method.empty())
+    fail("--quantization fp8: the model is already quantized ({})", config.quantization.method);
+  options.online_fp8 = true;
+}
+
+}  // namespace
+
 std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads,
-                                        const std::string& device) {
+                                        const std::string& device, const std::string& quantization) {
   if (is_gguf_path(model_dir)) fail("--dummy takes a model folder (config.json), not a GGUF file");
   auto [config, options] = resolve(ModelConfig::from_dir(model_dir), model_dir);
   if (dtype == "bf16") options.dummy_weights = DType::BF16;
   else if (dtype == "f16") options.dummy_weights = DType::F16;
   else if (dtype == "f32") options.dummy_weights = DType::F32;
   else fail("dummy weight dtype '{}' is not one of bf16, f16, f32", dtype);
+  apply_quantization(quantization, config, options);
   return make_decoder_model(config, options, WeightStore(), make_backend(device, num_threads));
 }
 
-std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads, const std::string& device) {
+std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads, const std::string& device,
+                                  const std::string& quantization) {
   if (is_gguf_path(model_dir)) {
     std::shared_ptr<GgufFile> g = GgufFile::open(model_dir);
     auto [config, options] = resolve(config_from_gguf(*g), model_dir);
+    apply_quantization(quantization, config, options);
     WeightStore weights = weights_from_gguf(g, config);
     log::debug("loading {} ({} layers, hidden {}) from GGUF {}", config.architecture, config.num_hidden_layers,
                config.hidden_size, model_dir);
     return make_decoder_model(config, options, std::move(weights), make_backend(device, num_threads));
   }
   auto [config, options] = resolve(ModelConfig::from_dir(model_dir), model_dir);
+  apply_quantization(quantization, config, options);
   const std::string arch = config.architecture;
   WeightStore weights = WeightStore::open_dir(model_dir);
   log::debug("loading {} ({} layers, hidden {}) from {}", arch, config.num_hidden_layers, config.hidden_size, model_dir);

@@ -22,6 +22,7 @@ struct ModelLoadOptions {
   // the full context can use.
   bool kv_cache_auto = false;
   std::string dummy;  // "bf16", "f16", "f32": random weights filled in place (benchmarks)
+  std::string quantization;  // "" or "fp8": dense weights quantized at load
   EngineOptions engine;
 };
 

@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/dummy_fill.h"
 #include "op_harness_blocks.h"
+#include "op_harness_packed.h"
 #include "op_harness_reference.h"
 
 namespace ferrum::op_harness {
@@ -187,14 +188,15 @@ const char* epilogue_name(LinearEpilogue e) {
 
 class LinearCase final : public OpCase {
  public:
-  LinearCase(std::string label, LinearShape s, DType weights, WeightFormat format = WeightFormat::Dense)
-      : label_(std::move(label)), s_(std::move(s)), weights_(weights), format_(format) {}
+  LinearCase(std::string label, LinearShape s, DType weights, WeightFormat format = WeightFormat::Dense, int variant = 0)
+      : label_(std::move(label)), s_(std::move(s)), weights_(weights), format_(format), variant_(variant) {}
 
   std::string name() const override {
     std::string parts = std::to_string(s_.parts.front());
     for (size_t i = 1; i < s_.parts.size(); ++i) parts += fmt::format("+{}", s_.parts[i]);
-    return fmt::format("linear{} {} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
-                       weight_format_name(format_), lower_name(weights_), s_.M, s_.K, parts, s_.bias ? " bias" : "",
+    return fmt::format("linear{} {}{} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
+                       weight_format_name(format_), is_packed_source(format_) ? fmt::format(" v{}", variant_) : "",
+                       lower_name(weights_), s_.M, s_.K, parts, s_.bias ? " bias" : "",
                        epilogue_name(s_.epilogue), s_.f32_out ? " f32-out" : "");
   }
   std::string unsupported(const Backend& be) const override {
@@ -203,7 +205,8 @@ class LinearCase final : public OpCase {
   }
 
   PreparedOp prepare(Backend& be, Backend& host, uint64_t seed, bool with_reference) const override {
-    const DType act = be.activation_dtype(weights_);
+    // Quantized weights take the activations a 16-bit model has (F32 on the CPU).
+    const DType act = be.activation_dtype(format_ == WeightFormat::Dense ? weights_ : DType::BF16);
     const bool accumulate = s_.epilogue == LinearEpilogue::Accumulate;
     const DType out_dtype = accumulate || s_.f32_out ? DType::F32 : act;
     const int64_t N = std::accumulate(s_.parts.begin(), s_.parts.end(), int64_t{0});
@@ -216,16 +219,20 @@ class LinearCase final : public OpCase {
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
     op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    op.weight_bytes = gguf_block_bytes(format_)
-                          ? static_cast<double>(N * (s_.K / gguf_block_values(format_)) * gguf_block_bytes(format_))
-                          : static_cast<double>(N * s_.K * dtype_size(weights_));
+    op.weight_bytes = gguf_block_bytes(format_) ? static_cast<double>(N * (s_.K / gguf_block_values(format_)) *
+                                                                      gguf_block_bytes(format_))
+                      : format_ == WeightFormat::Fp8 ? static_cast<double>(N * s_.K)
+                      : is_packed_source(format_)    ? static_cast<double>(N * s_.K / 2)
+                                                     : static_cast<double>(N * s_.K * dtype_size(weights_));
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
     op.compare = [this, &be, &host, spec, x, out, initial, N] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
-        const Values w = gguf_block_bytes(format_) ? block_values(format_, p.weight) : read_values(host, p.weight);
+        const Values w = gguf_block_bytes(format_)    ? block_values(format_, p.weight)
+                         : is_packed_source(format_) ? packed_values(p, s_.K)
+                                                     : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
         if (!p.bias.empty()) {
           const Values b = read_values(host, p.bias);
@@ -236,9 +243,11 @@ class LinearCase final : public OpCase {
       const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
       // Block kernels round each row of x to int8 too (as llama.cpp: per 32 values for Q8_0 /
       // Q4_0, per 256 for the K-quants): about 1/254 of a block's largest value per element.
-      // So does the CPU's BF16 prefill GEMM (x and w rounded to bf16) above 16 rows.
+      // So does the CPU's BF16 prefill GEMM (x and w rounded to bf16) above 16 rows, and a
+      // GPU's quantized GEMM (weights decoded to the activations' 16-bit type).
       const bool bf16_gemm = be.device() == Device::CPU && cpu::bf16_gemm_enabled() && s_.M > 16;
-      const double bound = gguf_block_bytes(format_) || bf16_gemm ? 2e-2 : bound_for(out.dtype);
+      const bool quantized_gpu = be.device() != Device::CPU && format_ != WeightFormat::Dense;
+      const double bound = gguf_block_bytes(format_) || bf16_gemm || quantized_gpu ? 2e-2 : bound_for(out.dtype);
       return compare({{"out", read_values(be, out), ref}}, bound);
     };
     return op;
@@ -260,6 +269,8 @@ class LinearCase final : public OpCase {
       p.format = format_;
       if (!dummy && gguf_block_bytes(format_)) {
         p.weight = make_block_weights(host, format_, p.rows, s_.K, w_scale, seed + 10 + i);
+      } else if (!dummy && is_packed_source(format_)) {
+        make_packed_part(host, format_, variant_, s_.K, w_scale, seed + 10 + i, p);
       } else if (!dummy) {
         p.weight = host.random_tensor({p.rows, s_.K}, weights_, seed + 10 + i, 0.0f, w_scale);
       }
@@ -274,6 +285,7 @@ class LinearCase final : public OpCase {
   LinearShape s_;
   DType weights_;
   WeightFormat format_;
+  int variant_;  // layout variant of a GPTQ/AWQ/FP8 source (op_harness_packed.h)
 };
 
 class RmsNormCase final : public OpCase {
@@ -525,8 +537,22 @@ void add_linear_cases(CaseList& cases) {
     add<LinearCase>(cases, "gate_up", LinearShape{4, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
     add<LinearCase>(cases, "down", LinearShape{2, 768, {160}, false, E::Accumulate}, DType::U8, f);
   }
-  // Named but not implemented: every backend must skip it, visibly.
-  add<LinearCase>(cases, "", LinearShape{1, 256, {64}}, DType::F16, WeightFormat::Gptq4);
+  // More rows of x through a GPU's quantized GEMM (split over K, tiles of 64 x 64 x 128).
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::GgufQ8_0})
+    for (int64_t M : {8, 9, 64, 130, 512}) add<LinearCase>(cases, "", LinearShape{M, 768, {37}}, DType::U8, f);
+  // GPTQ, AWQ and FP8 checkpoint tensors, repacked at load: every layout variant over rows of
+  // x from 1 to 512, K a multiple of 64 but not of 128, fused parts and every epilogue.
+  for (WeightFormat f : {WeightFormat::Gptq4, WeightFormat::Awq4, WeightFormat::Fp8})
+    for (int v = 0; v < kPackedVariants; ++v) {
+      if (!has_packed_variant(f, v)) continue;
+      for (int64_t M : {1, 2, 3, 5, 8, 9, 16, 33, 64, 130, 512})
+        add<LinearCase>(cases, "", LinearShape{M, 256, {96}}, DType::U8, f, v);
+      add<LinearCase>(cases, "qkv", LinearShape{5, 192, {64, 32, 32}, true}, DType::U8, f, v);
+      add<LinearCase>(cases, "qkv", LinearShape{40, 192, {64, 32, 32}, true}, DType::U8, f, v);
+      for (int64_t M : {4, 20}) add<LinearCase>(cases, "gate_up", LinearShape{M, 192, {96, 96}, false, E::SiluMul}, DType::U8, f, v);
+      for (int64_t M : {2, 65}) add<LinearCase>(cases, "down", LinearShape{M, 320, {160}, false, E::Accumulate}, DType::U8, f, v);
+      add<LinearCase>(cases, "lm_head", LinearShape{3, 256, {136}, false, E::Store, true}, DType::U8, f, v);
+    }
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

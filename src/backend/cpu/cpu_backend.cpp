@@ -1,11 +1,13 @@
 // The CPU backend: host memory, ops on the thread pool.
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/dummy_fill.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/quant_pack.h"
 
 namespace ferrum {
 namespace {
@@ -51,6 +53,7 @@ class CpuBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { cpu::rms_norm(pool_, x, w, eps, out); }
   bool supports_linear(WeightFormat format, DType weights) const override {
     if (gguf_block_values(format)) return weights == DType::U8;
+    if (is_packed_source(format)) return true;  // repacked at load (quant_pack.h)
     return Backend::supports_linear(format, weights);
   }
   // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
@@ -64,6 +67,24 @@ class CpuBackend final : public Backend {
     w->has_bias = !spec.parts.front().bias.empty();
     for (const LinearPart& p : spec.parts) {
       Tensor t = p.weight;
+      w->int4.emplace_back();
+      w->fp8.emplace_back();
+      if (is_packed_source(p.format)) {  // repacked; rows dequantized as they are used
+        const uint64_t seed = dummy_seed(p.name.c_str());
+        if (p.format == WeightFormat::Fp8)
+          w->fp8.back() = std::make_shared<PackedFp8>(spec.dummy ? random_fp8(p.rows, spec.in_features, seed)
+                                                                 : pack_fp8(p, spec.in_features, spec.name));
+        else
+          w->int4.back() = std::make_shared<PackedInt4>(
+              spec.dummy ? random_int4(p.rows, spec.in_features, p.quant.group_size, seed)
+                         : pack_int4(p, spec.in_features, spec.name));
+        if (&p == &spec.parts.front()) w->dtype = DType::F32;
+        w->formats.push_back(p.format);
+        w->part_rows.push_back(p.rows);
+        w->weights.emplace_back();
+        w->biases.push_back(p.bias);
+        continue;
+      }
       if (spec.dummy) {
         t = alloc({p.rows, spec.in_features}, *spec.dummy);
         const DummyRange r = dummy_range(false);
@@ -94,6 +115,16 @@ class CpuBackend final : public Backend {
         case WeightFormat::GgufQ4K: return cpu::matmul_q4_k(pool_, x, w.weights[i], bias(i), dst, ldo);
         case WeightFormat::GgufQ5K: return cpu::matmul_q5_k(pool_, x, w.weights[i], bias(i), dst, ldo);
         case WeightFormat::GgufQ6K: return cpu::matmul_q6_k(pool_, x, w.weights[i], bias(i), dst, ldo);
+        case WeightFormat::Gptq4: case WeightFormat::Awq4: {
+          const PackedInt4& q = *w.int4[i];
+          return cpu::matmul_decoded(pool_, x, q.rows, [&](int64_t n, float* row) { int4_row(q, n, row); }, bias(i),
+                                     dst, ldo);
+        }
+        case WeightFormat::Fp8: {
+          const PackedFp8& q = *w.fp8[i];
+          return cpu::matmul_decoded(pool_, x, q.rows, [&](int64_t n, float* row) { fp8_row(q, n, row); }, bias(i),
+                                     dst, ldo);
+        }
         default: return cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
       }
     };
@@ -192,6 +223,9 @@ class CpuBackend final : public Backend {
   struct CpuLinear final : LinearWeight {
     std::vector<Tensor> weights, biases;  // per part
     std::vector<WeightFormat> formats;
+    std::vector<std::shared_ptr<const PackedInt4>> int4;  // per part: GPTQ / AWQ, repacked
+    std::vector<std::shared_ptr<const PackedFp8>> fp8;    // per part: FP8
+
   };
   // F32 scratch [rows, cols] in buffer i, grown as needed.
   Tensor scratch(size_t i, int64_t rows, int64_t cols) {

@@ -27,6 +27,11 @@ void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
 void matmul_q4_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// out = x @ W^T (+ bias) for N rows of W that `decode` writes as F32 (K values), one at a
+// time: GPTQ/AWQ int4 and FP8 weights (backend/quant_pack.h).
+using RowDecode = std::function<void(int64_t n, float* row)>;
+void matmul_decoded(ThreadPool& pool, const Tensor& x, int64_t N, const RowDecode& decode, const Tensor* bias,
+                    float* out, int64_t ldo);
 // Prefill GEMM with BF16 products (cpu_gemm_bf16.cpp; AVX512-BF16 where present): on by
 // default where the processor has it, off (the exact F32 GEMM) with FERRUM_CPU_GEMM=f32, which
 // the golden tests set. matmul takes it above 16 rows of x, the GGUF block matmuls above 24.

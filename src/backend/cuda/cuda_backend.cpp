@@ -14,6 +14,7 @@
 #include "backend/dummy_fill.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_runtime.h"
+#include "backend/quant_pack.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -160,14 +161,21 @@ class CudaBackend final : public Backend {
     return weights == DType::BF16 || weights == DType::F16 ? weights : DType::F32;
   }
 
+  bool supports_linear(WeightFormat format, DType weights) const override {
+    if (gguf_block_values(format)) return weights == DType::U8;
+    if (is_packed_source(format)) return true;  // repacked at load (quant_pack.h)
+    return Backend::supports_linear(format, weights);
+  }
+
   // Parts (q/k/v, gate/up) become row slices of one buffer, so that each group runs as one
-  // GEMM or GEMV; biases become one F32 vector.
+  // GEMM or GEMV; biases become one F32 vector. A layer with a quantized part keeps each part
+  // as its own weight for the quantized kernels (cuda_quant_matmul.cu).
   std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
     use_device();
     check_linear_spec(spec);
-    for (const LinearPart& p : spec.parts)
-      if (p.format != WeightFormat::Dense)
-        fail("layer '{}': {} weights are not supported on CUDA yet", spec.name, weight_format_name(p.format));
+    bool quantized = false;
+    for (const LinearPart& p : spec.parts) quantized |= p.format != WeightFormat::Dense;
+    if (quantized) return load_quantized(spec);
     auto w = std::make_unique<CudaLinear>();
     w->name = spec.name;
     w->in_features = spec.in_features;
@@ -175,10 +183,14 @@ class CudaBackend final : public Backend {
     w->has_bias = !spec.parts.front().bias.empty();
     for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
     const LinearPart& first = spec.parts.front();
-    if (!spec.dummy && spec.parts.size() == 1 && first.weight.device == Device::CUDA) {
+    const DType source = spec.dummy ? *spec.dummy : first.weight.dtype;
+    // In a model whose other layers are quantized (16-bit activations), dense weights are kept
+    // in the activations' type.
+    const DType stored = spec.activations && *spec.activations != DType::F32 ? *spec.activations : source;
+    if (!spec.dummy && spec.parts.size() == 1 && first.weight.device == Device::CUDA && stored == source) {
       w->w = first.weight;  // already here (tied embeddings)
     } else {
-      w->w = alloc({w->out_features, w->in_features}, spec.dummy ? *spec.dummy : first.weight.dtype);
+      w->w = alloc({w->out_features, w->in_features}, stored);
       int64_t at = 0;
       for (const LinearPart& p : spec.parts) {
         Tensor slice = w->w.slice_rows(at, p.rows);
@@ -188,27 +200,89 @@ class CudaBackend final : public Backend {
           fill_random(slice, dummy_seed(p.name.c_str()), r.center, r.scale);
           continue;
         }
-        FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': part '{}' is not in host memory", spec.name, p.name);
-        copy_from_host(slice, p.weight.data, p.weight.nbytes());
+        put_dense(slice, p.weight, stored, spec.name, p.name);
       }
     }
     w->dtype = w->w.dtype;
-    if (w->has_bias) {
-      std::vector<float> all;
-      for (const LinearPart& p : spec.parts) {
-        const std::vector<float> b = host_f32(p.bias);
-        all.insert(all.end(), b.begin(), b.end());
-      }
-      w->bias = alloc({w->out_features}, DType::F32);
-      copy_from_host(w->bias, all.data(), all.size() * sizeof(float));
-    }
+    load_bias(spec, *w);
     synchronize();  // the host sources are mmapped pages or locals
+    return w;
+  }
+
+  // Each part as the quantized kernels read it: GGUF blocks as stored, GPTQ/AWQ/FP8 repacked
+  // (quant_pack.h), dense parts (GGUF tensors without a kernel, dequantized) in the
+  // activations' type.
+  std::unique_ptr<LinearWeight> load_quantized(const LinearSpec& spec) {
+    const DType act = spec.activations.value_or(DType::BF16);
+    if (act != DType::BF16 && act != DType::F16)
+      fail("layer '{}': quantized weights on CUDA take F16 or BF16 activations, not {}", spec.name, dtype_name(act));
+    const int64_t K = spec.in_features;
+    if (K % 64 != 0)
+      fail("layer '{}': {} input features: CUDA's quantized kernels need a multiple of 64", spec.name, K);
+    auto w = std::make_unique<CudaLinear>();
+    w->name = spec.name;
+    w->in_features = K;
+    w->out_features = spec.out_features();
+    w->has_bias = !spec.parts.front().bias.empty();
+    w->dtype = act;
+    if (quant_scratch_.empty()) quant_scratch_ = alloc({cuda::quant_matmul_scratch_floats()}, DType::F32);
+    for (const LinearPart& p : spec.parts) {
+      w->part_rows.push_back(p.rows);
+      QuantPart q;
+      cuda::QuantWeight& qw = q.w;
+      qw.rows = p.rows;
+      const uint64_t seed = dummy_seed(p.name.c_str());
+      if (p.format == WeightFormat::Dense) {
+        q.data = alloc({p.rows, K}, act);
+        if (spec.dummy) {
+          const DummyRange r = dummy_range(false);
+          fill_random(q.data, seed, r.center, r.scale);
+        } else {
+          put_dense(q.data, p.weight, act, spec.name, p.name);
+        }
+        qw.kind = cuda::QuantKind::Dense;
+        qw.row_bytes = K * 2;
+      } else if (gguf_block_values(p.format)) {
+        q.data = p.weight.device == Device::CUDA ? p.weight : upload(p.weight);  // tied embeddings: shared
+        qw.kind = quant_kind(p.format);
+        qw.row_bytes = K / gguf_block_values(p.format) * gguf_block_bytes(p.format);
+      } else if (p.format == WeightFormat::Fp8) {
+        const PackedFp8 f = spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name);
+        if (f.block_cols % 32 != 0 && f.block_cols != K)
+          fail("layer '{}': FP8 scale blocks of {} columns: CUDA needs a multiple of 32", spec.name, f.block_cols);
+        q.data = upload_bytes(f.q.data(), f.q.size());
+        q.scales = upload_bytes(f.scales.data(), f.scales.size() * 4);
+        qw.kind = cuda::QuantKind::Fp8;
+        qw.row_bytes = K;
+        qw.group = f.block_cols;
+        qw.block_rows = f.block_rows;
+        qw.scale_cols = f.scale_cols();
+      } else {  // GPTQ / AWQ
+        const PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
+        q.data = upload_bytes(i4.qs.data(), i4.qs.size());
+        q.scales = upload_bytes(i4.scales.data(), i4.scales.size() * 4);
+        q.zeros = upload_bytes(i4.zeros.data(), i4.zeros.size());
+        if (!i4.perm.empty()) q.perm = upload_bytes(i4.perm.data(), i4.perm.size() * 4);
+        qw.kind = cuda::QuantKind::Int4;
+        qw.row_bytes = K / 2;
+        qw.group = i4.group;
+        qw.scale_cols = i4.groups();
+      }
+      qw.data = static_cast<const uint8_t*>(q.data.data);
+      if (!q.scales.empty()) qw.scales = q.scales.ptr<float>();
+      if (!q.zeros.empty()) qw.zeros = q.zeros.ptr<uint8_t>();
+      if (!q.perm.empty()) qw.perm = q.perm.ptr<int32_t>();
+      w->quant.push_back(std::move(q));
+    }
+    load_bias(spec, *w);
+    synchronize();
     return w;
   }
 
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) override {
     use_device();
     const auto& w = static_cast<const CudaLinear&>(lw);
+    if (!w.quant.empty()) return quant_linear(x, w, out, epilogue);
     const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
     const bool silu = epilogue == LinearEpilogue::SiluMul;
     const int64_t out_cols = silu ? N / 2 : N;
@@ -244,6 +318,19 @@ class CudaBackend final : public Backend {
       cuda::add_bias(out.data, out.dtype, bias, M, N, stream_);
       launched("add_bias");
     }
+  }
+
+  void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) override {
+    use_device();
+    FERRUM_CHECK(blocks.device == Device::CUDA && gguf_block_values(format) && out.dtype == DType::F32,
+                 "embedding_blocks: a device table of GGUF blocks into F32");
+    cuda::QuantWeight qw;
+    qw.kind = quant_kind(format);
+    qw.data = static_cast<const uint8_t*>(blocks.data);
+    qw.rows = blocks.dim(0);
+    qw.row_bytes = blocks.dim(1);
+    cuda::quant_embedding(qw, out.cols(), ids.ptr<int32_t>(), ids.numel(), out.ptr<float>(), stream_);
+    launched("quant_embedding");
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
@@ -450,10 +537,105 @@ class CudaBackend final : public Backend {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
   }
+  struct QuantPart {
+    cuda::QuantWeight w;  // what the kernels read: pointers into the tensors below
+    Tensor data, scales, zeros, perm;
+  };
   struct CudaLinear final : LinearWeight {
     Tensor w;     // [out, in], parts as row slices
     Tensor bias;  // F32 [out], or empty
+    std::vector<QuantPart> quant;  // a quantized layer: its parts, run one by one
   };
+
+  static cuda::QuantKind quant_kind(WeightFormat f) {
+    switch (f) {
+      case WeightFormat::GgufQ8_0: return cuda::QuantKind::Q8_0;
+      case WeightFormat::GgufQ4_0: return cuda::QuantKind::Q4_0;
+      case WeightFormat::GgufQ4K: return cuda::QuantKind::Q4K;
+      case WeightFormat::GgufQ5K: return cuda::QuantKind::Q5K;
+      case WeightFormat::GgufQ6K: return cuda::QuantKind::Q6K;
+      default: fail("CUDA: {} is not a GGUF block format", weight_format_name(f));
+    }
+  }
+
+  Tensor upload_bytes(const void* src, size_t bytes) {
+    Tensor t = alloc({static_cast<int64_t>(bytes)}, DType::U8);
+    copy_from_host(t, src, bytes);
+    return t;
+  }
+
+  // A dense host weight into dst (device, dtype `stored`), converted on the host when the
+  // types differ.
+  void put_dense(Tensor& dst, const Tensor& src, DType stored, const std::string& layer, const std::string& part) {
+    FERRUM_CHECK(src.device == Device::CPU, "layer '{}': part '{}' is not in host memory", layer, part);
+    if (src.dtype == stored) return copy_from_host(dst, src.data, src.nbytes());
+    std::vector<uint16_t> converted(static_cast<size_t>(src.numel()));
+    for (int64_t i = 0; i < src.numel(); ++i) {
+      const float v = to_f32(src.data, src.dtype, i);
+      converted[i] = stored == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+    }
+    FERRUM_CHECK(stored == DType::BF16 || stored == DType::F16, "layer '{}': cannot store weights as {}", layer,
+                 dtype_name(stored));
+    copy_from_host(dst, converted.data(), converted.size() * 2);
+    synchronize();  // `converted` goes away
+  }
+
+  void load_bias(const LinearSpec& spec, CudaLinear& w) {
+    if (!w.has_bias) return;
+    std::vector<float> all;
+    for (const LinearPart& p : spec.parts) {
+      const std::vector<float> b = host_f32(p.bias);
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    w.bias = alloc({w.out_features}, DType::F32);
+    copy_from_host(w.bias, all.data(), all.size() * sizeof(float));
+  }
+
+  // A quantized layer: every part into its columns of the output (SwiGLU: of a scratch
+  // [M, 2 * rows] in the activations' type, then silu(gate) * up).
+  void quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue) {
+    const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
+    const bool silu = epilogue == LinearEpilogue::SiluMul;
+    FERRUM_CHECK(K == w.in_features && x.dtype == w.dtype && out.rows() == M && out.cols() == (silu ? N / 2 : N),
+                 "linear '{}' [{}, {}] {}: x {} {}, out {} {}", w.name, N, K, dtype_name(w.dtype), x.shape_str(),
+                 dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
+    FERRUM_CHECK(out.dtype == DType::F32 || out.dtype == x.dtype, "linear '{}': output dtype {}", w.name,
+                 dtype_name(out.dtype));
+    FERRUM_CHECK(epilogue != LinearEpilogue::Accumulate || out.dtype == DType::F32,
+                 "linear '{}': accumulates into F32 only", w.name);
+    FERRUM_CHECK(!silu || (w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] && out.dtype == x.dtype),
+                 "linear '{}': SiluMul needs two equal parts and an output of the activations' type", w.name);
+    if (M == 0) return;
+    void* dst = silu ? fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype)) : out.data;
+    const DType dst_dtype = silu ? x.dtype : out.dtype;
+    int64_t at = 0;
+    for (const QuantPart& q : w.quant) {
+      const void* xin = x.data;
+      if (q.w.perm) {  // act order: x's columns in the order the weight stores them
+        xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
+        cuda::permute_columns(x.data, x.dtype, M, K, q.w.perm, const_cast<void*>(xin), stream_);
+      }
+      cuda::quant_matmul(xin, x.dtype, M, K, q.w, w.bias.empty() ? nullptr : w.bias.ptr<float>() + at,
+                         static_cast<uint8_t*>(dst) + at * dtype_size(dst_dtype), dst_dtype, N,
+                         epilogue == LinearEpilogue::Accumulate, quant_scratch_.ptr<float>(), stream_);
+      launched("quant_matmul");
+      at += q.w.rows;
+    }
+    if (silu) {
+      cuda::silu_mul_halves(dst, M, N / 2, out.data, out.dtype, stream_);
+      launched("silu_mul_halves");
+    }
+  }
+
+  // x with permuted columns (act-order GPTQ), grown as needed (outside graphs: the first,
+  // eager step of each shape sizes it).
+  void* permuted_x(size_t bytes) {
+    if (permuted_x_.nbytes() < bytes) {
+      permuted_x_ = alloc({static_cast<int64_t>(bytes + bytes / 4)}, DType::U8);
+      ++scratch_generation_;
+    }
+    return permuted_x_.data;
+  }
 
   // A tensor's values as F32 on the host (biases, wherever they live).
   std::vector<float> host_f32(const Tensor& t) {
@@ -500,6 +682,8 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
+  Tensor quant_scratch_;  // split-K partials of the quantized GEMM (a fixed size)
+  Tensor permuted_x_;     // x in act order (GPTQ desc_act)
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
   Tensor sample_in_, sample_out_;
   struct PendingSample {

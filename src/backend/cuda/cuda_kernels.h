@@ -57,6 +57,34 @@ bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, 
 // half), out[m, i] = silu(gate_i) * up_i in the weights' type. False (nothing launched) when
 // the shape or alignment does not suit it.
 enum class GemvMode { Store, Accumulate, SiluMul };
+
+// One part of a quantized linear layer as cuda_quant_matmul.cu reads it (device pointers).
+// Rows of the weight are the output features; in each row, `units` of 64 values are decoded
+// at a time (two runs of 32; K % 64 == 0).
+enum class QuantKind : int32_t { Dense, Q8_0, Q4_0, Q4K, Q5K, Q6K, Int4, Fp8 };
+struct QuantWeight {
+  QuantKind kind = QuantKind::Dense;
+  const uint8_t* data = nullptr;  // rows of row_bytes: GGUF blocks, int4 nibbles, E4M3, or 16-bit values
+  int64_t rows = 0, row_bytes = 0;
+  const float* scales = nullptr;   // Int4: [rows, scale_cols]; Fp8: [ceil(rows / block_rows), scale_cols]
+  const uint8_t* zeros = nullptr;  // Int4: [rows, scale_cols]
+  const int32_t* perm = nullptr;   // Int4 act order: x's columns are permuted first (permute_columns)
+  int64_t group = 0;               // Int4: values per scale; Fp8: columns per scale
+  int64_t scale_cols = 0;
+  int64_t block_rows = 1;          // Fp8: rows per scale
+};
+// out[m, n] (rows of ldo elements) = x[m, :] . w[n, :] + bias[n] for M rows of x (dtype act,
+// F16 or BF16, [M, K]). out is F32 (stored, or added to when accumulate) or act. One kernel
+// reads the weight as stored for up to 8 rows of x; more rows go through a tensor-core GEMM
+// that decodes tiles of the weight into shared memory, split over K when the tiles are few
+// (partials in `scratch`, quant_matmul_scratch_floats() floats).
+void quant_matmul(const void* x, DType act, int64_t M, int64_t K, const QuantWeight& w, const float* bias, void* out,
+                  DType out_dtype, int64_t ldo, bool accumulate, float* scratch, cudaStream_t s);
+int64_t quant_matmul_scratch_floats();
+// out[m, i] = x[m, perm[i]] ([M, K] of dtype act).
+void permute_columns(const void* x, DType act, int64_t M, int64_t K, const int32_t* perm, void* out, cudaStream_t s);
+// out[t, :] = row ids[t] of a quantized table (K values per row), as F32.
+void quant_embedding(const QuantWeight& table, int64_t K, const int32_t* ids, int64_t n, float* out, cudaStream_t s);
 bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
                 void* out, DType out_dtype, GemvMode mode, cudaStream_t s);
 // out[r, i] = silu(src[r, i]) * src[r, half + i], rows of 2 * half values of dtype.
