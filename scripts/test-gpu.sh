@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU tests, on a machine with an NVIDIA GPU (CI has none, so there they only compile and
-# skip): every op against the op harness's float64 references, the fixtures against transformers' logits, the
+# skip): every op against the op harness's float64 references (quantized weight formats
+# included), the fixtures against transformers' logits, quantized checkpoints and GGUF files, the
 # engine on the GPU, and a short benchmark. Uses the binaries of build/ (./scripts/build.sh,
 # with nvcc); BUILD=dir picks another build.
 set -euo pipefail
@@ -11,7 +12,8 @@ for t in "$B/test_backend" "$B/test_models" "$B/test_engine" "$B/ferrum"; do
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$B/test_backend" --gtest_filter='BackendOps*:SamplingParity*' --gtest_brief=1
-"$B/test_models" --gtest_filter='*GoldenCuda*' --gtest_brief=1
+# transformers' fixtures, GPTQ/AWQ/FP8 checkpoints and GGUF files on the GPU
+"$B/test_models" --gtest_filter='*GoldenCuda*:*Cuda*' --gtest_brief=1
 "$B/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
 "$B/ferrum" bench -m bench/configs/qwen3-0.6b --dummy bf16 --device cuda -p 128 -n 32 -c 1,16
 echo "GPU tests passed"

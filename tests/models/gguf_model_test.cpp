@@ -186,6 +186,26 @@ TEST(GgufQuantized, KeepFerrumTinysPerplexity) {
   }
 }
 
+// On a GPU the blocks are read as stored by the quantized kernels (the embedding table too):
+// ferrum-tiny's files give the CPU's logits within 16-bit activations' tolerance, and the same
+// perplexity within 1%.
+TEST(GgufQuantized, CudaRunsTheBlocksAsTheCpuDoes) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  const std::string dir = (kSource / "models/ferrum-tiny").string();
+  auto tok = load_tokenizer(dir);
+  const std::vector<int32_t> ids = tok->encode("The little engine ran up the hill, and the town below was quiet.", false);
+  for (const std::string type : {"Q4_K_M", "Q8_0", "Q6_K", "Q4_0", "Q5_K_M"}) {
+    const fs::path file = temp_path("ferrum-tiny-cuda-" + type + ".gguf");
+    convert_to_gguf(dir, file.string(), type);
+    auto cpu = load_model(file.string(), 2, "cpu");
+    auto gpu = load_model(file.string(), 2, "cuda");
+    const std::vector<float> want = prefill_logits(*cpu, ids), got = prefill_logits(*gpu, ids);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.size(); ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
+    EXPECT_LT(std::sqrt(num / den), 0.05) << type;
+  }
+}
+
 // GGUF in, GGUF out: quantizing the F32 GGUF gives the same tensors, byte for byte, as
 // quantizing the folder (rows are quantized one by one, and llama's q/k stay in GGUF order);
 // the metadata travels, with the new file type.
