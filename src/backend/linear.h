@@ -102,6 +102,7 @@ class LinearWeight {
   std::vector<int64_t> part_rows;
   DType dtype = DType::F32;  // of the stored values (Dense)
   bool has_bias = false;
+  size_t stored_bytes = 0;   // the weight as the backend keeps it (what a matmul reads)
 };
 
 // Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes, block

@@ -168,13 +168,16 @@ int run_bench(const BenchArgs& a) {
   const bool gpu = a.device != "cpu";
   const double bw = gpu ? cuda_read_bandwidth_gbs(cuda_device_index(a.device))
                         : measure_read_bandwidth(threads);
-  size_t bytes = weight_bytes_per_step(c, elem);
-  std::string weights = dtype;
+  size_t bytes = model->weight_bytes_per_step() ? model->weight_bytes_per_step() : weight_bytes_per_step(c, elem);
+  std::string weights = c.quantization.method.empty() ? dtype : c.quantization.method + " (" + dtype + " others)";
+  if (a.quantization == "fp8") weights = "fp8 at load (" + dtype + " others)";
   if (is_gguf_path(path)) {  // what the file holds: every tensor but the embedding is read
     const auto g = GgufFile::open(path);
-    bytes = 0;
-    for (const GgufTensor& t : g->tensors())
-      if (t.name != "token_embd.weight" || !g->find("output.weight")) bytes += t.nbytes;
+    if (!model->weight_bytes_per_step()) {
+      bytes = 0;
+      for (const GgufTensor& t : g->tensors())
+        if (t.name != "token_embd.weight" || !g->find("output.weight")) bytes += t.nbytes;
+    }
     weights = "GGUF file type " + std::to_string(g->get_int("general.file_type", -1));
   }
   json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", weights},

@@ -72,6 +72,14 @@ class DecoderModel final : public Model {
            dtype_size(kv_dtype_);
   }
 
+  size_t weight_bytes_per_step() const override {
+    size_t n = lm_head_->stored_bytes + final_norm_.nbytes();
+    for (const LayerWeights& l : layers_)
+      n += l.qkv->stored_bytes + l.o->stored_bytes + l.gate_up->stored_bytes + l.down->stored_bytes +
+           l.input_norm.nbytes() + l.post_norm.nbytes() + l.q_norm.nbytes() + l.k_norm.nbytes();
+    return n;
+  }
+
   std::unique_ptr<KvCache> create_kv_cache(int32_t num_blocks, int32_t block_size) override {
     return std::make_unique<PagedKvCache>(*be_, cfg_.num_hidden_layers, num_blocks, block_size,
                                           cfg_.num_key_value_heads, cfg_.head_dim, kv_dtype_);
@@ -314,7 +322,9 @@ void DecoderModel::load_weights() {
     spec.name = "lm_head";
     spec.in_features = H;
     spec.activations = act_dtype_;
-    spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = embed_, .format = embed_format_});
+    // GGUF blocks: the host's, which a backend may repack (embed_ may be a device copy).
+    const Tensor table = embed_format_ == WeightFormat::Dense ? embed_ : store_.quantized("model.embed_tokens.weight")->blocks;
+    spec.parts.push_back({.name = "model.embed_tokens.weight", .rows = V, .weight = table, .format = embed_format_});
     lm_head_ = be_->load_linear(spec);
   } else {
     lm_head_ = linear("lm_head", {"lm_head"}, {V}, H, false);

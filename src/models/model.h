@@ -44,6 +44,9 @@ class Model {
 
   // Bytes one KV block of block_size tokens takes over all layers (for sizing the pool).
   virtual size_t kv_bytes_per_block(int32_t block_size) const = 0;
+  // Bytes of weights one decode step reads (every layer, the output layer, not the embedding
+  // table) as the backend stores them; 0 when unknown. Benchmarks' bandwidth bound.
+  virtual size_t weight_bytes_per_step() const { return 0; }
   virtual std::unique_ptr<KvCache> create_kv_cache(int32_t num_blocks, int32_t block_size) = 0;
 
   // Runs the batch, writing each token's K/V into its slot, and returns float32 logits,

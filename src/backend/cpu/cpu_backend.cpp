@@ -79,6 +79,8 @@ class CpuBackend final : public Backend {
               spec.dummy ? random_int4(p.rows, spec.in_features, p.quant.group_size, seed)
                          : pack_int4(p, spec.in_features, spec.name));
         if (&p == &spec.parts.front()) w->dtype = DType::F32;
+        w->stored_bytes += w->fp8.back() ? w->fp8.back()->q.size() + w->fp8.back()->scales.size() * 4
+                                         : w->int4.back()->qs.size() + w->int4.back()->scales.size() * 5;
         w->formats.push_back(p.format);
         w->part_rows.push_back(p.rows);
         w->weights.emplace_back();
@@ -95,6 +97,7 @@ class CpuBackend final : public Backend {
         w->dtype = p.format == WeightFormat::Dense ? t.dtype : DType::F32;
       w->formats.push_back(p.format);
       w->part_rows.push_back(p.rows);
+      w->stored_bytes += t.nbytes();
       w->weights.push_back(t);
       w->biases.push_back(p.bias);
     }

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/dummy_fill.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_packed_layout.h"
 #include "backend/cuda/cuda_runtime.h"
 #include "backend/quant_pack.h"
 #include "core/error.h"
@@ -204,6 +205,7 @@ class CudaBackend final : public Backend {
       }
     }
     w->dtype = w->w.dtype;
+    w->stored_bytes = w->w.nbytes();
     load_bias(spec, *w);
     synchronize();  // the host sources are mmapped pages or locals
     return w;
@@ -225,7 +227,7 @@ class CudaBackend final : public Backend {
     w->out_features = spec.out_features();
     w->has_bias = !spec.parts.front().bias.empty();
     w->dtype = act;
-    if (quant_scratch_.empty()) quant_scratch_ = alloc({cuda::quant_matmul_scratch_floats()}, DType::F32);
+    if (quant_scratch_.empty()) quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
     for (const LinearPart& p : spec.parts) {
       w->part_rows.push_back(p.rows);
       QuantPart q;
@@ -242,38 +244,41 @@ class CudaBackend final : public Backend {
         }
         qw.kind = cuda::QuantKind::Dense;
         qw.row_bytes = K * 2;
-      } else if (gguf_block_values(p.format)) {
-        q.data = p.weight.device == Device::CUDA ? p.weight : upload(p.weight);  // tied embeddings: shared
-        qw.kind = quant_kind(p.format);
-        qw.row_bytes = K / gguf_block_values(p.format) * gguf_block_bytes(p.format);
-      } else if (p.format == WeightFormat::Fp8) {
-        const PackedFp8 f = spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name);
-        if (f.block_cols % 32 != 0 && f.block_cols != K)
-          fail("layer '{}': FP8 scale blocks of {} columns: CUDA needs a multiple of 32", spec.name, f.block_cols);
-        q.data = upload_bytes(f.q.data(), f.q.size());
-        q.scales = upload_bytes(f.scales.data(), f.scales.size() * 4);
-        qw.kind = cuda::QuantKind::Fp8;
-        qw.row_bytes = K;
-        qw.group = f.block_cols;
-        qw.block_rows = f.block_rows;
-        qw.scale_cols = f.scale_cols();
-      } else {  // GPTQ / AWQ
-        const PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
-        q.data = upload_bytes(i4.qs.data(), i4.qs.size());
-        q.scales = upload_bytes(i4.scales.data(), i4.scales.size() * 4);
-        q.zeros = upload_bytes(i4.zeros.data(), i4.zeros.size());
-        if (!i4.perm.empty()) q.perm = upload_bytes(i4.perm.data(), i4.perm.size() * 4);
-        qw.kind = cuda::QuantKind::Int4;
-        qw.row_bytes = K / 2;
-        qw.group = i4.group;
-        qw.scale_cols = i4.groups();
+      } else {  // GGUF / GPTQ / AWQ / FP8: the tensor-core tiles of cuda_packed_layout.h
+        cuda::MmaTiles tiles;
+        std::vector<int32_t> perm;
+        if (gguf_block_values(p.format)) {
+          FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory",
+                       spec.name, p.name);
+          tiles = cuda::tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
+        } else if (p.format == WeightFormat::Fp8) {
+          tiles = cuda::tile_fp8(spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name), act);
+        } else {
+          PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
+          tiles = cuda::tile_int4(i4, act);
+          perm = std::move(i4.perm);
+        }
+        cuda::PackedWeight& pw = q.packed;
+        q.data = upload_bytes(tiles.data.data(), tiles.data.size());
+        q.scales = upload_bytes(tiles.params.data(), tiles.params.size() * 4);
+        if (!perm.empty()) q.perm = upload_bytes(perm.data(), perm.size() * 4);
+        pw.mode = tiles.mode;
+        pw.tiles = static_cast<const uint8_t*>(q.data.data);
+        pw.params = q.scales.ptr<uint32_t>();
+        pw.perm = q.perm.empty() ? nullptr : q.perm.ptr<int32_t>();
+        pw.rows = tiles.rows;
+        pw.padded_rows = tiles.padded_rows;
+        pw.cols = tiles.cols;
+        pw.group = tiles.group;
+        q.is_packed = true;
+        w->quant.push_back(std::move(q));
+        continue;
       }
       qw.data = static_cast<const uint8_t*>(q.data.data);
-      if (!q.scales.empty()) qw.scales = q.scales.ptr<float>();
-      if (!q.zeros.empty()) qw.zeros = q.zeros.ptr<uint8_t>();
-      if (!q.perm.empty()) qw.perm = q.perm.ptr<int32_t>();
       w->quant.push_back(std::move(q));
     }
+    for (const QuantPart& q : w->quant)
+      w->stored_bytes += q.data.nbytes() + q.scales.nbytes() + q.perm.nbytes();
     load_bias(spec, *w);
     synchronize();
     return w;
@@ -538,9 +543,12 @@ class CudaBackend final : public Backend {
     if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
   }
   struct QuantPart {
-    cuda::QuantWeight w;  // what the kernels read: pointers into the tensors below
-    Tensor data, scales, zeros, perm;
+    cuda::QuantWeight w;       // a dense part beside quantized ones (cuda_quant_matmul.cu), or
+    cuda::PackedWeight packed; // GGUF/GPTQ/AWQ/FP8 tiles (cuda_packed_matmul.cu), when is_packed
+    bool is_packed = false;
+    Tensor data, scales, perm;  // what the pointers above point into (scales: packed parameters)
   };
+  static constexpr int64_t kPackedScratchFloats = 16 << 20;  // split-K partials (64 MiB)
   struct CudaLinear final : LinearWeight {
     Tensor w;     // [out, in], parts as row slices
     Tensor bias;  // F32 [out], or empty
@@ -610,14 +618,23 @@ class CudaBackend final : public Backend {
     const DType dst_dtype = silu ? x.dtype : out.dtype;
     int64_t at = 0;
     for (const QuantPart& q : w.quant) {
-      const void* xin = x.data;
-      if (q.w.perm) {  // act order: x's columns in the order the weight stores them
-        xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
-        cuda::permute_columns(x.data, x.dtype, M, K, q.w.perm, const_cast<void*>(xin), stream_);
+      const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>() + at;
+      void* part_out = static_cast<uint8_t*>(dst) + at * dtype_size(dst_dtype);
+      const bool accumulate = epilogue == LinearEpilogue::Accumulate;
+      if (q.is_packed) {
+        const void* xin = x.data;
+        if (q.packed.perm) {  // act order: x's columns in the order the weight stores them
+          xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
+          cuda::permute_columns(x.data, x.dtype, M, K, q.packed.perm, const_cast<void*>(xin), stream_);
+        }
+        cuda::packed_matmul(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate,
+                            quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
+        launched("packed_matmul");
+        at += q.packed.rows;
+        continue;
       }
-      cuda::quant_matmul(xin, x.dtype, M, K, q.w, w.bias.empty() ? nullptr : w.bias.ptr<float>() + at,
-                         static_cast<uint8_t*>(dst) + at * dtype_size(dst_dtype), dst_dtype, N,
-                         epilogue == LinearEpilogue::Accumulate, quant_scratch_.ptr<float>(), stream_);
+      cuda::quant_matmul(x.data, x.dtype, M, K, q.w, bias, part_out, dst_dtype, N, accumulate,
+                         quant_scratch_.ptr<float>(), stream_);
       launched("quant_matmul");
       at += q.w.rows;
     }

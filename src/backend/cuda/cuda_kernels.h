@@ -58,21 +58,33 @@ bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, 
 // the shape or alignment does not suit it.
 enum class GemvMode { Store, Accumulate, SiluMul };
 
-// One part of a quantized linear layer as cuda_quant_matmul.cu reads it (device pointers).
-// Rows of the weight are the output features; in each row, `units` of 64 values are decoded
-// at a time (two runs of 32; K % 64 == 0).
-enum class QuantKind : int32_t { Dense, Q8_0, Q4_0, Q4K, Q5K, Q6K, Int4, Fp8 };
+// One part of a layer of GGUF blocks (or a dense part beside them) as cuda_quant_matmul.cu
+// reads it: rows of the weight are the output features, of which `units` of 64 values are
+// decoded at a time (two runs of 32; K % 64 == 0).
+enum class QuantKind : int32_t { Dense, Q8_0, Q4_0, Q4K, Q5K, Q6K };
 struct QuantWeight {
   QuantKind kind = QuantKind::Dense;
-  const uint8_t* data = nullptr;  // rows of row_bytes: GGUF blocks, int4 nibbles, E4M3, or 16-bit values
+  const uint8_t* data = nullptr;  // rows of row_bytes: GGUF blocks, or 16-bit values in x's type
   int64_t rows = 0, row_bytes = 0;
-  const float* scales = nullptr;   // Int4: [rows, scale_cols]; Fp8: [ceil(rows / block_rows), scale_cols]
-  const uint8_t* zeros = nullptr;  // Int4: [rows, scale_cols]
-  const int32_t* perm = nullptr;   // Int4 act order: x's columns are permuted first (permute_columns)
-  int64_t group = 0;               // Int4: values per scale; Fp8: columns per scale
-  int64_t scale_cols = 0;
-  int64_t block_rows = 1;          // Fp8: rows per scale
 };
+// How cuda_packed_matmul.cu decodes a weight in the tiles of cuda_packed_layout.h: 4- or 8-bit
+// unsigned codes u with w = (u - zero) * scale (the high half of a group's parameter word is
+// zero + 128 for 4-bit codes on BF16, zero + 1024 otherwise), or w = u * scale + offset (the
+// high half is the offset); or E4M3 values times the scale.
+enum class PackedMode : int32_t { Int4Zero, Int4Affine, Int8Zero, Int8Affine, Fp8 };
+struct PackedWeight {
+  PackedMode mode = PackedMode::Int4Zero;
+  const uint8_t* tiles = nullptr;
+  const uint32_t* params = nullptr;  // [padded_rows / 16, cols / group, 16]
+  const int32_t* perm = nullptr;     // act order: x's columns are permuted first (permute_columns)
+  int64_t rows = 0, padded_rows = 0, cols = 0, group = 0;
+};
+// out[m, n] (rows of ldo elements) = x[m, :] . w[n, :] + bias[n], x [M, K] F16 or BF16; out
+// F32 (stored, or added to when accumulate) or x's type. Tensor cores at every M; split-K
+// partials go to scratch (up to scratch_floats).
+void packed_matmul(const void* x, DType act, int64_t M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+                   DType out_dtype, int64_t ldo, bool accumulate, float* scratch, int64_t scratch_floats,
+                   cudaStream_t s);
 // out[m, n] (rows of ldo elements) = x[m, :] . w[n, :] + bias[n] for M rows of x (dtype act,
 // F16 or BF16, [M, K]). out is F32 (stored, or added to when accumulate) or act. One kernel
 // reads the weight as stored for up to 8 rows of x; more rows go through a tensor-core GEMM

@@ -1,10 +1,8 @@
-// Decoding of quantized weights on the GPU, 64 values (a "unit": two runs of 32) at a time,
-// from the layouts as stored: GGUF blocks (ggml-common.h's layouts), ferrum's int4 repack of
-// GPTQ/AWQ (backend/quant_pack.h) and FP8 E4M3. The CPU reference of each is in
-// src/io/gguf_quant.cpp and src/backend/quant_pack.cpp; the op harness compares them.
+// Decoding of GGUF blocks on the GPU, 64 values (a "unit": two runs of 32) at a time, from
+// the blocks as stored (ggml-common.h's layouts). The CPU reference is src/io/gguf_quant.cpp
+// (and the op harness's own block decoder); the op harness compares them.
 #pragma once
 #include <cuda_fp16.h>
-#include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
@@ -128,37 +126,6 @@ __device__ __forceinline__ void dequant_unit(const QuantWeight& w, int64_t n, in
         const int hi = static_cast<int>((b >> 4) | (((hb >> (2 * p + 4)) & 3) << 4)) - 32;
         v[l + j] = s_lo[(l + j) / 16] * lo;
         v[32 + l + j] = s_hi[(l + j) / 16] * hi;
-      }
-    }
-  } else if constexpr (F == QuantKind::Int4) {  // 2 x 16 bytes, each 32 values (i low, i + 16 high)
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const uint4 q = __ldg(reinterpret_cast<const uint4*>(row + u * 32 + 16 * c));
-      const int64_t g = n * w.scale_cols + (u * 64 + 32 * c) / w.group;
-      const float s = w.scales[g];
-      const int z = w.zeros[g];
-      const uint8_t* qb = reinterpret_cast<const uint8_t*>(&q);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        v[32 * c + i] = s * static_cast<float>((qb[i] & 15) - z);
-        v[32 * c + i + 16] = s * static_cast<float>((qb[i] >> 4) - z);
-      }
-    }
-  } else {  // Fp8: 64 E4M3 values, a scale per block of [block_rows, group]
-    const float* srow = w.scales + n / w.block_rows * w.scale_cols;
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const float s = srow[(u * 64 + 32 * c) / w.group];
-#pragma unroll
-      for (int part = 0; part < 2; ++part) {
-        const uint4 q = __ldg(reinterpret_cast<const uint4*>(row + u * 64 + 32 * c + 16 * part));
-        const __nv_fp8x2_storage_t* q2 = reinterpret_cast<const __nv_fp8x2_storage_t*>(&q);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(q2[i], __NV_E4M3)));
-          v[32 * c + 16 * part + 2 * i] = f.x * s;
-          v[32 * c + 16 * part + 2 * i + 1] = f.y * s;
-        }
       }
     }
   }

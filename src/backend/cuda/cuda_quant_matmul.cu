@@ -1,4 +1,5 @@
-// Matmuls against quantized weights (cuda_quant.cuh decodes them), x in F16 or BF16:
+// Matmuls against dense 16-bit parts of quantized layers, and lookups in GGUF block tables
+// (cuda_quant.cuh decodes them), x in F16 or BF16:
 // - up to 8 rows of x (decode): one warp per output feature reads its weight row as stored,
 //   decodes 64 values at a time in registers and dots them with every row of x;
 // - more rows: a tensor-core GEMM. Each block decodes a [64, 128] tile of the weight into
@@ -229,19 +230,13 @@ void run(const A* x, int64_t M, int64_t K, const QuantWeight& w, const float* bi
 
 // Kernels need the row of x [M, K] and the weight's rows addressable in whole 16-byte pieces
 // and units of 64 values.
+// GGUF weights run in cuda_packed_matmul.cu's tiles; this path takes the dense parts beside
+// them (GGUF tensors of types without a GPU layout, dequantized at load).
 template <typename A>
 void dispatch(const A* x, int64_t M, int64_t K, const QuantWeight& w, const float* bias, void* out, bool out_f32,
               int64_t ldo, bool accumulate, float* scratch, cudaStream_t s) {
-  switch (w.kind) {
-    case QuantKind::Dense: return run<QuantKind::Dense, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Q8_0: return run<QuantKind::Q8_0, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Q4_0: return run<QuantKind::Q4_0, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Q4K: return run<QuantKind::Q4K, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Q5K: return run<QuantKind::Q5K, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Q6K: return run<QuantKind::Q6K, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Int4: return run<QuantKind::Int4, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-    case QuantKind::Fp8: return run<QuantKind::Fp8, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
-  }
+  FERRUM_CHECK(w.kind == QuantKind::Dense, "quant_matmul: dense parts only");
+  run<QuantKind::Dense, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, scratch, s);
 }
 
 template <typename A>

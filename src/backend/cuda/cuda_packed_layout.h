@@ -1,0 +1,48 @@
+// The layout cuda_packed_matmul.cu reads quantized weights in, built on the host at load time:
+// GPTQ/AWQ int4 and FP8 (from quant_pack.h's forms) and GGUF blocks (Q4_0, Q4_K: 4-bit codes;
+// Q5_K, Q6_K, Q8_0: 8-bit codes), all as integer (or E4M3) codes with a scale and a zero point
+// or offset per group of input features.
+//
+// Weights are cut into tiles of 16 output features x 64 input features. In a tile, lane l of
+// a warp (g = l / 4, t = l % 4) finds in one 16-byte (4-bit codes) or 32-byte (8-bit codes)
+// piece exactly the values its m16n8k16 MMA A-fragments need for the tile's four k16 steps:
+// rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9 of each step. So a warp reads its tile
+// with one coalesced load per lane and decodes it in registers. Tiles are stored n-tile major,
+// k-tiles in order (a warp streams along K).
+//
+// 4-bit, per step (one 32-bit word): nibble p holds (row, column) = p 0: (g, 2t), 1: (g+8, 2t),
+// 2: (g, 2t+8), 3: (g+8, 2t+8), 4..7: the same with column + 1. So (word >> 4q) & 0x000F000F
+// puts fragment register q's two values in the two 16-bit halves.
+// 8-bit, per step (8 bytes): byte b holds b 0: (g, 2t), 1: (g, 2t+1), 2: (g+8, 2t),
+// 3: (g+8, 2t+1), 4..7: the same at column + 8: each pair of bytes is one fragment register.
+//
+// Group parameters: one 32-bit word per (n-tile, group, row of the tile), [n-tile][group][16],
+// so that a warp's two loads per group are contiguous. Its low half is the scale in the
+// activations' type; its high half depends on the mode (PackedMode in cuda_kernels.h). Rows
+// are padded to 16 (padding rows have zero scales).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/linear.h"
+#include "backend/quant_pack.h"
+#include "core/dtype.h"
+
+namespace ferrum::cuda {
+
+struct MmaTiles {
+  PackedMode mode = PackedMode::Int4Zero;
+  int64_t rows = 0, padded_rows = 0, cols = 0, group = 0;
+  std::vector<uint8_t> data;    // tiles
+  std::vector<uint32_t> params; // [padded_rows / 16, cols / group, 16]
+};
+
+// act: BF16 or F16. cols % 64 == 0.
+MmaTiles tile_int4(const PackedInt4& w, DType act);
+MmaTiles tile_fp8(const PackedFp8& w, DType act);
+// GGUF blocks U8 [rows, cols / block values * block bytes] of format f.
+MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t cols, DType act);
+bool gguf_tiles_supported(WeightFormat f);
+
+}  // namespace ferrum::cuda
