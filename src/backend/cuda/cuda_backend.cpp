@@ -228,53 +228,81 @@ class CudaBackend final : public Backend {
     w->has_bias = !spec.parts.front().bias.empty();
     w->dtype = act;
     if (quant_scratch_.empty()) quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
+    // Parts in the same packed form (q/k/v of one GPTQ layer; gate and up) are joined into one
+    // weight, so that the layer runs as one kernel: tiles and parameters are n-tile major, so
+    // joining is appending, where the parts before are whole tiles of 16 rows.
+    struct Pending {
+      cuda::MmaTiles tiles;
+      std::vector<int32_t> perm;
+      bool packed = false;
+      QuantPart dense;
+    };
+    std::vector<Pending> pending;
     for (const LinearPart& p : spec.parts) {
       w->part_rows.push_back(p.rows);
-      QuantPart q;
-      cuda::QuantWeight& qw = q.w;
-      qw.rows = p.rows;
       const uint64_t seed = dummy_seed(p.name.c_str());
       if (p.format == WeightFormat::Dense) {
-        q.data = alloc({p.rows, K}, act);
+        Pending d;
+        cuda::QuantWeight& qw = d.dense.w;
+        d.dense.data = alloc({p.rows, K}, act);
         if (spec.dummy) {
           const DummyRange r = dummy_range(false);
-          fill_random(q.data, seed, r.center, r.scale);
+          fill_random(d.dense.data, seed, r.center, r.scale);
         } else {
-          put_dense(q.data, p.weight, act, spec.name, p.name);
+          put_dense(d.dense.data, p.weight, act, spec.name, p.name);
         }
         qw.kind = cuda::QuantKind::Dense;
+        qw.rows = p.rows;
         qw.row_bytes = K * 2;
-      } else {  // GGUF / GPTQ / AWQ / FP8: the tensor-core tiles of cuda_packed_layout.h
-        cuda::MmaTiles tiles;
-        std::vector<int32_t> perm;
-        if (gguf_block_values(p.format)) {
-          FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory",
-                       spec.name, p.name);
-          tiles = cuda::tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
-        } else if (p.format == WeightFormat::Fp8) {
-          tiles = cuda::tile_fp8(spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name), act);
-        } else {
-          PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
-          tiles = cuda::tile_int4(i4, act);
-          perm = std::move(i4.perm);
-        }
-        cuda::PackedWeight& pw = q.packed;
-        q.data = upload_bytes(tiles.data.data(), tiles.data.size());
-        q.scales = upload_bytes(tiles.params.data(), tiles.params.size() * 4);
-        if (!perm.empty()) q.perm = upload_bytes(perm.data(), perm.size() * 4);
-        pw.mode = tiles.mode;
-        pw.tiles = static_cast<const uint8_t*>(q.data.data);
-        pw.params = q.scales.ptr<uint32_t>();
-        pw.perm = q.perm.empty() ? nullptr : q.perm.ptr<int32_t>();
-        pw.rows = tiles.rows;
-        pw.padded_rows = tiles.padded_rows;
-        pw.cols = tiles.cols;
-        pw.group = tiles.group;
-        q.is_packed = true;
-        w->quant.push_back(std::move(q));
+        qw.data = static_cast<const uint8_t*>(d.dense.data.data);
+        pending.push_back(std::move(d));
         continue;
       }
-      qw.data = static_cast<const uint8_t*>(q.data.data);
+      Pending q;  // GGUF / GPTQ / AWQ / FP8: the tensor-core tiles of cuda_packed_layout.h
+      q.packed = true;
+      if (gguf_block_values(p.format)) {
+        FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory",
+                     spec.name, p.name);
+        q.tiles = cuda::tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
+      } else if (p.format == WeightFormat::Fp8) {
+        q.tiles = cuda::tile_fp8(spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name), act);
+      } else {
+        PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
+        q.tiles = cuda::tile_int4(i4, act);
+        q.perm = std::move(i4.perm);
+      }
+      Pending* last = pending.empty() ? nullptr : &pending.back();
+      if (last && last->packed && last->perm.empty() && q.perm.empty() && last->tiles.mode == q.tiles.mode &&
+          last->tiles.group == q.tiles.group && last->tiles.rows % 16 == 0) {
+        cuda::MmaTiles& t = last->tiles;
+        t.data.insert(t.data.end(), q.tiles.data.begin(), q.tiles.data.end());
+        t.params.insert(t.params.end(), q.tiles.params.begin(), q.tiles.params.end());
+        t.rows += q.tiles.rows;
+        t.padded_rows += q.tiles.padded_rows;
+        continue;
+      }
+      pending.push_back(std::move(q));
+    }
+    for (Pending& pd : pending) {
+      if (!pd.packed) {
+        w->quant.push_back(std::move(pd.dense));
+        continue;
+      }
+      QuantPart q;
+      cuda::PackedWeight& pw = q.packed;
+      const cuda::MmaTiles& tiles = pd.tiles;
+      q.data = upload_bytes(tiles.data.data(), tiles.data.size());
+      q.scales = upload_bytes(tiles.params.data(), tiles.params.size() * 4);
+      if (!pd.perm.empty()) q.perm = upload_bytes(pd.perm.data(), pd.perm.size() * 4);
+      pw.mode = tiles.mode;
+      pw.tiles = static_cast<const uint8_t*>(q.data.data);
+      pw.params = q.scales.ptr<uint32_t>();
+      pw.perm = q.perm.empty() ? nullptr : q.perm.ptr<int32_t>();
+      pw.rows = tiles.rows;
+      pw.padded_rows = tiles.padded_rows;
+      pw.cols = tiles.cols;
+      pw.group = tiles.group;
+      q.is_packed = true;
       w->quant.push_back(std::move(q));
     }
     for (const QuantPart& q : w->quant)
