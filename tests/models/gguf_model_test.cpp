@@ -21,44 +21,21 @@
 #include "models/gguf_model.h"
 #include "models/model.h"
 #include "models/perplexity.h"
+#include "prefill_logits.h"
 
 namespace ferrum {
 namespace {
 
 namespace fs = std::filesystem;
+using test::max_relative_error;
+using test::prefill_logits;
+using test::rms_relative_error;
 const fs::path kSource = FERRUM_SOURCE_DIR;
 
 fs::path temp_path(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("ferrum-gguf-test-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir / name;
-}
-
-// Logits of every position of `ids` fed as one prefill.
-std::vector<float> prefill_logits(Model& m, const std::vector<int32_t>& ids) {
-  const int32_t n = static_cast<int32_t>(ids.size()), blocks = (n + 15) / 16;
-  auto cache = m.create_kv_cache(blocks, 16);
-  ForwardBatch b;
-  b.token_ids = ids;
-  for (int32_t i = 0; i < n; ++i) {
-    b.positions.push_back(i);
-    b.slot_mapping.push_back(i);
-    b.logits_indices.push_back(i);
-  }
-  b.query_start = {0, n};
-  b.seq_lens = {n};
-  for (int32_t i = 0; i < blocks; ++i) b.block_tables.push_back(i);
-  b.max_blocks_per_seq = blocks;
-  std::vector<float> logits;
-  m.forward(b, *cache, logits);
-  return logits;
-}
-
-double max_relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double worst = 0, scale = 0;
-  for (float w : want) scale = std::max(scale, static_cast<double>(std::fabs(w)));
-  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
-  return worst / scale;
 }
 
 json read_corpus() {
@@ -199,10 +176,7 @@ TEST(GgufQuantized, CudaRunsTheBlocksAsTheCpuDoes) {
     convert_to_gguf(dir, file.string(), type);
     auto cpu = load_model(file.string(), 2, "cpu");
     auto gpu = load_model(file.string(), 2, "cuda");
-    const std::vector<float> want = prefill_logits(*cpu, ids), got = prefill_logits(*gpu, ids);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < want.size(); ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
-    EXPECT_LT(std::sqrt(num / den), 0.05) << type;
+    EXPECT_LT(rms_relative_error(prefill_logits(*gpu, ids), prefill_logits(*cpu, ids)), 0.05) << type;
   }
 }
 
