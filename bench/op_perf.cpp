@@ -3,13 +3,18 @@
 // goes. Per op: rows, median time, GB/s (weights + activations moved) and, for linear layers,
 // the share of the read bandwidth (measured on CUDA; --bandwidth on the CPU).
 //   op_perf [--device cpu|cuda|cuda:N] [--rows 1,8,16,64,256] [--filter substring]
-//           [--dtype f32|f16|bf16] [--bandwidth GB/s] [--threads N]
+//           [--dtype f32|f16|bf16] [--format dense|gptq|awq|fp8|q8_0|q4_0|q4_k|q5_k|q6_k]
+//           [--bandwidth GB/s] [--threads N]
+// --format puts the layers' linear weights (not the output layer) in a quantized format:
+// GPTQ/AWQ int4 in groups of 128 and per-row FP8 filled at random by the backend, GGUF blocks
+// random. "of bw" counts the weights as their format stores them on disk.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -22,7 +27,7 @@ namespace {
 struct Options {
   std::string device = cuda_available() ? "cuda" : "cpu";
   std::vector<int64_t> rows = {1, 8, 16, 64, 256};
-  std::string filter, dtype;
+  std::string filter, dtype, format = "dense";
   double bandwidth = 0;  // GB/s; 0: measured on CUDA, none on the CPU
   int threads = 0;
 };
@@ -47,11 +52,22 @@ Options parse(int argc, char** argv) {
     else if (arg == "--rows") o.rows = parse_list(value);
     else if (arg == "--filter") o.filter = value;
     else if (arg == "--dtype") o.dtype = value;
+    else if (arg == "--format") o.format = value;
     else if (arg == "--bandwidth") o.bandwidth = std::stod(value);
     else if (arg == "--threads") o.threads = std::stoi(value);
     else fail("unknown option {}", arg);
   }
   return o;
+}
+
+WeightFormat parse_format(const std::string& s) {
+  static const std::pair<const char*, WeightFormat> kNames[] = {
+      {"dense", WeightFormat::Dense}, {"gptq", WeightFormat::Gptq4},     {"awq", WeightFormat::Awq4},
+      {"fp8", WeightFormat::Fp8},     {"q8_0", WeightFormat::GgufQ8_0},  {"q4_0", WeightFormat::GgufQ4_0},
+      {"q4_k", WeightFormat::GgufQ4K}, {"q5_k", WeightFormat::GgufQ5K}, {"q6_k", WeightFormat::GgufQ6K}};
+  for (const auto& [name, f] : kNames)
+    if (s == name) return f;
+  fail("--format {}: expected dense, gptq, awq, fp8, q8_0, q4_0, q4_k, q5_k or q6_k", s);
 }
 
 DType parse_dtype(const std::string& s, bool cuda) {
@@ -102,14 +118,17 @@ int main(int argc, char** argv) try {
   auto be = make_backend(o.device, o.threads);
   const bool cuda = be->device() == Device::CUDA;
   const DType weights = parse_dtype(o.dtype, cuda);
-  const DType act = be->activation_dtype(weights);
+  const WeightFormat format = parse_format(o.format);
+  // Quantized layers take a 16-bit model's activations (F32 on the CPU).
+  const DType act = be->activation_dtype(format == WeightFormat::Dense ? weights : DType::BF16);
   const double bandwidth = o.bandwidth > 0 ? o.bandwidth : (cuda ? cuda_read_bandwidth_gbs(cuda_device_index(o.device)) : 0);
-  std::printf("%s: weights %s, activations %s, read bandwidth %s\n", be->name(), dtype_name(weights), dtype_name(act),
+  std::printf("%s: weights %s (layers: %s), activations %s, read bandwidth %s\n", be->name(), dtype_name(weights),
+              weight_format_name(format), dtype_name(act),
               bandwidth > 0 ? fmt::format("{:.0f} GB/s", bandwidth).c_str() : "unknown (--bandwidth)");
   std::printf("%-84s %5s %10s %8s %6s\n", "op", "rows", "us", "GB/s", "of bw");
   auto host = make_cpu_backend(1);
   for (int64_t rows : o.rows) {
-    for (const auto& c : op_harness::llama8b_cases(rows, weights, act)) {
+    for (const auto& c : op_harness::llama8b_cases(rows, weights, act, format)) {
       const std::string name = c->name();
       if (name.find(o.filter) == std::string::npos) continue;
       if (const std::string why = c->unsupported(*be); !why.empty()) {

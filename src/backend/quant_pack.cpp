@@ -30,11 +30,6 @@ void expect_shape(const Tensor& t, std::initializer_list<int64_t> shape, std::in
 
 float scalar(const Tensor& t, int64_t i) { return to_f32(t.data, t.dtype, i); }
 
-// One stored value: column i of a 16-byte-per-32 nibble row.
-inline int nibble(const uint8_t* row, int64_t i) {
-  const uint8_t b = row[i / 32 * 16 + i % 16];
-  return i % 32 < 16 ? b & 15 : b >> 4;
-}
 inline void set_nibble(uint8_t* row, int64_t i, int v) {
   uint8_t& b = row[i / 32 * 16 + i % 16];
   b = i % 32 < 16 ? static_cast<uint8_t>((b & 0xf0) | v) : static_cast<uint8_t>((b & 0x0f) | (v << 4));
@@ -199,11 +194,23 @@ PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed) {
 void int4_row(const PackedInt4& w, int64_t n, float* out) {
   const uint8_t* row = w.qs.data() + n * (w.cols / 2);
   const int64_t groups = w.groups();
-  for (int64_t i = 0; i < w.cols; ++i) {
-    const int64_t g = n * groups + i / w.group;
-    const float v = w.scales[g] * static_cast<float>(nibble(row, i) - w.zeros[g]);
-    out[w.perm.empty() ? i : w.perm[i]] = v;
+  thread_local std::vector<float> stored;  // act order: values in stored order, then scattered
+  float* dst = out;
+  if (!w.perm.empty()) {
+    stored.resize(static_cast<size_t>(w.cols));
+    dst = stored.data();
   }
+  for (int64_t c = 0; c < w.cols / 32; ++c, row += 16, dst += 32) {  // 32 values per 16 bytes
+    const int64_t g = n * groups + c * 32 / w.group;
+    const float s = w.scales[g];
+    const int z = w.zeros[g];
+    for (int i = 0; i < 16; ++i) {
+      dst[i] = s * static_cast<float>((row[i] & 15) - z);
+      dst[i + 16] = s * static_cast<float>((row[i] >> 4) - z);
+    }
+  }
+  if (!w.perm.empty())
+    for (int64_t i = 0; i < w.cols; ++i) out[w.perm[i]] = stored[i];
 }
 
 void fp8_row(const PackedFp8& w, int64_t n, float* out) {
@@ -214,7 +221,11 @@ void fp8_row(const PackedFp8& w, int64_t n, float* out) {
     for (int v = 0; v < 256; ++v) t[v] = fp8_e4m3_to_f32(static_cast<uint8_t>(v));
     return t;
   }();
-  for (int64_t k = 0; k < w.cols; ++k) out[k] = table[q[k]] * s[k / w.block_cols];
+  for (int64_t k0 = 0; k0 < w.cols; k0 += w.block_cols) {  // one scale per block of columns
+    const float scale = s[k0 / w.block_cols];
+    const int64_t k1 = std::min(w.cols, k0 + w.block_cols);
+    for (int64_t k = k0; k < k1; ++k) out[k] = table[q[k]] * scale;
+  }
 }
 
 }  // namespace ferrum

@@ -260,14 +260,15 @@ class LinearCase final : public OpCase {
     LinearSpec spec;
     spec.name = name();
     spec.in_features = s_.K;
-    if (dummy) spec.dummy = weights_;
+    if (dummy && !gguf_block_bytes(format_)) spec.dummy = weights_;
     const float w_scale = 2.0f / std::sqrt(static_cast<float>(s_.K));
     for (size_t i = 0; i < s_.parts.size(); ++i) {
       LinearPart p;
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
       p.format = format_;
-      if (!dummy && gguf_block_bytes(format_)) {
+      if (dummy && is_packed_source(format_)) p.quant.group_size = 128;  // the backend's random fill
+      if (gguf_block_bytes(format_)) {  // no dummy fill for blocks: random ones, as for the reference
         p.weight = make_block_weights(host, format_, p.rows, s_.K, w_scale, seed + 10 + i);
       } else if (!dummy && is_packed_source(format_)) {
         make_packed_part(host, format_, variant_, s_.K, w_scale, seed + 10 + i, p);
@@ -610,21 +611,22 @@ CaseList correctness_cases() {
   return cases;
 }
 
-CaseList llama8b_cases(int64_t rows, DType weights, DType act) {
+CaseList llama8b_cases(int64_t rows, DType weights, DType act, WeightFormat format) {
   using E = LinearEpilogue;
   const int64_t M = rows, H = 4096, Hq = 32, Hk = 8, D = 128, I = 14336, V = 128256;
+  const DType lw = format == WeightFormat::Dense ? weights : DType::U8;  // the layers' linear weights
   CaseList cases;
   add<EmbeddingCase>(cases, V, H, M, weights);
   add<RmsNormCase>(cases, M, H, weights, act);
-  add<LinearCase>(cases, "qkv", LinearShape{M, H, {Hq * D, Hk * D, Hk * D}}, weights);
+  add<LinearCase>(cases, "qkv", LinearShape{M, H, {Hq * D, Hk * D, Hk * D}}, lw, format);
   add<QkvRopeCase>(cases, M, HeadShape{Hq, Hk, D}, false, 0, act);
   for (int32_t context : {128, 2048})
     add<AttentionCase>(cases, "decode", std::vector<Sequence>(M, Sequence{context, 1}), HeadShape{Hq, Hk, D}, act);
   const int32_t prompt = static_cast<int32_t>(M);
   add<AttentionCase>(cases, "prompt", std::vector<Sequence>{{prompt, prompt}}, HeadShape{Hq, Hk, D}, act);
-  add<LinearCase>(cases, "o_proj", LinearShape{M, Hq * D, {H}, false, E::Accumulate}, weights);
-  add<LinearCase>(cases, "gate_up", LinearShape{M, H, {I, I}, false, E::SiluMul}, weights);
-  add<LinearCase>(cases, "down", LinearShape{M, I, {H}, false, E::Accumulate}, weights);
+  add<LinearCase>(cases, "o_proj", LinearShape{M, Hq * D, {H}, false, E::Accumulate}, lw, format);
+  add<LinearCase>(cases, "gate_up", LinearShape{M, H, {I, I}, false, E::SiluMul}, lw, format);
+  add<LinearCase>(cases, "down", LinearShape{M, I, {H}, false, E::Accumulate}, lw, format);
   add<GatherRowsCase>(cases, M, H, M);
   add<LinearCase>(cases, "lm_head", LinearShape{M, H, {V}, false, E::Store, true}, weights);
   return cases;

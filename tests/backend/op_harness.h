@@ -47,8 +47,10 @@ using CaseList = std::vector<std::unique_ptr<OpCase>>;
 // Every op over awkward shapes, all weight dtypes, epilogues, GQA groups, caches and batches.
 CaseList correctness_cases();
 // Llama-3.1-8B shapes (hidden 4096, 32/8 heads of 128, MLP 14336, vocab 128256) for `rows`
-// tokens, weights of `weights` dtype and activations of `act`.
-CaseList llama8b_cases(int64_t rows, DType weights, DType act);
+// tokens, weights of `weights` dtype and activations of `act`; the layers' linear weights in
+// `format` (GGUF blocks random as the correctness cases make them; GPTQ/AWQ/FP8 the backend's
+// random fill, int4 in groups of 128), the output layer dense.
+CaseList llama8b_cases(int64_t rows, DType weights, DType act, WeightFormat format = WeightFormat::Dense);
 
 struct CaseOutcome {
   enum class Status { Passed, Failed, Skipped } status;
