@@ -62,7 +62,7 @@ Options parse(int argc, char** argv) {
 
 WeightFormat parse_format(const std::string& s) {
   static const std::pair<const char*, WeightFormat> kNames[] = {
-      {"dense", WeightFormat::Dense}, {"gptq", WeightFormat::Gptq4},     {"awq", WeightFormat::Awq4},
+      {"dense", WeightFormat::Dense}, {"gptq", WeightFormat::Gptq},     {"awq", WeightFormat::Awq},
       {"fp8", WeightFormat::Fp8},     {"q8_0", WeightFormat::GgufQ8_0},  {"q4_0", WeightFormat::GgufQ4_0},
       {"q4_k", WeightFormat::GgufQ4K}, {"q5_k", WeightFormat::GgufQ5K}, {"q6_k", WeightFormat::GgufQ6K}};
   for (const auto& [name, f] : kNames)

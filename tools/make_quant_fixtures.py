@@ -29,6 +29,8 @@ VARIANTS = {
     "gptq-g32-actorder": dict(method="gptq", group=32, desc_act=True, sym=False, v1=True),
     # GPTQModel's v2 format, symmetric, one group per row.
     "gptq-gall-sym-v2": dict(method="gptq", group=-1, desc_act=False, sym=True, v1=False),
+    # 8-bit GPTQ, act order, zeros stored minus one.
+    "gptq8-g32-actorder": dict(method="gptq", bits=8, group=32, desc_act=True, sym=False, v1=True),
     "awq-g64": dict(method="awq", group=64),
     "fp8-tensor": dict(method="fp8", scales="tensor"),
     "fp8-channel": dict(method="fp8", scales="channel"),
@@ -94,20 +96,21 @@ def pack_u32(values):
 
 # --- 4-bit GPTQ / AWQ ----------------------------------------------------------------------
 
-def quantize_group(values, sym):
-    """Round-to-nearest 4-bit codes of one group: (f16 scale, zero, codes)."""
+def quantize_group(values, sym, bits):
+    """Round-to-nearest codes of one group: (f16 scale, zero, codes)."""
+    maxq = (1 << bits) - 1
     lo, hi = min(values + [0.0]), max(values + [0.0])
     if sym:
-        scale = f16(max(abs(lo), abs(hi)) * 2 / 15 or 1.0)
-        zero = 8
+        scale = f16(max(abs(lo), abs(hi)) * 2 / maxq or 1.0)
+        zero = (maxq + 1) // 2
     else:
-        scale = f16((hi - lo) / 15 or 1.0)
-        zero = min(15, max(1, round(-lo / scale)))  # >= 1: v1 checkpoints store zero - 1
-    codes = [min(15, max(0, round(v / scale) + zero)) for v in values]
+        scale = f16((hi - lo) / maxq or 1.0)
+        zero = min(maxq, max(1, round(-lo / scale)))  # >= 1: v1 checkpoints store zero - 1
+    codes = [min(maxq, max(0, round(v / scale) + zero)) for v in values]
     return scale, zero, codes
 
 
-def quantize_int4(w, n_rows, k_cols, group, desc_act, sym, rng):
+def quantize_int(w, n_rows, k_cols, group, desc_act, sym, bits, rng):
     """Codes [n][k], scales and zeros [groups][n], g_idx [k] (group of each input feature)."""
     g = k_cols if group == -1 else group
     groups = k_cols // g
@@ -123,33 +126,35 @@ def quantize_int4(w, n_rows, k_cols, group, desc_act, sym, rng):
     zeros = [[0] * n_rows for _ in range(groups)]
     for n in range(n_rows):
         for j in range(groups):
-            s, z, c = quantize_group([w[n * k_cols + k] for k in members[j]], sym)
+            s, z, c = quantize_group([w[n * k_cols + k] for k in members[j]], sym, bits)
             scales[j][n], zeros[j][n] = s, z
             for k, code in zip(members[j], c):
                 codes[n][k] = code
     return codes, scales, zeros, g_idx
 
 
-def dequantize_int4(codes, scales, zeros, g_idx, n_rows, k_cols):
+def dequantize_int(codes, scales, zeros, g_idx, n_rows, k_cols):
     return [f32(f32(scales[g_idx[k]][n]) * (codes[n][k] - zeros[g_idx[k]][n])) for n in range(n_rows) for k in range(k_cols)]
 
 
-def pack_gptq(codes, scales, zeros, g_idx, n_rows, k_cols, v1, with_g_idx):
-    """qweight I32 [k/8, n]: feature k of column n in bits 4*(k%8) of qweight[k/8][n];
-    qzeros I32 [groups, n/8]: column n's zero (minus one in v1) in bits 4*(n%8)."""
-    qweight = [0] * (k_cols // 8 * n_rows)
+def pack_gptq(codes, scales, zeros, g_idx, n_rows, k_cols, v1, with_g_idx, bits):
+    """p = 32 / bits values per int32. qweight I32 [k/p, n]: feature k of column n in bits
+    bits*(k%p) of qweight[k/p][n]; qzeros I32 [groups, n/p]: column n's zero (minus one in v1)
+    in bits bits*(n%p)."""
+    per, mask = 32 // bits, (1 << bits) - 1
+    qweight = [0] * (k_cols // per * n_rows)
     for n in range(n_rows):
         for k in range(k_cols):
-            qweight[(k // 8) * n_rows + n] |= codes[n][k] << (4 * (k % 8))
+            qweight[(k // per) * n_rows + n] |= codes[n][k] << (bits * (k % per))
     groups = len(scales)
-    qzeros = [0] * (groups * n_rows // 8)
+    qzeros = [0] * (groups * n_rows // per)
     for j in range(groups):
         for n in range(n_rows):
-            z = (zeros[j][n] - 1) & 15 if v1 else zeros[j][n]
-            qzeros[j * (n_rows // 8) + n // 8] |= z << (4 * (n % 8))
+            z = (zeros[j][n] - 1) & mask if v1 else zeros[j][n]
+            qzeros[j * (n_rows // per) + n // per] |= z << (bits * (n % per))
     out = {
-        "qweight": ("I32", [k_cols // 8, n_rows], pack_u32(qweight)),
-        "qzeros": ("I32", [groups, n_rows // 8], pack_u32(qzeros)),
+        "qweight": ("I32", [k_cols // per, n_rows], pack_u32(qweight)),
+        "qzeros": ("I32", [groups, n_rows // per], pack_u32(qzeros)),
         "scales": ("F16", [groups, n_rows], struct.pack(f"<{groups * n_rows}e", *[s for row in scales for s in row])),
     }
     if with_g_idx:
@@ -233,7 +238,7 @@ def quantize_fp8(w, n_rows, k_cols, kind, block):
 
 def quantization_config(v):
     if v["method"] == "gptq":
-        return {"quant_method": "gptq", "bits": 4, "group_size": v["group"], "desc_act": v["desc_act"],
+        return {"quant_method": "gptq", "bits": v.get("bits", 4), "group_size": v["group"], "desc_act": v["desc_act"],
                 "sym": v["sym"], "checkpoint_format": "gptq" if v["v1"] else "gptq_v2"}
     if v["method"] == "awq":
         return {"quant_method": "awq", "bits": 4, "group_size": v["group"], "version": "gemm", "zero_point": True}
@@ -259,11 +264,12 @@ def make_variant(out_dir, name, v, source, config):
             for suffix, t in scale.items():
                 quant[f"{module}.{suffix}"] = t
         else:
-            sym = v.get("sym", False)
-            codes, scales, zeros, g_idx = quantize_int4(w, n_rows, k_cols, v["group"], v.get("desc_act", False), sym, rng)
-            deq = dequantize_int4(codes, scales, zeros, g_idx, n_rows, k_cols)
+            sym, bits = v.get("sym", False), v.get("bits", 4)
+            codes, scales, zeros, g_idx = quantize_int(w, n_rows, k_cols, v["group"], v.get("desc_act", False), sym,
+                                                       bits, rng)
+            deq = dequantize_int(codes, scales, zeros, g_idx, n_rows, k_cols)
             if v["method"] == "gptq":
-                packed = pack_gptq(codes, scales, zeros, g_idx, n_rows, k_cols, v["v1"], v["desc_act"])
+                packed = pack_gptq(codes, scales, zeros, g_idx, n_rows, k_cols, v["v1"], v["desc_act"], bits)
             else:
                 packed = pack_awq(codes, scales, zeros, n_rows, k_cols)
             for suffix, t in packed.items():

@@ -12,8 +12,8 @@ const char* weight_format_name(WeightFormat f) {
     case WeightFormat::GgufQ4K: return "GGUF Q4_K";
     case WeightFormat::GgufQ5K: return "GGUF Q5_K";
     case WeightFormat::GgufQ6K: return "GGUF Q6_K";
-    case WeightFormat::Gptq4: return "GPTQ int4";
-    case WeightFormat::Awq4: return "AWQ int4";
+    case WeightFormat::Gptq: return "GPTQ";
+    case WeightFormat::Awq: return "AWQ";
     case WeightFormat::Fp8: return "FP8";
   }
   return "?";
@@ -39,7 +39,7 @@ int64_t gguf_block_bytes(WeightFormat f) {
 }
 
 bool is_packed_source(WeightFormat f) {
-  return f == WeightFormat::Gptq4 || f == WeightFormat::Awq4 || f == WeightFormat::Fp8;
+  return f == WeightFormat::Gptq || f == WeightFormat::Awq || f == WeightFormat::Fp8;
 }
 
 void check_linear_spec(const LinearSpec& spec) {

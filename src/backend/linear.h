@@ -22,9 +22,9 @@ enum class WeightFormat : uint8_t {
   GgufQ4K,   // GGUF Q4_K super-blocks of 256: f16 d, dmin, 6-bit scales/mins, 4-bit quants
   GgufQ5K,   // GGUF Q5_K: Q4_K plus a fifth bit per value
   GgufQ6K,   // GGUF Q6_K super-blocks of 256: 6-bit quants, int8 scale per 16, f16 d
-  Gptq4,     // GPTQ: weight = qweight I32 [in/8, out]; extra = {qzeros I32 [groups, out/8],
-             // scales [groups, out], g_idx I32 [in] (optional)}
-  Awq4,      // AWQ (GEMM layout): weight = qweight I32 [in, out/8]; extra = {qzeros I32
+  Gptq,      // GPTQ (4 or 8 bits): weight = qweight I32 [in * bits / 32, out]; extra = {qzeros
+             // I32 [groups, out * bits / 32], scales [groups, out], g_idx I32 [in] (optional)}
+  Awq,       // AWQ (GEMM layout, 4 bits): weight = qweight I32 [in, out/8]; extra = {qzeros I32
              // [groups, out/8], scales [groups, out]}
   Fp8,       // E4M3 [out, in] with extra = {scales}: one, one per output row, or one per block
              // of QuantScheme::fp8_block; or a dense weight to quantize at load (per row)
@@ -46,6 +46,7 @@ struct LinearShard {
 
 // Parameters of the quantized source formats (GPTQ/AWQ/FP8) that their tensors do not say.
 struct QuantScheme {
+  int bits = 4;                  // GPTQ: 4 or 8
   int64_t group_size = 0;        // GPTQ/AWQ: input features per scale (the layer's in: one group)
   bool zeros_plus_one = false;   // GPTQ's original ("v1") checkpoints store each zero point minus one
   int64_t fp8_block[2] = {0, 0}; // FP8 block-wise scales: [rows, cols] per scale (0: not blocks)

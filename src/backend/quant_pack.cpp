@@ -58,50 +58,59 @@ std::vector<int32_t> act_order(const Tensor* g_idx, int64_t K, int64_t group, co
 
 }  // namespace
 
-PackedInt4 pack_int4(const LinearPart& p, int64_t K, const std::string& layer) {
-  const bool gptq = p.format == WeightFormat::Gptq4;
-  FERRUM_CHECK(gptq || p.format == WeightFormat::Awq4, "pack_int4: {} is not GPTQ or AWQ", weight_format_name(p.format));
+PackedInt pack_int(const LinearPart& p, int64_t K, const std::string& layer) {
+  const bool gptq = p.format == WeightFormat::Gptq;
+  FERRUM_CHECK(gptq || p.format == WeightFormat::Awq, "pack_int: {} is not GPTQ or AWQ", weight_format_name(p.format));
+  const int bits = gptq ? p.quant.bits : 4;
+  if (bits != 4 && bits != 8) fail("layer '{}': {} with {} bits is not supported (4 or 8)", layer, weight_format_name(p.format), bits);
+  const int64_t per = 32 / bits, mask = (1 << bits) - 1;  // values per int32
   const int64_t N = p.rows;
   const int64_t G = p.quant.group_size <= 0 ? K : p.quant.group_size;
   if (G % 32 != 0 || K % G != 0)
     fail("layer '{}': {} group size {} must be a multiple of 32 that divides the {} input features", layer,
          weight_format_name(p.format), p.quant.group_size, K);
-  if (N % 8 != 0) fail("layer '{}': {} needs output features in multiples of 8, not {}", layer, weight_format_name(p.format), N);
+  if (N % per != 0)
+    fail("layer '{}': {} needs output features in multiples of {}, not {}", layer, weight_format_name(p.format), per, N);
   if (p.extra.size() != 2 && !(gptq && p.extra.size() == 3))
     fail("layer '{}': {} needs qzeros and scales{}", layer, weight_format_name(p.format), gptq ? " (and g_idx)" : "");
   const Tensor& qw = p.weight;
   const Tensor &qz = p.extra[0], &sc = p.extra[1];
   const int64_t groups = K / G;
   const auto floats = {DType::F16, DType::BF16, DType::F32};
-  if (gptq) expect_shape(qw, {K / 8, N}, {DType::I32}, layer, "qweight");
+  if (gptq) expect_shape(qw, {K / per, N}, {DType::I32}, layer, "qweight");
   else expect_shape(qw, {K, N / 8}, {DType::I32}, layer, "qweight");
-  expect_shape(qz, {groups, N / 8}, {DType::I32}, layer, "qzeros");
+  expect_shape(qz, {groups, N / per}, {DType::I32}, layer, "qzeros");
   expect_shape(sc, {groups, N}, floats, layer, "scales");
   const Tensor* g_idx = p.extra.size() == 3 ? &p.extra[2] : nullptr;
   if (g_idx) expect_shape(*g_idx, {K}, {DType::I32}, layer, "g_idx");
 
-  PackedInt4 w;
+  PackedInt w;
+  w.bits = bits;
   w.rows = N;
   w.cols = K;
   w.group = G;
   w.perm = act_order(g_idx, K, G, layer);
-  w.qs.assign(static_cast<size_t>(N * K / 2), 0);
+  w.qs.assign(static_cast<size_t>(N * K * bits / 8), 0);
   w.scales.resize(static_cast<size_t>(N * groups));
   w.zeros.resize(static_cast<size_t>(N * groups));
   const uint32_t* q = qw.ptr<uint32_t>();
   const uint32_t* z = qz.ptr<uint32_t>();
-  auto column_nibble = [&](uint32_t word, int64_t n) { return (word >> (4 * (gptq ? n % 8 : kAwqNibble[n % 8]))) & 15; };
+  // Column n's value in a packed int32 of a row of output columns (GPTQ in order; AWQ in its order).
+  auto column_value = [&](uint32_t word, int64_t n) {
+    return (word >> (bits * (gptq ? n % per : kAwqNibble[n % 8]))) & mask;
+  };
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t n = 0; n < N; ++n) {
       w.scales[n * groups + g] = scalar(sc, g * N + n);
-      w.zeros[n * groups + g] = static_cast<uint8_t>(column_nibble(z[g * (N / 8) + n / 8], n) + (p.quant.zeros_plus_one ? 1 : 0));
+      w.zeros[n * groups + g] = static_cast<uint16_t>(column_value(z[g * (N / per) + n / per], n) + (p.quant.zeros_plus_one ? 1 : 0));
     }
   for (int64_t n = 0; n < N; ++n) {
-    uint8_t* row = w.qs.data() + n * (K / 2);
+    uint8_t* row = w.qs.data() + n * (K * bits / 8);
     for (int64_t i = 0; i < K; ++i) {
       const int64_t k = w.perm.empty() ? i : w.perm[i];
-      const uint32_t v = gptq ? (q[(k / 8) * N + n] >> (4 * (k % 8))) & 15 : column_nibble(q[k * (N / 8) + n / 8], n);
-      set_nibble(row, i, static_cast<int>(v));
+      const uint32_t v = gptq ? (q[(k / per) * N + n] >> (bits * (k % per))) & mask : column_value(q[k * (N / 8) + n / 8], n);
+      if (bits == 8) row[i] = static_cast<uint8_t>(v);
+      else set_nibble(row, i, static_cast<int>(v));
     }
   }
   return w;
@@ -157,8 +166,8 @@ PackedFp8 pack_fp8(const LinearPart& p, int64_t K, const std::string& layer) {
   return w;
 }
 
-PackedInt4 random_int4(int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
-  PackedInt4 w;
+PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
+  PackedInt w;
   w.rows = rows;
   w.cols = cols;
   w.group = group <= 0 ? cols : group;
@@ -191,8 +200,8 @@ PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed) {
   return w;
 }
 
-void int4_row(const PackedInt4& w, int64_t n, float* out) {
-  const uint8_t* row = w.qs.data() + n * (w.cols / 2);
+void int_row(const PackedInt& w, int64_t n, float* out) {
+  const uint8_t* row = w.qs.data() + n * (w.cols * w.bits / 8);
   const int64_t groups = w.groups();
   thread_local std::vector<float> stored;  // act order: values in stored order, then scattered
   float* dst = out;
@@ -200,13 +209,19 @@ void int4_row(const PackedInt4& w, int64_t n, float* out) {
     stored.resize(static_cast<size_t>(w.cols));
     dst = stored.data();
   }
-  for (int64_t c = 0; c < w.cols / 32; ++c, row += 16, dst += 32) {  // 32 values per 16 bytes
+  for (int64_t c = 0; c < w.cols / 32; ++c, dst += 32) {  // 32 values at a time: one scale and zero
     const int64_t g = n * groups + c * 32 / w.group;
     const float s = w.scales[g];
     const int z = w.zeros[g];
+    if (w.bits == 8) {
+      const uint8_t* q = row + c * 32;
+      for (int i = 0; i < 32; ++i) dst[i] = s * static_cast<float>(q[i] - z);
+      continue;
+    }
+    const uint8_t* q = row + c * 16;
     for (int i = 0; i < 16; ++i) {
-      dst[i] = s * static_cast<float>((row[i] & 15) - z);
-      dst[i + 16] = s * static_cast<float>((row[i] >> 4) - z);
+      dst[i] = s * static_cast<float>((q[i] & 15) - z);
+      dst[i + 16] = s * static_cast<float>((q[i] >> 4) - z);
     }
   }
   if (!w.perm.empty())

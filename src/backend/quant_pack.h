@@ -3,11 +3,12 @@
 // reference computes them.
 //
 // The checkpoint layouts (as transformers, AutoGPTQ/GPTQModel and AutoAWQ write them):
-// - GPTQ: qweight I32 [in/8, out], input feature k of column n in bits 4*(k%8) of
-//   qweight[k/8][n]; qzeros I32 [groups, out/8], the zero of column n in bits 4*(n%8) of
-//   qzeros[g][n/8] (stored minus one in the original "gptq" checkpoint format, as is in
-//   "gptq_v2"); scales [groups, out]; g_idx I32 [in], the group of each input feature
-//   (act-order / desc_act checkpoints permute it). w[n][k] = scales[g][n] * (q - zero).
+// - GPTQ, b = 4 or 8 bits, p = 32 / b values per int32: qweight I32 [in/p, out], input
+//   feature k of column n in bits b*(k%p) of qweight[k/p][n]; qzeros I32 [groups, out/p], the
+//   zero of column n in bits b*(n%p) of qzeros[g][n/p] (stored minus one, modulo 2^b, in the
+//   original "gptq" checkpoint format, as is in "gptq_v2"); scales [groups, out]; g_idx I32
+//   [in], the group of each input feature (act-order / desc_act checkpoints permute it).
+//   w[n][k] = scales[g][n] * (q - zero).
 // - AWQ (GEMM): qweight I32 [in, out/8], eight output columns per int32 in the order
 //   0, 2, 4, 6, 1, 3, 5, 7 (column 8j+c in bits 4*kAwqNibble[c]); qzeros I32 [in/group,
 //   out/8] packed the same way; scales [in/group, out]. w[n][k] = scales * (q - zero).
@@ -22,15 +23,16 @@
 
 namespace ferrum {
 
-// 4-bit weights with a scale and an integer zero point per group of input features. Stored
-// columns are input features in act order (perm), so that each group is contiguous.
-struct PackedInt4 {
+// 4- or 8-bit weights with a scale and an integer zero point per group of input features.
+// Stored columns are input features in act order (perm), so that each group is contiguous.
+struct PackedInt {
+  int bits = 4;
   int64_t rows = 0, cols = 0, group = 0;  // cols % 32 == 0, group % 32 == 0, cols % group == 0
-  // [rows, cols / 2]: per 32 stored columns 16 bytes, byte i = column i (low nibble) and
-  // column i + 16 (high nibble), as GGUF's Q4_0 orders them.
+  // 4 bits: [rows, cols / 2], per 32 stored columns 16 bytes, byte i = column i (low nibble)
+  // and column i + 16 (high nibble), as GGUF's Q4_0 orders them. 8 bits: [rows, cols].
   std::vector<uint8_t> qs;
-  std::vector<float> scales;   // [rows, cols / group]
-  std::vector<uint8_t> zeros;  // [rows, cols / group], 0..16
+  std::vector<float> scales;    // [rows, cols / group]
+  std::vector<uint16_t> zeros;  // [rows, cols / group], 0..2^bits (a v1 zero of 0 reads 2^bits)
   std::vector<int32_t> perm;   // stored column i is input feature perm[i]; empty: the identity
   int64_t groups() const { return cols / group; }
 };
@@ -44,18 +46,18 @@ struct PackedFp8 {
   int64_t scale_cols() const { return (cols + block_cols - 1) / block_cols; }
 };
 
-// From a part of format Gptq4 / Awq4 (its checkpoint tensors, checked against in_features
-// and the part's rows; errors name the layer).
-PackedInt4 pack_int4(const LinearPart& p, int64_t in_features, const std::string& layer);
+// From a part of format Gptq / Awq (its checkpoint tensors, checked against in_features
+// and the part's rows; errors name the layer). Bits: p.quant.bits (AWQ: 4).
+PackedInt pack_int(const LinearPart& p, int64_t in_features, const std::string& layer);
 // From a part of format Fp8: its E4M3 weight and scales, or a dense weight quantized here
 // (per output row: scale = max |w| / 448, values rounded to nearest even).
 PackedFp8 pack_fp8(const LinearPart& p, int64_t in_features, const std::string& layer);
 // Random weights of real shapes for benchmarks (--dummy with a quantization_config).
-PackedInt4 random_int4(int64_t rows, int64_t cols, int64_t group, uint64_t seed);
+PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed);  // 4 bits
 PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed);
 
 // Row n as F32 in input-feature order (the CPU reference kernels' view).
-void int4_row(const PackedInt4& w, int64_t n, float* out);
+void int_row(const PackedInt& w, int64_t n, float* out);
 void fp8_row(const PackedFp8& w, int64_t n, float* out);
 
 }  // namespace ferrum

@@ -119,8 +119,9 @@ QuantizationConfig parse_quantization(const json& q) {
     fail("config.json: quantization method '{}' is not supported (gptq, awq, fp8)", method);
   }
   c.method = method;
-  if (method != "fp8" && c.bits != 4)
-    fail("config.json: {} with {} bits is not supported (4 bits is)", method == "gptq" ? "GPTQ" : "AWQ", c.bits);
+  if (method == "gptq" && c.bits != 4 && c.bits != 8)
+    fail("config.json: GPTQ with {} bits is not supported (4 and 8 bits are)", c.bits);
+  if (method == "awq" && c.bits != 4) fail("config.json: AWQ with {} bits is not supported (4 bits is)", c.bits);
   if (method != "fp8" && c.group_size != -1 && (c.group_size <= 0 || c.group_size % 32 != 0))
     fail("config.json: {} group_size {} is not supported (a multiple of 32, or -1)", method == "gptq" ? "GPTQ" : "AWQ",
          c.group_size);

@@ -20,7 +20,7 @@ struct RopeScaling {
 // config.json's quantization_config: how the linear layers' weights are stored.
 struct QuantizationConfig {
   std::string method;        // "" (none), "gptq", "awq" or "fp8"
-  int bits = 0;              // 4 (GPTQ/AWQ), 8 (FP8)
+  int bits = 0;              // 4 or 8 (GPTQ), 4 (AWQ), 8 (FP8)
   int64_t group_size = 0;    // GPTQ/AWQ; -1: one group per row
   bool desc_act = false;     // GPTQ act order (g_idx permutes the groups)
   bool sym = true;           // GPTQ

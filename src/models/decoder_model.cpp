@@ -240,12 +240,13 @@ bool DecoderModel::skipped(const std::string& module) const {
 bool DecoderModel::quantized_source(const std::string& module, LinearPart& p) const {
   const QuantizationConfig& q = cfg_.quantization;
   if (q.method.empty() || skipped(module)) return false;
+  p.quant.bits = q.bits;
   p.quant.group_size = q.group_size;
   p.quant.zeros_plus_one = q.zeros_plus_one;
   p.quant.fp8_block[0] = q.fp8_block[0];
   p.quant.fp8_block[1] = q.fp8_block[1];
   if (q.method == "gptq" || q.method == "awq") {
-    p.format = q.method == "gptq" ? WeightFormat::Gptq4 : WeightFormat::Awq4;
+    p.format = q.method == "gptq" ? WeightFormat::Gptq : WeightFormat::Awq;
     if (opt_.dummy_weights) return true;
     if (!store_.has(module + ".qweight")) {
       if (store_.has(module + ".weight")) return false;  // left unquantized

@@ -543,7 +543,7 @@ void add_linear_cases(CaseList& cases) {
     for (int64_t M : {8, 9, 64, 130, 512}) add<LinearCase>(cases, "", LinearShape{M, 768, {37}}, DType::U8, f);
   // GPTQ, AWQ and FP8 checkpoint tensors, repacked at load: every layout variant over rows of
   // x from 1 to 512, K a multiple of 64 but not of 128, fused parts and every epilogue.
-  for (WeightFormat f : {WeightFormat::Gptq4, WeightFormat::Awq4, WeightFormat::Fp8})
+  for (WeightFormat f : {WeightFormat::Gptq, WeightFormat::Awq, WeightFormat::Fp8})
     for (int v = 0; v < kPackedVariants; ++v) {
       if (!has_packed_variant(f, v)) continue;
       for (int64_t M : {1, 2, 3, 5, 8, 9, 16, 33, 64, 130, 512})

@@ -27,7 +27,7 @@ int64_t int4_group(const LinearPart& p, int64_t K) { return p.quant.group_size <
 }  // namespace
 
 bool has_packed_variant(WeightFormat f, int variant) {
-  return variant >= 0 && variant < (f == WeightFormat::Awq4 ? 2 : kPackedVariants);
+  return variant >= 0 && variant < (f == WeightFormat::Gptq ? 4 : f == WeightFormat::Awq ? 2 : 3);
 }
 
 void make_packed_part(Backend& host, WeightFormat f, int variant, int64_t K, float w_scale, uint64_t seed,
@@ -50,38 +50,39 @@ void make_packed_part(Backend& host, WeightFormat f, int variant, int64_t K, flo
     p.extra = {s};
     return;
   }
-  const bool gptq = f == WeightFormat::Gptq4;
-  FERRUM_CHECK(gptq || f == WeightFormat::Awq4, "make_packed_part: {}", weight_format_name(f));
+  const bool gptq = f == WeightFormat::Gptq;
+  FERRUM_CHECK(gptq || f == WeightFormat::Awq, "make_packed_part: {}", weight_format_name(f));
+  const int bits = gptq && variant == 3 ? 8 : 4, per = 32 / bits;
+  const uint32_t levels = 1u << bits;
   FERRUM_CHECK(N % 8 == 0, "make_packed_part: {} rows", N);
-  const int64_t G = gptq ? (variant == 0 ? 32 : variant == 1 ? K : 64) : (variant == 0 ? 32 : 64);
+  const int64_t G = gptq ? (variant == 0 || variant == 3 ? 32 : variant == 1 ? K : 64) : (variant == 0 ? 32 : 64);
   const int64_t groups = K / G;
+  p.quant.bits = bits;
   p.quant.group_size = gptq && variant == 1 ? -1 : G;
-  p.quant.zeros_plus_one = gptq && variant == 0;
+  p.quant.zeros_plus_one = gptq && (variant == 0 || variant == 3);
   std::vector<int32_t> g_idx(K);
   for (int64_t k = 0; k < K; ++k) g_idx[k] = static_cast<int32_t>(k / G);
-  if (gptq && variant == 0) {  // act order: feature order[r] is in group r / G
+  if (gptq && (variant == 0 || variant == 3)) {  // act order: feature order[r] is in group r / G
     std::vector<int32_t> order(K);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
     for (int64_t r = 0; r < K; ++r) g_idx[order[r]] = static_cast<int32_t>(r / G);
   }
-  std::vector<uint8_t> q(N * K), z(groups * N);  // q[n][k], z[g][n] (true zero points)
-  for (auto& v : q) v = static_cast<uint8_t>(rng() % 16);
-  for (auto& v : z) v = static_cast<uint8_t>(p.quant.zeros_plus_one ? 1 + rng() % 15 : rng() % 16);
+  std::vector<uint32_t> q(N * K), z(groups * N);  // q[n][k], z[g][n] (true zero points)
+  for (auto& v : q) v = static_cast<uint32_t>(rng() % levels);
+  for (auto& v : z) v = static_cast<uint32_t>(p.quant.zeros_plus_one ? 1 + rng() % (levels - 1) : rng() % levels);
   Tensor scales = host_tensor(host, {groups, N}, DType::F16);
   std::uniform_real_distribution<float> u(0.5f, 1.0f);
-  for (int64_t i = 0; i < groups * N; ++i) scales.ptr<uint16_t>()[i] = f32_to_f16(w_scale / 8 * u(rng));
-  Tensor qweight = gptq ? host_tensor(host, {K / 8, N}, DType::I32) : host_tensor(host, {K, N / 8}, DType::I32);
-  Tensor qzeros = host_tensor(host, {groups, N / 8}, DType::I32);
+  for (int64_t i = 0; i < groups * N; ++i) scales.ptr<uint16_t>()[i] = f32_to_f16(w_scale / (levels / 2) * u(rng));
+  Tensor qweight = gptq ? host_tensor(host, {K / per, N}, DType::I32) : host_tensor(host, {K, N / 8}, DType::I32);
+  Tensor qzeros = host_tensor(host, {groups, N / per}, DType::I32);
   auto* qw = qweight.ptr<uint32_t>();
   auto* qz = qzeros.ptr<uint32_t>();
   std::fill(qw, qw + qweight.numel(), 0u);
   std::fill(qz, qz + qzeros.numel(), 0u);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) {
-      const uint32_t v = q[n * K + k];
-      if (gptq) qw[(k / 8) * N + n] |= v << (4 * (k % 8));
-    }
+  if (gptq)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) qw[(k / per) * N + n] |= q[n * K + k] << (bits * (k % per));
   auto awq_pack = [&](uint32_t* out, int64_t rows, auto value) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < N / 8; ++j)
@@ -91,8 +92,8 @@ void make_packed_part(Backend& host, WeightFormat f, int variant, int64_t K, flo
   if (gptq) {
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t n = 0; n < N; ++n) {
-        const uint32_t stored = p.quant.zeros_plus_one ? (z[g * N + n] - 1u) & 15u : z[g * N + n];
-        qz[g * (N / 8) + n / 8] |= stored << (4 * (n % 8));
+        const uint32_t stored = p.quant.zeros_plus_one ? (z[g * N + n] - 1u) & (levels - 1) : z[g * N + n];
+        qz[g * (N / per) + n / per] |= stored << (bits * (n % per));
       }
   } else {
     awq_pack(qz, groups, [&](int64_t g, int64_t n) { return z[g * N + n]; });
@@ -119,8 +120,10 @@ Values packed_values(const LinearPart& p, int64_t K) {
       }
     return v;
   }
-  const bool gptq = p.format == WeightFormat::Gptq4;
+  const bool gptq = p.format == WeightFormat::Gptq;
   const int64_t G = int4_group(p, K);
+  const int bits = gptq ? p.quant.bits : 4, per = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1;
   const uint32_t* qw = p.weight.ptr<uint32_t>();
   const uint32_t* qz = p.extra[0].ptr<uint32_t>();
   const uint16_t* sc = p.extra[1].ptr<uint16_t>();
@@ -132,8 +135,9 @@ Values packed_values(const LinearPart& p, int64_t K) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t g = p.extra.size() == 3 ? p.extra[2].ptr<int32_t>()[k] : k / G;
-      const uint32_t q = gptq ? (qw[(k / 8) * N + n] >> (4 * (k % 8))) & 15u : awq_nibble(qw[k * (N / 8) + n / 8], n);
-      const uint32_t zs = gptq ? (qz[g * (N / 8) + n / 8] >> (4 * (n % 8))) & 15u : awq_nibble(qz[g * (N / 8) + n / 8], n);
+      const uint32_t q = gptq ? (qw[(k / per) * N + n] >> (bits * (k % per))) & mask : awq_nibble(qw[k * (N / 8) + n / 8], n);
+      const uint32_t zs = gptq ? (qz[g * (N / per) + n / per] >> (bits * (n % per))) & mask
+                               : awq_nibble(qz[g * (N / 8) + n / 8], n);
       const double z = static_cast<double>(zs) + (p.quant.zeros_plus_one ? 1 : 0);
       v[n * K + k] = static_cast<double>(f16_to_f32(sc[g * N + n])) * (static_cast<double>(q) - z);
     }

@@ -62,8 +62,8 @@ TEST(BackendOps, CudaMatchesReference) {
 // AWQ their qweight/qzeros/scales (checked as they are repacked).
 TEST(BackendOps, MalformedQuantizedWeightsAreRefusedAtLoad) {
   auto cpu = make_cpu_backend(1);
-  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::Gptq4,
-                         WeightFormat::Awq4}) {
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::Gptq,
+                         WeightFormat::Awq}) {
     LinearSpec spec;
     spec.name = "model.layers.0.mlp.down_proj";
     spec.in_features = 256;

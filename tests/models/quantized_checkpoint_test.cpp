@@ -29,7 +29,7 @@ using test::prefill_logits;
 using test::rms_relative_error;
 const fs::path kSource = FERRUM_SOURCE_DIR;
 
-const std::vector<std::string> kVariants = {"gptq-g32-actorder", "gptq-gall-sym-v2", "awq-g64",
+const std::vector<std::string> kVariants = {"gptq-g32-actorder", "gptq-gall-sym-v2", "gptq8-g32-actorder", "awq-g64",
                                             "fp8-tensor",        "fp8-channel",      "fp8-block"};
 
 // The fixtures, written once per test run.
@@ -166,6 +166,9 @@ TEST(QuantizedCheckpoints, HostileConfigsFailAtLoadWithClearErrors) {
   expect_load_error(edited_copy("gptq-g32-actorder", "method", [](json& q) { q["quant_method"] = "bitsandbytes"; }),
                     {"bitsandbytes", "not supported"});
   expect_load_error(edited_copy("gptq-g32-actorder", "bits", [](json& q) { q["bits"] = 3; }), {"3 bits"});
+  expect_load_error(edited_copy("awq-g64", "awq-bits", [](json& q) { q["bits"] = 8; }), {"AWQ with 8 bits"});
+  // 4-bit tensors read as 8-bit ones: qweight's shape says otherwise.
+  expect_load_error(edited_copy("gptq-g32-actorder", "bits-mismatch", [](json& q) { q["bits"] = 8; }), {"qweight"});
   expect_load_error(edited_copy("awq-g64", "awq-version", [](json& q) { q["version"] = "gemv"; }), {"gemv"});
   expect_load_error(edited_copy("gptq-g32-actorder", "group", [](json& q) { q["group_size"] = 48; }),
                     {"group_size 48"});

@@ -67,7 +67,7 @@ class CpuBackend final : public Backend {
     w->has_bias = !spec.parts.front().bias.empty();
     for (const LinearPart& p : spec.parts) {
       Tensor t = p.weight;
-      w->int4.emplace_back();
+      w->ints.emplace_back();
       w->fp8.emplace_back();
       if (is_packed_source(p.format)) {  // repacked; rows dequantized as they are used
         const uint64_t seed = dummy_seed(p.name.c_str());
@@ -75,12 +75,12 @@ class CpuBackend final : public Backend {
           w->fp8.back() = std::make_shared<PackedFp8>(spec.dummy ? random_fp8(p.rows, spec.in_features, seed)
                                                                  : pack_fp8(p, spec.in_features, spec.name));
         else
-          w->int4.back() = std::make_shared<PackedInt4>(
-              spec.dummy ? random_int4(p.rows, spec.in_features, p.quant.group_size, seed)
-                         : pack_int4(p, spec.in_features, spec.name));
+          w->ints.back() = std::make_shared<PackedInt>(
+              spec.dummy ? random_int(p.rows, spec.in_features, p.quant.group_size, seed)
+                         : pack_int(p, spec.in_features, spec.name));
         if (&p == &spec.parts.front()) w->dtype = DType::F32;
         w->stored_bytes += w->fp8.back() ? w->fp8.back()->q.size() + w->fp8.back()->scales.size() * 4
-                                         : w->int4.back()->qs.size() + w->int4.back()->scales.size() * 5;
+                                         : w->ints.back()->qs.size() + w->ints.back()->scales.size() * 6;
         w->formats.push_back(p.format);
         w->part_rows.push_back(p.rows);
         w->weights.emplace_back();
@@ -118,9 +118,9 @@ class CpuBackend final : public Backend {
         case WeightFormat::GgufQ4K: return cpu::matmul_q4_k(pool_, x, w.weights[i], bias(i), dst, ldo);
         case WeightFormat::GgufQ5K: return cpu::matmul_q5_k(pool_, x, w.weights[i], bias(i), dst, ldo);
         case WeightFormat::GgufQ6K: return cpu::matmul_q6_k(pool_, x, w.weights[i], bias(i), dst, ldo);
-        case WeightFormat::Gptq4: case WeightFormat::Awq4: {
-          const PackedInt4& q = *w.int4[i];
-          return cpu::matmul_decoded(pool_, x, q.rows, [&](int64_t n, float* row) { int4_row(q, n, row); }, bias(i),
+        case WeightFormat::Gptq: case WeightFormat::Awq: {
+          const PackedInt& q = *w.ints[i];
+          return cpu::matmul_decoded(pool_, x, q.rows, [&](int64_t n, float* row) { int_row(q, n, row); }, bias(i),
                                      dst, ldo);
         }
         case WeightFormat::Fp8: {
@@ -226,7 +226,7 @@ class CpuBackend final : public Backend {
   struct CpuLinear final : LinearWeight {
     std::vector<Tensor> weights, biases;  // per part
     std::vector<WeightFormat> formats;
-    std::vector<std::shared_ptr<const PackedInt4>> int4;  // per part: GPTQ / AWQ, repacked
+    std::vector<std::shared_ptr<const PackedInt>> ints;  // per part: GPTQ / AWQ, repacked
     std::vector<std::shared_ptr<const PackedFp8>> fp8;    // per part: FP8
 
   };

@@ -267,8 +267,8 @@ class CudaBackend final : public Backend {
       } else if (p.format == WeightFormat::Fp8) {
         q.tiles = cuda::tile_fp8(spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name), act);
       } else {
-        PackedInt4 i4 = spec.dummy ? random_int4(p.rows, K, p.quant.group_size, seed) : pack_int4(p, K, spec.name);
-        q.tiles = cuda::tile_int4(i4, act);
+        PackedInt i4 = spec.dummy ? random_int(p.rows, K, p.quant.group_size, seed) : pack_int(p, K, spec.name);
+        q.tiles = cuda::tile_int(i4, act);
         q.perm = std::move(i4.perm);
       }
       Pending* last = pending.empty() ? nullptr : &pending.back();

@@ -180,10 +180,12 @@ bool gguf_tiles_supported(WeightFormat f) {
          f == WeightFormat::GgufQ5K || f == WeightFormat::GgufQ6K;
 }
 
-MmaTiles tile_int4(const PackedInt4& w, DType act) {
-  return build(PackedMode::Int4Zero, w.rows, w.cols, w.group, act, [&](int64_t n, RowCodes& r) {
-    const uint8_t* row = w.qs.data() + n * (w.cols / 2);
-    for (int64_t i = 0; i < w.cols; ++i) r.codes[i] = (row[i / 32 * 16 + i % 16] >> (i % 32 < 16 ? 0 : 4)) & 15;
+MmaTiles tile_int(const PackedInt& w, DType act) {
+  const PackedMode mode = w.bits == 8 ? PackedMode::Int8Zero : PackedMode::Int4Zero;
+  return build(mode, w.rows, w.cols, w.group, act, [&](int64_t n, RowCodes& r) {
+    const uint8_t* row = w.qs.data() + n * (w.cols * w.bits / 8);
+    for (int64_t i = 0; i < w.cols; ++i)
+      r.codes[i] = w.bits == 8 ? row[i] : (row[i / 32 * 16 + i % 16] >> (i % 32 < 16 ? 0 : 4)) & 15;
     for (int64_t g = 0; g < w.groups(); ++g) {
       r.scale[g] = w.scales[n * w.groups() + g];
       r.second[g] = w.zeros[n * w.groups() + g];

@@ -38,8 +38,8 @@ struct MmaTiles {
   std::vector<uint32_t> params; // [padded_rows / 16, cols / group, 16]
 };
 
-// act: BF16 or F16. cols % 64 == 0.
-MmaTiles tile_int4(const PackedInt4& w, DType act);
+// act: BF16 or F16. cols % 64 == 0. 4-bit GPTQ/AWQ become 4-bit codes, 8-bit GPTQ 8-bit codes.
+MmaTiles tile_int(const PackedInt& w, DType act);
 MmaTiles tile_fp8(const PackedFp8& w, DType act);
 // GGUF blocks U8 [rows, cols / block values * block bytes] of format f.
 MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t cols, DType act);
