@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "backend/dummy_fill.h"
 #include "backend/splitmix.h"
 #include "core/error.h"
 
@@ -164,6 +165,16 @@ PackedFp8 pack_fp8(const LinearPart& p, int64_t K, const std::string& layer) {
   const uint8_t* src = t.ptr<uint8_t>();
   w.q.assign(src, src + N * K);
   return w;
+}
+
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p) {
+  return spec.dummy ? random_int(p.rows, spec.in_features, p.quant.group_size, dummy_seed(p.name.c_str()))
+                    : pack_int(p, spec.in_features, spec.name);
+}
+
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p) {
+  return spec.dummy ? random_fp8(p.rows, spec.in_features, dummy_seed(p.name.c_str()))
+                    : pack_fp8(p, spec.in_features, spec.name);
 }
 
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed) {

@@ -35,6 +35,7 @@ struct PackedInt {
   std::vector<uint16_t> zeros;  // [rows, cols / group], 0..2^bits (a v1 zero of 0 reads 2^bits)
   std::vector<int32_t> perm;   // stored column i is input feature perm[i]; empty: the identity
   int64_t groups() const { return cols / group; }
+  size_t bytes() const { return qs.size() + scales.size() * 4 + zeros.size() * 2 + perm.size() * 4; }
 };
 
 // FP8 E4M3 weights [rows, cols] with one F32 scale per block of [block_rows, block_cols]
@@ -44,6 +45,7 @@ struct PackedFp8 {
   std::vector<uint8_t> q;
   std::vector<float> scales;  // [ceil(rows / block_rows), scale_cols()]
   int64_t scale_cols() const { return (cols + block_cols - 1) / block_cols; }
+  size_t bytes() const { return q.size() + scales.size() * 4; }
 };
 
 // From a part of format Gptq / Awq (its checkpoint tensors, checked against in_features
@@ -52,6 +54,10 @@ PackedInt pack_int(const LinearPart& p, int64_t in_features, const std::string& 
 // From a part of format Fp8: its E4M3 weight and scales, or a dense weight quantized here
 // (per output row: scale = max |w| / 448, values rounded to nearest even).
 PackedFp8 pack_fp8(const LinearPart& p, int64_t in_features, const std::string& layer);
+// A layer part's weight as a backend keeps it: packed from its checkpoint tensors, or random
+// for a dummy spec (the part's name seeds it, as dummy_fill.h's pattern does).
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p);
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p);
 // Random weights of real shapes for benchmarks (--dummy with a quantization_config).
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed);  // 4 bits
 PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed);

@@ -4,6 +4,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/gguf_k_scales.h"
 
 namespace ferrum {
 namespace {
@@ -120,13 +121,10 @@ void dequant_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
 }  // namespace
 
 void ggml_scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
+  int scale, min;
+  gguf_scale_min_k4(j, q, scale, min);
+  d = static_cast<uint8_t>(scale);
+  m = static_cast<uint8_t>(min);
 }
 
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t type) {

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #ifdef FERRUM_CUDA
+#include <algorithm>
 #include <functional>
 #include <random>
 
 #include "backend/cuda/cuda_packed_layout.h"
+#include "backend/dummy_fill.h"
 #include "core/dtype.h"
 
 namespace ferrum {
@@ -110,6 +112,38 @@ TEST(CudaPackedLayout, Fp8TilesHoldEveryByteAndTheBlockScales) {
   for (int64_t n = 0; n < w.rows; ++n)
     for (int64_t g = 0; g < 2; ++g)
       EXPECT_EQ(t.params[(n / 16 * 2 + g) * 16 + n % 16] & 0xffff, f32_to_f16(w.scales[n / 16 * 2 + g]));
+}
+
+// q/k/v of one GPTQ layer become one piece (one kernel); a dense part, an act-order part or a
+// part in another form starts a new one; a joined piece's tiles are its parts' in order.
+TEST(CudaPackedLayout, LayersJoinPartsInTheSamePackedForm) {
+  LinearSpec spec;
+  spec.name = "layer";
+  spec.in_features = 128;
+  spec.dummy = DType::BF16;  // random packed weights (quant_pack.h), GPTQ groups of 64
+  for (int64_t rows : {64, 32, 32}) {
+    LinearPart p;
+    p.name = "p" + std::to_string(spec.parts.size());
+    p.rows = rows;
+    p.format = WeightFormat::Gptq;
+    p.quant.group_size = 64;
+    spec.parts.push_back(p);
+  }
+  std::vector<cuda::LayerPiece> pieces = cuda::tile_layer(spec, DType::BF16);
+  ASSERT_EQ(pieces.size(), 1u);
+  EXPECT_EQ(pieces[0].tiles.rows, 128);
+  EXPECT_EQ(pieces[0].tiles.padded_rows, 128);
+  const cuda::MmaTiles first = cuda::tile_int(random_int(64, 128, 64, dummy_seed("p0")), DType::BF16);
+  EXPECT_TRUE(std::equal(first.data.begin(), first.data.end(), pieces[0].tiles.data.begin()));
+  EXPECT_TRUE(std::equal(first.params.begin(), first.params.end(), pieces[0].tiles.params.begin()));
+
+  spec.parts[1].format = WeightFormat::Fp8;  // another form in the middle: three pieces
+  spec.parts.push_back(spec.parts[0]);
+  spec.parts.back().format = WeightFormat::Dense;
+  pieces = cuda::tile_layer(spec, DType::BF16);
+  ASSERT_EQ(pieces.size(), 4u);
+  EXPECT_EQ(pieces[1].tiles.mode, cuda::PackedMode::Fp8);
+  EXPECT_EQ(pieces[3].dense, &spec.parts[3]);
 }
 
 }  // namespace

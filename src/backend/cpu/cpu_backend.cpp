@@ -70,17 +70,10 @@ class CpuBackend final : public Backend {
       w->ints.emplace_back();
       w->fp8.emplace_back();
       if (is_packed_source(p.format)) {  // repacked; rows dequantized as they are used
-        const uint64_t seed = dummy_seed(p.name.c_str());
-        if (p.format == WeightFormat::Fp8)
-          w->fp8.back() = std::make_shared<PackedFp8>(spec.dummy ? random_fp8(p.rows, spec.in_features, seed)
-                                                                 : pack_fp8(p, spec.in_features, spec.name));
-        else
-          w->ints.back() = std::make_shared<PackedInt>(
-              spec.dummy ? random_int(p.rows, spec.in_features, p.quant.group_size, seed)
-                         : pack_int(p, spec.in_features, spec.name));
+        if (p.format == WeightFormat::Fp8) w->fp8.back() = std::make_shared<PackedFp8>(fp8_weight(spec, p));
+        else w->ints.back() = std::make_shared<PackedInt>(int_weight(spec, p));
         if (&p == &spec.parts.front()) w->dtype = DType::F32;
-        w->stored_bytes += w->fp8.back() ? w->fp8.back()->q.size() + w->fp8.back()->scales.size() * 4
-                                         : w->ints.back()->qs.size() + w->ints.back()->scales.size() * 6;
+        w->stored_bytes += w->fp8.back() ? w->fp8.back()->bytes() : w->ints.back()->bytes();
         w->formats.push_back(p.format);
         w->part_rows.push_back(p.rows);
         w->weights.emplace_back();
@@ -228,7 +221,6 @@ class CpuBackend final : public Backend {
     std::vector<WeightFormat> formats;
     std::vector<std::shared_ptr<const PackedInt>> ints;  // per part: GPTQ / AWQ, repacked
     std::vector<std::shared_ptr<const PackedFp8>> fp8;    // per part: FP8
-
   };
   // F32 scratch [rows, cols] in buffer i, grown as needed.
   Tensor scratch(size_t i, int64_t rows, int64_t cols) {

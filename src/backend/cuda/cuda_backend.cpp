@@ -228,80 +228,27 @@ class CudaBackend final : public Backend {
     w->has_bias = !spec.parts.front().bias.empty();
     w->dtype = act;
     if (quant_scratch_.empty()) quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
-    // Parts in the same packed form (q/k/v of one GPTQ layer; gate and up) are joined into one
-    // weight, so that the layer runs as one kernel: tiles and parameters are n-tile major, so
-    // joining is appending, where the parts before are whole tiles of 16 rows.
-    struct Pending {
-      cuda::MmaTiles tiles;
-      std::vector<int32_t> perm;
-      bool packed = false;
-      QuantPart dense;
-    };
-    std::vector<Pending> pending;
-    for (const LinearPart& p : spec.parts) {
-      w->part_rows.push_back(p.rows);
-      const uint64_t seed = dummy_seed(p.name.c_str());
-      if (p.format == WeightFormat::Dense) {
-        Pending d;
-        cuda::QuantWeight& qw = d.dense.w;
-        d.dense.data = alloc({p.rows, K}, act);
+    for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
+    for (cuda::LayerPiece& piece : cuda::tile_layer(spec, act)) {
+      QuantPart q;
+      if (const LinearPart* p = piece.dense) {
+        q.data = alloc({p->rows, K}, act);
         if (spec.dummy) {
           const DummyRange r = dummy_range(false);
-          fill_random(d.dense.data, seed, r.center, r.scale);
+          fill_random(q.data, dummy_seed(p->name.c_str()), r.center, r.scale);
         } else {
-          put_dense(d.dense.data, p.weight, act, spec.name, p.name);
+          put_dense(q.data, p->weight, act, spec.name, p->name);
         }
-        qw.kind = cuda::QuantKind::Dense;
-        qw.rows = p.rows;
-        qw.row_bytes = K * 2;
-        qw.data = static_cast<const uint8_t*>(d.dense.data.data);
-        pending.push_back(std::move(d));
+        q.w = {cuda::QuantKind::Dense, static_cast<const uint8_t*>(q.data.data), p->rows, K * 2};
+        w->quant.push_back(std::move(q));
         continue;
       }
-      Pending q;  // GGUF / GPTQ / AWQ / FP8: the tensor-core tiles of cuda_packed_layout.h
-      q.packed = true;
-      if (gguf_block_values(p.format)) {
-        FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory",
-                     spec.name, p.name);
-        q.tiles = cuda::tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
-      } else if (p.format == WeightFormat::Fp8) {
-        q.tiles = cuda::tile_fp8(spec.dummy ? random_fp8(p.rows, K, seed) : pack_fp8(p, K, spec.name), act);
-      } else {
-        PackedInt i4 = spec.dummy ? random_int(p.rows, K, p.quant.group_size, seed) : pack_int(p, K, spec.name);
-        q.tiles = cuda::tile_int(i4, act);
-        q.perm = std::move(i4.perm);
-      }
-      Pending* last = pending.empty() ? nullptr : &pending.back();
-      if (last && last->packed && last->perm.empty() && q.perm.empty() && last->tiles.mode == q.tiles.mode &&
-          last->tiles.group == q.tiles.group && last->tiles.rows % 16 == 0) {
-        cuda::MmaTiles& t = last->tiles;
-        t.data.insert(t.data.end(), q.tiles.data.begin(), q.tiles.data.end());
-        t.params.insert(t.params.end(), q.tiles.params.begin(), q.tiles.params.end());
-        t.rows += q.tiles.rows;
-        t.padded_rows += q.tiles.padded_rows;
-        continue;
-      }
-      pending.push_back(std::move(q));
-    }
-    for (Pending& pd : pending) {
-      if (!pd.packed) {
-        w->quant.push_back(std::move(pd.dense));
-        continue;
-      }
-      QuantPart q;
-      cuda::PackedWeight& pw = q.packed;
-      const cuda::MmaTiles& tiles = pd.tiles;
-      q.data = upload_bytes(tiles.data.data(), tiles.data.size());
-      q.scales = upload_bytes(tiles.params.data(), tiles.params.size() * 4);
-      if (!pd.perm.empty()) q.perm = upload_bytes(pd.perm.data(), pd.perm.size() * 4);
-      pw.mode = tiles.mode;
-      pw.tiles = static_cast<const uint8_t*>(q.data.data);
-      pw.params = q.scales.ptr<uint32_t>();
-      pw.perm = q.perm.empty() ? nullptr : q.perm.ptr<int32_t>();
-      pw.rows = tiles.rows;
-      pw.padded_rows = tiles.padded_rows;
-      pw.cols = tiles.cols;
-      pw.group = tiles.group;
+      const cuda::MmaTiles& t = piece.tiles;
+      q.data = upload_vector(t.data);
+      q.scales = upload_vector(t.params);
+      if (!piece.perm.empty()) q.perm = upload_vector(piece.perm);
+      q.packed = {t.mode, static_cast<const uint8_t*>(q.data.data), q.scales.ptr<uint32_t>(),
+                  q.perm.empty() ? nullptr : q.perm.ptr<int32_t>(), t.rows, t.padded_rows, t.cols, t.group};
       q.is_packed = true;
       w->quant.push_back(std::move(q));
     }
@@ -315,7 +262,6 @@ class CudaBackend final : public Backend {
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) override {
     use_device();
     const auto& w = static_cast<const CudaLinear&>(lw);
-    if (!w.quant.empty()) return quant_linear(x, w, out, epilogue);
     const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
     const bool silu = epilogue == LinearEpilogue::SiluMul;
     const int64_t out_cols = silu ? N / 2 : N;
@@ -329,6 +275,7 @@ class CudaBackend final : public Backend {
     FERRUM_CHECK(!silu || (w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] && out.dtype == x.dtype),
                  "linear '{}': SiluMul needs two equal parts and an output of the activations' type", w.name);
     if (M == 0) return;
+    if (!w.quant.empty()) return quant_linear(x, w, out, epilogue);
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
     const cuda::GemvMode mode = silu ? cuda::GemvMode::SiluMul
                                      : (epilogue == LinearEpilogue::Accumulate ? cuda::GemvMode::Accumulate
@@ -594,10 +541,15 @@ class CudaBackend final : public Backend {
     }
   }
 
-  Tensor upload_bytes(const void* src, size_t bytes) {
-    Tensor t = alloc({static_cast<int64_t>(bytes)}, DType::U8);
-    copy_from_host(t, src, bytes);
-    return t;
+  // A host vector on the device (Backend::upload: copied before it returns).
+  template <typename T>
+  Tensor upload_vector(const std::vector<T>& v) {
+    Tensor host;
+    host.dtype = DType::U8;
+    host.ndim = 1;
+    host.shape[0] = static_cast<int64_t>(v.size() * sizeof(T));
+    host.data = const_cast<T*>(v.data());
+    return upload(host);
   }
 
   // A dense host weight into dst (device, dtype `stored`), converted on the host when the
@@ -627,21 +579,11 @@ class CudaBackend final : public Backend {
     copy_from_host(w.bias, all.data(), all.size() * sizeof(float));
   }
 
-  // A quantized layer: every part into its columns of the output (SwiGLU: of a scratch
+  // A quantized layer: every piece into its columns of the output (SwiGLU: of a scratch
   // [M, 2 * rows] in the activations' type, then silu(gate) * up).
   void quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue) {
-    const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
+    const int64_t M = x.rows(), K = x.cols(), N = w.out_features;  // shapes checked by linear()
     const bool silu = epilogue == LinearEpilogue::SiluMul;
-    FERRUM_CHECK(K == w.in_features && x.dtype == w.dtype && out.rows() == M && out.cols() == (silu ? N / 2 : N),
-                 "linear '{}' [{}, {}] {}: x {} {}, out {} {}", w.name, N, K, dtype_name(w.dtype), x.shape_str(),
-                 dtype_name(x.dtype), out.shape_str(), dtype_name(out.dtype));
-    FERRUM_CHECK(out.dtype == DType::F32 || out.dtype == x.dtype, "linear '{}': output dtype {}", w.name,
-                 dtype_name(out.dtype));
-    FERRUM_CHECK(epilogue != LinearEpilogue::Accumulate || out.dtype == DType::F32,
-                 "linear '{}': accumulates into F32 only", w.name);
-    FERRUM_CHECK(!silu || (w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] && out.dtype == x.dtype),
-                 "linear '{}': SiluMul needs two equal parts and an output of the activations' type", w.name);
-    if (M == 0) return;
     void* dst = silu ? fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype)) : out.data;
     const DType dst_dtype = silu ? x.dtype : out.dtype;
     int64_t at = 0;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/gguf_k_scales.h"
 #include "core/error.h"
 
 namespace ferrum::cuda {
@@ -113,17 +114,6 @@ float f16_at(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// Q4_K / Q5_K: the 6-bit scale and min of sub-block j from the 12 scale bytes.
-void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 // One GGUF block's codes (block values of them) and group parameters, from ggml's layouts.
 void gguf_block(WeightFormat f, const uint8_t* b, uint8_t* codes, float* scale, float* second) {
   switch (f) {
@@ -143,7 +133,7 @@ void gguf_block(WeightFormat f, const uint8_t* b, uint8_t* codes, float* scale, 
       const uint8_t* qs = b + (five ? 48 : 16);
       for (int j = 0; j < 8; ++j) {
         int sc, m;
-        scale_min_k4(j, b + 4, sc, m);
+        gguf_scale_min_k4(j, b + 4, sc, m);
         scale[j] = d * sc;
         second[j] = -dmin * m;
         for (int l = 0; l < 32; ++l) {
@@ -223,6 +213,42 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
       gguf_block(f, row + b * bytes, r.codes.data() + b * values, r.scale.data() + b * per_block,
                  r.second.data() + b * per_block);
   });
+}
+
+std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act) {
+  const int64_t K = spec.in_features;
+  std::vector<LayerPiece> pieces;
+  for (const LinearPart& p : spec.parts) {
+    LayerPiece piece;
+    if (p.format == WeightFormat::Dense) {
+      piece.dense = &p;
+      pieces.push_back(std::move(piece));
+      continue;
+    }
+    if (gguf_block_values(p.format)) {
+      FERRUM_CHECK(p.weight.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,
+                   p.name);
+      piece.tiles = tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
+    } else if (p.format == WeightFormat::Fp8) {
+      piece.tiles = tile_fp8(fp8_weight(spec, p), act);
+    } else {
+      PackedInt w = int_weight(spec, p);
+      piece.tiles = tile_int(w, act);
+      piece.perm = std::move(w.perm);
+    }
+    LayerPiece* last = pieces.empty() ? nullptr : &pieces.back();
+    if (last && !last->dense && last->perm.empty() && piece.perm.empty() && last->tiles.mode == piece.tiles.mode &&
+        last->tiles.group == piece.tiles.group && last->tiles.rows % 16 == 0) {
+      MmaTiles& t = last->tiles;
+      t.data.insert(t.data.end(), piece.tiles.data.begin(), piece.tiles.data.end());
+      t.params.insert(t.params.end(), piece.tiles.params.begin(), piece.tiles.params.end());
+      t.rows += piece.tiles.rows;
+      t.padded_rows += piece.tiles.padded_rows;
+      continue;
+    }
+    pieces.push_back(std::move(piece));
+  }
+  return pieces;
 }
 
 }  // namespace ferrum::cuda

@@ -45,4 +45,17 @@ MmaTiles tile_fp8(const PackedFp8& w, DType act);
 MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t cols, DType act);
 bool gguf_tiles_supported(WeightFormat f);
 
+// A quantized layer's parts as the GPU keeps them. Each run of consecutive parts in the same
+// packed form (q/k/v of one GPTQ layer; gate and up) is joined into one weight, so that it
+// runs as one kernel: tiles and parameters are n-tile major, so joining is appending, where
+// the parts before are whole tiles of 16 rows. Act-order parts (their own permutation of x)
+// and dense parts (GGUF tensors of types without tiles, dequantized) stand alone. Dummy specs
+// get random packed weights (quant_pack.h).
+struct LayerPiece {
+  MmaTiles tiles;                     // packed pieces
+  std::vector<int32_t> perm;          // GPTQ act order: stored column i is input feature perm[i]
+  const LinearPart* dense = nullptr;  // or a dense part of the spec
+};
+std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act);
+
 }  // namespace ferrum::cuda

@@ -21,6 +21,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_split_k.cuh"
 #include "core/error.h"
 
 namespace ferrum::cuda {
@@ -195,32 +196,9 @@ __global__ void __launch_bounds__(kWarps * 32) packed_kernel(const A* __restrict
       if (partial) {
         partial[(static_cast<int64_t>(blockIdx.y) * M + m) * w.rows + n] = acc[i][e];
       } else {
-        const float v = acc[i][e] + (bias ? bias[n] : 0.0f);
-        if (out_f32) {
-          float* o = static_cast<float*>(out) + m * ldo + n;
-          *o = accumulate ? *o + v : v;
-        } else {
-          static_cast<A*>(out)[m * ldo + n] = from_float<A>(v);
-        }
+        write_out<A>(out, out_f32, m * ldo + n, acc[i][e] + (bias ? bias[n] : 0.0f), accumulate);
       }
     }
-}
-
-template <typename A>
-__global__ void sum_splits_kernel(const float* __restrict__ partial, int splits, int64_t M, int64_t N,
-                                  const float* __restrict__ bias, void* __restrict__ out, bool out_f32, int64_t ldo,
-                                  bool accumulate) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= M * N) return;
-  const int64_t m = i / N, n = i % N;
-  float v = bias ? bias[n] : 0.0f;
-  for (int s = 0; s < splits; ++s) v += partial[s * M * N + i];
-  if (out_f32) {
-    float* o = static_cast<float*>(out) + m * ldo + n;
-    *o = accumulate ? *o + v : v;
-  } else {
-    static_cast<A*>(out)[m * ldo + n] = from_float<A>(v);
-  }
 }
 
 template <PackedMode kMode, typename A>
@@ -243,9 +221,7 @@ void run_pass(const A* x, int M, int64_t K, const PackedWeight& w, const float* 
   else if (tiles <= 8) go(packed_kernel<kMode, A, 8>);
   else go(packed_kernel<kMode, A, 16>);
   if (partial) {
-    const int64_t total = static_cast<int64_t>(M) * w.rows;
-    sum_splits_kernel<A><<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(
-        partial, static_cast<int>(splits), M, w.rows, bias, out, out_f32, ldo, accumulate);
+    sum_splits<A>(partial, static_cast<int>(splits), M, w.rows, bias, out, out_f32, ldo, accumulate, s);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "core/gguf_k_scales.h"
 
 namespace ferrum::cuda {
 
@@ -24,17 +25,6 @@ __device__ __forceinline__ void unit_runs(int64_t u, int64_t& k0, int64_t& k1) {
   } else {
     k0 = u * 64;
     k1 = k0 + 32;
-  }
-}
-
-// Q4_K / Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 scale bytes.
-__device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, float& sc, float& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
   }
 }
 
@@ -83,9 +73,9 @@ __device__ __forceinline__ void dequant_unit(const QuantWeight& w, int64_t n, in
     const uint8_t* blk = row + u / 4 * kBytes;
     const int p = static_cast<int>(u % 4);
     const float d = half_at(blk), dmin = half_at(blk + 2);
-    float sc0, m0, sc1, m1;
-    scale_min_k4(2 * p, blk + 4, sc0, m0);
-    scale_min_k4(2 * p + 1, blk + 4, sc1, m1);
+    int sc0, m0, sc1, m1;
+    gguf_scale_min_k4(2 * p, blk + 4, sc0, m0);
+    gguf_scale_min_k4(2 * p + 1, blk + 4, sc1, m1);
     const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
     uint4 q[2], h[2];
     q[0] = __ldg(reinterpret_cast<const uint4*>(blk + kQs + 32 * p));

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_split_k.cuh"
 #include "core/error.h"
 
 namespace ferrum::cuda {
@@ -34,17 +35,6 @@ int sm_count() {
     return std::max(count, 1);
   }();
   return n;
-}
-
-// Element i of the output: F32 (stored, or added to) or the activations' type A.
-template <typename A>
-__device__ __forceinline__ void write_out(void* out, bool out_f32, int64_t i, float v, bool accumulate) {
-  if (out_f32) {
-    float* o = static_cast<float*>(out);
-    o[i] = accumulate ? o[i] + v : v;
-  } else {
-    static_cast<A*>(out)[i] = from_float<A>(v);
-  }
 }
 
 // M: rows of x the registers hold; rows <= M of them are real.
@@ -182,19 +172,6 @@ __global__ void __launch_bounds__(kThreads) qgemm_kernel(const A* __restrict__ x
       }
 }
 
-// out[m, n] = sum over splits of partial[s, m, n] + bias[n] (stored, or added to).
-template <typename A>
-__global__ void reduce_splits_kernel(const float* __restrict__ partial, int splits, int64_t M, int64_t N,
-                                     const float* __restrict__ bias, void* __restrict__ out, bool out_f32, int64_t ldo,
-                                     bool accumulate) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= M * N) return;
-  const int64_t m = i / N, n = i % N;
-  float v = bias ? bias[n] : 0.0f;
-  for (int s = 0; s < splits; ++s) v += partial[s * M * N + i];
-  write_out<A>(out, out_f32, m * ldo + n, v, accumulate);
-}
-
 template <QuantKind F, typename A>
 void run(const A* x, int64_t M, int64_t K, const QuantWeight& w, const float* bias, void* out, bool out_f32,
          int64_t ldo, bool accumulate, float* scratch, cudaStream_t s) {
@@ -222,9 +199,7 @@ void run(const A* x, int64_t M, int64_t K, const QuantWeight& w, const float* bi
   qgemm_kernel<F, A><<<grid, kThreads, 0, s>>>(x, M, K, w, per_split, bias, out, out_f32, ldo, accumulate,
                                                splits > 1 ? scratch : nullptr);
   if (splits > 1) {
-    const int64_t total = M * w.rows;
-    reduce_splits_kernel<A><<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(
-        scratch, static_cast<int>(splits), M, w.rows, bias, out, out_f32, ldo, accumulate);
+    sum_splits<A>(scratch, static_cast<int>(splits), M, w.rows, bias, out, out_f32, ldo, accumulate, s);
   }
 }
 
