@@ -42,17 +42,18 @@ int code_of(const PackedInt& w, int64_t n, int64_t i) {
   return i % 32 < 16 ? b & 15 : b >> 4;
 }
 
-// The header's maps: (row, column) of a lane's value in a 16 x 16 step.
+// The header's maps: (row, column c) of a lane's value in step j, whose column in the tile is
+// 16t + 4j + c.
 void nibble_position(int lane, int p, int& row, int& col) {
-  const int g = lane / 4, t = lane % 4;
+  const int g = lane / 4;
   const int rows[8] = {g, g + 8, g, g + 8, g, g + 8, g, g + 8};
-  const int cols[8] = {2 * t, 2 * t, 2 * t + 8, 2 * t + 8, 2 * t + 1, 2 * t + 1, 2 * t + 9, 2 * t + 9};
+  const int cols[8] = {0, 0, 2, 2, 1, 1, 3, 3};
   row = rows[p], col = cols[p];
 }
 void byte_position(int lane, int b, int& row, int& col) {
-  const int g = lane / 4, t = lane % 4;
+  const int g = lane / 4;
   const int rows[8] = {g, g, g + 8, g + 8, g, g, g + 8, g + 8};
-  const int cols[8] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9, 2 * t + 8, 2 * t + 9};
+  const int cols[8] = {0, 1, 0, 1, 2, 3, 2, 3};
   row = rows[b], col = cols[b];
 }
 
@@ -75,7 +76,7 @@ void expect_tiles_hold(const cuda::MmaTiles& t, int bits, const std::function<in
               byte_position(lane, i, r, c);
               got = piece[j * 8 + i];
             }
-            const int64_t n = nt * 16 + r, k = kt * 64 + j * 16 + c;
+            const int64_t n = nt * 16 + r, k = kt * 64 + 16 * (lane % 4) + 4 * j + c;
             ASSERT_EQ(got, n < t.rows ? code(n, k) : 0) << "tile " << nt << "," << kt << " lane " << lane << " step " << j;
           }
 }

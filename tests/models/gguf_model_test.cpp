@@ -240,6 +240,33 @@ TEST(GgufQuantized, BlockEmbeddingRowsAreTheDequantizedRows) {
   }
 }
 
+// On the GPU the same lookups, and ids outside the table (rows a padded graph batch adds)
+// give zero rows, as the dense embedding does, instead of reading past the table.
+TEST(GgufQuantized, CudaBlockEmbeddingMatchesTheCpuAndZeroesOutsideIds) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto cpu = make_cpu_backend(1);
+  auto gpu = make_backend("cuda", 1);
+  const int64_t V = 5, D = 256;
+  std::vector<float> table(V * D);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = std::cos(0.21f * static_cast<float>(i)) * 0.2f;
+  const int64_t row_bytes = static_cast<int64_t>(ggml_row_bytes(GgmlType::Q4_K, D));
+  Tensor blocks = cpu->alloc({V, row_bytes}, DType::U8);
+  for (int64_t r = 0; r < V; ++r) quantize_row(GgmlType::Q4_K, table.data() + r * D, blocks.ptr<uint8_t>() + r * row_bytes, D);
+  const std::vector<int32_t> picked = {4, -1, 0, 1 << 30, V};
+  Tensor ids = cpu->alloc({5}, DType::I32);
+  std::memcpy(ids.data, picked.data(), picked.size() * 4);
+  Tensor dev_out = gpu->alloc({5, D}, DType::F32);
+  gpu->embedding_blocks(gpu->upload(blocks), WeightFormat::GgufQ4K, gpu->upload(ids), dev_out);
+  std::vector<float> got(5 * D), want(D);
+  gpu->copy_to_host(dev_out, got.data(), got.size() * 4);
+  for (size_t t = 0; t < picked.size(); ++t) {
+    const bool inside = picked[t] >= 0 && picked[t] < V;
+    if (inside) dequantize_row(GgmlType::Q4_K, blocks.ptr<uint8_t>() + picked[t] * row_bytes, want.data(), D);
+    for (int64_t i = 0; i < D; ++i)
+      ASSERT_NEAR(got[t * D + i], inside ? want[i] : 0.0f, 1e-6f) << "id " << picked[t] << " " << i;
+  }
+}
+
 TEST(GgufQuantized, RefusalsAreClear) {
   // A WordPiece tokenizer has no GGUF form here.
   const fs::path dir = temp_path("wordpiece");

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -227,7 +228,11 @@ class CudaBackend final : public Backend {
     w->out_features = spec.out_features();
     w->has_bias = !spec.parts.front().bias.empty();
     w->dtype = act;
-    if (quant_scratch_.empty()) quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
+    if (quant_scratch_.empty()) {
+      quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
+      dequantize_ = alloc({kDequantizeBytes}, DType::U8);
+      cuda::packed_matmul_prepare();
+    }
     for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
     for (cuda::LayerPiece& piece : cuda::tile_layer(spec, act)) {
       QuantPart q;
@@ -524,6 +529,7 @@ class CudaBackend final : public Backend {
     Tensor data, scales, perm;  // what the pointers above point into (scales: packed parameters)
   };
   static constexpr int64_t kPackedScratchFloats = 16 << 20;  // split-K partials (64 MiB)
+  static constexpr int64_t kDequantizeBytes = 64 << 20;      // 16-bit weight chunks for cuBLAS
   struct CudaLinear final : LinearWeight {
     Tensor w;     // [out, in], parts as row slices
     Tensor bias;  // F32 [out], or empty
@@ -597,9 +603,13 @@ class CudaBackend final : public Backend {
           xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
           cuda::permute_columns(x.data, x.dtype, M, K, q.packed.perm, const_cast<void*>(xin), stream_);
         }
-        cuda::packed_matmul(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate,
-                            quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
-        launched("packed_matmul");
+        if (M >= dequantize_rows()) {
+          packed_gemm(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate);
+        } else {
+          cuda::packed_matmul(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate,
+                              quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
+          launched("packed_matmul");
+        }
         at += q.packed.rows;
         continue;
       }
@@ -612,6 +622,34 @@ class CudaBackend final : public Backend {
       cuda::silu_mul_halves(dst, M, N / 2, out.data, out.dtype, stream_);
       launched("silu_mul_halves");
     }
+  }
+
+  // Rows of x from which a packed weight is dequantized to 16 bits (in chunks of the
+  // dequantize_ buffer) and multiplied by cuBLAS: long prefills, where the tensor-core GEMM
+  // beats reading the weight once per 128 rows. FERRUM_PACKED_DEQUANT_ROWS moves the switch.
+  static int64_t dequantize_rows() {
+    static const int64_t n = [] {
+      const char* v = std::getenv("FERRUM_PACKED_DEQUANT_ROWS");
+      return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t{256};
+    }();
+    return n;
+  }
+
+  void packed_gemm(const void* x, DType act, int64_t M, int64_t K, const cuda::PackedWeight& w, const float* bias,
+                   void* out, DType out_dtype, int64_t ldo, bool accumulate) {
+    const int64_t chunk = std::max<int64_t>(16, static_cast<int64_t>(dequantize_.nbytes()) / (K * 2) / 16 * 16);
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
+      const int64_t rows = std::min(chunk, w.rows - r0);
+      cuda::packed_dequantize(w, act, r0, rows, dequantize_.data, stream_);
+      void* o = static_cast<uint8_t*>(out) + r0 * dtype_size(out_dtype);
+      check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, M, K, &one, dequantize_.data, cuda_type(act), K, x,
+                         cuda_type(act), K, &beta, o, cuda_type(out_dtype), ldo, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT),
+            "packed gemm");
+    }
+    launched("packed_gemm");
+    if (bias) cuda::add_bias(out, out_dtype, bias, M, w.rows, stream_, ldo);
   }
 
   // x with permuted columns (act-order GPTQ), grown as needed (outside graphs: the first,
@@ -670,6 +708,7 @@ class CudaBackend final : public Backend {
   Tensor cublas_workspace_;
   Tensor fused_out_;     // GEMM outputs an epilogue consumes (gate and up halves)
   Tensor quant_scratch_;  // split-K partials of the quantized GEMM (a fixed size)
+  Tensor dequantize_;     // packed weights as 16-bit chunks for packed_gemm
   Tensor permuted_x_;     // x in act order (GPTQ desc_act)
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
   Tensor sample_in_, sample_out_;

@@ -133,11 +133,13 @@ __global__ void silu_mul_halves_kernel(const T* src, int64_t rows, int64_t half,
 }
 
 template <typename T>
-__global__ void add_bias_kernel(T* o, const float* bias, int64_t rows, int64_t cols) {
+__global__ void add_bias_kernel(T* o, const float* bias, int64_t rows, int64_t cols, int64_t ld) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    o[i] = from_float<T>(to_float(o[i]) + bias[i % cols]);
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    T& v = o[i / cols * ld + i % cols];
+    v = from_float<T>(to_float(v) + bias[i % cols]);
+  }
 }
 
 __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t cols, int64_t num_rows, float* out) {
@@ -226,11 +228,12 @@ void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DTy
   });
 }
 
-void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s) {
+void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s, int64_t ld) {
   if (rows * cols == 0) return;
+  if (ld == 0) ld = cols;
   with_type(dtype, [&](auto* p) {
     using T = std::remove_pointer_t<decltype(p)>;
-    add_bias_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(static_cast<T*>(out), bias, rows, cols);
+    add_bias_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(static_cast<T*>(out), bias, rows, cols, ld);
   });
 }
 

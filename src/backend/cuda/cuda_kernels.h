@@ -81,10 +81,15 @@ struct PackedWeight {
 };
 // out[m, n] (rows of ldo elements) = x[m, :] . w[n, :] + bias[n], x [M, K] F16 or BF16; out
 // F32 (stored, or added to when accumulate) or x's type. Tensor cores at every M; split-K
-// partials go to scratch (up to scratch_floats).
+// partials of batches over 16 rows go to scratch (up to scratch_floats).
 void packed_matmul(const void* x, DType act, int64_t M, int64_t K, const PackedWeight& w, const float* bias, void* out,
                    DType out_dtype, int64_t ldo, bool accumulate, float* scratch, int64_t scratch_floats,
                    cudaStream_t s);
+// Once per process, before any graph is recorded: lets the decode kernel use its shared memory.
+void packed_matmul_prepare();
+// Rows [row0, row0 + rows) of w (row0 % 16 == 0) as dense [rows, w.cols] in act (F16/BF16),
+// the values the kernels multiply by: long prefills run them through cuBLAS.
+void packed_dequantize(const PackedWeight& w, DType act, int64_t row0, int64_t rows, void* out, cudaStream_t s);
 // out[m, n] (rows of ldo elements) = x[m, :] . w[n, :] + bias[n] for M rows of x (dtype act,
 // F16 or BF16, [M, K]). out is F32 (stored, or added to when accumulate) or act. One kernel
 // reads the weight as stored for up to 8 rows of x; more rows go through a tensor-core GEMM
@@ -101,8 +106,8 @@ bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const floa
                 void* out, DType out_dtype, GemvMode mode, cudaStream_t s);
 // out[r, i] = silu(src[r, i]) * src[r, half + i], rows of 2 * half values of dtype.
 void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DType dtype, cudaStream_t s);
-// out[r, :] += bias[:] (out of dtype)
-void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s);
+// out[r, :cols] += bias[:] (out of dtype, rows of ld elements; ld 0: cols)
+void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t cols, cudaStream_t s, int64_t ld = 0);
 // ids[pairs[2i]] = picks[pairs[2i + 1]] for i < n (the next step's inputs from this step's
 // sampled tokens); pairs outside [0, num_ids) x [0, num_picks) are skipped.
 void take_picks(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,

@@ -16,16 +16,16 @@ uint16_t to_act(float v, DType act) { return act == DType::BF16 ? f32_to_bf16(v)
 
 bool four_bit(PackedMode m) { return m == PackedMode::Int4Zero || m == PackedMode::Int4Affine; }
 
-// (row, column) in a 16 x 16 step of lane l's value i, in the order of the tile's nibbles
-// (4-bit) or bytes (8-bit): see the header.
+// (row, column c) of lane l's value i in a step, in the order of the tile's nibbles (4-bit) or
+// bytes (8-bit); step j's column in the tile is 16t + 4j + c (see the header).
 void position(bool nibbles, int lane, int i, int& row, int& col) {
-  const int g = lane / 4, t = lane % 4;
+  const int g = lane / 4;
   if (nibbles) {
     row = g + (i % 2) * 8;
-    col = 2 * t + ((i / 2) % 2) * 8 + i / 4;
+    col = ((i / 2) % 2) * 2 + i / 4;
   } else {
     row = g + ((i / 2) % 2) * 8;
-    col = 2 * t + i % 2 + (i / 4) * 8;
+    col = (i / 4) * 2 + i % 2;
   }
 }
 
@@ -92,7 +92,7 @@ MmaTiles build(PackedMode mode, int64_t rows, int64_t cols, int64_t group, DType
             for (int i = 0; i < 8; ++i) {
               int r, c;
               position(nibbles, lane, i, r, c);
-              const uint8_t code = tile_rows[r].codes[kt * 64 + j * 16 + c];
+              const uint8_t code = tile_rows[r].codes[kt * 64 + 16 * (lane % 4) + 4 * j + c];
               if (nibbles) dst[j * 4 + i / 2] |= static_cast<uint8_t>((code & 15) << (4 * (i % 2)));
               else dst[j * 8 + i] = code;
             }

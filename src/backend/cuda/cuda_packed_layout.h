@@ -4,17 +4,22 @@
 // or offset per group of input features.
 //
 // Weights are cut into tiles of 16 output features x 64 input features. In a tile, lane l of
-// a warp (g = l / 4, t = l % 4) finds in one 16-byte (4-bit codes) or 32-byte (8-bit codes)
-// piece exactly the values its m16n8k16 MMA A-fragments need for the tile's four k16 steps:
-// rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9 of each step. So a warp reads its tile
-// with one coalesced load per lane and decodes it in registers. Tiles are stored n-tile major,
-// k-tiles in order (a warp streams along K).
+// a warp (g = l / 4, t = l % 4) holds rows g and g + 8 at columns [16t, 16t + 16), in one
+// 16-byte (4-bit codes) or 32-byte (8-bit codes) piece: a warp reads its tile with one
+// coalesced load per lane and decodes it in registers. Tiles are stored n-tile major, k-tiles
+// in order (a warp streams along K).
 //
-// 4-bit, per step (one 32-bit word): nibble p holds (row, column) = p 0: (g, 2t), 1: (g+8, 2t),
-// 2: (g, 2t+8), 3: (g+8, 2t+8), 4..7: the same with column + 1. So (word >> 4q) & 0x000F000F
+// The tile's four k16 MMA steps take K in a permuted order: in step j, lane l's m16n8k16
+// A-fragment positions k = 2t, 2t + 1, 2t + 8, 2t + 9 hold columns 16t + 4j + 0, 1, 2, 3. The
+// kernels read x's B fragments at the same columns (x row g, columns [16t, 16t + 16): two
+// 16-byte loads), so the product is the same, and each lane's 16 columns lie in one group
+// (groups are multiples of 16 columns): one scale per lane and tile.
+//
+// 4-bit, per step (one 32-bit word): nibble p holds (row, column 16t + 4j + c) = p 0: (g, 0),
+// 1: (g+8, 0), 2: (g, 2), 3: (g+8, 2), 4..7: the same with c + 1. So (word >> 4q) & 0x000F000F
 // puts fragment register q's two values in the two 16-bit halves.
-// 8-bit, per step (8 bytes): byte b holds b 0: (g, 2t), 1: (g, 2t+1), 2: (g+8, 2t),
-// 3: (g+8, 2t+1), 4..7: the same at column + 8: each pair of bytes is one fragment register.
+// 8-bit, per step (8 bytes): byte b holds b 0: (g, 0), 1: (g, 1), 2: (g+8, 0), 3: (g+8, 1),
+// 4..7: the same at c + 2: each pair of bytes is one fragment register.
 //
 // Group parameters: one 32-bit word per (n-tile, group, row of the tile), [n-tile][group][16],
 // so that a warp's two loads per group are contiguous. Its low half is the scale in the

@@ -1,26 +1,32 @@
-// Quantized weights times 16-bit activations on tensor cores, for any number of rows of x
-// (decode to prefill), in the tiled layout of cuda_packed_layout.h: GPTQ/AWQ int4, FP8, and
-// GGUF's formats as 4- or 8-bit codes.
+// Quantized weights times 16-bit activations on tensor cores, in the tiled layout of
+// cuda_packed_layout.h: GPTQ/AWQ int4 and int8, FP8, and GGUF's formats as 4- or 8-bit codes.
 //
-// The MMA's A operand is the weight (16 output features per warp) and its B operand x (8 rows
-// of x per n8 tile, up to 16 tiles: 128 rows a pass), so that one row of x costs no more than
-// eight: the weight is the stream, read once per pass with one 16- or 32-byte load per lane
-// per 16 x 64 tile and decoded in registers (4-bit codes: a mask and an OR make magic + u in
-// 16 bits, then two packed ops; 8-bit codes: a byte permute makes 1024 + u in F16; FP8: a
-// byte permute or a conversion instruction), with F32 accumulation. The warps of a block
-// share x: each 64-column slice is staged in shared memory and read with ldmatrix. When the
-// warps are too few to keep the GPU's memory busy, K is split over them and a second kernel
-// sums the F32 partials in a fixed order.
+// The MMA's A operand is the weight (16 output features per warp, decoded in registers: 4-bit
+// codes by a mask and an OR that make magic + u in 16 bits, then two packed ops; 8-bit codes
+// by a byte permute that makes 1024 + u in F16; FP8 by a byte permute or a conversion) and its
+// B operand x (8 rows of x per n8 tile), with F32 accumulation. Two kernels:
+// - decode and small batches (up to 16 rows): packed_stream_kernel, one block per 16 output
+//   features, its warps splitting K and streaming tiles through a cp.async ring in shared
+//   memory; the split sums meet in shared memory (no second kernel);
+// - batches (up to 128 rows a pass): packed_kernel, x's 64-column slices staged in shared
+//   memory for the block's 8 warps; when the warps are too few to keep the memory busy, K is
+//   split over blocks and a second kernel sums the F32 partials in a fixed order.
+// Long prefills do not come here: the backend dequantizes the weight (packed_dequantize) and
+// runs cuBLAS.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_pdl.cuh"
 #include "backend/cuda/cuda_split_k.cuh"
 #include "core/error.h"
 
@@ -30,7 +36,8 @@ namespace {
 constexpr int kWarps = 8;          // warps per block, each its own 16 output features; x is shared
 constexpr int kMaxTiles = 16;      // n8 tiles of x per pass: 128 rows
 constexpr int kTargetWarps = 4096; // enough loads in flight to keep HBM busy
-constexpr int kXStride = 64 + 8;   // padded rows of the x tile: ldmatrix's 8 rows hit different banks
+constexpr int kXStride = 64 + 8;   // padded rows of the x tile: 16-byte reads of 8 rows hit different banks
+constexpr int kMaxSplits = 16;     // warps of a streaming block (each its part of K)
 
 template <typename A>
 using Pair = std::conditional_t<std::is_same_v<A, __half>, __half2, __nv_bfloat162>;
@@ -102,15 +109,164 @@ __device__ __forceinline__ void decode_step(uint32_t w0, uint32_t w1, uint32_t p
   }
 }
 
-// Block (bx, split): warp w takes output features [16 (bx * kWarps + w), + 16) over the K tiles
-// of the split, for x rows [0, M) (M <= 8 * kTiles). The block stages each 64-column slice of
-// x in shared memory (double-buffered, cp.async) and every warp reads its B fragments there.
+// Lane (g, t)'s B fragments of x for one n8 tile and one 64-column slice: row g of the tile,
+// columns [16t, 16t + 16) (two 16-byte loads); step j's b0, b1 are words 2j, 2j + 1.
+template <typename A>
+__device__ __forceinline__ void x_fragments(const A* row, bool real, uint32_t* words) {
+  const uint4 lo = real ? __ldg(reinterpret_cast<const uint4*>(row)) : make_uint4(0, 0, 0, 0);
+  const uint4 hi = real ? __ldg(reinterpret_cast<const uint4*>(row) + 1) : make_uint4(0, 0, 0, 0);
+  words[0] = lo.x, words[1] = lo.y, words[2] = lo.z, words[3] = lo.w;
+  words[4] = hi.x, words[5] = hi.y, words[6] = hi.z, words[7] = hi.w;
+}
+
+// One tile's four k16 steps into acc: the lane's words of the tile, its group parameters, and
+// x's B fragments of kTiles n8 tiles (8 words each, see x_fragments).
+template <PackedMode kMode, typename A, int kTiles>
+__device__ __forceinline__ void tile_mma(const uint32_t* words, uint32_t p_lo, uint32_t p_hi,
+                                         const uint32_t (*xw)[8], float (*acc)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint32_t a[4];
+    if constexpr (four_bit(kMode)) decode_step<kMode, A>(words[j], 0, p_lo, p_hi, a);
+    else decode_step<kMode, A>(words[2 * j], words[2 * j + 1], p_lo, p_hi, a);
+#pragma unroll
+    for (int i = 0; i < kTiles; ++i) mma16816<A>(acc[i], a, xw[i][2 * j], xw[i][2 * j + 1]);
+  }
+}
+
+// c0, c1: feature g, rows 2t and 2t + 1 of the n8 tile; c2, c3: feature g + 8.
+template <typename A, int kTiles>
+__device__ __forceinline__ void store_tile(const float (*acc)[4], int64_t ntile, int lane, int M, int64_t rows,
+                                           const float* bias, void* out, bool out_f32, int64_t ldo, bool accumulate,
+                                           float* partial, int split) {
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int i = 0; i < kTiles; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t n = ntile * 16 + g + (e / 2) * 8;
+      const int m = i * 8 + 2 * t + e % 2;
+      if (n >= rows || m >= M) continue;
+      if (partial) partial[(static_cast<int64_t>(split) * M + m) * rows + n] = acc[i][e];
+      else write_out<A>(out, out_f32, m * ldo + n, acc[i][e] + (bias ? bias[n] : 0.0f), accumulate);
+    }
+}
+
+// Decode and small batches (M <= 8 * kTiles rows of x): the weight is the whole cost, so the
+// aim is bytes in flight. Block = one n-tile; its warps split K, each streaming its tiles
+// through a ring of kStages slots in shared memory with cp.async (4 KB in flight per warp
+// without spending registers). Each lane copies its own 16 or 32 bytes and its two group
+// parameters and reads them back itself, so no barrier is needed in the loop. x's fragments
+// come from global memory (L1 hits: every warp reads the same rows). The warps' sums meet in
+// shared memory in a fixed order: no second kernel. The first tiles are requested before
+// waiting for the previous kernel (PDL): weights are not its output.
+// Ring slots per warp: 4 tiles in flight (2 KB of 4-bit codes, 4 KB of 8-bit codes). Eight
+// 4-bit slots measured slower (fewer warps fit in shared memory), two 8-bit slots too.
+constexpr int kStreamStages = 4;
+template <PackedMode kMode>
+__host__ __device__ constexpr int stream_slot_bytes() { return (four_bit(kMode) ? 512 : 1024) + 32 * 8; }  // tile, then params
+template <PackedMode kMode, int kTiles>
+constexpr int stream_smem(int splits) {
+  return std::max(splits * kStreamStages * stream_slot_bytes<kMode>(), splits * kTiles * 4 * 32 * 4);
+}
+
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+
+template <PackedMode kMode, typename A, int kTiles>
+__global__ void __launch_bounds__(kMaxSplits * 32) packed_stream_kernel(const A* __restrict__ x, int M, int64_t K,
+                                                                        PackedWeight w, int ktiles_per_split,
+                                                                        const float* __restrict__ bias,
+                                                                        void* __restrict__ out, bool out_f32,
+                                                                        int64_t ldo, bool accumulate) {
+  constexpr int kVecs = four_bit(kMode) ? 1 : 2;  // 16-byte pieces per lane per tile
+  constexpr int kStages = kStreamStages, kSlot = stream_slot_bytes<kMode>();
+  extern __shared__ __align__(16) uint8_t ring[];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int splits = blockDim.x / 32;
+  const int64_t ntile = blockIdx.x, ktiles = K / 64, groups = K / w.group;
+  const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
+  const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
+  const int group = static_cast<int>(w.group);
+  uint8_t* mine = ring + warp * kStages * kSlot;
+  // The copy side walks the split's tiles in order: the next tile, its lane's group (column
+  // 16t of the tile; the group advances without a division) and the ring slot.
+  const uint4* tile_at = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
+  int col = static_cast<int>(kt0 * 64 + 16 * t), grp = col / group, next_group = (grp + 1) * group;
+  const uint32_t* param_at = w.params + (ntile * groups + grp) * 16 + g;
+  int64_t to_copy = kt1 > kt0 ? kt1 - kt0 : 0;
+  int copy_slot = 0;
+  auto issue = [&] {  // one group per call, empty past the split's end
+    if (to_copy > 0) {
+      uint8_t* slot = mine + copy_slot * kSlot;
+#pragma unroll
+      for (int h = 0; h < kVecs; ++h) cp_async16(slot + (lane * kVecs + h) * 16, tile_at + h);
+      cp_async4(slot + kVecs * 512 + lane * 8, param_at);
+      cp_async4(slot + kVecs * 512 + lane * 8 + 4, param_at + 8);
+      tile_at += 32 * kVecs;
+      for (col += 64; col >= next_group; next_group += group) param_at += 16;
+      --to_copy;
+    }
+    copy_slot = copy_slot + 1 == kStages ? 0 : copy_slot + 1;
+    cp_async_commit();
+  };
+  pdl_trigger();
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue();
+  pdl_wait();  // x is the previous kernel's output
+
+  float acc[kTiles][4];
+#pragma unroll
+  for (int i = 0; i < kTiles; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+  const A* x_at = x + g * K + kt0 * 64 + 16 * t;
+  int read_slot = 0;
+  for (int64_t kt = kt0; kt < kt1; ++kt, x_at += 64) {
+    issue();  // into the slot read one iteration ago
+    uint32_t xw[kTiles][8];
+#pragma unroll
+    for (int i = 0; i < kTiles; ++i) x_fragments<A>(x_at + i * 8 * K, i * 8 + g < M, xw[i]);
+    cp_async_wait<kStages - 1>();  // this lane's copies of tile kt have landed
+    const uint8_t* slot = mine + read_slot * kSlot;
+    read_slot = read_slot + 1 == kStages ? 0 : read_slot + 1;
+    uint32_t words[4 * kVecs];
+#pragma unroll
+    for (int h = 0; h < kVecs; ++h) {
+      const uint4 v = *reinterpret_cast<const uint4*>(slot + (lane * kVecs + h) * 16);
+      words[4 * h] = v.x, words[4 * h + 1] = v.y, words[4 * h + 2] = v.z, words[4 * h + 3] = v.w;
+    }
+    const uint2 p = *reinterpret_cast<const uint2*>(slot + kVecs * 512 + lane * 8);
+    tile_mma<kMode, A, kTiles>(words, p.x, p.y, xw, acc);
+  }
+  cp_async_wait<0>();
+  if (splits > 1) {  // the ring becomes [warp][kTiles * 4][32] partial sums
+    __syncthreads();
+    float* sums = reinterpret_cast<float*>(ring);
+#pragma unroll
+    for (int i = 0; i < kTiles; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sums[(warp * kTiles * 4 + i * 4 + e) * 32 + lane] = acc[i][e];
+    __syncthreads();
+    if (warp != 0) return;
+    for (int s = 1; s < splits; ++s)
+#pragma unroll
+      for (int i = 0; i < kTiles; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][e] += sums[(s * kTiles * 4 + i * 4 + e) * 32 + lane];
+  }
+  store_tile<A, kTiles>(acc, ntile, lane, M, w.rows, bias, out, out_f32, ldo, accumulate, nullptr, 0);
+}
+
+// Batches (M up to 8 * kTiles rows, 128 a pass): block (bx, split), warp w takes output
+// features [16 (bx * kWarps + w), + 16) over the K tiles of the split. The block stages each
+// 64-column slice of x in shared memory (double-buffered, cp.async), which every warp reads
+// its B fragments from.
 template <PackedMode kMode, typename A, int kTiles>
 __global__ void __launch_bounds__(kWarps * 32) packed_kernel(const A* __restrict__ x, int M, int64_t K, PackedWeight w,
                                                              int ktiles_per_split, const float* __restrict__ bias,
                                                              void* __restrict__ out, bool out_f32, int64_t ldo,
                                                              bool accumulate, float* __restrict__ partial) {
-  constexpr int kTileBytes = four_bit(kMode) ? 512 : 1024, kRows = kTiles * 8;
+  constexpr int kVecs = four_bit(kMode) ? 1 : 2, kRows = kTiles * 8;
   __shared__ __align__(16) A xs[2][kRows * kXStride];
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t ntile = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
@@ -118,8 +274,9 @@ __global__ void __launch_bounds__(kWarps * 32) packed_kernel(const A* __restrict
   const int64_t ktiles = K / 64, groups = K / w.group;
   const int64_t kt0 = static_cast<int64_t>(blockIdx.y) * ktiles_per_split;
   const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
-  const uint8_t* tiles = w.tiles + (ntile * ktiles * 32 + lane) * (kTileBytes / 32);
+  const uint4* tiles = reinterpret_cast<const uint4*>(w.tiles) + (ntile * ktiles * 32 + lane) * kVecs;
   const uint32_t* params = w.params + ntile * groups * 16 + g;
+  const int group = static_cast<int>(w.group);
 
   float acc[kTiles][4];
 #pragma unroll
@@ -135,16 +292,13 @@ __global__ void __launch_bounds__(kWarps * 32) packed_kernel(const A* __restrict
     cp_async_commit();
   };
   auto load = [&](int64_t kt, uint4* v) {
-    v[0] = __ldg(reinterpret_cast<const uint4*>(tiles + kt * kTileBytes));
-    if constexpr (!four_bit(kMode)) v[1] = __ldg(reinterpret_cast<const uint4*>(tiles + kt * kTileBytes) + 1);
+#pragma unroll
+    for (int h = 0; h < kVecs; ++h) v[h] = __ldg(tiles + kt * 32 * kVecs + h);
   };
   uint4 cur[2] = {}, next[2] = {};
-  if (kt0 < kt1) {
-    stage(kt0, 0);
-    if (active) load(kt0, cur);
-  }
-  int64_t group = -1;
-  uint32_t p_lo = 0, p_hi = 0;
+  if (kt0 < kt1 && active) load(kt0, cur);
+  pdl_wait();  // x is the previous kernel's output
+  if (kt0 < kt1) stage(kt0, 0);
   for (int64_t kt = kt0; kt < kt1; ++kt) {
     const int buf = static_cast<int>((kt - kt0) & 1);
     if (kt + 1 < kt1) {  // the next slice of x and the next weights are on their way meanwhile
@@ -156,54 +310,135 @@ __global__ void __launch_bounds__(kWarps * 32) packed_kernel(const A* __restrict
     }
     __syncthreads();
     if (active) {
-      const uint32_t* words = reinterpret_cast<const uint32_t*>(cur);
+      const int64_t grp = static_cast<int>(kt * 64 + 16 * t) / group;
+      uint32_t xw[kTiles][8];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int64_t grp = (kt * 64 + j * 16) / w.group;
-        if (grp != group) {
-          group = grp;
-          p_lo = __ldg(params + grp * 16);
-          p_hi = __ldg(params + grp * 16 + 8);
-        }
-        uint32_t a[4];
-        if constexpr (four_bit(kMode)) decode_step<kMode, A>(words[j], 0, p_lo, p_hi, a);
-        else decode_step<kMode, A>(words[2 * j], words[2 * j + 1], p_lo, p_hi, a);
-#pragma unroll
-        for (int i = 0; i < kTiles; i += 2) {
-          // Matrices: x rows of tile i (and i + 1) at k 16j and 16j + 8: b0, b1 of each.
-          const int row = (kTiles > 1 ? i + lane / 16 : i) * 8 + lane % 8;
-          uint32_t b[4];
-          ldmatrix_x4(b, xs[buf] + row * kXStride + j * 16 + ((lane / 8) % 2) * 8);
-          mma16816<A>(acc[i], a, b[0], b[1]);
-          if (i + 1 < kTiles) mma16816<A>(acc[i + 1], a, b[2], b[3]);
-        }
+      for (int i = 0; i < kTiles; ++i) {
+        const uint4* p = reinterpret_cast<const uint4*>(xs[buf] + (i * 8 + g) * kXStride + 16 * t);
+        const uint4 lo = p[0], hi = p[1];
+        xw[i][0] = lo.x, xw[i][1] = lo.y, xw[i][2] = lo.z, xw[i][3] = lo.w;
+        xw[i][4] = hi.x, xw[i][5] = hi.y, xw[i][6] = hi.z, xw[i][7] = hi.w;
       }
+      tile_mma<kMode, A, kTiles>(reinterpret_cast<const uint32_t*>(cur), __ldg(params + grp * 16),
+                                 __ldg(params + grp * 16 + 8), xw, acc);
     }
     __syncthreads();  // xs[buf] is staged again two slices on
     cur[0] = next[0];
     cur[1] = next[1];
   }
   if (!active) return;
+  store_tile<A, kTiles>(acc, ntile, lane, M, w.rows, bias, out, out_f32, ldo, accumulate, partial,
+                        static_cast<int>(blockIdx.y));
+}
 
-  // c0, c1: feature g, rows 2t and 2t + 1 of the tile; c2, c3: feature g + 8.
+// Rows [16 nt0, 16 (nt0 + ntiles)) of the weight (those below w.rows) as dense [rows, K] in A,
+// one warp per tile: the cuBLAS path for long prefills.
+template <PackedMode kMode, typename A>
+__global__ void dequantize_kernel(PackedWeight w, int64_t nt0, int64_t ntiles, A* __restrict__ out) {
+  constexpr int kVecs = four_bit(kMode) ? 1 : 2;
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t K = w.cols, ktiles = K / 64, groups = K / w.group;
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (tile >= ntiles * ktiles) return;
+  const int64_t nt = nt0 + tile / ktiles, kt = tile % ktiles;
+  const uint4* src = reinterpret_cast<const uint4*>(w.tiles) + ((nt * ktiles + kt) * 32 + lane) * kVecs;
+  uint4 v[2] = {};
 #pragma unroll
-  for (int i = 0; i < kTiles; ++i)
+  for (int h = 0; h < kVecs; ++h) v[h] = __ldg(src + h);
+  const uint32_t* params = w.params + (nt * groups + (kt * 64 + 16 * t) / w.group) * 16 + g;
+  const uint32_t p_lo = __ldg(params), p_hi = __ldg(params + 8);
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(v);
+  uint32_t row_lo[8], row_hi[8];  // rows g, g + 8: columns 16t + 4j + {0, 1} and {2, 3}
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t n = ntile * 16 + g + (e / 2) * 8;
-      const int m = i * 8 + 2 * t + e % 2;
-      if (n >= w.rows || m >= M) continue;
-      if (partial) {
-        partial[(static_cast<int64_t>(blockIdx.y) * M + m) * w.rows + n] = acc[i][e];
-      } else {
-        write_out<A>(out, out_f32, m * ldo + n, acc[i][e] + (bias ? bias[n] : 0.0f), accumulate);
-      }
-    }
+  for (int j = 0; j < 4; ++j) {
+    uint32_t a[4];
+    if constexpr (four_bit(kMode)) decode_step<kMode, A>(words[j], 0, p_lo, p_hi, a);
+    else decode_step<kMode, A>(words[2 * j], words[2 * j + 1], p_lo, p_hi, a);
+    row_lo[2 * j] = a[0], row_lo[2 * j + 1] = a[2];
+    row_hi[2 * j] = a[1], row_hi[2 * j + 1] = a[3];
+  }
+  const int64_t r = (nt - nt0) * 16 + g, c = kt * 64 + 16 * t;
+  if (nt * 16 + g < w.rows) {
+    uint4* d = reinterpret_cast<uint4*>(out + r * K + c);
+    d[0] = make_uint4(row_lo[0], row_lo[1], row_lo[2], row_lo[3]);
+    d[1] = make_uint4(row_lo[4], row_lo[5], row_lo[6], row_lo[7]);
+  }
+  if (nt * 16 + g + 8 < w.rows) {
+    uint4* d = reinterpret_cast<uint4*>(out + (r + 8) * K + c);
+    d[0] = make_uint4(row_hi[0], row_hi[1], row_hi[2], row_hi[3]);
+    d[1] = make_uint4(row_hi[4], row_hi[5], row_hi[6], row_hi[7]);
+  }
+}
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, count = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
+    return std::max(count, 1);
+  }();
+  return n;
+}
+
+// Rows of x up to which the streaming (decode) kernel runs; FERRUM_PACKED_STREAM_ROWS=0 sends
+// every batch through the shared-memory kernel (to compare them).
+int stream_rows() {
+  static const int n = [] {
+    const char* v = std::getenv("FERRUM_PACKED_STREAM_ROWS");
+    return v ? std::clamp(std::atoi(v), 0, 16) : 16;
+  }();
+  return n;
+}
+
+// Blocks of `splits` warps that the GPU holds at once (one wave), per kernel and split count.
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel, int splits, int smem) {
+  int per_sm = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, splits * 32, smem);
+  return static_cast<int64_t>(std::max(per_sm, 1)) * sm_count();
+}
+
+template <PackedMode kMode, typename A, int kTiles>
+void launch_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
+                   int64_t ldo, bool accumulate, cudaStream_t s) {
+  auto kernel = packed_stream_kernel<kMode, A, kTiles>;
+  static int64_t resident[kMaxSplits + 1] = {};  // per split count, asked once
+  const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
+  // The most warps per n-tile that still fit in one wave, each keeping a full ring of tiles.
+  int splits = 1;
+  for (int c = 2; c <= kMaxSplits; ++c) {
+    if (ktiles < static_cast<int64_t>(c) * kStreamStages) break;
+    if (!resident[c]) resident[c] = resident_blocks(kernel, c, stream_smem<kMode, kTiles>(c));
+    if (ntiles <= resident[c]) splits = c;
+  }
+  const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
+  launch_pdl(kernel, static_cast<unsigned>(ntiles), splits * 32, stream_smem<kMode, kTiles>(splits), s, x, M, K, w,
+             per_split, bias, out, out_f32, ldo, accumulate);
+}
+
+template <PackedMode kMode, typename A>
+void run_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
+                int64_t ldo, bool accumulate, cudaStream_t s) {
+  if (M <= 8) launch_stream<kMode, A, 1>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else launch_stream<kMode, A, 2>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+}
+
+// Blocks of up to 16 warps take more than the default 48 KB of shared memory: allowed once,
+// at load (not while a graph is being recorded).
+// Blocks of up to 16 warps take more than the default 48 KB of shared memory: allowed once,
+// at load (not while a graph is being recorded).
+template <PackedMode kMode, typename A>
+void allow_stream_smem() {
+  cudaFuncSetAttribute(packed_stream_kernel<kMode, A, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       stream_smem<kMode, 1>(kMaxSplits));
+  cudaFuncSetAttribute(packed_stream_kernel<kMode, A, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       stream_smem<kMode, 2>(kMaxSplits));
 }
 
 template <PackedMode kMode, typename A>
 void run_pass(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
               int64_t ldo, bool accumulate, float* scratch, int64_t scratch_floats, cudaStream_t s) {
+  if (M <= stream_rows()) return run_stream<kMode, A>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
   const int64_t warps = w.padded_rows / 16, ktiles = K / 64;
   int64_t splits = std::clamp<int64_t>(kTargetWarps / warps, 1, std::max<int64_t>(1, ktiles / 2));
   while (splits > 1 && splits * M * w.rows > scratch_floats) --splits;
@@ -212,7 +447,7 @@ void run_pass(const A* x, int M, int64_t K, const PackedWeight& w, const float* 
   const dim3 grid(static_cast<unsigned>((warps + kWarps - 1) / kWarps), static_cast<unsigned>(splits));
   float* partial = splits > 1 ? scratch : nullptr;
   auto go = [&](auto kernel) {
-    kernel<<<grid, kWarps * 32, 0, s>>>(x, M, K, w, per_split, bias, out, out_f32, ldo, accumulate, partial);
+    launch_pdl(kernel, grid, kWarps * 32, 0, s, x, M, K, w, per_split, bias, out, out_f32, ldo, accumulate, partial);
   };
   const int tiles = (M + 7) / 8;
   if (tiles <= 1) go(packed_kernel<kMode, A, 1>);
@@ -225,6 +460,18 @@ void run_pass(const A* x, int M, int64_t K, const PackedWeight& w, const float* 
   }
 }
 
+// Calls f with the weight's mode as a compile-time constant.
+template <typename F>
+void with_mode(PackedMode m, F&& f) {
+  switch (m) {
+    case PackedMode::Int4Zero: return f(std::integral_constant<PackedMode, PackedMode::Int4Zero>{});
+    case PackedMode::Int4Affine: return f(std::integral_constant<PackedMode, PackedMode::Int4Affine>{});
+    case PackedMode::Int8Zero: return f(std::integral_constant<PackedMode, PackedMode::Int8Zero>{});
+    case PackedMode::Int8Affine: return f(std::integral_constant<PackedMode, PackedMode::Int8Affine>{});
+    case PackedMode::Fp8: return f(std::integral_constant<PackedMode, PackedMode::Fp8>{});
+  }
+}
+
 template <typename A>
 void run(const A* x, int64_t M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
          int64_t ldo, bool accumulate, float* scratch, int64_t scratch_floats, cudaStream_t s) {
@@ -233,23 +480,10 @@ void run(const A* x, int64_t M, int64_t K, const PackedWeight& w, const float* b
     const int rows = static_cast<int>(std::min<int64_t>(kMaxTiles * 8, M - m0));
     void* o = static_cast<uint8_t*>(out) + m0 * ldo * out_size;
     const A* xm = x + m0 * K;
-    switch (w.mode) {
-      case PackedMode::Int4Zero:
-        run_pass<PackedMode::Int4Zero, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats, s);
-        break;
-      case PackedMode::Int4Affine:
-        run_pass<PackedMode::Int4Affine, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats, s);
-        break;
-      case PackedMode::Int8Zero:
-        run_pass<PackedMode::Int8Zero, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats, s);
-        break;
-      case PackedMode::Int8Affine:
-        run_pass<PackedMode::Int8Affine, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats, s);
-        break;
-      case PackedMode::Fp8:
-        run_pass<PackedMode::Fp8, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats, s);
-        break;
-    }
+    with_mode(w.mode, [&](auto mode) {
+      run_pass<decltype(mode)::value, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats,
+                                         s);
+    });
   }
 }
 
@@ -271,6 +505,35 @@ void packed_matmul(const void* x, DType act, int64_t M, int64_t K, const PackedW
     run(static_cast<const __half*>(x), M, K, w, bias, out, out_f32, ldo, accumulate, scratch, scratch_floats, s);
   else
     fail("packed_matmul: activations must be F16 or BF16, not {}", dtype_name(act));
+}
+
+void packed_matmul_prepare() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (PackedMode m : {PackedMode::Int4Zero, PackedMode::Int4Affine, PackedMode::Int8Zero, PackedMode::Int8Affine,
+                         PackedMode::Fp8})
+      with_mode(m, [](auto mode) {
+        allow_stream_smem<decltype(mode)::value, __nv_bfloat16>();
+        allow_stream_smem<decltype(mode)::value, __half>();
+      });
+  });
+}
+
+void packed_dequantize(const PackedWeight& w, DType act, int64_t row0, int64_t rows, void* out, cudaStream_t s) {
+  FERRUM_CHECK(row0 % 16 == 0 && row0 + rows <= w.rows && w.cols % 64 == 0,
+               "packed_dequantize: rows [{}, {}) of {}", row0, row0 + rows, w.rows);
+  FERRUM_CHECK(act == DType::BF16 || act == DType::F16, "packed_dequantize: into {}", dtype_name(act));
+  if (rows == 0) return;
+  const int64_t ntiles = (rows + 15) / 16, tiles = ntiles * (w.cols / 64);
+  const unsigned blocks = static_cast<unsigned>((tiles + kWarps - 1) / kWarps);
+  with_mode(w.mode, [&](auto mode) {
+    constexpr PackedMode kMode = decltype(mode)::value;
+    if (act == DType::BF16)
+      dequantize_kernel<kMode, __nv_bfloat16><<<blocks, kWarps * 32, 0, s>>>(w, row0 / 16, ntiles,
+                                                                              static_cast<__nv_bfloat16*>(out));
+    else
+      dequantize_kernel<kMode, __half><<<blocks, kWarps * 32, 0, s>>>(w, row0 / 16, ntiles, static_cast<__half*>(out));
+  });
 }
 
 }  // namespace ferrum::cuda

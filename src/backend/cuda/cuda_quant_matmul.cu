@@ -226,6 +226,10 @@ template <QuantKind F>
 __global__ void quant_embedding_kernel(QuantWeight w, int64_t K, const int32_t* __restrict__ ids,
                                        float* __restrict__ out) {
   const int64_t t = blockIdx.x, id = ids[t];
+  if (id < 0 || id >= w.rows) {  // rows a padded graph batch adds hold no token: zeros, as embedding() gives
+    for (int64_t i = threadIdx.x; i < K; i += blockDim.x) out[t * K + i] = 0.0f;
+    return;
+  }
   for (int64_t u = threadIdx.x; u < K / 64; u += blockDim.x) {
     float v[64];
     dequant_unit<F, __nv_bfloat16>(w, id, u, v);
