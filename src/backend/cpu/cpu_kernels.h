@@ -65,6 +65,24 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tens
 void silu_mul(ThreadPool& pool, const Tensor& gate, const Tensor& up, Tensor& out);
 void add(ThreadPool& pool, const Tensor& a, const Tensor& b, Tensor& out);
 void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
+// MoE routing (cpu_moe.cpp): per token its top_k experts, best first, and their weights.
+struct MoeRoutes {
+  int32_t top_k = 0;
+  std::vector<int32_t> expert;  // [T, top_k]
+  std::vector<float> weight;    // [T, top_k]
+};
+// Softmax over each row of logits [T, E] in F32, the top k (ties: the lower expert), their
+// probabilities renormalized to sum 1 when `renormalize`: transformers' router.
+void moe_route(const Tensor& logits, int32_t top_k, bool renormalize, MoeRoutes& out);
+// The routes by expert: expert e's (token, weight) pairs are [start[e], start[e + 1]), in
+// token order.
+struct ExpertGroups {
+  std::vector<int32_t> start, token;
+  std::vector<float> weight;
+};
+void group_by_expert(const MoeRoutes& routes, int64_t num_experts, ExpertGroups& out);
+// out[rows[i], :] += scales[i] * y[i, :] (rows null: row i). F32.
+void add_scaled_rows(const Tensor& y, const int32_t* rows, const float* scales, Tensor& out);
 // Backend::sample's reference implementation (cpu_sampling.cpp).
 void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out);
 
