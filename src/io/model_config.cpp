@@ -138,7 +138,8 @@ MoeConfig parse_moe(const json& j, const std::string& model_type) {
                      : model_type == "qwen3_moe" ? Defaults{128, 8, 768, 0}
                                                  : Defaults{0, 0, 0, 0};
   MoeConfig m;
-  m.num_experts = get_or<int64_t>(j, "num_experts", d.experts);
+  // transformers 5 writes Qwen3-MoE's num_experts as num_local_experts (Mixtral's name).
+  m.num_experts = get_or<int64_t>(j, "num_experts", get_or<int64_t>(j, "num_local_experts", d.experts));
   if (m.num_experts <= 0) return {};
   m.experts_per_token = get_or<int64_t>(j, "num_experts_per_tok", d.top_k);
   m.intermediate_size = get_or<int64_t>(j, "moe_intermediate_size", d.intermediate);

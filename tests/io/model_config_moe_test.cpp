@@ -28,6 +28,8 @@ TEST(MoeConfig, SparseLayersFollowMlpOnlyLayersAndTheSparseStep) {
   std::string sparse;
   for (int64_t l = 0; l < 6; ++l) sparse += c.moe.sparse_layer(l) ? 'S' : 'D';
   EXPECT_EQ(sparse, "DSDDDS");  // (l + 1) % 2 == 0, except layer 3
+  // transformers 5 writes it as num_local_experts.
+  EXPECT_EQ(ModelConfig::from_json_text(config("qwen3_moe", R"("num_local_experts":16)")).moe.num_experts, 16);
 }
 
 TEST(MoeConfig, AbsentFieldsTakeTransformersDefaults) {

@@ -239,10 +239,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, kAllFixtures, fixture_name);
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenCuda, kAllFixtures, fixture_name);
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenCpuBf16Gemm, kAllFixtures, fixture_name);
 // Mixtures of experts (tools/gen_moe_fixtures.py): 8 experts, top 2, renormalized or not, a
-// dense layer among sparse ones, Qwen2-MoE's shared expert. The CPU only for now.
+// dense layer among sparse ones, Qwen2-MoE's shared expert. The CPU's exact F32 path only:
+// under the BF16 GEMM a token whose two best experts are nearly tied may take the other one (a
+// whole expert's output apart: one of tiny-qwen2-moe's 117 recorded rows is off by 0.27), so the dense
+// bound above does not apply; the BF16 GEMM's expert products are checked by the op harness.
 const auto kMoeFixtures = ::testing::Values("tiny-qwen3-moe", "tiny-qwen3-moe-nonorm", "tiny-qwen2-moe");
 INSTANTIATE_TEST_SUITE_P(MoeFixtures, Golden, kMoeFixtures, fixture_name);
-INSTANTIATE_TEST_SUITE_P(MoeFixtures, GoldenCpuBf16Gemm, kMoeFixtures, fixture_name);
 
 // A GPU refuses MoE models at load with a clear error until it has the kernels.
 TEST(GoldenCudaMoe, RefusedClearly) {

@@ -171,8 +171,14 @@ class CpuBackend final : public Backend {
                      out.rows() == T && out.cols() == H && out.dtype == DType::F32 && down.out_features == H,
                  "moe_ffn '{}': {} experts, router of {}, x {}, out {}", gate_up.name, E, mw.router->out_features,
                  x.shape_str(), out.shape_str());
+    // Router logits in exact F32 (a dense router never takes the BF16 GEMM: rounding x would
+    // change which experts tokens take, an O(1) change to their outputs).
     Tensor logits = moe_scratch(kMoeLogits, T, E);
-    linear(x, *mw.router, logits, LinearEpilogue::Store);
+    const auto& router = static_cast<const CpuLinear&>(*mw.router);
+    if (router.formats.size() == 1 && router.formats[0] == WeightFormat::Dense)
+      cpu::matmul(pool_, x, router.weights[0], router.biases[0].empty() ? nullptr : &router.biases[0],
+                  logits.ptr<float>(), E, false);
+    else linear(x, router, logits, LinearEpilogue::Store);
     cpu::moe_route(logits, mw.routing.top_k, mw.routing.norm_topk_prob, routes_);
     cpu::group_by_expert(routes_, E, groups_);
     Tensor sum = moe_scratch(kMoeSum, T, H);

@@ -16,6 +16,10 @@ bool set_gemm_kernel(const std::string& name);
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
 // The same into rows of `ldo` floats (a column slice of a wider output).
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// The same, with the BF16 prefill GEMM allowed or not (false: the exact F32 kernels whatever
+// bf16_gemm_enabled says; MoE routers, where rounding x would change which experts a token takes).
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
+            bool bf16_gemm);
 // The same with GGUF Q8_0 weights: w is U8 [N, K / 32 * 34] (raw blocks), x F32 (quantized
 // to int8 blocks per row, as llama.cpp does), integer dot products.
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
