@@ -4,6 +4,8 @@
 // of intermediate_size.
 #include "models/moe_decoder_model.h"
 
+#include <algorithm>
+
 #include "models/decoder_core.h"
 
 namespace ferrum {
@@ -68,7 +70,8 @@ class MoeDecoderModel final : public DecoderCore {
   // The grouped weight of `parts` (gate_proj, up_proj; down_proj) of every expert under
   // `prefix` ("model.layers.N.mlp.experts"): one tensor per expert
   // (prefix.E.part.weight, as checkpoints store them), or one stacked [E, rows, cols] tensor
-  // (prefix.part.weight) seen as its experts' slices.
+  // (prefix.part.weight, GGUF's ffn_*_exps; as blocks where a backend kernel runs their type)
+  // seen as its experts' slices.
   std::unique_ptr<LinearWeight> experts(const std::string& prefix, const std::vector<std::string>& parts,
                                         const std::vector<int64_t>& rows, int64_t cols) {
     const int64_t E = cfg_.moe.num_experts;
@@ -83,11 +86,16 @@ class MoeDecoderModel final : public DecoderCore {
       p.name = prefix + "." + parts[i] + ".weight";
       p.rows = rows[i];
       if (!opt_.dummy_weights && store_.has(p.name)) {
-        const Tensor& stacked = store_.get(p.name);
-        if (stacked.ndim != 3 || stacked.dim(0) != E)
-          fail("tensor '{}' has shape {}, but config.json implies [{}, {}, {}]", p.name, stacked.shape_str(), E,
-               rows[i], cols);
-        for (int64_t e = 0; e < E; ++e) p.experts.push_back(stacked.slice_rows(e, 1).view({stacked.dim(1), stacked.dim(2)}));
+        p.format = block_format(p.name);
+        const WeightStore::Quantized* q = store_.quantized(p.name);
+        const bool blocks = p.format != WeightFormat::Dense;  // GGUF blocks a backend kernel runs
+        const Tensor& stacked = blocks ? q->blocks : store_.get(p.name);  // blocks: [E * rows, bytes]
+        const int ndim = q ? q->ndim : stacked.ndim;
+        const int64_t experts = q ? q->shape[0] : stacked.dim(0), per_expert = stacked.rows() / std::max<int64_t>(E, 1);
+        if (ndim != 3 || experts != E || per_expert != rows[i])
+          fail("tensor '{}' is not the {} experts' [{}, {}] weights stacked", p.name, E, rows[i], cols);
+        const Tensor flat = stacked.view({stacked.rows(), stacked.cols()});
+        for (int64_t e = 0; e < E; ++e) p.experts.push_back(flat.slice_rows(e * per_expert, per_expert));
       } else if (!opt_.dummy_weights) {
         for (int64_t e = 0; e < E; ++e)
           p.experts.push_back(store_.get(prefix + "." + std::to_string(e) + "." + parts[i] + ".weight"));

@@ -300,13 +300,21 @@ struct MoeShape {
 // random residual stream.
 class MoeCase final : public OpCase {
  public:
-  MoeCase(MoeShape s, DType weights) : s_(s), weights_(weights) {}
+  // experts: the experts' weight format (GGUF blocks: GGUF qwen3moe files); the router and the
+  // shared expert stay dense, of `weights` dtype.
+  MoeCase(MoeShape s, DType weights, WeightFormat experts = WeightFormat::Dense)
+      : s_(s), weights_(weights), experts_(experts) {}
   std::string name() const override {
-    return fmt::format("moe_ffn {} T={} H={} E={} I={} top{}{}{}", lower_name(weights_), s_.T, s_.H, s_.E, s_.I,
-                       s_.top_k, s_.renormalize ? " norm" : "", s_.shared ? fmt::format(" shared={}", s_.shared) : "");
+    return fmt::format("moe_ffn {}{} T={} H={} E={} I={} top{}{}{}", lower_name(weights_),
+                       experts_ == WeightFormat::Dense ? "" : fmt::format(" {} experts", weight_format_name(experts_)),
+                       s_.T, s_.H, s_.E, s_.I, s_.top_k, s_.renormalize ? " norm" : "",
+                       s_.shared ? fmt::format(" shared={}", s_.shared) : "");
   }
   std::string unsupported(const Backend& be) const override {
-    return be.supports_moe() ? std::string() : "no MoE blocks (moe_ffn) yet";
+    if (!be.supports_moe()) return "no MoE blocks (moe_ffn) yet";
+    if (experts_ != WeightFormat::Dense && !be.supports_linear(experts_, DType::U8))
+      return fmt::format("no {} linear layers", weight_format_name(experts_));
+    return {};
   }
 
   PreparedOp prepare(Backend& be, Backend& host, uint64_t seed, bool with_reference) const override {
@@ -330,8 +338,11 @@ class MoeCase final : public OpCase {
       spec.in_features = cols;
       spec.num_experts = static_cast<int32_t>(E);
       for (int64_t rows : parts) {
-        LinearPart p{.name = name, .rows = rows};
-        for (int64_t e = 0; e < E; ++e) p.experts.push_back(host_weight(rows, cols));
+        LinearPart p{.name = name, .rows = rows, .format = experts_};
+        const float scale = 2.0f / std::sqrt(static_cast<float>(cols));
+        for (int64_t e = 0; e < E; ++e)
+          p.experts.push_back(experts_ == WeightFormat::Dense ? host_weight(rows, cols)
+                                                              : make_block_weights(host, experts_, rows, cols, scale, next++));
         spec.parts.push_back(std::move(p));
       }
       return spec;
@@ -359,10 +370,13 @@ class MoeCase final : public OpCase {
     op.compare = [this, &be, &host, specs, x, out, initial] {
       MoeRefWeights r{.H = s_.H, .E = s_.E, .I = s_.I, .S = s_.shared};
       r.router = read_values(host, specs[0].parts[0].weight);
+      auto expert = [&](const LinearPart& p, int64_t e) {
+        return experts_ == WeightFormat::Dense ? read_values(host, p.experts[e]) : block_values(experts_, p.experts[e]);
+      };
       for (int64_t e = 0; e < s_.E; ++e) {
-        r.gate.push_back(read_values(host, specs[1].parts[0].experts[e]));
-        r.up.push_back(read_values(host, specs[1].parts[1].experts[e]));
-        r.down.push_back(read_values(host, specs[2].parts[0].experts[e]));
+        r.gate.push_back(expert(specs[1].parts[0], e));
+        r.up.push_back(expert(specs[1].parts[1], e));
+        r.down.push_back(expert(specs[2].parts[0], e));
       }
       if (s_.shared) {
         r.shared_gate_proj = read_values(host, specs[3].parts[0].weight);
@@ -371,9 +385,10 @@ class MoeCase final : public OpCase {
         r.shared_gate = read_values(host, specs[5].parts[0].weight);
       }
       const Values ref = ref_moe_ffn(read_values(be, x), s_.T, r, s_.top_k, s_.renormalize, initial);
-      // More than 16 rows (an expert's, the shared expert's) may take the CPU's BF16 prefill GEMM.
+      // More than 16 rows (an expert's, the shared expert's) may take the CPU's BF16 prefill GEMM;
+      // block kernels round x to int8 (as the linear cases).
       const bool bf16_gemm = be.device() == Device::CPU && cpu::bf16_gemm_enabled() && s_.T > 16;
-      return compare({{"out", read_values(be, out), ref}}, bf16_gemm ? 2e-2 : kF32);
+      return compare({{"out", read_values(be, out), ref}}, bf16_gemm || experts_ != WeightFormat::Dense ? 2e-2 : kF32);
     };
     return op;
   }
@@ -381,6 +396,7 @@ class MoeCase final : public OpCase {
  private:
   MoeShape s_;
   DType weights_;
+  WeightFormat experts_;
 };
 
 class RmsNormCase final : public OpCase {
@@ -659,6 +675,11 @@ void add_moe_cases(CaseList& cases) {
     add<MoeCase>(cases, MoeShape{3, 64, 8, 32, 2, false, 48}, w);
     add<MoeCase>(cases, MoeShape{33, 64, 6, 16, 3, true, 40}, w);
   }
+  // GGUF block experts (qwen3moe files): rows of 256 values for the K-quants.
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4_0})
+    for (int64_t T : {1, 20}) add<MoeCase>(cases, MoeShape{T, 64, 8, 32, 2, true}, DType::BF16, f);
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
+    for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

@@ -335,15 +335,9 @@ class CpuBackend final : public Backend {
     return w;
   }
 
-  // The MoE block's own F32 buffers [rows, cols] (linear() uses scratch_), grown as needed.
-  enum MoeBuffer : size_t { kMoeLogits, kMoeSum, kMoeX, kMoeAct, kMoeY, kMoeBuffers };
-  Tensor moe_scratch(MoeBuffer i, int64_t rows, int64_t cols) {
-    if (moe_scratch_[i].numel() < rows * cols) moe_scratch_[i] = alloc({rows * cols + rows * cols / 4}, DType::F32);
-    Tensor t = moe_scratch_[i];
-    t.ndim = 2;
-    t.shape = {rows, cols, 0, 0};
-    return t;
-  }
+  // The MoE block's own scratch buffers, after the two that linear() uses.
+  enum MoeBuffer : size_t { kMoeLogits = 2, kMoeSum, kMoeX, kMoeAct, kMoeY, kScratchBuffers };
+  Tensor moe_scratch(MoeBuffer i, int64_t rows, int64_t cols) { return scratch(i, rows, cols); }
   // n token indices as an I32 tensor view (for gather_rows).
   static Tensor moe_rows(const int32_t* rows, int64_t n) {
     Tensor t;
@@ -353,7 +347,6 @@ class CpuBackend final : public Backend {
     t.shape[0] = n;
     return t;
   }
-  Tensor moe_scratch_[kMoeBuffers];
   cpu::MoeRoutes routes_;
   cpu::ExpertGroups groups_;
   // F32 scratch [rows, cols] in buffer i, grown as needed.
@@ -368,7 +361,7 @@ class CpuBackend final : public Backend {
   SampleResult picks_[2];        // start_sample's results by ticket parity
   std::vector<int32_t> latest_;  // the latest start_sample's tokens
   uint64_t next_ticket_ = 0;
-  Tensor scratch_[2];
+  Tensor scratch_[kScratchBuffers];
 };
 
 }  // namespace
