@@ -4,8 +4,6 @@
 // of intermediate_size.
 #include "models/moe_decoder_model.h"
 
-#include <algorithm>
-
 #include "models/decoder_core.h"
 
 namespace ferrum {
@@ -86,16 +84,7 @@ class MoeDecoderModel final : public DecoderCore {
       p.name = prefix + "." + parts[i] + ".weight";
       p.rows = rows[i];
       if (!opt_.dummy_weights && store_.has(p.name)) {
-        p.format = block_format(p.name);
-        const WeightStore::Quantized* q = store_.quantized(p.name);
-        const bool blocks = p.format != WeightFormat::Dense;  // GGUF blocks a backend kernel runs
-        const Tensor& stacked = blocks ? q->blocks : store_.get(p.name);  // blocks: [E * rows, bytes]
-        const int ndim = q ? q->ndim : stacked.ndim;
-        const int64_t experts = q ? q->shape[0] : stacked.dim(0), per_expert = stacked.rows() / std::max<int64_t>(E, 1);
-        if (ndim != 3 || experts != E || per_expert != rows[i])
-          fail("tensor '{}' is not the {} experts' [{}, {}] weights stacked", p.name, E, rows[i], cols);
-        const Tensor flat = stacked.view({stacked.rows(), stacked.cols()});
-        for (int64_t e = 0; e < E; ++e) p.experts.push_back(flat.slice_rows(e * per_expert, per_expert));
+        p.experts = stacked_experts(p.name, rows[i], cols, p.format);
       } else if (!opt_.dummy_weights) {
         for (int64_t e = 0; e < E; ++e)
           p.experts.push_back(store_.get(prefix + "." + std::to_string(e) + "." + parts[i] + ".weight"));
@@ -105,6 +94,23 @@ class MoeDecoderModel final : public DecoderCore {
     std::unique_ptr<LinearWeight> w = be_->load_linear(spec);
     check_activation_dtype(*w);
     return w;
+  }
+
+  // The experts' slices [rows, cols] of stacked tensor `name`: its blocks [E * rows, bytes]
+  // where a backend kernel runs their type (`format` says which), else its values.
+  std::vector<Tensor> stacked_experts(const std::string& name, int64_t rows, int64_t cols, WeightFormat& format) {
+    const int64_t E = cfg_.moe.num_experts;
+    format = block_format(name);
+    const WeightStore::Quantized* q = store_.quantized(name);
+    const Tensor& stacked = format != WeightFormat::Dense ? q->blocks : store_.get(name);
+    const int ndim = q ? q->ndim : stacked.ndim;
+    const int64_t experts = q ? q->shape[0] : stacked.dim(0), per_expert = stacked.rows() / E;
+    if (ndim != 3 || experts != E || per_expert != rows)
+      fail("tensor '{}' is not the {} experts' [{}, {}] weights stacked", name, E, rows, cols);
+    const Tensor flat = stacked.view({stacked.rows(), stacked.cols()});
+    std::vector<Tensor> out;
+    for (int64_t e = 0; e < E; ++e) out.push_back(flat.slice_rows(e * per_expert, per_expert));
+    return out;
   }
 };
 
