@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/linear.h"
+#include "backend/moe.h"
 #include "backend/sampling.h"
 #include "core/tensor.h"
 
@@ -93,6 +94,18 @@ class Backend {
   // dtype; out in the activation dtype or F32 (the residual stream and logits).
   virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out,
                       LinearEpilogue epilogue = LinearEpilogue::Store) = 0;
+
+  // Mixture of experts (backend/moe.h). Whether this backend loads grouped expert weights
+  // (LinearSpec::num_experts) and runs moe_ffn; models check it before loading anything.
+  virtual bool supports_moe() const { return false; }
+  // out [T, H] (F32, the residual stream) += the MoE block of x [T, H], as transformers
+  // computes it: router logits in F32, softmax over the experts, the top k (ties: the lower
+  // expert), renormalized when norm_topk_prob; each chosen expert's SwiGLU MLP weighted by its
+  // probability and summed in expert order; then the shared expert's output scaled by its
+  // sigmoid gate, where there is one.
+  virtual void moe_ffn(const Tensor& x, const MoeWeights& w, Tensor& out) {
+    fail("MoE is not supported on {} yet", device() == Device::CUDA ? "CUDA" : name());
+  }
 
   // out[t, :] = table[ids[t], :] (any float dtype table, F32 out: the residual stream).
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;

@@ -1,5 +1,7 @@
 #include "backend/linear.h"
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 
 namespace ferrum {
@@ -42,26 +44,59 @@ bool is_packed_source(WeightFormat f) {
   return f == WeightFormat::Gptq || f == WeightFormat::Awq || f == WeightFormat::Fp8;
 }
 
-void check_linear_spec(const LinearSpec& spec) {
-  for (const LinearPart& p : spec.parts) {
-    const int64_t values = gguf_block_values(p.format), bytes = gguf_block_bytes(p.format);
-    if (!values) continue;  // dense (checked below), or a source that quant_pack checks
+namespace {
+
+// One source weight of part p ([rows, in] dense, or its raw GGUF blocks); `what` names it.
+void check_weight(const LinearSpec& spec, const LinearPart& p, const Tensor& w, const std::string& what) {
+  if (const int64_t values = gguf_block_values(p.format), bytes = gguf_block_bytes(p.format); values) {
     // Raw blocks: U8 [rows, in / values * bytes].
-    if (spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
     if (spec.in_features % values != 0)
       fail("layer '{}': {} rows of {} values are not whole blocks", spec.name, weight_format_name(p.format),
            spec.in_features);
-    const Tensor& w = p.weight;
     if (w.dtype != DType::U8 || w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features / values * bytes)
       fail("layer '{}': {} weights of '{}' must be its raw blocks, U8 [{}, {}]; got {} {}", spec.name,
-           weight_format_name(p.format), p.name, p.rows, spec.in_features / values * bytes, dtype_name(w.dtype),
+           weight_format_name(p.format), what, p.rows, spec.in_features / values * bytes, dtype_name(w.dtype),
            w.shape_str());
+    return;
   }
-  if (spec.num_experts != 0)
-    fail("layer '{}': grouped expert weights (MoE) are not supported yet", spec.name);
+  if (p.format != WeightFormat::Dense) return;  // a source that quant_pack checks
+  if (w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features)
+    fail("tensor '{}' has shape {}, but config.json implies [{}, {}]", what, w.shape_str(), p.rows, spec.in_features);
+  if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+    fail("tensor '{}' has dtype {}; dense weights must be F32, F16 or BF16", what, dtype_name(w.dtype));
+}
+
+// Grouped experts: one weight per expert in every part, all of one dtype, no biases.
+void check_experts(const LinearSpec& spec) {
+  for (const LinearPart& p : spec.parts) {
+    if (p.format != WeightFormat::Dense && !gguf_block_values(p.format))
+      fail("layer '{}': {} expert weights are not supported (dense and GGUF blocks are)", spec.name,
+           weight_format_name(p.format));
+    if (!p.bias.empty() || !p.weight.empty())
+      fail("layer '{}': grouped experts take one weight per expert and no bias", spec.name);
+    if (spec.dummy) continue;
+    if (p.experts.size() != static_cast<size_t>(spec.num_experts))
+      fail("layer '{}': part '{}' has {} expert weights for {} experts", spec.name, p.name, p.experts.size(),
+           spec.num_experts);
+    for (size_t e = 0; e < p.experts.size(); ++e) {
+      check_weight(spec, p, p.experts[e], fmt::format("{} (expert {})", p.name, e));
+      if (p.experts[e].dtype != p.experts[0].dtype)
+        fail("layer '{}': experts 0 and {} of '{}' have different dtypes", spec.name, e, p.name);
+    }
+  }
+}
+
+}  // namespace
+
+void check_linear_spec(const LinearSpec& spec, bool experts) {
+  if (spec.num_experts < 0 || (spec.num_experts > 0 && !experts))
+    fail("layer '{}': grouped expert weights (MoE) are not supported on this backend yet", spec.name);
   if (spec.shard.kind != LinearShard::Kind::None || spec.shard.world != 1)
     fail("layer '{}': tensor-parallel shards are not supported yet", spec.name);
   FERRUM_CHECK(!spec.parts.empty() && spec.in_features > 0, "layer '{}': no parts or no input features", spec.name);
+  for (const LinearPart& p : spec.parts)
+    if (gguf_block_values(p.format) && spec.dummy) fail("layer '{}': dummy weights are dense only", spec.name);
+  if (spec.num_experts > 0) check_experts(spec);
   bool any_bias = false, all_bias = true;
   for (const LinearPart& p : spec.parts) {
     FERRUM_CHECK(p.rows > 0, "layer '{}': part '{}' has no rows", spec.name, p.name);
@@ -75,16 +110,12 @@ void check_linear_spec(const LinearSpec& spec) {
                                               p.bias.dtype != DType::BF16)))
       fail("layer '{}': bias of '{}' is {} {}, expected {} F32/F16/BF16 values", spec.name, p.name,
            dtype_name(p.bias.dtype), p.bias.shape_str(), p.rows);
-    if (spec.dummy || p.format != WeightFormat::Dense) continue;
-    const Tensor& w = p.weight;
-    if (w.ndim != 2 || w.dim(0) != p.rows || w.dim(1) != spec.in_features)
-      fail("tensor '{}' has shape {}, but config.json implies [{}, {}]", p.name, w.shape_str(), p.rows,
-           spec.in_features);
-    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
-      fail("tensor '{}' has dtype {}; dense weights must be F32, F16 or BF16", p.name, dtype_name(w.dtype));
-    if (spec.parts.front().format == WeightFormat::Dense && w.dtype != spec.parts.front().weight.dtype)
-      fail("layer '{}': parts '{}' and '{}' have different dtypes ({} and {})", spec.name, spec.parts.front().name,
-           p.name, dtype_name(spec.parts.front().weight.dtype), dtype_name(w.dtype));
+    if (spec.dummy || spec.num_experts > 0) continue;
+    check_weight(spec, p, p.weight, p.name);
+    const LinearPart& first = spec.parts.front();
+    if (first.format == WeightFormat::Dense && p.format == WeightFormat::Dense && p.weight.dtype != first.weight.dtype)
+      fail("layer '{}': parts '{}' and '{}' have different dtypes ({} and {})", spec.name, first.name, p.name,
+           dtype_name(first.weight.dtype), dtype_name(p.weight.dtype));
   }
   if (any_bias && !all_bias) fail("layer '{}': some parts have a bias and some do not", spec.name);
 }

@@ -64,14 +64,18 @@ struct LinearPart {
   // Format-specific companions (GPTQ scales/qzeros/g_idx, FP8 scales...); empty for Dense.
   std::vector<Tensor> extra;
   QuantScheme quant;
+  // Grouped experts (LinearSpec::num_experts > 0): expert e's weight [rows, in] in `format`,
+  // in place of `weight` (checkpoints store one tensor per expert, GGUF slices of one). The
+  // backend stacks them at load into one weight of the layer.
+  std::vector<Tensor> experts;
 };
 
 struct LinearSpec {
   std::string name;  // the layer, for messages ("model.layers.3.mlp.gate_up")
   int64_t in_features = 0;
   std::vector<LinearPart> parts;
-  // Grouped experts (MoE): num_experts stacked weights of the same parts, chosen per token by
-  // a router. 0: a plain layer.
+  // Grouped experts (MoE): num_experts weights of the same parts (LinearPart::experts), run
+  // by Backend::moe_ffn for the tokens a router sends to each. 0: a plain layer.
   int32_t num_experts = 0;
   LinearShard shard;
   // Fill with random values of this dtype instead of reading `weight` (benchmarks of real
@@ -108,8 +112,9 @@ class LinearWeight {
 
 // Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes, block
 // weights as whole raw blocks; GPTQ/AWQ/FP8 sources are checked as they are packed) and
-// refuses, with a message naming the layer, what this build cannot run yet: experts, shards.
-// Throws ferrum::Error.
-void check_linear_spec(const LinearSpec& spec);
+// refuses, with a message naming the layer, what this build cannot run yet: shards, experts
+// (unless `experts`: a backend with Backend::moe_ffn; then dense or GGUF block experts without
+// biases). Throws ferrum::Error.
+void check_linear_spec(const LinearSpec& spec, bool experts = false);
 
 }  // namespace ferrum

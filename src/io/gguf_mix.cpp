@@ -48,8 +48,10 @@ GgmlType GgufQuantMix::type_of(const std::string& name, const std::vector<int64_
   FERRUM_CHECK(!dims.empty(), "tensor '{}' has no dims", name);
   // Vectors (norms, biases, RoPE factors) stay F32, as llama.cpp's converter writes them and
   // its quantizer leaves them.
+  // So do MoE routers (ffn_gate_inp, and Qwen2-MoE's shared-expert gate), which llama.cpp's
+  // quantizer never quantizes: they pick the experts.
   const bool quantizable = dims.size() >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
-                           !contains(name, "_norm.weight");
+                           !contains(name, "_norm.weight") && !contains(name, "ffn_gate_inp");
   if (!quantizable) return GgmlType::F32;
   GgmlType t = type_.base;
   const int64_t cols = dims[0];

@@ -128,7 +128,48 @@ QuantizationConfig parse_quantization(const json& q) {
   return c;
 }
 
+// Qwen2-MoE / Qwen3-MoE fields; absent ones take transformers' class defaults, as
+// from_pretrained would.
+MoeConfig parse_moe(const json& j, const std::string& model_type) {
+  struct Defaults {
+    int64_t experts, top_k, intermediate, shared;
+  };
+  const Defaults d = model_type == "qwen2_moe" ? Defaults{60, 4, 1408, 5632}
+                     : model_type == "qwen3_moe" ? Defaults{128, 8, 768, 0}
+                                                 : Defaults{0, 0, 0, 0};
+  MoeConfig m;
+  // transformers 5 writes Qwen3-MoE's num_experts as num_local_experts (Mixtral's name).
+  m.num_experts = get_or<int64_t>(j, "num_experts", get_or<int64_t>(j, "num_local_experts", d.experts));
+  if (m.num_experts <= 0) return {};
+  m.experts_per_token = get_or<int64_t>(j, "num_experts_per_tok", d.top_k);
+  m.intermediate_size = get_or<int64_t>(j, "moe_intermediate_size", d.intermediate);
+  m.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false);
+  m.decoder_sparse_step = get_or<int64_t>(j, "decoder_sparse_step", 1);
+  m.shared_expert_intermediate_size = get_or<int64_t>(j, "shared_expert_intermediate_size", d.shared);
+  if (auto it = j.find("mlp_only_layers"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) fail("config.json: \"mlp_only_layers\" must be a list of layer indices");
+    for (const auto& v : *it) {
+      if (!v.is_number_integer()) fail("config.json: \"mlp_only_layers\" must be a list of layer indices");
+      m.mlp_only_layers.push_back(v.get<int64_t>());
+    }
+  }
+  if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
+    fail("config.json: num_experts_per_tok {} must be between 1 and num_experts {}", m.experts_per_token,
+         m.num_experts);
+  if (m.intermediate_size <= 0) fail("config.json: \"moe_intermediate_size\" must be a positive integer");
+  if (m.decoder_sparse_step <= 0) fail("config.json: \"decoder_sparse_step\" must be a positive integer");
+  if (m.shared_expert_intermediate_size < 0)
+    fail("config.json: \"shared_expert_intermediate_size\" must not be negative");
+  return m;
+}
+
 }  // namespace
+
+bool MoeConfig::sparse_layer(int64_t layer) const {
+  for (int64_t l : mlp_only_layers)
+    if (l == layer) return false;
+  return num_experts > 0 && (layer + 1) % decoder_sparse_step == 0;
+}
 
 ModelConfig ModelConfig::from_json_text(const std::string& text) {
   json j;
@@ -164,11 +205,13 @@ ModelConfig ModelConfig::from_json_text(const std::string& text) {
   c.rms_norm_eps = get_or<double>(j, "rms_norm_eps", 1e-6);
   parse_rope(j, c);
   c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
-  c.attention_bias = get_or<bool>(j, "attention_bias", false);
+  // Qwen2-MoE names its q/k/v biases qkv_bias (default true there).
+  c.attention_bias = get_or<bool>(j, "attention_bias", get_or<bool>(j, "qkv_bias", c.model_type == "qwen2_moe"));
   c.hidden_act = get_or<std::string>(j, "hidden_act", "silu");
   c.torch_dtype = get_or<std::string>(j, "dtype", get_or<std::string>(j, "torch_dtype", "float32"));
   if (j.contains("quantization_config") && !j["quantization_config"].is_null())
     c.quantization = parse_quantization(j["quantization_config"]);
+  c.moe = parse_moe(j, c.model_type);
   if (j.contains("eos_token_id")) c.eos_token_ids = id_list(j["eos_token_id"]);
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int32_t>();
   if (get_or<bool>(j, "use_sliding_window", false))

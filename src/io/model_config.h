@@ -29,6 +29,21 @@ struct QuantizationConfig {
   std::vector<std::string> skip;  // modules left unquantized (modules_to_not_convert, ...)
 };
 
+// Mixture of experts (Qwen2-MoE, Qwen3-MoE). num_experts 0: every layer's MLP is dense.
+struct MoeConfig {
+  int64_t num_experts = 0;
+  int64_t experts_per_token = 0;     // num_experts_per_tok (top-k)
+  int64_t intermediate_size = 0;     // moe_intermediate_size: each expert's SwiGLU width
+  bool norm_topk_prob = false;       // renormalize the top-k probabilities to sum 1
+  int64_t decoder_sparse_step = 1;   // every step-th layer is sparse
+  std::vector<int64_t> mlp_only_layers;         // layers that stay dense
+  int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE's shared expert (0: none)
+
+  // As transformers decides it: sparse unless listed in mlp_only_layers, and every
+  // decoder_sparse_step-th layer (counting from 1).
+  bool sparse_layer(int64_t layer) const;
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. LlamaForCausalLM
   std::string model_type;    // e.g. llama
@@ -49,6 +64,7 @@ struct ModelConfig {
   std::string hidden_act = "silu";
   std::string torch_dtype = "float32";
   QuantizationConfig quantization;
+  MoeConfig moe;
 
   // From generation_config.json (falls back to config.json): ids that end generation.
   std::vector<int32_t> eos_token_ids;

@@ -25,12 +25,14 @@ namespace {
 constexpr std::pair<const char*, const char*> kArchitectures[] = {{"LlamaForCausalLM", "llama"},
                                                                   {"MistralForCausalLM", "llama"},
                                                                   {"Qwen2ForCausalLM", "qwen2"},
-                                                                  {"Qwen3ForCausalLM", "qwen3"}};
+                                                                  {"Qwen3ForCausalLM", "qwen3"},
+                                                                  {"Qwen2MoeForCausalLM", "qwen2moe"},
+                                                                  {"Qwen3MoeForCausalLM", "qwen3moe"}};
 
 std::string gguf_arch(const std::string& hf) {
   for (const auto& [h, g] : kArchitectures)
     if (hf == h) return g;
-  fail("architecture '{}' has no GGUF form here (llama, qwen2 and qwen3 do)", hf);
+  fail("architecture '{}' has no GGUF form here (llama, qwen2, qwen3, qwen2moe and qwen3moe do)", hf);
 }
 
 std::string hf_arch(const std::string& gguf) {
@@ -67,7 +69,14 @@ std::vector<int64_t> dummy_shape(const ModelConfig& c, const std::string& name) 
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, V = c.vocab_size;
   const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
   auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  const int64_t E = c.moe.num_experts, IE = c.moe.intermediate_size, S = c.moe.shared_expert_intermediate_size;
   if (has("embed_tokens") || has("lm_head")) return {V, H};
+  if (has("mlp.gate.weight")) return {E, H};
+  if (has("experts.down_proj")) return {E, H, IE};
+  if (has("experts.")) return {E, IE, H};
+  if (has("shared_expert_gate")) return {1, H};
+  if (has("shared_expert.down_proj")) return {H, S};
+  if (has("shared_expert.")) return {S, H};
   if (has("q_norm") || has("k_norm")) return {D};
   if (has("norm")) return {H};
   if (has("q_proj.bias")) return {q};
@@ -98,6 +107,59 @@ Tensor dummy_tensor(const ModelConfig& c, const std::string& name) {
   return t;
 }
 
+// The experts of a qwen2moe / qwen3moe file. llama.cpp renormalizes qwen3moe's top-k
+// weights and not qwen2moe's (as the published models' norm_topk_prob); expert_weights_norm,
+// where present, says. Layers without a router (ffn_gate_inp) are dense.
+void moe_config_from_gguf(const GgufFile& g, const std::string& arch, ModelConfig& c) {
+  const std::string k = arch + ".";
+  MoeConfig& m = c.moe;
+  m.num_experts = g.get_int(k + "expert_count");
+  m.experts_per_token = g.get_int(k + "expert_used_count");
+  m.intermediate_size = g.get_int(k + "expert_feed_forward_length");
+  m.shared_expert_intermediate_size = arch == "qwen2moe" ? g.get_int(k + "expert_shared_feed_forward_length") : 0;
+  m.norm_topk_prob = g.has(k + "expert_weights_norm") ? g.get_bool(k + "expert_weights_norm") : arch == "qwen3moe";
+  if (m.num_experts <= 0 || m.experts_per_token <= 0 || m.experts_per_token > m.num_experts || m.intermediate_size <= 0)
+    fail("GGUF file '{}': inconsistent {}.expert_* keys ({} experts, {} used, width {})", g.path(), arch,
+         m.num_experts, m.experts_per_token, m.intermediate_size);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (!g.find("blk." + std::to_string(l) + ".ffn_gate_inp.weight")) m.mlp_only_layers.push_back(l);
+}
+
+// A tensor of the folder under its Hugging Face name; a sparse layer's stacked experts
+// ("...mlp.experts.gate_proj.weight") are its per-expert tensors copied into one [E, rows, cols].
+Tensor folder_tensor(const WeightStore& ws, const ModelConfig& c, const std::string& hf) {
+  const size_t at = hf.find(".mlp.experts.");
+  if (ws.has(hf) || at == std::string::npos) return ws.get(hf);
+  const std::string prefix = hf.substr(0, at) + ".mlp.experts.", part = hf.substr(at + 13);
+  const Tensor& first = ws.get(prefix + "0." + part);
+  const size_t bytes = first.nbytes();
+  auto buf = std::make_shared<std::vector<uint8_t>>(bytes * static_cast<size_t>(c.moe.num_experts));
+  for (int64_t e = 0; e < c.moe.num_experts; ++e) {
+    const Tensor& t = ws.get(prefix + std::to_string(e) + "." + part);
+    if (t.dtype != first.dtype || t.shape != first.shape)
+      fail("tensor '{}{}.{}' is {} {}, but expert 0's is {} {}", prefix, e, part, dtype_name(t.dtype), t.shape_str(),
+           dtype_name(first.dtype), first.shape_str());
+    std::memcpy(buf->data() + e * bytes, t.data, bytes);
+  }
+  Tensor out = first;
+  out.ndim = 3;
+  out.shape = {c.moe.num_experts, first.dim(0), first.dim(1), 0};
+  out.data = buf->data();
+  out.owner = buf;
+  return out;
+}
+
+// GGUF dims (fastest first) of a folder tensor, without stacking a layer's experts to learn them.
+std::vector<int64_t> folder_dims(const WeightStore& ws, const ModelConfig& c, const std::string& hf) {
+  const size_t at = hf.find(".mlp.experts.");
+  const bool stacked = !ws.has(hf) && at != std::string::npos;
+  const Tensor& src = ws.get(stacked ? hf.substr(0, at) + ".mlp.experts.0." + hf.substr(at + 13) : hf);
+  std::vector<int64_t> dims;
+  for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
+  if (stacked) dims.push_back(c.moe.num_experts);
+  return dims;
+}
+
 }  // namespace
 
 bool is_gguf_path(const std::string& path) {
@@ -122,9 +184,22 @@ std::vector<std::pair<std::string, std::string>> gguf_tensor_names(const ModelCo
     }
     n.emplace_back(hf + "self_attn.o_proj.weight", gg + "attn_output.weight");
     n.emplace_back(hf + "post_attention_layernorm.weight", gg + "ffn_norm.weight");
-    n.emplace_back(hf + "mlp.gate_proj.weight", gg + "ffn_gate.weight");
-    n.emplace_back(hf + "mlp.up_proj.weight", gg + "ffn_up.weight");
-    n.emplace_back(hf + "mlp.down_proj.weight", gg + "ffn_down.weight");
+    if (!c.moe.sparse_layer(l)) {
+      n.emplace_back(hf + "mlp.gate_proj.weight", gg + "ffn_gate.weight");
+      n.emplace_back(hf + "mlp.up_proj.weight", gg + "ffn_up.weight");
+      n.emplace_back(hf + "mlp.down_proj.weight", gg + "ffn_down.weight");
+      continue;
+    }
+    // A sparse layer: the router, each projection's experts stacked [E, rows, cols] (as
+    // llama.cpp's converter writes them), and Qwen2-MoE's shared expert and its gate.
+    n.emplace_back(hf + "mlp.gate.weight", gg + "ffn_gate_inp.weight");
+    for (const char* p : {"gate", "up", "down"})
+      n.emplace_back(hf + "mlp.experts." + p + "_proj.weight", gg + "ffn_" + p + "_exps.weight");
+    if (c.moe.shared_expert_intermediate_size > 0) {
+      for (const char* p : {"gate", "up", "down"})
+        n.emplace_back(hf + "mlp.shared_expert." + p + "_proj.weight", gg + "ffn_" + p + "_shexp.weight");
+      n.emplace_back(hf + "mlp.shared_expert_gate.weight", gg + "ffn_gate_inp_shexp.weight");
+    }
   }
   return n;
 }
@@ -170,8 +245,9 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   else if (g.has(k + "vocab_size")) c.vocab_size = g.get_int(k + "vocab_size");
   else c.vocab_size = static_cast<int64_t>(g.get("tokenizer.ggml.tokens").array.size());
   c.tie_word_embeddings = g.find("output.weight") == nullptr;
-  c.attention_bias = arch == "qwen2";
-  c.qk_norm = arch == "qwen3";
+  c.attention_bias = arch == "qwen2" || arch == "qwen2moe";
+  c.qk_norm = arch == "qwen3" || arch == "qwen3moe";
+  if (arch == "qwen2moe" || arch == "qwen3moe") moe_config_from_gguf(g, arch, c);
   std::set<int32_t> eos;
   for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
     if (g.has(key)) eos.insert(static_cast<int32_t>(g.get_int(key)));
@@ -322,7 +398,8 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
   c.architecture = architecture_of(c);
   const std::string arch = gguf_arch(c.architecture);
   c.attention_bias = c.attention_bias || arch == "qwen2";
-  c.qk_norm = arch == "qwen3";
+  c.qk_norm = arch == "qwen3" || arch == "qwen3moe";
+  if (arch == "qwen3moe") c.moe.shared_expert_intermediate_size = 0;  // none in Qwen3-MoE
   if (c.rope_scaling.type != "default" && c.rope_scaling.type != "linear" && c.rope_scaling.type != "llama3")
     fail("quantize: RoPE scaling '{}' is not written to GGUF yet", c.rope_scaling.type);
   auto ws = std::make_shared<WeightStore>(dummy ? WeightStore() : WeightStore::open_dir(model_dir));
@@ -346,6 +423,14 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
   w.add_f32(k + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
   w.add_f32(k + "rope.freq_base", static_cast<float>(c.rope_theta));
   w.add_u32(k + "vocab_size", static_cast<uint32_t>(c.vocab_size));
+  if (c.moe.num_experts > 0) {
+    w.add_u32(k + "expert_count", static_cast<uint32_t>(c.moe.num_experts));
+    w.add_u32(k + "expert_used_count", static_cast<uint32_t>(c.moe.experts_per_token));
+    w.add_u32(k + "expert_feed_forward_length", static_cast<uint32_t>(c.moe.intermediate_size));
+    if (c.moe.shared_expert_intermediate_size > 0)
+      w.add_u32(k + "expert_shared_feed_forward_length", static_cast<uint32_t>(c.moe.shared_expert_intermediate_size));
+    w.add_bool(k + "expert_weights_norm", c.moe.norm_topk_prob);
+  }
   if (c.rope_scaling.type == "linear") {
     w.add_string(k + "rope.scaling.type", "linear");
     w.add_f32(k + "rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
@@ -381,16 +466,14 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
       dims = dummy_shape(c, hf);
       std::reverse(dims.begin(), dims.end());
     } else {
-      const Tensor& src = ws->get(hf);
-      for (int i = src.ndim - 1; i >= 0; --i) dims.push_back(src.shape[i]);
+      dims = folder_dims(*ws, c, hf);
     }
     const GgmlType tt = mix.type_of(gg, dims);
     const bool permute = permuted(arch, hf);
     const int64_t head_dim = c.head_dim;
     // Dummy values are made when the writer asks for the tensor, and dropped after it.
     w.add_tensor(gg, tt, dims, [ws, c, dummy, hf = hf, tt, permute, head_dim](std::vector<uint8_t>& out) {
-      const Tensor made = dummy ? dummy_tensor(c, hf) : Tensor{};
-      const Tensor& s = dummy ? made : ws->get(hf);
+      const Tensor s = dummy ? dummy_tensor(c, hf) : folder_tensor(*ws, c, hf);
       const int64_t row = s.cols(), rows = s.rows();
       const uint64_t row_bytes = ggml_row_bytes(tt, row);
       out.resize(row_bytes * static_cast<uint64_t>(rows));

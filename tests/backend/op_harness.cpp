@@ -289,6 +289,116 @@ class LinearCase final : public OpCase {
   int variant_;  // layout variant of a GPTQ/AWQ/FP8 source (op_harness_packed.h)
 };
 
+struct MoeShape {
+  int64_t T, H, E, I;
+  int top_k;
+  bool renormalize;
+  int64_t shared = 0;  // the shared expert's width (Qwen2-MoE), 0: none
+};
+
+// Backend::moe_ffn: router, top-k routing, grouped experts and the shared expert, onto a
+// random residual stream.
+class MoeCase final : public OpCase {
+ public:
+  // experts: the experts' weight format (GGUF blocks: GGUF qwen3moe files); the router and the
+  // shared expert stay dense, of `weights` dtype.
+  MoeCase(MoeShape s, DType weights, WeightFormat experts = WeightFormat::Dense)
+      : s_(s), weights_(weights), experts_(experts) {}
+  std::string name() const override {
+    return fmt::format("moe_ffn {}{} T={} H={} E={} I={} top{}{}{}", lower_name(weights_),
+                       experts_ == WeightFormat::Dense ? "" : fmt::format(" {} experts", weight_format_name(experts_)),
+                       s_.T, s_.H, s_.E, s_.I, s_.top_k, s_.renormalize ? " norm" : "",
+                       s_.shared ? fmt::format(" shared={}", s_.shared) : "");
+  }
+  std::string unsupported(const Backend& be) const override {
+    if (!be.supports_moe()) return "no MoE blocks (moe_ffn) yet";
+    if (experts_ != WeightFormat::Dense && !be.supports_linear(experts_, DType::U8))
+      return fmt::format("no {} linear layers", weight_format_name(experts_));
+    return {};
+  }
+
+  PreparedOp prepare(Backend& be, Backend& host, uint64_t seed, bool with_reference) const override {
+    const int64_t H = s_.H, E = s_.E, I = s_.I, S = s_.shared;
+    const DType act = be.activation_dtype(weights_);
+    uint64_t next = seed + 10;
+    // A host weight [rows, cols] scaled so that outputs stay near 1.
+    auto host_weight = [&](int64_t rows, int64_t cols) {
+      return host.random_tensor({rows, cols}, weights_, next++, 0.0f, 2.0f / std::sqrt(static_cast<float>(cols)));
+    };
+    auto plain = [&](const std::string& name, std::vector<int64_t> parts, int64_t cols) {
+      LinearSpec spec;
+      spec.name = name;
+      spec.in_features = cols;
+      for (int64_t rows : parts) spec.parts.push_back({.name = name, .rows = rows, .weight = host_weight(rows, cols)});
+      return spec;
+    };
+    auto grouped = [&](const std::string& name, std::vector<int64_t> parts, int64_t cols) {
+      LinearSpec spec;
+      spec.name = name;
+      spec.in_features = cols;
+      spec.num_experts = static_cast<int32_t>(E);
+      for (int64_t rows : parts) {
+        LinearPart p{.name = name, .rows = rows, .format = experts_};
+        const float scale = 2.0f / std::sqrt(static_cast<float>(cols));
+        for (int64_t e = 0; e < E; ++e)
+          p.experts.push_back(experts_ == WeightFormat::Dense ? host_weight(rows, cols)
+                                                              : make_block_weights(host, experts_, rows, cols, scale, next++));
+        spec.parts.push_back(std::move(p));
+      }
+      return spec;
+    };
+    std::vector<LinearSpec> specs = {plain("router", {E}, H), grouped("experts.gate_up", {I, I}, H),
+                                     grouped("experts.down", {H}, I)};
+    if (S) {
+      specs.push_back(plain("shared_expert.gate_up", {S, S}, H));
+      specs.push_back(plain("shared_expert.down", {H}, S));
+      specs.push_back(plain("shared_expert_gate", {1}, H));
+    }
+    std::vector<std::shared_ptr<LinearWeight>> w;
+    for (const LinearSpec& spec : specs) w.push_back(be.load_linear(spec));
+    MoeWeights mw{w[0].get(), w[1].get(), w[2].get()};
+    if (S) mw.shared_gate_up = w[3].get(), mw.shared_down = w[4].get(), mw.shared_gate = w[5].get();
+    mw.routing = {s_.top_k, s_.renormalize};
+    Tensor x = be.random_tensor({s_.T, H}, act, seed + 1, 0.0f, 1.0f);
+    Tensor out = be.random_tensor({s_.T, H}, DType::F32, seed + 2, 0.0f, 1.0f);
+    PreparedOp op;
+    op.run = [&be, x, w, mw, out]() mutable { be.moe_ffn(x, mw, out); };
+    op.weight_bytes = static_cast<double>(w[0]->stored_bytes + (w[1]->stored_bytes + w[2]->stored_bytes) / E * s_.top_k);
+    op.bytes = op.weight_bytes + x.nbytes() + 2.0 * out.nbytes();
+    if (!with_reference) return op;
+    const Values initial = read_values(be, out);
+    op.compare = [this, &be, &host, specs, x, out, initial] {
+      MoeRefWeights r{.H = s_.H, .E = s_.E, .I = s_.I, .S = s_.shared};
+      r.router = read_values(host, specs[0].parts[0].weight);
+      auto expert = [&](const LinearPart& p, int64_t e) {
+        return experts_ == WeightFormat::Dense ? read_values(host, p.experts[e]) : block_values(experts_, p.experts[e]);
+      };
+      for (int64_t e = 0; e < s_.E; ++e) {
+        r.gate.push_back(expert(specs[1].parts[0], e));
+        r.up.push_back(expert(specs[1].parts[1], e));
+        r.down.push_back(expert(specs[2].parts[0], e));
+      }
+      if (s_.shared) {
+        r.shared_gate_proj = read_values(host, specs[3].parts[0].weight);
+        r.shared_up = read_values(host, specs[3].parts[1].weight);
+        r.shared_down = read_values(host, specs[4].parts[0].weight);
+        r.shared_gate = read_values(host, specs[5].parts[0].weight);
+      }
+      const Values ref = ref_moe_ffn(read_values(be, x), s_.T, r, s_.top_k, s_.renormalize, initial);
+      // More than 16 rows (an expert's, the shared expert's) may take the CPU's BF16 prefill GEMM;
+      // block kernels round x to int8 (as the linear cases).
+      const bool bf16_gemm = be.device() == Device::CPU && cpu::bf16_gemm_enabled() && s_.T > 16;
+      return compare({{"out", read_values(be, out), ref}}, bf16_gemm || experts_ != WeightFormat::Dense ? 2e-2 : kF32);
+    };
+    return op;
+  }
+
+ private:
+  MoeShape s_;
+  DType weights_;
+  WeightFormat experts_;
+};
+
 class RmsNormCase final : public OpCase {
  public:
   RmsNormCase(int64_t rows, int64_t cols, DType weight, DType out)
@@ -556,6 +666,22 @@ void add_linear_cases(CaseList& cases) {
     }
 }
 
+void add_moe_cases(CaseList& cases) {
+  for (DType w : kFloatTypes) {
+    // Decode rows (one or two tokens: most experts idle), prefill rows (every expert busy,
+    // some with more than 16 rows), top-k renormalized or not, Qwen2-MoE's shared expert.
+    for (int64_t T : {1, 2, 9, 70}) add<MoeCase>(cases, MoeShape{T, 64, 8, 32, 2, true}, w);
+    add<MoeCase>(cases, MoeShape{5, 96, 16, 24, 4, false}, w);
+    add<MoeCase>(cases, MoeShape{3, 64, 8, 32, 2, false, 48}, w);
+    add<MoeCase>(cases, MoeShape{33, 64, 6, 16, 3, true, 40}, w);
+  }
+  // GGUF block experts (qwen3moe files): rows of 256 values for the K-quants.
+  for (WeightFormat f : {WeightFormat::GgufQ8_0, WeightFormat::GgufQ4_0})
+    for (int64_t T : {1, 20}) add<MoeCase>(cases, MoeShape{T, 64, 8, 32, 2, true}, DType::BF16, f);
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
+    for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
+}
+
 void add_norm_and_copy_cases(CaseList& cases) {
   for (DType out : kFloatTypes)
     for (DType w : {DType::F32, DType::BF16}) {
@@ -606,6 +732,7 @@ uint64_t case_seed(const std::string& name) { return dummy_seed(name.c_str()); }
 CaseList correctness_cases() {
   CaseList cases;
   add_linear_cases(cases);
+  add_moe_cases(cases);
   add_norm_and_copy_cases(cases);
   add_attention_cases(cases);
   return cases;

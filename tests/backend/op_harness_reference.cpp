@@ -164,4 +164,48 @@ Values ref_gather_rows(const Values& x, const std::vector<int32_t>& rows, int64_
   return out;
 }
 
+namespace {
+
+// down(silu(gate x) * up x) of one row x [H].
+Values ref_swiglu(const double* x, int64_t H, int64_t I, const Values& gate, const Values& up, const Values& down) {
+  const Values xv(x, x + H);
+  const Values g = ref_matmul(xv, gate, {}, 1, I, H), u = ref_matmul(xv, up, {}, 1, I, H);
+  Values a(I);
+  for (int64_t i = 0; i < I; ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+  return ref_matmul(a, down, {}, 1, H, I);
+}
+
+}  // namespace
+
+Values ref_moe_ffn(const Values& x, int64_t T, const MoeRefWeights& w, int top_k, bool renormalize,
+                   const Values& initial) {
+  const int64_t H = w.H, E = w.E;
+  Values out = initial;
+  for (int64_t t = 0; t < T; ++t) {
+    const double* xt = x.data() + t * H;
+    Values p = ref_matmul(Values(xt, xt + H), w.router, {}, 1, E, H);
+    const double m = *std::max_element(p.begin(), p.end());
+    double sum = 0;
+    for (double& v : p) sum += v = std::exp(v - m);
+    for (double& v : p) v /= sum;
+    std::vector<int32_t> order(E);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+    double chosen = 0;
+    for (int j = 0; j < top_k; ++j) chosen += p[order[j]];
+    for (int j = 0; j < top_k; ++j) {
+      const int32_t e = order[j];
+      const double weight = renormalize ? p[e] / chosen : p[e];
+      const Values y = ref_swiglu(xt, H, w.I, w.gate[e], w.up[e], w.down[e]);
+      for (int64_t d = 0; d < H; ++d) out[t * H + d] += weight * y[d];
+    }
+    if (w.S > 0) {
+      const Values y = ref_swiglu(xt, H, w.S, w.shared_gate_proj, w.shared_up, w.shared_down);
+      const double g = ref_matmul(Values(xt, xt + H), w.shared_gate, {}, 1, 1, H)[0];
+      for (int64_t d = 0; d < H; ++d) out[t * H + d] += y[d] / (1.0 + std::exp(-g));
+    }
+  }
+  return out;
+}
+
 }  // namespace ferrum::op_harness

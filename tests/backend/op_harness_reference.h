@@ -53,4 +53,18 @@ Values ref_paged_attention(const Values& q, const Values& kc, const Values& vc, 
                            int64_t Hk, int64_t D, double scale);
 Values ref_gather_rows(const Values& x, const std::vector<int32_t>& rows, int64_t cols);
 
+// A mixture-of-experts block's weights: router [E, H]; per expert gate, up [I, H] and down
+// [H, I]; an optional shared expert (gate, up [S, H], down [H, S]) with its gate [1, H].
+struct MoeRefWeights {
+  int64_t H = 0, E = 0, I = 0, S = 0;
+  Values router;
+  std::vector<Values> gate, up, down;
+  Values shared_gate_proj, shared_up, shared_down, shared_gate;
+};
+// out = initial + the block's output for x [T, H]: softmax over the router's logits, the
+// top_k experts (ties: the lower), renormalized when `renormalize`, their SwiGLU MLPs
+// weighted and summed; plus sigmoid(x . shared_gate) times the shared expert's MLP.
+Values ref_moe_ffn(const Values& x, int64_t T, const MoeRefWeights& w, int top_k, bool renormalize,
+                   const Values& initial);
+
 }  // namespace ferrum::op_harness

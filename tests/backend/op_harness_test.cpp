@@ -31,12 +31,14 @@ void expect_every_case_passes(Backend& be) {
 }
 
 // The BF16 prefill GEMM (AVX512-BF16 where present, else its portable form) on every linear
-// case, dense and GGUF blocks, within bf16 rounding of the float64 reference.
+// case, dense and GGUF blocks, and the MoE blocks, within bf16 rounding of the float64 reference.
 TEST(BackendOps, CpuBf16GemmMatchesReference) {
   const bool was = cpu::bf16_gemm_enabled();
   cpu::set_bf16_gemm(true);
   auto be = make_cpu_backend(0);
-  const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "linear");
+  std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "linear");
+  for (CaseOutcome& o : op_harness::run_cases(*be, op_harness::correctness_cases(), "moe_ffn"))
+    outcomes.push_back(std::move(o));  // experts on more than 16 rows take the GEMM too
   int passed = 0;
   for (const CaseOutcome& o : outcomes) {
     if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << ": " << o.message;

@@ -166,7 +166,8 @@ TEST(FixtureModelsCuda, GraphsPaddingAndDeviceSamplingDoNotChangeGreedyOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, FixtureModels,
-                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"));
+                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-mistral", "tiny-qwen2", "tiny-qwen3",
+                                           "tiny-qwen3-moe", "tiny-qwen3-moe-nonorm", "tiny-qwen2-moe"));
 
 }  // namespace
 }  // namespace ferrum::testing

@@ -78,7 +78,7 @@ TEST_P(OverlapFixtures, GreedyMatchesTransformersUnderKvPressure) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engine, OverlapFixtures, ::testing::Values("tiny-llama", "tiny-qwen3"));
+INSTANTIATE_TEST_SUITE_P(Engine, OverlapFixtures, ::testing::Values("tiny-llama", "tiny-qwen3", "tiny-qwen3-moe"));
 
 // One request of every kind, all at once, with and without overlap: the same outputs.
 TEST(Overlap, MixedRequestsGiveTheSameOutputsWithAndWithoutOverlap) {

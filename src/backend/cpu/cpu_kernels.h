@@ -16,6 +16,10 @@ bool set_gemm_kernel(const std::string& name);
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
 // The same into rows of `ldo` floats (a column slice of a wider output).
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// The same, with the BF16 prefill GEMM allowed or not (false: the exact F32 kernels whatever
+// bf16_gemm_enabled says; MoE routers, where rounding x would change which experts a token takes).
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
+            bool bf16_gemm);
 // The same with GGUF Q8_0 weights: w is U8 [N, K / 32 * 34] (raw blocks), x F32 (quantized
 // to int8 blocks per row, as llama.cpp does), integer dot products.
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
@@ -65,6 +69,24 @@ void write_kv(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tens
 void silu_mul(ThreadPool& pool, const Tensor& gate, const Tensor& up, Tensor& out);
 void add(ThreadPool& pool, const Tensor& a, const Tensor& b, Tensor& out);
 void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
+// MoE routing (cpu_moe.cpp): per token its top_k experts, best first, and their weights.
+struct MoeRoutes {
+  int32_t top_k = 0;
+  std::vector<int32_t> expert;  // [T, top_k]
+  std::vector<float> weight;    // [T, top_k]
+};
+// Softmax over each row of logits [T, E] in F32, the top k (ties: the lower expert), their
+// probabilities renormalized to sum 1 when `renormalize`: transformers' router.
+void moe_route(const Tensor& logits, int32_t top_k, bool renormalize, MoeRoutes& out);
+// The routes by expert: expert e's (token, weight) pairs are [start[e], start[e + 1]), in
+// token order.
+struct ExpertGroups {
+  std::vector<int32_t> start, token;
+  std::vector<float> weight;
+};
+void group_by_expert(const MoeRoutes& routes, int64_t num_experts, ExpertGroups& out);
+// out[rows[i], :] += scales[i] * y[i, :] (rows null: row i). F32.
+void add_scaled_rows(const Tensor& y, const int32_t* rows, const float* scales, Tensor& out);
 // Backend::sample's reference implementation (cpu_sampling.cpp).
 void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out);
 

@@ -258,6 +258,11 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
 }
 
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* op, int64_t ldo) {
+  matmul(pool, x, w, bias, op, ldo, bf16_gemm_enabled());
+}
+
+void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* op, int64_t ldo,
+            bool bf16_gemm) {
   const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
   FERRUM_CHECK(w.ndim == 2 && w.dim(1) == K, "matmul: x {} and w {} do not match", x.shape_str(), w.shape_str());
   FERRUM_CHECK(x.dtype == DType::F32, "matmul: the CPU takes F32 activations, not {}", dtype_name(x.dtype));
@@ -272,7 +277,7 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
       if (wt == DType::F32) gemv<float>(xp, M, K, w.ptr<float>(), wt, op, ldo, nb, ne);
       else gemv<uint16_t>(xp, M, K, w.ptr<uint16_t>(), wt, op, ldo, nb, ne);
     });
-  } else if (bf16_gemm_enabled()) {
+  } else if (bf16_gemm) {
     const size_t es = dtype_size(wt);
     const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
       convert_row(static_cast<const char*>(w.data) + (n * K + k0) * static_cast<int64_t>(es), wt, kc, dst);

@@ -1,0 +1,124 @@
+// Mixture-of-experts decoders (Qwen3-MoE; Qwen2-MoE with its shared expert): the blocks of
+// decoder_core.h with, in the sparse layers (MoeConfig::sparse_layer), a router and grouped
+// experts in place of the MLP, run by Backend::moe_ffn. Other layers keep the dense SwiGLU MLP
+// of intermediate_size.
+#include "models/moe_decoder_model.h"
+
+#include "models/decoder_core.h"
+
+namespace ferrum {
+namespace {
+
+class MoeBlock final : public FeedForward {
+ public:
+  std::unique_ptr<LinearWeight> router, gate_up, down;        // router [E, H]; experts grouped
+  std::unique_ptr<LinearWeight> shared_gate_up, shared_down;  // Qwen2-MoE's shared expert
+  std::unique_ptr<LinearWeight> shared_gate;                  // [1, H]
+  MoeRouting routing;
+
+  void run(Backend& be, const Tensor& x, Tensor& h, Tensor&) const override {
+    MoeWeights w{router.get(), gate_up.get(), down.get(), shared_gate_up.get(), shared_down.get(), shared_gate.get(),
+                 routing};
+    be.moe_ffn(x, w, h);
+  }
+  // A token reads the router, top_k of the experts and the shared expert.
+  size_t step_bytes() const override {
+    const size_t experts = (gate_up->stored_bytes + down->stored_bytes) / num_experts * routing.top_k;
+    size_t n = router->stored_bytes + experts;
+    if (shared_gate_up) n += shared_gate_up->stored_bytes + shared_down->stored_bytes + shared_gate->stored_bytes;
+    return n;
+  }
+  int64_t num_experts = 0;
+};
+
+class MoeDecoderModel final : public DecoderCore {
+ public:
+  MoeDecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
+      : DecoderCore(c, o, std::move(ws), std::move(be)) {
+    if (!be_->supports_moe())
+      fail("{}: MoE is not supported on {} yet", cfg_.architecture, be_->device() == Device::CUDA ? "CUDA" : be_->name());
+    if (!cfg_.quantization.method.empty())
+      fail("{}: {} checkpoints of MoE models are not supported yet", cfg_.architecture, cfg_.quantization.method);
+    if (opt_.online_fp8) fail("{}: --quantization fp8 is not supported for MoE models yet", cfg_.architecture);
+    if (cfg_.moe.num_experts <= 0) fail("{}: config.json has no num_experts", cfg_.architecture);
+    init();
+  }
+
+ private:
+  std::unique_ptr<FeedForward> make_ffn(int64_t layer, const std::string& prefix) override {
+    const MoeConfig& m = cfg_.moe;
+    const int64_t H = cfg_.hidden_size, E = m.num_experts, I = m.intermediate_size;
+    if (!m.sparse_layer(layer)) return swiglu_mlp(prefix + "mlp", cfg_.intermediate_size);
+    auto b = std::make_unique<MoeBlock>();
+    const std::string mlp = prefix + "mlp";
+    b->num_experts = E;
+    b->routing = {static_cast<int32_t>(m.experts_per_token), m.norm_topk_prob};
+    b->router = linear(mlp + ".gate", {mlp + ".gate"}, {E}, H, false);
+    b->gate_up = experts(mlp + ".experts", {"gate_proj", "up_proj"}, {I, I}, H);
+    b->down = experts(mlp + ".experts", {"down_proj"}, {H}, I);
+    if (const int64_t S = m.shared_expert_intermediate_size; S > 0) {
+      const std::string shared = mlp + ".shared_expert";
+      b->shared_gate_up = linear(shared + ".gate_up", {shared + ".gate_proj", shared + ".up_proj"}, {S, S}, H, false);
+      b->shared_down = linear(shared + ".down_proj", {shared + ".down_proj"}, {H}, S, false);
+      b->shared_gate = linear(mlp + ".shared_expert_gate", {mlp + ".shared_expert_gate"}, {1}, H, false);
+    }
+    return b;
+  }
+
+  // The grouped weight of `parts` (gate_proj, up_proj; down_proj) of every expert under
+  // `prefix` ("model.layers.N.mlp.experts"): one tensor per expert
+  // (prefix.E.part.weight, as checkpoints store them), or one stacked [E, rows, cols] tensor
+  // (prefix.part.weight, GGUF's ffn_*_exps; as blocks where a backend kernel runs their type)
+  // seen as its experts' slices.
+  std::unique_ptr<LinearWeight> experts(const std::string& prefix, const std::vector<std::string>& parts,
+                                        const std::vector<int64_t>& rows, int64_t cols) {
+    const int64_t E = cfg_.moe.num_experts;
+    LinearSpec spec;
+    spec.name = prefix + "." + parts.front() + (parts.size() > 1 ? "+" + parts.back() : "");
+    spec.in_features = cols;
+    spec.num_experts = static_cast<int32_t>(E);
+    spec.dummy = opt_.dummy_weights;
+    spec.activations = act_dtype_;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      LinearPart p;
+      p.name = prefix + "." + parts[i] + ".weight";
+      p.rows = rows[i];
+      if (!opt_.dummy_weights && store_.has(p.name)) {
+        p.experts = stacked_experts(p.name, rows[i], cols, p.format);
+      } else if (!opt_.dummy_weights) {
+        for (int64_t e = 0; e < E; ++e)
+          p.experts.push_back(store_.get(prefix + "." + std::to_string(e) + "." + parts[i] + ".weight"));
+      }
+      spec.parts.push_back(std::move(p));
+    }
+    std::unique_ptr<LinearWeight> w = be_->load_linear(spec);
+    check_activation_dtype(*w);
+    return w;
+  }
+
+  // The experts' slices [rows, cols] of stacked tensor `name`: its blocks [E * rows, bytes]
+  // where a backend kernel runs their type (`format` says which), else its values.
+  std::vector<Tensor> stacked_experts(const std::string& name, int64_t rows, int64_t cols, WeightFormat& format) {
+    const int64_t E = cfg_.moe.num_experts;
+    format = block_format(name);
+    const WeightStore::Quantized* q = store_.quantized(name);
+    const Tensor& stacked = format != WeightFormat::Dense ? q->blocks : store_.get(name);
+    const int ndim = q ? q->ndim : stacked.ndim;
+    const int64_t experts = q ? q->shape[0] : stacked.dim(0), per_expert = stacked.rows() / E;
+    if (ndim != 3 || experts != E || per_expert != rows)
+      fail("tensor '{}' is not the {} experts' [{}, {}] weights stacked", name, E, rows, cols);
+    const Tensor flat = stacked.view({stacked.rows(), stacked.cols()});
+    std::vector<Tensor> out;
+    for (int64_t e = 0; e < E; ++e) out.push_back(flat.slice_rows(e * per_expert, per_expert));
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_moe_decoder_model(const ModelConfig& config, const DecoderOptions& options,
+                                              WeightStore weights, std::unique_ptr<Backend> backend) {
+  return std::make_unique<MoeDecoderModel>(config, options, std::move(weights), std::move(backend));
+}
+
+}  // namespace ferrum
