@@ -454,9 +454,13 @@ void DecoderCore::prepare(KvCache& cache_base, const PrepareSpec& spec) {
   int32_t widest = 1, graph_width = 1;
   while (static_cast<int64_t>(widest) * bs < spec.max_context) widest *= 2;
   while (static_cast<int64_t>(graph_width) * bs < std::min(spec.graph_context, spec.max_context)) graph_width *= 2;
+  // Each step waits for the one before: staging alternates between two halves (Workspace), so
+  // the next-but-one step would rewrite this one's inputs while their copies may still be
+  // queued behind its kernels (the device lags most where the output layer is slow).
   for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
     ws_.begin_step();
     run_layers(stage_inputs(fake_decode(*it, widest), {}, cache, true), cache);
+    be_->synchronize();
   }
   ws_.reserve(kDeferred, 2 * sizes.back() * sizeof(int32_t));
   be_->synchronize();
@@ -466,6 +470,7 @@ void DecoderCore::prepare(KvCache& cache_base, const PrepareSpec& spec) {
     for (int32_t width = graph_width; width >= 1; width /= 2) {
       ws_.begin_step();
       const Activations a = stage_inputs(fake_decode(*it, width), {}, cache, true);
+      be_->synchronize();  // the same rule for the uploads queued before each recording
       const StepGraphs::Epoch epoch{cache.id, ws_.generation(), be_->scratch_generation()};
       graphs_.record(*be_, *it, width, epoch, [&] { run_layers(a, cache); });
       ++recorded;

@@ -27,6 +27,7 @@
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
+#include "backend/cuda/cuda_runtime.h"
 #include "backend/cuda/cuda_split_k.cuh"
 #include "core/error.h"
 
@@ -368,16 +369,6 @@ __global__ void dequantize_kernel(PackedWeight w, int64_t nt0, int64_t ntiles, A
     d[0] = make_uint4(row_hi[0], row_hi[1], row_hi[2], row_hi[3]);
     d[1] = make_uint4(row_hi[4], row_hi[5], row_hi[6], row_hi[7]);
   }
-}
-
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
-    return std::max(count, 1);
-  }();
-  return n;
 }
 
 // Rows of x up to which the streaming (decode) kernel runs; FERRUM_PACKED_STREAM_ROWS=0 sends

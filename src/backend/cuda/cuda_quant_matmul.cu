@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_runtime.h"
 #include "backend/cuda/cuda_split_k.cuh"
 #include "core/error.h"
 
@@ -26,16 +27,6 @@ constexpr int kGemvWarps = 8;     // output features per GEMV block
 constexpr int kBM = 64, kBN = 64, kBK = 128, kThreads = 128;
 constexpr int kStride = kBK + 8;  // padded smem rows: ldmatrix's 8 rows hit different banks
 constexpr int kMaxSplits = 16;
-
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, count = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
-    return std::max(count, 1);
-  }();
-  return n;
-}
 
 // M: rows of x the registers hold; rows <= M of them are real.
 template <QuantKind F, typename A, int M>

@@ -24,6 +24,16 @@ std::vector<DeviceInfo> list_devices() {
   return out;
 }
 
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, count = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev);
+    return count > 0 ? count : 1;
+  }();
+  return n;
+}
+
 }  // namespace ferrum::cuda
 
 namespace ferrum {

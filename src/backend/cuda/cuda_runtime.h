@@ -15,5 +15,7 @@ struct DeviceInfo {
 
 // The CUDA devices this process can use; empty without a driver or a GPU.
 std::vector<DeviceInfo> list_devices();
+// Multiprocessors of the current device (asked once; kernels size their grids by it).
+int sm_count();
 
 }  // namespace ferrum::cuda
