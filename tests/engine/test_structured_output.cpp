@@ -128,5 +128,22 @@ TEST(StructuredOutput, JsonObjectIsCompleteOrAValidPrefix) {
   }
 }
 
+// The device sampler has no token mask yet: a constrained request is refused, not run free.
+TEST(StructuredOutput, RefusedWhereTheModelSamplesOnItsDevice) {
+  EngineOptions o;
+  o.model_sampling = true;  // the model's own sampler (on the CPU, its reference)
+  auto engine = Engine::create(std::shared_ptr<Model>(load_model(kTiny, 2)), Tokenizer::from_dir(kTiny), o);
+  SamplingParams p;
+  p.grammar = structured::json_object_grammar();
+  try {
+    engine->submit({1, 2, 3}, p);
+    ADD_FAILURE() << "a constrained request was accepted";
+  } catch (const InvalidRequest& e) {
+    EXPECT_NE(std::string(e.what()).find("structured output"), std::string::npos) << e.what();
+  }
+  p.grammar = nullptr;
+  EXPECT_EQ(collect(*engine->submit({1, 2, 3}, p)).completions[0].finish, FinishReason::Length);
+}
+
 }  // namespace
 }  // namespace ferrum::testing
