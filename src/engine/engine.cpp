@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "models/model.h"
+#include "structured/token_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum {
@@ -119,6 +121,12 @@ class EngineImpl final : public Engine {
     params.validate(vocab_size_);
     if (!params.stop.empty() && !tokenizer_)
       throw InvalidRequest("stop strings need a tokenizer, and this engine has none");
+    if (params.grammar && !tokenizer_)
+      throw InvalidRequest("structured output needs a tokenizer, and this engine has none");
+    // The token mask is applied by the host Sampler only; the device sampler has no mask yet.
+    if (params.grammar && device_sampling_)
+      throw InvalidRequest("structured output is not supported yet where the model samples on its device "
+                           "(GPU sampling); it works with host sampling (the CPU)");
     const int64_t total = static_cast<int64_t>(prompt.size()) + params.max_tokens;
     if (total > max_model_len_)
       throw InvalidRequest(fmt::format(
@@ -142,6 +150,7 @@ class EngineImpl final : public Engine {
       seq->fork_parent = i > 0 ? req->seqs[0].get() : nullptr;
       seed_rng(seq->rng, *req->params.seed, i);
       seq->sample_key = DeviceSamplingBuilder::key(*req->params.seed, i);
+      if (params.grammar) seq->constraint.emplace(params.grammar, token_vocab());
       output_.init(*seq);
       req->seqs.push_back(std::move(seq));
     }
@@ -156,6 +165,13 @@ class EngineImpl final : public Engine {
     }
     inbox_->cv.notify_one();
     return stream;
+  }
+
+  std::shared_ptr<const structured::TokenVocab> token_vocab() {
+    std::call_once(token_vocab_once_, [this] {
+      token_vocab_ = std::make_shared<const structured::TokenVocab>(structured::TokenVocab::from_tokenizer(*tokenizer_));
+    });
+    return token_vocab_;
   }
 
   EngineStats stats() const override {
@@ -563,6 +579,9 @@ class EngineImpl final : public Engine {
   Sampler sampler_;
   // Set when the model samples on its device (a GPU): then the host Sampler is not used.
   std::unique_ptr<DeviceSamplingBuilder> device_sampling_;
+  // Structured output: the vocabulary's bytes and trie, built at the first constrained request.
+  std::once_flag token_vocab_once_;
+  std::shared_ptr<const structured::TokenVocab> token_vocab_;
   bool overlap_ = false;
   SampleResult sample_result_;
   Flight flights_[2];

@@ -85,7 +85,19 @@ void OutputProcessor::append_token(Sequence& seq, int32_t token) const {
 
   const bool is_stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
   const bool is_eos = !p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
-  if (min_reached && (is_stop_id || is_eos)) {
+  // Structured output: the token's bytes advance the grammar (EOS was only allowed where the
+  // output is complete); once nothing more can follow, the completion stops.
+  bool grammar_done = false;
+  if (seq.constraint && !is_eos) {
+    if (!seq.constraint->advance(token)) {
+      seq.finish_reason = FinishReason::Error;
+      seq.error = "structured output: token " + std::to_string(token) + " does not continue the grammar";
+    }
+    grammar_done = seq.constraint->complete();
+  }
+  if (seq.finish_reason != FinishReason::None) {
+    update_text(seq, seq.num_tokens(), true);
+  } else if (min_reached && (is_stop_id || is_eos)) {
     seq.finish_reason = FinishReason::Stop;
     seq.stop_reason = is_stop_id ? std::to_string(token) : "";
     // The stop token's own text is not part of the output unless asked for.
@@ -93,8 +105,9 @@ void OutputProcessor::append_token(Sequence& seq, int32_t token) const {
   } else {
     const bool at_length = n_out >= p.max_tokens;
     const size_t prev_size = seq.detok.text.size();
-    update_text(seq, seq.num_tokens(), at_length);
+    update_text(seq, seq.num_tokens(), at_length || grammar_done);
     if (min_reached && !p.stop.empty()) check_stop_strings(seq, prev_size);
+    if (seq.finish_reason == FinishReason::None && grammar_done) seq.finish_reason = FinishReason::Stop;
     if (seq.finish_reason == FinishReason::None && at_length) seq.finish_reason = FinishReason::Length;
   }
 

@@ -147,6 +147,8 @@ int32_t Sampler::sample(Sequence& seq, std::span<float> logits) {
   for (const auto& [t, bias] : p.logit_bias)
     if (t >= 0 && t < vocab_size_) logits[t] += bias;
   apply_penalties(logits, seq.tokens, seq.output_counts, p, seen_);
+  // Structured output last, so that no bias or penalty can bring a masked token back.
+  if (seq.constraint) seq.constraint->apply(logits, eos_ids_, !p.ignore_eos, allowed_);
 
   const int32_t token = sample_filtered(logits, p, seq.rng);
   if (want_logprobs) {

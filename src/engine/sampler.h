@@ -49,6 +49,7 @@ class Sampler {
   std::vector<float> weight_;     // exp(logit - max) of the candidates
   std::vector<float> raw_;        // copy of the raw row when logprobs are wanted
   std::vector<uint8_t> seen_;     // repetition penalty marks
+  std::vector<uint8_t> allowed_;  // structured output: the token mask
 };
 
 }  // namespace ferrum

@@ -2,9 +2,12 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "structured/grammar.h"
 
 namespace ferrum {
 
@@ -27,6 +30,9 @@ struct SamplingParams {
   bool include_stop_str_in_output = false;
   std::optional<int32_t> logprobs;          // number of top logprobs per token (0..20); unset = none
   bool skip_special_tokens = true;
+  // Structured output: the output must be a sentence of this grammar (null = free text).
+  // Sampling masks the tokens that leave it; the completion stops when it is complete.
+  std::shared_ptr<const structured::Grammar> grammar;
 
   // Throws InvalidRequest with a clear message when a value is out of range.
   void validate(int32_t vocab_size) const;

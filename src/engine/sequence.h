@@ -3,6 +3,7 @@
 // Owned by the engine thread; nothing here is touched by any other thread.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -10,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "engine/sampling_params.h"
+#include "structured/token_constraint.h"
 
 namespace ferrum {
 
@@ -52,6 +54,7 @@ struct Sequence {
   uint64_t sample_key = 0;  // device sampling's random key (backend/sampling.h)
   std::unordered_map<int32_t, int32_t> output_counts;  // token -> times generated
   DetokState detok;
+  std::optional<structured::TokenConstraint> constraint;  // when params->grammar is set
 
   // Pending output for the client (flushed after each step).
   std::vector<int32_t> new_token_ids;

@@ -4,7 +4,9 @@
 #include <limits>
 #include <set>
 
+#include "core/error.h"
 #include "server/api_error.h"
+#include "structured/json_schema.h"
 
 namespace ferrum::server {
 namespace {
@@ -78,18 +80,41 @@ void reject_unsupported(const ordered_json& body) {
       {"prediction", "predicted outputs are not supported"},
       {"web_search_options", "web search is not supported"},
       {"suffix", "'suffix' (insertion) is not supported"},
-      {"guided_json", "structured output is not supported yet"},
-      {"guided_regex", "structured output is not supported yet"},
-      {"guided_choice", "structured output is not supported yet"},
-      {"guided_grammar", "structured output is not supported yet"},
+      {"guided_json", "guided_json is not supported yet (structured output supports response_format json_object and json_schema so far)"},
+      {"guided_regex", "guided_regex is not supported yet (structured output supports response_format json_object and json_schema so far)"},
+      {"guided_choice", "guided_choice is not supported yet (structured output supports response_format json_object and json_schema so far)"},
+      {"guided_grammar", "guided_grammar is not supported yet (structured output supports response_format json_object and json_schema so far)"},
   };
   for (auto& [key, why] : kUnsupported)
     if (field(body, key)) bad_request(key, "'{}' is not supported by ferrum: {}", key, why);
-  if (auto* rf = field(body, "response_format")) {
-    if (!rf->is_object()) bad_request("response_format", "'response_format' must be an object");
-    auto t = rf->value("type", std::string());
-    if (t != "text")
-      bad_request("response_format", "response_format type '{}' is not supported yet (structured output); only 'text' is", t);
+}
+
+// response_format: text (free), json_object (any JSON object) or json_schema (the schema's
+// subset that structured/json_schema.h supports; anything else is a 400 naming it).
+void parse_response_format(const ordered_json& rf, SamplingParams& p) {
+  if (!rf.is_object()) bad_request("response_format", "'response_format' must be an object");
+  auto* type = field(rf, "type");
+  if (!type || !type->is_string()) bad_request("response_format", "'response_format.type' must be a string");
+  const auto t = type->get<std::string>();
+  if (t == "text") return;
+  if (t == "json_object") {
+    static const auto any_object = structured::json_object_grammar();  // immutable, shared
+    p.grammar = any_object;
+    return;
+  }
+  if (t != "json_schema")
+    bad_request("response_format", "response_format type '{}' is not supported; use 'text', 'json_object' or 'json_schema'", t);
+  auto* js = field(rf, "json_schema");
+  if (!js || !js->is_object()) bad_request("response_format", "'response_format.json_schema' must be an object");
+  for (auto it = js->begin(); it != js->end(); ++it)
+    if (it.key() != "name" && it.key() != "schema" && it.key() != "strict" && it.key() != "description")
+      bad_request("response_format", "unknown key '{}' in response_format.json_schema", it.key());
+  auto* schema = field(*js, "schema");
+  if (!schema) bad_request("response_format", "'response_format.json_schema.schema' is required");
+  try {
+    p.grammar = structured::compile_json_schema(*schema);
+  } catch (const ferrum::InvalidRequest& e) {
+    bad_request("response_format", "{}", e.what());
   }
 }
 
@@ -117,6 +142,7 @@ int32_t token_id(const ordered_json& v, const char* key, int32_t vocab_size) {
 void parse_common(const ordered_json& body, int32_t vocab_size, ParsedRequest& req) {
   reject_unsupported(body);
   SamplingParams& p = req.params;
+  if (auto* rf = field(body, "response_format")) parse_response_format(*rf, p);
   if (auto* v = field(body, "model")) req.model = string_of(*v, "model");
   if (auto* v = field(body, "n")) p.n = static_cast<int32_t>(integer_in(*v, "n", 1, kMaxN));
   if (auto* v = field(body, "best_of")) {

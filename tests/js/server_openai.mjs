@@ -199,12 +199,31 @@ async function expectStatus(promise, status, contains) {
   throw new Error(`expected HTTP ${status}, got success`);
 }
 
+await test("response_format json_schema: parsed output, streaming and not", async () => {
+  const schema = { type: "object", properties: { name: { type: "string", maxLength: 10 }, age: { type: "integer" }, tags: { type: "array", items: { enum: ["a", "b"] }, maxItems: 3 } }, required: ["name", "age"], additionalProperties: false };
+  const response_format = { type: "json_schema", json_schema: { name: "person", schema, strict: true } };
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({ model: MODEL_NAME, messages: hello, response_format, temperature: 1, seed, max_tokens: 200 });
+    eq(r.choices[0].finish_reason, "stop");
+    const v = JSON.parse(r.choices[0].message.content);
+    assert(typeof v.name === "string" && v.name.length <= 10 && Number.isInteger(v.age), JSON.stringify(v));
+    assert(Object.keys(v).every((k) => ["name", "age", "tags"].includes(k)), JSON.stringify(v));
+    const stream = await client.chat.completions.create({ model: MODEL_NAME, messages: hello, response_format, temperature: 1, seed, max_tokens: 200, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    eq(text, r.choices[0].message.content);  // same seed, same constrained sample
+  }
+  const o = await client.chat.completions.create({ model: MODEL_NAME, messages: hello, response_format: { type: "json_object" }, max_tokens: 8 });
+  assert(o.choices[0].message.content.startsWith("{"), o.choices[0].message.content);
+});
+
 await test("errors: status codes and messages", async () => {
   await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, temperature: 5 }), 400, "temperature");
   await expectStatus(client.chat.completions.create({ model: "no-such-model", messages: hello }), 404, "no-such-model");
   await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: [] }), 400, "messages");
   await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, max_tokens: 100000 }), 400, "256");
-  await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, response_format: { type: "json_object" } }), 400, "response_format");
+  await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, response_format: { type: "json_schema", json_schema: { name: "d", schema: { type: "string", format: "date" } } } }), 400, "'format'");
+  await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, guided_json: { type: "object" } }), 400, "guided_json");
   const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
   await expectStatus(client.chat.completions.create({ model: MODEL_NAME, messages: hello, tools, tool_choice: "required" }), 400, "tool_choice");
   await expectStatus(client.completions.create({ model: MODEL_NAME, prompt: "x", suffix: "y" }), 400, "suffix");

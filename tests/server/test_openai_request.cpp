@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "server/model_loader.h"
 #include "server/openai_request.h"
+#include "structured/grammar.h"
 
 using namespace ferrum;
 using namespace ferrum::server;
@@ -131,7 +132,10 @@ TEST(OpenAiRequest, ChatRejectsBadValues) {
       {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", "x"}}}}}}}}, "messages"},
       {{{"messages", {42}}}, "messages"},
       {{{"model", 5}}, "model"},
-      {{{"response_format", {{"type", "json_object"}}}}, "response_format"},
+      {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a+"}}}}}}}}, "response_format"},
+      {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}}, "response_format"},
+      {{{"response_format", {{"type", "regex"}}}}, "response_format"},
+      {{{"guided_regex", "a+"}}, "guided_regex"},
       {{{"tool_choice", "required"}}, "tool_choice"},
       {{{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}}, "tool_choice"},
       {{{"tools", {{{"type", "code"}}}}}, "tools"},
@@ -148,6 +152,26 @@ TEST(OpenAiRequest, ChatRejectsBadValues) {
     EXPECT_EQ(got, param) << extra.dump();
   }
   EXPECT_EQ(chat_error(json{{"model", "m"}}).second, "messages");
+}
+
+TEST(OpenAiRequest, JsonResponseFormatsCarryAGrammar) {
+  auto obj = parse_chat_request(chat_body({{"response_format", {{"type", "json_object"}}}}), 1000);
+  EXPECT_NE(obj.params.grammar, nullptr);
+  auto sch = parse_chat_request(
+      chat_body({{"response_format", {{"type", "json_schema"},
+                                      {"json_schema", {{"name", "p"}, {"strict", true}, {"schema", {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}, {"required", {"a"}}}}}}}}}),
+      1000);
+  ASSERT_NE(sch.params.grammar, nullptr);
+  structured::GrammarMatcher m(sch.params.grammar);
+  EXPECT_TRUE(m.advance(std::string_view(R"({"a":12})")));
+  EXPECT_TRUE(m.accepts());
+  try {
+    parse_chat_request(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}}}}}}), 1000);
+    ADD_FAILURE() << "minimum accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("'minimum'"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_chat_request(chat_body({{"response_format", {{"type", "text"}}}}), 1000).params.grammar, nullptr);
 }
 
 TEST(OpenAiRequest, NullMeansAbsentAndTextFormatIsAccepted) {

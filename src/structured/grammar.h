@@ -1,0 +1,82 @@
+// A context-free grammar over bytes, and a matcher that runs it one byte at a time.
+// JSON Schema (json_schema.h) compiles into this form; masks over a tokenizer's vocabulary
+// (token_vocab.h) are computed by walking the matcher through each token's bytes.
+//
+// The matcher is a nondeterministic pushdown automaton: its state is the set of possible
+// stacks of grammar positions (top = the next element to match, below = return positions).
+// Stacks are kept expanded, so every top is a byte class; an empty stack means the input so
+// far is a complete sentence. The state is a plain value: copy a matcher to save it, assign
+// to roll back.
+#pragma once
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace ferrum::structured {
+
+using ByteSet = std::bitset<256>;
+
+class Grammar {
+ public:
+  // One element of an alternative: a byte class or a reference to a rule.
+  struct Symbol {
+    bool is_rule = false;
+    uint32_t id = 0;  // class index or rule id
+  };
+
+  uint32_t add_rule();
+  void add_alternative(uint32_t rule, std::vector<Symbol> sequence);
+  Symbol bytes(const ByteSet& set);
+  static Symbol rule(uint32_t id) { return {true, id}; }
+  // The symbols of a literal byte string, one byte class per byte.
+  std::vector<Symbol> literal(std::string_view text);
+  void set_root(uint32_t rule) { root_ = rule; }
+
+  // Lays the rules out flat for matching; throws ferrum::Error if a rule has no alternative.
+  void finalize();
+
+  size_t num_rules() const { return rules_.size(); }
+
+ private:
+  friend class GrammarMatcher;
+  enum class Kind : uint8_t { Bytes, Rule, End };
+  struct Element {
+    Kind kind;
+    uint32_t arg;
+  };
+
+  std::vector<ByteSet> classes_;
+  std::vector<std::vector<std::vector<Symbol>>> rules_;  // rule -> alternatives
+  uint32_t root_ = 0;
+  // After finalize: alternatives laid out as runs of elements ending in End.
+  std::vector<Element> elements_;
+  std::vector<std::vector<uint32_t>> alt_starts_;  // rule -> first element of each alternative
+  bool finalized_ = false;
+};
+
+class GrammarMatcher {
+ public:
+  explicit GrammarMatcher(std::shared_ptr<const Grammar> grammar);
+
+  // Consumes one byte; false (and the state unchanged) when the grammar does not allow it.
+  bool advance(uint8_t byte);
+  // Consumes all of `bytes`, or nothing (false) when some byte is not allowed.
+  bool advance(std::string_view bytes);
+
+  bool accepts() const;       // the input so far is a complete sentence
+  bool can_continue() const;  // some byte may still follow
+  // The bytes that may come next (union of the stack tops' classes).
+  ByteSet next_bytes() const;
+
+ private:
+  using Stack = std::vector<uint32_t>;
+  void expand(Stack stack, std::vector<Stack>& out, int depth) const;
+  void normalize(std::vector<Stack>& stacks) const;
+
+  std::shared_ptr<const Grammar> grammar_;
+  std::vector<Stack> stacks_;  // sorted, unique
+};
+
+}  // namespace ferrum::structured
