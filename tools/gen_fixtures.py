@@ -145,17 +145,23 @@ def references(out_dir):
     return refs
 
 
-def make(name, arch_cfg, dtype, tok_dir, out_root, seed):
+def random_model(name, arch_cfg, architectures, tok_dir, out_root, seed):
+    """A fixture folder with the tokenizer, and a float32 model of arch_cfg with scaled random weights."""
     out_dir = os.path.join(out_root, name)
     os.makedirs(out_dir, exist_ok=True)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(tok_dir, f), os.path.join(out_dir, f))
     config = AutoConfig.for_model(**arch_cfg)
-    config.architectures = [ARCHITECTURES[arch_cfg["model_type"]]]
+    config.architectures = [architectures[arch_cfg["model_type"]]]
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32,
                                              attn_implementation="eager")
     scale_weights(model, seed)
+    return out_dir, model
+
+
+def make(name, arch_cfg, dtype, tok_dir, out_root, seed):
+    out_dir, model = random_model(name, arch_cfg, ARCHITECTURES, tok_dir, out_root, seed)
     save_checkpoint(model, out_dir, dtype)
     refs = references(out_dir)
     print(name, "margins", [round(p["min_greedy_margin"], 4) for p in refs["prompts"]],

@@ -20,15 +20,14 @@ Fixtures:
 import argparse
 import json
 import os
-import shutil
 import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_fixtures import references, scale_weights  # noqa: E402
+from gen_fixtures import random_model, references  # noqa: E402
 
 ARCHITECTURES = {"qwen3_moe": "Qwen3MoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}
 
@@ -56,15 +55,8 @@ def per_expert_state_dict(model):
 
 
 def make(name, arch_cfg, dtype, tok_dir, out_root, seed):
-    out_dir = os.path.join(out_root, name)
-    os.makedirs(out_dir, exist_ok=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(tok_dir, f), os.path.join(out_dir, f))
-    config = AutoConfig.for_model(**arch_cfg)
-    config.architectures = [ARCHITECTURES[arch_cfg["model_type"]]]
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32, attn_implementation="eager")
-    scale_weights(model, seed)
+    out_dir, model = random_model(name, arch_cfg, ARCHITECTURES, tok_dir, out_root, seed)
+    config = model.config
     with torch.no_grad():  # the weights as the checkpoint will hold them (rounded to dtype)
         for p in model.parameters():
             p.copy_(p.to(dtype).to(torch.float32))
