@@ -96,8 +96,9 @@ class Backend {
                       LinearEpilogue epilogue = LinearEpilogue::Store) = 0;
 
   // Mixture of experts (backend/moe.h). Whether this backend loads grouped expert weights
-  // (LinearSpec::num_experts) and runs moe_ffn; models check it before loading anything.
-  virtual bool supports_moe() const { return false; }
+  // (LinearSpec::num_experts) and runs moe_ffn with activations of this dtype; models check it
+  // before loading anything.
+  virtual bool supports_moe(DType activations) const { return false; }
   // out [T, H] (F32, the residual stream) += the MoE block of x [T, H], as transformers
   // computes it: router logits in F32, softmax over the experts, the top k (ties: the lower
   // expert), renormalized when norm_topk_prob; each chosen expert's SwiGLU MLP weighted by its

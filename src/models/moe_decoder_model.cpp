@@ -35,8 +35,6 @@ class MoeDecoderModel final : public DecoderCore {
  public:
   MoeDecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
       : DecoderCore(c, o, std::move(ws), std::move(be)) {
-    if (!be_->supports_moe())
-      fail("{}: MoE is not supported on {} yet", cfg_.architecture, be_->device() == Device::CUDA ? "CUDA" : be_->name());
     if (!cfg_.quantization.method.empty())
       fail("{}: {} checkpoints of MoE models are not supported yet", cfg_.architecture, cfg_.quantization.method);
     if (opt_.online_fp8) fail("{}: --quantization fp8 is not supported for MoE models yet", cfg_.architecture);
@@ -49,6 +47,9 @@ class MoeDecoderModel final : public DecoderCore {
     const MoeConfig& m = cfg_.moe;
     const int64_t H = cfg_.hidden_size, E = m.num_experts, I = m.intermediate_size;
     if (!m.sparse_layer(layer)) return swiglu_mlp(prefix + "mlp", cfg_.intermediate_size);
+    if (!be_->supports_moe(act_dtype_))
+      fail("{}: MoE blocks with {} activations are not supported on {} (a 16-bit checkpoint runs)", cfg_.architecture,
+           dtype_name(act_dtype_), be_->name());
     auto b = std::make_unique<MoeBlock>();
     const std::string mlp = prefix + "mlp";
     b->num_experts = E;

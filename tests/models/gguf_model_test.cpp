@@ -181,6 +181,39 @@ TEST(GgufQuantized, CudaRunsTheBlocksAsTheCpuDoes) {
   }
 }
 
+// MoE files (qwen3moe, qwen2moe) on the GPU: the stacked expert blocks are dequantized at
+// load for the grouped GEMMs; each position's logits follow the CPU's within 16-bit
+// activations' tolerance, but for at most one of the 12, whose token may take another expert
+// where its k-th and (k+1)-th are as good as tied (the golden MoE tests say more).
+TEST(GgufQuantized, CudaRunsMoeFilesAsTheCpuDoes) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  for (const std::string model : {"tiny-qwen3-moe", "tiny-qwen2-moe"}) {
+    const std::string dir = (kSource / "tests/fixtures/models" / model).string();
+    const std::vector<int32_t> ids = {1, 17, 230, 5, 99, 402, 7, 64, 300, 12, 8, 511};
+    for (const std::string type : {"Q8_0", "Q4_K_M"}) {
+      const fs::path file = temp_path(model + "-cuda-" + type + ".gguf");
+      convert_to_gguf(dir, file.string(), type);
+      auto cpu = load_model(file.string(), 2, "cpu");
+      auto gpu = load_model(file.string(), 2, "cuda");
+      const std::vector<float> got = prefill_logits(*gpu, ids), want = prefill_logits(*cpu, ids);
+      const size_t V = got.size() / ids.size();
+      ASSERT_EQ(got.size(), want.size());
+      int over = 0;
+      double worst = 0;
+      for (size_t t = 0; t < ids.size(); ++t) {
+        const double err = rms_relative_error(std::vector<float>(got.begin() + t * V, got.begin() + (t + 1) * V),
+                                              std::vector<float>(want.begin() + t * V, want.begin() + (t + 1) * V));
+        worst = std::max(worst, err);
+        over += err >= 0.05;
+        EXPECT_LT(err, 0.5) << model << " " << type << " position " << t;
+      }
+      std::printf("%s %s: worst position's logits within %.3g of the CPU's, %d of %zu over 0.05\n", model.c_str(),
+                  type.c_str(), worst, over, ids.size());
+      EXPECT_LE(over, 1) << model << " " << type;
+    }
+  }
+}
+
 // GGUF in, GGUF out: quantizing the F32 GGUF gives the same tensors, byte for byte, as
 // quantizing the folder (rows are quantized one by one, and llama's q/k stay in GGUF order);
 // the metadata travels, with the new file type.

@@ -111,8 +111,13 @@ int32_t argmax(const std::vector<float>& v) {
 // teacher_forced: feed the reference's tokens instead of our own picks, so that a near-tie
 // decided the other way (16-bit rounding) does not change every later context.
 // bf16_gemm: the CPU's BF16 prefill GEMM (x and w rounded to bf16 above 16 rows): bf16's bound.
+// routed (mixtures of experts, 16-bit activations): a token whose k-th and (k+1)-th experts are
+// as good as tied may take the other one, a whole expert's output apart. Up to a tenth of the
+// recorded rows (at least one) may then miss the bound, by no more than kRoutedBound; the
+// kernels themselves are held to bf16's bound with identical routes by the op harness.
+constexpr double kRoutedBound = 0.5;
 void check_model(const std::string& name, int chunk, bool batched, const std::string& device = "cpu",
-                 bool teacher_forced = false, bool bf16_gemm = false) {
+                 bool teacher_forced = false, bool bf16_gemm = false, bool routed = false) {
   const std::string dir = kFixtures + name;
   auto model = load_model(dir, 2, device);
   const bool exact = !bf16_gemm && (device == "cpu" || model->config().torch_dtype == "float32");
@@ -124,6 +129,7 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
   const int64_t V = model->config().vocab_size;
   const size_t groups = batched ? 1 : prompts.size();
   double worst = 0, worst_max = 0;  // relative errors of the worst recorded row: norm-wise, element-wise
+  size_t recorded = 0, rerouted = 0;  // rows checked; rows over the bound (routed models)
   for (size_t g = 0; g < groups; ++g) {
     std::vector<size_t> members;
     for (size_t i = 0; i < prompts.size(); ++i)
@@ -177,6 +183,12 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
           scale = std::max(scale, std::fabs(double(ref[i])));
         }
         worst_max = std::max(worst_max, diff / scale);
+        ++recorded;
+        if (routed && !exact && err >= tol) {
+          ++rerouted;
+          EXPECT_LT(err, kRoutedBound) << name << " prompt " << members[m] << " row " << row << " on " << device;
+          continue;
+        }
         if (teacher_forced) {
           // Our pick must be the reference's, or as good as tied in the reference's logits.
           const int32_t ours = argmax(all[m][row]);
@@ -192,8 +204,9 @@ void check_model(const std::string& name, int chunk, bool batched, const std::st
       }
     }
   }
-  std::printf("%s on %s: worst relative error %.3g (bound %.0e), element-wise %.3g\n", name.c_str(), device.c_str(),
-              worst, tol, worst_max);
+  EXPECT_LE(rerouted, std::max<size_t>(1, recorded / 10)) << name << ": rows over the bound on " << device;
+  std::printf("%s on %s: worst relative error %.3g (bound %.0e), element-wise %.3g; %zu of %zu rows over it\n",
+              name.c_str(), device.c_str(), worst, tol, worst_max, rerouted, recorded);
 }
 
 class Golden : public ::testing::TestWithParam<std::string> {};
@@ -246,16 +259,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenCpuBf16Gemm, kAllFixtures, fixture_name
 const auto kMoeFixtures = ::testing::Values("tiny-qwen3-moe", "tiny-qwen3-moe-nonorm", "tiny-qwen2-moe");
 INSTANTIATE_TEST_SUITE_P(MoeFixtures, Golden, kMoeFixtures, fixture_name);
 
-// A GPU refuses MoE models at load with a clear error until it has the kernels.
-TEST(GoldenCudaMoe, RefusedClearly) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
-  try {
-    load_model(kFixtures + "tiny-qwen3-moe", 2, "cuda");
-    ADD_FAILURE() << "a MoE model loaded on CUDA";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("MoE is not supported on CUDA yet"), std::string::npos) << e.what();
-  }
-}
+// The same on the GPU: routing, grouped expert GEMMs and the weighted sums in bf16.
+class GoldenCudaMoe : public GoldenCuda {};
+TEST_P(GoldenCudaMoe, PrefillAtOnce) { check_model(GetParam(), 1 << 20, false, "cuda", true, false, true); }
+TEST_P(GoldenCudaMoe, ChunkedPrefill) { check_model(GetParam(), 3, false, "cuda", true, false, true); }
+TEST_P(GoldenCudaMoe, AllPromptsInOneBatch) { check_model(GetParam(), 5, true, "cuda", true, false, true); }
+INSTANTIATE_TEST_SUITE_P(MoeFixtures, GoldenCudaMoe, kMoeFixtures, fixture_name);
 
 }  // namespace
 }  // namespace ferrum

@@ -160,7 +160,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  bool supports_moe() const override { return true; }
+  bool supports_moe(DType) const override { return true; }
   // Tokens grouped by expert; each active expert runs as a plain layer on its tokens' rows
   // (its weights read once per step), and its outputs are added, weighted, in expert order.
   void moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) override {

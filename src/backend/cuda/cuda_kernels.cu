@@ -76,7 +76,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
                                          C* __restrict__ k_cache, C* __restrict__ v_cache) {
   pdl_wait();
   pdl_trigger();
-  const int64_t t = blockIdx.x, half = d / 2, heads = hq + 2 * hk;
+  const int64_t t = blockIdx.x, half = d / 2, heads = hq + 2 * hk;  // block (t, g): heads g * warps...
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   const int32_t pos = positions[t];
   const int32_t slot = slots[t];
@@ -84,7 +84,8 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
   const float* c = cos + static_cast<int64_t>(rotate ? pos : 0) * half;
   const float* sn = sin + static_cast<int64_t>(rotate ? pos : 0) * half;
   const A* row = qkv + t * heads * d;
-  for (int64_t h = threadIdx.x / 32; h < heads; h += warps) {
+  for (int64_t h = blockIdx.y * static_cast<int64_t>(warps) + threadIdx.x / 32; h < heads;
+       h += static_cast<int64_t>(gridDim.y) * warps) {
     const A* src = row + h * d;
     if (h >= hq + hk) {  // v: straight to the cache
       if (slot < 0 || slot >= num_slots) continue;
@@ -212,7 +213,9 @@ void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, con
     using A = std::remove_pointer_t<decltype(a)>;
     with_type(cache_dtype, [&](auto* c) {
       using C = std::remove_pointer_t<decltype(c)>;
-      launch_pdl(qkv_rope_write_kv_kernel<A, C>, static_cast<unsigned>(tokens), threads, 0, s,
+      // A warp per head: a decode step's few tokens still spread over many SMs.
+      const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>((heads + threads / 32 - 1) / (threads / 32)));
+      launch_pdl(qkv_rope_write_kv_kernel<A, C>, grid, threads, 0, s,
           static_cast<const A*>(qkv), q_norm, k_norm, norm_dtype, eps, positions, cos, sin, max_positions, slots, hq,
           hk, d, num_slots, static_cast<A*>(q_out), static_cast<C*>(k_cache), static_cast<C*>(v_cache));
     });
