@@ -5,6 +5,7 @@
 # The server gets one slot per request of the largest concurrency, each with room for the
 # prompt and the output, all layers on the GPU and flash attention on.
 set -euo pipefail
+source "$(dirname "$0")/sweep_lib.sh"
 FERRUM=$1 SERVER=$2 GGUF=$3 CONCURRENCY=$4 IN=${5:-256} OUTLEN=${6:-256}
 PORT=${PORT:-8322}
 max_c=$(tr ' ' '\n' <<<"$CONCURRENCY" | sort -n | tail -1)
@@ -19,10 +20,4 @@ for _ in $(seq 1 1200); do
   kill -0 $PID 2>/dev/null || { tail -30 "$LOG"; echo "llama-server died"; exit 1; }
   sleep 0.25
 done
-for c in $CONCURRENCY; do
-  n=$(( 2 * c > 8 ? 2 * c : 8 ))
-  line=$("$FERRUM" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --input-len "$IN" \
-         --output-len "$OUTLEN" --warmup 2 --json -q ${BENCH_FLAGS:-} | tail -1)
-  echo "$line"
-  python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"llama.cpp c={$c} in={$IN} out={$OUTLEN}: {r['out_tok_s']:.1f} out tok/s, TTFT p50 {r['ttft_p50_ms']:.1f} ms p99 {r['ttft_p99_ms']:.1f} ms, TPOT p50 {r['tpot_p50_ms']:.2f} ms, failed {r['failed']}\")" "$line" >&2
-done
+measure_sweep "$FERRUM" "$PORT" "$CONCURRENCY" "$IN" "$OUTLEN" "llama.cpp "

@@ -4,6 +4,7 @@
 #   bench/serve_sweep.sh FERRUM MODEL_DIR "1 16 64 256" [INPUT_LEN] [OUTPUT_LEN] [-- serve flags...]
 # Environment: PORT (default 8321), BENCH_FLAGS (extra bench serve flags).
 set -euo pipefail
+source "$(dirname "$0")/sweep_lib.sh"
 FERRUM=$1 MODEL=$2 CONCURRENCY=$3 IN=${4:-256} OUTLEN=${5:-256}
 shift $(( $# < 5 ? $# : 5 )); [ "${1:-}" = "--" ] && shift
 PORT=${PORT:-8321}
@@ -17,11 +18,5 @@ for _ in $(seq 1 1200); do
   sleep 0.25
 done
 grep -E "defaults|engine:|KV cache|graph" "$LOG" || true
-for c in $CONCURRENCY; do
-  n=$(( 2 * c > 8 ? 2 * c : 8 ))
-  line=$("$FERRUM" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --input-len "$IN" \
-         --output-len "$OUTLEN" --warmup 2 --json -q ${BENCH_FLAGS:-} | tail -1)
-  echo "$line"
-  python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"c={$c} in={$IN} out={$OUTLEN}: {r['out_tok_s']:.1f} out tok/s, TTFT p50 {r['ttft_p50_ms']:.1f} ms p99 {r['ttft_p99_ms']:.1f} ms, TPOT p50 {r['tpot_p50_ms']:.2f} ms, failed {r['failed']}\")" "$line" >&2
-done
+measure_sweep "$FERRUM" "$PORT" "$CONCURRENCY" "$IN" "$OUTLEN" ""
 grep -E "profile" "$LOG" | tail -4 || true
