@@ -212,6 +212,15 @@ bool GrammarMatcher::accepts() const {
 
 bool GrammarMatcher::can_continue() const { return !stacks_.empty() && !stacks_.back().empty(); }
 
+std::string GrammarMatcher::state_key() const {
+  std::string key;
+  for (const Stack& s : stacks_) {
+    key.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(uint32_t));
+    key.append(4, '\xff');  // no element id is 0xffffffff
+  }
+  return key;
+}
+
 ByteSet GrammarMatcher::next_bytes() const {
   ByteSet out;
   for (const Stack& s : stacks_)

@@ -81,6 +81,10 @@ class GrammarMatcher {
   // The bytes that may come next (union of the stack tops' classes).
   ByteSet next_bytes() const;
 
+  // The state as a key: equal keys (for one grammar) mean equal states, hence equal masks.
+  std::string state_key() const;
+  const std::shared_ptr<const Grammar>& grammar() const { return grammar_; }
+
  private:
   using Stack = std::vector<uint32_t>;
   void expand(Stack stack, std::vector<Stack>& out, int depth) const;
