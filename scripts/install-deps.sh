@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libboost-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libxxhash-dev
+  python3-jsonschema
 
 )
 # node and npm: the machine image ships them; Debian's packages are the fallback.

@@ -150,7 +150,7 @@ class EngineImpl final : public Engine {
       seq->fork_parent = i > 0 ? req->seqs[0].get() : nullptr;
       seed_rng(seq->rng, *req->params.seed, i);
       seq->sample_key = DeviceSamplingBuilder::key(*req->params.seed, i);
-      if (params.grammar) seq->constraint.emplace(params.grammar, token_vocab());
+      if (params.grammar) seq->constraint.emplace(params.grammar, token_vocab(), params.grammar_after);
       output_.init(*seq);
       req->seqs.push_back(std::move(seq));
     }

@@ -33,6 +33,9 @@ struct SamplingParams {
   // Structured output: the output must be a sentence of this grammar (null = free text).
   // Sampling masks the tokens that leave it; the completion stops when it is complete.
   std::shared_ptr<const structured::Grammar> grammar;
+  // The grammar starts after this text appears in the output (a reasoning model's "</think>";
+  // the reasoning before it is free). Empty: from the first token.
+  std::string grammar_after;
 
   // Throws InvalidRequest with a clear message when a value is out of range.
   void validate(int32_t vocab_size) const;

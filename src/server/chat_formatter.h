@@ -3,10 +3,12 @@
 // an implementation over src/chat/; tests use their own.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/json.h"
+#include "structured/tool_call_grammar.h"
 
 namespace ferrum::server {
 
@@ -40,6 +42,13 @@ class ChatFormatter {
   // prompt is the rendered prompt (it tells whether the model starts inside its reasoning).
   virtual std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const ordered_json& template_kwargs,
                                                         const std::string& prompt) const = 0;
+  // The tool-call syntax to constrain tool_choice "required" / named to; none when the
+  // model's syntax has no grammar (unknown, or Mistral's [TOOL_CALLS], a special token).
+  virtual std::optional<structured::ToolCallSyntax> tool_call_syntax() const { return std::nullopt; }
+  // Where structured output starts after the rendered prompt: "</think>" for a reasoning model
+  // whose reasoning is still to come (it stays free), empty when the output is constrained
+  // from its first token.
+  virtual std::string structured_output_after(const std::string& prompt) const { return {}; }
 };
 
 // Passes text through as content (models without reasoning or tool-call syntax).

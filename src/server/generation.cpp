@@ -12,6 +12,7 @@
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "server/openai_server.h"
+#include "server/structured_request.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum::server {
@@ -201,7 +202,21 @@ class Generation : public std::enable_shared_from_this<Generation> {
     } catch (const Error& e) {
       bad_request("messages", "The chat template rejected the conversation: {}", e.what());
     }
+    constrain_chat_output();
     return ctx_.tokenizer->encode(text, /*add_special_tokens=*/false);
+  }
+
+  // tool_choice required / named becomes a grammar of the model's tool-call syntax; any
+  // constraint of a reasoning model starts after its reasoning.
+  void constrain_chat_output() {
+    if (req_.tool_choice_required || !req_.tool_choice_name.empty()) {
+      const auto syntax = ctx_.chat->tool_call_syntax();
+      if (!syntax)
+        bad_request("tool_choice", "tool_choice 'required' or a named function needs a tool-call syntax ferrum can constrain "
+                                   "(Hermes <tool_call> or Llama 3 JSON); this model's is not one of them");
+      req_.params.grammar = tool_choice_grammar(*syntax, req_.tools, req_.tool_choice_name, req_.parallel_tool_calls);
+    }
+    if (req_.params.grammar) req_.params.grammar_after = ctx_.chat->structured_output_after(chat_prompt_text_);
   }
 
   void submit_all() {

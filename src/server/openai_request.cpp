@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "server/api_error.h"
-#include "structured/json_schema.h"
+#include "server/structured_request.h"
 
 namespace ferrum::server {
 namespace {
@@ -80,42 +80,9 @@ void reject_unsupported(const ordered_json& body) {
       {"prediction", "predicted outputs are not supported"},
       {"web_search_options", "web search is not supported"},
       {"suffix", "'suffix' (insertion) is not supported"},
-      {"guided_json", "guided_json is not supported yet (structured output supports response_format json_object and json_schema so far)"},
-      {"guided_regex", "guided_regex is not supported yet (structured output supports response_format json_object and json_schema so far)"},
-      {"guided_choice", "guided_choice is not supported yet (structured output supports response_format json_object and json_schema so far)"},
-      {"guided_grammar", "guided_grammar is not supported yet (structured output supports response_format json_object and json_schema so far)"},
   };
   for (auto& [key, why] : kUnsupported)
     if (field(body, key)) bad_request(key, "'{}' is not supported by ferrum: {}", key, why);
-}
-
-// response_format: text (free), json_object (any JSON object) or json_schema (the schema's
-// subset that structured/json_schema.h supports; anything else is a 400 naming it).
-void parse_response_format(const ordered_json& rf, SamplingParams& p) {
-  if (!rf.is_object()) bad_request("response_format", "'response_format' must be an object");
-  auto* type = field(rf, "type");
-  if (!type || !type->is_string()) bad_request("response_format", "'response_format.type' must be a string");
-  const auto t = type->get<std::string>();
-  if (t == "text") return;
-  if (t == "json_object") {
-    static const auto any_object = structured::json_object_grammar();  // immutable, shared
-    p.grammar = any_object;
-    return;
-  }
-  if (t != "json_schema")
-    bad_request("response_format", "response_format type '{}' is not supported; use 'text', 'json_object' or 'json_schema'", t);
-  auto* js = field(rf, "json_schema");
-  if (!js || !js->is_object()) bad_request("response_format", "'response_format.json_schema' must be an object");
-  for (auto it = js->begin(); it != js->end(); ++it)
-    if (it.key() != "name" && it.key() != "schema" && it.key() != "strict" && it.key() != "description")
-      bad_request("response_format", "unknown key '{}' in response_format.json_schema", it.key());
-  auto* schema = field(*js, "schema");
-  if (!schema) bad_request("response_format", "'response_format.json_schema.schema' is required");
-  try {
-    p.grammar = structured::compile_json_schema(*schema);
-  } catch (const ferrum::InvalidRequest& e) {
-    bad_request("response_format", "{}", e.what());
-  }
 }
 
 std::vector<std::string> parse_stop(const ordered_json& v) {
@@ -142,7 +109,7 @@ int32_t token_id(const ordered_json& v, const char* key, int32_t vocab_size) {
 void parse_common(const ordered_json& body, int32_t vocab_size, ParsedRequest& req) {
   reject_unsupported(body);
   SamplingParams& p = req.params;
-  if (auto* rf = field(body, "response_format")) parse_response_format(*rf, p);
+  parse_structured_output(body, p);
   if (auto* v = field(body, "model")) req.model = string_of(*v, "model");
   if (auto* v = field(body, "n")) p.n = static_cast<int32_t>(integer_in(*v, "n", 1, kMaxN));
   if (auto* v = field(body, "best_of")) {
@@ -292,14 +259,27 @@ void parse_tools(const ordered_json& body, ParsedRequest& req) {
       req.tool_choice_none = true;
     } else if (v->is_string() && v->get<std::string>() == "auto") {
     } else if (v->is_string() && v->get<std::string>() == "required") {
-      bad_request("tool_choice", "tool_choice 'required' is not supported yet (needs structured output); use 'auto' or 'none'");
+      req.tool_choice_required = true;
     } else if (v->is_object()) {
-      bad_request("tool_choice", "a named tool_choice is not supported yet (needs structured output); use 'auto' or 'none'");
+      auto fn = v->find("function");
+      if (v->value("type", std::string()) != "function" || fn == v->end() || !fn->is_object() || !fn->contains("name") ||
+          !(*fn)["name"].is_string())
+        bad_request("tool_choice", "a named tool_choice must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}");
+      req.tool_choice_name = (*fn)["name"].get<std::string>();
     } else {
-      bad_request("tool_choice", "'tool_choice' must be 'auto' or 'none'");
+      bad_request("tool_choice", "'tool_choice' must be 'auto', 'none', 'required' or a named function");
     }
+    if ((req.tool_choice_required || !req.tool_choice_name.empty()) && !req.tools.is_array())
+      bad_request("tool_choice", "tool_choice 'required' or a named function needs 'tools'");
+    if (!req.tool_choice_name.empty()) {
+      bool known = false;
+      for (const auto& t : req.tools) known = known || t["function"]["name"] == req.tool_choice_name;
+      if (!known) bad_request("tool_choice", "tool_choice names '{}', which is not in 'tools'", req.tool_choice_name);
+    }
+    if ((req.tool_choice_required || !req.tool_choice_name.empty()) && req.params.grammar)
+      bad_request("tool_choice", "tool_choice 'required' or a named function cannot be combined with another output constraint (response_format, guided_*)");
   }
-  if (auto* v = field(body, "parallel_tool_calls")) boolean(*v, "parallel_tool_calls");
+  if (auto* v = field(body, "parallel_tool_calls")) req.parallel_tool_calls = boolean(*v, "parallel_tool_calls");
 }
 
 }  // namespace
@@ -344,6 +324,7 @@ ParsedRequest parse_chat_request(const ordered_json& body, int32_t vocab_size) {
       "chat_template_kwargs", "add_generation_prompt", "continue_final_message",
       "response_format", "functions", "function_call", "audio", "modalities", "prediction",
       "web_search_options", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+      "structured_outputs", "any_whitespace",
       "metadata", "store", "service_tier", "reasoning_effort"};
   reject_unknown_keys(body, kKnown);
   ParsedRequest req;
@@ -396,7 +377,8 @@ ParsedRequest parse_completion_request(const ordered_json& body, int32_t vocab_s
       "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "seed",
       "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens", "include_stop_str_in_output",
       "stream", "stream_options", "user", "max_tokens", "min_tokens", "logprobs", "echo",
-      "suffix", "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar"};
+      "suffix", "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+      "structured_outputs", "any_whitespace"};
   reject_unknown_keys(body, kKnown);
   ParsedRequest req;
   req.endpoint = Endpoint::Completions;

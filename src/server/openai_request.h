@@ -30,6 +30,9 @@ struct ParsedRequest {
   ordered_json messages = ordered_json::array();
   ordered_json tools;                      // null or a non-empty array
   bool tool_choice_none = false;   // tools given but the model must not call them
+  bool tool_choice_required = false;  // at least one call, constrained to the tools' schemas
+  std::string tool_choice_name;       // a named function: exactly one call to it
+  bool parallel_tool_calls = true;    // tool_choice required: several calls allowed
   ordered_json chat_template_kwargs = ordered_json::object();
   bool add_generation_prompt = true;
   bool continue_final_message = false;

@@ -66,4 +66,22 @@ std::unique_ptr<ChatOutputParser> TemplateChatFormatter::make_parser(bool tools_
   return std::make_unique<ChatParserAdapter>(std::move(o));
 }
 
+std::optional<structured::ToolCallSyntax> TemplateChatFormatter::tool_call_syntax() const {
+  if (tools_ == chat::ToolCallFormat::Hermes) return structured::ToolCallSyntax::Hermes;
+  if (tools_ == chat::ToolCallFormat::Llama3Json) return structured::ToolCallSyntax::Llama3Json;
+  return std::nullopt;
+}
+
+// A reasoning model reasons first unless the prompt already closed its think block (Qwen3's
+// enable_thinking false renders "<think>\n\n</think>\n\n" into the prompt).
+std::string TemplateChatFormatter::structured_output_after(const std::string& prompt) const {
+  if (!reasoning_) return {};
+  const chat::ParserOptions o;
+  const size_t end = prompt.find_last_not_of(" \t\r\n");
+  const std::string trimmed = prompt.substr(0, end == std::string::npos ? 0 : end + 1);
+  if (trimmed.size() >= o.think_close.size() && trimmed.compare(trimmed.size() - o.think_close.size(), o.think_close.size(), o.think_close) == 0)
+    return {};
+  return o.think_close;
+}
+
 }  // namespace ferrum::server

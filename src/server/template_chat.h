@@ -18,6 +18,8 @@ class TemplateChatFormatter : public ChatFormatter {
   std::string render(const ordered_json& messages, const ordered_json& tools, bool add_generation_prompt,
                      bool continue_final_message, const ordered_json& template_kwargs) const override;
   bool supports_tools() const override { return tools_ != chat::ToolCallFormat::None; }
+  std::optional<structured::ToolCallSyntax> tool_call_syntax() const override;
+  std::string structured_output_after(const std::string& prompt) const override;
   std::unique_ptr<ChatOutputParser> make_parser(bool tools_enabled, const ordered_json& template_kwargs,
                                                 const std::string& prompt) const override;
 

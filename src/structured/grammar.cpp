@@ -14,8 +14,9 @@ constexpr size_t kMaxStacks = 8192;
 constexpr size_t kMaxStackDepth = 4096;
 }  // namespace
 
-uint32_t Grammar::add_rule() {
+uint32_t Grammar::add_rule(std::string name) {
   rules_.emplace_back();
+  names_.push_back(std::move(name));
   finalized_ = false;
   return static_cast<uint32_t>(rules_.size() - 1);
 }
@@ -43,12 +44,98 @@ std::vector<Grammar::Symbol> Grammar::literal(std::string_view text) {
   return out;
 }
 
+std::string Grammar::describe(uint32_t rule) const {
+  return names_[rule].empty() ? "rule " + std::to_string(rule) : "rule '" + names_[rule] + "'";
+}
+
+// A rule is productive when some alternative derives a finite byte string. Alternatives that
+// use an unproductive rule are removed: the matcher would otherwise let the sampler enter a
+// branch it can never leave (e.g. a recursive schema whose recursion is required).
+void Grammar::drop_unproductive() {
+  std::vector<char> productive(rules_.size(), 0);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < rules_.size(); ++r) {
+      if (productive[r]) continue;
+      for (const auto& alt : rules_[r]) {
+        const bool ok = std::all_of(alt.begin(), alt.end(), [&](const Symbol& s) {
+          return !s.is_rule || (s.id < rules_.size() && productive[s.id]);
+        });
+        if (ok) {
+          productive[r] = changed = true;
+          break;
+        }
+      }
+    }
+  }
+  if (!productive[root_])
+    throw InvalidRequest("grammar: no finite output satisfies it (" + describe(root_) + " only recurses forever)");
+  for (size_t r = 0; r < rules_.size(); ++r) {
+    auto& alts = rules_[r];
+    alts.erase(std::remove_if(alts.begin(), alts.end(), [&](const std::vector<Symbol>& alt) {
+                 return std::any_of(alt.begin(), alt.end(), [&](const Symbol& s) { return s.is_rule && s.id < rules_.size() && !productive[s.id]; });
+               }),
+               alts.end());
+  }
+}
+
+// Left recursion (a rule reaching itself before consuming a byte) would expand forever in
+// the matcher: refuse it when the grammar is built, not in the middle of a request.
+void Grammar::check_left_recursion() const {
+  const size_t n = rules_.size();
+  std::vector<char> nullable(n, 0);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < n; ++r) {
+      if (nullable[r]) continue;
+      for (const auto& alt : rules_[r])
+        if (std::all_of(alt.begin(), alt.end(), [&](const Symbol& s) { return s.is_rule && nullable[s.id]; })) {
+          nullable[r] = changed = true;
+          break;
+        }
+    }
+  }
+  // Edges r -> s when s can come first in r. Iterative DFS looking for a cycle.
+  std::vector<std::vector<uint32_t>> first(n);
+  for (size_t r = 0; r < n; ++r)
+    for (const auto& alt : rules_[r])
+      for (const Symbol& s : alt) {
+        if (!s.is_rule) break;
+        first[r].push_back(s.id);
+        if (!nullable[s.id]) break;
+      }
+  std::vector<uint8_t> color(n, 0);  // 0 new, 1 on the path, 2 done
+  std::vector<std::pair<uint32_t, size_t>> path;
+  for (uint32_t start = 0; start < n; ++start) {
+    if (color[start]) continue;
+    path.push_back({start, 0});
+    color[start] = 1;
+    while (!path.empty()) {
+      auto& [r, i] = path.back();
+      if (i == first[r].size()) {
+        color[r] = 2;
+        path.pop_back();
+        continue;
+      }
+      const uint32_t next = first[r][i++];
+      if (color[next] == 1) throw InvalidRequest("grammar: " + describe(next) + " is left-recursive (it can reach itself without consuming input)");
+      if (color[next] == 0) {
+        color[next] = 1;
+        path.push_back({next, 0});
+      }
+    }
+  }
+}
+
 void Grammar::finalize() {
   FERRUM_CHECK(root_ < rules_.size(), "grammar: the root rule {} does not exist", root_);
+  drop_unproductive();
+  check_left_recursion();
   elements_.clear();
   alt_starts_.assign(rules_.size(), {});
   for (size_t r = 0; r < rules_.size(); ++r) {
-    FERRUM_CHECK(!rules_[r].empty(), "grammar: rule {} has no alternative", r);
+    // Every rule reachable from the root keeps an alternative (it is productive); one left
+    // empty is unreachable or was unproductive, and matches nothing.
     for (const auto& alt : rules_[r]) {
       alt_starts_[r].push_back(static_cast<uint32_t>(elements_.size()));
       for (const Symbol& s : alt) {
@@ -124,6 +211,15 @@ bool GrammarMatcher::accepts() const {
 }
 
 bool GrammarMatcher::can_continue() const { return !stacks_.empty() && !stacks_.back().empty(); }
+
+std::string GrammarMatcher::state_key() const {
+  std::string key;
+  for (const Stack& s : stacks_) {
+    key.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(uint32_t));
+    key.append(4, '\xff');  // no element id is 0xffffffff
+  }
+  return key;
+}
 
 ByteSet GrammarMatcher::next_bytes() const {
   ByteSet out;

@@ -11,6 +11,7 @@
 #include <bitset>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,7 +27,8 @@ class Grammar {
     uint32_t id = 0;  // class index or rule id
   };
 
-  uint32_t add_rule();
+  // `name` only labels errors (GBNF rule names, JSON pointers).
+  uint32_t add_rule(std::string name = {});
   void add_alternative(uint32_t rule, std::vector<Symbol> sequence);
   Symbol bytes(const ByteSet& set);
   static Symbol rule(uint32_t id) { return {true, id}; }
@@ -34,10 +36,14 @@ class Grammar {
   std::vector<Symbol> literal(std::string_view text);
   void set_root(uint32_t rule) { root_ = rule; }
 
-  // Lays the rules out flat for matching; throws ferrum::Error if a rule has no alternative.
+  // Lays the rules out flat for matching. Alternatives that can never finish (they need a
+  // rule that only recurses forever) are dropped, so sampling cannot walk into a dead end.
+  // Throws InvalidRequest when the root can never finish or a rule is left-recursive (it
+  // could expand forever without consuming a byte), ferrum::Error on a dangling symbol.
   void finalize();
 
   size_t num_rules() const { return rules_.size(); }
+  const std::string& rule_name(uint32_t rule) const { return names_[rule]; }
 
  private:
   friend class GrammarMatcher;
@@ -47,7 +53,12 @@ class Grammar {
     uint32_t arg;
   };
 
+  void drop_unproductive();
+  void check_left_recursion() const;
+  std::string describe(uint32_t rule) const;
+
   std::vector<ByteSet> classes_;
+  std::vector<std::string> names_;
   std::vector<std::vector<std::vector<Symbol>>> rules_;  // rule -> alternatives
   uint32_t root_ = 0;
   // After finalize: alternatives laid out as runs of elements ending in End.
@@ -69,6 +80,10 @@ class GrammarMatcher {
   bool can_continue() const;  // some byte may still follow
   // The bytes that may come next (union of the stack tops' classes).
   ByteSet next_bytes() const;
+
+  // The state as a key: equal keys (for one grammar) mean equal states, hence equal masks.
+  std::string state_key() const;
+  const std::shared_ptr<const Grammar>& grammar() const { return grammar_; }
 
  private:
   using Stack = std::vector<uint32_t>;

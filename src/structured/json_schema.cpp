@@ -1,9 +1,14 @@
 #include "structured/json_schema.h"
 
+#include <cmath>
+#include <map>
 #include <set>
 #include <string>
 
 #include "core/error.h"
+#include "structured/number_range.h"
+#include "structured/regex.h"
+#include "structured/schema_merge.h"
 
 namespace ferrum::structured {
 
@@ -17,6 +22,7 @@ constexpr int kMaxFractionDigits = 16;
 constexpr int kMaxExponentDigits = 2;
 
 using Sym = Grammar::Symbol;
+using Seq = std::vector<Sym>;
 
 ByteSet range(int lo, int hi) {
   ByteSet s;
@@ -24,18 +30,27 @@ ByteSet range(int lo, int hi) {
   return s;
 }
 
-[[noreturn]] void schema_error(const std::string& path, const std::string& what) {
-  throw InvalidRequest("json_schema" + (path.empty() ? std::string() : " at '" + path + "'") + ": " + what);
+// The formats, as regexes over the string's characters (stricter than the RFCs: what a
+// validator accepts, never more). Every part is bounded, so that sampling cannot make one
+// run forever.
+const std::map<std::string, std::string>& formats() {
+  static const std::map<std::string, std::string> kFormats = {
+      {"date", R"([1-9]\d{3}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8])))"},
+      {"time", R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(Z|[+-]([01]\d|2[0-3]):[0-5]\d))"},
+      {"date-time", R"([1-9]\d{3}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8]))T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(Z|[+-]([01]\d|2[0-3]):[0-5]\d))"},
+      {"uuid", R"([0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})"},
+      {"email", R"([a-zA-Z0-9]{1,16}([._+-][a-zA-Z0-9]{1,16}){0,3}@[a-zA-Z0-9]{1,16}(-[a-zA-Z0-9]{1,16}){0,2}(\.[a-zA-Z0-9]{1,16}(-[a-zA-Z0-9]{1,16}){0,2}){0,3}\.[a-zA-Z]{2,8})"},
+      {"ipv4", R"(((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))"},
+      {"hostname", R"([a-zA-Z0-9]([a-zA-Z0-9-]{0,20}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,20}[a-zA-Z0-9])?){0,4})"},
+      {"uri", R"(https?://[a-z0-9]{1,16}(-[a-z0-9]{1,16}){0,2}(\.[a-z0-9]{1,16}(-[a-z0-9]{1,16}){0,2}){0,4}(/[a-zA-Z0-9._~-]{0,16}){0,8}(\?[a-zA-Z0-9._~=&-]{0,32})?)"},
+  };
+  return kFormats;
 }
 
 class JsonGrammarBuilder {
  public:
-  JsonGrammarBuilder() { build_shared_rules(); }
-
-  std::shared_ptr<const Grammar> finish(uint32_t root) {
-    g_->set_root(root);
-    g_->finalize();
-    return g_;
+  JsonGrammarBuilder(Grammar& g, const JsonGrammarOptions& o, const ordered_json* root) : g_(&g), opt_(o), root_(root) {
+    build_shared_rules();
   }
 
   uint32_t any_object() const { return object_; }
@@ -49,6 +64,9 @@ class JsonGrammarBuilder {
     }
     if (!s.is_object()) schema_error(path, "a schema must be an object or a boolean");
     check_keywords(s, path);
+    if (s.contains("allOf") || (s.contains("$ref") && has_constraints_besides_ref(s)))
+      return schema(merge_all_of(*root_, s, path), path, depth + 1);
+    if (s.contains("$ref")) return ref(s["$ref"], path, depth);
     if (s.contains("const")) return literal_rule(s["const"], s, path);
     if (s.contains("enum")) {
       const auto& e = s["enum"];
@@ -60,14 +78,16 @@ class JsonGrammarBuilder {
       }
       return r;
     }
-    if (s.contains("anyOf")) {
-      const auto& a = s["anyOf"];
-      if (!a.is_array() || a.empty()) schema_error(path, "'anyOf' must be a non-empty array");
-      for (const auto& k : {"type", "properties", "items", "required", "additionalProperties"})
-        if (s.contains(k)) schema_error(path, std::string("'anyOf' beside '") + k + "' is not supported yet; move it into each branch");
+    if (s.contains("anyOf") || s.contains("oneOf")) {
+      if (s.contains("anyOf") && s.contains("oneOf")) schema_error(path, "'anyOf' beside 'oneOf' is not supported; use one of them");
+      const char* key = s.contains("anyOf") ? "anyOf" : "oneOf";
+      const auto& a = s[key];
+      if (!a.is_array() || a.empty()) schema_error(path, std::string("'") + key + "' must be a non-empty array");
+      for (const auto& k : {"type", "properties", "items", "required", "additionalProperties", "prefixItems"})
+        if (s.contains(k)) schema_error(path, std::string("'") + key + "' beside '" + k + "' is not supported yet; move it into each branch");
       const uint32_t r = g_->add_rule();
       for (size_t i = 0; i < a.size(); ++i)
-        g_->add_alternative(r, {Grammar::rule(schema(a[i], path + "/anyOf/" + std::to_string(i), depth + 1))});
+        g_->add_alternative(r, {Grammar::rule(schema(a[i], path + "/" + key + "/" + std::to_string(i), depth + 1))});
       return r;
     }
     std::vector<std::string> types;
@@ -82,10 +102,12 @@ class JsonGrammarBuilder {
       else schema_error(path, "'type' must be a string or a non-empty array of strings");
     } else if (s.contains("properties") || s.contains("required") || s.contains("additionalProperties")) {
       types.push_back("object");
-    } else if (s.contains("items") || s.contains("minItems") || s.contains("maxItems")) {
+    } else if (s.contains("items") || s.contains("prefixItems") || s.contains("minItems") || s.contains("maxItems")) {
       types.push_back("array");
-    } else if (s.contains("minLength") || s.contains("maxLength")) {
+    } else if (s.contains("minLength") || s.contains("maxLength") || s.contains("pattern") || s.contains("format")) {
       types.push_back("string");
+    } else if (s.contains("minimum") || s.contains("maximum") || s.contains("exclusiveMinimum") || s.contains("exclusiveMaximum")) {
+      types.push_back("number");
     } else {
       return value_;
     }
@@ -96,12 +118,31 @@ class JsonGrammarBuilder {
   }
 
  private:
+  static bool has_constraints_besides_ref(const ordered_json& s) {
+    for (auto it = s.begin(); it != s.end(); ++it)
+      if (it.key() != "$ref" && !is_annotation(it.key())) return true;
+    return false;
+  }
+
+  // One rule per reference, made before its target is compiled: a recursive schema refers
+  // back to the rule being built.
+  uint32_t ref(const ordered_json& r, const std::string& path, int depth) {
+    if (!r.is_string()) schema_error(path, "'$ref' must be a string");
+    const std::string name = r.get<std::string>();
+    if (auto it = refs_.find(name); it != refs_.end()) return it->second;
+    const ordered_json& target = resolve_ref(*root_, name, path);
+    const uint32_t rule = g_->add_rule(name);
+    refs_[name] = rule;
+    g_->add_alternative(rule, {Grammar::rule(schema(target, name, depth + 1))});
+    return rule;
+  }
+
   uint32_t typed(const std::string& t, const ordered_json& s, const std::string& path, int depth) {
     if (t == "object") return object(s, path, depth);
     if (t == "array") return array(s, path, depth);
     if (t == "string") return string(s, path);
-    if (t == "number") return number_;
-    if (t == "integer") return integer_;
+    if (t == "number") return number(s, path, false);
+    if (t == "integer") return number(s, path, true);
     if (t == "boolean") return boolean_;
     if (t == "null") return null_;
     schema_error(path, "unknown type '" + t + "'");
@@ -109,12 +150,17 @@ class JsonGrammarBuilder {
 
   static void check_keywords(const ordered_json& s, const std::string& path) {
     static const std::set<std::string> kSupported = {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf",
-        "minLength", "maxLength", "minItems", "maxItems", "title", "description", "default", "examples", "$schema", "$id", "$comment"};
+        "type", "properties", "required", "additionalProperties", "items", "prefixItems", "enum", "const", "anyOf", "oneOf",
+        "allOf", "$ref", "minLength", "maxLength", "pattern", "format", "minItems", "maxItems", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum"};
     std::string bad;
     for (auto it = s.begin(); it != s.end(); ++it)
-      if (!kSupported.count(it.key())) bad += (bad.empty() ? "'" : ", '") + it.key() + "'";
-    if (!bad.empty()) schema_error(path, "unsupported keyword(s) " + bad + " (structured output supports type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, minLength, maxLength so far)");
+      if (!kSupported.count(it.key()) && !is_annotation(it.key())) bad += (bad.empty() ? "'" : ", '") + it.key() + "'";
+    if (!bad.empty())
+      schema_error(path, "unsupported keyword(s) " + bad +
+                             " (structured output supports type, properties, required, additionalProperties, items, prefixItems, "
+                             "minItems, maxItems, enum, const, anyOf, oneOf, allOf, $ref, minLength, maxLength, pattern, format, "
+                             "minimum, maximum, exclusiveMinimum, exclusiveMaximum)");
   }
 
   // Whether value v is of the schema's declared type (enum/const values must be).
@@ -140,6 +186,25 @@ class JsonGrammarBuilder {
     return r;
   }
 
+  // Punctuation with the optional white space around it (none when compact).
+  Seq open(char c) {
+    Seq s = g_->literal(std::string(1, c));
+    if (opt_.any_whitespace) s.push_back(Grammar::rule(ws_));
+    return s;
+  }
+  Seq close(char c) {
+    Seq s;
+    if (opt_.any_whitespace) s.push_back(Grammar::rule(ws_));
+    s.push_back(g_->literal(std::string(1, c))[0]);
+    return s;
+  }
+  Seq sep(char c) {
+    Seq s = close(c);
+    if (opt_.any_whitespace) s.push_back(Grammar::rule(ws_));
+    return s;
+  }
+  static void append(Seq& a, const Seq& b) { a.insert(a.end(), b.begin(), b.end()); }
+
   uint32_t object(const ordered_json& s, const std::string& path, int depth) {
     bool additional = true;
     if (s.contains("additionalProperties")) {
@@ -163,16 +228,19 @@ class JsonGrammarBuilder {
     if (props.empty()) {
       if (additional) return object_;
       const uint32_t r = g_->add_rule();
-      g_->add_alternative(r, g_->literal("{}"));
+      Seq seq = open('{');
+      append(seq, close('}'));
+      g_->add_alternative(r, seq);
       return r;
     }
-    // Members in the listed order: first_[i] = properties from i on with nothing written yet,
-    // rest_[i] = the same after at least one member (so each starts with a comma).
+    // Members in the listed order: first[i] = properties from i on with nothing written yet,
+    // rest[i] = the same after at least one member (so each starts with a comma).
     std::vector<uint32_t> kv;
     std::vector<bool> req;
     for (auto it = props.begin(); it != props.end(); ++it) {
       const uint32_t value = schema(it.value(), path + "/properties/" + it.key(), depth + 1);
-      auto seq = g_->literal(ordered_json(it.key()).dump() + ":");
+      auto seq = g_->literal(ordered_json(it.key()).dump());
+      append(seq, sep(':'));
       seq.push_back(Grammar::rule(value));
       const uint32_t r = g_->add_rule();
       g_->add_alternative(r, std::move(seq));
@@ -189,7 +257,7 @@ class JsonGrammarBuilder {
     g_->add_alternative(rest[n], {});
     for (size_t i = n; i-- > 0;) {
       g_->add_alternative(first[i], {Grammar::rule(kv[i]), Grammar::rule(rest[i + 1])});
-      auto with_comma = g_->literal(",");
+      auto with_comma = sep(',');
       with_comma.push_back(Grammar::rule(kv[i]));
       with_comma.push_back(Grammar::rule(rest[i + 1]));
       g_->add_alternative(rest[i], std::move(with_comma));
@@ -199,33 +267,89 @@ class JsonGrammarBuilder {
       }
     }
     const uint32_t r = g_->add_rule();
-    auto seq = g_->literal("{");
+    auto seq = open('{');
     seq.push_back(Grammar::rule(first[0]));
-    for (auto sym : g_->literal("}")) seq.push_back(sym);
+    append(seq, close('}'));
     g_->add_alternative(r, std::move(seq));
     return r;
   }
 
   uint32_t array(const ordered_json& s, const std::string& path, int depth) {
-    const uint32_t item = s.contains("items") ? schema(s["items"], path + "/items", depth + 1) : value_;
-    if (!s.contains("minItems") && !s.contains("maxItems")) return list('[', item, ']');
+    if (s.contains("items") && s["items"].is_array())
+      schema_error(path, "'items' as an array (draft-4 tuples) is not supported; use 'prefixItems'");
+    const bool no_more = s.contains("items") && s["items"].is_boolean() && !s["items"].get<bool>();
+    const uint32_t item = s.contains("items") && !no_more ? schema(s["items"], path + "/items", depth + 1) : value_;
+    std::vector<uint32_t> prefix;
+    if (s.contains("prefixItems")) {
+      const auto& p = s["prefixItems"];
+      if (!p.is_array()) schema_error(path, "'prefixItems' must be an array of schemas");
+      for (size_t i = 0; i < p.size(); ++i) prefix.push_back(schema(p[i], path + "/prefixItems/" + std::to_string(i), depth + 1));
+    }
+    if (no_more && prefix.empty()) {
+      const uint32_t r = g_->add_rule();
+      Seq seq = open('[');
+      append(seq, close(']'));
+      g_->add_alternative(r, seq);
+      return r;
+    }
     const int64_t lo = s.contains("minItems") ? length_bound(s, "minItems", path) : 0;
-    const int64_t hi = s.contains("maxItems") ? length_bound(s, "maxItems", path) : -1;
+    int64_t hi = s.contains("maxItems") ? length_bound(s, "maxItems", path) : -1;
     if (hi >= 0 && hi < lo) schema_error(path, "'maxItems' is below 'minItems'");
-    // After the first item: up to (hi - 1) more ",item", at least (lo - 1) of them.
+    const int64_t np = static_cast<int64_t>(prefix.size());
+    if (!prefix.empty()) {
+      // All prefix items are written, then (unless items is false) more items.
+      if (hi >= 0 && hi < np) schema_error(path, "'maxItems' below the number of 'prefixItems' is not supported");
+      if (no_more) {
+        if (lo > np) schema_error(path, "'minItems' above the number of 'prefixItems' with 'items' false accepts nothing");
+        hi = np;
+      }
+    }
+    // Items counted after the prefix: between extra_lo and extra_hi (-1: unbounded).
+    const int64_t extra_lo = std::max<int64_t>(0, lo - np), extra_hi = hi < 0 ? -1 : hi - np;
+    const uint32_t r = g_->add_rule();
+    if (prefix.empty() && extra_lo == 0) {  // "[]" or "[" item more "]"
+      Seq empty = open('[');
+      append(empty, close(']'));
+      g_->add_alternative(r, empty);
+      if (extra_hi != 0) {
+        const uint32_t nonempty = repeat_items(item, 1, extra_hi, false);
+        Seq seq = open('[');
+        seq.push_back(Grammar::rule(nonempty));
+        append(seq, close(']'));
+        g_->add_alternative(r, seq);
+      }
+      return r;
+    }
+    Seq body;  // inside the brackets
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (i > 0) append(body, sep(','));
+      body.push_back(Grammar::rule(prefix[i]));
+    }
+    const uint32_t tail = repeat_items(item, extra_lo, extra_hi, !prefix.empty());
+    body.push_back(Grammar::rule(tail));
+    Seq seq = open('[');
+    append(seq, body);
+    append(seq, close(']'));
+    g_->add_alternative(r, seq);
+    return r;
+  }
+
+  // Between lo and hi (-1: any number) items separated by commas; `lead`: each item,
+  // including the first, is preceded by a comma (they follow earlier items).
+  uint32_t repeat_items(uint32_t item, int64_t lo, int64_t hi, bool lead) {
     auto comma_item = [&] {
-      auto seq = g_->literal(",");
+      Seq seq = sep(',');
       seq.push_back(Grammar::rule(item));
       return seq;
     };
-    uint32_t tail = g_->add_rule();  // the optional part: (",item"){0, hi - max(lo, 1)} or *
+    uint32_t tail = g_->add_rule();  // optional items after the required ones, all with commas
     g_->add_alternative(tail, {});
     if (hi < 0) {
       auto more = comma_item();
       more.push_back(Grammar::rule(tail));
       g_->add_alternative(tail, std::move(more));
     } else {
-      for (int64_t i = std::max<int64_t>(lo, 1); i < hi; ++i) {
+      for (int64_t i = lo; i < hi; ++i) {
         const uint32_t r = g_->add_rule();
         g_->add_alternative(r, {});
         auto more = comma_item();
@@ -234,34 +358,42 @@ class JsonGrammarBuilder {
         tail = r;
       }
     }
-    const uint32_t r = g_->add_rule();
-    if (lo == 0) g_->add_alternative(r, g_->literal("[]"));
-    if (hi != 0) {
-      auto seq = g_->literal("[");
+    Seq seq;
+    for (int64_t i = 0; i < lo; ++i) {
+      if (i > 0 || lead) append(seq, sep(','));
       seq.push_back(Grammar::rule(item));
-      for (int64_t i = 1; i < lo; ++i)
-        for (auto sym : comma_item()) seq.push_back(sym);
-      seq.push_back(Grammar::rule(tail));
-      seq.push_back(g_->literal("]")[0]);
-      g_->add_alternative(r, std::move(seq));
     }
+    const uint32_t r = g_->add_rule();
+    if (lo == 0 && !lead) {
+      // The first optional item has no comma: item (comma item)* up to hi.
+      g_->add_alternative(r, {});
+      if (hi != 0) {
+        const uint32_t rest = repeat_items(item, 0, hi < 0 ? -1 : hi - 1, true);
+        g_->add_alternative(r, {Grammar::rule(item), Grammar::rule(rest)});
+      }
+      return r;
+    }
+    seq.push_back(Grammar::rule(tail));
+    g_->add_alternative(r, seq);
     return r;
   }
 
   // open (item ("," item)*)? close
-  uint32_t list(char open, uint32_t item, char close) {
+  uint32_t list(char open_c, uint32_t item, char close_c) {
     const uint32_t tail = g_->add_rule();
-    auto more = g_->literal(",");
+    auto more = sep(',');
     more.push_back(Grammar::rule(item));
     more.push_back(Grammar::rule(tail));
     g_->add_alternative(tail, std::move(more));
     g_->add_alternative(tail, {});
     const uint32_t r = g_->add_rule();
-    g_->add_alternative(r, g_->literal(std::string{open, close}));
-    auto seq = g_->literal(std::string{open});
+    Seq empty = open(open_c);
+    append(empty, close(close_c));
+    g_->add_alternative(r, empty);
+    auto seq = open(open_c);
     seq.push_back(Grammar::rule(item));
     seq.push_back(Grammar::rule(tail));
-    for (auto sym : g_->literal(std::string{close})) seq.push_back(sym);
+    append(seq, close(close_c));
     g_->add_alternative(r, std::move(seq));
     return r;
   }
@@ -275,7 +407,35 @@ class JsonGrammarBuilder {
   }
 
   uint32_t string(const ordered_json& s, const std::string& path) {
-    if (!s.contains("minLength") && !s.contains("maxLength")) return string_;
+    const bool lengths = s.contains("minLength") || s.contains("maxLength");
+    if (s.contains("pattern") || s.contains("format")) {
+      if (lengths) schema_error(path, "'pattern' or 'format' together with 'minLength'/'maxLength' is not supported");
+      if (s.contains("pattern") && s.contains("format")) schema_error(path, "'pattern' together with 'format' is not supported");
+      std::string regex;
+      RegexOptions ro;
+      ro.json_string = true;
+      if (s.contains("pattern")) {
+        if (!s["pattern"].is_string()) schema_error(path, "'pattern' must be a string");
+        regex = s["pattern"].get<std::string>();
+        ro.search = true;  // JSON Schema patterns are not anchored
+      } else {
+        const auto& f = s["format"];
+        if (!f.is_string() || !formats().count(f.get<std::string>()))
+          schema_error(path, "unsupported 'format' " + f.dump() + " (supported: date, time, date-time, uuid, email, ipv4, hostname, uri)");
+        regex = formats().at(f.get<std::string>());
+      }
+      uint32_t inner = 0;
+      try {
+        inner = add_regex(*g_, regex, ro);
+      } catch (const InvalidRequest& e) {
+        schema_error(path, e.what());
+      }
+      const Sym quote = g_->literal("\"")[0];
+      const uint32_t r = g_->add_rule();
+      g_->add_alternative(r, {quote, Grammar::rule(inner), quote});
+      return r;
+    }
+    if (!lengths) return string_;
     const int64_t lo = s.contains("minLength") ? length_bound(s, "minLength", path) : 0;
     const int64_t hi = s.contains("maxLength") ? length_bound(s, "maxLength", path) : -1;
     if (hi >= 0 && hi < lo) schema_error(path, "'maxLength' is below 'minLength'");
@@ -300,6 +460,75 @@ class JsonGrammarBuilder {
     return r;
   }
 
+  // Bounds as doubles; draft-4 boolean exclusiveMinimum/exclusiveMaximum modify minimum/maximum.
+  struct Bounds {
+    double lo = -INFINITY, hi = INFINITY;
+    bool lo_strict = false, hi_strict = false;
+  };
+  static Bounds bounds(const ordered_json& s, const std::string& path) {
+    Bounds b;
+    auto num = [&](const char* k) {
+      if (!s[k].is_number()) schema_error(path, std::string("'") + k + "' must be a number");
+      return s[k].get<double>();
+    };
+    if (s.contains("minimum")) b.lo = num("minimum");
+    if (s.contains("maximum")) b.hi = num("maximum");
+    for (const auto& [key, is_lo] : {std::pair<const char*, bool>{"exclusiveMinimum", true}, {"exclusiveMaximum", false}}) {
+      if (!s.contains(key)) continue;
+      if (s[key].is_boolean()) {
+        if (s[key].get<bool>()) (is_lo ? b.lo_strict : b.hi_strict) = true;
+        continue;
+      }
+      const double v = num(key);
+      if (is_lo && v >= b.lo) b.lo = v, b.lo_strict = true;
+      if (!is_lo && v <= b.hi) b.hi = v, b.hi_strict = true;
+    }
+    return b;
+  }
+
+  static int64_t clamp_integer(double v) {
+    const double m = static_cast<double>(kMaxWrittenInteger);
+    return static_cast<int64_t>(std::max(-m, std::min(m, v)));
+  }
+
+  // Numbers with bounds (see json_schema.h for what is written).
+  uint32_t number(const ordered_json& s, const std::string& path, bool integer) {
+    const bool bounded = s.contains("minimum") || s.contains("maximum") || s.contains("exclusiveMinimum") || s.contains("exclusiveMaximum");
+    if (!bounded) return integer ? integer_ : number_;
+    const Bounds b = bounds(s, path);
+    // Integers n with lo <(=) n <(=) hi.
+    const double ilo = b.lo_strict ? std::floor(b.lo) + 1 : std::ceil(b.lo);
+    const double ihi = b.hi_strict ? std::ceil(b.hi) - 1 : std::floor(b.hi);
+    const uint32_t r = g_->add_rule();
+    bool any = false;
+    if (ilo <= ihi && clamp_integer(ilo) <= clamp_integer(ihi)) {
+      g_->add_alternative(r, {Grammar::rule(add_integer_range(*g_, clamp_integer(ilo), clamp_integer(ihi)))});
+      any = true;
+    }
+    if (!integer) {
+      // Non-negative I.F lies in [I, I+1] (16 fraction digits may round up to I+1).
+      const double a = std::max(0.0, b.lo_strict ? std::floor(b.lo) + 1 : std::ceil(b.lo));
+      const double z = b.hi_strict ? std::ceil(b.hi) - 2 : std::floor(b.hi) - 1;
+      if (a <= z) any |= add_fraction(r, "", clamp_integer(a), clamp_integer(z));
+      // -I.F lies in [-(I+1), -I].
+      const double na = std::max(0.0, b.hi_strict ? std::floor(-b.hi) + 1 : std::ceil(-b.hi));
+      const double nz = b.lo_strict ? std::ceil(-b.lo) - 2 : std::floor(-b.lo) - 1;
+      if (na <= nz) any |= add_fraction(r, "-", clamp_integer(na), clamp_integer(nz));
+    }
+    if (!any) schema_error(path, "no number that ferrum writes lies within the bounds");
+    return r;
+  }
+
+  bool add_fraction(uint32_t r, const std::string& sign, int64_t lo, int64_t hi) {
+    const int64_t whole = add_natural_range(*g_, lo, hi);
+    if (whole < 0) return false;
+    Seq seq = g_->literal(sign);
+    seq.push_back(Grammar::rule(static_cast<uint32_t>(whole)));
+    seq.push_back(Grammar::rule(fraction_));
+    g_->add_alternative(r, seq);
+    return true;
+  }
+
   void build_shared_rules() {
     Grammar& g = *g_;
     value_ = g.add_rule();
@@ -311,6 +540,21 @@ class JsonGrammarBuilder {
     integer_ = g.add_rule();
     boolean_ = g.add_rule();
     null_ = g.add_rule();
+    fraction_ = g.add_rule();
+
+    // Bounded white space: ws_k = "" | [ \t\n] ws_(k-1).
+    if (opt_.any_whitespace) {
+      ByteSet blank;
+      for (const char c : std::string(" \t\n")) blank.set(static_cast<uint8_t>(c));
+      ws_ = g.add_rule();
+      g.add_alternative(ws_, {});
+      for (int i = 0; i < kMaxWhitespace; ++i) {
+        const uint32_t longer = g.add_rule();
+        g.add_alternative(longer, {});
+        g.add_alternative(longer, {g.bytes(blank), Grammar::rule(ws_)});
+        ws_ = longer;
+      }
+    }
 
     // A character of a JSON string: unescaped printable ASCII, an escape, or well-formed UTF-8.
     ByteSet plain = range(0x20, 0x7f);
@@ -357,9 +601,10 @@ class JsonGrammarBuilder {
     g.add_alternative(sign, {});
     g.add_alternative(sign, g.literal("-"));
     g.add_alternative(integer_, {Grammar::rule(sign), Grammar::rule(natural)});
+    g.add_alternative(fraction_, {g.literal(".")[0], digit, Grammar::rule(up_to(kMaxFractionDigits - 1))});
     const uint32_t frac = g.add_rule();
     g.add_alternative(frac, {});
-    g.add_alternative(frac, {g.literal(".")[0], digit, Grammar::rule(up_to(kMaxFractionDigits - 1))});
+    g.add_alternative(frac, {Grammar::rule(fraction_)});
     ByteSet e;
     e.set('e');
     e.set('E');
@@ -380,8 +625,8 @@ class JsonGrammarBuilder {
 
     // Any value; objects as "{" (string ":" value ("," string ":" value)*)? "}".
     const uint32_t member = g.add_rule();
-    auto m = std::vector<Sym>{Grammar::rule(string_)};
-    m.push_back(g.literal(":")[0]);
+    Seq m{Grammar::rule(string_)};
+    append(m, sep(':'));
     m.push_back(Grammar::rule(value_));
     g.add_alternative(member, std::move(m));
     const uint32_t obj = list('{', member, '}');
@@ -390,22 +635,35 @@ class JsonGrammarBuilder {
     for (uint32_t r : {object_, arr, string_, number_, boolean_, null_}) g.add_alternative(value_, {Grammar::rule(r)});
   }
 
-  std::shared_ptr<Grammar> g_ = std::make_shared<Grammar>();
+  Grammar* g_;
+  JsonGrammarOptions opt_;
+  const ordered_json* root_;
+  std::map<std::string, uint32_t> refs_;
   uint32_t value_ = 0, object_ = 0, string_ = 0, char_ = 0, chars_ = 0, number_ = 0, integer_ = 0,
-           boolean_ = 0, null_ = 0;
+           boolean_ = 0, null_ = 0, fraction_ = 0, ws_ = 0;
 };
 
 }  // namespace
 
-std::shared_ptr<const Grammar> json_object_grammar() {
-  JsonGrammarBuilder b;
-  return b.finish(b.any_object());
+std::shared_ptr<const Grammar> json_object_grammar(const JsonGrammarOptions& options) {
+  auto g = std::make_shared<Grammar>();
+  const ordered_json none;
+  JsonGrammarBuilder b(*g, options, &none);
+  g->set_root(b.any_object());
+  g->finalize();
+  return g;
 }
 
-std::shared_ptr<const Grammar> compile_json_schema(const ordered_json& schema) {
-  JsonGrammarBuilder b;
-  const uint32_t root = b.schema(schema, "", 0);
-  return b.finish(root);
+uint32_t add_json_schema(Grammar& g, const ordered_json& schema, const JsonGrammarOptions& options) {
+  JsonGrammarBuilder b(g, options, &schema);
+  return b.schema(schema, "", 0);
+}
+
+std::shared_ptr<const Grammar> compile_json_schema(const ordered_json& schema, const JsonGrammarOptions& options) {
+  auto g = std::make_shared<Grammar>();
+  g->set_root(add_json_schema(*g, schema, options));
+  g->finalize();
+  return g;
 }
 
 }  // namespace ferrum::structured

@@ -105,8 +105,21 @@ TokenVocab::TokenVocab(std::vector<std::string> token_bytes) : bytes_(std::move(
 }
 
 void TokenVocab::mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {
+  const Grammar* g = matcher.grammar().get();
+  std::string key(reinterpret_cast<const char*>(&g), sizeof(g));
+  key += matcher.state_key();
+  {
+    std::lock_guard lk(cache_->mu);
+    if (auto it = cache_->masks.find(key); it != cache_->masks.end()) {
+      allowed = it->second.mask;
+      return;
+    }
+  }
   allowed.assign(bytes_.size(), 0);
   walk(0, matcher, allowed);
+  std::lock_guard lk(cache_->mu);
+  if (cache_->masks.size() >= kMaskCacheEntries) cache_->masks.clear();  // crude but bounded
+  cache_->masks.emplace(std::move(key), CachedMask{matcher.grammar(), allowed});
 }
 
 void TokenVocab::walk(uint32_t node, const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {

@@ -1,7 +1,8 @@
-// An independent JSON Schema validator for the subset structured output supports (type,
-// properties, required, additionalProperties, items, enum, const, anyOf, minLength,
-// maxLength), written from the specification for the tests, sharing nothing with the
-// grammar compiler. Returns an empty string when valid, else why not.
+// An independent JSON Schema validator for the core keywords (type, properties, required,
+// additionalProperties, items, prefixItems, enum, const, anyOf, minLength, maxLength),
+// written from the specification for the tests, sharing nothing with the grammar compiler;
+// other keywords ($ref, pattern, format, bounds, ...) are left to python3-jsonschema.
+// Returns an empty string when valid, else why not.
 #pragma once
 #include <string>
 
@@ -53,8 +54,14 @@ inline std::string validate_schema(const json& v, const json& s, const std::stri
   }
   if (v.is_array() && s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return at + ": fewer than minItems";
   if (v.is_array() && s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return at + ": more than maxItems";
+  size_t first_item = 0;  // items applies after prefixItems (2020-12)
+  if (v.is_array() && s.contains("prefixItems")) {
+    for (size_t i = 0; i < v.size() && i < s["prefixItems"].size(); ++i)
+      if (auto e = validate_schema(v[i], s["prefixItems"][i], at + "[" + std::to_string(i) + "]"); !e.empty()) return e;
+    first_item = s["prefixItems"].size();
+  }
   if (v.is_array() && s.contains("items"))
-    for (size_t i = 0; i < v.size(); ++i)
+    for (size_t i = first_item; i < v.size(); ++i)
       if (auto e = validate_schema(v[i], s["items"], at + "[" + std::to_string(i) + "]"); !e.empty()) return e;
   if (v.is_object()) {
     if (s.contains("required"))

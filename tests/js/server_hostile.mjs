@@ -125,7 +125,15 @@ const cases = [
   ["HTTP/1.0 health", Buffer.from("GET /health HTTP/1.0\r\n\r\n"), 200],
   ["chunked request body", Buffer.from(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chat({}).length.toString(16)}\r\n${chat({})}\r\n0\r\n\r\n`), 200],
   ["response_format json_object", post("/v1/chat/completions", chat({ response_format: { type: "json_object" } })), 200],
-  ["json_schema with pattern", post("/v1/chat/completions", chat({ response_format: { type: "json_schema", json_schema: { name: "s", schema: { type: "string", pattern: "(a+)+$" } } } })), 400],
+  // A catastrophic pattern for backtracking matchers: the grammar matcher keeps sets of positions.
+  ["json_schema with a catastrophic pattern", post("/v1/chat/completions", chat({ response_format: { type: "json_schema", json_schema: { name: "s", schema: { type: "string", pattern: "(a+)+$" } } } })), 200],
+  ["json_schema recursing without end", post("/v1/chat/completions", chat({ response_format: { type: "json_schema", json_schema: { name: "s", schema: { $ref: "#" } } } })), 400],
+  ["json_schema with a remote $ref", post("/v1/chat/completions", chat({ guided_json: { $ref: "https://example.com/s.json" } })), 400],
+  // a^(10^9): repetitions share one rule per level, so this compiles small; max_tokens ends it.
+  ["guided_regex with a huge exact count", post("/v1/chat/completions", chat({ guided_regex: "((a{1000}){1000}){1000}" })), 200],
+  ["guided_regex with a count over the limit", post("/v1/chat/completions", chat({ guided_regex: "a{5000}" })), 400],
+  ["guided_grammar left-recursive", post("/v1/chat/completions", chat({ guided_grammar: "root ::= root \"a\" | \"a\"" })), 400],
+  ["guided_choice empty", post("/v1/chat/completions", chat({ guided_choice: [] })), 400],
   ["tool_choice required", post("/v1/chat/completions", chat({ tools: [{ type: "function", function: { name: "f" } }], tool_choice: "required" })), 400],
   ["tokenize without prompt", post("/tokenize", "{}"), 400],
   ["detokenize bad ids", post("/detokenize", JSON.stringify({ tokens: [-1] })), 400],

@@ -2,7 +2,9 @@
 // and output parser and a fake engine that "generates" a scripted reply.
 #include <gtest/gtest.h>
 
+#include "chat/output_parser.h"
 #include "server/openai_request.h"
+#include "structured/grammar.h"
 #include "server/template_chat.h"
 #include "server_fixture.h"
 
@@ -99,6 +101,59 @@ TEST_F(ToolsFixture, ModelWithoutToolFormatRefusesTools) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(body_json(r)["error"]["param"], "tools");
   EXPECT_EQ(post("/v1/chat/completions", request({{"tool_choice", "none"}})).status, 200);
+}
+
+// tool_choice required / named: the engine gets a grammar of the model's tool-call syntax with
+// the tool's parameters schema; a reasoning model's constraint starts after </think>.
+TEST_F(ToolsFixture, ToolChoiceRequiredAndNamedConstrainTheCall) {
+  start_with(chat::ToolCallFormat::Hermes);
+  json tools = {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"},
+      {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}, {"additionalProperties", false}}}}}},
+                {{"type", "function"}, {"function", {{"name", "get_time"}}}}};
+  for (const json& choice : {json("required"), json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}}) {
+    auto r = post("/v1/chat/completions", request({{"tools", tools}, {"tool_choice", choice}}));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(body_json(r)["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    const SamplingParams p = engine_->last_params();
+    ASSERT_NE(p.grammar, nullptr) << choice.dump();
+    EXPECT_EQ(p.grammar_after, "</think>");
+    auto accepts = [&](std::string_view text) {
+      structured::GrammarMatcher m(p.grammar);
+      return m.advance(text) && m.accepts();
+    };
+    const std::string call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\"}}\n</tool_call>";
+    EXPECT_TRUE(accepts(call));
+    EXPECT_FALSE(accepts("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"town\":\"Paris\"}}\n</tool_call>"));
+    EXPECT_FALSE(accepts("Sure!"));
+    const std::string other = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+    EXPECT_EQ(accepts(call + "\n" + other), choice == "required");  // named: exactly one call to it
+    // What the grammar allows, the output parser reads back as calls with valid arguments.
+    chat::ParserOptions o;
+    o.tools = chat::ToolCallFormat::Hermes;
+    auto parsed = chat::OutputParser::parse(call + "\n" + other, o);
+    ASSERT_EQ(parsed.tool_calls.size(), 2u);
+    EXPECT_EQ(json::parse(parsed.tool_calls[0].arguments), json({{"city", "Paris"}}));
+  }
+  auto bad = post("/v1/chat/completions", request({{"tools", tools}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}}));
+  EXPECT_EQ(bad.status, 400);
+}
+
+TEST_F(ToolsFixture, ToolChoiceRequiredNeedsASyntaxWithAGrammar) {
+  start_with(chat::ToolCallFormat::Mistral);
+  auto r = post("/v1/chat/completions", request({{"tool_choice", "required"}}));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body_json(r)["error"]["param"], "tool_choice");
+  EXPECT_NE(body_json(r)["error"]["message"].get<std::string>().find("tool-call syntax"), std::string::npos);
+}
+
+TEST(TemplateChat, StructuredOutputStartsAfterReasoning) {
+  const chat::ChatTemplate tmpl({{"default", "x"}}, ordered_json::object());
+  TemplateChatFormatter reasoning(tmpl, true, chat::ToolCallFormat::Hermes), plain(tmpl, false, chat::ToolCallFormat::Hermes);
+  EXPECT_EQ(reasoning.structured_output_after("<|im_start|>assistant\n"), "</think>");
+  EXPECT_EQ(reasoning.structured_output_after("<|im_start|>assistant\n<think>\n"), "</think>");
+  EXPECT_EQ(reasoning.structured_output_after("<|im_start|>assistant\n<think>\n\n</think>\n\n"), "");  // thinking off
+  EXPECT_EQ(plain.structured_output_after("<|im_start|>assistant\n"), "");
+  EXPECT_EQ(reasoning.tool_call_syntax(), structured::ToolCallSyntax::Hermes);
 }
 
 TEST(TemplateChat, ContinueFinalMessageAndKwargs) {

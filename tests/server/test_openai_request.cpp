@@ -132,12 +132,24 @@ TEST(OpenAiRequest, ChatRejectsBadValues) {
       {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", "x"}}}}}}}}, "messages"},
       {{{"messages", {42}}}, "messages"},
       {{{"model", 5}}, "model"},
-      {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a+"}}}}}}}}, "response_format"},
+      {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"multipleOf", 2}}}}}}}}, "response_format"},
       {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}}, "response_format"},
       {{{"response_format", {{"type", "regex"}}}}, "response_format"},
-      {{{"guided_regex", "a+"}}, "guided_regex"},
+      {{{"guided_regex", "(a"}}, "guided_regex"},
+      {{{"guided_regex", 5}}, "guided_regex"},
+      {{{"guided_choice", json::array()}}, "guided_choice"},
+      {{{"guided_grammar", "root ::= <tok>"}}, "guided_grammar"},
+      {{{"guided_json", "not json"}}, "guided_json"},
+      {{{"guided_regex", "a"}, {"guided_choice", {"x"}}}, "guided_choice"},
+      {{{"structured_outputs", {{"regex", "a"}, {"choice", {"b"}}}}}, "structured_outputs"},
+      {{{"structured_outputs", {{"structural_tag", "x"}}}}, "structured_outputs"},
+      {{{"any_whitespace", "yes"}}, "any_whitespace"},
       {{{"tool_choice", "required"}}, "tool_choice"},
       {{{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}}, "tool_choice"},
+      {{{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}},
+        {"tools", {{{"type", "function"}, {"function", {{"name", "g"}}}}}}}, "tool_choice"},
+      {{{"tool_choice", "required"}, {"response_format", {{"type", "json_object"}}},
+        {"tools", {{{"type", "function"}, {"function", {{"name", "g"}}}}}}}, "tool_choice"},
       {{{"tools", {{{"type", "code"}}}}}, "tools"},
       {{{"functions", json::array({1})}}, "functions"},
       {{{"frobnicate", 1}}, "frobnicate"},
@@ -166,12 +178,49 @@ TEST(OpenAiRequest, JsonResponseFormatsCarryAGrammar) {
   EXPECT_TRUE(m.advance(std::string_view(R"({"a":12})")));
   EXPECT_TRUE(m.accepts());
   try {
-    parse_chat_request(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}}}}}}), 1000);
-    ADD_FAILURE() << "minimum accepted";
+    parse_chat_request(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}, {"schema", {{"type", "integer"}, {"multipleOf", 3}}}}}}}}), 1000);
+    ADD_FAILURE() << "multipleOf accepted";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("'minimum'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'multipleOf'"), std::string::npos) << e.what();
   }
   EXPECT_EQ(parse_chat_request(chat_body({{"response_format", {{"type", "text"}}}}), 1000).params.grammar, nullptr);
+}
+
+bool grammar_accepts(const ParsedRequest& r, std::string_view text) {
+  if (!r.params.grammar) return false;
+  structured::GrammarMatcher m(r.params.grammar);
+  return m.advance(text) && m.accepts();
+}
+
+TEST(OpenAiRequest, GuidedFormsAndStructuredOutputsCarryAGrammar) {
+  const json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}, {"required", {"a"}}};
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"guided_json", schema}}), 1000), R"({"a":1})"));
+  EXPECT_TRUE(grammar_accepts(parse_completion_request({{"prompt", "x"}, {"guided_json", schema.dump()}}, 1000), R"({"a":1})"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"guided_regex", "[0-9]{3}-x"}}), 1000), "123-x"));
+  auto choice = parse_chat_request(chat_body({{"guided_choice", {"yes", "no"}}}), 1000);
+  EXPECT_TRUE(grammar_accepts(choice, "no"));
+  EXPECT_FALSE(grammar_accepts(choice, "maybe"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"guided_grammar", "root ::= \"a\"+"}}), 1000), "aaa"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"json", schema}}}}), 1000), R"({"a":1})"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"regex", "b+"}}}}), 1000), "bb"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"choice", {"x"}}}}}), 1000), "x"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"grammar", "root ::= [xy]"}}}}), 1000), "y"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"json_object", true}}}}), 1000), "{}"));
+  // White space: compact unless asked for.
+  EXPECT_FALSE(grammar_accepts(parse_chat_request(chat_body({{"guided_json", schema}}), 1000), R"({ "a": 1 })"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"guided_json", schema}, {"any_whitespace", true}}), 1000), R"({ "a": 1 })"));
+  EXPECT_TRUE(grammar_accepts(parse_chat_request(chat_body({{"structured_outputs", {{"json", schema}, {"disable_any_whitespace", false}}}}), 1000),
+                              R"({ "a": 1 })"));
+  // The same schema twice is one compiled grammar (the cache).
+  auto a = parse_chat_request(chat_body({{"guided_json", schema}}), 1000);
+  auto b = parse_chat_request(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", schema}}}}}}), 1000);
+  EXPECT_EQ(a.params.grammar, b.params.grammar);
+  // tool_choice required / named are parsed here and compiled by the server (the model's syntax).
+  const json tools = {{{"type", "function"}, {"function", {{"name", "f"}}}}};
+  auto req = parse_chat_request(chat_body({{"tools", tools}, {"tool_choice", "required"}}), 1000);
+  EXPECT_TRUE(req.tool_choice_required);
+  auto named = parse_chat_request(chat_body({{"tools", tools}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}}), 1000);
+  EXPECT_EQ(named.tool_choice_name, "f");
 }
 
 TEST(OpenAiRequest, NullMeansAbsentAndTextFormatIsAccepted) {

@@ -8,7 +8,9 @@
 #include <random>
 
 #include "core/json.h"
+#include "structured/gbnf.h"
 #include "structured/json_schema.h"
+#include "structured/regex.h"
 #include "structured/token_vocab.h"
 #include "tokenizer/tokenizer.h"
 
@@ -66,6 +68,8 @@ TEST_P(TokenMask, TrieMaskEqualsBruteForceOnRandomStates) {
           "id":{"type":"integer"},"name":{"type":"string","maxLength":12},
           "tags":{"type":"array","items":{"enum":["a","bc","def"]}},"ok":{"type":"boolean"}},
           "required":["id","name"],"additionalProperties":false})")),
+      compile_regex("(\\w+ ){1,4}\\d{2,3}(\\.\\d)?[!?.]"),
+      compile_gbnf("root ::= (item \", \")* item\nitem ::= [a-z]+ | \"\\\"\" [^\"]* \"\\\"\"\n"),
   };
   std::mt19937 rng(11);
   const bool big = vocab.size() > 16384;
