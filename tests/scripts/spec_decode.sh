@@ -9,6 +9,19 @@ OUT=$(mktemp)
 ERR=$(mktemp)
 trap '[ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null; rm -f "$SERVER_LOG" "$OUT" "$ERR"' EXIT
 DRAFT=tests/fixtures/models/tiny-llama-mqa
+expect_text() {  # expect_text FILE TEXT
+  grep -qF -- "$2" "$1" || { cat "$OUT" "$ERR"; echo "FAIL: expected '$2' in $1"; exit 1; }
+}
+# check_json EXPR...: each Python expression must hold for j, the JSON on stdout's last line.
+check_json() {
+  python3 - "$OUT" "$@" <<'PY'
+import json, sys
+j = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+for expr in sys.argv[2:]:
+    if not eval(expr, {"j": j}):
+        sys.exit(f"FAIL: {expr} does not hold for {json.dumps(j, indent=1)}")
+PY
+}
 PROMPT="the cat sat on the mat, the cat sat on the mat, the cat sat on the"
 
 ids() {  # ids ARGS...: the generated ids of `ferrum generate --json` (greedy)
