@@ -135,7 +135,7 @@ class EngineImpl final : public Engine {
                    "the draft model handles {} positions, fewer than the target's context of {} tokens "
                    "(lower max_model_len)", d.max_position_embeddings, max_model_len_);
       drafter_ = std::make_unique<DraftModelProposer>(s.draft, blocks_.num_blocks(), options_.block_size,
-                                                      model_->config().eos_token_ids);
+                                                      model_->config().eos_token_ids, options_.max_num_batched_tokens);
     }
     if (model_->samples_on_device())
       log::info("speculative decoding: tokens are verified and sampled on the host (the target's logits rows "

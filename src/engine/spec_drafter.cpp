@@ -22,15 +22,45 @@ std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_
 }
 
 DraftModelProposer::DraftModelProposer(std::shared_ptr<Model> draft, int32_t num_blocks, int32_t block_size,
-                                       std::vector<int32_t> eos_token_ids)
+                                       std::vector<int32_t> eos_token_ids, int32_t max_step_tokens)
     : model_(std::move(draft)), block_size_(block_size),
-      vocab_size_(static_cast<int32_t>(model_->config().vocab_size)),
+      vocab_size_(static_cast<int32_t>(model_->config().vocab_size)), max_step_tokens_(std::max(1, max_step_tokens)),
       sampler_(vocab_size_, std::move(eos_token_ids)) {
   cache_ = model_->create_kv_cache(num_blocks, block_size);
   FERRUM_CHECK(cache_ && cache_->num_blocks() == num_blocks, "draft model created a KV cache of the wrong shape");
 }
 
-// Positions [start, end) of seq; tokens past the known ones are its proposals so far.
+void DraftModelProposer::begin_batch(const std::vector<Entry*>& seqs) {
+  batch_ = ForwardBatch{};
+  batch_.query_start.push_back(0);
+  for (const Entry* e : seqs)
+    batch_.max_blocks_per_seq = std::max<int32_t>(batch_.max_blocks_per_seq, static_cast<int32_t>(e->seq->block_table.size()));
+}
+
+// The draft's K/V of every position before the last known token, in forwards of at most
+// max_step_tokens_ tokens (their logits are not needed; one row per sequence is asked anyway).
+void DraftModelProposer::catch_up(std::vector<Entry>& entries) {
+  std::vector<Entry*> all;
+  for (Entry& e : entries) all.push_back(&e);
+  for (;;) {
+    begin_batch(all);
+    int32_t budget = max_step_tokens_;
+    for (Entry* e : all) {
+      Sequence& seq = *e->seq;
+      const int32_t gap = seq.num_tokens() - 1 - seq.draft_num_computed;
+      if (gap <= 0 || budget <= 0) continue;
+      const int32_t n = std::min(gap, budget);
+      add_tokens(seq, seq.draft_num_computed, seq.draft_num_computed + n);
+      seq.draft_num_computed += n;
+      budget -= n;
+    }
+    if (batch_.token_ids.empty()) return;
+    model_->forward_view(batch_, *cache_);
+  }
+}
+
+// Positions [start, end) of seq (one logits row, the last); tokens past the known ones are
+// its proposals so far.
 void DraftModelProposer::add_tokens(const Sequence& seq, int32_t start, int32_t end) {
   ForwardBatch& b = batch_;
   for (int32_t pos = start; pos < end; ++pos) {
@@ -81,21 +111,17 @@ void DraftModelProposer::propose(const SchedulerOutput& out) {
     s.seq->spec_draft_probs.clear();
     entries.push_back({s.seq, s.num_lookahead});
   }
+  catch_up(entries);
   std::vector<Entry*> rows;
   for (;;) {
-    batch_ = ForwardBatch{};
-    batch_.query_start.push_back(0);
     rows.clear();
-    for (Entry& e : entries) {
-      if (static_cast<int32_t>(e.seq->spec_draft.size()) >= e.want) continue;
-      rows.push_back(&e);
-      batch_.max_blocks_per_seq =
-          std::max<int32_t>(batch_.max_blocks_per_seq, static_cast<int32_t>(e.seq->block_table.size()));
-    }
+    for (Entry& e : entries)
+      if (static_cast<int32_t>(e.seq->spec_draft.size()) < e.want) rows.push_back(&e);
     if (rows.empty()) break;
+    begin_batch(rows);
     for (Entry* e : rows) {
       Sequence& seq = *e->seq;
-      // The first pass catches up to the last known token; later ones feed the newest proposal.
+      // The first pass feeds the last known token; later ones the newest proposal.
       const int32_t end = seq.num_tokens() + static_cast<int32_t>(seq.spec_draft.size());
       const int32_t start = std::min(seq.draft_num_computed, end - 1);
       add_tokens(seq, start, end);

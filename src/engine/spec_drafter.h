@@ -23,13 +23,15 @@ std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_
 // Its KV cache has as many blocks as the target's and is addressed by the same block tables:
 // a block id holds both models' K/V of the same tokens, so the target's block manager
 // allocates, rolls back and frees the draft's KV too. Sequence::draft_num_computed says how
-// far the draft's K/V go; the draft catches up (the prompt, accepted tokens, the target's own
-// tokens) in its first pass of a step. Blocks taken from the prefix cache or a sibling do not
+// far the draft's K/V go; before its first pass of a step the draft catches up (the prompt,
+// accepted tokens, the target's own tokens) in forwards of at most max_step_tokens. Blocks taken from the prefix cache or a sibling do not
 // count as the draft's (it recomputes them into the same slots; the values are the same).
 class DraftModelProposer {
  public:
+  // max_step_tokens: the most tokens of one draft forward (a long catch-up, e.g. a prompt,
+  // runs in chunks of it).
   DraftModelProposer(std::shared_ptr<Model> draft, int32_t num_blocks, int32_t block_size,
-                     std::vector<int32_t> eos_token_ids);
+                     std::vector<int32_t> eos_token_ids, int32_t max_step_tokens);
 
   // Fills spec_draft / spec_draft_probs of every scheduled sequence with lookahead slots.
   void propose(const SchedulerOutput& out);
@@ -41,13 +43,16 @@ class DraftModelProposer {
     Sequence* seq;
     int32_t want;  // proposals it can take (its lookahead slots)
   };
+  void begin_batch(const std::vector<Entry*>& seqs);
   void add_tokens(const Sequence& seq, int32_t start, int32_t end);
+  void catch_up(std::vector<Entry>& entries);
   void take_rows(std::span<float> logits, const std::vector<Entry*>& rows);
 
   std::shared_ptr<Model> model_;
   std::unique_ptr<KvCache> cache_;
   int32_t block_size_;
   int32_t vocab_size_;
+  int32_t max_step_tokens_;
   Sampler sampler_;
   ForwardBatch batch_;
   std::vector<float> probs_;
