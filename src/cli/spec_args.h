@@ -13,7 +13,7 @@ struct SpecArgs {
   std::string draft;
   int tokens = 4;
   int max_batch = 8;
-  int ngram_min = 1, ngram_max = 3;
+  int ngram_min = 2, ngram_max = 3;
 
   bool enabled() const { return ngram || !draft.empty(); }
   // Everything but the draft model itself (loaded by the caller).

@@ -22,7 +22,7 @@ class Tokenizer;
 struct SpeculativeOptions {
   int32_t num_tokens = 0;           // K; 0 = off
   bool ngram = false;               // prompt lookup in the request's own tokens
-  int32_t ngram_min = 1, ngram_max = 3;
+  int32_t ngram_min = 2, ngram_max = 3;  // single-token matches propose mostly noise
   std::shared_ptr<Model> draft;     // a draft model with the target's vocabulary
   // A step speculates only while at most this many sequences are running or waiting (above
   // it, verification costs more than it saves); 0 = always.

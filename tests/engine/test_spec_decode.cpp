@@ -68,6 +68,7 @@ EngineOptions spec_options(int32_t k, bool ngram, std::shared_ptr<Model> draft, 
   o.max_num_seqs = 32;
   o.speculative.num_tokens = k;
   o.speculative.ngram = ngram;
+  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
   o.speculative.draft = std::move(draft);
   o.speculative.max_batch = 0;  // speculate at any batch size
   return o;

@@ -25,6 +25,7 @@ EngineOptions pressured(int32_t k, bool ngram, std::shared_ptr<Model> draft) {
   o.num_kv_blocks = 24;           // preemption
   o.speculative.num_tokens = k;
   o.speculative.ngram = ngram;
+  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
   o.speculative.draft = std::move(draft);
   o.speculative.max_batch = 0;
   return o;
@@ -128,6 +129,7 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
     EngineOptions o;
     o.speculative.num_tokens = 4;
     o.speculative.ngram = ngram;
+  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
     if (!ngram) o.speculative.draft = load_model(dir.string(), 2);
     o.speculative.max_batch = 0;
     const auto spec = run(o);
