@@ -8,12 +8,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "loadgen/client.h"
+#include "loadgen/server_metrics.h"
 #include "loadgen/stats.h"
 #include "loadgen/url.h"
 
@@ -114,7 +116,21 @@ void print_distribution(const char* title, const char* name, const Distribution&
   std::printf("%-40s %10.2f\n", fmt::format("P99 {} (ms):", name).c_str(), d.p99);
 }
 
-void print_table(const ServeBenchArgs& a, const RunMetrics& m, int peak) {
+// Speculative decoding over the measured run, from the server's /metrics counters (ferrum's
+// or vLLM's); unset when the server reports none.
+struct SpecDecodeResult {
+  bool known = false;
+  double drafts = 0, draft_tokens = 0, accepted_tokens = 0;
+  double acceptance_rate() const { return draft_tokens > 0 ? accepted_tokens / draft_tokens : 0.0; }
+  double mean_accepted_length() const { return drafts > 0 ? 1.0 + accepted_tokens / drafts : 0.0; }
+};
+
+std::optional<SpecDecodeCounters> read_spec_counters(const ServerUrl& server, const std::string& api_key) {
+  const auto text = fetch_metrics(server, api_key);
+  return text ? parse_spec_decode_counters(*text) : std::nullopt;
+}
+
+void print_table(const ServeBenchArgs& a, const RunMetrics& m, int peak, const SpecDecodeResult& spec) {
   auto row = [](const char* k, const std::string& v) { std::printf("%-40s %10s\n", k, v.c_str()); };
   print_banner("Serving Benchmark Result", '=');
   row("Successful requests:", std::to_string(m.completed));
@@ -128,6 +144,11 @@ void print_table(const ServeBenchArgs& a, const RunMetrics& m, int peak) {
   row("Input token throughput (tok/s):", fmt::format("{:.2f}", m.in_tok_s));
   row("Output token throughput (tok/s):", fmt::format("{:.2f}", m.out_tok_s));
   row("Total token throughput (tok/s):", fmt::format("{:.2f}", m.total_tok_s));
+  if (spec.known && spec.draft_tokens > 0) {
+    row("Spec decode acceptance rate:", fmt::format("{:.3f}", spec.acceptance_rate()));
+    row("Spec decode mean accepted length:", fmt::format("{:.2f}", spec.mean_accepted_length()));
+    row("Spec decode drafted tokens:", fmt::format("{:.0f}", spec.draft_tokens));
+  }
   print_distribution("Time to First Token", "TTFT", m.ttft_ms);
   print_distribution("Time per Output Token (excl. 1st token)", "TPOT", m.tpot_ms);
   print_distribution("Inter-token Latency", "ITL", m.itl_ms);
@@ -140,7 +161,7 @@ void print_table(const ServeBenchArgs& a, const RunMetrics& m, int peak) {
   std::fflush(stdout);
 }
 
-json metrics_json(const ServeBenchArgs& a, const RunMetrics& m, int num_requests, int peak) {
+json metrics_json(const ServeBenchArgs& a, const RunMetrics& m, int num_requests, int peak, const SpecDecodeResult& spec) {
   json j = {{"url", a.url}, {"model", a.model}, {"endpoint", a.endpoint},
             {"num_requests", num_requests}, {"completed", m.completed}, {"failed", m.failed},
             // The in-flight cap: C (1 by default) in a closed loop; in an open loop C or null (none).
@@ -168,6 +189,12 @@ json metrics_json(const ServeBenchArgs& a, const RunMetrics& m, int num_requests
   put("itl", m.itl_ms);
   put("e2el", m.e2el_ms);
   j["errors"] = m.errors;
+  // Added keys (null when the server reports no speculative decoding counters).
+  const bool spec_on = spec.known && spec.draft_tokens > 0;
+  j["spec_decode_acceptance_rate"] = spec_on ? json(spec.acceptance_rate()) : json(nullptr);
+  j["spec_decode_mean_accepted_length"] = spec_on ? json(spec.mean_accepted_length()) : json(nullptr);
+  j["spec_decode_draft_tokens"] = spec.known ? json(spec.draft_tokens) : json(nullptr);
+  j["spec_decode_accepted_tokens"] = spec.known ? json(spec.accepted_tokens) : json(nullptr);
   return j;
 }
 
@@ -215,10 +242,19 @@ int run_bench_serve(ServeBenchArgs a) {
     o.on_progress = progress_printer(tty);
     o.progress_interval_s = tty ? 0.1 : 5.0;
   }
+  const auto spec_before = read_spec_counters(server, a.api_key);
   LoadOutcome out = run_load(o, bodies);
+  const auto spec_after = spec_before ? read_spec_counters(server, a.api_key) : std::nullopt;
+  SpecDecodeResult spec;
+  if (spec_before && spec_after) {
+    spec.known = true;
+    spec.drafts = spec_after->drafts - spec_before->drafts;
+    spec.draft_tokens = spec_after->draft_tokens - spec_before->draft_tokens;
+    spec.accepted_tokens = spec_after->accepted_tokens - spec_before->accepted_tokens;
+  }
   const RunMetrics m = aggregate(out.results, out.duration_s, a.prompt_file.empty() ? a.input_len : -1);
-  print_table(a, m, out.peak_in_flight);
-  if (a.json) std::printf("%s\n", metrics_json(a, m, n, out.peak_in_flight).dump().c_str());
+  print_table(a, m, out.peak_in_flight, spec);
+  if (a.json) std::printf("%s\n", metrics_json(a, m, n, out.peak_in_flight, spec).dump().c_str());
   std::fflush(stdout);
   if (m.completed == 0) {
     std::fprintf(stderr, "error: no request completed (%s)\n",

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/spec_args.h"
+#include "engine/spec_setup.h"
 #include "models/gguf_model.h"
 #include "core/error.h"
 #include "io/hf_hub.h"
@@ -23,6 +25,7 @@ struct GenerateArgs {
   std::string quantization;
   int64_t seed = -1;
   bool json = false, ignore_eos = false, no_special = false;
+  SpecArgs spec;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -46,6 +49,8 @@ int run_generate(const GenerateArgs& a) {
   const int64_t need = static_cast<int64_t>(prompt_ids.size()) + a.n;
   eo.num_kv_blocks = static_cast<int32_t>((need + eo.block_size - 1) / eo.block_size + 1);
   eo.max_num_seqs = 1;
+  eo.speculative = a.spec.options();
+  if (!a.spec.draft.empty()) eo.speculative.draft = load_draft_model(a.spec.draft, *tokenizer, a.threads, a.device);
   auto engine = Engine::create(model, tokenizer, eo);
   auto stream = engine->submit(prompt_ids, sp);
 
@@ -92,6 +97,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--no-special", a->no_special, "Do not add special tokens (BOS) to the prompt");
+  add_spec_options(cmd, a->spec);
   cmd->add_flag("--json", a->json,
                 "Print one JSON object {prompt_ids, ids, text} instead of streaming text");
 }

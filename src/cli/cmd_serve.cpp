@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/spec_args.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "server/http_server.h"
@@ -30,6 +31,7 @@ struct ServeArgs {
   int max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, threads = 0, io_threads = 2;
   int max_waiting = 4096, drain_timeout = 30;
   std::string max_body = "16MiB";
+  SpecArgs spec;
 };
 
 // Lets as many connections open as the hard limit allows (each needs a descriptor).
@@ -103,6 +105,8 @@ int run_serve(ServeArgs a) {
     lo.kv_cache_auto = a.kv_cache_memory == "auto";
     if (!lo.kv_cache_auto) lo.engine.kv_cache_bytes = server::parse_byte_size(a.kv_cache_memory);
     lo.engine.max_waiting = a.max_waiting;
+    lo.engine.speculative = a.spec.options();
+    lo.spec_draft = a.spec.draft;
     ctx = server::load_serving_context(lo);
   } catch (...) {
     http.stop();
@@ -154,6 +158,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-waiting", a->max_waiting, "Waiting requests before 503")->envname("FERRUM_MAX_WAITING")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("--max-body-size", a->max_body, "Largest request body")->envname("FERRUM_MAX_BODY_SIZE")->capture_default_str();
   cmd->add_option("--io-threads", a->io_threads, "HTTP I/O threads")->envname("FERRUM_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
+  add_spec_options(cmd, a->spec);
   cmd->add_option("--drain-timeout", a->drain_timeout, "Seconds to let running requests finish on SIGTERM")->envname("FERRUM_DRAIN_TIMEOUT")->check(CLI::Range(0, 3600))->capture_default_str();
 }
 

@@ -181,6 +181,21 @@ void BlockManager::free(Sequence& seq) {
   seq.block_table.clear();
   seq.num_computed_tokens = 0;
   seq.num_cache_checked_blocks = 0;
+  seq.draft_num_computed = 0;
+}
+
+void BlockManager::truncate(Sequence& seq, int32_t num_tokens) {
+  const int32_t keep = blocks_for_tokens(num_tokens);
+  while (static_cast<int32_t>(seq.block_table.size()) > keep) {
+    const int32_t b = seq.block_table.back();
+    Block& blk = blocks_[b];
+    FERRUM_CHECK(blk.ref_count == 1 && blk.cache_id == 0,
+                 "truncate: KV block {} past the computed tokens is shared or cached", b);
+    blk.ref_count = 0;
+    push_front(b);
+    seq.block_table.pop_back();
+  }
+  seq.num_cache_checked_blocks = std::min(seq.num_cache_checked_blocks, keep);
 }
 
 void BlockManager::cache_full_blocks(Sequence& seq) {

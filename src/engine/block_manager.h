@@ -47,6 +47,10 @@ class BlockManager {
   void allocate(Sequence& seq, int32_t num_new_tokens);
   // Drops all of seq's references; blocks reaching zero go to the free queue.
   void free(Sequence& seq);
+  // Speculative decoding's rollback: frees the blocks past those holding seq's first
+  // num_tokens positions (slots reserved for proposed tokens that were rejected). Those
+  // blocks hold no cached content: only computed, known tokens are ever cached.
+  void truncate(Sequence& seq, int32_t num_tokens);
   // Every block free and uncached again (after an internal error dropped all sequences).
   void reset();
   // Registers seq's full, computed blocks in the prefix cache (after a step ran them).

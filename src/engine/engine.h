@@ -16,6 +16,20 @@ namespace ferrum {
 class Model;
 class Tokenizer;
 
+// Speculative decoding (spec_decode.h): a drafter proposes up to num_tokens tokens per
+// decoding sequence and step; the target verifies them in one forward pass. Sampling stays
+// exact in distribution (greedy: the same ids). Tokens are then picked by the host sampler.
+struct SpeculativeOptions {
+  int32_t num_tokens = 0;           // K; 0 = off
+  bool ngram = false;               // prompt lookup in the request's own tokens
+  int32_t ngram_min = 2, ngram_max = 3;  // single-token matches propose mostly noise
+  std::shared_ptr<Model> draft;     // a draft model with the target's vocabulary
+  // A step speculates only while at most this many sequences are running or waiting (above
+  // it, verification costs more than it saves); 0 = always.
+  int32_t max_batch = 8;
+  bool enabled() const { return num_tokens > 0 && (ngram || draft); }
+};
+
 struct EngineOptions {
   int32_t block_size = 16;
   int32_t max_num_seqs = 64;
@@ -42,6 +56,7 @@ struct EngineOptions {
   // Model::prepare at start-up (buffers sized, decode graphs recorded) for contexts up to
   // this many tokens; 0 skips it (steps then prepare lazily).
   int64_t prepare_graph_context = 1024;
+  SpeculativeOptions speculative;
 };
 
 enum class FinishReason { None, Stop, Length, Abort, Error };
@@ -93,6 +108,10 @@ struct EngineStats {
   uint64_t prompt_tokens = 0, generated_tokens = 0;
   uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in tokens
   uint64_t preemptions = 0;
+  // Speculative decoding: verifications with at least one proposal, proposals, accepted ones.
+  // Acceptance rate = accepted / draft tokens; mean accepted length (tokens per target pass
+  // of a speculating sequence) = 1 + accepted / drafts.
+  uint64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
 };
 
 class QueueFull : public std::runtime_error {

@@ -36,6 +36,11 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
     const Sequence& seq = *out.scheduled[i].seq;
     const int32_t start = seq.num_computed_tokens;
     const int32_t end = start + out.scheduled[i].num_new_tokens;
+    // Speculative decoding: the proposed tokens follow the last known one, each with a row.
+    const int32_t num_proposed = out.scheduled[i].num_lookahead > 0 ? static_cast<int32_t>(seq.spec_draft.size()) : 0;
+    FERRUM_CHECK(num_proposed <= out.scheduled[i].num_lookahead && (num_proposed == 0 || end == seq.num_tokens()),
+                 "sequence {}: {} proposed tokens for {} lookahead slots", seq.id, num_proposed,
+                 out.scheduled[i].num_lookahead);
     for (int32_t pos = start; pos < end; ++pos) {
       if (pos < seq.num_tokens()) {
         b.token_ids.push_back(seq.tokens[pos]);
@@ -49,13 +54,22 @@ void ModelRunner::build_batch(const SchedulerOutput& out, ForwardBatch& b,
       b.positions.push_back(pos);
       b.slot_mapping.push_back(seq.block_table[pos / block_size_] * block_size_ + pos % block_size_);
     }
+    for (int32_t j = 0; j < num_proposed; ++j) {
+      const int32_t pos = end + j;
+      b.token_ids.push_back(seq.spec_draft[j]);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(seq.block_table[pos / block_size_] * block_size_ + pos % block_size_);
+    }
     b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
-    b.seq_lens.push_back(end);
+    b.seq_lens.push_back(end + num_proposed);
     b.block_tables.insert(b.block_tables.end(), seq.block_table.begin(), seq.block_table.end());
     b.block_tables.resize(b.block_tables.size() + (max_blocks - seq.block_table.size()), -1);
     if (end == seq.num_total_tokens()) {  // its last token is computed now: sample the next one
-      b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
-      sampled.push_back(static_cast<int32_t>(i));
+      // (and with proposed tokens, one row after each of them too: num_proposed + 1 rows)
+      for (int32_t j = num_proposed; j >= 0; --j) {
+        b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1 - j);
+        sampled.push_back(static_cast<int32_t>(i));
+      }
     }
   }
 }

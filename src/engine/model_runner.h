@@ -19,7 +19,9 @@ class ModelRunner {
   ModelRunner(std::shared_ptr<Model> model, int32_t num_blocks, int32_t block_size);
 
   // Fills `batch` for this step. Sequences whose last token is computed in this step get a
-  // logits row; their ScheduledSeq indices are written to `sampled` in row order.
+  // logits row; their ScheduledSeq indices are written to `sampled` in row order. A sequence
+  // with proposed tokens (Sequence::spec_draft, in its lookahead slots) gets them after its
+  // last token and 1 + their number consecutive rows, all with its index.
   void build_batch(const SchedulerOutput& out, ForwardBatch& batch, std::vector<int32_t>& sampled) const;
   // Runs the step; returns the logits rows, [sampled.size(), vocab] (the model's memory,
   // writable, valid until the next run).

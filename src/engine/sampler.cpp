@@ -2,6 +2,8 @@
 
 #include "engine/row_ops.h"
 
+#include "core/error.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -61,7 +63,13 @@ void compute_logprobs(std::span<const float> logits, int32_t token, int32_t top_
 Sampler::Sampler(int32_t vocab_size, std::vector<int32_t> eos_token_ids)
     : vocab_size_(vocab_size), eos_ids_(std::move(eos_token_ids)) {}
 
-int32_t Sampler::sample_filtered(std::span<float> logits, const SamplingParams& p, std::mt19937_64& rng) {
+// The candidates of one draw, shared by sample_filtered and distribution so that both see
+// exactly the same filter: returns a token when the choice is forced (greedy, or no finite
+// logit); otherwise -1 with weight_ = exp(l / T - max), and either all_tokens (no filter:
+// every token of nonzero weight is a candidate) or index_ = the kept candidates in draw order;
+// `total` is their summed weight.
+int32_t Sampler::prepare_draw(std::span<float> logits, const SamplingParams& p, double& total, bool& all_tokens) {
+  all_tokens = false;
   if (p.temperature < kGreedyTemperature) return argmax(logits);
 
   const int32_t vocab = static_cast<int32_t>(logits.size());
@@ -69,21 +77,12 @@ int32_t Sampler::sample_filtered(std::span<float> logits, const SamplingParams& 
   if (!(mx > kNegInf)) return argmax(logits);
   weight_.resize(vocab);
   const float* w = weight_.data();
-  double total = row_ops::exp_shifted(logits.data(), weight_.data(), logits.size(), mx);  // w = exp(l - mx)
+  total = row_ops::exp_shifted(logits.data(), weight_.data(), logits.size(), mx);  // w = exp(l - mx)
 
   const bool top_k_on = p.top_k > 0 && p.top_k < vocab;
   if (p.min_p <= 0.0f && !top_k_on && p.top_p >= 1.0f) {
-    // No filter: draw from the whole row (zero weights are never picked).
-    const double draw = uniform01(rng) * total;
-    double acc = 0.0;
-    int32_t last = 0;
-    for (int32_t i = 0; i < vocab; ++i) {
-      if (w[i] == 0.0f) continue;
-      acc += w[i];
-      last = i;
-      if (draw < acc) return i;
-    }
-    return last;  // rounding at the very top of the range
+    all_tokens = true;
+    return -1;
   }
 
   // Candidates: min_p keeps p >= min_p * p_max, i.e. w >= min_p (w_max = 1).
@@ -121,23 +120,53 @@ int32_t Sampler::sample_filtered(std::span<float> logits, const SamplingParams& 
     index_.resize(keep);
     total = cum;
   }
+  return -1;
+}
 
+int32_t Sampler::sample_filtered(std::span<float> logits, const SamplingParams& p, std::mt19937_64& rng) {
+  double total = 0.0;
+  bool all_tokens = false;
+  if (const int32_t forced = prepare_draw(logits, p, total, all_tokens); forced >= 0) return forced;
+  const float* w = weight_.data();
   const double draw = uniform01(rng) * total;
   double acc = 0.0;
+  if (all_tokens) {  // no filter: draw from the whole row (zero weights are never picked)
+    int32_t last = 0;
+    for (int32_t i = 0; i < static_cast<int32_t>(logits.size()); ++i) {
+      if (w[i] == 0.0f) continue;
+      acc += w[i];
+      last = i;
+      if (draw < acc) return i;
+    }
+    return last;  // rounding at the very top of the range
+  }
   for (int32_t i : index_) {
-    acc += weight_[i];
+    acc += w[i];
     if (draw < acc) return i;
   }
   return index_.back();  // rounding at the very top of the range
 }
 
-int32_t Sampler::sample(Sequence& seq, std::span<float> logits) {
-  const SamplingParams& p = *seq.params;
-  const bool want_logprobs = p.logprobs.has_value();
-  if (want_logprobs) raw_.assign(logits.begin(), logits.end());
+void Sampler::distribution(std::span<float> logits, const SamplingParams& p, std::vector<float>& probs) {
+  probs.assign(logits.size(), 0.0f);
+  double total = 0.0;
+  bool all_tokens = false;
+  if (const int32_t forced = prepare_draw(logits, p, total, all_tokens); forced >= 0) {
+    probs[forced] = 1.0f;
+    return;
+  }
+  const double scale = 1.0 / total;
+  if (all_tokens) {
+    for (size_t i = 0; i < logits.size(); ++i) probs[i] = static_cast<float>(weight_[i] * scale);
+  } else {
+    for (int32_t i : index_) probs[i] = static_cast<float>(weight_[i] * scale);
+  }
+}
 
+void Sampler::process(const Sequence& seq, std::span<float> logits, std::span<const int32_t> proposed) {
+  const SamplingParams& p = *seq.params;
   // min_tokens: no stop token before it is reached.
-  if (seq.num_output_tokens() < p.min_tokens) {
+  if (seq.num_output_tokens() + static_cast<int32_t>(proposed.size()) < p.min_tokens) {
     for (int32_t t : p.stop_token_ids)
       if (t >= 0 && t < vocab_size_) logits[t] = kNegInf;
     if (!p.ignore_eos)
@@ -146,10 +175,29 @@ int32_t Sampler::sample(Sequence& seq, std::span<float> logits) {
   }
   for (const auto& [t, bias] : p.logit_bias)
     if (t >= 0 && t < vocab_size_) logits[t] += bias;
-  apply_penalties(logits, seq.tokens, seq.output_counts, p, seen_);
+  const bool penalties = p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+  if (proposed.empty() || !penalties) {
+    apply_penalties(logits, seq.tokens, seq.output_counts, p, seen_);
+  } else {  // as if the proposed tokens were already generated
+    context_.assign(seq.tokens.begin(), seq.tokens.end());
+    context_.insert(context_.end(), proposed.begin(), proposed.end());
+    counts_ = seq.output_counts;
+    for (int32_t t : proposed) ++counts_[t];
+    apply_penalties(logits, context_, counts_, p, seen_);
+  }
   // Structured output last, so that no bias or penalty can bring a masked token back.
-  if (seq.constraint) seq.constraint->apply(logits, eos_ids_, !p.ignore_eos, allowed_);
+  // (Speculation is never used with a grammar: the matcher is not advanced by proposals.)
+  if (seq.constraint) {
+    FERRUM_CHECK(proposed.empty(), "structured output cannot be combined with proposed tokens");
+    seq.constraint->apply(logits, eos_ids_, !p.ignore_eos, allowed_);
+  }
+}
 
+int32_t Sampler::sample(Sequence& seq, std::span<float> logits) {
+  const SamplingParams& p = *seq.params;
+  const bool want_logprobs = p.logprobs.has_value();
+  if (want_logprobs) raw_.assign(logits.begin(), logits.end());
+  process(seq, logits);
   const int32_t token = sample_filtered(logits, p, seq.rng);
   if (want_logprobs) {
     seq.new_logprobs.emplace_back();

@@ -42,7 +42,17 @@ class Sampler {
   // The filtering and draw step alone (after penalties), for tests.
   int32_t sample_filtered(std::span<float> logits, const SamplingParams& params, std::mt19937_64& rng);
 
+  // The logits processing of `sample` alone (min_tokens mask, bias, penalties, grammar mask),
+  // in place, for the position after seq's tokens followed by `proposed` (speculative
+  // decoding: as if those were generated already).
+  void process(const Sequence& seq, std::span<float> logits, std::span<const int32_t> proposed = {});
+  // The distribution sample_filtered draws from, as probabilities over the vocabulary
+  // (a point mass when greedy). `logits` are processed ones, and are modified.
+  void distribution(std::span<float> logits, const SamplingParams& params, std::vector<float>& probs);
+
  private:
+  int32_t prepare_draw(std::span<float> logits, const SamplingParams& params, double& total, bool& all_tokens);
+
   int32_t vocab_size_;
   std::vector<int32_t> eos_ids_;
   std::vector<int32_t> index_;    // candidate token ids
@@ -50,6 +60,8 @@ class Sampler {
   std::vector<float> raw_;        // copy of the raw row when logprobs are wanted
   std::vector<uint8_t> seen_;     // repetition penalty marks
   std::vector<uint8_t> allowed_;  // structured output: the token mask
+  std::vector<int32_t> context_;  // tokens + proposed ones (penalties under speculation)
+  std::unordered_map<int32_t, int32_t> counts_;
 };
 
 }  // namespace ferrum

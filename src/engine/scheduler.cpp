@@ -81,7 +81,15 @@ bool Scheduler::admit(Sequence* seq, int32_t& budget, SchedulerOutput& out) {
   return true;
 }
 
-SchedulerOutput Scheduler::schedule() {
+// Proposed tokens a decoding sequence may have verified in this step: at most K, and never
+// more than its remaining output can use (the step also adds one token of the target's own).
+static int32_t lookahead_for(const Sequence& seq, int32_t n, int32_t k) {
+  if (k <= 0 || n != 1 || seq.pending_tokens > 0 || !seq.params || seq.params->grammar) return 0;
+  if (seq.num_total_tokens() - seq.num_computed_tokens != 1) return 0;  // not decoding
+  return std::max(0, std::min(k, seq.params->max_tokens - seq.num_output_tokens() - 1));
+}
+
+SchedulerOutput Scheduler::schedule(bool speculate) {
   SchedulerOutput out;
   int32_t budget = config_.max_num_batched_tokens;
 
@@ -93,8 +101,10 @@ SchedulerOutput Scheduler::schedule() {
         seq->num_output_tokens() + seq->pending_tokens >= seq->params->max_tokens)
       continue;
     const int32_t n = std::min(seq->num_total_tokens() - seq->num_computed_tokens, budget);
+    const int32_t lookahead =
+        speculate ? std::min(lookahead_for(*seq, n, config_.num_lookahead_tokens), budget - n) : 0;
     bool preempted_self = false;
-    while (!blocks_.can_allocate(*seq, n)) {
+    while (!blocks_.can_allocate(*seq, n + lookahead)) {
       Sequence* victim = running_.back();
       preempt(victim, out);
       if (victim == seq) {
@@ -103,10 +113,11 @@ SchedulerOutput Scheduler::schedule() {
       }
     }
     if (preempted_self) break;
-    blocks_.allocate(*seq, n);
-    out.scheduled.push_back({seq, n});
-    out.num_tokens += n;
-    budget -= n;
+    blocks_.allocate(*seq, n + lookahead);
+    out.scheduled.push_back({seq, n, lookahead});
+    out.num_tokens += n + lookahead;
+    out.speculates |= lookahead > 0;
+    budget -= n + lookahead;
   }
 
   // 2. Waiting sequences (FCFS), unless this step had to preempt.

@@ -18,11 +18,15 @@ namespace ferrum {
 struct SchedulerConfig {
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
+  // Speculative decoding: slots reserved after a decoding sequence's next token for the
+  // tokens a drafter proposes (vLLM's num_lookahead_tokens), when a step speculates.
+  int32_t num_lookahead_tokens = 0;
 };
 
 struct ScheduledSeq {
   Sequence* seq;
-  int32_t num_new_tokens;
+  int32_t num_new_tokens;      // known tokens computed in this step
+  int32_t num_lookahead = 0;   // KV slots reserved past them for proposed tokens (<= K)
 };
 
 struct SchedulerOutput {
@@ -31,7 +35,8 @@ struct SchedulerOutput {
   // Sequences that can never run (they would not fit in the whole KV pool), with the reason.
   // They are out of the queues; the caller finishes them with FinishReason::Error.
   std::vector<std::pair<Sequence*, std::string>> failed;
-  int32_t num_tokens = 0;
+  int32_t num_tokens = 0;          // lookahead slots included
+  bool speculates = false;         // some sequence has lookahead slots
   bool empty() const { return scheduled.empty(); }
 };
 
@@ -42,7 +47,8 @@ class Scheduler {
   void add(Sequence* seq);       // to the back of the waiting queue
   void remove(Sequence* seq);    // finished or aborted: out of the queues, blocks freed
   void clear();                  // forgets every sequence (after an internal error; blocks untouched)
-  SchedulerOutput schedule();
+  // `speculate`: reserve lookahead slots for the decoding sequences that may speculate.
+  SchedulerOutput schedule(bool speculate = false);
   // After the step was issued (its K/V are queued, in order, before any later step's): advances
   // num_computed_tokens of the sequences still running and offers their full blocks, as far as
   // their tokens are known, to the prefix cache.

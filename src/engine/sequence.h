@@ -43,6 +43,15 @@ struct Sequence {
   int32_t pending_row = -1;
   int32_t max_kv_tokens = 0;        // worst case K/V this sequence can ever hold
 
+  // Speculative decoding (spec_decode.h). The tokens proposed for this step (verified by the
+  // target after its last known token, never in `tokens`), and for a draft model, the
+  // proposal distribution of each (empty when a proposal is a point mass, as n-gram's) and
+  // how many leading positions have the draft's K/V (always <= num_computed_tokens between
+  // steps; 0 again whenever the blocks are freed).
+  std::vector<int32_t> spec_draft;
+  std::vector<float> spec_draft_probs;  // [spec_draft.size(), vocab] or empty
+  int32_t draft_num_computed = 0;
+
   SequenceStatus status = SequenceStatus::Waiting;
   std::vector<int32_t> block_table;   // KV block ids, in order
   std::vector<uint64_t> block_hashes; // chained hash of each full block of `tokens`

@@ -69,6 +69,17 @@ std::string Metrics::render(const EngineStats* s) const {
     gauge(out, "ferrum_prefix_cache_hit_rate", "Prefix cache hits over queries, in tokens.",
           s->prefix_cache_queries > 0 ? double(s->prefix_cache_hits) / double(s->prefix_cache_queries) : 0.0);
     counter(out, "ferrum_num_preemptions_total", "Requests preempted for lack of KV blocks.", s->preemptions);
+    counter(out, "ferrum_spec_decode_num_drafts_total", "Speculative verifications with at least one proposed token.",
+            s->spec_drafts);
+    counter(out, "ferrum_spec_decode_num_draft_tokens_total", "Tokens proposed for speculative verification.",
+            s->spec_draft_tokens);
+    counter(out, "ferrum_spec_decode_num_accepted_tokens_total", "Proposed tokens accepted by the target.",
+            s->spec_accepted_tokens);
+    gauge(out, "ferrum_spec_decode_acceptance_rate", "Accepted over proposed tokens.",
+          s->spec_draft_tokens > 0 ? double(s->spec_accepted_tokens) / double(s->spec_draft_tokens) : 0.0);
+    gauge(out, "ferrum_spec_decode_mean_accepted_length",
+          "Tokens per target pass of a speculating sequence: 1 + accepted / drafts.",
+          s->spec_drafts > 0 ? 1.0 + double(s->spec_accepted_tokens) / double(s->spec_drafts) : 0.0);
   }
   {
     std::lock_guard lock(mutex_);

@@ -21,6 +21,7 @@
 #include "models/model.h"
 #include "server/template_chat.h"
 #include "tokenizer/tokenizer.h"
+#include "engine/spec_setup.h"
 
 namespace ferrum::server {
 
@@ -140,7 +141,25 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
     model = load_model_dummy(dir, o.dummy, o.threads, o.device, o.quantization);
   }
   EngineOptions engine_options = o.engine;
+  if (!o.spec_draft.empty()) {
+    if (o.dummy.empty()) {
+      engine_options.speculative.draft = load_draft_model(o.spec_draft, *tokenizer, o.threads, o.device);
+    } else {
+      const std::string draft_dir = hub::resolve_model(o.spec_draft);
+      check_draft_vocabulary(*tokenizer, *load_tokenizer(draft_dir), o.spec_draft);
+      engine_options.speculative.draft = load_model_dummy(draft_dir, o.dummy, o.threads, o.device, o.quantization);
+    }
+  }
   if (o.kv_cache_auto) engine_options.kv_cache_bytes = auto_kv_cache_bytes(*model, o);
+  if (const auto& draft = engine_options.speculative.draft) {
+    // The draft's KV cache has as many blocks as the target's: the memory is shared out so
+    // that both fit in it.
+    const double t = static_cast<double>(model->kv_bytes_per_block(engine_options.block_size));
+    const double d = static_cast<double>(draft->kv_bytes_per_block(engine_options.block_size));
+    engine_options.kv_cache_bytes = static_cast<size_t>(static_cast<double>(engine_options.kv_cache_bytes) * t / (t + d));
+    log::info("speculative decoding: {:.1f} MiB of the KV cache memory for the target's blocks, the rest for the "
+              "draft's", static_cast<double>(engine_options.kv_cache_bytes) / (1 << 20));
+  }
 
   auto ctx = std::make_shared<ServingContext>();
   ctx->tokenizer = tokenizer;

@@ -24,6 +24,9 @@ struct ModelLoadOptions {
   std::string dummy;  // "bf16", "f16", "f32": random weights filled in place (benchmarks)
   std::string quantization;  // "" or "fp8": dense weights quantized at load
   EngineOptions engine;
+  // Speculative decoding's draft model (engine.speculative holds the rest); with --dummy it
+  // gets random weights too (the same ones when it is the target's own folder: a self-draft).
+  std::string spec_draft;
 };
 
 // Fills limits left at 0 with the device's defaults, and logs them: 64 sequences and 2048

@@ -1,0 +1,143 @@
+// Speculative decoding with the real CPU models: greedy ids must stay transformers' on the
+// golden fixtures (tests/fixtures/models/*/reference.json) with n-gram lookup and with a draft
+// model, under chunked prefill, prefix-cache hits and preemption; and on ferrum-tiny the same
+// ids as without speculation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "engine/spec_setup.h"
+#include "engine_test_util.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ferrum::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fixture(const std::string& name) { return fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/models" / name; }
+
+EngineOptions pressured(int32_t k, bool ngram, std::shared_ptr<Model> draft) {
+  EngineOptions o;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 40;  // prompts are chunked
+  o.num_kv_blocks = 24;           // preemption
+  o.speculative.num_tokens = k;
+  o.speculative.ngram = ngram;
+  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
+  o.speculative.draft = std::move(draft);
+  o.speculative.max_batch = 0;
+  return o;
+}
+
+struct Case {
+  std::string target, draft;  // draft "": n-gram lookup
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.target << " drafted by " << (c.draft.empty() ? "n-gram lookup" : c.draft); }
+
+class SpecFixture : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SpecFixture, GreedyIdsStayTransformersUnderKvPressure) {
+  const Case& c = GetParam();
+  const fs::path dir = fixture(c.target);
+  if (!fs::exists(dir / "reference.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto refs = load_references(dir);
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  std::shared_ptr<Model> draft;
+  if (!c.draft.empty()) draft = load_draft_model(fixture(c.draft).string(), *tok, 2, "cpu");
+  auto engine = Engine::create(load_model(dir.string(), 2), tok, pressured(3, c.draft.empty(), draft));
+
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<const Reference*> expected;
+  for (int copy = 0; copy < 3; ++copy) {
+    for (const Reference& r : refs) {
+      SamplingParams p;
+      p.temperature = 0.0f;
+      p.ignore_eos = true;
+      p.max_tokens = static_cast<int32_t>(r.greedy.size());
+      p.skip_special_tokens = false;
+      if (copy == 1) p.logprobs = 1;
+      streams.push_back(engine->submit(r.prompt, p));
+      expected.push_back(&r);
+    }
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto col = collect(*streams[i]);
+    EXPECT_EQ(col.completions[0].tokens, expected[i]->greedy) << c.target << " request " << i;
+    EXPECT_EQ(col.completions[0].text, expected[i]->greedy_text) << c.target << " request " << i;
+  }
+  auto s = engine->stats();
+  EXPECT_GT(s.prefix_cache_hits, 0u);
+  EXPECT_GT(s.preemptions, 0u);
+  EXPECT_GT(s.spec_draft_tokens, 0u);
+  if (c.draft == c.target) {  // unrelated random models hardly ever agree; a self-draft does
+    EXPECT_GT(s.spec_accepted_tokens, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SpecFixture,
+                         ::testing::Values(Case{"tiny-llama", ""}, Case{"tiny-llama-mqa", ""}, Case{"tiny-mistral", ""},
+                                           Case{"tiny-qwen2", ""}, Case{"tiny-qwen3", ""}, Case{"tiny-qwen3-moe", ""},
+                                           Case{"tiny-qwen2-moe", ""}, Case{"tiny-llama", "tiny-llama-mqa"},
+                                           Case{"tiny-qwen3", "tiny-qwen2"}, Case{"tiny-qwen2", "tiny-qwen2"},
+                                           Case{"tiny-mistral", "tiny-mistral"}),
+                         [](const auto& info) {
+                           std::string n = info.param.target + (info.param.draft.empty() ? "_ngram" : "_draft_" + info.param.draft);
+                           for (char& ch : n) if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+TEST(SpecFixture, ADraftWithAnotherTokenizerIsRefused) {
+  auto tok = Tokenizer::from_dir(fixture("tiny-llama").string());
+  EXPECT_THROW(load_draft_model(fixture("tiny-mistral").string(), *tok, 1, "cpu"), Error);
+}
+
+// ferrum-tiny, the trained model: n-gram lookup and a self-draft give the ids of plain
+// decoding, for a batch of requests (one prompt repeated: prefix hits) with a small pool.
+TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
+  const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "models/ferrum-tiny";
+  if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no ferrum-tiny at " << dir;
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+  const std::vector<std::string> texts = {
+      "And God said, Let there be light: and there was light. And God said, Let there be",
+      "In the beginning God created the heaven and the earth.",
+      "And it came to pass, when the king heard the words of the book of the law, that he rent his clothes. "
+      "And it came to pass"};
+  auto run = [&](EngineOptions o) {
+    o.block_size = 16;
+    o.num_kv_blocks = 20;
+    o.max_num_batched_tokens = 64;
+    auto engine = Engine::create(model, tok, o);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int copy = 0; copy < 2; ++copy)
+      for (const auto& t : texts) {
+        SamplingParams p;
+        p.temperature = 0.0f;
+        p.max_tokens = 48;
+        p.ignore_eos = true;
+        streams.push_back(engine->submit(tok->encode(t), p));
+      }
+    std::vector<std::vector<int32_t>> ids;
+    for (auto& s : streams) ids.push_back(collect(*s).completions[0].tokens);
+    return std::make_pair(ids, engine->stats());
+  };
+  const auto plain = run(EngineOptions{});
+  for (bool ngram : {true, false}) {
+    EngineOptions o;
+    o.speculative.num_tokens = 4;
+    o.speculative.ngram = ngram;
+  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
+    if (!ngram) o.speculative.draft = load_model(dir.string(), 2);
+    o.speculative.max_batch = 0;
+    const auto spec = run(o);
+    EXPECT_EQ(spec.first, plain.first) << (ngram ? "ngram" : "self draft");
+    EXPECT_GT(spec.second.spec_accepted_tokens, 0u);
+    EXPECT_GT(spec.second.preemptions, 0u);
+  }
+}
+
+}  // namespace
+}  // namespace ferrum::testing
