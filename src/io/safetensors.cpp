@@ -86,20 +86,29 @@ void WeightStore::add_tensor(const std::string& name, Tensor t) {
 
 void WeightStore::add_file(const std::string& path) {
   auto file = std::make_shared<MappedFile>(path);
-  const size_t size = file->size();
+  add_image(file->data(), file->size(), path, file);
+}
+
+WeightStore WeightStore::parse(const uint8_t* data, size_t size, const std::string& name) {
+  WeightStore ws;
+  ws.add_image(data, size, name, nullptr);
+  return ws;
+}
+
+void WeightStore::add_image(const uint8_t* data, size_t size, const std::string& path, std::shared_ptr<void> owner) {
   if (size < 8) fail("{}: truncated safetensors file ({} bytes, no header)", path, size);
   uint64_t header_len;
-  std::memcpy(&header_len, file->data(), 8);
+  std::memcpy(&header_len, data, 8);
   if (header_len > size - 8)
     fail("{}: safetensors header length {} runs past the end of the file ({} bytes): truncated or not a safetensors file", path, header_len, size);
   json header;
   try {
-    header = json::parse(file->data() + 8, file->data() + 8 + header_len);
+    header = json::parse(data + 8, data + 8 + header_len);
   } catch (const std::exception& e) {
     fail("{}: safetensors header is not valid JSON: {}", path, e.what());
   }
   if (!header.is_object()) fail("{}: safetensors header is not a JSON object", path);
-  const uint8_t* base = file->data() + 8 + header_len;
+  const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
 
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -134,7 +143,7 @@ void WeightStore::add_file(const std::string& path) {
     } catch (const std::exception& e) {
       fail("{}: tensor '{}': malformed header entry: {}", path, name, e.what());
     }
-    t.owner = file;
+    t.owner = owner;
     if (tensors_.count(name)) fail("{}: tensor '{}' appears in more than one file", path, name);
     tensors_.emplace(name, std::move(t));
   }
