@@ -128,7 +128,11 @@ void WeightStore::add_image(const uint8_t* data, size_t size, const std::string&
       for (size_t i = 0; i < shape.size(); ++i) {
         if (shape[i] < 0 || shape[i] > (int64_t{1} << 40)) fail("{}: tensor '{}': bad dimension {}", path, name, shape[i]);
         t.shape[i] = shape[i];
-        numel *= static_cast<uint64_t>(shape[i]);
+        // Dimensions up to 2^40 may still multiply past 2^64; a wrapped product could match a
+        // small data range and make a huge tensor over a few bytes.
+        if (__builtin_mul_overflow(numel, static_cast<uint64_t>(shape[i]), &numel) ||
+            numel > (uint64_t{1} << 50))
+          fail("{}: tensor '{}': shape {} is too large", path, name, info["shape"].dump());
       }
       if (offs[0] > offs[1] || offs[1] > data_size)
         fail("{}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes); is the file truncated?",

@@ -14,6 +14,11 @@ namespace {
 constexpr int32_t kMaxN = 128;
 constexpr size_t kMaxStops = 16;
 constexpr int32_t kMaxTopLogprobs = 20;
+// Bounds on work one request can ask for, apart from the body size (--max-body-size): each
+// is a 400 naming the limit (docs/serving.md lists them).
+constexpr size_t kMaxStopBytes = 1024;
+constexpr size_t kMaxMessages = 4096;
+constexpr size_t kMaxPrompts = 1024;
 
 const char* type_name(const ordered_json& v) {
   if (v.is_null()) return "null";
@@ -128,8 +133,10 @@ std::vector<std::string> parse_stop(const ordered_json& v) {
   } else {
     bad_request("stop", "'stop' must be a string or a list of strings, got {}", type_name(v));
   }
-  for (auto& s : out)
+  for (auto& s : out) {
     if (s.empty()) bad_request("stop", "'stop' strings must not be empty");
+    if (s.size() > kMaxStopBytes) bad_request("stop", "'stop' strings must be at most {} bytes, got {}", kMaxStopBytes, s.size());
+  }
   return out;
 }
 
@@ -360,6 +367,8 @@ ParsedRequest parse_chat_request(const ordered_json& body, int32_t vocab_size) {
   if (!msgs) bad_request("messages", "'messages' is required");
   if (!msgs->is_array()) bad_request("messages", "'messages' must be a list, got {}", type_name(*msgs));
   if (msgs->empty()) bad_request("messages", "'messages' must contain at least one message");
+  if (msgs->size() > kMaxMessages)
+    bad_request("messages", "'messages' holds at most {} messages, got {}", kMaxMessages, msgs->size());
   for (size_t i = 0; i < msgs->size(); ++i) req.messages.push_back(normalize_message((*msgs)[i], i));
 
   parse_tools(body, req);
@@ -416,6 +425,8 @@ ParsedRequest parse_completion_request(const ordered_json& body, int32_t vocab_s
     req.prompts.push_back({prompt->get<std::string>(), {}});
   } else if (prompt->is_array()) {
     if (prompt->empty()) bad_request("prompt", "'prompt' must not be an empty list");
+    if (!(*prompt)[0].is_number() && prompt->size() > kMaxPrompts)
+      bad_request("prompt", "'prompt' holds at most {} prompts, got {}", kMaxPrompts, prompt->size());
     if ((*prompt)[0].is_number()) {
       req.prompts.push_back(ids_of(*prompt));
     } else {

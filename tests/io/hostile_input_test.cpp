@@ -1,0 +1,61 @@
+// Regression tests for inputs found by fuzzing (fuzz/) or by reviewing the parsers for it: each
+// one is also in fuzz/seeds so that the fuzzers start from it.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+
+namespace ferrum {
+namespace {
+
+std::string config_with(const std::string& extra) {
+  return R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32,
+             "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+             "num_attention_heads": 2)" + extra + "}";
+}
+
+// fuzz_model_config: a huge float where an integer belongs was cast to int64_t (undefined
+// behaviour, UBSan); it is now an error naming the key.
+TEST(HostileInput, ConfigIntegerOutOfRangeIsAnError) {
+  try {
+    ModelConfig::from_json_text(config_with(R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+        "original_max_position_embeddings": 818888888888888888888888888888888888892})"));
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("original_max_position_embeddings"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ModelConfig::from_json_text(config_with(R"(, "max_position_embeddings": 1e300)")), Error);
+  EXPECT_THROW(ModelConfig::from_json_text(config_with(R"(, "max_position_embeddings": 1.5)")), Error);
+  EXPECT_THROW(ModelConfig::from_json_text(config_with(R"(, "bos_token_id": 4294967296)")), Error);
+  EXPECT_THROW(ModelConfig::from_json_text(config_with(R"(, "eos_token_id": [1, -4294967296])")), Error);
+}
+
+TEST(HostileInput, ConfigIntegralFloatsStillRead) {
+  const ModelConfig c = ModelConfig::from_json_text(config_with(R"(, "max_position_embeddings": 2048.0)"));
+  EXPECT_EQ(c.max_position_embeddings, 2048);
+}
+
+// A shape whose element count wraps past 2^64 (here to 0) matched an empty data range: a
+// tensor of 2^64 elements over no bytes. Found reviewing the header parser for fuzzing.
+TEST(HostileInput, SafetensorsWrappedElementCountIsAnError) {
+  const std::string header = R"({"t": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})";
+  std::vector<uint8_t> image(8 + header.size());
+  const uint64_t n = header.size();
+  std::memcpy(image.data(), &n, 8);
+  std::memcpy(image.data() + 8, header.data(), header.size());
+  try {
+    WeightStore::parse(image.data(), image.size(), "wrapped.safetensors");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ferrum
