@@ -21,7 +21,8 @@ import argparse, http.client, json, os, random, socket, sys, threading, time
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-WORDS = "and the lord said unto moses go down speak to the children of israel in the land of egypt".split()
+# "zebracorn" marks request text: scripts/soak.sh checks that it never reaches the server log.
+WORDS = "zebracorn and the lord said unto moses go down speak to the children of israel in the land of egypt".split()
 
 
 class Failure(Exception):
@@ -150,9 +151,14 @@ class Soak:
         elif k < 0.38:
             self.stream("/v1/chat/completions", {"model": m, "messages": [user], "max_tokens": max_tokens, "stream": True,
                                                  "stream_options": {"include_usage": True}})
-        elif k < 0.48:
-            _, b = self.post("/v1/chat/completions", {"model": m, "messages": [user], "tools": TOOLS, "tool_choice": "auto",
-                                                      "max_tokens": max_tokens, "temperature": 1.0}, (200,))
+        elif k < 0.48:  # a tool-call round trip in the history; the tools themselves if the model has a format
+            history = [user, {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+                       "function": {"name": "get_weather", "arguments": json.dumps({"city": rng.choice(WORDS)})}}]},
+                       {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}, {"role": "user", "content": self.prompt(rng)}]
+            body = {"model": m, "messages": history, "max_tokens": max_tokens, "temperature": 1.0}
+            if self.tools_supported:
+                body.update(tools=TOOLS, tool_choice="auto")
+            _, b = self.post("/v1/chat/completions", body, (200,))
             if b: self.check_complete("tools", b, 1)
         elif k < 0.58:
             n = rng.randint(2, 4)
@@ -285,7 +291,15 @@ class Soak:
         self.fail(f"not idle {timeout} s after the load stopped: {m}")
         return m
 
+    def probe_tools(self):
+        """Whether the model has a tool-call format (ferrum-tiny has none: tools are a 400 there)."""
+        st, _ = self.post("/v1/chat/completions", {"model": self.a.model, "messages": [{"role": "user", "content": "hi"}],
+                                                   "tools": TOOLS, "max_tokens": 1}, (200, 400))
+        self.tools_supported = st == 200
+        print(f"soak: tools {'offered' if self.tools_supported else 'not supported by the model: tool calls in the history only'}")
+
     def run(self):
+        self.probe_tools()
         duration = self.a.seconds
         warmup = max(20.0, duration * 0.2)
         t0 = time.monotonic()

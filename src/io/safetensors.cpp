@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/json.h"
+#include "core/mapped_files.h"
 
 namespace ferrum {
 namespace fs = std::filesystem;
@@ -32,12 +33,16 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail("cannot mmap {}: {}", path, std::strerror(errno));
     }
     data_ = static_cast<uint8_t*>(p);
+    register_mapped_file(data_, size_, path.c_str());
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(data_, size_);
+  if (data_) {
+    unregister_mapped_file(data_);
+    ::munmap(data_, size_);
+  }
 }
 
 WeightStore WeightStore::open_file(const std::string& path) {

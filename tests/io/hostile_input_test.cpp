@@ -7,7 +7,15 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
 #include "core/error.h"
+#include "core/mapped_files.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
 
@@ -55,6 +63,35 @@ TEST(HostileInput, SafetensorsWrappedElementCountIsAnError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
   }
+}
+
+void report_and_exit(int, siginfo_t* info, void*) {
+  report_mapped_file_fault(info->si_addr, STDERR_FILENO);
+  _exit(3);
+}
+
+// A weights file truncated while mapped: reading past its new end is a SIGBUS, which the crash
+// handler (src/cli/crash_handler.cpp) reports through report_mapped_file_fault, naming the file.
+TEST(HostileInputDeathTest, TruncatedMappedFileIsNamed) {
+  const std::string path = (std::filesystem::temp_directory_path() / ("ferrum_trunc_" + std::to_string(getpid()))).string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << std::string(3 * 4096, 'w');
+  }
+  EXPECT_EXIT(
+      {
+        MappedFile file(path);
+        std::filesystem::resize_file(path, 100);
+        struct sigaction sa {};
+        sa.sa_sigaction = report_and_exit;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGBUS, &sa, nullptr);
+        volatile uint8_t b = file.data()[2 * 4096 + 5];
+        (void)b;
+        std::_Exit(0);
+      },
+      testing::ExitedWithCode(3), "ferrum_trunc_.*was truncated or replaced.*byte 8197 of 12288");
+  std::filesystem::remove(path);
 }
 
 }  // namespace
