@@ -17,7 +17,7 @@ expect_failure() {
 }
 
 expect_failure "KV cache larger than memory" "lower --kv-cache-memory" \
-  "$FERRUM" serve --port 0 --kv-cache-memory 1000000GiB
+  "$FERRUM" serve --port 0 --kv-cache-memory 100000GiB
 
 cp -r models/ferrum-tiny "$TMP/model"
 expect_failure "model folder gone" "$TMP/gone" "$FERRUM" generate -m "$TMP/gone" -p "In the" -n 4
