@@ -275,7 +275,12 @@ class Soak:
             self.fail(f"monitor: {e!r}")
             return
         if h > self.a.health_ms:
-            self.fail(f"/health took {h:.0f} ms")
+            # One slow probe may be the driver itself waiting for a CPU (2 cores, shared):
+            # probe again at once; two in a row are the server's.
+            self.count("health_slow_single")
+            h2 = self.health_ms()
+            if h2 > self.a.health_ms:
+                self.fail(f"/health took {h:.0f} ms, then {h2:.0f} ms")
         self.samples.append((time.monotonic() - t0, rss, threads, h, m.get("ferrum_kv_cache_blocks_used"),
                              m.get("ferrum_num_requests_running"), m.get("ferrum_num_requests_waiting")))
 
