@@ -13,9 +13,11 @@ target="${1:-all}"
 seconds="${2:-60}"
 
 # clang-16, libFuzzer and the sanitizer runtimes: installed by install-deps.sh when missing.
-if ! command -v clang++-16 >/dev/null || [ ! -f /usr/lib/llvm-16/lib/clang/16/lib/linux/libclang_rt.fuzzer-x86_64.a ]; then
+if ! command -v clang++-16 >/dev/null || [ ! -f /usr/lib/llvm-16/lib/clang/16/lib/linux/libclang_rt.fuzzer-x86_64.a ] ||
+   [ ! -x /usr/lib/llvm-16/bin/llvm-symbolizer ]; then
   FERRUM_FUZZ=1 bash scripts/install-deps.sh
 fi
+export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer  # stack traces with file:line
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 if [ ! -f build-fuzz/CMakeCache.txt ]; then
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
