@@ -27,25 +27,9 @@ json parse_file(const fs::path& p) {
   }
 }
 
-// An integer of type T: an integer, or a float with an integral value (some configs write
-// 2048.0), in T's range. nlohmann's get<int> would cast 1e300 (undefined behaviour) or wrap.
 template <typename T>
 std::optional<T> checked_integer(const json& v) {
-  if (v.is_number_unsigned()) {
-    uint64_t u = v.get<uint64_t>();
-    if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
-  } else if (v.is_number_integer()) {
-    int64_t i = v.get<int64_t>();
-    if (i >= std::numeric_limits<T>::min() && i <= std::numeric_limits<T>::max()) return static_cast<T>(i);
-  } else if (v.is_number_float()) {
-    double d = v.get<double>();
-    // max() + 1 is a power of two, exact in double (for int64_t, max() already rounds to 2^63).
-    const double lo = static_cast<double>(std::numeric_limits<T>::min());
-    const double hi = static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
-    if (std::isfinite(d) && d == std::floor(d) && d >= lo && d < hi)
-      return static_cast<T>(d);
-  }
-  return std::nullopt;
+  return json_integer<T>(v);
 }
 
 template <typename T>
