@@ -227,11 +227,18 @@ void parse_lengths(const ordered_json& body, ParsedRequest& req) {
 }
 
 // Joins text parts; any other part type (images, audio) is refused.
+// obj[key] when it is a string, else "" (nlohmann's value() throws a type_error, a 500, when the
+// key holds another type: found by fuzz_openai_request).
+std::string string_or_empty(const ordered_json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string content_text(const ordered_json& content, size_t index) {
   std::string text;
   for (auto& part : content) {
     if (!part.is_object()) bad_request("messages", "messages[{}].content parts must be objects", index);
-    std::string type = part.value("type", std::string());
+    std::string type = string_or_empty(part, "type");
     if (type != "text")
       bad_request("messages", "messages[{}].content part type '{}' is not supported (text only)", index, type);
     auto t = part.find("text");
@@ -286,7 +293,7 @@ void parse_tools(const ordered_json& body, ParsedRequest& req) {
   if (auto* v = field(body, "tools")) {
     if (!v->is_array()) bad_request("tools", "'tools' must be a list");
     for (auto& t : *v) {
-      if (!t.is_object() || t.value("type", std::string()) != "function")
+      if (!t.is_object() || string_or_empty(t, "type") != "function")
         bad_request("tools", "each tool must be an object with type 'function'");
       auto fn = t.find("function");
       if (fn == t.end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())

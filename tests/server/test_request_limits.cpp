@@ -64,6 +64,15 @@ TEST(RequestLimits, CountsOfSamplesAndLogprobs) {
   EXPECT_EQ(refused_param(json{{"prompt", "p"}, {"logprobs", 21}}, false), "logprobs");
 }
 
+// fuzz_openai_request: a tool whose "type" was not a string made nlohmann throw a type_error,
+// which the server answered with 500; the same held for a content part's "type".
+TEST(RequestLimits, NonStringTypesAre400s) {
+  EXPECT_EQ(refused_param(chat({{"tools", json::parse(R"([{"type": {"name": "w"}, "function": {"name": "w"}}])")}}), true),
+            "tools");
+  EXPECT_EQ(refused_param(json{{"messages", json::parse(R"([{"role": "user", "content": [{"type": 7, "text": "x"}]}])")}}, true),
+            "messages");
+}
+
 TEST(Access, SameSecret) {
   EXPECT_TRUE(same_secret("sk-abc", "sk-abc"));
   EXPECT_FALSE(same_secret("sk-abd", "sk-abc"));
