@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "core/json.h"
 #include "core/log.h"
 

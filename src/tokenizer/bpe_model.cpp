@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "tokenizer/unicode_text.h"
 
 namespace ferrum::tok {

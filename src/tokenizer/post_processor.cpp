@@ -1,6 +1,7 @@
 #include "tokenizer/post_processor.h"
 
 #include "core/error.h"
+#include "core/json_integer.h"
 
 namespace ferrum::tok {
 namespace {
