@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -18,10 +19,10 @@ template <typename T, typename Json>
 std::optional<T> json_integer(const Json& v) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.template get<uint64_t>();
-    if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
+    if (std::in_range<T>(u)) return static_cast<T>(u);
   } else if (v.is_number_integer()) {
     const int64_t i = v.template get<int64_t>();
-    if (i >= std::numeric_limits<T>::min() && i <= std::numeric_limits<T>::max()) return static_cast<T>(i);
+    if (std::in_range<T>(i)) return static_cast<T>(i);
   } else if (v.is_number_float()) {
     const double d = v.template get<double>();
     // max() + 1 is a power of two, exact in double (for int64_t, max() already rounds to 2^63).

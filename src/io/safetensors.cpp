@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/json.h"
+#include "core/json_integer.h"
 #include "core/mapped_files.h"
 
 namespace ferrum {
@@ -124,8 +125,24 @@ void WeightStore::add_image(const uint8_t* data, size_t size, const std::string&
     Tensor t;
     try {
       t.dtype = dtype_from_safetensors(info["dtype"].get<std::string>());
-      auto shape = info["shape"].get<std::vector<int64_t>>();
-      auto offs = info["data_offsets"].get<std::vector<uint64_t>>();
+      // Range-checked: get<std::vector<uint64_t>>() would cast 1e59 (undefined behaviour).
+      auto integers = [&](const char* key) {
+        const json& list = info[key];
+        if (!list.is_array()) fail("{}: tensor '{}': {} must be a list of integers", path, name, key);
+        std::vector<uint64_t> out;
+        for (const json& v : list) {
+          auto n = json_integer<uint64_t>(v);
+          if (!n) fail("{}: tensor '{}': {} holds {}, not a non-negative integer", path, name, key, v.dump());
+          out.push_back(*n);
+        }
+        return out;
+      };
+      std::vector<int64_t> shape;
+      for (uint64_t d : integers("shape")) {
+        if (d > (uint64_t{1} << 40)) fail("{}: tensor '{}': bad dimension {}", path, name, d);
+        shape.push_back(static_cast<int64_t>(d));
+      }
+      auto offs = integers("data_offsets");
       if (shape.size() > 4) fail("{}: tensor '{}' has {} dimensions (at most 4)", path, name, shape.size());
       if (offs.size() != 2) fail("{}: tensor '{}': data_offsets needs 2 numbers", path, name);
       t.ndim = static_cast<int>(shape.size());

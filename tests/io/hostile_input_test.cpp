@@ -49,6 +49,25 @@ TEST(HostileInput, ConfigIntegralFloatsStillRead) {
   EXPECT_EQ(c.max_position_embeddings, 2048);
 }
 
+// fuzz_safetensors: a data offset of 1e59 (a float) was cast to uint64_t (undefined behaviour);
+// offsets and dimensions must be non-negative integers.
+TEST(HostileInput, SafetensorsNonIntegerOffsetsAreErrors) {
+  for (const std::string bad : {"[0, 1e59]", "[-1, 4]", "[0.5, 4]", "[0, \"4\"]"}) {
+    const std::string header = R"({"t": {"dtype": "F32", "shape": [1], "data_offsets": )" + bad + "}}";
+    std::vector<uint8_t> image(8 + header.size() + 4);
+    const uint64_t n = header.size();
+    std::memcpy(image.data(), &n, 8);
+    std::memcpy(image.data() + 8, header.data(), header.size());
+    EXPECT_THROW(WeightStore::parse(image.data(), image.size(), "bad.safetensors"), Error) << bad;
+  }
+  const std::string header = R"({"t": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 4]}})";
+  std::vector<uint8_t> image(8 + header.size() + 4);
+  const uint64_t n = header.size();
+  std::memcpy(image.data(), &n, 8);
+  std::memcpy(image.data() + 8, header.data(), header.size());
+  EXPECT_THROW(WeightStore::parse(image.data(), image.size(), "bad.safetensors"), Error);
+}
+
 // A shape whose element count wraps past 2^64 (here to 0) matched an empty data range: a
 // tensor of 2^64 elements over no bytes. Found reviewing the header parser for fuzzing.
 TEST(HostileInput, SafetensorsWrappedElementCountIsAnError) {
