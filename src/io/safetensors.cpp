@@ -128,11 +128,11 @@ void WeightStore::add_image(const uint8_t* data, size_t size, const std::string&
       // Range-checked: get<std::vector<uint64_t>>() would cast 1e59 (undefined behaviour).
       auto integers = [&](const char* key) {
         const json& list = info[key];
-        if (!list.is_array()) fail("{}: tensor '{}': {} must be a list of integers", path, name, key);
+        if (!list.is_array()) fail("{}: tensor '{}': malformed header entry: {} must be a list of integers", path, name, key);
         std::vector<uint64_t> out;
         for (const json& v : list) {
           auto n = json_integer<uint64_t>(v);
-          if (!n) fail("{}: tensor '{}': {} holds {}, not a non-negative integer", path, name, key, v.dump());
+          if (!n) fail("{}: tensor '{}': malformed header entry: {} holds {}, not a non-negative integer", path, name, key, v.dump());
           out.push_back(*n);
         }
         return out;
