@@ -79,6 +79,8 @@ void drain_or_defer(T* p, std::vector<T*>& queue) {
 }
 }  // namespace
 
+std::shared_ptr<Array> make_array() { return make_array(Array{}); }
+
 std::shared_ptr<Array> make_array(Array items) {
   return std::shared_ptr<Array>(new Array(std::move(items)), [](Array* p) { drain_or_defer(p, arrays_to_free); });
 }

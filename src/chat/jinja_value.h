@@ -39,7 +39,10 @@ using Function = std::function<Value(CallArgs&)>;
 
 // Lists and dicts are freed through these so that tearing down a deeply nested value (a template
 // can nest a list in itself a million times) runs in a loop instead of recursing.
-std::shared_ptr<Array> make_array(Array items = {});
+// (An overload, not a default argument: clang will not default-construct Array while Value is
+// incomplete.)
+std::shared_ptr<Array> make_array();
+std::shared_ptr<Array> make_array(Array items);
 std::shared_ptr<Object> make_object();
 
 struct Undefined {

@@ -12,6 +12,7 @@
 #include "cli/spec_args.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "server/access.h"
 #include "server/http_server.h"
 #include "cli/default_model.h"
 #include "server/model_loader.h"
@@ -73,6 +74,9 @@ int run_serve(ServeArgs a) {
     api.handle(std::move(r), std::move(w));
   });
   http.start();
+  if (a.api_key.empty() && !server::is_loopback_host(a.host))
+    log::warn("listening on {} without --api-key: anyone who can reach this address can use the model "
+              "(set --api-key, or bind 127.0.0.1)", a.host);
   std::string host = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
   std::string url = fmt::format("http://{}:{}", host, http.port());
   log::info("listening on {} (loading the model; /health answers 503 until it is ready)", url);

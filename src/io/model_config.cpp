@@ -1,11 +1,16 @@
 #include "io/model_config.h"
 
 #include <cctype>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <type_traits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "core/json.h"
 #include "core/log.h"
 
@@ -24,9 +29,21 @@ json parse_file(const fs::path& p) {
 }
 
 template <typename T>
+std::optional<T> checked_integer(const json& v) {
+  return json_integer<T>(v);
+}
+
+template <typename T>
 T get_or(const json& j, const char* key, T fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (it->is_number()) {
+      if (auto v = checked_integer<T>(*it)) return *v;
+      fail("config.json: \"{}\" must be an integer in [{}, {}]", key, std::numeric_limits<T>::min(),
+           std::numeric_limits<T>::max());
+    }
+  }
   try {
     return it->get<T>();
   } catch (const std::exception&) {
@@ -42,10 +59,15 @@ int64_t require_positive(const json& j, const char* key) {
 
 std::vector<int32_t> id_list(const json& v) {
   std::vector<int32_t> out;
-  if (v.is_number_integer()) out.push_back(v.get<int32_t>());
+  auto add = [&out](const json& x) {
+    if (!x.is_number_integer()) return;
+    auto id = checked_integer<int32_t>(x);
+    if (!id) fail("config.json: token id {} is out of range", x.dump());
+    out.push_back(*id);
+  };
+  add(v);
   if (v.is_array())
-    for (const auto& x : v)
-      if (x.is_number_integer()) out.push_back(x.get<int32_t>());
+    for (const auto& x : v) add(x);
   return out;
 }
 
@@ -110,10 +132,10 @@ QuantizationConfig parse_quantization(const json& q) {
     if (fmt != "e4m3") fail("config.json: FP8 format '{}' is not supported (e4m3 is)", fmt);
     if (auto it = q.find("weight_block_size"); it != q.end() && !it->is_null()) {
       if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_integer() || !(*it)[1].is_number_integer() ||
-          (*it)[0].get<int64_t>() <= 0 || (*it)[1].get<int64_t>() <= 0)
+          checked_integer<int64_t>((*it)[0]).value_or(0) <= 0 || checked_integer<int64_t>((*it)[1]).value_or(0) <= 0)
         fail("config.json: FP8 weight_block_size must be two positive integers");
-      c.fp8_block[0] = (*it)[0].get<int64_t>();
-      c.fp8_block[1] = (*it)[1].get<int64_t>();
+      c.fp8_block[0] = *checked_integer<int64_t>((*it)[0]);
+      c.fp8_block[1] = *checked_integer<int64_t>((*it)[1]);
     }
   } else {
     fail("config.json: quantization method '{}' is not supported (gptq, awq, fp8)", method);
@@ -150,7 +172,9 @@ MoeConfig parse_moe(const json& j, const std::string& model_type) {
     if (!it->is_array()) fail("config.json: \"mlp_only_layers\" must be a list of layer indices");
     for (const auto& v : *it) {
       if (!v.is_number_integer()) fail("config.json: \"mlp_only_layers\" must be a list of layer indices");
-      m.mlp_only_layers.push_back(v.get<int64_t>());
+      auto layer = checked_integer<int64_t>(v);
+      if (!layer) fail("config.json: \"mlp_only_layers\" must be a list of layer indices");
+      m.mlp_only_layers.push_back(*layer);
     }
   }
   if (m.experts_per_token <= 0 || m.experts_per_token > m.num_experts)
@@ -213,7 +237,11 @@ ModelConfig ModelConfig::from_json_text(const std::string& text) {
     c.quantization = parse_quantization(j["quantization_config"]);
   c.moe = parse_moe(j, c.model_type);
   if (j.contains("eos_token_id")) c.eos_token_ids = id_list(j["eos_token_id"]);
-  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int32_t>();
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) {
+    auto id = checked_integer<int32_t>(j["bos_token_id"]);
+    if (!id) fail("config.json: bos_token_id {} is out of range", j["bos_token_id"].dump());
+    c.bos_token_id = *id;
+  }
   if (get_or<bool>(j, "use_sliding_window", false))
     fail("config.json: sliding-window attention (use_sliding_window) is not supported yet");
   // Mistral-style configs apply `sliding_window` without a use_sliding_window switch (Qwen's

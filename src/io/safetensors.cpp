@@ -12,6 +12,8 @@
 #include <fstream>
 
 #include "core/json.h"
+#include "core/json_integer.h"
+#include "core/mapped_files.h"
 
 namespace ferrum {
 namespace fs = std::filesystem;
@@ -32,12 +34,16 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail("cannot mmap {}: {}", path, std::strerror(errno));
     }
     data_ = static_cast<uint8_t*>(p);
+    register_mapped_file(data_, size_, path.c_str());
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(data_, size_);
+  if (data_) {
+    unregister_mapped_file(data_);
+    ::munmap(data_, size_);
+  }
 }
 
 WeightStore WeightStore::open_file(const std::string& path) {
@@ -86,20 +92,29 @@ void WeightStore::add_tensor(const std::string& name, Tensor t) {
 
 void WeightStore::add_file(const std::string& path) {
   auto file = std::make_shared<MappedFile>(path);
-  const size_t size = file->size();
+  add_image(file->data(), file->size(), path, file);
+}
+
+WeightStore WeightStore::parse(const uint8_t* data, size_t size, const std::string& name) {
+  WeightStore ws;
+  ws.add_image(data, size, name, nullptr);
+  return ws;
+}
+
+void WeightStore::add_image(const uint8_t* data, size_t size, const std::string& path, std::shared_ptr<void> owner) {
   if (size < 8) fail("{}: truncated safetensors file ({} bytes, no header)", path, size);
   uint64_t header_len;
-  std::memcpy(&header_len, file->data(), 8);
+  std::memcpy(&header_len, data, 8);
   if (header_len > size - 8)
     fail("{}: safetensors header length {} runs past the end of the file ({} bytes): truncated or not a safetensors file", path, header_len, size);
   json header;
   try {
-    header = json::parse(file->data() + 8, file->data() + 8 + header_len);
+    header = json::parse(data + 8, data + 8 + header_len);
   } catch (const std::exception& e) {
     fail("{}: safetensors header is not valid JSON: {}", path, e.what());
   }
   if (!header.is_object()) fail("{}: safetensors header is not a JSON object", path);
-  const uint8_t* base = file->data() + 8 + header_len;
+  const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
 
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -110,8 +125,24 @@ void WeightStore::add_file(const std::string& path) {
     Tensor t;
     try {
       t.dtype = dtype_from_safetensors(info["dtype"].get<std::string>());
-      auto shape = info["shape"].get<std::vector<int64_t>>();
-      auto offs = info["data_offsets"].get<std::vector<uint64_t>>();
+      // Range-checked: get<std::vector<uint64_t>>() would cast 1e59 (undefined behaviour).
+      auto integers = [&](const char* key) {
+        const json& list = info[key];
+        if (!list.is_array()) fail("{}: tensor '{}': malformed header entry: {} must be a list of integers", path, name, key);
+        std::vector<uint64_t> out;
+        for (const json& v : list) {
+          auto n = json_integer<uint64_t>(v);
+          if (!n) fail("{}: tensor '{}': malformed header entry: {} holds {}, not a non-negative integer", path, name, key, v.dump());
+          out.push_back(*n);
+        }
+        return out;
+      };
+      std::vector<int64_t> shape;
+      for (uint64_t d : integers("shape")) {
+        if (d > (uint64_t{1} << 40)) fail("{}: tensor '{}': bad dimension {}", path, name, d);
+        shape.push_back(static_cast<int64_t>(d));
+      }
+      auto offs = integers("data_offsets");
       if (shape.size() > 4) fail("{}: tensor '{}' has {} dimensions (at most 4)", path, name, shape.size());
       if (offs.size() != 2) fail("{}: tensor '{}': data_offsets needs 2 numbers", path, name);
       t.ndim = static_cast<int>(shape.size());
@@ -119,7 +150,11 @@ void WeightStore::add_file(const std::string& path) {
       for (size_t i = 0; i < shape.size(); ++i) {
         if (shape[i] < 0 || shape[i] > (int64_t{1} << 40)) fail("{}: tensor '{}': bad dimension {}", path, name, shape[i]);
         t.shape[i] = shape[i];
-        numel *= static_cast<uint64_t>(shape[i]);
+        // Dimensions up to 2^40 may still multiply past 2^64; a wrapped product could match a
+        // small data range and make a huge tensor over a few bytes.
+        if (__builtin_mul_overflow(numel, static_cast<uint64_t>(shape[i]), &numel) ||
+            numel > (uint64_t{1} << 50))
+          fail("{}: tensor '{}': shape {} is too large", path, name, info["shape"].dump());
       }
       if (offs[0] > offs[1] || offs[1] > data_size)
         fail("{}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes); is the file truncated?",
@@ -134,7 +169,7 @@ void WeightStore::add_file(const std::string& path) {
     } catch (const std::exception& e) {
       fail("{}: tensor '{}': malformed header entry: {}", path, name, e.what());
     }
-    t.owner = file;
+    t.owner = owner;
     if (tensors_.count(name)) fail("{}: tensor '{}' appears in more than one file", path, name);
     tensors_.emplace(name, std::move(t));
   }

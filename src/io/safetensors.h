@@ -37,6 +37,9 @@ class WeightStore {
  public:
   static WeightStore open_dir(const std::string& model_dir);
   static WeightStore open_file(const std::string& path);
+  // Parses an in-memory safetensors image (tests, fuzzing); `name` is used in messages. The
+  // bytes must outlive the store.
+  static WeightStore parse(const uint8_t* data, size_t size, const std::string& name);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0 || quantized_.count(name) != 0; }
   // Throws ferrum::Error naming the tensor and the files when it is missing.
@@ -62,6 +65,7 @@ class WeightStore {
 
  private:
   void add_file(const std::string& path);
+  void add_image(const uint8_t* data, size_t size, const std::string& path, std::shared_ptr<void> owner);
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, Quantized> quantized_;
   mutable std::map<std::string, Tensor> dequantized_;  // get()'s F32 copies of quantized_

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <span>
 
 #include "backend/dummy_fill.h"
@@ -22,6 +23,12 @@ class PagedKvCache final : public KvCache {
       k.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, dtype));
       v.push_back(be.alloc({blocks, block_size, kv_heads, head_dim}, dtype));
     }
+    // On the CPU, write the pool once: its pages are committed now, so a pool larger than the
+    // memory fails at start-up instead of mid-request, and RSS does not creep up as blocks are
+    // used for the first time.
+    if (be.device() == Device::CPU)
+      for (auto* kv : {&k, &v})
+        for (Tensor& t : *kv) std::memset(t.data, 0, t.nbytes());
   }
   int32_t num_blocks() const override { return blocks_; }
   int32_t block_size() const override { return block_size_; }

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "server/api_error.h"
+#include "server/http_request.h"
 #include "server/openai_response.h"
 
 namespace ferrum::server {
@@ -26,12 +27,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-
-std::string HttpRequest::header(std::string_view lower_name) const {
-  for (auto& [k, v] : headers)
-    if (k == lower_name) return v;
-  return {};
-}
 
 const char* status_reason(int status) {
   switch (status) {
@@ -143,7 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t timer_gen_ = 0;
   std::shared_ptr<HttpServer::State> server_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   std::string pending_, inflight_;
   bool writing_ = false, reading_ = false, closed_ = false;
   bool in_exchange_ = false, response_done_ = false, keep_alive_ = false, lingering_ = false;
@@ -236,8 +231,7 @@ void Session::disarm() {
 void Session::do_read() {
   if (closed_) return;
   parser_.emplace();
-  parser_->body_limit(server_->options.max_body_bytes);
-  parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
+  apply_request_limits(*parser_, server_->options.max_body_bytes, server_->options.max_header_bytes);
   arm(server_->options.request_timeout);
   reading_ = true;
   http::async_read_header(socket_, buffer_, *parser_,
@@ -278,18 +272,8 @@ void Session::on_read(beast::error_code ec) {
   if (ec) return close();  // the client left, or the timer closed the socket
   disarm();
 
-  auto& msg = parser_->get();
-  HttpRequest req;
-  req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
-  req.path = req.target.substr(0, req.target.find('?'));
-  for (auto& f : msg) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    req.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
-  req.body = std::move(msg.body());
-  keep_alive_ = msg.keep_alive() && !server_->draining;
+  HttpRequest req = take_request(*parser_);
+  keep_alive_ = parser_->get().keep_alive() && !server_->draining;
   parser_.reset();
 
   in_exchange_ = true;

@@ -124,6 +124,43 @@ void default_engine_limits(const std::string& device, int* max_num_seqs, int* ma
               seqs ? "" : " (set)", *max_num_batched_tokens, tokens ? "" : " (set)");
 }
 
+namespace {
+
+// The memory the kernel says can still be had without swapping (MemAvailable), or 0 if unknown.
+uint64_t available_host_memory() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
+// Creates the engine, whose KV cache is the one large allocation of start-up: when it cannot
+// be had, the error says so and names the flag that sizes it.
+std::shared_ptr<Engine> create_engine(std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer,
+                                      const EngineOptions& options, const std::string& device) {
+  const bool gpu = cuda_device_index(device) >= 0;
+  const uint64_t available = gpu ? 0 : available_host_memory();
+  if (!gpu && available > 0 && options.kv_cache_bytes > available)
+    fail("the KV cache of {} does not fit in the memory available ({}): lower --kv-cache-memory",
+         hub::human_bytes(options.kv_cache_bytes), hub::human_bytes(available));
+  try {
+    return std::shared_ptr<Engine>(Engine::create(std::move(model), std::move(tokenizer), options));
+  } catch (const std::bad_alloc&) {
+    fail("out of memory allocating the KV cache of {} on {}: lower --kv-cache-memory (or --max-num-seqs)",
+         hub::human_bytes(options.kv_cache_bytes), device);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("out of memory") == std::string::npos) throw;
+    fail("{} while allocating the KV cache of {} on {}: lower --kv-cache-memory (or --max-num-seqs)", e.what(),
+         hub::human_bytes(options.kv_cache_bytes), device);
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   std::string dir = hub::resolve_model(o.model);
@@ -182,7 +219,7 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
     if (!o.chat_template_file.empty()) throw;
     log::warn("no chat template ({}); /v1/chat/completions is off, /v1/completions works", e.what());
   }
-  ctx->engine = std::shared_ptr<Engine>(Engine::create(model, tokenizer, engine_options));
+  ctx->engine = create_engine(model, tokenizer, engine_options, o.device);
   ctx->max_model_len = ctx->engine->max_model_len();
   ctx->model_names = o.served_names.empty() ? std::vector<std::string>{o.model} : o.served_names;
   ctx->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -14,6 +14,11 @@ namespace {
 constexpr int32_t kMaxN = 128;
 constexpr size_t kMaxStops = 16;
 constexpr int32_t kMaxTopLogprobs = 20;
+// Bounds on work one request can ask for, apart from the body size (--max-body-size): each
+// is a 400 naming the limit (docs/serving.md lists them).
+constexpr size_t kMaxStopBytes = 1024;
+constexpr size_t kMaxMessages = 4096;
+constexpr size_t kMaxPrompts = 1024;
 
 const char* type_name(const ordered_json& v) {
   if (v.is_null()) return "null";
@@ -95,8 +100,10 @@ std::vector<std::string> parse_stop(const ordered_json& v) {
   } else {
     bad_request("stop", "'stop' must be a string or a list of strings, got {}", type_name(v));
   }
-  for (auto& s : out)
+  for (auto& s : out) {
     if (s.empty()) bad_request("stop", "'stop' strings must not be empty");
+    if (s.size() > kMaxStopBytes) bad_request("stop", "'stop' strings must be at most {} bytes, got {}", kMaxStopBytes, s.size());
+  }
   return out;
 }
 
@@ -187,11 +194,18 @@ void parse_lengths(const ordered_json& body, ParsedRequest& req) {
 }
 
 // Joins text parts; any other part type (images, audio) is refused.
+// obj[key] when it is a string, else "" (nlohmann's value() throws a type_error, a 500, when the
+// key holds another type: found by fuzz_openai_request).
+std::string string_or_empty(const ordered_json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string content_text(const ordered_json& content, size_t index) {
   std::string text;
   for (auto& part : content) {
     if (!part.is_object()) bad_request("messages", "messages[{}].content parts must be objects", index);
-    std::string type = part.value("type", std::string());
+    std::string type = string_or_empty(part, "type");
     if (type != "text")
       bad_request("messages", "messages[{}].content part type '{}' is not supported (text only)", index, type);
     auto t = part.find("text");
@@ -246,7 +260,7 @@ void parse_tools(const ordered_json& body, ParsedRequest& req) {
   if (auto* v = field(body, "tools")) {
     if (!v->is_array()) bad_request("tools", "'tools' must be a list");
     for (auto& t : *v) {
-      if (!t.is_object() || t.value("type", std::string()) != "function")
+      if (!t.is_object() || string_or_empty(t, "type") != "function")
         bad_request("tools", "each tool must be an object with type 'function'");
       auto fn = t.find("function");
       if (fn == t.end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
@@ -341,6 +355,8 @@ ParsedRequest parse_chat_request(const ordered_json& body, int32_t vocab_size) {
   if (!msgs) bad_request("messages", "'messages' is required");
   if (!msgs->is_array()) bad_request("messages", "'messages' must be a list, got {}", type_name(*msgs));
   if (msgs->empty()) bad_request("messages", "'messages' must contain at least one message");
+  if (msgs->size() > kMaxMessages)
+    bad_request("messages", "'messages' holds at most {} messages, got {}", kMaxMessages, msgs->size());
   for (size_t i = 0; i < msgs->size(); ++i) req.messages.push_back(normalize_message((*msgs)[i], i));
 
   parse_tools(body, req);
@@ -398,6 +414,8 @@ ParsedRequest parse_completion_request(const ordered_json& body, int32_t vocab_s
     req.prompts.push_back({prompt->get<std::string>(), {}});
   } else if (prompt->is_array()) {
     if (prompt->empty()) bad_request("prompt", "'prompt' must not be an empty list");
+    if (!(*prompt)[0].is_number() && prompt->size() > kMaxPrompts)
+      bad_request("prompt", "'prompt' holds at most {} prompts, got {}", kMaxPrompts, prompt->size());
     if ((*prompt)[0].is_number()) {
       req.prompts.push_back(ids_of(*prompt));
     } else {

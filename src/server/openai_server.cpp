@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "server/access.h"
 #include "server/api_error.h"
 #include "server/openai_response.h"
 
@@ -26,14 +27,6 @@ const Route* find_route(const std::string& path) {
   for (auto& r : kRoutes)
     if (path == r.path) return &r;
   return nullptr;
-}
-
-// Compares without an early exit, so the key cannot be found byte by byte through timing.
-bool same_secret(const std::string& given, const std::string& key) {
-  if (given.size() != key.size()) return false;
-  unsigned diff = 0;
-  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
-  return diff == 0;
 }
 
 HttpResponse json_response(int status, const json& body) { return {status, "application/json", dump_json(body), {}}; }

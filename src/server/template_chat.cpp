@@ -42,7 +42,9 @@ std::string TemplateChatFormatter::render(const ordered_json& messages, const or
   std::string final_content;
   if (continue_final_message) {
     // Render the last assistant message open-ended: cut the prompt right after its content.
-    final_content = req.messages.back().value("content", std::string());
+    const auto& last = req.messages.back();
+    auto content = last.find("content");
+    if (content != last.end() && content->is_string()) final_content = content->get<std::string>();
   }
   std::string text = template_.render(req);
   if (continue_final_message && !final_content.empty()) {

@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "tokenizer/unicode_text.h"
 
 namespace ferrum::tok {
@@ -23,7 +24,7 @@ BpeVocab vocab_from_json(const json& vocab) {
   if (!vocab.is_object()) fail("tokenizer: BPE vocab must be an object");
   BpeVocab out;
   out.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) out.emplace_back(token, id.get<int64_t>());
+  for (const auto& [token, id] : vocab.items()) out.emplace_back(token, json_integer_or_fail<int64_t>(id, "tokenizer: BPE vocab id"));
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "tokenizer/unicode_text.h"
 
 namespace ferrum {
@@ -78,7 +79,7 @@ void HfTokenizer::load_added_tokens(const json& added_tokens) {
   for (const auto& t : added_tokens) {
     tok::AddedToken a;
     a.content = t.at("content").get<std::string>();
-    a.id = t.at("id").get<int32_t>();
+    a.id = json_integer_or_fail<int32_t>(t.at("id"), "tokenizer: added token id");
     a.single_word = t.value("single_word", false);
     a.lstrip = t.value("lstrip", false);
     a.rstrip = t.value("rstrip", false);

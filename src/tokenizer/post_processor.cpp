@@ -1,6 +1,7 @@
 #include "tokenizer/post_processor.h"
 
 #include "core/error.h"
+#include "core/json_integer.h"
 
 namespace ferrum::tok {
 namespace {
@@ -17,7 +18,7 @@ void append_template(const json& spec, SpecialTokenFrame& frame) {
       const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       if (!special.contains(name)) fail("tokenizer: template special token '{}' is not defined", name);
       auto& dst = seen_sequence ? after : before;
-      for (const auto& id : special.at(name).at("ids")) dst.push_back(id.get<int32_t>());
+      for (const auto& id : special.at(name).at("ids")) dst.push_back(json_integer_or_fail<int32_t>(id, "tokenizer: special token id"));
     } else {
       fail("tokenizer: unsupported template item {}", item.dump());
     }
@@ -29,7 +30,7 @@ void append_template(const json& spec, SpecialTokenFrame& frame) {
 }
 
 // Roberta / Bert store ["token", id].
-int32_t pair_id(const json& pair) { return pair.at(1).get<int32_t>(); }
+int32_t pair_id(const json& pair) { return json_integer_or_fail<int32_t>(pair.at(1), "tokenizer: special token id"); }
 
 void append_step(const json& spec, SpecialTokenFrame& frame) {
   if (spec.is_null()) return;
