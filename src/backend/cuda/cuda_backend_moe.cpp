@@ -1,0 +1,144 @@
+// CudaBackend's mixtures of experts: grouped expert weights and moe_ffn over cuda_moe.h's
+// kernels.
+#include "backend/cuda/cuda_backend.h"
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cuda/cuda_moe.h"
+#include "backend/dummy_fill.h"
+#include "core/log.h"
+
+namespace ferrum {
+
+std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) {
+  check_linear_spec(spec, true);
+  // The model's activations' type, else the experts' own 16-bit type, else BF16.
+  const LinearPart& first = spec.parts.front();
+  const DType source = spec.dummy ? *spec.dummy : first.experts.front().dtype;
+  const DType act = spec.activations.value_or(source == DType::F16 ? DType::F16 : DType::BF16);
+  if (act != DType::BF16 && act != DType::F16)
+    fail("layer '{}': MoE experts on CUDA run with 16-bit activations (BF16 or F16 models), not {}", spec.name,
+         dtype_name(act));
+  const int64_t E = spec.num_experts, K = spec.in_features, R = spec.out_features();
+  auto w = std::make_unique<CudaLinear>();
+  w->name = spec.name;
+  w->in_features = K;
+  w->out_features = R;
+  w->dtype = act;
+  w->num_experts = static_cast<int32_t>(E);
+  for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
+  cuda::moe_prepare();
+  w->w = alloc({E * R, K}, act);
+  w->stored_bytes = w->w.nbytes();
+  if (spec.dummy) {
+    const DummyRange r = dummy_range(false);
+    fill_random(w->w, dummy_seed(spec.name.c_str()), r.center, r.scale);
+    return w;
+  }
+  static bool warned = false;
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t at = e * R;
+    for (const LinearPart& p : spec.parts) {
+      Tensor slice = w->w.slice_rows(at, p.rows);
+      at += p.rows;
+      if (!gguf_block_values(p.format)) {
+        put_dense(slice, p.experts[e], act, spec.name, p.name);
+        continue;
+      }
+      if (!warned) {
+        log::warn("MoE experts in GGUF blocks ({}) are dequantized to {} on CUDA: the grouped GEMMs have no "
+                 "quantized form yet, so they take 16-bit memory and speed", weight_format_name(p.format),
+                 dtype_name(act));
+        warned = true;
+      }
+      std::vector<float> values = dequantize_blocks(p.experts[e], p.format, K);
+      Tensor host = shaped({p.rows, K}, DType::F32);
+      host.data = values.data();
+      put_dense(slice, host, act, spec.name, p.name);  // converts to 16 bits, so copies before returning
+    }
+  }
+  synchronize();
+  return w;
+}
+
+std::vector<float> CudaBackend::dequantize_blocks(const Tensor& blocks, WeightFormat f, int64_t cols) {
+  const int64_t rows = blocks.dim(0);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  std::vector<int32_t> ids(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) ids[r] = static_cast<int32_t>(r);
+  Tensor id_view = shaped({rows}, DType::I32), out_view = shaped({rows, cols}, DType::F32);
+  id_view.data = ids.data();
+  out_view.data = out.data();
+  cpu::embedding_blocks(blocks, f, id_view, out_view);
+  return out;
+}
+
+bool CudaBackend::supports_moe(DType activations) const {
+  return activations == DType::BF16 || activations == DType::F16;
+}
+
+void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
+  use_device();
+  const auto& gate_up = static_cast<const CudaLinear&>(*mw.gate_up);
+  const auto& down = static_cast<const CudaLinear&>(*mw.down);
+  const int64_t T = x.rows(), H = x.cols(), I = gate_up.part_rows.front();
+  const int32_t E = gate_up.num_experts, k = mw.routing.top_k;
+  FERRUM_CHECK(E > 0 && down.num_experts == E && gate_up.in_features == H && down.in_features == I &&
+                   down.out_features == H && x.dtype == gate_up.dtype && out.dtype == DType::F32 &&
+                   out.rows() == T && out.cols() == H,
+               "moe_ffn: x {} {}, experts '{}' / '{}', out {}", x.shape_str(), dtype_name(x.dtype), gate_up.name,
+               down.name, out.shape_str());
+  if (T == 0) return;
+  const int32_t block_m = cuda::moe_block_m(T, k, E);
+  const int64_t capacity = cuda::moe_sorted_capacity(T, k, E, block_m);
+  const int64_t S = mw.shared_gate_up ? mw.shared_down->in_features : 0;
+  const size_t act = dtype_size(x.dtype);
+  // One scratch buffer, carved in 256-byte aligned pieces.
+  const std::vector<size_t> sizes = {
+      static_cast<size_t>(T * E) * 4, static_cast<size_t>(T * k) * 4, static_cast<size_t>(T * k) * 4,
+      static_cast<size_t>(capacity) * 4, static_cast<size_t>(capacity / block_m) * 4,
+      static_cast<size_t>(capacity * I) * act, static_cast<size_t>(capacity * H) * act,
+      static_cast<size_t>(T * H) * 4 * (S > 0), static_cast<size_t>(T * S) * act, static_cast<size_t>(T) * 4 * (S > 0),
+      static_cast<size_t>(E) * 4};
+  size_t total = 0;
+  std::vector<size_t> at;
+  for (size_t n : sizes) at.push_back(total), total += (n + 255) / 256 * 256;
+  if (moe_scratch_.nbytes() < total) {
+    FERRUM_CHECK(!capturing(), "CUDA: MoE scratch grown while a graph is being recorded");
+    moe_scratch_ = alloc({static_cast<int64_t>(total + total / 4)}, DType::U8);
+    ++scratch_generation_;
+  }
+  auto* base = static_cast<uint8_t*>(moe_scratch_.data);
+  auto piece = [&](int i, std::initializer_list<int64_t> shape, DType dtype) {
+    Tensor t = shaped(shape, dtype);
+    t.device = Device::CUDA;
+    t.data = base + at[i];
+    return t;
+  };
+  Tensor logits = piece(0, {T, E}, DType::F32);
+  const cuda::MoeRoutesDev r{reinterpret_cast<int32_t*>(base + at[1]), reinterpret_cast<float*>(base + at[2]),
+                             reinterpret_cast<int32_t*>(base + at[3]), reinterpret_cast<int32_t*>(base + at[4]),
+                             reinterpret_cast<int32_t*>(base + at[10])};
+  linear(x, *mw.router, logits, LinearEpilogue::Store);
+  cuda::moe_route(logits.ptr<float>(), T, E, k, mw.routing.norm_topk_prob, block_m, r, stream_);
+  launched("moe_route");
+  void* expert_act = base + at[5];
+  void* expert_out = base + at[6];
+  cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
+  launched("moe_gate_up");
+  cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
+  launched("moe_down");
+  const float *shared = nullptr, *shared_gate = nullptr;
+  if (S > 0) {
+    Tensor shared_out = piece(7, {T, H}, DType::F32), shared_act = piece(8, {T, S}, x.dtype);
+    Tensor gate = piece(9, {T, 1}, DType::F32);
+    linear(x, *mw.shared_gate_up, shared_act, LinearEpilogue::SiluMul);
+    linear(shared_act, *mw.shared_down, shared_out, LinearEpilogue::Store);
+    linear(x, *mw.shared_gate, gate, LinearEpilogue::Store);
+    shared = shared_out.ptr<float>();
+    shared_gate = gate.ptr<float>();
+  }
+  cuda::moe_combine(expert_out, x.dtype, T, H, k, r, shared, shared_gate, out.ptr<float>(), stream_);
+  launched("moe_combine");
+}
+
+}  // namespace ferrum
