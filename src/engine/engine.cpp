@@ -21,8 +21,7 @@
 #include "engine/request_channel.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
-#include "engine/spec_decode.h"
-#include "engine/spec_drafter.h"
+#include "engine/speculation.h"
 #include "models/model.h"
 #include "structured/token_vocab.h"
 #include "tokenizer/tokenizer.h"
@@ -72,7 +71,6 @@ class EngineImpl final : public Engine {
                     o.speculative.enabled() ? o.speculative.num_tokens : 0}, blocks_),
         runner_(model_, blocks_.num_blocks(), o.block_size),
         sampler_(vocab_size_, model_->config().eos_token_ids),
-        verifier_(vocab_size_, model_->config().eos_token_ids),
         output_(tokenizer_.get(), model_->config().eos_token_ids),
         inbox_(std::make_shared<Inbox>()) {
     const int64_t model_len = model_->config().max_position_embeddings;
@@ -99,8 +97,10 @@ class EngineImpl final : public Engine {
     stats_.kv_blocks_total = blocks_.num_blocks();
     if (o.model_sampling)
       FERRUM_CHECK(model_->can_sample(), "model_sampling: this model cannot pick tokens itself");
-    if (o.speculative.enabled()) setup_speculation(o.speculative);
-    if ((model_->samples_on_device() || o.model_sampling) && !o.host_sampling && !speculative_)
+    if (o.speculative.enabled())
+      speculation_ = std::make_unique<Speculation>(o.speculative, *model_, max_model_len_, blocks_.num_blocks(),
+                                                   o.block_size, o.max_num_batched_tokens);
+    if ((model_->samples_on_device() || o.model_sampling) && !o.host_sampling && !speculation_)
       device_sampling_ = std::make_unique<DeviceSamplingBuilder>(vocab_size_, model_->config().eos_token_ids);
     overlap_ = device_sampling_ && o.overlap;
     log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
@@ -117,35 +117,6 @@ class EngineImpl final : public Engine {
   }
 
   ~EngineImpl() override { shutdown(); }
-
-  // Checks the drafter against the target. Verification needs the target's logits rows on the
-  // host (the host Sampler gives p exactly), so a speculating engine samples on the host.
-  void setup_speculation(const SpeculativeOptions& s) {
-    FERRUM_CHECK(s.num_tokens >= 1 && s.num_tokens <= 16, "speculative tokens must be in [1, 16], got {}", s.num_tokens);
-    FERRUM_CHECK(!(s.ngram && s.draft), "choose one drafter: n-gram lookup or a draft model, not both");
-    FERRUM_CHECK(s.ngram_min >= 1 && s.ngram_min <= s.ngram_max, "n-gram sizes must satisfy 1 <= min <= max (got {}, {})",
-                 s.ngram_min, s.ngram_max);
-    FERRUM_CHECK(s.max_batch >= 0, "speculative max batch must be >= 0, got {}", s.max_batch);
-    if (s.draft) {
-      const ModelConfig& d = s.draft->config();
-      FERRUM_CHECK(static_cast<int32_t>(d.vocab_size) == vocab_size_,
-                   "the draft model's vocabulary has {} tokens and the target's {}: a draft model must "
-                   "share the target's tokenizer", d.vocab_size, vocab_size_);
-      FERRUM_CHECK(d.max_position_embeddings >= max_model_len_,
-                   "the draft model handles {} positions, fewer than the target's context of {} tokens "
-                   "(lower max_model_len)", d.max_position_embeddings, max_model_len_);
-      drafter_ = std::make_unique<DraftModelProposer>(s.draft, blocks_.num_blocks(), options_.block_size,
-                                                      model_->config().eos_token_ids, options_.max_num_batched_tokens);
-    }
-    if (model_->samples_on_device())
-      log::info("speculative decoding: tokens are verified and sampled on the host (the target's logits rows "
-                "are copied back); overlapped steps are off");
-    log::info("speculative decoding: {} proposing up to {} tokens per step, {}",
-              s.ngram ? fmt::format("n-gram lookup (n = {}..{})", s.ngram_max, s.ngram_min) : "a draft model",
-              s.num_tokens, s.max_batch == 0 ? std::string("at any concurrency")
-                                             : fmt::format("while at most {} sequences run or wait", s.max_batch));
-    speculative_ = true;
-  }
 
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params) override {
     if (prompt.empty()) throw InvalidRequest("the prompt is empty");
@@ -360,8 +331,10 @@ class EngineImpl final : public Engine {
   void step() {
     const size_t dead_before = graveyard_.size();  // retired before this schedule: see the end
     auto t_begin = ProfileClock::now();  // (loop() has waited for a step this schedule must see)
-    SchedulerOutput out = scheduler_.schedule(should_speculate());
-    if (out.speculates) propose(out);
+    const bool speculate =
+        speculation_ && speculation_->should_speculate(scheduler_.running().size() + scheduler_.waiting().size());
+    SchedulerOutput out = scheduler_.schedule(speculate);
+    if (out.speculates) speculation_->propose(out);
     auto t_scheduled = ProfileClock::now();
     ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;
     for (auto& [seq, message] : out.failed) {
@@ -456,44 +429,6 @@ class EngineImpl final : public Engine {
     return sampled_.size();
   }
 
-  // Speculation pays while few sequences run: above options_.speculative.max_batch (running
-  // and waiting ones) steps decode one token at a time. Each switch is logged.
-  bool should_speculate() {
-    if (!speculative_) return false;
-    const size_t active = scheduler_.running().size() + scheduler_.waiting().size();
-    const int32_t limit = options_.speculative.max_batch;
-    const bool on = limit == 0 || active <= static_cast<size_t>(limit);
-    if (on != speculating_) {
-      log::info("speculative decoding {} ({} sequences, max batch {})", on ? "on" : "off", active, limit);
-      speculating_ = on;
-    }
-    return on;
-  }
-
-  // Proposes tokens for the sequences given lookahead slots. Proposals are optional: if the
-  // draft model fails, this step verifies none (and the draft recomputes its KV later).
-  void propose(const SchedulerOutput& out) {
-    try {
-      if (drafter_) {
-        drafter_->propose(out);
-        return;
-      }
-      const SpeculativeOptions& s = options_.speculative;
-      for (const ScheduledSeq& sch : out.scheduled) {
-        if (sch.num_lookahead <= 0) continue;
-        sch.seq->spec_draft = propose_ngram(sch.seq->tokens, s.ngram_min, s.ngram_max, sch.num_lookahead);
-        sch.seq->spec_draft_probs.clear();
-      }
-    } catch (const std::exception& e) {
-      log::error("speculative decoding: the draft model failed, this step proposes nothing: {}", e.what());
-      for (const ScheduledSeq& sch : out.scheduled) {
-        sch.seq->spec_draft.clear();
-        sch.seq->spec_draft_probs.clear();
-        sch.seq->draft_num_computed = 0;
-      }
-    }
-  }
-
   // The host step of a speculating batch: each sequence's rows are its last token's and one per
   // proposal. Verified tokens are appended one by one (a stop ends the run early); then the
   // KV of rejected proposals is rolled back: num_computed_tokens counts the accepted proposals
@@ -511,32 +446,13 @@ class EngineImpl final : public Engine {
           output_.append_token(seq, sampler_.sample(seq, row_logits));
           ++generated_tokens_;
         } else {
-          verifier_.verify(seq, row_logits, verdict_);
-          ++spec_drafts_;
-          spec_draft_tokens_ += seq.spec_draft.size();
-          spec_accepted_tokens_ += static_cast<uint64_t>(verdict_.num_accepted);
-          int32_t appended_proposals = 0;
-          for (size_t i = 0; i < verdict_.tokens.size() && seq.finish_reason == FinishReason::None; ++i) {
-            if (!verdict_.logprobs.empty()) seq.new_logprobs.push_back(std::move(verdict_.logprobs[i]));
-            output_.append_token(seq, verdict_.tokens[i]);
-            ++generated_tokens_;
-            if (static_cast<int32_t>(i) < verdict_.num_accepted) ++appended_proposals;
-          }
-          if (seq.status == SequenceStatus::Running) {
-            seq.num_computed_tokens += appended_proposals;  // their K/V are the accepted ones
-            blocks_.cache_full_blocks(seq);
-          }
+          generated_tokens_ += speculation_->verify(seq, row_logits, output_, blocks_);
         }
       } catch (const std::exception& e) {
         seq.finish_reason = FinishReason::Error;
         seq.error = std::string("output processing failed: ") + e.what();
       }
-      if (s.num_lookahead > 0 && seq.status == SequenceStatus::Running) {
-        blocks_.truncate(seq, seq.num_computed_tokens);
-        seq.draft_num_computed = std::min(seq.draft_num_computed, seq.num_computed_tokens);
-      }
-      seq.spec_draft.clear();
-      seq.spec_draft_probs.clear();
+      Speculation::roll_back(seq, s.num_lookahead > 0, blocks_);
       touch(*seq.request);
     }
   }
@@ -690,9 +606,11 @@ class EngineImpl final : public Engine {
     stats_.prefix_cache_queries = blocks_.prefix_queries();
     stats_.prefix_cache_hits = blocks_.prefix_hits();
     stats_.preemptions = scheduler_.num_preemptions();
-    stats_.spec_drafts = spec_drafts_;
-    stats_.spec_draft_tokens = spec_draft_tokens_;
-    stats_.spec_accepted_tokens = spec_accepted_tokens_;
+    if (speculation_) {
+      stats_.spec_drafts = speculation_->drafts();
+      stats_.spec_draft_tokens = speculation_->draft_tokens();
+      stats_.spec_accepted_tokens = speculation_->accepted_tokens();
+    }
   }
 
   const EngineOptions options_;
@@ -704,12 +622,7 @@ class EngineImpl final : public Engine {
   Scheduler scheduler_;
   ModelRunner runner_;
   Sampler sampler_;
-  // Speculative decoding: on when configured; speculating_ is the last step's choice (logged).
-  bool speculative_ = false, speculating_ = false;
-  SpecVerifier verifier_;
-  SpecVerdict verdict_;
-  std::unique_ptr<DraftModelProposer> drafter_;  // null with n-gram lookup
-  uint64_t spec_drafts_ = 0, spec_draft_tokens_ = 0, spec_accepted_tokens_ = 0;
+  std::unique_ptr<Speculation> speculation_;  // when speculative decoding is configured
   // Set when the model samples on its device (a GPU): then the host Sampler is not used.
   std::unique_ptr<DeviceSamplingBuilder> device_sampling_;
   // Structured output: the vocabulary's bytes and trie, built at the first constrained request.
