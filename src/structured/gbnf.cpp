@@ -144,7 +144,7 @@ class GbnfParser {
         if (hi >= 0 && hi < lo) fail("a {m,n} with n < m");
       } else break;
       ++pos_;
-      x = repeat(std::move(x), lo, hi);
+      x = repeat_symbols(g_, std::move(x), lo, hi, [this] { return new_rule(); });
       skip_space(false);
     }
     return x;
@@ -162,31 +162,6 @@ class GbnfParser {
     if (pos_ == start) fail("expected a number");
     skip_space(false);
     return static_cast<int>(v);
-  }
-
-  Seq repeat(Seq x, int lo, int hi) {
-    const uint32_t item = new_rule();
-    g_.add_alternative(item, std::move(x));
-    Seq out;
-    for (int i = 0; i < lo; ++i) out.push_back(Grammar::rule(item));
-    if (hi < 0) {
-      const uint32_t star = new_rule();
-      g_.add_alternative(star, {});
-      g_.add_alternative(star, {Grammar::rule(item), Grammar::rule(star)});
-      out.push_back(Grammar::rule(star));
-    } else if (hi > lo) {
-      uint32_t tail = new_rule();
-      g_.add_alternative(tail, {});
-      g_.add_alternative(tail, {Grammar::rule(item)});
-      for (int i = 1; i < hi - lo; ++i) {
-        const uint32_t r = new_rule();
-        g_.add_alternative(r, {});
-        g_.add_alternative(r, {Grammar::rule(item), Grammar::rule(tail)});
-        tail = r;
-      }
-      out.push_back(Grammar::rule(tail));
-    }
-    return out;
   }
 
   Seq primary(int depth) {

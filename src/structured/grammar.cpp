@@ -21,6 +21,32 @@ uint32_t Grammar::add_rule(std::string name) {
   return static_cast<uint32_t>(rules_.size() - 1);
 }
 
+std::vector<Grammar::Symbol> repeat_symbols(Grammar& g, std::vector<Grammar::Symbol> x, int lo, int hi,
+                                            const std::function<uint32_t()>& new_rule) {
+  const uint32_t item = new_rule();
+  g.add_alternative(item, std::move(x));
+  std::vector<Grammar::Symbol> out;
+  for (int i = 0; i < lo; ++i) out.push_back(Grammar::rule(item));
+  if (hi < 0) {
+    const uint32_t star = new_rule();
+    g.add_alternative(star, {});
+    g.add_alternative(star, {Grammar::rule(item), Grammar::rule(star)});
+    out.push_back(Grammar::rule(star));
+  } else if (hi > lo) {
+    uint32_t tail = new_rule();
+    g.add_alternative(tail, {});
+    g.add_alternative(tail, {Grammar::rule(item)});
+    for (int i = 1; i < hi - lo; ++i) {
+      const uint32_t r = new_rule();
+      g.add_alternative(r, {});
+      g.add_alternative(r, {Grammar::rule(item), Grammar::rule(tail)});
+      tail = r;
+    }
+    out.push_back(Grammar::rule(tail));
+  }
+  return out;
+}
+
 void Grammar::add_alternative(uint32_t rule, std::vector<Symbol> sequence) {
   FERRUM_CHECK(rule < rules_.size(), "grammar: no rule {}", rule);
   rules_[rule].push_back(std::move(sequence));

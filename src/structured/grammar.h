@@ -10,6 +10,7 @@
 #pragma once
 #include <bitset>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,6 +67,12 @@ class Grammar {
   std::vector<std::vector<uint32_t>> alt_starts_;  // rule -> first element of each alternative
   bool finalized_ = false;
 };
+
+// x repeated lo to hi times (hi < 0: without bound) as rules of g: the returned sequence is lo
+// references to a rule for x, then a rule for the optional rest (nested, so hi - lo more at
+// most). new_rule adds each rule, so that callers bound a grammar's size as it grows.
+std::vector<Grammar::Symbol> repeat_symbols(Grammar& g, std::vector<Grammar::Symbol> x, int lo, int hi,
+                                            const std::function<uint32_t()>& new_rule);
 
 class GrammarMatcher {
  public:

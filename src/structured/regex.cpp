@@ -157,28 +157,7 @@ class RegexParser {
   Seq repeat(Seq x, bool x_nullable, int lo, int hi) {
     if (hi < 0 && x_nullable)
       fail("an unbounded repetition of something that can match the empty string (e.g. (a*)*) is not supported");
-    const uint32_t item = new_rule();
-    g_.add_alternative(item, std::move(x));
-    Seq out;
-    for (int i = 0; i < lo; ++i) out.push_back(Grammar::rule(item));
-    if (hi < 0) {
-      const uint32_t star = new_rule();
-      g_.add_alternative(star, {});
-      g_.add_alternative(star, {Grammar::rule(item), Grammar::rule(star)});
-      out.push_back(Grammar::rule(star));
-    } else if (hi > lo) {
-      uint32_t tail = new_rule();  // up to (hi - lo) more, nested
-      g_.add_alternative(tail, {});
-      g_.add_alternative(tail, {Grammar::rule(item)});
-      for (int i = 1; i < hi - lo; ++i) {
-        const uint32_t r = new_rule();
-        g_.add_alternative(r, {});
-        g_.add_alternative(r, {Grammar::rule(item), Grammar::rule(tail)});
-        tail = r;
-      }
-      out.push_back(Grammar::rule(tail));
-    }
-    return out;
+    return repeat_symbols(g_, std::move(x), lo, hi, [this] { return new_rule(); });
   }
 
   Seq atom(int depth, bool& nullable) {

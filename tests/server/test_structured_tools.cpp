@@ -73,10 +73,14 @@ TEST(StructuredTools, RequiredAndNamedCallsParseAndValidate) {
     const auto parsed = chat::OutputParser::parse(text, po);
     EXPECT_EQ(parsed.content, "") << text;
     ASSERT_FALSE(parsed.tool_calls.empty()) << text;
-    if (!job.only.empty() || !job.parallel) EXPECT_EQ(parsed.tool_calls.size(), 1u) << text;
+    if (!job.only.empty() || !job.parallel) {
+      EXPECT_EQ(parsed.tool_calls.size(), 1u) << text;
+    }
     EXPECT_LE(parsed.tool_calls.size(), static_cast<size_t>(structured::kMaxParallelToolCalls)) << text;
     for (const auto& call : parsed.tool_calls) {
-      if (!job.only.empty()) EXPECT_EQ(call.name, job.only);
+      if (!job.only.empty()) {
+        EXPECT_EQ(call.name, job.only);
+      }
       const ordered_json* params = nullptr;
       for (const auto& t : tools)
         if (t["function"]["name"] == call.name) params = &t["function"]["parameters"];

@@ -2,6 +2,8 @@
 // kernels.
 #include "backend/cuda/cuda_backend.h"
 
+#include <array>
+
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cuda/cuda_moe.h"
 #include "backend/dummy_fill.h"
@@ -92,45 +94,49 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   const int64_t capacity = cuda::moe_sorted_capacity(T, k, E, block_m);
   const int64_t S = mw.shared_gate_up ? mw.shared_down->in_features : 0;
   const size_t act = dtype_size(x.dtype);
-  // One scratch buffer, carved in 256-byte aligned pieces.
-  const std::vector<size_t> sizes = {
+  // One scratch buffer, carved in 256-byte aligned pieces (no host allocation per layer).
+  enum Piece { kLogits, kRoutePos, kRouteWeight, kSorted, kBlockExpert, kExpertAct, kExpertOut, kSharedOut,
+               kSharedAct, kSharedGate, kCounts, kPieces };
+  const std::array<size_t, kPieces> sizes = {
       static_cast<size_t>(T * E) * 4, static_cast<size_t>(T * k) * 4, static_cast<size_t>(T * k) * 4,
       static_cast<size_t>(capacity) * 4, static_cast<size_t>(capacity / block_m) * 4,
       static_cast<size_t>(capacity * I) * act, static_cast<size_t>(capacity * H) * act,
       static_cast<size_t>(T * H) * 4 * (S > 0), static_cast<size_t>(T * S) * act, static_cast<size_t>(T) * 4 * (S > 0),
       static_cast<size_t>(E) * 4};
+  std::array<size_t, kPieces> at{};
   size_t total = 0;
-  std::vector<size_t> at;
-  for (size_t n : sizes) at.push_back(total), total += (n + 255) / 256 * 256;
+  for (int p = 0; p < kPieces; ++p) at[p] = total, total += (sizes[p] + 255) / 256 * 256;
   if (moe_scratch_.nbytes() < total) {
     FERRUM_CHECK(!capturing(), "CUDA: MoE scratch grown while a graph is being recorded");
     moe_scratch_ = alloc({static_cast<int64_t>(total + total / 4)}, DType::U8);
     ++scratch_generation_;
   }
   auto* base = static_cast<uint8_t*>(moe_scratch_.data);
-  auto piece = [&](int i, std::initializer_list<int64_t> shape, DType dtype) {
+  auto piece = [&](Piece p, std::initializer_list<int64_t> shape, DType dtype) {
     Tensor t = shaped(shape, dtype);
     t.device = Device::CUDA;
-    t.data = base + at[i];
+    t.data = base + at[p];
     return t;
   };
-  Tensor logits = piece(0, {T, E}, DType::F32);
-  const cuda::MoeRoutesDev r{reinterpret_cast<int32_t*>(base + at[1]), reinterpret_cast<float*>(base + at[2]),
-                             reinterpret_cast<int32_t*>(base + at[3]), reinterpret_cast<int32_t*>(base + at[4]),
-                             reinterpret_cast<int32_t*>(base + at[10])};
+  Tensor logits = piece(kLogits, {T, E}, DType::F32);
+  const cuda::MoeRoutesDev r{reinterpret_cast<int32_t*>(base + at[kRoutePos]),
+                             reinterpret_cast<float*>(base + at[kRouteWeight]),
+                             reinterpret_cast<int32_t*>(base + at[kSorted]),
+                             reinterpret_cast<int32_t*>(base + at[kBlockExpert]),
+                             reinterpret_cast<int32_t*>(base + at[kCounts])};
   linear(x, *mw.router, logits, LinearEpilogue::Store);
   cuda::moe_route(logits.ptr<float>(), T, E, k, mw.routing.norm_topk_prob, block_m, r, stream_);
   launched("moe_route");
-  void* expert_act = base + at[5];
-  void* expert_out = base + at[6];
+  void* expert_act = base + at[kExpertAct];
+  void* expert_out = base + at[kExpertOut];
   cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
   launched("moe_gate_up");
   cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
   launched("moe_down");
   const float *shared = nullptr, *shared_gate = nullptr;
   if (S > 0) {
-    Tensor shared_out = piece(7, {T, H}, DType::F32), shared_act = piece(8, {T, S}, x.dtype);
-    Tensor gate = piece(9, {T, 1}, DType::F32);
+    Tensor shared_out = piece(kSharedOut, {T, H}, DType::F32), shared_act = piece(kSharedAct, {T, S}, x.dtype);
+    Tensor gate = piece(kSharedGate, {T, 1}, DType::F32);
     linear(x, *mw.shared_gate_up, shared_act, LinearEpilogue::SiluMul);
     linear(shared_act, *mw.shared_down, shared_out, LinearEpilogue::Store);
     linear(x, *mw.shared_gate, gate, LinearEpilogue::Store);

@@ -1,4 +1,5 @@
-// The mixture-of-experts block on the GPU (see cuda_moe.h): routing in one block, then grouped
+// The mixture-of-experts block on the GPU (see cuda_moe.h): top-k routing (a warp per token)
+// and the routes aligned by expert (one block), then grouped
 // GEMMs over expert-sorted rows in the way of vLLM's fused_moe: each block of block_m sorted
 // rows belongs to one expert, so a GEMM block reads one expert's weight tile, and experts no
 // token chose are never read (a decode step reads top_k experts per token, no more).
@@ -104,11 +105,6 @@ __global__ void moe_align_kernel(int routes, int experts, int block_m, int capac
     r.sorted_route[pos] = i;
     r.route_pos[i] = pos;
   }
-}
-
-__device__ __forceinline__ void cp_async16_zfill(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
 }
 
 constexpr int kBN = 64, kBK = 64, kPad = 8, kThreads = 128;
