@@ -32,6 +32,16 @@ inline std::vector<Reference> load_references(const std::filesystem::path& dir) 
   return refs;
 }
 
+// Greedy decoding of a reference's length, special tokens kept (as the reference's decode).
+inline SamplingParams greedy_like(const Reference& r) {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.ignore_eos = true;
+  p.max_tokens = static_cast<int32_t>(r.greedy.size());
+  p.skip_special_tokens = false;
+  return p;
+}
+
 struct Completion {
   std::vector<int32_t> tokens;
   std::vector<std::string> pieces;  // text deltas as streamed

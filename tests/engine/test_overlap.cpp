@@ -58,11 +58,7 @@ TEST_P(OverlapFixtures, GreedyMatchesTransformersUnderKvPressure) {
     std::vector<const Reference*> expected;
     for (int copy = 0; copy < 4; ++copy)
       for (const Reference& r : refs) {
-        SamplingParams p;
-        p.temperature = 0.0f;
-        p.ignore_eos = true;
-        p.max_tokens = static_cast<int32_t>(r.greedy.size());
-        p.skip_special_tokens = false;
+        SamplingParams p = greedy_like(r);
         streams.push_back(engine->submit(r.prompt, p));
         expected.push_back(&r);
       }

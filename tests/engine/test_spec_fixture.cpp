@@ -53,11 +53,7 @@ TEST_P(SpecFixture, GreedyIdsStayTransformersUnderKvPressure) {
   std::vector<const Reference*> expected;
   for (int copy = 0; copy < 3; ++copy) {
     for (const Reference& r : refs) {
-      SamplingParams p;
-      p.temperature = 0.0f;
-      p.ignore_eos = true;
-      p.max_tokens = static_cast<int32_t>(r.greedy.size());
-      p.skip_special_tokens = false;
+      SamplingParams p = greedy_like(r);
       if (copy == 1) p.logprobs = 1;
       streams.push_back(engine->submit(r.prompt, p));
       expected.push_back(&r);
