@@ -1,13 +1,14 @@
 # Shared by the serving sweeps: measure_sweep CLIENT PORT "C1 C2..." INPUT_LEN OUTPUT_LEN LABEL
 # runs `ferrum bench serve` (CLIENT) against the server on PORT at each concurrency (closed loop,
 # 2C requests, at least 8), printing one JSON line per run and a summary line on stderr.
+# BENCH_FLAGS: more bench serve flags; EXTRA_BODY: a JSON object merged into every request.
 measure_sweep() {
   local client=$1 port=$2 concurrency=$3 in=$4 outlen=$5 label=$6 c n line
   for c in $concurrency; do
     n=$(( 2 * c > 8 ? 2 * c : 8 ))
     line=$("$client" bench serve --url "http://127.0.0.1:$port" --model m -c "$c" -n "$n" --input-len "$in" \
-           --output-len "$outlen" --warmup 2 --json -q ${BENCH_FLAGS:-} | tail -1)
+           --output-len "$outlen" --warmup 2 --json -q ${BENCH_FLAGS:-} ${EXTRA_BODY:+--extra-body "$EXTRA_BODY"} | tail -1)
     echo "$line"
-    python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"${label}c={$c} in={$in} out={$outlen}: {r['out_tok_s']:.1f} out tok/s, TTFT p50 {r['ttft_p50_ms']:.1f} ms p99 {r['ttft_p99_ms']:.1f} ms, TPOT p50 {r['tpot_p50_ms']:.2f} ms, failed {r['failed']}\")" "$line" >&2
+    python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"${label}c={$c} in={$in} out={$outlen}: {r['out_tok_s']:.1f} out tok/s, TTFT p50 {r['ttft_p50_ms']:.1f} ms p99 {r['ttft_p99_ms']:.1f} ms, TPOT p50 {r['tpot_p50_ms']:.2f} ms, {r['total_output_tokens']/max(1,r['completed']):.0f} tokens/request, failed {r['failed']}\")" "$line" >&2
   done
 }

@@ -19,7 +19,8 @@
 namespace ferrum {
 
 // vLLM v1's order of operations on a row: edits (mask, bias, repetition, frequency and
-// presence penalties) -> greedy, or temperature -> min_p -> top_k -> top_p -> draw.
+// presence penalties) -> the token mask (structured output; last, so that no bias brings a
+// masked token back) -> greedy, or temperature -> min_p -> top_k -> top_p -> draw.
 struct SampleRow {
   float temperature = 1.0f;  // below kGreedyTemperature: greedy (argmax)
   int32_t top_k = 0;         // 0: off
@@ -29,6 +30,7 @@ struct SampleRow {
   uint64_t counter = 0;  // which draw of that sequence (its output length)
   int32_t num_logprobs = -1;  // -1: none; else the sampled token's raw logprob and this many top ones
   int32_t edits_begin = 0, edits_end = 0;  // this row's range of SampleBatch::edits
+  int32_t mask = -1;  // -1: none; else the row's token mask, SampleBatch::masks[mask]
 };
 
 // One change to one token's logit before sampling. Within a row, edits run in the order of
@@ -43,11 +45,22 @@ struct LogitEdit {
 struct SampleBatch {
   std::vector<SampleRow> rows;
   std::vector<LogitEdit> edits;  // grouped by row, each row's sorted by kind
+  // Token masks, mask_words 32-bit words each (at least vocab / 32): bit t % 32 of word t / 32
+  // set where token t may be picked. Rows share none; they are filled in before the picks.
+  int32_t mask_words = 0;
+  std::vector<uint32_t> masks;
+  int32_t num_masks() const { return mask_words > 0 ? static_cast<int32_t>(masks.size() / mask_words) : 0; }
   void clear() {
     rows.clear();
     edits.clear();
+    masks.clear();
+    mask_words = 0;
   }
 };
+
+FERRUM_HOST_DEVICE inline bool mask_allows(const uint32_t* mask, int64_t token) {
+  return (mask[token >> 5] >> (token & 31)) & 1u;
+}
 
 constexpr float kGreedyTemperature = 1e-5f;  // as vLLM: lower temperatures mean greedy
 constexpr int32_t kMaxTopLogprobs = 20;      // the OpenAI API's limit

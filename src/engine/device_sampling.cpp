@@ -1,5 +1,8 @@
 #include "engine/device_sampling.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "backend/splitmix.h"
 #include "core/error.h"
 
@@ -54,13 +57,54 @@ void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
     end_phase();
   }
   row.edits_end = static_cast<int32_t>(batch.edits.size());
+  if (seq.constraint) {
+    row.mask = static_cast<int32_t>(masked_.size());
+    masked_.push_back(&seq);
+  }
   batch.rows.push_back(row);
+}
+
+void DeviceSamplingBuilder::fill_masks(SampleBatch& batch) {
+  if (masked_.empty()) return;
+  const size_t words = structured::TokenVocab::words_for(static_cast<size_t>(vocab_size_));
+  batch.mask_words = static_cast<int32_t>(words);
+  batch.masks.resize(masked_.size() * words);
+  const int64_t n = static_cast<int64_t>(masked_.size());
+  std::vector<std::string> errors(masked_.size());
+  auto fill = [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const Sequence& seq = *masked_[m];
+      try {
+        FERRUM_CHECK(seq.pending_tokens == 0, "a sequence with a grammar has {} tokens on the way", seq.pending_tokens);
+        seq.constraint->allowed(std::span<uint32_t>(batch.masks).subspan(m * words, words),
+                                static_cast<size_t>(vocab_size_), eos_ids_, !seq.params->ignore_eos);
+      } catch (const std::exception& e) {
+        errors[m] = e.what();
+      }
+    }
+  };
+  // A mask is a cache hit (a copy) mostly; a state seen for the first time walks the
+  // vocabulary, and from a few rows on those walks run side by side.
+  if (n >= 4) {
+    if (!pool_) pool_ = std::make_unique<ThreadPool>(static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency()))));
+    pool_->parallel_for(n, 1, fill);
+  } else {
+    fill(0, n);
+  }
+  masked_.clear();
+  for (const std::string& e : errors)
+    if (!e.empty()) fail("{}", e);
 }
 
 int32_t DeviceSamplingBuilder::take(Sequence& seq, const SampleBatch& batch, const SampleResult& result, size_t r) {
   const int32_t token = result.tokens.at(r);
   if (token < 0) fail("device sampling returned no token (every logit was NaN)");
-  const int32_t n = batch.rows[r].num_logprobs;
+  const SampleRow& row = batch.rows[r];
+  // Every allowed token at -inf leaves the pick to the argmax of nothing (the host Sampler
+  // checks this before it picks).
+  if (row.mask >= 0 && !mask_allows(batch.masks.data() + static_cast<size_t>(row.mask) * batch.mask_words, token))
+    fail("structured output: no token of the vocabulary can continue the output");
+  const int32_t n = row.num_logprobs;
   if (n >= 0) {
     TokenLogprob lp;
     lp.token_id = token;

@@ -4,9 +4,11 @@
 // result goes back into the sequence (its logprobs entry).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "backend/sampling.h"
+#include "core/thread_pool.h"
 #include "engine/sequence.h"
 
 namespace ferrum {
@@ -15,8 +17,14 @@ class DeviceSamplingBuilder {
  public:
   DeviceSamplingBuilder(int32_t vocab_size, std::vector<int32_t> eos_token_ids);
 
-  // Appends seq's row (and its edits) to batch.
+  // Appends seq's row (and its edits) to batch. A row with a grammar names its token mask,
+  // which fill_masks() computes: its bits depend on every token sampled before, so by then
+  // the sequence may have no token on the way.
   void add(const Sequence& seq, SampleBatch& batch);
+  // Computes the token masks of the rows added since the last call (none: nothing to do).
+  // Called once the step's forward is queued: the host works while the device runs it.
+  void fill_masks(SampleBatch& batch);
+  bool has_masks() const { return !masked_.empty(); }
 
   // Seq's token from row r of result; appends its logprobs entry when the request asked.
   static int32_t take(Sequence& seq, const SampleBatch& batch, const SampleResult& result, size_t r);
@@ -29,6 +37,8 @@ class DeviceSamplingBuilder {
   std::vector<int32_t> eos_ids_;
   std::vector<uint8_t> seen_;  // tokens already edited in the current phase
   std::vector<int32_t> marked_;
+  std::vector<const Sequence*> masked_;  // rows added with a grammar, in mask order
+  std::unique_ptr<ThreadPool> pool_;     // for masks of many rows
 };
 
 }  // namespace ferrum

@@ -128,10 +128,6 @@ class EngineImpl final : public Engine {
       throw InvalidRequest("stop strings need a tokenizer, and this engine has none");
     if (params.grammar && !tokenizer_)
       throw InvalidRequest("structured output needs a tokenizer, and this engine has none");
-    // The token mask is applied by the host Sampler only; the device sampler has no mask yet.
-    if (params.grammar && device_sampling_)
-      throw InvalidRequest("structured output is not supported yet where the model samples on its device "
-                           "(GPU sampling); it works with host sampling (the CPU)");
     const int64_t total = static_cast<int64_t>(prompt.size()) + params.max_tokens;
     if (total > max_model_len_)
       throw InvalidRequest(fmt::format(
@@ -351,7 +347,7 @@ class EngineImpl final : public Engine {
       }
       if (device_sampling_) {
         Flight* prev = in_flight_;
-        const bool launched = launch(std::move(out));
+        const bool launched = launch(std::move(out), prev);  // (may collect prev: grammar masks need its tokens)
         t_forward = ProfileClock::now();
         if (prev) collect(*prev);  // the device is busy with the step just launched meanwhile
         if (launched) {
@@ -387,6 +383,7 @@ class EngineImpl final : public Engine {
   }
 
   // Penalties see every earlier token: a step after one that sampled with them waits for it.
+  // (Grammar masks too, but later: launch takes the tokens once the next forward is queued.)
   // So does a step after a long one (prompt chunks): scheduled while that one runs, it would
   // leave the requests that arrive meanwhile waiting one long step more.
   bool must_finish_before_schedule() const {
@@ -458,13 +455,21 @@ class EngineImpl final : public Engine {
   }
 
   // Issues `out` with the model's sampler; it becomes the step in flight. False (its sequences
-  // failed) when the model could not launch it.
-  bool launch(SchedulerOutput&& out) {
+  // failed) when the model could not launch it. `prev`, the step still in flight, is collected
+  // here (and set to null) when this step's grammar masks need its tokens: after this step's
+  // forward is queued, before its picks are.
+  bool launch(SchedulerOutput&& out, Flight*& prev) {
     Flight& f = flights_[next_flight_];
     next_flight_ ^= 1;
     f.out = std::move(out);
+    auto take_prev = [&] {
+      if (!prev) return;
+      Flight* p = prev;
+      prev = nullptr;
+      collect(*p);
+    };
     try {
-      f.ticket = runner_.launch(f.out, f.sampled, *device_sampling_, f.sampling);
+      f.ticket = runner_.launch(f.out, f.sampled, *device_sampling_, f.sampling, take_prev);
     } catch (const std::exception& e) {
       fail_step(f.out, e);
       return false;

@@ -84,12 +84,17 @@ std::span<float> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_
 }
 
 uint64_t ModelRunner::launch(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
-                             SampleBatch& sampling) {
+                             SampleBatch& sampling, const std::function<void()>& before_masks) {
   build_batch(out, batch_, sampled);
   FERRUM_CHECK(batch_.num_tokens() > 0, "launch: an empty step");
   sampling.clear();
   for (int32_t i : sampled) builder.add(*out.scheduled[i].seq, sampling);
-  const uint64_t ticket = model_->launch_sample(batch_, *cache_, sampling);
+  std::function<void()> masks;
+  if (builder.has_masks()) masks = [&] {
+    if (before_masks) before_masks();
+    builder.fill_masks(sampling);
+  };
+  const uint64_t ticket = model_->launch_sample(batch_, *cache_, sampling, masks);
   for (size_t r = 0; r < sampled.size(); ++r) {  // their next tokens are on the way
     Sequence& seq = *out.scheduled[sampled[r]].seq;
     ++seq.pending_tokens;

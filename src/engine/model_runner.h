@@ -31,9 +31,11 @@ class ModelRunner {
   // engine can overlap steps: launch queues the step and returns a ticket (one SampleRow per
   // sampled sequence is built into `sampling`; each of those sequences gets a pending token);
   // collect waits for that step's picks, `rows` of them. Tokens pending from the step before
-  // are fed from its picks on the device.
+  // are fed from its picks on the device. Rows with a grammar get their token masks once the
+  // forward is queued (the host computes them while the device runs it), after
+  // `before_masks` (the engine takes the step before's tokens there, which the masks follow).
   uint64_t launch(const SchedulerOutput& out, std::vector<int32_t>& sampled, DeviceSamplingBuilder& builder,
-                  SampleBatch& sampling);
+                  SampleBatch& sampling, const std::function<void()>& before_masks = {});
   void collect(uint64_t ticket, size_t rows, SampleResult& result);
 
   // Model::prepare for this runner's KV cache.

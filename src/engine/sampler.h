@@ -59,7 +59,7 @@ class Sampler {
   std::vector<float> weight_;     // exp(logit - max) of the candidates
   std::vector<float> raw_;        // copy of the raw row when logprobs are wanted
   std::vector<uint8_t> seen_;     // repetition penalty marks
-  std::vector<uint8_t> allowed_;  // structured output: the token mask
+  std::vector<uint32_t> allowed_;  // structured output: the token mask (bits)
   std::vector<int32_t> context_;  // tokens + proposed ones (penalties under speculation)
   std::unordered_map<int32_t, int32_t> counts_;
 };

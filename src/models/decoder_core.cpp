@@ -148,10 +148,12 @@ void DecoderCore::set_run_options(const ModelRunOptions& o) {
   graphs_.clear();
 }
 
-uint64_t DecoderCore::launch_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling) {
+uint64_t DecoderCore::launch_sample(const ForwardBatch& b, KvCache& cache_base, const SampleBatch& sampling,
+                                   const std::function<void()>& before_picks) {
   FERRUM_CHECK(sampling.rows.size() == b.logits_indices.size(), "launch_sample: {} sampling rows for {} logits rows",
                sampling.rows.size(), b.logits_indices.size());
   Tensor logits = issue(b, static_cast<PagedKvCache&>(cache_base));
+  if (before_picks) before_picks();
   return be_->start_sample(logits, sampling);
 }
 

@@ -58,7 +58,8 @@ class DecoderCore : public Model {
   // CPU can too, with the reference sampler (how CI runs the engine's overlapped steps).
   bool samples_on_device() const override { return be_->device() != Device::CPU; }
   bool can_sample() const override { return true; }
-  uint64_t launch_sample(const ForwardBatch& b, KvCache& cache, const SampleBatch& sampling) override;
+  uint64_t launch_sample(const ForwardBatch& b, KvCache& cache, const SampleBatch& sampling,
+                         const std::function<void()>& before_picks) override;
   void collect_sample(uint64_t ticket, SampleResult& out) override;
   void prepare(KvCache& cache, const PrepareSpec& spec) override;
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -73,11 +74,14 @@ class Model {
   // logits_indices entry, backend/sampling.h), in two halves so that steps can overlap:
   // launch_sample queues the step and its picks and returns a ticket at once; collect_sample
   // waits for that step's picks alone. batch.deferred's tokens come from the previous launch's
-  // picks. Launches are collected in order, at most two outstanding.
-  virtual uint64_t launch_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling);
+  // picks. Launches are collected in order, at most two outstanding. before_picks (may be
+  // empty) runs once the forward is queued and before the picks are: host work the picks need
+  // (the grammar masks written into `sampling`) overlaps the device's forward.
+  virtual uint64_t launch_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling,
+                                 const std::function<void()>& before_picks);
   virtual void collect_sample(uint64_t ticket, SampleResult& out);
   void forward_sample(const ForwardBatch& batch, KvCache& cache, const SampleBatch& sampling, SampleResult& out) {
-    collect_sample(launch_sample(batch, cache, sampling), out);
+    collect_sample(launch_sample(batch, cache, sampling, {}), out);
   }
 
   // Prepares a device model for the steps an engine will run, at start-up: buffers sized once

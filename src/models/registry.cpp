@@ -117,7 +117,7 @@ std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads,
 
 namespace ferrum {
 
-uint64_t Model::launch_sample(const ForwardBatch&, KvCache&, const SampleBatch&) {
+uint64_t Model::launch_sample(const ForwardBatch&, KvCache&, const SampleBatch&, const std::function<void()>&) {
   fail("this model samples on the host (forward_view); it cannot pick tokens itself");
 }
 void Model::collect_sample(uint64_t, SampleResult&) {

@@ -22,31 +22,37 @@ bool TokenConstraint::gated_step(const std::string& b, GrammarMatcher& m, bool& 
   return m.advance(std::string_view(text).substr(rest));
 }
 
-void TokenConstraint::apply(std::span<float> logits, std::span<const int32_t> eos_ids, bool allow_eos,
-                            std::vector<uint8_t>& scratch) const {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+void TokenConstraint::allowed(std::span<uint32_t> bits, size_t n, std::span<const int32_t> eos_ids,
+                              bool allow_eos) const {
+  FERRUM_CHECK(bits.size() == TokenVocab::words_for(n), "token mask: {} words for {} tokens", bits.size(), n);
   auto is_eos = [&](size_t i) { return std::find(eos_ids.begin(), eos_ids.end(), static_cast<int32_t>(i)) != eos_ids.end(); };
-  bool any = false;
-  if (!started_) {
+  auto set = [&](size_t i) { bits[i >> 5] |= 1u << (i & 31); };
+  std::fill(bits.begin(), bits.end(), 0u);
+  if (!started_) {  // rare: only until the marker, token by token
     GrammarMatcher m = matcher_;
-    for (size_t i = 0; i < logits.size(); ++i) {
-      bool ok = !is_eos(i);
-      if (ok && i < vocab_->size()) {
-        bool starts = false;
-        ok = gated_step(vocab_->bytes(static_cast<int32_t>(i)), m, starts);
-      }
-      if (!ok) logits[i] = kNegInf;
-      else if (logits[i] > kNegInf) any = true;
+    for (size_t i = 0; i < n && i < vocab_->size(); ++i) {
+      bool starts = false;
+      if (!is_eos(i) && gated_step(vocab_->bytes(static_cast<int32_t>(i)), m, starts)) set(i);
     }
-    FERRUM_CHECK(any, "structured output: no token of the vocabulary can continue the output");
     return;
   }
-  vocab_->mask(matcher_, scratch);
-  const bool eos_ok = allow_eos && matcher_.accepts();
+  const std::shared_ptr<const TokenVocab::Bitmask> mask = vocab_->bitmask(matcher_);
+  const size_t tokens = std::min(n, vocab_->size());
+  std::copy_n(mask->begin(), TokenVocab::words_for(tokens), bits.begin());
+  if (tokens % 32) bits[tokens >> 5] &= (1u << (tokens % 32)) - 1;  // ids past n (or the tokenizer)
+  if (allow_eos && matcher_.accepts())
+    for (const int32_t e : eos_ids)
+      if (e >= 0 && static_cast<size_t>(e) < n) set(static_cast<size_t>(e));
+}
+
+void TokenConstraint::apply(std::span<float> logits, std::span<const int32_t> eos_ids, bool allow_eos,
+                            std::vector<uint32_t>& scratch) const {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  scratch.resize(TokenVocab::words_for(logits.size()));
+  allowed(scratch, logits.size(), eos_ids, allow_eos);
+  bool any = false;
   for (size_t i = 0; i < logits.size(); ++i) {
-    bool ok = i < scratch.size() && scratch[i];
-    if (!ok && eos_ok) ok = is_eos(i);
-    if (!ok) logits[i] = kNegInf;
+    if (!((scratch[i >> 5] >> (i & 31)) & 1u)) logits[i] = kNegInf;
     else if (logits[i] > kNegInf) any = true;
   }
   FERRUM_CHECK(any, "structured output: no token of the vocabulary can continue the output");

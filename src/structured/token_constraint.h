@@ -22,11 +22,15 @@ class TokenConstraint {
   TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocab> vocab, std::string start_after = {})
       : matcher_(std::move(grammar)), vocab_(std::move(vocab)), marker_(std::move(start_after)), started_(marker_.empty()) {}
 
-  // Sets disallowed logits to -inf: tokens whose bytes do not continue a valid prefix, ids
-  // outside the tokenizer, and `eos_ids` unless the output is complete. Throws ferrum::Error
-  // when no token at all is left (the vocabulary cannot continue the grammar).
+  // The tokens allowed next among ids [0, n), as bits (TokenVocab::Bitmask's layout) in
+  // `bits`, TokenVocab::words_for(n) words: tokens whose bytes continue a valid prefix, and
+  // `eos_ids` when allow_eos and the output is complete; never ids outside the tokenizer.
+  void allowed(std::span<uint32_t> bits, size_t n, std::span<const int32_t> eos_ids, bool allow_eos) const;
+
+  // Sets the logits of tokens not allowed() to -inf. Throws ferrum::Error when no token at
+  // all is left (the vocabulary cannot continue the grammar).
   void apply(std::span<float> logits, std::span<const int32_t> eos_ids, bool allow_eos,
-             std::vector<uint8_t>& scratch) const;
+             std::vector<uint32_t>& scratch) const;
 
   // Advances with a sampled token's bytes; false (state unchanged) if they are not allowed.
   bool advance(int32_t token);

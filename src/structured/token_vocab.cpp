@@ -104,31 +104,35 @@ TokenVocab::TokenVocab(std::vector<std::string> token_bytes) : bytes_(std::move(
   }
 }
 
-void TokenVocab::mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {
+std::shared_ptr<const TokenVocab::Bitmask> TokenVocab::bitmask(const GrammarMatcher& matcher) const {
   const Grammar* g = matcher.grammar().get();
   std::string key(reinterpret_cast<const char*>(&g), sizeof(g));
   key += matcher.state_key();
   {
     std::lock_guard lk(cache_->mu);
-    if (auto it = cache_->masks.find(key); it != cache_->masks.end()) {
-      allowed = it->second.mask;
-      return;
-    }
+    if (auto it = cache_->masks.find(key); it != cache_->masks.end()) return it->second.mask;
   }
-  allowed.assign(bytes_.size(), 0);
-  walk(0, matcher, allowed);
+  auto allowed = std::make_shared<Bitmask>(words_for(bytes_.size()), 0u);
+  walk(0, matcher, *allowed);
   std::lock_guard lk(cache_->mu);
   if (cache_->masks.size() >= kMaskCacheEntries) cache_->masks.clear();  // crude but bounded
   cache_->masks.emplace(std::move(key), CachedMask{matcher.grammar(), allowed});
+  return allowed;
 }
 
-void TokenVocab::walk(uint32_t node, const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {
+void TokenVocab::mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {
+  const std::shared_ptr<const Bitmask> bits = bitmask(matcher);
+  allowed.resize(bytes_.size());
+  for (size_t t = 0; t < allowed.size(); ++t) allowed[t] = ((*bits)[t >> 5] >> (t & 31)) & 1u;
+}
+
+void TokenVocab::walk(uint32_t node, const GrammarMatcher& matcher, Bitmask& allowed) const {
   const ByteSet next = matcher.next_bytes();
   for (const auto& [byte, child] : nodes_[node].children) {
     if (!next.test(byte)) continue;
     GrammarMatcher m = matcher;
     if (!m.advance(byte)) continue;
-    for (const int32_t t : nodes_[child].tokens) allowed[static_cast<size_t>(t)] = 1;
+    for (const int32_t t : nodes_[child].tokens) allowed[static_cast<size_t>(t) >> 5] |= 1u << (t & 31);
     walk(child, m, allowed);
   }
 }

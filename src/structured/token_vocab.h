@@ -27,10 +27,17 @@ class TokenVocab {
   size_t size() const { return bytes_.size(); }
   const std::string& bytes(int32_t id) const { return bytes_[static_cast<size_t>(id)]; }
 
-  // allowed[id] = 1 for each token with bytes that keeps the matcher's input a valid prefix,
-  // else 0 (tokens without bytes are always 0). allowed is resized to size(). Masks of
-  // recent states are cached: inside a JSON string or a repetition the state recurs token
-  // after token, and the walk there (most of the vocabulary allowed) is the slow case.
+  // A set of token ids as bits: bit id % 32 of word id / 32 (the layout the samplers read).
+  using Bitmask = std::vector<uint32_t>;
+  static size_t words_for(size_t tokens) { return (tokens + 31) / 32; }
+
+  // The tokens whose bytes keep the matcher's input a valid prefix (tokens without bytes are
+  // never allowed), words_for(size()) words. Masks of recent states are cached and shared:
+  // inside a JSON string or a repetition the state recurs token after token, across the
+  // requests of one schema too, and the walk there (most of the vocabulary allowed) is the
+  // slow case.
+  std::shared_ptr<const Bitmask> bitmask(const GrammarMatcher& matcher) const;
+  // The same as one byte per token: allowed[id] = 1 or 0, resized to size().
   void mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const;
 
  private:
@@ -38,7 +45,7 @@ class TokenVocab {
     std::vector<std::pair<uint8_t, uint32_t>> children;  // byte -> node, sorted by byte
     std::vector<int32_t> tokens;                         // tokens whose bytes end here
   };
-  void walk(uint32_t node, const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const;
+  void walk(uint32_t node, const GrammarMatcher& matcher, Bitmask& allowed) const;
 
   std::vector<std::string> bytes_;
   std::vector<Node> nodes_;  // nodes_[0] is the root (the empty prefix)
@@ -47,9 +54,10 @@ class TokenVocab {
   // grammar freed and another allocated at its address cannot hit a stale mask.
   struct CachedMask {
     std::shared_ptr<const Grammar> grammar;
-    std::vector<uint8_t> mask;
+    std::shared_ptr<const Bitmask> mask;
   };
-  static constexpr size_t kMaskCacheEntries = 64;  // ~150 KB each for a 150k vocabulary
+  // ~19 KB each for a 150k vocabulary: room for the states of a few schemas served at once.
+  static constexpr size_t kMaskCacheEntries = 1024;
   struct MaskCache {
     std::mutex mu;
     std::unordered_map<std::string, CachedMask> masks;

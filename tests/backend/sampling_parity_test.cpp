@@ -1,6 +1,6 @@
 // The CUDA sampling kernel against the CPU reference (backend/cpu/cpu_sampling.cpp) on random
 // rows of real vocabulary sizes: the same tokens (the draw is the same Gumbel-max over the same
-// hash), logprobs within float rounding. Skipped without a GPU.
+// hash), logprobs within float rounding, grammar masks obeyed. Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +20,7 @@ TEST(SamplingParity, CudaPicksTheSameTokensAsTheCpuReference) {
     const int64_t rows = 96;
     SampleBatch batch;
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vocab) - 1);
+    batch.mask_words = static_cast<int32_t>((vocab + 31) / 32);
     for (int64_t r = 0; r < rows; ++r) {
       SampleRow row;
       const int kind = static_cast<int>(r % 6);
@@ -38,6 +39,16 @@ TEST(SamplingParity, CudaPicksTheSameTokensAsTheCpuReference) {
         batch.edits.push_back({tok(rng), LogitEdit::Penalty, 0.7f});
       }
       row.edits_end = static_cast<int32_t>(batch.edits.size());
+      if (r % 3 == 1) {  // a grammar's token mask: half the vocabulary, or a handful of tokens
+        row.mask = batch.num_masks();
+        const size_t at = batch.masks.size();
+        batch.masks.resize(at + batch.mask_words, 0u);
+        const bool dense = r % 2 == 0;
+        for (int64_t t = 0; t < vocab; ++t)
+          if (dense ? rng() % 2 == 0 : rng() % 5000 == 0) batch.masks[at + t / 32] |= 1u << (t % 32);
+        const int32_t one = tok(rng);  // never empty
+        batch.masks[at + one / 32] |= 1u << (one % 32);
+      }
       batch.rows.push_back(row);
     }
     Tensor host = cpu->alloc({rows, vocab}, DType::F32);
@@ -63,6 +74,10 @@ TEST(SamplingParity, CudaPicksTheSameTokensAsTheCpuReference) {
     for (int64_t r = 0; r < rows; ++r) {
       if (batch.rows[r].temperature == 0.0f) {
         EXPECT_EQ(got.tokens[r], want.tokens[r]) << "greedy row " << r;
+      }
+      if (batch.rows[r].mask >= 0) {
+        const uint32_t* mask = batch.masks.data() + batch.rows[r].mask * batch.mask_words;
+        EXPECT_TRUE(mask_allows(mask, got.tokens[r])) << "row " << r << " picked masked token " << got.tokens[r];
       }
     }
   }

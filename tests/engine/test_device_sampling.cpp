@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "engine/device_sampling.h"
 #include "engine/sampler.h"
+#include "structured/regex.h"
 #include "engine_test_util.h"
 #include "sampling_reference.h"
 #include "models/model.h"
@@ -107,6 +108,56 @@ TEST_F(DeviceSampling, EditsAndLogprobsMatchTheHostSampler) {
   }
 }
 
+// A grammar's bitmask (filled in by fill_masks) picks what the host Sampler's mask picks, and
+// logprobs stay those of the raw logits; EOS only once the grammar accepts.
+TEST_F(DeviceSampling, GrammarMasksMatchTheHostSampler) {
+  std::vector<std::string> bytes = {""};  // id 0: EOS, no bytes
+  const std::string alphabet = "ab1 ";
+  for (int i = 1; i < 64; ++i) {  // one to three bytes of "ab1 "
+    std::string b(1, alphabet[i % 4]);
+    if (i % 5) b += alphabet[(i / 4) % 4];
+    if (i % 7 == 0) b += alphabet[(i / 16) % 4];
+    bytes.push_back(b);
+  }
+  auto vocab = std::make_shared<const structured::TokenVocab>(bytes);
+  const auto grammar = structured::compile_regex("(ab|ba)+( 1)?");
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (int trial = 0; trial < 30; ++trial) {
+    SamplingParams sp;
+    sp.temperature = 0.0f;
+    sp.logprobs = 2;
+    sp.logit_bias = {{static_cast<int32_t>(trial % 64), 6.0f}};  // masked tokens stay masked
+    Sequence seq;
+    seq.params = &sp;
+    seq.tokens = {1, 2};
+    seq.prompt_len = 2;
+    seq.constraint.emplace(grammar, vocab);
+    Sampler host(64, {0});
+    DeviceSamplingBuilder builder(64, {0});
+    for (int step = 0; step < 6 && !seq.constraint->complete(); ++step) {
+      std::vector<float> logits(64);
+      for (float& l : logits) l = u(rng);
+      std::vector<float> host_logits = logits;
+      const int32_t want = host.sample(seq, host_logits);
+      const TokenLogprob want_lp = seq.new_logprobs.back();
+      seq.new_logprobs.clear();
+      SampleBatch batch;
+      builder.add(seq, batch);
+      ASSERT_TRUE(builder.has_masks());
+      builder.fill_masks(batch);
+      ASSERT_EQ(batch.num_masks(), 1);
+      const SampleResult out = run(logits, batch);
+      ASSERT_EQ(DeviceSamplingBuilder::take(seq, batch, out, 0), want) << "trial " << trial << " step " << step;
+      EXPECT_NEAR(seq.new_logprobs.back().logprob, want_lp.logprob, 1e-5);
+      seq.new_logprobs.clear();
+      if (want == 0) break;
+      ASSERT_TRUE(seq.constraint->advance(want));
+      seq.tokens.push_back(want);
+    }
+  }
+}
+
 // A row's draw depends on its key and counter only, not on its place in the batch.
 TEST_F(DeviceSampling, SeededDrawsDoNotDependOnTheBatch) {
   SamplingParams sp;
@@ -150,7 +201,8 @@ class SamplesOnDevice final : public Model {
   void forward(const ForwardBatch& b, KvCache& c, std::vector<float>& l) override { m_->forward(b, c, l); }
   bool samples_on_device() const override { return true; }
   bool can_sample() const override { return true; }
-  uint64_t launch_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s) override {
+  uint64_t launch_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s,
+                         const std::function<void()>& before_picks) override {
     ForwardBatch with_picks = b;
     if (!b.deferred.empty()) {
       Tensor ids = host_i32(with_picks.token_ids), pairs = host_i32(with_picks.deferred);
@@ -158,6 +210,7 @@ class SamplesOnDevice final : public Model {
       with_picks.deferred.clear();  // resolved here, where the picks are
     }
     std::span<float> logits = m_->forward_view(with_picks, c);
+    if (before_picks) before_picks();
     Tensor t;
     t.data = logits.data();
     t.ndim = 2;

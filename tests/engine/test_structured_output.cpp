@@ -23,21 +23,28 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kTiny = std::string(FERRUM_SOURCE_DIR) + "/models/ferrum-tiny";
 
+// model_sampling: the engine's device-sampling path (the model's own sampler, here the CPU
+// reference of the GPU kernel), which takes the grammar as a bitmask filled in while the
+// forward runs; otherwise the host Sampler.
 struct TinyEngine {
-  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(kTiny);
-  std::unique_ptr<Engine> engine = [] {
+  explicit TinyEngine(bool model_sampling = false) {
     EngineOptions o;
     o.max_num_seqs = 32;
-    return Engine::create(std::shared_ptr<Model>(load_model(kTiny, 2)), Tokenizer::from_dir(kTiny), o);
-  }();
+    o.model_sampling = model_sampling;
+    engine = Engine::create(std::shared_ptr<Model>(load_model(kTiny, 2)), Tokenizer::from_dir(kTiny), o);
+  }
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(kTiny);
+  std::unique_ptr<Engine> engine;
 };
 
-TEST(StructuredOutput, CorpusSampledAtTemperatureOneValidates) {
-  TinyEngine t;
+class StructuredSampling : public ::testing::TestWithParam<bool> {};
+
+TEST_P(StructuredSampling, CorpusSampledAtTemperatureOneValidates) {
+  TinyEngine t(GetParam());
   std::ifstream in(fs::path(FERRUM_SOURCE_DIR) / "tests/fixtures/structured/schemas.json");
   const ordered_json corpus = ordered_json::parse(in).at("schemas");
   const auto prompt = t.tok->encode("And the LORD said unto Moses, write it as JSON:", false);
-  constexpr int kSeeds = 3;
+  const int kSeeds = GetParam() ? 1 : 3;
   struct Job {
     std::string name;
     json schema;
@@ -87,8 +94,8 @@ TEST(StructuredOutput, CorpusSampledAtTemperatureOneValidates) {
   fs::remove(jsonl);
 }
 
-TEST(StructuredOutput, EachOfNCompletionsHasItsOwnMatcher) {
-  TinyEngine t;
+TEST_P(StructuredSampling, EachOfNCompletionsHasItsOwnMatcher) {
+  TinyEngine t(GetParam());
   SamplingParams p;
   p.n = 4;
   p.temperature = 1.0f;
@@ -109,8 +116,8 @@ TEST(StructuredOutput, EachOfNCompletionsHasItsOwnMatcher) {
 
 // Free-form JSON objects from a model trained on prose rarely close within max_tokens: each
 // output is a complete object when it stops and a valid prefix of one when cut by length.
-TEST(StructuredOutput, JsonObjectIsCompleteOrAValidPrefix) {
-  TinyEngine t;
+TEST_P(StructuredSampling, JsonObjectIsCompleteOrAValidPrefix) {
+  TinyEngine t(GetParam());
   SamplingParams p;
   p.n = 4;
   p.temperature = 1.0f;
@@ -132,23 +139,37 @@ TEST(StructuredOutput, JsonObjectIsCompleteOrAValidPrefix) {
   }
 }
 
-// The device sampler has no token mask yet: a constrained request is refused, not run free.
-TEST(StructuredOutput, RefusedWhereTheModelSamplesOnItsDevice) {
-  EngineOptions o;
-  o.model_sampling = true;  // the model's own sampler (on the CPU, its reference)
-  auto engine = Engine::create(std::shared_ptr<Model>(load_model(kTiny, 2)), Tokenizer::from_dir(kTiny), o);
+INSTANTIATE_TEST_SUITE_P(Samplers, StructuredSampling, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? std::string("Device") : std::string("Host"); });
+
+// Greedy under a grammar: the device path's bitmask and the host Sampler's mask pick the same
+// tokens, alone and in a batch with free-text requests (whose steps may overlap).
+TEST(StructuredOutput, DeviceAndHostSamplingAgreeUnderGreedy) {
+  TinyEngine host(false), device(true);
+  const json schema = json::parse(R"({"type":"object","properties":{"name":{"type":"string","maxLength":20},
+      "verses":{"type":"array","items":{"type":"integer","minimum":1,"maximum":50},"maxItems":4},
+      "king":{"type":"boolean"}},"required":["name","verses","king"],"additionalProperties":false})");
   SamplingParams p;
-  p.grammar = structured::json_object_grammar();
-  try {
-    engine->submit({1, 2, 3}, p);
-    ADD_FAILURE() << "a constrained request was accepted";
-  } catch (const InvalidRequest& e) {
-    EXPECT_NE(std::string(e.what()).find("structured output"), std::string::npos) << e.what();
+  p.temperature = 0.0f;
+  p.max_tokens = 120;
+  p.grammar = structured::compile_json_schema(ordered_json::parse(schema.dump()));
+  SamplingParams free;
+  free.temperature = 1.0f;
+  free.seed = 3;
+  free.max_tokens = 40;
+  free.ignore_eos = true;
+  for (const char* text : {"And the LORD said unto Moses", "In the beginning", "Blessed are the meek"}) {
+    const auto prompt = host.tok->encode(text, false);
+    const auto want = collect(*host.engine->submit(prompt, p)).completions[0];
+    EXPECT_EQ(want.finish, FinishReason::Stop) << want.text << want.error;
+    EXPECT_EQ(validate_schema(json::parse(want.text), schema), "") << want.text;
+    std::vector<std::shared_ptr<RequestStream>> crowd;
+    for (int i = 0; i < 3; ++i) crowd.push_back(device.engine->submit(host.tok->encode("For God so loved", false), free));
+    const auto got = collect(*device.engine->submit(prompt, p)).completions[0];
+    EXPECT_EQ(got.tokens, want.tokens) << text << ": " << got.text << " vs " << want.text << " " << got.error;
+    EXPECT_EQ(got.finish, FinishReason::Stop);
+    for (auto& s : crowd) EXPECT_EQ(collect(*s).completions[0].finish, FinishReason::Length);
   }
-  p.grammar = nullptr;  // the same engine still serves free text
-  const auto free = collect(*engine->submit({1, 2, 3}, p));
-  EXPECT_NE(free.completions[0].finish, FinishReason::Error) << free.completions[0].error;
-  EXPECT_FALSE(free.completions[0].tokens.empty());
 }
 
 }  // namespace

@@ -17,14 +17,22 @@ std::shared_ptr<const TokenVocab> vocab() {
                                                                       "</think>\n\nb", "</think>x"});
 }
 
+// The tokens apply() leaves finite; the bitmask of allowed() (which the device samplers read,
+// over a wider row of 40 ids here) must name the same ones.
 std::vector<int> allowed(const TokenConstraint& c) {
   std::vector<float> logits(11, 0.0f);
-  std::vector<uint8_t> scratch;
+  std::vector<uint32_t> scratch;
   const int32_t eos[] = {0};
   c.apply(logits, eos, true, scratch);
   std::vector<int> out;
   for (int i = 0; i < 11; ++i)
     if (!std::isinf(logits[i])) out.push_back(i);
+  std::vector<uint32_t> bits(TokenVocab::words_for(40), 0xffffffffu);
+  c.allowed(bits, 40, eos, true);
+  std::vector<int> from_bits;
+  for (int i = 0; i < 40; ++i)
+    if ((bits[i / 32] >> (i % 32)) & 1u) from_bits.push_back(i);
+  EXPECT_EQ(from_bits, out);
   return out;
 }
 

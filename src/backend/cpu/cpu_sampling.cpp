@@ -121,6 +121,9 @@ void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) {
     const LogitEdit* ee = batch.edits.data() + row.edits_end;
     for (const LogitEdit* e = eb; e != ee; ++e)
       FERRUM_CHECK(e->token >= 0 && e->token < vocab, "sample: edit of token {} outside [0, {})", e->token, vocab);
+    FERRUM_CHECK(row.mask < batch.num_masks() && (row.mask < 0 || batch.mask_words * int64_t{32} >= vocab),
+                 "sample: row {} names mask {} of {} ({} words for {} tokens)", r, row.mask, batch.num_masks(),
+                 batch.mask_words, vocab);
     float lse = 0.0f;
     std::vector<float> raw;
     if (row.num_logprobs >= 0) {
@@ -132,6 +135,11 @@ void sample(Tensor& logits, const SampleBatch& batch, SampleResult& out) {
       raw.assign(l, l + vocab);
     }
     apply_edits(l, eb, ee);
+    if (row.mask >= 0) {
+      const uint32_t* mask = batch.masks.data() + static_cast<size_t>(row.mask) * batch.mask_words;
+      for (int64_t i = 0; i < vocab; ++i)
+        if (!mask_allows(mask, i)) l[i] = kNegInf;
+    }
     const int32_t token = row.temperature < kGreedyTemperature ? argmax(vocab, [&](int64_t i) { return l[i]; })
                                                                 : draw(l, vocab, row, w, cand);
     out.tokens[r] = token;

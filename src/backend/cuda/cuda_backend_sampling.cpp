@@ -22,9 +22,16 @@ uint64_t CudaBackend::start_sample(Tensor& logits, const SampleBatch& batch) {
   FERRUM_CHECK(logits.dtype == DType::F32 && logits.rows() >= R, "sample: logits {} for {} rows", logits.shape_str(), R);
   for (const LogitEdit& e : batch.edits)
     FERRUM_CHECK(e.token >= 0 && e.token < V, "sample: edit of token {} outside [0, {})", e.token, V);
-  for (const SampleRow& r : batch.rows) slot.top |= r.num_logprobs > 0;
+  const int32_t M = batch.num_masks();
+  for (const SampleRow& r : batch.rows) {
+    FERRUM_CHECK(r.mask < M && (r.mask < 0 || batch.mask_words * int64_t{32} >= V),
+                 "sample: a row names mask {} of {} ({} words for {} tokens)", r.mask, M, batch.mask_words, V);
+    slot.top |= r.num_logprobs > 0;
+  }
+  // In: rows, edits, masks (each a multiple of 4 bytes; rows of 8).
   const size_t row_bytes = R * sizeof(SampleRow), edit_bytes = E * sizeof(LogitEdit);
-  const size_t in_bytes = row_bytes + edit_bytes;
+  const size_t mask_bytes = static_cast<size_t>(M) * batch.mask_words * sizeof(uint32_t);
+  const size_t in_bytes = row_bytes + edit_bytes + mask_bytes;
   // Device out: tokens, logprobs, top ids, top logprobs, then the edits' raw values.
   const size_t top_bytes = R * kMaxTopLogprobs * 4;
   const size_t out_bytes = R * 8 + 2 * top_bytes + E * 4;
@@ -35,11 +42,13 @@ uint64_t CudaBackend::start_sample(Tensor& logits, const SampleBatch& batch) {
   auto* in = static_cast<uint8_t*>(slot.in_host.data);
   std::memcpy(in, batch.rows.data(), row_bytes);
   if (E) std::memcpy(in + row_bytes, batch.edits.data(), edit_bytes);
+  if (mask_bytes) std::memcpy(in + row_bytes + edit_bytes, batch.masks.data(), mask_bytes);
   check(cudaMemcpyAsync(sample_in_.data, in, in_bytes, cudaMemcpyHostToDevice, stream_), "sample inputs");
   auto* dev_in = static_cast<uint8_t*>(sample_in_.data);
   auto* dev_out = static_cast<uint8_t*>(sample_out_.data);
   cuda::sample(logits.ptr<float>(), R, V, reinterpret_cast<const SampleRow*>(dev_in),
                reinterpret_cast<const LogitEdit*>(dev_in + row_bytes),
+               reinterpret_cast<const uint32_t*>(dev_in + row_bytes + edit_bytes), batch.mask_words,
                reinterpret_cast<float*>(dev_out + R * 8 + 2 * top_bytes), reinterpret_cast<int32_t*>(dev_out),
                reinterpret_cast<float*>(dev_out + R * 4), reinterpret_cast<int32_t*>(dev_out + R * 8),
                reinterpret_cast<float*>(dev_out + R * 8 + top_bytes), stream_);

@@ -118,9 +118,9 @@ void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t col
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s);
 // Backend::sample (cuda_sampling.cu): one block per row of logits [rows, vocab], edited in
 // place; edit_orig (one float per edit) keeps the raw values of edited tokens; top_ids and
-// top_logprobs have kMaxTopLogprobs entries per row.
+// top_logprobs have kMaxTopLogprobs entries per row. masks: SampleBatch::masks, mask_words each.
 void sample(float* logits, int64_t rows, int64_t vocab, const SampleRow* row_params, const LogitEdit* edits,
-            float* edit_orig, int32_t* tokens, float* logprobs, int32_t* top_ids, float* top_logprobs,
+            const uint32_t* masks, int32_t mask_words, float* edit_orig, int32_t* tokens, float* logprobs, int32_t* top_ids, float* top_logprobs,
             cudaStream_t s);
 // Sums n floats into *out (a bandwidth probe).
 void sum_f32(const float* x, int64_t n, float* out, cudaStream_t s);

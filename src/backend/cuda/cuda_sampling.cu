@@ -140,7 +140,7 @@ __device__ uint32_t radix_select(int64_t vocab, float target, Shared& sm, Weigh 
 }
 
 __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* rows, const LogitEdit* edits,
-                              float* edit_orig, int32_t* tokens, float* logprobs, int32_t* top_ids,
+                              const uint32_t* masks, int32_t mask_words, float* edit_orig, int32_t* tokens, float* logprobs, int32_t* top_ids,
                               float* top_logprobs) {
   __shared__ Shared sm;
   const int64_t r = blockIdx.x;
@@ -186,6 +186,12 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
       else if (kind == LogitEdit::Repetition) v = v > 0.0f ? v / ed.value : v * ed.value;
       else v -= ed.value;
     }
+    __syncthreads();
+  }
+  if (row.mask >= 0) {  // structured output, after the edits (as the host Sampler)
+    const uint32_t* mask = masks + static_cast<int64_t>(row.mask) * mask_words;
+    for (int64_t i = threadIdx.x; i < vocab; i += kThreads)
+      if (!mask_allows(mask, i)) l[i] = -INFINITY;
     __syncthreads();
   }
 
@@ -257,11 +263,11 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
 }  // namespace
 
 void sample(float* logits, int64_t rows, int64_t vocab, const SampleRow* row_params, const LogitEdit* edits,
-            float* edit_orig, int32_t* tokens, float* logprobs, int32_t* top_ids, float* top_logprobs,
-            cudaStream_t s) {
+            const uint32_t* masks, int32_t mask_words, float* edit_orig, int32_t* tokens, float* logprobs,
+            int32_t* top_ids, float* top_logprobs, cudaStream_t s) {
   if (rows == 0) return;
-  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(logits, vocab, row_params, edits, edit_orig, tokens,
-                                                                 logprobs, top_ids, top_logprobs);
+  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(logits, vocab, row_params, edits, masks, mask_words,
+                                                                 edit_orig, tokens, logprobs, top_ids, top_logprobs);
 }
 
 }  // namespace ferrum::cuda
