@@ -7,8 +7,11 @@
 # Environment: PORT (default 8331), IN / OUTLEN (default 256 / 256).
 set -euo pipefail
 source "$(dirname "$0")/sweep_lib.sh"
-FERRUM=$1 MODEL=$2 C=$3 ROUNDS=${4:-2} SCHEMA=${5:-$(dirname "$0")/structured/article.json}
-shift $(( $# < 5 ? $# : 5 )); [ "${1:-}" = "--" ] && shift
+FERRUM=$1 MODEL=$2 C=$3; shift 3
+ROUNDS=2 SCHEMA=$(dirname "$0")/structured/article.json
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then ROUNDS=$1; shift; fi
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then SCHEMA=$1; shift; fi
+[ "${1:-}" = "--" ] && shift
 PORT=${PORT:-8331} IN=${IN:-256} OUTLEN=${OUTLEN:-256}
 LOG=$(mktemp)
 "$FERRUM" serve "$MODEL" --port "$PORT" --served-model-name m "$@" >"$LOG" 2>&1 &

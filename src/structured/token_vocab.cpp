@@ -1,7 +1,9 @@
 #include "structured/token_vocab.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
+#include <unordered_map>
 
 
 namespace ferrum::structured {
@@ -104,6 +106,39 @@ TokenVocab::TokenVocab(std::vector<std::string> token_bytes) : bytes_(std::move(
   }
 }
 
+// The trie walk meets few distinct matcher states: inside a JSON string almost every byte
+// leads back to the same one. So states are interned and each (state, byte) transition is
+// computed once per walk, instead of a matcher copy and advance at every trie node (300k
+// nodes for a 128k vocabulary): a lazily built automaton over the states this mask needs.
+struct TokenVocab::StateTable {
+  static constexpr int32_t kUnknown = -2, kRejected = -1;
+  std::vector<GrammarMatcher> states;
+  std::vector<ByteSet> next_bytes;
+  std::vector<std::array<int32_t, 256>> next;
+  std::unordered_map<std::string, uint32_t> ids;
+
+  uint32_t intern(GrammarMatcher&& m) {
+    auto [it, added] = ids.try_emplace(m.state_key(), static_cast<uint32_t>(states.size()));
+    if (added) {
+      next_bytes.push_back(m.next_bytes());
+      states.push_back(std::move(m));
+      next.emplace_back();
+      next.back().fill(kUnknown);
+    }
+    return it->second;
+  }
+  int32_t step(uint32_t state, uint8_t byte) {
+    int32_t& to = next[state][byte];
+    if (to == kUnknown) {
+      GrammarMatcher m = states[state];
+      const int32_t id = m.advance(byte) ? static_cast<int32_t>(intern(std::move(m))) : kRejected;
+      next[state][byte] = id;  // (`to` may dangle: intern can grow `next`)
+      return id;
+    }
+    return to;
+  }
+};
+
 std::shared_ptr<const TokenVocab::Bitmask> TokenVocab::bitmask(const GrammarMatcher& matcher) const {
   const Grammar* g = matcher.grammar().get();
   std::string key(reinterpret_cast<const char*>(&g), sizeof(g));
@@ -113,7 +148,8 @@ std::shared_ptr<const TokenVocab::Bitmask> TokenVocab::bitmask(const GrammarMatc
     if (auto it = cache_->masks.find(key); it != cache_->masks.end()) return it->second.mask;
   }
   auto allowed = std::make_shared<Bitmask>(words_for(bytes_.size()), 0u);
-  walk(0, matcher, *allowed);
+  StateTable table;
+  walk(0, table.intern(GrammarMatcher(matcher)), table, *allowed);
   std::lock_guard lk(cache_->mu);
   if (cache_->masks.size() >= kMaskCacheEntries) cache_->masks.clear();  // crude but bounded
   cache_->masks.emplace(std::move(key), CachedMask{matcher.grammar(), allowed});
@@ -126,14 +162,13 @@ void TokenVocab::mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allow
   for (size_t t = 0; t < allowed.size(); ++t) allowed[t] = ((*bits)[t >> 5] >> (t & 31)) & 1u;
 }
 
-void TokenVocab::walk(uint32_t node, const GrammarMatcher& matcher, Bitmask& allowed) const {
-  const ByteSet next = matcher.next_bytes();
+void TokenVocab::walk(uint32_t node, uint32_t state, StateTable& table, Bitmask& allowed) const {
   for (const auto& [byte, child] : nodes_[node].children) {
-    if (!next.test(byte)) continue;
-    GrammarMatcher m = matcher;
-    if (!m.advance(byte)) continue;
+    if (!table.next_bytes[state].test(byte)) continue;
+    const int32_t to = table.step(state, byte);
+    if (to < 0) continue;
     for (const int32_t t : nodes_[child].tokens) allowed[static_cast<size_t>(t) >> 5] |= 1u << (t & 31);
-    walk(child, m, allowed);
+    walk(child, static_cast<uint32_t>(to), table, allowed);
   }
 }
 

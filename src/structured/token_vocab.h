@@ -45,7 +45,8 @@ class TokenVocab {
     std::vector<std::pair<uint8_t, uint32_t>> children;  // byte -> node, sorted by byte
     std::vector<int32_t> tokens;                         // tokens whose bytes end here
   };
-  void walk(uint32_t node, const GrammarMatcher& matcher, Bitmask& allowed) const;
+  struct StateTable;  // the matcher states one walk meets, and their transitions
+  void walk(uint32_t node, uint32_t state, StateTable& table, Bitmask& allowed) const;
 
   std::vector<std::string> bytes_;
   std::vector<Node> nodes_;  // nodes_[0] is the root (the empty prefix)
