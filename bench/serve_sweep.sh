@@ -8,15 +8,7 @@ source "$(dirname "$0")/sweep_lib.sh"
 FERRUM=$1 MODEL=$2 CONCURRENCY=$3 IN=${4:-256} OUTLEN=${5:-256}
 shift $(( $# < 5 ? $# : 5 )); [ "${1:-}" = "--" ] && shift
 PORT=${PORT:-8321}
-LOG=$(mktemp)
-"$FERRUM" serve "$MODEL" --port "$PORT" --served-model-name m "$@" >"$LOG" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 1200); do
-  grep -q "ferrum is ready" "$LOG" && break
-  kill -0 $PID 2>/dev/null || { cat "$LOG"; echo "server died"; exit 1; }
-  sleep 0.25
-done
+start_ferrum "$FERRUM" "$MODEL" "$PORT" "$@"
 grep -E "defaults|engine:|KV cache|graph" "$LOG" || true
 measure_sweep "$FERRUM" "$PORT" "$CONCURRENCY" "$IN" "$OUTLEN" ""
 grep -E "profile" "$LOG" | tail -4 || true

@@ -13,15 +13,7 @@ if [ $# -gt 0 ] && [ "$1" != "--" ]; then ROUNDS=$1; shift; fi
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then SCHEMA=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 PORT=${PORT:-8331} IN=${IN:-256} OUTLEN=${OUTLEN:-256}
-LOG=$(mktemp)
-"$FERRUM" serve "$MODEL" --port "$PORT" --served-model-name m "$@" >"$LOG" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 1200); do
-  grep -q "ferrum is ready" "$LOG" && break
-  kill -0 $PID 2>/dev/null || { cat "$LOG"; echo "server died"; exit 1; }
-  sleep 0.25
-done
+start_ferrum "$FERRUM" "$MODEL" "$PORT" "$@"
 BODY=$(python3 -c "import json,sys; print(json.dumps({'response_format': {'type': 'json_schema',
   'json_schema': {'name': 'bench', 'schema': json.load(open(sys.argv[1]))}}}))" "$SCHEMA")
 for r in $(seq "$ROUNDS"); do

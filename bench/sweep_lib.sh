@@ -12,3 +12,20 @@ measure_sweep() {
     python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"${label}c={$c} in={$in} out={$outlen}: {r['out_tok_s']:.1f} out tok/s, TTFT p50 {r['ttft_p50_ms']:.1f} ms p99 {r['ttft_p99_ms']:.1f} ms, TPOT p50 {r['tpot_p50_ms']:.2f} ms, {r['total_output_tokens']/max(1,r['completed']):.0f} tokens/request, failed {r['failed']}\")" "$line" >&2
   done
 }
+
+# start_ferrum FERRUM MODEL PORT [serve flags...]: starts `ferrum serve` in the background (log
+# in $LOG, pid in $PID, stopped at exit) and waits until it is ready.
+start_ferrum() {
+  local ferrum=$1 model=$2 port=$3
+  shift 3
+  LOG=$(mktemp)
+  "$ferrum" serve "$model" --port "$port" --served-model-name m "$@" >"$LOG" 2>&1 &
+  PID=$!
+  trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+  for _ in $(seq 1 1200); do
+    grep -q "ferrum is ready" "$LOG" && return 0
+    kill -0 $PID 2>/dev/null || { cat "$LOG"; echo "server died"; exit 1; }
+    sleep 0.25
+  done
+  echo "ferrum serve was not ready in 5 minutes"; exit 1
+}
