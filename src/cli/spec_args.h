@@ -14,6 +14,7 @@ struct SpecArgs {
   int tokens = 4;
   int max_batch = 8;
   int ngram_min = 2, ngram_max = 3;
+  bool ngram_always = false;
 
   bool enabled() const { return ngram || !draft.empty(); }
   // Everything but the draft model itself (loaded by the caller).
@@ -25,6 +26,7 @@ struct SpecArgs {
     o.ngram_min = ngram_min;
     o.ngram_max = ngram_max;
     o.max_batch = max_batch;
+    o.adaptive = !ngram_always;
     return o;
   }
 };
@@ -42,6 +44,9 @@ inline void add_spec_options(CLI::App* cmd, SpecArgs& a) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--spec-ngram-min", a.ngram_min, "Shortest n-gram matched")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--spec-ngram-max", a.ngram_max, "Longest n-gram matched")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_flag("--spec-ngram-always", a.ngram_always,
+                "Verify every n-gram proposal (default: only those expected to pay, by each request's measured "
+                "acceptance and the measured step times)");
 }
 
 }  // namespace ferrum::cli

@@ -357,6 +357,7 @@ class EngineImpl final : public Engine {
         }
       } else {
         rows = run_on_host(out, t_forward);
+        if (speculation_) speculation_->step_done(out, since(t_begin));
       }
       t_sampled = ProfileClock::now();
     } else if (in_flight_) {

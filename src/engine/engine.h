@@ -27,6 +27,9 @@ struct SpeculativeOptions {
   // A step speculates only while at most this many sequences are running or waiting (above
   // it, verification costs more than it saves); 0 = always.
   int32_t max_batch = 8;
+  // n-gram lookup verifies only the proposals expected to pay for their rows, by each
+  // sequence's measured acceptance and the measured step times (spec_policy.h); false: all.
+  bool adaptive = true;
   bool enabled() const { return num_tokens > 0 && (ngram || draft); }
 };
 

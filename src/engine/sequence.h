@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "engine/sampling_params.h"
+#include "engine/spec_policy.h"
 #include "structured/token_constraint.h"
 
 namespace ferrum {
@@ -51,6 +52,7 @@ struct Sequence {
   std::vector<int32_t> spec_draft;
   std::vector<float> spec_draft_probs;  // [spec_draft.size(), vocab] or empty
   int32_t draft_num_computed = 0;
+  NgramAcceptance ngram_acceptance;     // adaptive n-gram lookup (spec_policy.h)
 
   SequenceStatus status = SequenceStatus::Waiting;
   std::vector<int32_t> block_table;   // KV block ids, in order

@@ -49,13 +49,21 @@ void SpecVerifier::verify(Sequence& seq, std::span<const float> rows, SpecVerdic
   for (int32_t j = 0; j <= k; ++j) {
     row_.assign(rows.begin() + j * vocab, rows.begin() + (j + 1) * vocab);
     sampler_.process(seq, row_, draft.first(j));
-    if (j == k) {  // every proposal accepted: the target's own next token
-      emit(j, sampler_.sample_filtered(row_, p, seq.rng));
-      return;
+    if (j == k || point_proposals) {
+      // The target's own draw, as the plain sampler makes it (after every proposal accepted,
+      // or for a point proposal d). For d this is the standard rule coupled: d is accepted
+      // with probability p(d) = min(1, p(d) / 1), and a rejection's token is p without d,
+      // which is the residual max(0, p - 1_d) renormalized. So a sequence's tokens, and its
+      // RNG, are the same with and without n-gram speculation (spec_policy.h relies on it).
+      const int32_t token = sampler_.sample_filtered(row_, p, seq.rng);
+      emit(j, token);
+      if (j == k || token != draft[j]) return;
+      ++v.num_accepted;
+      continue;
     }
     sampler_.distribution(row_, p, probs_);
     const int32_t d = draft[j];
-    const float q_d = point_proposals ? 1.0f : seq.spec_draft_probs[j * vocab + d];
+    const float q_d = seq.spec_draft_probs[j * vocab + d];
     const float p_d = probs_[d];
     // Accept with probability min(1, p/q); no draw is needed when that is 1 (or 0).
     bool accept = p_d >= q_d;
@@ -69,8 +77,7 @@ void SpecVerifier::verify(Sequence& seq, std::span<const float> rows, SpecVerdic
     residual_.resize(vocab);
     double mass = 0.0;
     for (size_t t = 0; t < vocab; ++t) {
-      const float q = point_proposals ? (static_cast<int32_t>(t) == d ? 1.0f : 0.0f) : seq.spec_draft_probs[j * vocab + t];
-      residual_[t] = std::max(0.0f, probs_[t] - q);
+      residual_[t] = std::max(0.0f, probs_[t] - seq.spec_draft_probs[j * vocab + t]);
       mass += residual_[t];
     }
     // No residual mass means p == q up to rounding (a rejection had probability ~0): p itself.

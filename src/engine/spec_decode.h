@@ -4,7 +4,8 @@
 // accepted with probability min(1, p(d) / q(d)); the first rejection is replaced by a draw from
 // the residual max(0, p - q) renormalized; when all K are accepted, row K gives one more token.
 // The emitted tokens are then distributed exactly as the target's own sampler would draw them
-// one at a time, whatever q is. Here p is the host Sampler's distribution for that position
+// one at a time, whatever q is. A point proposal (n-gram lookup: q = 1 on d) is verified by
+// the target's own draw, which is the same rule coupled to the plain sampler. Here p is the host Sampler's distribution for that position
 // (mask, bias, penalties counting the proposals before it, temperature, min_p, top_k, top_p),
 // so every sampling parameter is honoured; greedy gives the target's argmax ids.
 #pragma once

@@ -6,8 +6,10 @@
 
 namespace ferrum {
 
-std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_n, int32_t max_n, int32_t k) {
+std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_n, int32_t max_n, int32_t k,
+                                   int32_t* matched) {
   const int32_t len = static_cast<int32_t>(tokens.size());
+  if (matched) *matched = 0;
   if (k <= 0) return {};
   for (int32_t n = std::min(max_n, len - 1); n >= std::max(1, min_n); --n) {
     const std::span<const int32_t> suffix = tokens.last(n);
@@ -15,6 +17,7 @@ std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_
     for (int32_t i = len - n - 1; i >= 0; --i) {
       if (!std::equal(suffix.begin(), suffix.end(), tokens.begin() + i)) continue;
       const int32_t from = i + n, to = std::min(len, from + k);
+      if (matched) *matched = n;
       return std::vector<int32_t>(tokens.begin() + from, tokens.begin() + to);
     }
   }

@@ -16,7 +16,9 @@ namespace ferrum {
 
 // Prompt lookup: the most recent earlier occurrence of the last n tokens of `tokens` (n from
 // max_n down to min_n) and up to k of the tokens that followed it; empty when none occurs.
-std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_n, int32_t max_n, int32_t k);
+// `matched`, if given, is set to the n that matched (0: none).
+std::vector<int32_t> propose_ngram(std::span<const int32_t> tokens, int32_t min_n, int32_t max_n, int32_t k,
+                                   int32_t* matched = nullptr);
 
 // A smaller model with the target's vocabulary proposes K tokens one at a time, sampled with
 // the request's own parameters (so q is close to p), its distributions kept for verification.

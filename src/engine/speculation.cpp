@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -11,7 +12,8 @@ namespace ferrum {
 Speculation::Speculation(const SpeculativeOptions& s, const Model& target, int32_t max_model_len, int32_t num_blocks,
                          int32_t block_size, int32_t max_num_batched_tokens)
     : options_(s),
-      verifier_(static_cast<int32_t>(target.config().vocab_size), target.config().eos_token_ids) {
+      verifier_(static_cast<int32_t>(target.config().vocab_size), target.config().eos_token_ids),
+      policy_(std::max(1, s.ngram_min), std::max({1, s.ngram_min, s.ngram_max}), std::max(1, s.num_tokens)) {
   const int32_t vocab_size = static_cast<int32_t>(target.config().vocab_size);
   FERRUM_CHECK(s.num_tokens >= 1 && s.num_tokens <= 16, "speculative tokens must be in [1, 16], got {}", s.num_tokens);
   FERRUM_CHECK(!(s.ngram && s.draft), "choose one drafter: n-gram lookup or a draft model, not both");
@@ -33,7 +35,9 @@ Speculation::Speculation(const SpeculativeOptions& s, const Model& target, int32
     log::info("speculative decoding: tokens are verified and sampled on the host (the target's logits rows "
               "are copied back); overlapped steps are off");
   log::info("speculative decoding: {} proposing up to {} tokens per step, {}",
-            s.ngram ? fmt::format("n-gram lookup (n = {}..{})", s.ngram_max, s.ngram_min) : "a draft model",
+            s.ngram ? fmt::format("n-gram lookup (n = {}..{}{})", s.ngram_max, s.ngram_min,
+                                  s.adaptive ? ", proposals verified where they are expected to pay" : "")
+                    : "a draft model",
             s.num_tokens, s.max_batch == 0 ? std::string("at any concurrency")
                                            : fmt::format("while at most {} sequences run or wait", s.max_batch));
 }
@@ -54,19 +58,50 @@ void Speculation::propose(const SchedulerOutput& out) {
       drafter_->propose(out);
       return;
     }
-    for (const ScheduledSeq& sch : out.scheduled) {
-      if (sch.num_lookahead <= 0) continue;
-      sch.seq->spec_draft = propose_ngram(sch.seq->tokens, options_.ngram_min, options_.ngram_max, sch.num_lookahead);
-      sch.seq->spec_draft_probs.clear();
-    }
+    propose_ngram_step(out);
   } catch (const std::exception& e) {
     log::error("speculative decoding: the draft model failed, this step proposes nothing: {}", e.what());
+    step_rows_ = 0;
     for (const ScheduledSeq& sch : out.scheduled) {
       sch.seq->spec_draft.clear();
       sch.seq->spec_draft_probs.clear();
       sch.seq->draft_num_computed = 0;
     }
   }
+}
+
+void Speculation::propose_ngram_step(const SchedulerOutput& out) {
+  gains_.clear();
+  proposing_.clear();
+  for (const ScheduledSeq& sch : out.scheduled) {
+    if (sch.num_lookahead <= 0) continue;
+    Sequence& seq = *sch.seq;
+    int32_t n = 0;
+    seq.spec_draft = propose_ngram(seq.tokens, options_.ngram_min, options_.ngram_max, sch.num_lookahead, &n);
+    seq.spec_draft_probs.clear();
+    if (!options_.adaptive) continue;
+    policy_.observe(seq.ngram_acceptance, seq.tokens, seq.spec_draft, n);
+    if (seq.spec_draft.empty()) continue;
+    gains_.emplace_back();
+    policy_.gains(seq.ngram_acceptance, n, static_cast<int32_t>(seq.spec_draft.size()), gains_.back());
+    proposing_.push_back(&seq);
+  }
+  if (options_.adaptive && !proposing_.empty()) {
+    const std::vector<int32_t> keep = policy_.choose(gains_, static_cast<int32_t>(out.scheduled.size()));
+    for (size_t i = 0; i < proposing_.size(); ++i) proposing_[i]->spec_draft.resize(keep[i]);
+  }
+  step_rows_ = 0;
+  for (const ScheduledSeq& sch : out.scheduled)
+    if (sch.num_lookahead > 0) step_rows_ += static_cast<int32_t>(sch.seq->spec_draft.size());
+}
+
+void Speculation::step_done(const SchedulerOutput& out, double ms) {
+  const int32_t rows = std::exchange(step_rows_, 0);
+  if (drafter_ || !options_.adaptive || out.scheduled.empty()) return;
+  // Only decode-only steps: a prompt chunk's cost is not the proposals'.
+  for (const ScheduledSeq& sch : out.scheduled)
+    if (sch.num_new_tokens != 1) return;
+  policy_.record_step(static_cast<int32_t>(out.scheduled.size()), rows, ms);
 }
 
 size_t Speculation::verify(Sequence& seq, std::span<float> rows, OutputProcessor& output, BlockManager& blocks) {

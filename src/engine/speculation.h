@@ -13,6 +13,7 @@
 #include "engine/scheduler.h"
 #include "engine/spec_decode.h"
 #include "engine/spec_drafter.h"
+#include "engine/spec_policy.h"
 #include "models/model.h"
 
 namespace ferrum {
@@ -28,8 +29,12 @@ class Speculation {
   // ones, steps decode one token at a time. Each switch is logged.
   bool should_speculate(size_t active);
   // Proposes tokens for the sequences given lookahead slots. Proposals are optional: if the
-  // draft model fails, this step verifies none (and the draft recomputes its KV later).
+  // draft model fails, this step verifies none (and the draft recomputes its KV later); with
+  // adaptive n-gram lookup, only those expected to pay are kept (spec_policy.h).
   void propose(const SchedulerOutput& out);
+  // After every step of the host path: its wall time from scheduling to the last token picked
+  // (the n-gram policy's cost measure).
+  void step_done(const SchedulerOutput& out, double ms);
   // Verifies seq's proposals against the target's rows [1 + K, vocab] and appends the verified
   // tokens through `output` one by one (a stop ends the run early); the accepted proposals'
   // K/V count as computed. Returns the tokens appended.
@@ -47,7 +52,13 @@ class Speculation {
   bool speculating_ = false;  // the last step's choice (logged when it changes)
   SpecVerifier verifier_;
   SpecVerdict verdict_;
+  void propose_ngram_step(const SchedulerOutput& out);
+
   std::unique_ptr<DraftModelProposer> drafter_;  // null with n-gram lookup
+  SpecPolicy policy_;                            // adaptive n-gram lookup
+  int32_t step_rows_ = 0;                        // proposals verified by the step in progress
+  std::vector<std::vector<double>> gains_;       // per scheduled sequence with a proposal
+  std::vector<Sequence*> proposing_;
   uint64_t drafts_ = 0, draft_tokens_ = 0, accepted_tokens_ = 0;
 };
 

@@ -90,7 +90,8 @@ class FakeModel : public Model {
       gate_cv_.wait(lk, [&] { return !paused_; });
     }
     if (throw_once.exchange(false)) fail("FakeModel: injected forward failure");
-    if (int us = step_delay_us.load(); us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
+    if (int us = step_delay_us.load() + token_delay_us.load() * b.num_tokens(); us > 0)
+      std::this_thread::sleep_for(std::chrono::microseconds(us));
     auto& kv = static_cast<FakeKvCache&>(cache);
     const int32_t bs = kv.block_size();
     const int32_t vocab = static_cast<int32_t>(config_.vocab_size);
@@ -116,6 +117,8 @@ class FakeModel : public Model {
       const int32_t pos = b.positions[t];
       if (pos + 1 > b.seq_lens[s]) ++violations;
       uint64_t h = 0;
+      const int32_t period = copy_period.load();
+      int32_t copied = -1;
       for (int32_t j = 0; j <= pos; ++j) {
         const int32_t block = b.block_tables[s * b.max_blocks_per_seq + j / bs];
         if (block < 0) {
@@ -124,14 +127,22 @@ class FakeModel : public Model {
         }
         auto [tok, p] = kv.slots[static_cast<size_t>(block) * bs + j % bs];
         h = mix_context(h, tok, p);  // a stale or misplaced slot changes the hash
+        if (period > 0 && j == pos + 1 - period) copied = tok;
       }
       fill_logits(h, std::span<float>(logits.data() + r * vocab, vocab));
+      if (copied >= 0 && copied < vocab) logits[r * vocab + copied] += copy_bonus.load();
     }
   }
 
   std::atomic<int64_t> forward_calls{0}, tokens_seen{0}, violations{0};
   std::atomic<int32_t> max_seqs_in_batch{0}, max_tokens_in_batch{0};
   std::atomic<int> step_delay_us{0};
+  std::atomic<int> token_delay_us{0};  // more per token of the batch (a step's cost grows with it)
+  // > 0: the token this many positions back gets copy_bonus on its logit, so that the model
+  // repeats itself with that period (n-gram proposals are then accepted); reference_logits
+  // ignores it.
+  std::atomic<int> copy_period{0};
+  std::atomic<float> copy_bonus{12.0f};
   std::atomic<bool> throw_once{false};  // the next forward() throws  // makes a step slow enough to abort mid-request
 
  private:

@@ -71,6 +71,7 @@ EngineOptions spec_options(int32_t k, bool ngram, std::shared_ptr<Model> draft, 
   o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
   o.speculative.draft = std::move(draft);
   o.speculative.max_batch = 0;  // speculate at any batch size
+  o.speculative.adaptive = false;  // verify every proposal (test_spec_adaptive.cpp: the policy)
   return o;
 }
 

@@ -1,0 +1,122 @@
+#include "engine/spec_policy.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace ferrum {
+
+namespace {
+constexpr double kCostWeight = 0.125;  // of a new step time in its cell's average
+constexpr double kCostClip = 3.0;      // a step slower than 3x its cell (a stall) counts as 3x
+constexpr float kDecay = 0.95f;        // of a sequence's counts per scored proposal (~20 count)
+constexpr double kPrior = 1.0, kPriorRate = 0.5;  // before any count: one proposal, half accepted
+}  // namespace
+
+void StepCost::record(int32_t seqs, int32_t rows, double ms) {
+  if (seqs <= 0 || seqs > kMaxSeqs || rows < 0 || rows > kMaxRows || !(ms > 0.0)) return;
+  if (ms_.size() <= static_cast<size_t>(seqs)) ms_.resize(seqs + 1);
+  std::vector<double>& by_rows = ms_[seqs];
+  if (by_rows.size() <= static_cast<size_t>(rows)) by_rows.resize(rows + 1, 0.0);
+  double& c = by_rows[rows];
+  c = c == 0.0 ? ms : c + kCostWeight * (std::min(ms, kCostClip * c) - c);
+}
+
+double StepCost::estimate(int32_t seqs, int32_t rows) const {
+  if (seqs <= 0 || static_cast<size_t>(seqs) >= ms_.size()) return -1.0;
+  const std::vector<double>& r = ms_[seqs];
+  const int32_t size = static_cast<int32_t>(r.size());
+  if (rows < size && r[rows] > 0.0) return r[rows];
+  int32_t lo = std::min(rows, size - 1);
+  while (lo >= 0 && r[lo] == 0.0) --lo;
+  int32_t hi = rows + 1;
+  while (hi < size && r[hi] == 0.0) ++hi;
+  if (lo < 0 && hi >= size) return -1.0;
+  if (lo < 0) return r[hi];  // nothing cheaper measured: as the next larger
+  if (hi < size) return r[lo] + (r[hi] - r[lo]) * (rows - lo) / (hi - lo);
+  int32_t lo2 = lo - 1;
+  while (lo2 >= 0 && r[lo2] == 0.0) --lo2;
+  if (lo2 < 0) return r[lo];
+  return r[lo] + std::max(0.0, (r[lo] - r[lo2]) / (lo - lo2)) * (rows - lo);
+}
+
+SpecPolicy::SpecPolicy(int32_t min_n, int32_t max_n, int32_t k) : min_n_(min_n), max_n_(max_n), k_(k) {
+  FERRUM_CHECK(min_n >= 1 && min_n <= max_n && k >= 1, "speculation policy: bad n-gram sizes {}..{} or K {}", min_n,
+               max_n, k);
+}
+
+void SpecPolicy::observe(NgramAcceptance& h, std::span<const int32_t> tokens, std::span<const int32_t> proposal,
+                         int32_t n) const {
+  const size_t cells = static_cast<size_t>((max_n_ - min_n_ + 1) * k_);
+  if (h.tried.size() != cells) {
+    h.tried.assign(cells, 0.0f);
+    h.accepted.assign(cells, 0.0f);
+  }
+  if (h.start >= 0) {
+    const int32_t len = static_cast<int32_t>(h.proposal.size());
+    const int32_t known = static_cast<int32_t>(tokens.size()) - h.start;
+    int32_t i = 0;
+    while (i < len && i < known && tokens[h.start + i] == h.proposal[i]) ++i;
+    if (i == len || i < known) {  // all accepted, or the first rejection is known
+      for (float& c : h.tried) c *= kDecay;
+      for (float& c : h.accepted) c *= kDecay;
+      for (int32_t pos = 0; pos < std::min(len, i + 1); ++pos) {
+        h.tried[cell(h.n, pos)] += 1.0f;
+        if (pos < i) h.accepted[cell(h.n, pos)] += 1.0f;
+      }
+      h.start = -1;
+    }
+  }
+  if (h.start < 0 && !proposal.empty() && n >= min_n_ && n <= max_n_) {
+    h.start = static_cast<int32_t>(tokens.size());
+    h.n = n;
+    h.proposal.assign(proposal.begin(), proposal.begin() + std::min<size_t>(proposal.size(), k_));
+  }
+}
+
+void SpecPolicy::gains(const NgramAcceptance& h, int32_t n, int32_t len, std::vector<double>& out) const {
+  out.clear();
+  if (n < min_n_ || n > max_n_) return;
+  double g = 1.0;
+  for (int32_t pos = 0; pos < std::min(len, k_); ++pos) {
+    const double tried = h.tried.empty() ? 0.0 : h.tried[cell(n, pos)];
+    const double accepted = h.accepted.empty() ? 0.0 : h.accepted[cell(n, pos)];
+    g *= (accepted + kPrior * kPriorRate) / (tried + kPrior);
+    out.push_back(g);
+  }
+}
+
+std::vector<int32_t> SpecPolicy::choose(const std::vector<std::vector<double>>& gains, int32_t seqs) {
+  ++calls_;
+  candidates_.clear();
+  for (size_t s = 0; s < gains.size(); ++s)
+    for (double g : gains[s]) candidates_.push_back({g, static_cast<int32_t>(s)});
+  // Each sequence's gains do not increase, so the best m of all are prefixes of each.
+  std::stable_sort(candidates_.begin(), candidates_.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.gain > b.gain; });
+  const int32_t total = static_cast<int32_t>(candidates_.size());
+  // For a new number of sequences the plain step is measured first (no proposals); then the
+  // larger sizes look as cheap as it until they are measured, so they are tried.
+  int32_t best = 0;
+  if (cost_.estimate(seqs, 0) > 0.0) {
+    double best_rate = -1.0, tokens = seqs;
+    for (int32_t m = 0; m <= total; ++m) {
+      if (m > 0) tokens += candidates_[m - 1].gain;
+      const double rate = tokens / cost_.estimate(seqs, m);
+      if (rate > best_rate) {
+        best_rate = rate;
+        best = m;
+      }
+    }
+    if (calls_ % kProbeEvery == 0 && best < total) {
+      ++best;
+    } else if (calls_ % kProbeEvery == kProbeEvery / 2 && best > 0) {
+      --best;
+    }
+  }
+  std::vector<int32_t> counts(gains.size(), 0);
+  for (int32_t m = 0; m < best; ++m) ++counts[candidates_[m].seq];
+  return counts;
+}
+
+}  // namespace ferrum
