@@ -40,6 +40,7 @@ fi
 "${xz_cmd[@]}" -dc "$carry/pack.tar.xz" | tar -x -C "$work/pack" || die "cannot unpack $carry/pack.tar.xz"
 "${xz_cmd[@]}" -dc "$carry/state.tar.xz" | tar -x -C "$work/state" || die "cannot unpack $carry/state.tar.xz"
 bin="$work/pack/bin"
+echo "fuzz-long: unpacked in ${SECONDS}s"
 targets=$(cd "$bin" && ls fuzz_*)
 
 # Clang 16's ASan can crash as a process starts where the kernel randomizes mmap with more than
@@ -60,7 +61,7 @@ export ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_e
 # Every binary must start, find its libraries and tokenizers, and finish a few inputs.
 probe() {
   mkdir -p "$work/tmp/probe-$1"
-  timeout 120 nice -n 10 "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$1" -runs=64 \
+  timeout 120 nice -n 10 "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$1" -runs=16 \
     "$work/tmp/probe-$1" > "$work/logs/probe-$1.log" 2>&1
 }
 probe_all() {
@@ -70,6 +71,7 @@ probe_all() {
   return $ok
 }
 leaks="checked"
+SECONDS=0
 if ! probe_all; then
   if grep -q "LeakSanitizer has encountered a fatal error\|LeakSanitizer does not work" "$work"/logs/probe-*.log; then
     export ASAN_OPTIONS="detect_leaks=0"  # LSan needs ptrace, which some containers refuse
@@ -116,11 +118,14 @@ worker() {
   while left=$((end - $(date +%s))); ((left >= 5)); do
     n=$((n + 1)) start=$(date +%s) log="$work/logs/$t.$w.$n.log"
     # -timeout: one input over 10 s is a finding; -rss_limit_mb: so is a process over 2 GiB.
-    timeout -s INT -k 20 $((left + 30)) nice -n 10 \
+    # timeout: a safety net only (libFuzzer stops itself after -max_total_time, which does not
+    # count loading the target, nor the leak check at exit).
+    timeout -s INT -k 20 $((left + 90)) nice -n 10 \
       "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$t" -max_total_time="$left" \
       -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$work/artifacts/$t/" \
       ${dict:+-dict="$work/pack/dict/$dict"} "$work/state/corpus/$t" > "$log" 2>&1
     rc=$?
+    if [ "$rc" = 124 ] && grep -q "^Done [0-9]* runs" "$log"; then rc=0; fi  # stopped late, at exit
     printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rc" \
       "$(awk '/^stat::number_of_executed_units:/ {n = $2} END {print n + 0}' "$log")" $(($(date +%s) - start)) \
       >> "$work/runs/$t.$w.tsv"
@@ -133,7 +138,8 @@ worker() {
   done
 }
 workers=$(awk '{n += $2} END {print n + 0}' <<< "$plan")  # at least one for each target
-echo "fuzz-long: $(nproc) cores, $workers workers for ${seconds}s; ASLR $aslr; leaks $leaks"
+echo "fuzz-long: every binary runs (checked in ${SECONDS}s); $(nproc) cores, $workers workers for ${seconds}s;" \
+  "ASLR $aslr; leaks $leaks"
 while read -r t w; do
   [ -n "$t" ] || continue
   echo "  $t: $w workers"
@@ -141,6 +147,8 @@ while read -r t w; do
   for ((i = 1; i <= w; i++)); do worker "$t" "$i" & done
 done <<< "$plan"
 wait
+echo "fuzz-long: fuzzed, $(($(date +%s) - end))s past the end"
+SECONDS=0
 
 # The corpus of each target fuzzed, merged to the inputs that keep its coverage (as a fresh
 # corpus: libFuzzer reports its edges and features, the coverage recorded).
@@ -152,6 +160,7 @@ for t in $(awk '{print $1}' <<< "$plan"); do
 done
 wait
 cp "$work"/logs/*.merge.log "$out/logs/" 2>/dev/null
+echo "fuzz-long: corpora merged in ${SECONDS}s"
 
 call_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
@@ -233,8 +242,10 @@ awk -F'\t' -v OFS='\t' -v date="$call_date" -v secs="$seconds" -v machine="$mach
 } > "$out/summary.md"
 cat "$out/summary.md"
 
+SECONDS=0
 tar -C "$work/state" -c . | "${xz_cmd[@]}" -T0 -6 > "$out/fuzz-state.tar.xz" || die "cannot pack the state"
 size=$(stat -c %s "$out/fuzz-state.tar.xz")
-echo "fuzz-long: next state $out/fuzz-state.tar.xz ($((size / 1024)) KiB): copy it over .carry/fuzz/state.tar.xz"
+echo "fuzz-long: next state $out/fuzz-state.tar.xz ($((size / 1024)) KiB, packed in ${SECONDS}s): copy it over" \
+  ".carry/fuzz/state.tar.xz"
 ((size < 30 * 1048576)) || echo "fuzz-long: WARNING: the state is over 30 MiB and may not come back"
 ((new_findings == 0)) || exit 1
