@@ -130,8 +130,10 @@ worker() {
       "$(awk '/^stat::number_of_executed_units:/ {n = $2} END {print n + 0}' "$log")" $(($(date +%s) - start)) \
       >> "$work/runs/$t.$w.tsv"
     if [ "$rc" != 0 ]; then
-      tail -c 2000000 "$log" > "$out/logs/$(basename "$log")"
       fails=$((fails + 1))
+      # The report is at the end; a worker's first log whole (or its last MB), then 20 kB each,
+      # so that a bug found again and again cannot fill $OUT.
+      tail -c $((fails == 1 ? 1000000 : 20000)) "$log" > "$out/logs/$(basename "$log")"
       ((fails < 20)) || break
       sleep 1
     fi
@@ -233,6 +235,13 @@ awk -F'\t' -v OFS='\t' -v date="$call_date" -v secs="$seconds" -v machine="$mach
       printf "| `%s` | %s%s | %s | %s | %s | %d | %d | %d | %d%s |\n", $1, commas($2), done_, commas(call[$1] + 0),
         workers, speed, $5, $6, $7, $8, failed
     }' <(printf 'h\n'; cat "$work/this_call.tsv") "$work/state/totals.tsv"
+  # What is left, at the rates so far: the calls still needed with this machine's workers.
+  awk -F'\t' -v goal="$goal" -v cores="$(nproc)" -v secs="$seconds" '
+    NR > 1 && $2 < goal {left += ($3 > 0 && $2 > 0) ? (goal - $2) * $3 / $2 : 0; n++}
+    END {
+      if (n) printf "\nLeft: %d targets short of %d, about %.0f worker-seconds at their rates so far: %.1f more calls of %ds on %d cores.\n", n, goal, left, left / (cores * secs), secs, cores
+      else printf "\nEvery target has %d executions.\n", goal
+    }' "$work/state/totals.tsv"
   if ((new_findings)); then
     echo
     echo "New findings (inputs in findings/, the logs that found them in logs/), by sanitizer summary:"
