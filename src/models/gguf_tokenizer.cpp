@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <tuple>
 #include <unordered_map>
@@ -53,11 +55,20 @@ GgufVocab read_vocab(const GgufFile& g) {
   if (g.has("tokenizer.ggml.token_type")) {
     const std::vector<double> t = g.get_numbers("tokenizer.ggml.token_type");
     if (t.size() != n) fail("GGUF file '{}': {} token types for {} tokens", g.path(), t.size(), n);
-    for (size_t i = 0; i < n; ++i) v.types[i] = static_cast<int>(t[i]);
+    // Any numeric array reads here: a float or a u32 out of int range must not reach the cast.
+    for (size_t i = 0; i < n; ++i) {
+      if (!(t[i] >= std::numeric_limits<int32_t>::min() && t[i] <= std::numeric_limits<int32_t>::max()) ||
+          t[i] != std::floor(t[i]))
+        fail("GGUF file '{}': token {} has type {}, not a token type", g.path(), i, t[i]);
+      v.types[i] = static_cast<int>(t[i]);
+    }
   }
   if (g.has("tokenizer.ggml.scores")) {
     v.scores = g.get_numbers("tokenizer.ggml.scores");
     if (v.scores.size() != n) fail("GGUF file '{}': {} token scores for {} tokens", g.path(), v.scores.size(), n);
+    // The scores order the merges: a NaN would leave the sort without an order.
+    for (size_t i = 0; i < n; ++i)
+      if (std::isnan(v.scores[i])) fail("GGUF file '{}': token {} has the score NaN", g.path(), i);
   }
   return v;
 }

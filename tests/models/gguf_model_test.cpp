@@ -135,6 +135,47 @@ TEST(GgufTokenizer, RealVocabulariesEncodeTheCorpusAsTokenizerJson) {
   }
 }
 
+// Hostile tokenizer metadata (fuzz_gguf): token types come as any numeric array, so a float or
+// a u32 beyond int range must be an error, not an undefined cast (UBSan caught 1e10); a NaN
+// score would leave the merges without an order.
+TEST(GgufTokenizer, OutOfRangeTokenTypesAndNanScoresAreErrors) {
+  auto read_back = [](const GgufWriter& w, const std::string& name) {
+    const fs::path file = temp_path(name);
+    w.write(file.string());
+    return GgufFile::open(file.string());
+  };
+  auto message_of = [](const GgufFile& g) -> std::string {
+    try {
+      tokenizer_from_gguf(g);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  for (const float type : {1e10f, -3e9f, 1.5f, NAN}) {
+    GgufWriter w;
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_strings("tokenizer.ggml.tokens", {"a", "b"});
+    w.add_f32s("tokenizer.ggml.token_type", {1.0f, type});
+    w.add_strings("tokenizer.ggml.merges", {});
+    const std::string m = message_of(*read_back(w, "hostile-type.gguf"));
+    EXPECT_NE(m.find("token 1 has type"), std::string::npos) << type << ": " << m;
+  }
+  GgufWriter w;
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_strings("tokenizer.ggml.tokens", {"a", "b", "ab"});
+  w.add_f32s("tokenizer.ggml.scores", {0.0f, 0.0f, NAN});
+  const std::string m = message_of(*read_back(w, "hostile-score.gguf"));
+  EXPECT_NE(m.find("token 2 has the score NaN"), std::string::npos) << m;
+  // Integral token types of any numeric type still read.
+  GgufWriter ok;
+  ok.add_string("tokenizer.ggml.model", "gpt2");
+  ok.add_strings("tokenizer.ggml.tokens", {"a", "b"});
+  ok.add_f32s("tokenizer.ggml.token_type", {1.0f, 3.0f});
+  ok.add_strings("tokenizer.ggml.merges", {});
+  EXPECT_EQ(tokenizer_from_gguf(*read_back(ok, "float-types.gguf"))->vocab_size(), 2);
+}
+
 double perplexity_of(const std::string& model) {
   auto m = load_model(model, 2);
   auto tok = load_tokenizer(model);
