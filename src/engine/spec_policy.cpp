@@ -1,43 +1,61 @@
 #include "engine/spec_policy.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
 namespace ferrum {
 
 namespace {
-constexpr double kCostWeight = 0.125;  // of a new step time in its cell's average
-constexpr double kCostClip = 3.0;      // a step slower than 3x its cell (a stall) counts as 3x
-constexpr float kDecay = 0.95f;        // of a sequence's counts per scored proposal (~20 count)
+constexpr double kLoadRate = 0.2;     // of a step's log error, to the load
+constexpr double kCostRate = 0.03;    // to its cell's cost, once past its first samples
+constexpr double kMaxError = 1.0986;  // log 3: a stall counts as 3x its estimate at most
+constexpr float kDecay = 0.95f;       // of a sequence's counts per scored proposal (~20 count)
 constexpr double kPrior = 1.0, kPriorRate = 0.5;  // before any count: one proposal, half accepted
 }  // namespace
 
 void StepCost::record(int32_t seqs, int32_t rows, double ms) {
   if (seqs <= 0 || seqs > kMaxSeqs || rows < 0 || rows > kMaxRows || !(ms > 0.0)) return;
-  if (ms_.size() <= static_cast<size_t>(seqs)) ms_.resize(seqs + 1);
-  std::vector<double>& by_rows = ms_[seqs];
-  if (by_rows.size() <= static_cast<size_t>(rows)) by_rows.resize(rows + 1, 0.0);
-  double& c = by_rows[rows];
-  c = c == 0.0 ? ms : c + kCostWeight * (std::min(ms, kCostClip * c) - c);
+  if (cells_.size() <= static_cast<size_t>(seqs)) cells_.resize(seqs + 1);
+  std::vector<Cell>& by_rows = cells_[seqs];
+  if (by_rows.size() <= static_cast<size_t>(rows)) by_rows.resize(rows + 1);
+  Cell& c = by_rows[rows];
+  if (c.samples == 0) {  // a new cell says nothing about the load yet
+    // Its first step may have stalled (buffers grown for a new size): at most 3x the guess.
+    const double guess = relative(seqs, rows);
+    const double cost = ms / load_;
+    c = {guess > 0.0 ? std::clamp(cost, guess / 3.0, guess * 3.0) : cost, 1};
+    return;
+  }
+  const double error = std::clamp(std::log(ms / (load_ * c.cost)), -kMaxError, kMaxError);
+  load_ *= std::exp(kLoadRate * error);
+  ++c.samples;
+  c.cost *= std::exp(std::max(kCostRate, 1.0 / c.samples) * error);
 }
 
 double StepCost::estimate(int32_t seqs, int32_t rows) const {
-  if (seqs <= 0 || static_cast<size_t>(seqs) >= ms_.size()) return -1.0;
-  const std::vector<double>& r = ms_[seqs];
+  const double c = relative(seqs, rows);
+  return c > 0.0 ? load_ * c : -1.0;
+}
+
+double StepCost::relative(int32_t seqs, int32_t rows) const {
+  if (seqs <= 0 || static_cast<size_t>(seqs) >= cells_.size()) return -1.0;
+  const std::vector<Cell>& r = cells_[seqs];
   const int32_t size = static_cast<int32_t>(r.size());
-  if (rows < size && r[rows] > 0.0) return r[rows];
+  auto known = [&](int32_t i) { return r[i].samples > 0; };
+  if (rows < size && known(rows)) return r[rows].cost;
   int32_t lo = std::min(rows, size - 1);
-  while (lo >= 0 && r[lo] == 0.0) --lo;
+  while (lo >= 0 && !known(lo)) --lo;
   int32_t hi = rows + 1;
-  while (hi < size && r[hi] == 0.0) ++hi;
+  while (hi < size && !known(hi)) ++hi;
   if (lo < 0 && hi >= size) return -1.0;
-  if (lo < 0) return r[hi];  // nothing cheaper measured: as the next larger
-  if (hi < size) return r[lo] + (r[hi] - r[lo]) * (rows - lo) / (hi - lo);
+  if (lo < 0) return r[hi].cost;  // nothing cheaper measured: as the next larger
+  if (hi < size) return r[lo].cost + (r[hi].cost - r[lo].cost) * (rows - lo) / (hi - lo);
   int32_t lo2 = lo - 1;
-  while (lo2 >= 0 && r[lo2] == 0.0) --lo2;
-  if (lo2 < 0) return r[lo];
-  return r[lo] + std::max(0.0, (r[lo] - r[lo2]) / (lo - lo2)) * (rows - lo);
+  while (lo2 >= 0 && !known(lo2)) --lo2;
+  if (lo2 < 0) return r[lo].cost;
+  return r[lo].cost + std::max(0.0, (r[lo].cost - r[lo2].cost) / (lo - lo2)) * (rows - lo);
 }
 
 SpecPolicy::SpecPolicy(int32_t min_n, int32_t max_n, int32_t k) : min_n_(min_n), max_n_(max_n), k_(k) {

@@ -29,10 +29,15 @@ struct NgramAcceptance {
   std::vector<float> tried, accepted;
 };
 
-// Wall time of decode-only steps by the number of sequences and of proposed rows: a running
-// average per cell; an unmeasured cell is interpolated linearly in the rows between measured
-// ones, extrapolated past the last one by the slope of the last two (flat with one: untried
-// sizes look cheap, so they are tried once).
+// Wall time of decode-only steps by the number of sequences and of proposed rows, as a load
+// factor times a cost per cell: log(ms) = log(load) + log(cost[seqs][rows]), both fitted
+// online from each step's error (clipped: a stall counts as 3x at most). The load moves fast
+// and is shared by all cells, the costs slowly (a running mean over a cell's first samples):
+// a machine that gets busier while one size is in use makes every size dearer alike, instead
+// of making the size in use look dearer than sizes measured before. The choice between sizes
+// depends on the costs' ratios only. An unmeasured cell is interpolated linearly in the rows
+// between measured ones, extrapolated past the last one by the slope of the last two (flat
+// with one: untried sizes look cheap, so they are tried once).
 class StepCost {
  public:
   void record(int32_t seqs, int32_t rows, double ms);
@@ -41,7 +46,13 @@ class StepCost {
 
  private:
   static constexpr int32_t kMaxSeqs = 256, kMaxRows = 1024;
-  std::vector<std::vector<double>> ms_;  // [seqs][rows], 0 = unmeasured
+  struct Cell {
+    double cost = 0.0;  // 0 = unmeasured
+    int32_t samples = 0;
+  };
+  double relative(int32_t seqs, int32_t rows) const;  // the cost, interpolated; < 0: none
+  double load_ = 1.0;
+  std::vector<std::vector<Cell>> cells_;  // [seqs][rows]
 };
 
 class SpecPolicy {
@@ -66,7 +77,7 @@ class SpecPolicy {
   void record_step(int32_t seqs, int32_t rows, double ms) { cost_.record(seqs, rows, ms); }
   const StepCost& cost() const { return cost_; }
 
-  static constexpr int32_t kProbeEvery = 64;
+  static constexpr int32_t kProbeEvery = 32;
 
  private:
   size_t cell(int32_t n, int32_t pos) const { return static_cast<size_t>((n - min_n_) * k_ + pos); }

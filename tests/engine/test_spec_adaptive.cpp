@@ -27,6 +27,21 @@ TEST(StepCost, InterpolatesAndExtrapolatesMeasuredSteps) {
   EXPECT_LT(c.estimate(1, 2), 14.0 * 3.0);
 }
 
+// The machine gets twice as busy while only one size runs: every size's estimate doubles
+// alike (the load), rather than that size looking twice as dear as the others.
+TEST(StepCost, ALoadChangeMovesEverySize) {
+  StepCost c;
+  for (int i = 0; i < 40; ++i) {
+    c.record(1, 0, 1.0);
+    c.record(1, 3, 2.0);
+  }
+  EXPECT_NEAR(c.estimate(1, 3) / c.estimate(1, 0), 2.0, 0.05);
+  for (int i = 0; i < 30; ++i) c.record(1, 3, 4.0);
+  EXPECT_NEAR(c.estimate(1, 3), 4.0, 0.2);
+  EXPECT_NEAR(c.estimate(1, 0), 2.0, 0.3);
+  EXPECT_NEAR(c.estimate(1, 3) / c.estimate(1, 0), 2.0, 0.3);
+}
+
 TEST(SpecPolicy, ScoresProposalsAgainstTheTokensThatFollowed) {
   SpecPolicy policy(2, 3, 3);
   NgramAcceptance h;

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Speculative decoding on a GPU (issue 15). Run from the repo root on the GPU machine:
+#   FERRUM=.carry/bin/ferrum OUT=/some/dir bench/spec_gpu.sh
+# The Llama-3.1-8B shape with random bf16 weights (--dummy bf16; MODEL: a folder with its
+# config.json and a tokenizer.json, default .carry/models/llama-3.1-8b from
+# scripts/pack-for-gpu.sh), measured by `ferrum bench serve` at c=1 and c=4, 256 output tokens
+# per request (ignore_eos), prompts from bench/spec_prompts/ (one per line):
+#   off         no speculation (device sampling, overlapped steps)
+#   ngram-none  n-gram lookup configured with n = 64, which never matches: what configuring
+#               speculation costs by itself (host sampling of every step, no overlap)
+#   self-draft  the target as its own draft, K = 4, greedy. --dummy fills every tensor from a
+#               seed of its name (backend/dummy_fill.h), so the draft's weights are the target's:
+#               acceptance ~1. It measures the verification overhead; a profiled run then gives
+#               the upper bound of a free draft (tokens per step / the target's time per step).
+#   ngram       n-gram lookup, K = 3 (adaptive, the default), on repetitive.txt (greedy) and
+#               plain.txt (temperature 1); ngram-always: every proposal verified (--spec-ngram-always)
+# and, if DRAFT (default models/ferrum-tiny-draft) exists, ferrum-tiny at c=1 without and with
+# it (K = 3, greedy and temperature 1), and with n-gram lookup on repetitive.txt.
+# Prints one line per run (out tok/s, TPOT, acceptance rate, mean accepted length, ratio to
+# off on the same prompts, sampling and c) and writes $OUT/results.txt, $OUT/results.jsonl and
+# each server's log. About 4 minutes on an H200.
+# Environment: FERRUM (default build/ferrum), MODEL, DRAFT, OUT (default /tmp/spec_gpu), DEVICE
+# (cuda), N1 / N4 (measured requests at c=1 / c=4: 6 / 8), KV (KV cache memory, 16GiB), PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FERRUM=${FERRUM:-build/ferrum}
+MODEL=${MODEL:-.carry/models/llama-3.1-8b}
+DRAFT=${DRAFT:-models/ferrum-tiny-draft}
+OUT=${OUT:-/tmp/spec_gpu}
+DEVICE=${DEVICE:-cuda}
+N1=${N1:-6}   # measured requests at c=1
+N4=${N4:-8}   # and at c=4
+PORT=${PORT:-8431}
+KV=${KV:-16GiB}  # KV cache memory of each server
+[ -d "$(dirname "$FERRUM")/../lib" ] && export LD_LIBRARY_PATH=$(dirname "$FERRUM")/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+mkdir -p "$OUT"
+: >"$OUT/results.jsonl"
+: >"$OUT/results.txt"
+PLAIN=bench/spec_prompts/plain.txt REP=bench/spec_prompts/repetitive.txt
+GREEDY='{"temperature":0}' SAMPLED='{"temperature":1,"seed":1}'
+[ -f "$MODEL/config.json" ] && [ -f "$MODEL/tokenizer.json" ] || { echo "MODEL=$MODEL needs config.json and tokenizer.json"; exit 1; }
+
+PID=
+stop() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }; PID=; }
+trap stop EXIT
+
+# serve NAME MODEL_DIR [flags...]: starts the server, waits until it is ready.
+serve() {
+  local name=$1 dir=$2; shift 2
+  stop
+  SERVER=$name
+  "$FERRUM" serve "$dir" --port "$PORT" --served-model-name m --device "$DEVICE" \
+    --kv-cache-memory "$KV" --max-num-seqs 16 "$@" >"$OUT/$name.serve.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 600); do
+    grep -q "ferrum is ready" "$OUT/$name.serve.log" && return 0
+    kill -0 "$PID" 2>/dev/null || { tail -20 "$OUT/$name.serve.log"; echo "server $name died"; exit 1; }
+    sleep 0.2
+  done
+  echo "server $name not ready after 120 s"; exit 1
+}
+
+# measure LABEL PROMPTS BODY C N: one `ferrum bench serve` run against the current server.
+measure() {
+  local label=$1 prompts=$2 body=$3 c=$4 n=$5 line
+  line=$("$FERRUM" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --warmup 2 \
+         --output-len 256 --prompt-file "$prompts" --extra-body "$body" --json -q | tail -1)
+  python3 - "$line" "$SERVER" "$label" "$(basename "$prompts" .txt)" "$body" "$c" "$OUT" <<'EOF'
+import json, sys
+line, server, label, prompts, body, c, out = sys.argv[1:]
+r = json.loads(line)
+sampling = "greedy" if json.loads(body).get("temperature", 1) == 0 else "T=1"
+row = {"server": server, "run": label, "prompts": prompts, "sampling": sampling, "c": int(c),
+       "out_tok_s": r["out_tok_s"], "tpot_mean_ms": r["tpot_mean_ms"], "tpot_p50_ms": r["tpot_p50_ms"],
+       "acceptance": r.get("spec_decode_acceptance_rate"), "mean_accepted_length": r.get("spec_decode_mean_accepted_length"),
+       "draft_tokens": r.get("spec_decode_draft_tokens"), "accepted_tokens": r.get("spec_decode_accepted_tokens"),
+       "failed": r["failed"]}
+base = None
+with open(f"{out}/results.jsonl") as f:
+    for prev in map(json.loads, f):
+        if prev["run"].endswith(":off") and prev["run"].split(":")[0] == label.split(":")[0] and \
+           (prev["prompts"], prev["sampling"], prev["c"]) == (prompts, sampling, int(c)):
+            base = prev["out_tok_s"]
+row["ratio_to_off"] = round(row["out_tok_s"] / base, 3) if base else None
+with open(f"{out}/results.jsonl", "a") as f:
+    f.write(json.dumps(row) + "\n")
+fmt = lambda v, f: "-" if v is None else format(v, f)
+text = (f"{label:24s} {prompts:10s} {sampling:6s} c={c}  {row['out_tok_s']:8.1f} out tok/s  "
+        f"TPOT {row['tpot_mean_ms']:6.2f} ms  acceptance {fmt(row['acceptance'], '.3f')}  "
+        f"mean accepted length {fmt(row['mean_accepted_length'], '.2f')}  x{fmt(row['ratio_to_off'], '.3f')} of off"
+        + (f"  FAILED {r['failed']}" if r["failed"] else ""))
+print(text, flush=True)
+with open(f"{out}/results.txt", "a") as f:
+    f.write(text + "\n")
+EOF
+}
+
+t0=$SECONDS
+echo "ferrum: $FERRUM; model: $MODEL; device: $DEVICE; results in $OUT"
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null || true
+
+serve l8b-off "$MODEL" --dummy bf16
+for c in 1 4; do
+  n=$([ $c = 1 ] && echo $N1 || echo $N4)
+  measure l8b:off "$PLAIN" "$SAMPLED" $c $n
+  measure l8b:off "$PLAIN" "$GREEDY" $c $n
+  measure l8b:off "$REP" "$GREEDY" $c $n
+done
+
+serve l8b-ngram-none "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64
+measure l8b:ngram-none "$PLAIN" "$SAMPLED" 1 $N1
+measure l8b:ngram-none "$PLAIN" "$SAMPLED" 4 $N4
+
+serve l8b-self-draft "$MODEL" --dummy bf16 --spec-draft "$MODEL" --spec-tokens 4
+measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 1 $N1
+measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 4 $N4
+
+serve l8b-ngram "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+for c in 1 4; do
+  n=$([ $c = 1 ] && echo $N1 || echo $N4)
+  measure l8b:ngram-K3 "$REP" "$GREEDY" $c $n
+  measure l8b:ngram-K3 "$PLAIN" "$SAMPLED" $c $n
+done
+measure l8b:ngram-K3 "$PLAIN" "$GREEDY" 1 $N1
+
+serve l8b-ngram-always "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-always
+measure l8b:ngram-K3-always "$REP" "$GREEDY" 1 $N1
+measure l8b:ngram-K3-always "$PLAIN" "$SAMPLED" 1 $N1
+
+# The self-draft profiled (FERRUM_PROFILE syncs the GPU: its tok/s is not comparable):
+# per step, `schedule` holds the draft's K forwards and `launch`+`collect`+`emit` the target's
+# verification. A free draft would give (accepted length) tokens per verification step.
+FERRUM_PROFILE=1 serve l8b-self-draft-profile "$MODEL" --dummy bf16 --spec-draft "$MODEL" --spec-tokens 4
+measure l8b:self-draft-K4-profiled "$PLAIN" "$GREEDY" 1 4
+stop
+python3 - "$OUT" <<'EOF' | tee -a "$OUT/results.txt"
+import json, re, sys
+out = sys.argv[1]
+rows = [json.loads(l) for l in open(f"{out}/results.jsonl")]
+prof = [l for l in open(f"{out}/l8b-self-draft-profile.serve.log") if "engine profile" in l]
+off = next((r for r in rows if r["run"] == "l8b:off" and r["c"] == 1 and r["sampling"] == "greedy" and r["prompts"] == "plain"), None)
+spec = next((r for r in rows if r["run"] == "l8b:self-draft-K4-profiled"), None)
+if not prof or not off or not spec:
+    sys.exit(print("self-draft upper bound: no profile line (too few steps?)"))
+m = re.search(r"schedule ([\d.]+) ms, launch ([\d.]+) ms, collect ([\d.]+) ms, emit ([\d.]+) ms", prof[-1])
+s, l, c, e = map(float, m.groups())
+tokens = spec["mean_accepted_length"] or 1.0
+bound = tokens * 1000.0 / (l + c + e)
+print(f"self-draft K=4, profiled: {s:.2f} ms drafting + {l + c + e:.2f} ms verifying per step, {tokens:.2f} tokens per step; "
+      f"with a free draft: {bound:.0f} tok/s = x{bound / off['out_tok_s']:.2f} of off ({off['out_tok_s']:.1f} tok/s, c=1 greedy)")
+EOF
+
+if [ -f "$DRAFT/config.json" ]; then
+  serve tiny-off models/ferrum-tiny
+  measure tiny:off "$PLAIN" "$GREEDY" 1 8
+  measure tiny:off "$PLAIN" "$SAMPLED" 1 8
+  measure tiny:off "$REP" "$GREEDY" 1 8
+  serve tiny-draft models/ferrum-tiny --spec-draft "$DRAFT" --spec-tokens 3
+  measure tiny:draft-K3 "$PLAIN" "$GREEDY" 1 8
+  measure tiny:draft-K3 "$PLAIN" "$SAMPLED" 1 8
+  serve tiny-ngram models/ferrum-tiny --spec-ngram --spec-tokens 3
+  measure tiny:ngram-K3 "$REP" "$GREEDY" 1 8
+  measure tiny:ngram-K3 "$PLAIN" "$SAMPLED" 1 8
+  stop
+else
+  echo "no draft at $DRAFT: ferrum-tiny runs skipped (scripts/gpu-train-draft.sh makes it)"
+fi
+echo "done in $((SECONDS - t0)) s; $OUT/results.txt"
