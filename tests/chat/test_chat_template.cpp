@@ -178,6 +178,14 @@ TEST(ChatTemplate, HostileTemplatesHitLimitsInsteadOfCrashing) {
   EXPECT_THROW(t.render(user_says("x")), InvalidRequest);
 }
 
+// Found by fuzz_jinja: an empty string or list repeated a billion times passed the size limit
+// and looped for minutes; it is empty at once.
+TEST(ChatTemplate, EmptyOperandsRepeatAtOnce) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(render_source("[{{ '' * 888888888 }}{{ ([] * 888888888) | length }}{{ 100000000000 * '' }}]"), "[0]");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+}
+
 TEST(ChatTemplate, DeeplyNestedValuesAreFreedWithoutRecursing) {
   // 60000 nested lists and a 60000-long chain of namespaces: building them is allowed, and
   // freeing them at the end of the render must not overflow the stack.
