@@ -156,12 +156,6 @@ std::shared_ptr<const TokenVocab::Bitmask> TokenVocab::bitmask(const GrammarMatc
   return allowed;
 }
 
-void TokenVocab::mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const {
-  const std::shared_ptr<const Bitmask> bits = bitmask(matcher);
-  allowed.resize(bytes_.size());
-  for (size_t t = 0; t < allowed.size(); ++t) allowed[t] = ((*bits)[t >> 5] >> (t & 31)) & 1u;
-}
-
 void TokenVocab::walk(uint32_t node, uint32_t state, StateTable& table, Bitmask& allowed) const {
   for (const auto& [byte, child] : nodes_[node].children) {
     if (!table.next_bytes[state].test(byte)) continue;

@@ -37,8 +37,6 @@ class TokenVocab {
   // requests of one schema too, and the walk there (most of the vocabulary allowed) is the
   // slow case.
   std::shared_ptr<const Bitmask> bitmask(const GrammarMatcher& matcher) const;
-  // The same as one byte per token: allowed[id] = 1 or 0, resized to size().
-  void mask(const GrammarMatcher& matcher, std::vector<uint8_t>& allowed) const;
 
  private:
   struct Node {

@@ -81,8 +81,9 @@ TEST_P(TokenMask, TrieMaskEqualsBruteForceOnRandomStates) {
       GrammarMatcher m(g);
       // A random walk through allowed tokens; the mask is checked at every step.
       for (int step = 0; step < steps && m.can_continue(); ++step) {
-        std::vector<uint8_t> mask;
-        vocab.mask(m, mask);
+        const auto bits = vocab.bitmask(m);  // the engine's call
+        std::vector<uint8_t> mask(vocab.size());
+        for (size_t i = 0; i < mask.size(); ++i) mask[i] = ((*bits)[i / 32] >> (i % 32)) & 1u;
         ASSERT_EQ(mask, brute_force_mask(vocab, m)) << GetParam() << " walk " << walk << " step " << step;
         ++states;
         std::vector<int32_t> allowed;
