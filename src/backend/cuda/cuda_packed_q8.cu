@@ -1,0 +1,305 @@
+// Decode (1 to 8 rows of x) for weights of integer codes (GPTQ/AWQ int4 and int8, GGUF's Q4_0,
+// Q4_K, Q5_K, Q6_K and Q8_0 as 4- or 8-bit codes), as llama.cpp's MMVQ does: x is rounded to
+// int8 first, per 16 columns with its own scale, and the codes meet it in dp4a (four products
+// a 32-bit instruction). At one row the 16-bit path (packed_stream_kernel) is bound by its
+// decode instructions, about 5 per byte of 4-bit codes; here a word of eight 4-bit codes costs
+// two masks and two dp4a, and the group's scale and zero point are applied once per tile.
+//
+// Per lane and tile (cuda_packed_layout.h): rows g and g + 8, columns [16t, 16t + 16) of the
+// tile, one group. Step j's four columns 16t + 4j + {0..3} come as
+// - 4-bit: word j; its low nibbles (& 0x0F0F0F0F) are row g's codes of columns {0, 2, 1, 3},
+//   its high nibbles row g + 8's: so x's bytes are stored in that order (`swap`);
+// - 8-bit: words 2j, 2j + 1; a byte permute gives each row's four codes in column order.
+// With x = sx * q (q int8) and w = s * (u - z) (zero mode) or s * u + o (affine mode), a tile's
+// sum over the lane's 16 columns is s * sx * (sum u q - z sum q) or sx * (s * sum u q + o sum q):
+// sum q per 16 columns is stored beside sx.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "backend/cuda/cuda_packed_q8.h"
+#include "backend/cuda/cuda_packed_stream.cuh"
+#include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_pdl.cuh"
+#include "backend/cuda/cuda_split_k.cuh"
+#include "core/error.h"
+
+namespace ferrum::cuda {
+namespace {
+
+constexpr int kChunk = 16;  // columns of x per int8 scale: one lane's columns of a tile
+
+// x [M, K] in 16-bit A -> q (int8, [M, K], in tile order) and per chunk of 16 columns
+// {scale as float bits, sum of q}. One thread per chunk: round to nearest, |q| <= 127.
+template <typename A>
+__global__ void quantize_x_kernel(const A* __restrict__ x, int64_t chunks, bool swap, uint4* __restrict__ q,
+                                  int2* __restrict__ s) {
+  pdl_trigger();  // the matmul's weight copies start meanwhile
+  pdl_wait();     // x is the previous kernel's output
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= chunks) return;
+  float f[kChunk];
+  const uint4* src = reinterpret_cast<const uint4*>(x) + 2 * i;
+  unpack8<A>(src[0], f);
+  unpack8<A>(src[1], f + 8);
+  float amax = 0.0f;
+#pragma unroll
+  for (int c = 0; c < kChunk; ++c) amax = fmaxf(amax, fabsf(f[c]));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  int sum = 0;
+  uint32_t words[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    int b[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      b[c] = __float2int_rn(f[4 * j + c] * inv);
+      sum += b[c];
+    }
+    if (swap) {  // columns {0, 2, 1, 3}: the order of a 4-bit word's nibbles
+      const int m = b[1];
+      b[1] = b[2], b[2] = m;
+    }
+    words[j] = (b[0] & 0xff) | (b[1] & 0xff) << 8 | (b[2] & 0xff) << 16 | static_cast<uint32_t>(b[3] & 0xff) << 24;
+  }
+  q[i] = make_uint4(words[0], words[1], words[2], words[3]);
+  s[i] = make_int2(__float_as_int(amax / 127.0f), sum);
+}
+
+// The 16-bit value in the low half of `bits` (a group parameter) as F32.
+template <typename A>
+__device__ __forceinline__ float param_float(uint32_t bits) {
+  if constexpr (std::is_same_v<A, __half>) return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+  else return __uint_as_float((bits & 0xffffu) << 16);
+}
+
+// The integer zero point z in a zero-mode parameter's high half, stored as magic + z (exact):
+// 4-bit codes in A (magic 1024 in F16, 128 in BF16), 8-bit codes in F16 (1024).
+template <PackedMode kMode, typename A>
+__device__ __forceinline__ int zero_point(uint32_t p) {
+  const int magic = kMode == PackedMode::Int8Zero || std::is_same_v<A, __half> ? 0x6400 : 0x4300;
+  return static_cast<int>(p >> 16) - magic;
+}
+
+// c + the dot product of four codes (a) and four int8 values of x (b).
+template <PackedMode kMode>
+__device__ __forceinline__ int dot4(uint32_t a, uint32_t b, int c) {
+  if constexpr (four_bit(kMode)) {
+    return __dp4a(static_cast<int>(a), static_cast<int>(b), c);  // codes <= 15: signed bytes too
+  } else {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+}
+
+// One tile's contribution to the lane's sums: acc[m][0] row g, acc[m][1] row g + 8 of the
+// weight, for rows m of x (xq: its 16 bytes of the lane's columns, xs: their scale and sum).
+template <PackedMode kMode, typename A, int kRows>
+__device__ __forceinline__ void tile_q8(const uint32_t* words, uint2 p, const uint4* xq, const int2* xs,
+                                        float (*acc)[2]) {
+  uint32_t codes[2][4];  // [row g, row g + 8][step]
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if constexpr (four_bit(kMode)) {
+      codes[0][j] = words[j] & 0x0F0F0F0Fu;
+      codes[1][j] = (words[j] >> 4) & 0x0F0F0F0Fu;
+    } else {
+      codes[0][j] = __byte_perm(words[2 * j], words[2 * j + 1], 0x5410);
+      codes[1][j] = __byte_perm(words[2 * j], words[2 * j + 1], 0x7632);
+    }
+  }
+  const uint32_t prm[2] = {p.x, p.y};
+  constexpr bool kZero = kMode == PackedMode::Int4Zero || kMode == PackedMode::Int8Zero;
+#pragma unroll
+  for (int m = 0; m < kRows; ++m) {
+    const uint32_t xw[4] = {xq[m].x, xq[m].y, xq[m].z, xq[m].w};
+    const float sx = __int_as_float(xs[m].x);
+    const int qsum = xs[m].y;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int d = 0;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) d = dot4<kMode>(codes[r][j], xw[j], d);
+      const float scale = param_float<A>(prm[r]);
+      if constexpr (kZero) {
+        acc[m][r] = fmaf(scale * sx, static_cast<float>(d - zero_point<kMode, A>(prm[r]) * qsum), acc[m][r]);
+      } else {
+        const float offset = param_float<A>(prm[r] >> 16);
+        acc[m][r] = fmaf(sx, fmaf(scale, static_cast<float>(d), offset * static_cast<float>(qsum)), acc[m][r]);
+      }
+    }
+  }
+}
+
+template <int kRows>
+constexpr int q8_smem(int splits, int slot_bytes) {
+  const int ring = splits * kStreamStages * slot_bytes, sums = splits * kRows * 16 * 4;
+  return ring > sums ? ring : sums;
+}
+
+// Block = one n-tile (16 output features); its warps split K and stream their tiles
+// (TileStream); x's int8 words come from global memory (L1/L2 hits: every block reads them).
+// Lanes t of one g sum by shuffles, the warps in shared memory in a fixed order.
+template <PackedMode kMode, typename A, int kRows>
+__global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const uint4* __restrict__ xq,
+                                                                    const int2* __restrict__ xs, int M, int64_t K,
+                                                                    PackedWeight w, int ktiles_per_split,
+                                                                    const float* __restrict__ bias,
+                                                                    void* __restrict__ out, bool out_f32, int64_t ldo,
+                                                                    bool accumulate) {
+  extern __shared__ __align__(16) uint8_t ring[];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int splits = blockDim.x / 32;
+  const int64_t ntile = blockIdx.x, ktiles = K / 64, chunks = K / kChunk;
+  const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
+  const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
+  TileStream<kMode> stream(ring + warp * kStreamStages * stream_slot_bytes<kMode>(), w, ntile, kt0, kt1, lane);
+  pdl_trigger();
+  stream.prologue();
+  pdl_wait();  // x's int8 form is the previous kernel's output
+
+  float acc[kRows][2];
+#pragma unroll
+  for (int m = 0; m < kRows; ++m) acc[m][0] = acc[m][1] = 0.0f;
+  for (int64_t kt = kt0; kt < kt1; ++kt) {
+    stream.issue();
+    uint4 q[kRows];
+    int2 s[kRows];
+#pragma unroll
+    for (int m = 0; m < kRows; ++m) {
+      const bool real = m < M;
+      q[m] = real ? __ldg(xq + m * chunks + kt * 4 + t) : make_uint4(0, 0, 0, 0);
+      s[m] = real ? __ldg(xs + m * chunks + kt * 4 + t) : make_int2(0, 0);
+    }
+    uint32_t words[4 * TileStream<kMode>::kVecs];
+    uint2 p;
+    stream.take(words, p);
+    tile_q8<kMode, A, kRows>(words, p, q, s, acc);
+  }
+  cp_async_wait<0>();
+#pragma unroll
+  for (int m = 0; m < kRows; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 1);
+      acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 2);
+    }
+  __syncthreads();  // the ring becomes [warp][kRows][16] sums
+  float* sums = reinterpret_cast<float*>(ring);
+  if (t == 0)
+#pragma unroll
+    for (int m = 0; m < kRows; ++m) {
+      sums[(warp * kRows + m) * 16 + g] = acc[m][0];
+      sums[(warp * kRows + m) * 16 + g + 8] = acc[m][1];
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < M * 16; i += blockDim.x) {
+    const int m = i / 16, f = i % 16;
+    const int64_t n = ntile * 16 + f;
+    if (n >= w.rows) continue;
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) v += sums[(s * kRows + m) * 16 + f];
+    write_out<A>(out, out_f32, m * ldo + n, v + (bias ? bias[n] : 0.0f), accumulate);
+  }
+}
+
+template <PackedMode kMode, typename A, int kRows>
+void launch_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+               bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+  auto kernel = packed_q8_kernel<kMode, A, kRows>;
+  constexpr int kSlot = stream_slot_bytes<kMode>();
+  static int64_t resident[kMaxSplits + 1] = {};  // per split count, asked once
+  const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
+  const int splits = stream_splits(ntiles, ktiles, [&](int c) {
+    if (!resident[c]) resident[c] = resident_blocks(kernel, c, q8_smem<kRows>(c, kSlot));
+    return resident[c];
+  });
+  const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
+  launch_pdl(kernel, static_cast<unsigned>(ntiles), splits * 32, q8_smem<kRows>(splits, kSlot), s, xq, xs, M, K, w,
+             per_split, bias, out, out_f32, ldo, accumulate);
+}
+
+template <PackedMode kMode, typename A>
+void run_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+            bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+  if (M <= 1) launch_q8<kMode, A, 1>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else if (M <= 2) launch_q8<kMode, A, 2>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else if (M <= 4) launch_q8<kMode, A, 4>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else launch_q8<kMode, A, 8>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+}
+
+template <typename A, typename F>
+void with_int_mode(PackedMode m, F&& f) {
+  switch (m) {
+    case PackedMode::Int4Zero: return f(std::integral_constant<PackedMode, PackedMode::Int4Zero>{});
+    case PackedMode::Int4Affine: return f(std::integral_constant<PackedMode, PackedMode::Int4Affine>{});
+    case PackedMode::Int8Zero: return f(std::integral_constant<PackedMode, PackedMode::Int8Zero>{});
+    case PackedMode::Int8Affine: return f(std::integral_constant<PackedMode, PackedMode::Int8Affine>{});
+    case PackedMode::Fp8: fail("packed_matmul_q8: FP8 codes are not integers");
+  }
+}
+
+template <PackedMode kMode, typename A>
+void allow_q8_smem() {
+  constexpr int kSlot = stream_slot_bytes<kMode>();
+  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       q8_smem<1>(kMaxSplits, kSlot));
+  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       q8_smem<2>(kMaxSplits, kSlot));
+  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       q8_smem<4>(kMaxSplits, kSlot));
+  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       q8_smem<8>(kMaxSplits, kSlot));
+}
+
+}  // namespace
+
+bool packed_q8_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_DECODE_X8");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+bool packed_q8_applies(PackedMode mode, int64_t M) {
+  return packed_q8_enabled() && mode != PackedMode::Fp8 && M >= 1 && M <= kQ8MaxRows;
+}
+
+int64_t packed_q8_scratch_bytes(int64_t M, int64_t K) { return M * K + M * (K / kChunk) * 8; }
+
+void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+                      bool out_f32, int64_t ldo, bool accumulate, void* scratch, cudaStream_t s) {
+  FERRUM_CHECK(packed_q8_applies(w.mode, M) && K % 64 == 0, "packed_matmul_q8: {} rows of K = {}", M, K);
+  auto* xq = static_cast<uint4*>(scratch);
+  auto* xs = reinterpret_cast<int2*>(static_cast<uint8_t*>(scratch) + M * K);
+  const int64_t chunks = M * K / kChunk;
+  const bool swap = four_bit(w.mode);
+  const unsigned blocks = static_cast<unsigned>((chunks + 127) / 128);
+  auto go = [&](auto type) {
+    using A = decltype(type);
+    launch_pdl(quantize_x_kernel<A>, blocks, 128, 0, s, static_cast<const A*>(x), chunks, swap, xq, xs);
+    with_int_mode<A>(w.mode, [&](auto mode) {
+      run_q8<decltype(mode)::value, A>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+    });
+  };
+  if (act == DType::BF16) go(__nv_bfloat16{});
+  else if (act == DType::F16) go(__half{});
+  else fail("packed_matmul_q8: activations must be F16 or BF16, not {}", dtype_name(act));
+}
+
+void packed_q8_prepare() {
+  for (PackedMode m : {PackedMode::Int4Zero, PackedMode::Int4Affine, PackedMode::Int8Zero, PackedMode::Int8Affine}) {
+    with_int_mode<__half>(m, [](auto mode) {
+      allow_q8_smem<decltype(mode)::value, __nv_bfloat16>();
+      allow_q8_smem<decltype(mode)::value, __half>();
+    });
+  }
+}
+
+}  // namespace ferrum::cuda

@@ -1,0 +1,28 @@
+// Decode of integer-coded packed weights with x rounded to int8 (cuda_packed_q8.cu): what
+// packed_matmul runs for 1 to kQ8MaxRows rows of x. FERRUM_DECODE_X8=0 keeps 16-bit x (the
+// tensor-core stream kernel) instead, to compare them.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "core/dtype.h"
+
+namespace ferrum::cuda {
+
+constexpr int kQ8MaxRows = 8;
+
+bool packed_q8_enabled();
+// Whether M rows of x times a weight of this mode take the int8 path.
+bool packed_q8_applies(PackedMode mode, int64_t M);
+// Scratch the int8 form of M x K activations takes (int8 values, then a scale and sum per 16).
+int64_t packed_q8_scratch_bytes(int64_t M, int64_t K);
+// out[m, n] (rows of ldo) = x[m, :] . w[n, :] + bias[n], x [M, K] in act (F16/BF16) rounded to
+// int8 per 16 columns into `scratch` first (packed_q8_scratch_bytes, 16-byte aligned).
+void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+                      bool out_f32, int64_t ldo, bool accumulate, void* scratch, cudaStream_t s);
+// Once per process, before any graph is recorded (shared memory over 48 KB).
+void packed_q8_prepare();
+
+}  // namespace ferrum::cuda

@@ -1,0 +1,112 @@
+// The per-warp stream of a decode kernel over the tiles of cuda_packed_layout.h: one warp walks
+// its split of one n-tile's K tiles in order and keeps kStreamStages of them in flight through
+// a ring of slots in shared memory (cp.async: bytes in flight without spending registers). Each
+// lane copies its own 16 or 32 bytes of a tile and its two group parameters (rows g, g + 8) and
+// reads them back itself, so the loop needs no barrier. Used by packed_stream_kernel (16-bit x
+// on tensor cores) and packed_q8_kernel (x rounded to int8, dp4a).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_mma.cuh"
+#include "backend/cuda/cuda_runtime.h"
+
+namespace ferrum::cuda {
+
+__host__ __device__ constexpr bool four_bit(PackedMode m) { return m == PackedMode::Int4Zero || m == PackedMode::Int4Affine; }
+
+// Ring slots per warp: 4 tiles in flight (2 KB of 4-bit codes, 4 KB of 8-bit codes). Eight
+// 4-bit slots measured slower (fewer warps fit in shared memory), two 8-bit slots too.
+constexpr int kStreamStages = 4;
+constexpr int kMaxSplits = 16;  // warps of a streaming block (each its part of K)
+template <PackedMode kMode>
+__host__ __device__ constexpr int stream_slot_bytes() { return (four_bit(kMode) ? 512 : 1024) + 32 * 8; }  // tile, then params
+
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+
+template <PackedMode kMode>
+struct TileStream {
+  static constexpr int kVecs = four_bit(kMode) ? 1 : 2;  // 16-byte pieces per lane per tile
+  static constexpr int kSlot = stream_slot_bytes<kMode>();
+
+  // Tiles [kt0, kt1) of n-tile `ntile`; `slots`: this warp's kStreamStages slots.
+  __device__ TileStream(uint8_t* slots, const PackedWeight& w, int64_t ntile, int64_t kt0, int64_t kt1, int lane)
+      : mine_(slots), lane_(lane), group_(static_cast<int>(w.group)) {
+    const int g = lane / 4, t = lane % 4;
+    const int64_t ktiles = w.cols / 64, groups = w.cols / w.group;
+    tile_at_ = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
+    col_ = static_cast<int>(kt0 * 64 + 16 * t);
+    const int grp = col_ / group_;
+    next_group_ = (grp + 1) * group_;
+    param_at_ = w.params + (ntile * groups + grp) * 16 + g;
+    to_copy_ = kt1 > kt0 ? kt1 - kt0 : 0;
+  }
+
+  // Requests the next tile into the next slot (one commit group per call, empty past the end).
+  __device__ __forceinline__ void issue() {
+    if (to_copy_ > 0) {
+      uint8_t* slot = mine_ + copy_slot_ * kSlot;
+#pragma unroll
+      for (int h = 0; h < kVecs; ++h) cp_async16(slot + (lane_ * kVecs + h) * 16, tile_at_ + h);
+      cp_async4(slot + kVecs * 512 + lane_ * 8, param_at_);
+      cp_async4(slot + kVecs * 512 + lane_ * 8 + 4, param_at_ + 8);
+      tile_at_ += 32 * kVecs;
+      for (col_ += 64; col_ >= next_group_; next_group_ += group_) param_at_ += 16;  // no division
+      --to_copy_;
+    }
+    copy_slot_ = copy_slot_ + 1 == kStreamStages ? 0 : copy_slot_ + 1;
+    cp_async_commit();
+  }
+  __device__ __forceinline__ void prologue() {
+#pragma unroll
+    for (int s = 0; s < kStreamStages - 1; ++s) issue();
+  }
+  // Waits for the oldest requested tile: this lane's 4 (or 8) words and parameters (p.x: row
+  // g, p.y: row g + 8). The next issue() reuses its slot.
+  __device__ __forceinline__ void take(uint32_t* words, uint2& p) {
+    cp_async_wait<kStreamStages - 1>();
+    const uint8_t* slot = mine_ + read_slot_ * kSlot;
+    read_slot_ = read_slot_ + 1 == kStreamStages ? 0 : read_slot_ + 1;
+#pragma unroll
+    for (int h = 0; h < kVecs; ++h) {
+      const uint4 v = *reinterpret_cast<const uint4*>(slot + (lane_ * kVecs + h) * 16);
+      words[4 * h] = v.x, words[4 * h + 1] = v.y, words[4 * h + 2] = v.z, words[4 * h + 3] = v.w;
+    }
+    p = *reinterpret_cast<const uint2*>(slot + kVecs * 512 + lane_ * 8);
+  }
+
+ private:
+  uint8_t* mine_;
+  const uint4* tile_at_;
+  const uint32_t* param_at_;
+  int lane_, group_, col_, next_group_;
+  int64_t to_copy_;
+  int copy_slot_ = 0, read_slot_ = 0;
+};
+
+// Blocks of `splits` warps that the GPU holds at once (one wave), per kernel and split count.
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel, int splits, int smem) {
+  int per_sm = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, splits * 32, smem);
+  return static_cast<int64_t>(std::max(per_sm, 1)) * sm_count();
+}
+
+// The split count of a streaming launch: the most warps per n-tile (up to kMaxSplits) that
+// keep the grid in one wave with a full ring each. resident(c): blocks of c warps the GPU holds.
+template <typename Resident>
+int stream_splits(int64_t ntiles, int64_t ktiles, Resident&& resident) {
+  int splits = 1;
+  for (int c = 2; c <= kMaxSplits; ++c) {
+    if (ktiles < static_cast<int64_t>(c) * kStreamStages) break;
+    if (ntiles <= resident(c)) splits = c;
+  }
+  return splits;
+}
+
+}  // namespace ferrum::cuda
