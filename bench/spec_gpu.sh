@@ -20,7 +20,8 @@
 # off on the same prompts, sampling and c) and writes $OUT/results.txt, $OUT/results.jsonl and
 # each server's log. About 4 minutes on an H200.
 # Environment: FERRUM (default build/ferrum), MODEL, DRAFT, OUT (default /tmp/spec_gpu), DEVICE
-# (cuda), N1 / N4 (measured requests at c=1 / c=4: 6 / 8), KV (KV cache memory, 16GiB), PORT.
+# (cuda), N1 / N4 (measured requests at c=1 / c=4: 6 / 8), KV (KV cache memory, 16GiB), PORT,
+# RUNS (a subset of "off ngram-none self-draft ngram ngram-always profile tiny"; default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRUM=${FERRUM:-build/ferrum}
@@ -32,6 +33,8 @@ N1=${N1:-6}   # measured requests at c=1
 N4=${N4:-8}   # and at c=4
 PORT=${PORT:-8431}
 KV=${KV:-16GiB}  # KV cache memory of each server
+RUNS=${RUNS:-off ngram-none self-draft ngram ngram-always profile tiny}  # which of the runs above
+want() { [[ " $RUNS " == *" $1 "* ]]; }
 [ -d "$(dirname "$FERRUM")/../lib" ] && export LD_LIBRARY_PATH=$(dirname "$FERRUM")/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$OUT"
 : >"$OUT/results.jsonl"
@@ -99,6 +102,7 @@ t0=$SECONDS
 echo "ferrum: $FERRUM; model: $MODEL; device: $DEVICE; results in $OUT"
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null || true
 
+if want off; then
 serve l8b-off "$MODEL" --dummy bf16
 for c in 1 4; do
   n=$([ $c = 1 ] && echo $N1 || echo $N4)
@@ -106,15 +110,21 @@ for c in 1 4; do
   measure l8b:off "$PLAIN" "$GREEDY" $c $n
   measure l8b:off "$REP" "$GREEDY" $c $n
 done
+fi
 
+if want ngram-none; then
 serve l8b-ngram-none "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64
 measure l8b:ngram-none "$PLAIN" "$SAMPLED" 1 $N1
 measure l8b:ngram-none "$PLAIN" "$SAMPLED" 4 $N4
+fi
 
+if want self-draft; then
 serve l8b-self-draft "$MODEL" --dummy bf16 --spec-draft "$MODEL" --spec-tokens 4
 measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 1 $N1
 measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 4 $N4
+fi
 
+if want ngram; then
 serve l8b-ngram "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
 for c in 1 4; do
   n=$([ $c = 1 ] && echo $N1 || echo $N4)
@@ -122,11 +132,15 @@ for c in 1 4; do
   measure l8b:ngram-K3 "$PLAIN" "$SAMPLED" $c $n
 done
 measure l8b:ngram-K3 "$PLAIN" "$GREEDY" 1 $N1
+fi
 
+if want ngram-always; then
 serve l8b-ngram-always "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-always
 measure l8b:ngram-K3-always "$REP" "$GREEDY" 1 $N1
 measure l8b:ngram-K3-always "$PLAIN" "$SAMPLED" 1 $N1
+fi
 
+if want profile; then
 # The self-draft profiled (FERRUM_PROFILE syncs the GPU: its tok/s is not comparable):
 # per step, `schedule` holds the draft's K forwards and `launch`+`collect`+`emit` the target's
 # verification. A free draft would give (accepted length) tokens per verification step.
@@ -149,8 +163,9 @@ bound = tokens * 1000.0 / (l + c + e)
 print(f"self-draft K=4, profiled: {s:.2f} ms drafting + {l + c + e:.2f} ms verifying per step, {tokens:.2f} tokens per step; "
       f"with a free draft: {bound:.0f} tok/s = x{bound / off['out_tok_s']:.2f} of off ({off['out_tok_s']:.1f} tok/s, c=1 greedy)")
 EOF
+fi
 
-if [ -f "$DRAFT/config.json" ]; then
+if want tiny && [ -f "$DRAFT/config.json" ]; then
   serve tiny-off models/ferrum-tiny
   measure tiny:off "$PLAIN" "$GREEDY" 1 8
   measure tiny:off "$PLAIN" "$SAMPLED" 1 8
@@ -162,7 +177,7 @@ if [ -f "$DRAFT/config.json" ]; then
   measure tiny:ngram-K3 "$REP" "$GREEDY" 1 8
   measure tiny:ngram-K3 "$PLAIN" "$SAMPLED" 1 8
   stop
-else
+elif want tiny; then
   echo "no draft at $DRAFT: ferrum-tiny runs skipped (scripts/gpu-train-draft.sh makes it)"
 fi
 echo "done in $((SECONDS - t0)) s; $OUT/results.txt"

@@ -177,6 +177,12 @@ void GgufFile::parse_header(const uint8_t* data, size_t size) {
       c.bad("metadata 'general.alignment'", fmt::format("is {}, not a power of two", alignment_));
   }
 
+  // A tensor's entry takes at least 32 bytes (name length, one dimension, type, offset): a
+  // count the file cannot hold is refused before it is reserved (fuzz_gguf: 12 million claimed
+  // by a 183-byte file cost a 1 GB allocation).
+  constexpr uint64_t kMinTensorInfo = 8 + 4 + 8 + 4 + 8;
+  if (n_tensors > c.left() / kMinTensorInfo)
+    c.bad("tensor count", fmt::format("claims {} tensors, more than the file holds", n_tensors));
   tensors_.reserve(n_tensors);
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t;
