@@ -5,13 +5,19 @@
 #include <gtest/gtest.h>
 
 #ifdef FERRUM_CUDA
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 
 #include "backend/cuda/cuda_packed_layout.h"
+#include "backend/cuda/cuda_packed_q8_math.h"
 #include "backend/dummy_fill.h"
 #include "core/dtype.h"
+#include "op_harness_blocks.h"
 
 namespace ferrum {
 namespace {
@@ -147,6 +153,121 @@ TEST(CudaPackedLayout, LayersJoinPartsInTheSamePackedForm) {
   EXPECT_EQ(pieces[3].dense, &spec.parts[3]);
 }
 
+
+// ---------------------------------------------------------------- int8-x decode arithmetic
+
+// What packed_q8_kernel computes, with the functions it runs (cuda_packed_q8_math.h), walked
+// here over every n-tile, k-tile and lane as the kernel walks them: x [M, K] rounded to int8 per
+// 16 columns, each lane's words and group parameters of a tile. out [M, rows].
+template <cuda::PackedMode kMode>
+std::vector<double> emulate_q8(const cuda::MmaTiles& t, const std::vector<float>& x, int64_t M, bool bf16) {
+  namespace q8 = cuda::q8;
+  const int64_t K = t.cols, ktiles = K / 64, groups = K / t.group, chunks = K / q8::kChunk;
+  const int64_t piece = q8::nibbles(kMode) ? 16 : 32;  // bytes per lane and tile
+  std::vector<uint32_t> xq(static_cast<size_t>(M * chunks * 4));
+  std::vector<float> xs(static_cast<size_t>(M * chunks));
+  std::vector<int> xsum(static_cast<size_t>(M * chunks));
+  for (int64_t c = 0; c < M * chunks; ++c)
+    q8::quantize_chunk(&x[c * q8::kChunk], q8::nibbles(kMode), &xq[c * 4], xs[c], xsum[c]);
+  std::vector<double> out(static_cast<size_t>(M * t.rows), 0.0);
+  for (int64_t nt = 0; nt < t.padded_rows / 16; ++nt)
+    for (int64_t kt = 0; kt < ktiles; ++kt)
+      for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane / 4, tt = lane % 4;
+        uint32_t words[8];
+        std::memcpy(words, t.data.data() + ((nt * ktiles + kt) * 32 + lane) * piece, piece);
+        const int64_t grp = (kt * 64 + 16 * tt) / t.group;
+        const uint32_t prm[2] = {t.params[(nt * groups + grp) * 16 + g], t.params[(nt * groups + grp) * 16 + g + 8]};
+        uint32_t codes[2][4];
+        q8::tile_codes<kMode>(words, codes);
+        for (int64_t m = 0; m < M; ++m) {
+          const int64_t c = m * chunks + kt * 4 + tt;
+          for (int r = 0; r < 2; ++r) {
+            const int64_t n = nt * 16 + g + 8 * r;
+            if (n < t.rows)
+              out[m * t.rows + n] += q8::tile_row_sum<kMode>(codes[r], prm[r], &xq[c * 4], xs[c], xsum[c], bf16);
+          }
+        }
+      }
+  return out;
+}
+
+// x as the kernel sees it after rounding: scale * round(x / scale) per 16 columns.
+std::vector<float> rounded_x(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t c = 0; c < x.size(); c += 16) {
+    float amax = 0.0f;
+    for (size_t i = c; i < c + 16; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+    for (size_t i = c; i < c + 16; ++i) r[i] = scale * std::rint(x[i] * inv);
+  }
+  return r;
+}
+
+// emulate_q8 against rounded x times the weight w [rows, K] (a format's own dequantization):
+// within 1% of the outputs' RMS (the group parameters are rounded to 16 bits); a code, column or
+// parameter read from the wrong place is off by the outputs' size.
+void expect_q8_matches(const cuda::MmaTiles& t, const std::vector<float>& w, int64_t M, bool bf16, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> normal;
+  std::vector<float> x(static_cast<size_t>(M * t.cols));
+  for (float& v : x) v = normal(rng);
+  std::vector<double> got;
+  switch (t.mode) {
+    case cuda::PackedMode::Int4Zero: got = emulate_q8<cuda::PackedMode::Int4Zero>(t, x, M, bf16); break;
+    case cuda::PackedMode::Int4Affine: got = emulate_q8<cuda::PackedMode::Int4Affine>(t, x, M, bf16); break;
+    case cuda::PackedMode::Int8Zero: got = emulate_q8<cuda::PackedMode::Int8Zero>(t, x, M, bf16); break;
+    case cuda::PackedMode::Int8Affine: got = emulate_q8<cuda::PackedMode::Int8Affine>(t, x, M, bf16); break;
+    case cuda::PackedMode::Fp8: FAIL() << "FP8 codes take the 16-bit path";
+  }
+  const std::vector<float> xr = rounded_x(x);
+  double sq = 0.0, worst = 0.0;
+  std::vector<double> ref(got.size());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < t.rows; ++n) {
+      double y = 0.0;
+      for (int64_t k = 0; k < t.cols; ++k) y += static_cast<double>(xr[m * t.cols + k]) * w[n * t.cols + k];
+      ref[m * t.rows + n] = y;
+      sq += y * y;
+    }
+  const double rms = std::sqrt(sq / static_cast<double>(ref.size()));
+  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::fabs(got[i] - ref[i]));
+  EXPECT_GT(rms, 0.0);
+  EXPECT_LE(worst, 1e-2 * rms) << "worst error " << worst << " against outputs of RMS " << rms;
+}
+
+TEST(CudaPackedQ8, IntTilesTimesInt8XMatchTheWeights) {
+  for (int bits : {4, 8})
+    for (DType act : {DType::BF16, DType::F16}) {
+      SCOPED_TRACE(fmt::format("{} bits, {}", bits, dtype_name(act)));
+      const PackedInt p = random_packed(bits, 40, 256, 64, false);
+      const cuda::MmaTiles t = cuda::tile_int(p, act);
+      std::vector<float> w(static_cast<size_t>(p.rows * p.cols));
+      for (int64_t n = 0; n < p.rows; ++n)
+        for (int64_t i = 0; i < p.cols; ++i) {
+          const int64_t g = n * p.groups() + i / p.group;
+          w[n * p.cols + i] = p.scales[g] * static_cast<float>(code_of(p, n, i) - p.zeros[g]);
+        }
+      expect_q8_matches(t, w, 3, act == DType::BF16, 11 + bits);
+    }
+}
+
+TEST(CudaPackedQ8, GgufTilesTimesInt8XMatchTheBlocks) {
+  // Blocks and their values from the op harness, written from the published layouts.
+  const std::unique_ptr<Backend> host = make_cpu_backend(1);
+  const int64_t rows = 24, cols = 512;
+  uint64_t seed = 5;
+  for (WeightFormat format : {WeightFormat::GgufQ4_0, WeightFormat::GgufQ4K, WeightFormat::GgufQ5K,
+                              WeightFormat::GgufQ6K, WeightFormat::GgufQ8_0})
+    for (DType act : {DType::BF16, DType::F16}) {
+      SCOPED_TRACE(fmt::format("{}, {}", weight_format_name(format), dtype_name(act)));
+      const Tensor blocks = op_harness::make_block_weights(*host, format, rows, cols, 0.05f, ++seed);
+      const op_harness::Values v = op_harness::block_values(format, blocks);
+      const std::vector<float> w(v.begin(), v.end());
+      const cuda::MmaTiles t = cuda::tile_gguf(blocks.ptr<uint8_t>(), format, rows, cols, act);
+      expect_q8_matches(t, w, 2, act == DType::BF16, seed);
+    }
+}
 }  // namespace
 }  // namespace ferrum
 #endif

@@ -5,14 +5,7 @@
 // decode instructions, about 5 per byte of 4-bit codes; here a word of eight 4-bit codes costs
 // two masks and two dp4a, and the group's scale and zero point are applied once per tile.
 //
-// Per lane and tile (cuda_packed_layout.h): rows g and g + 8, columns [16t, 16t + 16) of the
-// tile, one group. Step j's four columns 16t + 4j + {0..3} come as
-// - 4-bit: word j; its low nibbles (& 0x0F0F0F0F) are row g's codes of columns {0, 2, 1, 3},
-//   its high nibbles row g + 8's: so x's bytes are stored in that order (`swap`);
-// - 8-bit: words 2j, 2j + 1; a byte permute gives each row's four codes in column order.
-// With x = sx * q (q int8) and w = s * (u - z) (zero mode) or s * u + o (affine mode), a tile's
-// sum over the lane's 16 columns is s * sx * (sum u q - z sum q) or sx * (s * sum u q + o sum q):
-// sum q per 16 columns is stored beside sx.
+// The arithmetic per lane and tile, and the order x is stored in: cuda_packed_q8_math.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -22,6 +15,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_packed_q8.h"
+#include "backend/cuda/cuda_packed_q8_math.h"
 #include "backend/cuda/cuda_packed_stream.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
@@ -31,7 +25,7 @@
 namespace ferrum::cuda {
 namespace {
 
-constexpr int kChunk = 16;  // columns of x per int8 scale: one lane's columns of a tile
+using q8::kChunk;
 
 // x [M, K] in 16-bit A -> q (int8, [M, K], in tile order) and per chunk of 16 columns
 // {scale as float bits, sum of q}. One thread per chunk: round to nearest, |q| <= 127.
@@ -46,55 +40,12 @@ __global__ void quantize_x_kernel(const A* __restrict__ x, int64_t chunks, bool 
   const uint4* src = reinterpret_cast<const uint4*>(x) + 2 * i;
   unpack8<A>(src[0], f);
   unpack8<A>(src[1], f + 8);
-  float amax = 0.0f;
-#pragma unroll
-  for (int c = 0; c < kChunk; ++c) amax = fmaxf(amax, fabsf(f[c]));
-  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-  int sum = 0;
   uint32_t words[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    int b[4];
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      b[c] = __float2int_rn(f[4 * j + c] * inv);
-      sum += b[c];
-    }
-    if (swap) {  // columns {0, 2, 1, 3}: the order of a 4-bit word's nibbles
-      const int m = b[1];
-      b[1] = b[2], b[2] = m;
-    }
-    words[j] = (b[0] & 0xff) | (b[1] & 0xff) << 8 | (b[2] & 0xff) << 16 | static_cast<uint32_t>(b[3] & 0xff) << 24;
-  }
+  float scale;
+  int sum;
+  q8::quantize_chunk(f, swap, words, scale, sum);
   q[i] = make_uint4(words[0], words[1], words[2], words[3]);
-  s[i] = make_int2(__float_as_int(amax / 127.0f), sum);
-}
-
-// The 16-bit value in the low half of `bits` (a group parameter) as F32.
-template <typename A>
-__device__ __forceinline__ float param_float(uint32_t bits) {
-  if constexpr (std::is_same_v<A, __half>) return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-  else return __uint_as_float((bits & 0xffffu) << 16);
-}
-
-// The integer zero point z in a zero-mode parameter's high half, stored as magic + z (exact):
-// 4-bit codes in A (magic 1024 in F16, 128 in BF16), 8-bit codes in F16 (1024).
-template <PackedMode kMode, typename A>
-__device__ __forceinline__ int zero_point(uint32_t p) {
-  const int magic = kMode == PackedMode::Int8Zero || std::is_same_v<A, __half> ? 0x6400 : 0x4300;
-  return static_cast<int>(p >> 16) - magic;
-}
-
-// c + the dot product of four codes (a) and four int8 values of x (b).
-template <PackedMode kMode>
-__device__ __forceinline__ int dot4(uint32_t a, uint32_t b, int c) {
-  if constexpr (four_bit(kMode)) {
-    return __dp4a(static_cast<int>(a), static_cast<int>(b), c);  // codes <= 15: signed bytes too
-  } else {
-    int d;
-    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-  }
+  s[i] = make_int2(__float_as_int(scale), sum);
 }
 
 // One tile's contribution to the lane's sums: acc[m][0] row g, acc[m][1] row g + 8 of the
@@ -103,36 +54,15 @@ template <PackedMode kMode, typename A, int kRows>
 __device__ __forceinline__ void tile_q8(const uint32_t* words, uint2 p, const uint4* xq, const int2* xs,
                                         float (*acc)[2]) {
   uint32_t codes[2][4];  // [row g, row g + 8][step]
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    if constexpr (four_bit(kMode)) {
-      codes[0][j] = words[j] & 0x0F0F0F0Fu;
-      codes[1][j] = (words[j] >> 4) & 0x0F0F0F0Fu;
-    } else {
-      codes[0][j] = __byte_perm(words[2 * j], words[2 * j + 1], 0x5410);
-      codes[1][j] = __byte_perm(words[2 * j], words[2 * j + 1], 0x7632);
-    }
-  }
+  q8::tile_codes<kMode>(words, codes);
   const uint32_t prm[2] = {p.x, p.y};
-  constexpr bool kZero = kMode == PackedMode::Int4Zero || kMode == PackedMode::Int8Zero;
+  constexpr bool kBf16 = std::is_same_v<A, __nv_bfloat16>;
 #pragma unroll
   for (int m = 0; m < kRows; ++m) {
     const uint32_t xw[4] = {xq[m].x, xq[m].y, xq[m].z, xq[m].w};
-    const float sx = __int_as_float(xs[m].x);
-    const int qsum = xs[m].y;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      int d = 0;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) d = dot4<kMode>(codes[r][j], xw[j], d);
-      const float scale = param_float<A>(prm[r]);
-      if constexpr (kZero) {
-        acc[m][r] = fmaf(scale * sx, static_cast<float>(d - zero_point<kMode, A>(prm[r]) * qsum), acc[m][r]);
-      } else {
-        const float offset = param_float<A>(prm[r] >> 16);
-        acc[m][r] = fmaf(sx, fmaf(scale, static_cast<float>(d), offset * static_cast<float>(qsum)), acc[m][r]);
-      }
-    }
+    for (int r = 0; r < 2; ++r)
+      acc[m][r] += q8::tile_row_sum<kMode>(codes[r], prm[r], xw, __int_as_float(xs[m].x), xs[m].y, kBf16);
   }
 }
 
