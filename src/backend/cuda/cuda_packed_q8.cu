@@ -1,4 +1,4 @@
-// Decode (1 to 8 rows of x) for weights of integer codes (GPTQ/AWQ int4 and int8, GGUF's Q4_0,
+// Decode (1 or 2 rows of x) for weights of integer codes (GPTQ/AWQ int4 and int8, GGUF's Q4_0,
 // Q4_K, Q5_K, Q6_K and Q8_0 as 4- or 8-bit codes), as llama.cpp's MMVQ does: x is rounded to
 // int8 first, per 16 columns with its own scale, and the codes meet it in dp4a (four products
 // a 32-bit instruction). At one row the 16-bit path (packed_stream_kernel) is bound by its
@@ -157,10 +157,9 @@ void launch_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWe
 template <PackedMode kMode, typename A>
 void run_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
             bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+  static_assert(kQ8MaxRows == 2);
   if (M <= 1) launch_q8<kMode, A, 1>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
-  else if (M <= 2) launch_q8<kMode, A, 2>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
-  else if (M <= 4) launch_q8<kMode, A, 4>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
-  else launch_q8<kMode, A, 8>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else launch_q8<kMode, A, 2>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
 template <typename A, typename F>
@@ -181,10 +180,6 @@ void allow_q8_smem() {
                        q8_smem<1>(kMaxSplits, kSlot));
   cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                        q8_smem<2>(kMaxSplits, kSlot));
-  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       q8_smem<4>(kMaxSplits, kSlot));
-  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       q8_smem<8>(kMaxSplits, kSlot));
 }
 
 }  // namespace
