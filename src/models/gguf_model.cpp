@@ -436,6 +436,8 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
     w.add_f32(k + "rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
   }
   if (!dummy || fs::exists(fs::path(model_dir) / "tokenizer.json")) write_tokenizer_metadata(w, model_dir);
+  else  // no vocabulary: llama.cpp refuses a file without this key and takes <arch>.vocab_size dummy tokens for "none"
+    w.add_string("tokenizer.ggml.model", "none");
   if (c.rope_scaling.type == "llama3") {  // as llama.cpp's converter: a factor per frequency
     const RopeScaling& r = c.rope_scaling;
     std::vector<float> factors;

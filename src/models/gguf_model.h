@@ -40,7 +40,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 // io/gguf_mix.h: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K), each tensor's type chosen
 // by GgufQuantMix as llama-quantize chooses it. A GGUF input keeps its metadata and tensor
 // order. dummy: random weights (models' dummy pattern) for config.json's shape instead of the
-// safetensors files, for benchmarks; the tokenizer is written when the folder has one.
+// safetensors files, for benchmarks; the tokenizer is written when the folder has one, else
+// tokenizer.ggml.model "none" (llama.cpp loads such a file with <arch>.vocab_size dummy tokens).
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type,
                      const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false);
 

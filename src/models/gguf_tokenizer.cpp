@@ -201,6 +201,10 @@ bool is_byte_piece(const std::string& s) {  // <0xAB>
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
   const std::string kind = g.get_string("tokenizer.ggml.model");
+  if (kind == "none" || kind == "no_vocab")
+    fail("GGUF file '{}' has no tokenizer (tokenizer.ggml.model '{}': a file of random weights written by "
+         "`ferrum quantize --dummy`, say)",
+         g.path(), kind);
   if (kind != "gpt2" && kind != "llama")
     fail("GGUF file '{}': tokenizer.ggml.model '{}' is not supported (byte-level BPE 'gpt2' and SentencePiece "
          "'llama' are)",

@@ -284,6 +284,30 @@ TEST(GgufQuantized, RequantizingAGgufFileEqualsQuantizingTheFolder) {
   EXPECT_EQ(b->tensor("blk.0.ffn_down.weight").type, GgmlType::Q5_0) << "Q4_K's fallback for rows of 704";
 }
 
+// A --dummy file of a folder without tokenizer.json says it has no vocabulary
+// (tokenizer.ggml.model "none"): llama.cpp refuses a file without the key, and loads this one
+// with <arch>.vocab_size dummy tokens (ik_llama.cpp did, for docs/bench/cpu-moe.md). ferrum
+// loads it too, and asked for its tokenizer says why there is none.
+TEST(GgufQuantized, DummyFileWithoutATokenizerNamesNone) {
+  const fs::path dir = temp_path("dummy-qwen3-moe");
+  fs::create_directories(dir);
+  fs::copy_file(kSource / "tests/fixtures/models/tiny-qwen3-moe/config.json", dir / "config.json",
+                fs::copy_options::overwrite_existing);
+  const fs::path file = temp_path("dummy-qwen3-moe.gguf");
+  convert_to_gguf(dir.string(), file.string(), "Q4_K_M", {}, true);
+  auto g = GgufFile::open(file.string());
+  EXPECT_EQ(g->get_string("tokenizer.ggml.model"), "none");
+  EXPECT_FALSE(g->has("tokenizer.ggml.tokens"));
+  auto m = load_model(file.string(), 2);
+  EXPECT_EQ(g->get_int("qwen3moe.vocab_size"), m->config().vocab_size);
+  try {
+    tokenizer_from_gguf(*g);
+    FAIL() << "a tokenizer was read from a file without one";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no tokenizer"), std::string::npos) << e.what();
+  }
+}
+
 // A block embedding table is looked up row by row (the table stays blocks): each row equals
 // the library's dequantization of that row, for every block format the CPU runs.
 TEST(GgufQuantized, BlockEmbeddingRowsAreTheDequantizedRows) {
