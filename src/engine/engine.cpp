@@ -218,6 +218,7 @@ class EngineImpl final : public Engine {
         if (in_flight_ && (must_finish_before_schedule() || propose_next_)) {
           finish_in_flight();
           emit_touched();
+          publish_stats();  // (the engine may sleep next: its last requests may have finished here)
         }
       } catch (const std::exception& e) {
         log::error("engine step failed: {}", e.what());
