@@ -19,9 +19,15 @@
 # Prints one line per run (out tok/s, TPOT, acceptance rate, mean accepted length, ratio to
 # off on the same prompts, sampling and c) and writes $OUT/results.txt, $OUT/results.jsonl and
 # each server's log. About 4 minutes on an H200.
+# RUNS=overlap instead measures what speculation costs where it does not pay, on the 8B shape:
+# off, ngram-none and ngram (plain T=1 and greedy, repetitive greedy; c=1 and c=4), ngram-always,
+# and ngram-none / ngram again with FERRUM_HOST_SAMPLING=1 (every step sampled on the host and
+# none overlapped: how a speculating engine ran before the steps that propose nothing were
+# kept on the device). About 3 minutes.
 # Environment: FERRUM (default build/ferrum), MODEL, DRAFT, OUT (default /tmp/spec_gpu), DEVICE
 # (cuda), N1 / N4 (measured requests at c=1 / c=4: 6 / 8), KV (KV cache memory, 16GiB), PORT,
-# RUNS (a subset of "off ngram-none self-draft ngram ngram-always profile tiny"; default all).
+# RUNS (overlap, or a subset of "off ngram-none self-draft ngram ngram-always profile tiny";
+# default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRUM=${FERRUM:-build/ferrum}
@@ -63,21 +69,27 @@ serve() {
   echo "server $name not ready after 120 s"; exit 1
 }
 
+# The server's step counters (device-sampled, overlapped, host-sampled), warm-up included.
+steps() { curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^ferrum_steps_(device_sampled|overlapped|host_sampled)_total/ {printf "%s ", $2}'; }
+
 # measure LABEL PROMPTS BODY C N: one `ferrum bench serve` run against the current server.
 measure() {
-  local label=$1 prompts=$2 body=$3 c=$4 n=$5 line
+  local label=$1 prompts=$2 body=$3 c=$4 n=$5 line steps0
+  steps0=$(steps)
   line=$("$FERRUM" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --warmup 2 \
          --output-len 256 --prompt-file "$prompts" --extra-body "$body" --json -q | tail -1)
-  python3 - "$line" "$SERVER" "$label" "$(basename "$prompts" .txt)" "$body" "$c" "$OUT" <<'EOF'
+  python3 - "$line" "$SERVER" "$label" "$(basename "$prompts" .txt)" "$body" "$c" "$OUT" "$steps0" "$(steps)" <<'EOF'
 import json, sys
-line, server, label, prompts, body, c, out = sys.argv[1:]
+line, server, label, prompts, body, c, out, steps0, steps1 = sys.argv[1:]
 r = json.loads(line)
+d = [float(b) - float(a) for a, b in zip(steps0.split(), steps1.split())]  # device, overlapped, host
+overlapped = d[1] / max(1.0, d[0] + d[2]) if len(d) == 3 else None
 sampling = "greedy" if json.loads(body).get("temperature", 1) == 0 else "T=1"
 row = {"server": server, "run": label, "prompts": prompts, "sampling": sampling, "c": int(c),
        "out_tok_s": r["out_tok_s"], "tpot_mean_ms": r["tpot_mean_ms"], "tpot_p50_ms": r["tpot_p50_ms"],
        "acceptance": r.get("spec_decode_acceptance_rate"), "mean_accepted_length": r.get("spec_decode_mean_accepted_length"),
        "draft_tokens": r.get("spec_decode_draft_tokens"), "accepted_tokens": r.get("spec_decode_accepted_tokens"),
-       "failed": r["failed"]}
+       "overlapped_steps": overlapped, "failed": r["failed"]}
 base = None
 with open(f"{out}/results.jsonl") as f:
     for prev in map(json.loads, f):
@@ -90,7 +102,8 @@ with open(f"{out}/results.jsonl", "a") as f:
 fmt = lambda v, f: "-" if v is None else format(v, f)
 text = (f"{label:24s} {prompts:10s} {sampling:6s} c={c}  {row['out_tok_s']:8.1f} out tok/s  "
         f"TPOT {row['tpot_mean_ms']:6.2f} ms  acceptance {fmt(row['acceptance'], '.3f')}  "
-        f"mean accepted length {fmt(row['mean_accepted_length'], '.2f')}  x{fmt(row['ratio_to_off'], '.3f')} of off"
+        f"mean accepted length {fmt(row['mean_accepted_length'], '.2f')}  overlapped {fmt(overlapped, '.3f')}  "
+        f"x{fmt(row['ratio_to_off'], '.3f')} of off"
         + (f"  FAILED {r['failed']}" if r["failed"] else ""))
 print(text, flush=True)
 with open(f"{out}/results.txt", "a") as f:
@@ -101,6 +114,35 @@ EOF
 t0=$SECONDS
 echo "ferrum: $FERRUM; model: $MODEL; device: $DEVICE; results in $OUT"
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null || true
+
+# measure_all LABEL: plain T=1 at c=1 and c=4, plain greedy and repetitive greedy at c=1 and c=4.
+measure_all() {
+  for c in 1 4; do
+    n=$([ $c = 1 ] && echo $N1 || echo $N4)
+    measure "$1" "$PLAIN" "$SAMPLED" $c $n
+    measure "$1" "$PLAIN" "$GREEDY" $c $n
+    measure "$1" "$REP" "$GREEDY" $c $n
+  done
+}
+if [ "$RUNS" = overlap ]; then
+  NONE=(--spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64)
+  serve l8b-off "$MODEL" --dummy bf16
+  measure_all l8b:off
+  serve l8b-ngram-none "$MODEL" --dummy bf16 "${NONE[@]}"
+  measure_all l8b:ngram-none
+  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-none-host "$MODEL" --dummy bf16 "${NONE[@]}"
+  measure_all l8b:ngram-none-host
+  serve l8b-ngram "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+  measure_all l8b:ngram-K3
+  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-host "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+  measure_all l8b:ngram-K3-host
+  serve l8b-ngram-always "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-always
+  measure l8b:ngram-K3-always "$PLAIN" "$SAMPLED" 1 $N1
+  measure l8b:ngram-K3-always "$REP" "$GREEDY" 1 $N1
+  stop
+  echo "done in $((SECONDS - t0)) s; $OUT/results.txt"
+  exit 0
+fi
 
 if want off; then
 serve l8b-off "$MODEL" --dummy bf16

@@ -1,6 +1,7 @@
 // ferrum serve [MODEL]: the OpenAI-compatible HTTP server. Listens at once (/health answers
 // 503 while the model loads), logs one line with the URL when ready, and on SIGTERM/SIGINT
 // stops accepting, lets running requests finish (up to --drain-timeout) and exits 0.
+#include <cstdlib>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -111,6 +112,10 @@ int run_serve(ServeArgs a) {
     lo.engine.max_waiting = a.max_waiting;
     lo.engine.speculative = a.spec.options();
     lo.spec_draft = a.spec.draft;
+    // For comparisons: the GPU's engine path on the CPU (the model's reference sampler,
+    // overlapped steps), and the host's on a GPU (logits copied back, no overlap).
+    lo.engine.model_sampling = std::getenv("FERRUM_MODEL_SAMPLING") != nullptr;
+    lo.engine.host_sampling = std::getenv("FERRUM_HOST_SAMPLING") != nullptr;
     ctx = server::load_serving_context(lo);
   } catch (...) {
     http.stop();

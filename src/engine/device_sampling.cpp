@@ -15,7 +15,7 @@ uint64_t DeviceSamplingBuilder::key(uint64_t seed, int32_t index) {
   return splitmix64_mix(seed + kGoldenGamma * (static_cast<uint64_t>(index) + 1));
 }
 
-void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
+void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch, std::span<const int32_t> proposed) {
   const SamplingParams& p = *seq.params;
   SampleRow row;
   row.temperature = p.temperature;
@@ -23,8 +23,9 @@ void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
   row.top_p = p.top_p;
   row.min_p = p.min_p;
   row.key = seq.sample_key;
-  // Tokens still on their way count: this is the draw after them (and min_tokens past them).
-  const int32_t outputs = seq.num_output_tokens() + seq.pending_tokens;
+  // Tokens still on their way count: this is the draw after them (and min_tokens past them);
+  // so do proposals.
+  const int32_t outputs = seq.num_output_tokens() + seq.pending_tokens + static_cast<int32_t>(proposed.size());
   row.counter = static_cast<uint64_t>(outputs);
   row.num_logprobs = p.logprobs ? *p.logprobs : -1;
   row.edits_begin = static_cast<int32_t>(batch.edits.size());
@@ -49,11 +50,15 @@ void DeviceSamplingBuilder::add(const Sequence& seq, SampleBatch& batch) {
   end_phase();
   if (p.repetition_penalty != 1.0f) {
     for (int32_t t : seq.tokens) edit(t, LogitEdit::Repetition, p.repetition_penalty);
+    for (int32_t t : proposed) edit(t, LogitEdit::Repetition, p.repetition_penalty);
     end_phase();
   }
   if (p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) {
-    for (const auto& [t, count] : seq.output_counts)
-      edit(t, LogitEdit::Penalty, p.frequency_penalty * static_cast<float>(count) + p.presence_penalty);
+    auto penalty = [&](int32_t count) { return p.frequency_penalty * static_cast<float>(count) + p.presence_penalty; };
+    auto times_proposed = [&](int32_t t) { return static_cast<int32_t>(std::count(proposed.begin(), proposed.end(), t)); };
+    for (const auto& [t, count] : seq.output_counts) edit(t, LogitEdit::Penalty, penalty(count + times_proposed(t)));
+    for (int32_t t : proposed)  // (a token counted above is not edited again)
+      if (!seq.output_counts.contains(t)) edit(t, LogitEdit::Penalty, penalty(times_proposed(t)));
     end_phase();
   }
   row.edits_end = static_cast<int32_t>(batch.edits.size());

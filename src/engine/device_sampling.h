@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/sampling.h"
@@ -19,8 +20,10 @@ class DeviceSamplingBuilder {
 
   // Appends seq's row (and its edits) to batch. A row with a grammar names its token mask,
   // which fill_masks() computes: its bits depend on every token sampled before, so by then
-  // the sequence may have no token on the way.
-  void add(const Sequence& seq, SampleBatch& batch);
+  // the sequence may have no token on the way. `proposed`: speculative decoding's row after
+  // those proposals, drawn as if they had been generated (the draw that follows them, their
+  // penalties and min_tokens), so that it picks what plain decoding would there.
+  void add(const Sequence& seq, SampleBatch& batch, std::span<const int32_t> proposed = {});
   // Computes the token masks of the rows added since the last call (none: nothing to do).
   // Called once the step's forward is queued: the host works while the device runs it.
   void fill_masks(SampleBatch& batch);

@@ -97,10 +97,11 @@ class EngineImpl final : public Engine {
     stats_.kv_blocks_total = blocks_.num_blocks();
     if (o.model_sampling)
       FERRUM_CHECK(model_->can_sample(), "model_sampling: this model cannot pick tokens itself");
+    const bool model_samples = (model_->samples_on_device() || o.model_sampling) && !o.host_sampling;
     if (o.speculative.enabled())
       speculation_ = std::make_unique<Speculation>(o.speculative, *model_, max_model_len_, blocks_.num_blocks(),
-                                                   o.block_size, o.max_num_batched_tokens);
-    if ((model_->samples_on_device() || o.model_sampling) && !o.host_sampling && !speculation_)
+                                                   o.block_size, o.max_num_batched_tokens, model_samples);
+    if (model_samples)
       device_sampling_ = std::make_unique<DeviceSamplingBuilder>(vocab_size_, model_->config().eos_token_ids);
     overlap_ = device_sampling_ && o.overlap;
     log::info("engine: {} KV blocks of {} tokens, max_num_seqs {}, max_num_batched_tokens {}, "
@@ -200,6 +201,10 @@ class EngineImpl final : public Engine {
     SampleBatch sampling;
     uint64_t ticket = 0;
     bool needs_history = false;  // a row's penalties count every token: the next step waits for these
+    // It verifies proposals: how many tokens each sequence gets is known once it is collected,
+    // so the next step waits for it.
+    bool verifies = false;
+    int32_t proposals = 0;  // proposal rows (the policy's cost measure)
   };
 
   void loop() {
@@ -208,14 +213,16 @@ class EngineImpl final : public Engine {
     for (;;) {
       // A step in flight that the next schedule must wait for is waited for first, so that the
       // requests that arrive while it runs are taken into that schedule.
-      if (in_flight_ && must_finish_before_schedule()) {
-        try {
+      try {
+        propose_next_ = next_step_proposes();
+        if (in_flight_ && (must_finish_before_schedule() || propose_next_)) {
           finish_in_flight();
           emit_touched();
-        } catch (const std::exception& e) {
-          log::error("engine step failed: {}", e.what());
-          fail_everything(std::string("engine error: ") + e.what());
+          publish_stats();  // (the engine may sleep next: its last requests may have finished here)
         }
+      } catch (const std::exception& e) {
+        log::error("engine step failed: {}", e.what());
+        fail_everything(std::string("engine error: ") + e.what());
       }
       bool stop = false;
       {
@@ -327,10 +334,8 @@ class EngineImpl final : public Engine {
   void step() {
     const size_t dead_before = graveyard_.size();  // retired before this schedule: see the end
     auto t_begin = ProfileClock::now();  // (loop() has waited for a step this schedule must see)
-    const bool speculate =
-        speculation_ && speculation_->should_speculate(scheduler_.running().size() + scheduler_.waiting().size());
-    SchedulerOutput out = scheduler_.schedule(speculate);
-    if (out.speculates) speculation_->propose(out);
+    SchedulerOutput out = scheduler_.schedule(speculates_now());
+    if (out.speculates) propose(out);
     auto t_scheduled = ProfileClock::now();
     ProfileClock::time_point t_forward = t_scheduled, t_sampled = t_scheduled;
     for (auto& [seq, message] : out.failed) {
@@ -345,19 +350,28 @@ class EngineImpl final : public Engine {
         Request& req = *s.seq->request;
         if (s.seq->index == 0 && req.cached_tokens < 0) req.cached_tokens = s.seq->num_computed_tokens;
       }
-      if (device_sampling_) {
+      if (device_sampling_ && !(out.speculates && speculation_->verifies_on_host())) {
         Flight* prev = in_flight_;
+        const bool overlapped = prev != nullptr;
         const bool launched = launch(std::move(out), prev);  // (may collect prev: grammar masks need its tokens)
         t_forward = ProfileClock::now();
         if (prev) collect(*prev);  // the device is busy with the step just launched meanwhile
         if (launched) {
           rows = in_flight_->sampled.size();
+          ++device_sampled_steps_;
+          overlapped_steps_ += overlapped ? 1 : 0;
           scheduler_.on_step_done(in_flight_->out);
           if (!overlap_) finish_in_flight();
         }
       } else {
+        const int32_t proposals = out.speculates ? proposal_rows(out) : 0;
         rows = run_on_host(out, t_forward);
-        if (speculation_) speculation_->step_done(out, since(t_begin));
+        ++host_sampled_steps_;
+        if (speculation_ && device_sampling_) {
+          speculation_->step_delivered(out, proposals);
+        } else if (speculation_) {
+          speculation_->step_done(out, since(t_begin));
+        }
       }
       t_sampled = ProfileClock::now();
     } else if (in_flight_) {
@@ -386,9 +400,42 @@ class EngineImpl final : public Engine {
   // Penalties see every earlier token: a step after one that sampled with them waits for it.
   // (Grammar masks too, but later: launch takes the tokens once the next forward is queued.)
   // So does a step after a long one (prompt chunks): scheduled while that one runs, it would
-  // leave the requests that arrive meanwhile waiting one long step more.
+  // leave the requests that arrive meanwhile waiting one long step more. And a step after one
+  // that verifies proposals, whose number of tokens per sequence is not known before.
   bool must_finish_before_schedule() const {
-    return in_flight_->needs_history || in_flight_->out.num_tokens > options_.overlap_max_step_tokens;
+    return in_flight_->needs_history || in_flight_->verifies ||
+           in_flight_->out.num_tokens > options_.overlap_max_step_tokens;
+  }
+
+  // Device sampling with speculation: whether the next step proposes. Proposals follow each
+  // sequence's newest token, so the step in flight is collected first: a step that proposes
+  // does not overlap the one before it.
+  bool next_step_proposes() {
+    if (!speculation_ || !device_sampling_) return false;
+    const std::vector<Sequence*>& running = scheduler_.running();
+    return speculation_->wants_proposals(running, running.size() + scheduler_.waiting().size());
+  }
+
+  // Whether this step reserves lookahead slots to propose in (host sampling: by concurrency
+  // alone; device sampling: as decided before the step in flight was collected).
+  bool speculates_now() {
+    if (!speculation_) return false;
+    if (device_sampling_) return propose_next_ && !in_flight_;
+    return speculation_->should_speculate(scheduler_.running().size() + scheduler_.waiting().size());
+  }
+
+  // Device sampling: a step whose proposals all came to nothing runs as a plain one (overlapped
+  // with the next), without its lookahead slots.
+  void propose(SchedulerOutput& out) {
+    speculation_->propose(out);
+    if (device_sampling_ && !Speculation::has_proposals(out)) Speculation::release_lookahead(out, blocks_);
+  }
+
+  static int32_t proposal_rows(const SchedulerOutput& out) {
+    int32_t rows = 0;
+    for (const ScheduledSeq& s : out.scheduled)
+      if (s.num_lookahead > 0) rows += static_cast<int32_t>(s.seq->spec_draft.size());
+    return rows;
   }
 
   void emit_touched() {
@@ -475,6 +522,8 @@ class EngineImpl final : public Engine {
       fail_step(f.out, e);
       return false;
     }
+    f.verifies = f.out.speculates;
+    f.proposals = f.verifies ? proposal_rows(f.out) : 0;
     f.needs_history = false;
     for (int32_t i : f.sampled) {
       const SamplingParams& p = *f.out.scheduled[i].seq->params;
@@ -492,28 +541,47 @@ class EngineImpl final : public Engine {
 
   // Waits for a launched step's picks and appends them. A sequence that finished (a stop, an
   // abort) after the step was launched drops its pick: the step computed one token too many.
+  // A sequence with proposals has a pick per row; its rejected proposals' K/V are rolled back.
   void collect(Flight& f) {
     if (in_flight_ == &f) in_flight_ = nullptr;
     try {
       runner_.collect(f.ticket, f.sampled.size(), sample_result_);
     } catch (const std::exception& e) {
-      for (int32_t i : f.sampled) --f.out.scheduled[i].seq->pending_tokens;
+      for (size_t r = 0; r < f.sampled.size(); r = sequence_rows_end(f.sampled, r))
+        --f.out.scheduled[f.sampled[r]].seq->pending_tokens;
       fail_step(f.out, e);
+      for (const ScheduledSeq& s : f.out.scheduled)
+        if (s.num_lookahead > 0) Speculation::roll_back(*s.seq, true, blocks_);
       return;
     }
-    for (size_t r = 0; r < f.sampled.size(); ++r) {
-      Sequence& seq = *f.out.scheduled[f.sampled[r]].seq;
-      --seq.pending_tokens;
-      if (seq.retired || seq.finish_reason != FinishReason::None) continue;
-      try {
-        output_.append_token(seq, DeviceSamplingBuilder::take(seq, f.sampling, sample_result_, r));
-        ++generated_tokens_;
-      } catch (const std::exception& e) {
-        seq.finish_reason = FinishReason::Error;
-        seq.error = std::string("output processing failed: ") + e.what();
-      }
-      touch(*seq.request);
+    for (size_t r = 0; r < f.sampled.size();) {
+      const size_t end = sequence_rows_end(f.sampled, r);
+      const ScheduledSeq& s = f.out.scheduled[f.sampled[r]];
+      --s.seq->pending_tokens;
+      take_picks(*s.seq, f, r, end);
+      if (s.num_lookahead > 0) Speculation::roll_back(*s.seq, true, blocks_);
+      r = end;
     }
+    if (speculation_) speculation_->step_delivered(f.out, f.proposals);
+  }
+
+  // Appends seq's picks from rows [begin, end) of a collected step: its next token, or its
+  // verified proposals and the token after them.
+  void take_picks(Sequence& seq, const Flight& f, size_t begin, size_t end) {
+    if (seq.retired || seq.finish_reason != FinishReason::None) return;
+    auto pick = [&](size_t j) { return DeviceSamplingBuilder::take(seq, f.sampling, sample_result_, begin + j); };
+    try {
+      if (end - begin == 1) {
+        output_.append_token(seq, pick(0));
+        ++generated_tokens_;
+      } else {
+        generated_tokens_ += speculation_->accept_picks(seq, end - begin, pick, output_, blocks_);
+      }
+    } catch (const std::exception& e) {
+      seq.finish_reason = FinishReason::Error;
+      seq.error = std::string("output processing failed: ") + e.what();
+    }
+    touch(*seq.request);
   }
 
   // The model failed a step: its sequences end with the error (the others go on).
@@ -612,6 +680,9 @@ class EngineImpl final : public Engine {
     stats_.prefix_cache_queries = blocks_.prefix_queries();
     stats_.prefix_cache_hits = blocks_.prefix_hits();
     stats_.preemptions = scheduler_.num_preemptions();
+    stats_.device_sampled_steps = device_sampled_steps_;
+    stats_.overlapped_steps = overlapped_steps_;
+    stats_.host_sampled_steps = host_sampled_steps_;
     if (speculation_) {
       stats_.spec_drafts = speculation_->drafts();
       stats_.spec_draft_tokens = speculation_->draft_tokens();
@@ -635,6 +706,7 @@ class EngineImpl final : public Engine {
   std::once_flag token_vocab_once_;
   std::shared_ptr<const structured::TokenVocab> token_vocab_;
   bool overlap_ = false;
+  bool propose_next_ = false;  // device sampling with speculation: next_step_proposes()
   SampleResult sample_result_;
   Flight flights_[2];
   int next_flight_ = 0;
@@ -654,6 +726,7 @@ class EngineImpl final : public Engine {
   std::vector<Request*> touched_, emitting_;  // requests with output in this step
   uint64_t emit_round_ = 1;  // requests touched since the last emit_touched carry this
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
+  uint64_t device_sampled_steps_ = 0, overlapped_steps_ = 0, host_sampled_steps_ = 0;
 
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int32_t> num_waiting_{0};

@@ -18,7 +18,10 @@ class Tokenizer;
 
 // Speculative decoding (spec_decode.h): a drafter proposes up to num_tokens tokens per
 // decoding sequence and step; the target verifies them in one forward pass. Sampling stays
-// exact in distribution (greedy: the same ids). Tokens are then picked by the host sampler.
+// exact in distribution (greedy: the same ids). n-gram proposals are verified by the target's
+// own draw (its sampler's picks where the model samples on its device, so that seeded tokens
+// are those of plain decoding); a draft model's on the host. Where the model samples, steps
+// that propose nothing stay on that path, overlapped as without speculation.
 struct SpeculativeOptions {
   int32_t num_tokens = 0;           // K; 0 = off
   bool ngram = false;               // prompt lookup in the request's own tokens
@@ -115,6 +118,9 @@ struct EngineStats {
   // Acceptance rate = accepted / draft tokens; mean accepted length (tokens per target pass
   // of a speculating sequence) = 1 + accepted / drafts.
   uint64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
+  // Steps by where their tokens were picked: by the model's own sampler (of those, launched
+  // while the step before was still running: overlapped), or on the host from logits rows.
+  uint64_t device_sampled_steps = 0, overlapped_steps = 0, host_sampled_steps = 0;
 };
 
 class QueueFull : public std::runtime_error {

@@ -88,17 +88,22 @@ uint64_t ModelRunner::launch(const SchedulerOutput& out, std::vector<int32_t>& s
   build_batch(out, batch_, sampled);
   FERRUM_CHECK(batch_.num_tokens() > 0, "launch: an empty step");
   sampling.clear();
-  for (int32_t i : sampled) builder.add(*out.scheduled[i].seq, sampling);
+  for (size_t r = 0; r < sampled.size();) {  // row j of a sequence's rows: after j proposals
+    const Sequence& seq = *out.scheduled[sampled[r]].seq;
+    const size_t end = sequence_rows_end(sampled, r);
+    for (size_t j = 0; r + j < end; ++j) builder.add(seq, sampling, std::span(seq.spec_draft).first(j));
+    r = end;
+  }
   std::function<void()> masks;
   if (builder.has_masks()) masks = [&] {
     if (before_masks) before_masks();
     builder.fill_masks(sampling);
   };
   const uint64_t ticket = model_->launch_sample(batch_, *cache_, sampling, masks);
-  for (size_t r = 0; r < sampled.size(); ++r) {  // their next tokens are on the way
+  for (size_t r = 0; r < sampled.size(); r = sequence_rows_end(sampled, r)) {  // their next tokens are on the way
     Sequence& seq = *out.scheduled[sampled[r]].seq;
     ++seq.pending_tokens;
-    seq.pending_row = static_cast<int32_t>(r);
+    seq.pending_row = static_cast<int32_t>(r);  // (a step verifying proposals is collected before the next)
   }
   return ticket;
 }

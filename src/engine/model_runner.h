@@ -14,6 +14,14 @@
 
 namespace ferrum {
 
+// A sequence's logits rows are consecutive in `sampled` (1 + its proposals): the end of the
+// rows of the sequence whose first row is r.
+inline size_t sequence_rows_end(const std::vector<int32_t>& sampled, size_t r) {
+  size_t end = r + 1;
+  while (end < sampled.size() && sampled[end] == sampled[r]) ++end;
+  return end;
+}
+
 class ModelRunner {
  public:
   ModelRunner(std::shared_ptr<Model> model, int32_t num_blocks, int32_t block_size);
@@ -29,7 +37,8 @@ class ModelRunner {
 
   // The step with its tokens picked by the model (on its device), in two halves so that the
   // engine can overlap steps: launch queues the step and returns a ticket (one SampleRow per
-  // sampled sequence is built into `sampling`; each of those sequences gets a pending token);
+  // logits row is built into `sampling`, a sequence's row after j proposals as if they were
+  // generated; each sampled sequence gets a pending token);
   // collect waits for that step's picks, `rows` of them. Tokens pending from the step before
   // are fed from its picks on the device. Rows with a grammar get their token masks once the
   // forward is queued (the host computes them while the device runs it), after

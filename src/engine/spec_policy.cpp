@@ -104,28 +104,42 @@ void SpecPolicy::gains(const NgramAcceptance& h, int32_t n, int32_t len, std::ve
   }
 }
 
+void SpecPolicy::sort_candidates(const std::vector<std::vector<double>>& gains, std::vector<Candidate>& out) {
+  out.clear();
+  for (size_t s = 0; s < gains.size(); ++s)
+    for (double g : gains[s]) out.push_back({g, static_cast<int32_t>(s)});
+  // Each sequence's gains do not increase, so the best m of all are prefixes of each.
+  std::stable_sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.gain > b.gain; });
+}
+
+// For a new number of sequences the plain step is measured first (no proposals); then the
+// larger sizes look as cheap as it until they are measured, so they are tried.
+int32_t SpecPolicy::best_count(const std::vector<Candidate>& sorted, int32_t seqs) const {
+  if (cost_.estimate(seqs, 0) <= 0.0) return 0;
+  int32_t best = 0;
+  double best_rate = -1.0, tokens = seqs;
+  for (int32_t m = 0; m <= static_cast<int32_t>(sorted.size()); ++m) {
+    if (m > 0) tokens += sorted[m - 1].gain;
+    const double rate = tokens / cost_.estimate(seqs, m);
+    if (rate > best_rate) {
+      best_rate = rate;
+      best = m;
+    }
+  }
+  return best;
+}
+
+bool SpecPolicy::worth_proposing(const std::vector<std::vector<double>>& gains, int32_t seqs) const {
+  sort_candidates(gains, scratch_);
+  return best_count(scratch_, seqs) > 0;
+}
+
 std::vector<int32_t> SpecPolicy::choose(const std::vector<std::vector<double>>& gains, int32_t seqs) {
   ++calls_;
-  candidates_.clear();
-  for (size_t s = 0; s < gains.size(); ++s)
-    for (double g : gains[s]) candidates_.push_back({g, static_cast<int32_t>(s)});
-  // Each sequence's gains do not increase, so the best m of all are prefixes of each.
-  std::stable_sort(candidates_.begin(), candidates_.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.gain > b.gain; });
+  sort_candidates(gains, candidates_);
   const int32_t total = static_cast<int32_t>(candidates_.size());
-  // For a new number of sequences the plain step is measured first (no proposals); then the
-  // larger sizes look as cheap as it until they are measured, so they are tried.
-  int32_t best = 0;
+  int32_t best = best_count(candidates_, seqs);
   if (cost_.estimate(seqs, 0) > 0.0) {
-    double best_rate = -1.0, tokens = seqs;
-    for (int32_t m = 0; m <= total; ++m) {
-      if (m > 0) tokens += candidates_[m - 1].gain;
-      const double rate = tokens / cost_.estimate(seqs, m);
-      if (rate > best_rate) {
-        best_rate = rate;
-        best = m;
-      }
-    }
     if (calls_ % kProbeEvery == 0 && best < total) {
       ++best;
     } else if (calls_ % kProbeEvery == kProbeEvery / 2 && best > 0) {

@@ -72,6 +72,8 @@ class SpecPolicy {
   // the best choice, and halfway between one row less, so that a cost measured under a
   // passing load (a stall) is measured again instead of ruling its size out for good.
   std::vector<int32_t> choose(const std::vector<std::vector<double>>& gains, int32_t seqs);
+  // Whether choose() would verify any of these proposals, probes aside (nothing changes).
+  bool worth_proposing(const std::vector<std::vector<double>>& gains, int32_t seqs) const;
 
   // A decode-only step of `seqs` sequences that verified `rows` proposals took `ms`.
   void record_step(int32_t seqs, int32_t rows, double ms) { cost_.record(seqs, rows, ms); }
@@ -89,7 +91,11 @@ class SpecPolicy {
     double gain;
     int32_t seq;
   };
+  static void sort_candidates(const std::vector<std::vector<double>>& gains, std::vector<Candidate>& out);
+  // How many of the best candidates maximize expected tokens per second.
+  int32_t best_count(const std::vector<Candidate>& sorted, int32_t seqs) const;
   std::vector<Candidate> candidates_;
+  mutable std::vector<Candidate> scratch_;  // worth_proposing's
 };
 
 }  // namespace ferrum

@@ -10,8 +10,9 @@
 namespace ferrum {
 
 Speculation::Speculation(const SpeculativeOptions& s, const Model& target, int32_t max_model_len, int32_t num_blocks,
-                         int32_t block_size, int32_t max_num_batched_tokens)
+                         int32_t block_size, int32_t max_num_batched_tokens, bool model_samples)
     : options_(s),
+      model_samples_(model_samples),
       verifier_(static_cast<int32_t>(target.config().vocab_size), target.config().eos_token_ids),
       policy_(std::max(1, s.ngram_min), std::max({1, s.ngram_min, s.ngram_max}), std::max(1, s.num_tokens)) {
   const int32_t vocab_size = static_cast<int32_t>(target.config().vocab_size);
@@ -31,9 +32,12 @@ Speculation::Speculation(const SpeculativeOptions& s, const Model& target, int32
     drafter_ = std::make_unique<DraftModelProposer>(s.draft, num_blocks, block_size, target.config().eos_token_ids,
                                                     max_num_batched_tokens);
   }
-  if (target.samples_on_device())
-    log::info("speculative decoding: tokens are verified and sampled on the host (the target's logits rows "
-              "are copied back); overlapped steps are off");
+  if (model_samples && s.draft)
+    log::info("speculative decoding: the draft's proposals are verified on the host (the target's logits rows are "
+              "copied back); steps that propose nothing are sampled by the model and overlap as without speculation");
+  else if (model_samples)
+    log::info("speculative decoding: n-gram proposals are verified by the model's own sampler; a step that "
+              "proposes does not overlap the step before it, the others do");
   log::info("speculative decoding: {} proposing up to {} tokens per step, {}",
             s.ngram ? fmt::format("n-gram lookup (n = {}..{}{})", s.ngram_max, s.ngram_min,
                                   s.adaptive ? ", proposals verified where they are expected to pay" : "")
@@ -52,7 +56,62 @@ bool Speculation::should_speculate(size_t active) {
   return on;
 }
 
+// Overlapped steps leave a sequence's newest token on its way until its step is collected;
+// proposals must follow it.
+static bool may_propose(const Sequence& seq) {
+  const SamplingParams* p = seq.params;
+  const int32_t outputs = seq.num_total_tokens() - seq.prompt_len;
+  return seq.status == SequenceStatus::Running && seq.finish_reason == FinishReason::None && p && !p->grammar &&
+         seq.num_total_tokens() - seq.num_computed_tokens == 1 && p->max_tokens - outputs > 1;
+}
+
+bool Speculation::wants_proposals(const std::vector<Sequence*>& running, size_t active) {
+  if (!should_speculate(active)) return false;
+  if (drafter_ || !options_.adaptive) return true;
+  const bool found = lookup_behind(running);  // (also scores the sequences' proposals)
+  if (skip_tries_ > 0) {
+    --skip_tries_;
+    return false;
+  }
+  return found;
+}
+
+// The lookup each sequence would make now. For a sequence with a token in flight it is one
+// token behind: its first proposal is a guess at that token, and the step that proposes would
+// propose the rest afresh, so its gains are weighed by the chance that the guess holds.
+bool Speculation::lookup_behind(const std::vector<Sequence*>& running) {
+  gains_.clear();
+  for (Sequence* seq : running) {
+    if (!may_propose(*seq)) continue;
+    int32_t n = 0;
+    lookup_ = propose_ngram(seq->tokens, options_.ngram_min, options_.ngram_max, options_.num_tokens, &n);
+    policy_.observe(seq->ngram_acceptance, seq->tokens, lookup_, n);
+    if (lookup_.empty()) continue;
+    std::vector<double>& g = gains_.emplace_back();
+    policy_.gains(seq->ngram_acceptance, n, static_cast<int32_t>(lookup_.size()), g);
+    if (seq->pending_tokens > 0 && !g.empty()) {
+      const double first_holds = g.front();
+      for (double& x : g) x *= first_holds;
+    }
+  }
+  return !gains_.empty() && policy_.worth_proposing(gains_, static_cast<int32_t>(running.size()));
+}
+
+// A try that verified nothing (the guess one token behind did not hold) doubles the steps
+// before the next try, up to 31; one that verified resets it.
+void Speculation::note_try(bool verified) {
+  if (verified) {
+    failed_tries_ = skip_tries_ = 0;
+    return;
+  }
+  failed_tries_ = std::min(failed_tries_ + 1, 5);
+  skip_tries_ = (1 << failed_tries_) - 1;
+}
+
 void Speculation::propose(const SchedulerOutput& out) {
+  for (const ScheduledSeq& sch : out.scheduled)
+    FERRUM_CHECK(sch.num_lookahead == 0 || sch.seq->pending_tokens == 0,
+                 "sequence {}: proposals for a sequence whose newest token is still on its way", sch.seq->id);
   try {
     if (drafter_) {
       drafter_->propose(out);
@@ -93,10 +152,37 @@ void Speculation::propose_ngram_step(const SchedulerOutput& out) {
   step_rows_ = 0;
   for (const ScheduledSeq& sch : out.scheduled)
     if (sch.num_lookahead > 0) step_rows_ += static_cast<int32_t>(sch.seq->spec_draft.size());
+  note_try(step_rows_ > 0);
 }
 
-void Speculation::step_done(const SchedulerOutput& out, double ms) {
-  const int32_t rows = std::exchange(step_rows_, 0);
+bool Speculation::has_proposals(const SchedulerOutput& out) {
+  for (const ScheduledSeq& sch : out.scheduled)
+    if (sch.num_lookahead > 0 && !sch.seq->spec_draft.empty()) return true;
+  return false;
+}
+
+void Speculation::release_lookahead(SchedulerOutput& out, BlockManager& blocks) {
+  for (ScheduledSeq& sch : out.scheduled) {
+    if (sch.num_lookahead == 0) continue;
+    blocks.truncate(*sch.seq, sch.seq->num_computed_tokens + sch.num_new_tokens);
+    out.num_tokens -= sch.num_lookahead;
+    sch.num_lookahead = 0;
+    sch.seq->spec_draft.clear();
+    sch.seq->spec_draft_probs.clear();
+  }
+  out.speculates = false;
+}
+
+void Speculation::step_done(const SchedulerOutput& out, double ms) { record(out, std::exchange(step_rows_, 0), ms); }
+
+void Speculation::step_delivered(const SchedulerOutput& out, int32_t rows) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto last = std::exchange(last_delivery_, now);
+  if (last == std::chrono::steady_clock::time_point{}) return;
+  record(out, rows, std::chrono::duration<double, std::milli>(now - last).count());
+}
+
+void Speculation::record(const SchedulerOutput& out, int32_t rows, double ms) {
   if (drafter_ || !options_.adaptive || out.scheduled.empty()) return;
   // Only decode-only steps: a prompt chunk's cost is not the proposals'.
   for (const ScheduledSeq& sch : out.scheduled)
@@ -104,11 +190,40 @@ void Speculation::step_done(const SchedulerOutput& out, double ms) {
   policy_.record_step(static_cast<int32_t>(out.scheduled.size()), rows, ms);
 }
 
+void Speculation::count_verification(size_t proposals, int32_t accepted) {
+  ++drafts_;
+  draft_tokens_ += proposals;
+  accepted_tokens_ += static_cast<uint64_t>(accepted);
+}
+
+// The accepted proposals that were appended: their K/V (computed by the step) count.
+void Speculation::commit_accepted(Sequence& seq, int32_t appended_proposals, BlockManager& blocks) {
+  if (seq.status != SequenceStatus::Running) return;
+  seq.num_computed_tokens += appended_proposals;
+  blocks.cache_full_blocks(seq);
+}
+
+size_t Speculation::accept_picks(Sequence& seq, size_t rows, const std::function<int32_t(size_t)>& pick,
+                                 OutputProcessor& output, BlockManager& blocks) {
+  const size_t k = seq.spec_draft.size();
+  FERRUM_CHECK(rows == k + 1, "sequence {}: {} picks for {} proposals", seq.id, rows, k);
+  int32_t accepted = 0;
+  size_t appended = 0;
+  for (size_t j = 0; j <= k && seq.finish_reason == FinishReason::None; ++j) {
+    const int32_t token = pick(j);
+    output.append_token(seq, token);
+    ++appended;
+    if (j == k || token != seq.spec_draft[j]) break;
+    ++accepted;
+  }
+  count_verification(k, accepted);
+  commit_accepted(seq, accepted, blocks);
+  return appended;
+}
+
 size_t Speculation::verify(Sequence& seq, std::span<float> rows, OutputProcessor& output, BlockManager& blocks) {
   verifier_.verify(seq, rows, verdict_);
-  ++drafts_;
-  draft_tokens_ += seq.spec_draft.size();
-  accepted_tokens_ += static_cast<uint64_t>(verdict_.num_accepted);
+  count_verification(seq.spec_draft.size(), verdict_.num_accepted);
   int32_t appended_proposals = 0;
   size_t appended = 0;
   for (size_t i = 0; i < verdict_.tokens.size() && seq.finish_reason == FinishReason::None; ++i) {
@@ -117,10 +232,7 @@ size_t Speculation::verify(Sequence& seq, std::span<float> rows, OutputProcessor
     ++appended;
     if (static_cast<int32_t>(i) < verdict_.num_accepted) ++appended_proposals;
   }
-  if (seq.status == SequenceStatus::Running) {
-    seq.num_computed_tokens += appended_proposals;  // their K/V are the accepted ones
-    blocks.cache_full_blocks(seq);
-  }
+  commit_accepted(seq, appended_proposals, blocks);
   return appended;
 }
 

@@ -80,6 +80,12 @@ std::string Metrics::render(const EngineStats* s) const {
     gauge(out, "ferrum_spec_decode_mean_accepted_length",
           "Tokens per target pass of a speculating sequence: 1 + accepted / drafts.",
           s->spec_drafts > 0 ? 1.0 + double(s->spec_accepted_tokens) / double(s->spec_drafts) : 0.0);
+    counter(out, "ferrum_steps_device_sampled_total", "Engine steps whose tokens the model's own sampler picked.",
+            s->device_sampled_steps);
+    counter(out, "ferrum_steps_overlapped_total",
+            "Device-sampled steps launched while the step before was still running.", s->overlapped_steps);
+    counter(out, "ferrum_steps_host_sampled_total", "Engine steps whose tokens were picked on the host from logits.",
+            s->host_sampled_steps);
   }
   {
     std::lock_guard lock(mutex_);

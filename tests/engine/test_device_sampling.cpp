@@ -16,6 +16,7 @@
 #include "engine/sampler.h"
 #include "structured/regex.h"
 #include "engine_test_util.h"
+#include "samples_on_device.h"
 #include "sampling_reference.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
@@ -108,6 +109,58 @@ TEST_F(DeviceSampling, EditsAndLogprobsMatchTheHostSampler) {
   }
 }
 
+// Speculative decoding on the device: a row after proposals draws exactly what the row of the
+// same sequence with those proposals generated draws (counter, min_tokens, penalties).
+TEST_F(DeviceSampling, ARowAfterProposalsDrawsAsIfTheyWereGenerated) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  std::uniform_int_distribution<int32_t> tok(0, 63);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> logits(64);
+    for (float& l : logits) l = u(rng);
+    SamplingParams sp;
+    sp.temperature = 0.9f;
+    sp.top_p = trial % 2 ? 0.8f : 1.0f;
+    sp.repetition_penalty = trial % 3 ? 1.3f : 1.0f;
+    sp.frequency_penalty = 0.5f * (trial % 2);
+    sp.presence_penalty = trial % 4 ? 0.4f : 0.0f;
+    sp.min_tokens = 4;  // reached by the proposals in some trials only
+    sp.stop_token_ids = {static_cast<int32_t>(trial % 64)};
+    sp.logprobs = 1;
+    Sequence seq;
+    seq.params = &sp;
+    seq.tokens = {5, 6, 7};
+    seq.prompt_len = 2;
+    seq.output_counts = {{7, 1}};
+    seq.sample_key = DeviceSamplingBuilder::key(trial, 0);
+    std::vector<int32_t> proposed;
+    for (int i = 0; i < trial % 5; ++i) proposed.push_back(i % 2 ? 7 : tok(rng));  // repeats too
+    Sequence generated = seq;
+    generated.tokens.insert(generated.tokens.end(), proposed.begin(), proposed.end());
+    for (int32_t t : proposed) ++generated.output_counts[t];
+
+    DeviceSamplingBuilder builder(64, {0});
+    SampleBatch after, plain;
+    builder.add(seq, after, proposed);
+    builder.add(generated, plain);
+    ASSERT_EQ(after.rows[0].counter, plain.rows[0].counter);
+    const SampleResult a = run(logits, after), p = run(logits, plain);
+    EXPECT_EQ(a.tokens[0], p.tokens[0]) << "trial " << trial;
+    EXPECT_EQ(a.logprobs[0], p.logprobs[0]) << "trial " << trial;
+    // And the same draw as the host Sampler's processing of those proposals gives (as verification
+    // on the host sees it): same edits, so the same processed row.
+    std::vector<float> host_row = logits;
+    Sampler host(64, {0});
+    host.process(seq, host_row, proposed);
+    std::vector<float> device_row = logits;
+    SampleBatch no_draw = after;
+    no_draw.rows[0].temperature = 0.0f;  // greedy on the edited row: its argmax
+    const SampleResult g = run(device_row, no_draw);
+    EXPECT_EQ(g.tokens[0], static_cast<int32_t>(std::max_element(host_row.begin(), host_row.end()) - host_row.begin()))
+        << "trial " << trial;
+  }
+}
+
 // A grammar's bitmask (filled in by fill_masks) picks what the host Sampler's mask picks, and
 // logprobs stay those of the raw logits; EOS only once the grammar accepts.
 TEST_F(DeviceSampling, GrammarMasksMatchTheHostSampler) {
@@ -180,49 +233,6 @@ TEST_F(DeviceSampling, SeededDrawsDoNotDependOnTheBatch) {
   const SampleResult a = run(test_logits(), alone), m = run(test_logits(), mixed);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(a.tokens[i], m.tokens[2 * i + 1]) << i;
 }
-
-Tensor host_i32(std::vector<int32_t>& v) {
-  Tensor t;
-  t.data = v.data();
-  t.dtype = DType::I32;
-  t.ndim = 1;
-  t.shape = {static_cast<int64_t>(v.size()), 0, 0, 0};
-  return t;
-}
-
-// A CPU model that claims device sampling, picking tokens with the CPU reference: the engine's
-// device-sampling path, in CI.
-class SamplesOnDevice final : public Model {
- public:
-  explicit SamplesOnDevice(std::shared_ptr<Model> m) : m_(std::move(m)) {}
-  const ModelConfig& config() const override { return m_->config(); }
-  size_t kv_bytes_per_block(int32_t bs) const override { return m_->kv_bytes_per_block(bs); }
-  std::unique_ptr<KvCache> create_kv_cache(int32_t n, int32_t bs) override { return m_->create_kv_cache(n, bs); }
-  void forward(const ForwardBatch& b, KvCache& c, std::vector<float>& l) override { m_->forward(b, c, l); }
-  bool samples_on_device() const override { return true; }
-  bool can_sample() const override { return true; }
-  uint64_t launch_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s,
-                         const std::function<void()>& before_picks) override {
-    ForwardBatch with_picks = b;
-    if (!b.deferred.empty()) {
-      Tensor ids = host_i32(with_picks.token_ids), pairs = host_i32(with_picks.deferred);
-      cpu_->take_sampled_tokens(ids, pairs);
-      with_picks.deferred.clear();  // resolved here, where the picks are
-    }
-    std::span<float> logits = m_->forward_view(with_picks, c);
-    if (before_picks) before_picks();
-    Tensor t;
-    t.data = logits.data();
-    t.ndim = 2;
-    t.shape = {static_cast<int64_t>(s.rows.size()), m_->config().vocab_size, 0, 0};
-    return cpu_->start_sample(t, s);
-  }
-  void collect_sample(uint64_t ticket, SampleResult& out) override { cpu_->finish_sample(ticket, out); }
-
- private:
-  std::shared_ptr<Model> m_;
-  std::unique_ptr<Backend> cpu_ = make_cpu_backend(1);
-};
 
 TEST(DeviceSamplingEngine, GreedyMatchesTransformersAndSeedsReproduceAcrossBatches) {
   namespace fs = std::filesystem;

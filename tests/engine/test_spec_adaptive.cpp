@@ -112,6 +112,18 @@ TEST(SpecPolicy, KeepsTheRowsThatMaximizeTokensPerSecond) {
   EXPECT_EQ(rows, 2 * 2 * SpecPolicy::kProbeEvery - 2);  // best 2: two probes down
 }
 
+// worth_proposing: whether choose() would verify anything, without its probes or any change.
+TEST(SpecPolicy, WorthProposingIsChooseWithoutProbes) {
+  SpecPolicy p(2, 3, 4);
+  EXPECT_FALSE(p.worth_proposing({{0.9}}, 1));  // the plain step is measured first
+  for (int m = 0; m <= 8; ++m) p.record_step(1, m, 1.0 + 0.4 * m);
+  EXPECT_FALSE(p.worth_proposing({{0.3, 0.1}}, 1));
+  EXPECT_FALSE(p.worth_proposing({}, 1));
+  EXPECT_TRUE(p.worth_proposing({{0.95, 0.9}}, 1));
+  for (int i = 0; i < 2 * SpecPolicy::kProbeEvery; ++i) EXPECT_FALSE(p.worth_proposing({{0.3, 0.1}}, 1));
+  EXPECT_EQ(p.choose({{0.3, 0.1}}, 1), std::vector<int32_t>{0});  // its probe counter did not move
+}
+
 // ---- in the engine ----
 
 EngineOptions ngram_options(bool adaptive) {

@@ -39,16 +39,13 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.target << " drafted by 
 
 class SpecFixture : public ::testing::TestWithParam<Case> {};
 
-TEST_P(SpecFixture, GreedyIdsStayTransformersUnderKvPressure) {
-  const Case& c = GetParam();
-  const fs::path dir = fixture(c.target);
-  if (!fs::exists(dir / "reference.json")) GTEST_SKIP() << "no fixture at " << dir;
-  auto refs = load_references(dir);
-  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
-  std::shared_ptr<Model> draft;
-  if (!c.draft.empty()) draft = load_draft_model(fixture(c.draft).string(), *tok, 2, "cpu");
-  auto engine = Engine::create(load_model(dir.string(), 2), tok, pressured(3, c.draft.empty(), draft));
-
+// Three copies of the references at once (one with logprobs): transformers' ids.
+void expect_transformers_ids(const Case& c, const std::vector<Reference>& refs, std::shared_ptr<Model> model,
+                             std::shared_ptr<const Tokenizer> tok, std::shared_ptr<Model> draft, bool model_sampling) {
+  EngineOptions o = pressured(3, c.draft.empty(), std::move(draft));
+  o.model_sampling = model_sampling;
+  o.speculative.adaptive = !model_sampling;  // there: every proposal verified by the model's picks
+  auto engine = Engine::create(std::move(model), std::move(tok), o);
   std::vector<std::shared_ptr<RequestStream>> streams;
   std::vector<const Reference*> expected;
   for (int copy = 0; copy < 3; ++copy) {
@@ -59,18 +56,34 @@ TEST_P(SpecFixture, GreedyIdsStayTransformersUnderKvPressure) {
       expected.push_back(&r);
     }
   }
+  const std::string what = c.target + (model_sampling ? ", model sampling" : ", host sampling");
   for (size_t i = 0; i < streams.size(); ++i) {
     auto col = collect(*streams[i]);
-    EXPECT_EQ(col.completions[0].tokens, expected[i]->greedy) << c.target << " request " << i;
-    EXPECT_EQ(col.completions[0].text, expected[i]->greedy_text) << c.target << " request " << i;
+    EXPECT_EQ(col.completions[0].tokens, expected[i]->greedy) << what << " request " << i;
+    EXPECT_EQ(col.completions[0].text, expected[i]->greedy_text) << what << " request " << i;
   }
   auto s = engine->stats();
-  EXPECT_GT(s.prefix_cache_hits, 0u);
-  EXPECT_GT(s.preemptions, 0u);
-  EXPECT_GT(s.spec_draft_tokens, 0u);
+  EXPECT_GT(s.prefix_cache_hits, 0u) << what;
+  EXPECT_GT(s.preemptions, 0u) << what;
+  EXPECT_GT(s.spec_draft_tokens, 0u) << what;
   if (c.draft == c.target) {  // unrelated random models hardly ever agree; a self-draft does
-    EXPECT_GT(s.spec_accepted_tokens, 0u);
+    EXPECT_GT(s.spec_accepted_tokens, 0u) << what;
   }
+  EXPECT_EQ(s.device_sampled_steps > 0, model_sampling) << what;
+}
+
+// With host sampling, and with the model's own sampler (the GPU's path: n-gram proposals
+// verified by its picks, the steps that propose nothing overlapped).
+TEST_P(SpecFixture, GreedyIdsStayTransformersUnderKvPressure) {
+  const Case& c = GetParam();
+  const fs::path dir = fixture(c.target);
+  if (!fs::exists(dir / "reference.json")) GTEST_SKIP() << "no fixture at " << dir;
+  auto refs = load_references(dir);
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
+  std::shared_ptr<Model> draft;
+  if (!c.draft.empty()) draft = load_draft_model(fixture(c.draft).string(), *tok, 2, "cpu");
+  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+  for (bool model_sampling : {false, true}) expect_transformers_ids(c, refs, model, tok, draft, model_sampling);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, SpecFixture,
@@ -102,7 +115,8 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
       "In the beginning God created the heaven and the earth.",
       "And it came to pass, when the king heard the words of the book of the law, that he rent his clothes. "
       "And it came to pass"};
-  auto run = [&](EngineOptions o) {
+  auto run = [&](EngineOptions o, bool model_sampling) {
+    o.model_sampling = model_sampling;
     o.block_size = 16;
     o.num_kv_blocks = 20;
     o.max_num_batched_tokens = 64;
@@ -120,18 +134,21 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
     for (auto& s : streams) ids.push_back(collect(*s).completions[0].tokens);
     return std::make_pair(ids, engine->stats());
   };
-  const auto plain = run(EngineOptions{});
-  for (bool ngram : {true, false}) {
-    EngineOptions o;
-    o.speculative.num_tokens = 4;
-    o.speculative.ngram = ngram;
-  o.speculative.ngram_min = 1;  // random models rarely repeat longer n-grams: exercise proposals
-    if (!ngram) o.speculative.draft = load_model(dir.string(), 2);
-    o.speculative.max_batch = 0;
-    const auto spec = run(o);
-    EXPECT_EQ(spec.first, plain.first) << (ngram ? "ngram" : "self draft");
-    EXPECT_GT(spec.second.spec_accepted_tokens, 0u);
-    EXPECT_GT(spec.second.preemptions, 0u);
+  const auto plain = run(EngineOptions{}, false);
+  for (bool model_sampling : {false, true}) {
+    for (bool ngram : {true, false}) {
+      EngineOptions o;
+      o.speculative.num_tokens = 4;
+      o.speculative.ngram = ngram;
+      o.speculative.ngram_min = 1;
+      o.speculative.adaptive = !model_sampling;  // (there: every proposal verified by the model's picks)
+      if (!ngram) o.speculative.draft = load_model(dir.string(), 2);
+      o.speculative.max_batch = 0;
+      const auto spec = run(o, model_sampling);
+      EXPECT_EQ(spec.first, plain.first) << (ngram ? "ngram" : "self draft") << ", model sampling " << model_sampling;
+      EXPECT_GT(spec.second.spec_accepted_tokens, 0u);
+      EXPECT_GT(spec.second.preemptions, 0u);
+    }
   }
 }
 
