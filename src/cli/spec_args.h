@@ -45,8 +45,9 @@ inline void add_spec_options(CLI::App* cmd, SpecArgs& a) {
   cmd->add_option("--spec-ngram-min", a.ngram_min, "Shortest n-gram matched")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--spec-ngram-max", a.ngram_max, "Longest n-gram matched")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_flag("--spec-ngram-always", a.ngram_always,
-                "Verify every n-gram proposal (default: only those expected to pay, by each request's measured "
-                "acceptance and the measured step times)");
+                "Look up and verify every n-gram proposal at every step (on a GPU no step then overlaps the one "
+                "before; default: only those expected to pay, by each request's measured acceptance and the "
+                "measured step times)");
 }
 
 }  // namespace ferrum::cli
