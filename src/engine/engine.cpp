@@ -16,48 +16,21 @@
 #include "core/thread_pool.h"
 #include "engine/block_manager.h"
 #include "engine/device_sampling.h"
+#include "engine/engine_setup.h"
 #include "engine/model_runner.h"
 #include "engine/output_processor.h"
 #include "engine/request_channel.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/speculation.h"
+#include "engine/step_profile.h"
 #include "models/model.h"
 #include "structured/token_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ferrum {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::Stop: return "stop";
-    case FinishReason::Length: return "length";
-    case FinishReason::Abort: return "abort";
-    case FinishReason::Error: return "error";
-    case FinishReason::None: break;
-  }
-  return "";
-}
-
 namespace {
-
-int32_t resolve_num_blocks(const Model& model, const EngineOptions& o) {
-  FERRUM_CHECK(o.block_size > 0, "block_size must be positive, got {}", o.block_size);
-  if (o.num_kv_blocks > 0) return o.num_kv_blocks;
-  const size_t per_block = model.kv_bytes_per_block(o.block_size);
-  FERRUM_CHECK(per_block > 0, "model reports 0 bytes per KV block");
-  const size_t n = o.kv_cache_bytes / per_block;
-  FERRUM_CHECK(n >= 1, "KV cache memory of {} bytes is less than one KV block ({} bytes for {} tokens)",
-               o.kv_cache_bytes, per_block, o.block_size);
-  return static_cast<int32_t>(std::min<size_t>(n, size_t{1} << 30));
-}
-
-// Seeds a completion's RNG from the request seed and the completion index.
-void seed_rng(std::mt19937_64& rng, uint64_t seed, int32_t index) {
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
-                    static_cast<uint32_t>(index), 0x9e3779b9u};
-  rng.seed(seq);
-}
 
 class EngineImpl final : public Engine {
  public:
@@ -317,16 +290,7 @@ class EngineImpl final : public Engine {
     for (uint64_t id : ids) finish_request(id, reason, error);
   }
 
-  // FERRUM_PROFILE=1 logs where the engine thread's time goes, every 200 steps.
-  struct StepProfile {
-    bool on = std::getenv("FERRUM_PROFILE") != nullptr;
-    double schedule = 0, forward = 0, sample = 0, emit = 0;
-    int64_t steps = 0, rows = 0;
-  } profile_;
-  using ProfileClock = std::chrono::steady_clock;
-  static double since(ProfileClock::time_point t) {
-    return std::chrono::duration<double, std::milli>(ProfileClock::now() - t).count();
-  }
+  StepProfile profile_;
 
   // One engine step. With the model's sampler the step is launched, then the step before it
   // (if one is in flight) is collected: its tokens appended, stops checked. With overlap the
@@ -370,7 +334,7 @@ class EngineImpl final : public Engine {
         if (speculation_ && device_sampling_) {
           speculation_->step_delivered(out, proposals);
         } else if (speculation_) {
-          speculation_->step_done(out, since(t_begin));
+          speculation_->step_done(out, ms_since(t_begin));
         }
       }
       t_sampled = ProfileClock::now();
@@ -381,20 +345,7 @@ class EngineImpl final : public Engine {
     // Requests retired before this schedule can only be referenced by the step that was in
     // flight then, which has been collected by now.
     graveyard_.erase(graveyard_.begin(), graveyard_.begin() + static_cast<std::ptrdiff_t>(dead_before));
-    if (profile_.on && ran) {
-      profile_.schedule += std::chrono::duration<double, std::milli>(t_scheduled - t_begin).count();
-      profile_.forward += std::chrono::duration<double, std::milli>(t_forward - t_scheduled).count();
-      profile_.sample += std::chrono::duration<double, std::milli>(t_sampled - t_forward).count();
-      profile_.emit += since(t_sampled);
-      profile_.rows += static_cast<int64_t>(rows);
-      if (++profile_.steps % 200 == 0) {
-        const double n = static_cast<double>(profile_.steps);
-        log::info("engine profile over {} steps ({:.1f} rows/step): schedule {:.2f} ms, launch {:.2f} ms, "
-                  "collect {:.2f} ms, emit {:.2f} ms per step",
-                  profile_.steps, profile_.rows / n, profile_.schedule / n, profile_.forward / n,
-                  profile_.sample / n, profile_.emit / n);
-      }
-    }
+    if (profile_.on && ran) profile_.add(t_begin, t_scheduled, t_forward, t_sampled, rows);
   }
 
   // Penalties see every earlier token: a step after one that sampled with them waits for it.
