@@ -162,7 +162,7 @@ void run_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWeigh
   else launch_q8<kMode, A, 2>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
-template <typename A, typename F>
+template <typename F>
 void with_int_mode(PackedMode m, F&& f) {
   switch (m) {
     case PackedMode::Int4Zero: return f(std::integral_constant<PackedMode, PackedMode::Int4Zero>{});
@@ -209,7 +209,7 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
   auto go = [&](auto type) {
     using A = decltype(type);
     launch_pdl(quantize_x_kernel<A>, blocks, 128, 0, s, static_cast<const A*>(x), chunks, swap, xq, xs);
-    with_int_mode<A>(w.mode, [&](auto mode) {
+    with_int_mode(w.mode, [&](auto mode) {
       run_q8<decltype(mode)::value, A>(xq, xs, M, K, w, bias, out, out_f32, ldo, accumulate, s);
     });
   };
@@ -220,7 +220,7 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
 
 void packed_q8_prepare() {
   for (PackedMode m : {PackedMode::Int4Zero, PackedMode::Int4Affine, PackedMode::Int8Zero, PackedMode::Int8Affine}) {
-    with_int_mode<__half>(m, [](auto mode) {
+    with_int_mode(m, [](auto mode) {
       allow_q8_smem<decltype(mode)::value, __nv_bfloat16>();
       allow_q8_smem<decltype(mode)::value, __half>();
     });
