@@ -27,7 +27,8 @@
 # Environment: FERRUM (default build/ferrum), MODEL, DRAFT, OUT (default /tmp/spec_gpu), DEVICE
 # (cuda), N1 / N4 (measured requests at c=1 / c=4: 6 / 8), KV (KV cache memory, 16GiB), PORT,
 # RUNS (overlap, or a subset of "off ngram-none self-draft ngram ngram-always profile tiny";
-# default all).
+# default all), WEIGHTS (the 8B runs' weight flags, default "--dummy bf16"; empty: MODEL's own
+# files, e.g. a random checkpoint of tools/random_greedy_agreement.py --save).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRUM=${FERRUM:-build/ferrum}
@@ -40,8 +41,14 @@ N4=${N4:-8}   # and at c=4
 PORT=${PORT:-8431}
 KV=${KV:-16GiB}  # KV cache memory of each server
 RUNS=${RUNS:-off ngram-none self-draft ngram ngram-always profile tiny}  # which of the runs above
+read -ra WEIGHTS <<<"${WEIGHTS---dummy bf16}"
 want() { [[ " $RUNS " == *" $1 "* ]]; }
-[ -d "$(dirname "$FERRUM")/../lib" ] && export LD_LIBRARY_PATH=$(dirname "$FERRUM")/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The carried Debian libraries (scripts/pack-for-gpu.sh) for ferrum only: the machine's own curl
+# fails on the carried libcurl.
+# `env` execs ferrum, so that $! of a server is ferrum's pid.
+libs=$(dirname "$FERRUM")/../lib
+FERRUM_CMD=("$FERRUM")
+[ -d "$libs" ] && FERRUM_CMD=(env "LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$FERRUM")
 mkdir -p "$OUT"
 : >"$OUT/results.jsonl"
 : >"$OUT/results.txt"
@@ -58,7 +65,7 @@ serve() {
   local name=$1 dir=$2; shift 2
   stop
   SERVER=$name
-  "$FERRUM" serve "$dir" --port "$PORT" --served-model-name m --device "$DEVICE" \
+  "${FERRUM_CMD[@]}" serve "$dir" --port "$PORT" --served-model-name m --device "$DEVICE" \
     --kv-cache-memory "$KV" --max-num-seqs 16 "$@" >"$OUT/$name.serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do
@@ -76,7 +83,7 @@ steps() { curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^ferrum_steps_(devic
 measure() {
   local label=$1 prompts=$2 body=$3 c=$4 n=$5 line steps0
   steps0=$(steps)
-  line=$("$FERRUM" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --warmup 2 \
+  line=$("${FERRUM_CMD[@]}" bench serve --url "http://127.0.0.1:$PORT" --model m -c "$c" -n "$n" --warmup 2 \
          --output-len 256 --prompt-file "$prompts" --extra-body "$body" --json -q | tail -1)
   python3 - "$line" "$SERVER" "$label" "$(basename "$prompts" .txt)" "$body" "$c" "$OUT" "$steps0" "$(steps)" <<'EOF'
 import json, sys
@@ -126,17 +133,17 @@ measure_all() {
 }
 if [ "$RUNS" = overlap ]; then
   NONE=(--spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64)
-  serve l8b-off "$MODEL" --dummy bf16
+  serve l8b-off "$MODEL" "${WEIGHTS[@]}"
   measure_all l8b:off
-  serve l8b-ngram-none "$MODEL" --dummy bf16 "${NONE[@]}"
+  serve l8b-ngram-none "$MODEL" "${WEIGHTS[@]}" "${NONE[@]}"
   measure_all l8b:ngram-none
-  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-none-host "$MODEL" --dummy bf16 "${NONE[@]}"
+  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-none-host "$MODEL" "${WEIGHTS[@]}" "${NONE[@]}"
   measure_all l8b:ngram-none-host
-  serve l8b-ngram "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+  serve l8b-ngram "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3
   measure_all l8b:ngram-K3
-  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-host "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+  FERRUM_HOST_SAMPLING=1 serve l8b-ngram-host "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3
   measure_all l8b:ngram-K3-host
-  serve l8b-ngram-always "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-always
+  serve l8b-ngram-always "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3 --spec-ngram-always
   measure l8b:ngram-K3-always "$PLAIN" "$SAMPLED" 1 $N1
   measure l8b:ngram-K3-always "$REP" "$GREEDY" 1 $N1
   stop
@@ -145,7 +152,7 @@ if [ "$RUNS" = overlap ]; then
 fi
 
 if want off; then
-serve l8b-off "$MODEL" --dummy bf16
+serve l8b-off "$MODEL" "${WEIGHTS[@]}"
 for c in 1 4; do
   n=$([ $c = 1 ] && echo $N1 || echo $N4)
   measure l8b:off "$PLAIN" "$SAMPLED" $c $n
@@ -155,19 +162,19 @@ done
 fi
 
 if want ngram-none; then
-serve l8b-ngram-none "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64
+serve l8b-ngram-none "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3 --spec-ngram-min 64 --spec-ngram-max 64
 measure l8b:ngram-none "$PLAIN" "$SAMPLED" 1 $N1
 measure l8b:ngram-none "$PLAIN" "$SAMPLED" 4 $N4
 fi
 
 if want self-draft; then
-serve l8b-self-draft "$MODEL" --dummy bf16 --spec-draft "$MODEL" --spec-tokens 4
+serve l8b-self-draft "$MODEL" "${WEIGHTS[@]}" --spec-draft "$MODEL" --spec-tokens 4
 measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 1 $N1
 measure l8b:self-draft-K4 "$PLAIN" "$GREEDY" 4 $N4
 fi
 
 if want ngram; then
-serve l8b-ngram "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3
+serve l8b-ngram "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3
 for c in 1 4; do
   n=$([ $c = 1 ] && echo $N1 || echo $N4)
   measure l8b:ngram-K3 "$REP" "$GREEDY" $c $n
@@ -177,7 +184,7 @@ measure l8b:ngram-K3 "$PLAIN" "$GREEDY" 1 $N1
 fi
 
 if want ngram-always; then
-serve l8b-ngram-always "$MODEL" --dummy bf16 --spec-ngram --spec-tokens 3 --spec-ngram-always
+serve l8b-ngram-always "$MODEL" "${WEIGHTS[@]}" --spec-ngram --spec-tokens 3 --spec-ngram-always
 measure l8b:ngram-K3-always "$REP" "$GREEDY" 1 $N1
 measure l8b:ngram-K3-always "$PLAIN" "$SAMPLED" 1 $N1
 fi
@@ -186,7 +193,7 @@ if want profile; then
 # The self-draft profiled (FERRUM_PROFILE syncs the GPU: its tok/s is not comparable):
 # per step, `schedule` holds the draft's K forwards and `launch`+`collect`+`emit` the target's
 # verification. A free draft would give (accepted length) tokens per verification step.
-FERRUM_PROFILE=1 serve l8b-self-draft-profile "$MODEL" --dummy bf16 --spec-draft "$MODEL" --spec-tokens 4
+FERRUM_PROFILE=1 serve l8b-self-draft-profile "$MODEL" "${WEIGHTS[@]}" --spec-draft "$MODEL" --spec-tokens 4
 measure l8b:self-draft-K4-profiled "$PLAIN" "$GREEDY" 1 4
 stop
 python3 - "$OUT" <<'EOF' | tee -a "$OUT/results.txt"

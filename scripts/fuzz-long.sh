@@ -15,6 +15,7 @@
 # The call takes SECONDS plus about a minute: unpacking, a check of every binary, the corpus
 # merge at the end (at most FUZZ_MERGE_SECONDS, default 90) and packing.
 # Exit status: 0; 1 when this call found something; 2 when the run could not start.
+# FUZZ_TARGETS: a space-separated subset of the targets to fuzz this call (default all).
 # FUZZ_GOAL: executions per target (default 10000000); a target that has them is left alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ seconds="${1:?usage: scripts/fuzz-long.sh SECONDS [WORKERS]}"
 workers="${2:-$(nproc)}"
 goal="${FUZZ_GOAL:-10000000}"
 merge_seconds="${FUZZ_MERGE_SECONDS:-90}"
+# FUZZ_INPUT_TIMEOUT: seconds one input may take before it is a finding (default 10; more on a
+# machine whose builds starve the fuzzers, where a slow input is the scheduler, not the code).
+input_timeout="${FUZZ_INPUT_TIMEOUT:-10}"
 carry="${FUZZ_CARRY:-$PWD/.carry/fuzz}"  # another folder: tests of this script
 work="$PWD/build-fuzz-long"
 out="${OUT:-$work/out}/fuzz"
@@ -42,6 +46,8 @@ fi
 bin="$work/pack/bin"
 echo "fuzz-long: unpacked in ${SECONDS}s"
 targets=$(cd "$bin" && ls fuzz_*)
+# FUZZ_TARGETS: only these targets this call (e.g. the slowest, on a machine of few cores).
+[ -n "${FUZZ_TARGETS:-}" ] && targets=$(for t in $targets; do [[ " $FUZZ_TARGETS " == *" $t "* ]] && echo "$t"; done)
 
 # Clang 16's ASan can crash as a process starts where the kernel randomizes mmap with more than
 # 28 bits (vm.mmap_rnd_bits = 32 on recent Ubuntu kernels): without address randomization
@@ -122,7 +128,7 @@ worker() {
     # count loading the target, nor the leak check at exit).
     timeout -s INT -k 20 $((left + 90)) nice -n 10 \
       "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$t" -max_total_time="$left" \
-      -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$work/artifacts/$t/" \
+      -timeout="$input_timeout" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$work/artifacts/$t/" \
       ${dict:+-dict="$work/pack/dict/$dict"} "$work/state/corpus/$t" > "$log" 2>&1
     rc=$?
     if [ "$rc" = 124 ] && grep -q "^Done [0-9]* runs" "$log"; then rc=0; fi  # stopped late, at exit
@@ -157,7 +163,7 @@ SECONDS=0
 for t in $(awk '{print $1}' <<< "$plan"); do
   mkdir -p "$work/merged/$t"
   timeout -s INT -k 10 "$merge_seconds" nice -n 10 \
-    "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 \
+    "${prefix[@]}" env LD_LIBRARY_PATH="$work/pack/lib" "$bin/$t" -merge=1 -timeout="$input_timeout" -rss_limit_mb=2048 \
     -max_len=16384 "$work/merged/$t" "$work/state/corpus/$t" > "$work/logs/$t.merge.log" 2>&1 &
 done
 wait

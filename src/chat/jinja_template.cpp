@@ -59,6 +59,21 @@ double py_floor_mod(double a, double b) {
   return m;
 }
 
+// The bytes of a list's string items, which a copy of the list copies (lists and dicts are
+// shared): [s] * 1000 of a 30 MB string would otherwise allocate 30 GB.
+size_t string_bytes(const Array& items) {
+  size_t n = 0;
+  for (const Value& v : items)
+    if (v.is_string()) n += v.as_string().size();
+  return n;
+}
+
+// size * count, saturated (a 60 MB string times 2**40 must not wrap round to a small size).
+size_t times(size_t size, int64_t count) {
+  size_t out = 0;
+  return __builtin_mul_overflow(size, static_cast<uint64_t>(std::max<int64_t>(0, count)), &out) ? SIZE_MAX : out;
+}
+
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined() || b.is_undefined())
     fail("'{}' is undefined", a.is_undefined() ? a.undefined_name() : b.undefined_name());
@@ -71,6 +86,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
     if (a.is_array() && b.is_array()) {
       if (a.as_array().size() + b.as_array().size() > kMaxListItems) fail("list too large (limit {} items)", kMaxListItems);
+      StringLimit::check(string_bytes(a.as_array()) + string_bytes(b.as_array()));
       Array out = a.as_array();
       out.insert(out.end(), b.as_array().begin(), b.as_array().end());
       return Value(std::move(out));
@@ -83,13 +99,15 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     if (a.is_string() && a.as_string().empty()) return Value(std::string());
     if (a.is_array() && a.as_array().empty()) return Value(Array());
     if (a.is_string()) {
-      StringLimit::check(a.as_string().size() * size_t(std::min<int64_t>(n, int64_t(1) << 40)));
+      StringLimit::check(times(a.as_string().size(), n));
       std::string out;
+      out.reserve(a.as_string().size() * static_cast<size_t>(n));  // within the limit: checked above
       for (int64_t i = 0; i < n; ++i) out += a.as_string();
       return Value(out);
     }
-    if (a.as_array().size() * size_t(std::min<int64_t>(n, int64_t(1) << 40)) > kMaxListItems)
+    if (times(a.as_array().size(), n) > kMaxListItems)
       fail("list too large (limit {} items)", kMaxListItems);
+    StringLimit::check(times(string_bytes(a.as_array()), n));
     Array out;
     for (int64_t i = 0; i < n; ++i) out.insert(out.end(), a.as_array().begin(), a.as_array().end());
     return Value(std::move(out));

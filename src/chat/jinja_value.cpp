@@ -188,6 +188,9 @@ std::string Value::repr() const {
       if (!first) out += ", ";
       first = false;
       out += item.repr();
+      // Checked as it grows: a million-item list of dicts would otherwise build its whole
+      // text before the caller's check (seconds under ASan; found by fuzz_jinja).
+      StringLimit::check(out.size());
     }
     return out + "]";
   }
@@ -199,6 +202,7 @@ std::string Value::repr() const {
       if (!first) out += ", ";
       first = false;
       out += repr_string(k) + ": " + v.repr();
+      StringLimit::check(out.size());
     }
     return out + "}";
   }

@@ -186,6 +186,20 @@ TEST(ChatTemplate, EmptyOperandsRepeatAtOnce) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
 }
 
+// Found by fuzz_jinja: a list of many dicts (messages * 82648) printed as text built all of its
+// text before the size limit was checked (12 s under ASan). The limit now stops it as it grows
+// (here the text would be 3 GB), and a list repeated counts the bytes of its strings, which
+// are copied (dicts are shared), and a size times a count saturates instead of wrapping.
+TEST(ChatTemplate, ListTextStopsAtTheSizeLimitAsItGrows) {
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_invalid("{% set s = 'x' * 3000000 %}{{ [{'k': s}] * 1000 }}", "too large");
+  expect_invalid("{% set s = 'x' * 3000000 %}{{ ([s] * 1000) | length }}", "too large");
+  expect_invalid("{% set s = 'x' * 3000000 %}{{ ([s] * 20 + [s] * 10) | length }}", "too large");
+  expect_invalid("{{ ('x' * 60000000) * 1099511627776 }}", "too large");
+  expect_invalid("{{ ('x' * 16) * 1152921504606846977 }}", "too large");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+}
+
 TEST(ChatTemplate, DeeplyNestedValuesAreFreedWithoutRecursing) {
   // 60000 nested lists and a 60000-long chain of namespaces: building them is allowed, and
   // freeing them at the end of the render must not overflow the stack.
