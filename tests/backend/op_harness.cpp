@@ -516,6 +516,13 @@ void add_linear_cases(CaseList& cases) {
     // Onto the residual stream (F32, random to begin with).
     for (int64_t M : {1, 2, 11, 17, 130}) add<LinearCase>(cases, "down", LinearShape{M, 320, {160}, false, E::Accumulate}, w);
     add<LinearCase>(cases, "", LinearShape{5, 96, {48, 17}, true, E::Accumulate}, w);
+    // K of 1024 and more: a GPU GEMV's unrolled main loop (128 chunks of 8 per pass), alone
+    // (1024) and with a tail (1280), in every epilogue.
+    for (int64_t M : {1, 2, 3}) {
+      add<LinearCase>(cases, "", LinearShape{M, 1024, {97}}, w);
+      add<LinearCase>(cases, "gate_up", LinearShape{M, 1280, {48, 48}, false, E::SiluMul}, w);
+      add<LinearCase>(cases, "down", LinearShape{M, 1280, {64}, false, E::Accumulate}, w);
+    }
     // Logits: 16-bit weights into an F32 output.
     if (w != DType::F32)
       for (int64_t M : {1, 5}) add<LinearCase>(cases, "lm_head", LinearShape{M, 256, {129}, false, E::Store, true}, w);

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <random>
 
 #include "engine/spec_setup.h"
 #include "engine_test_util.h"
+#include "backend/backend.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -150,6 +153,55 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
       EXPECT_GT(spec.second.preemptions, 0u);
     }
   }
+}
+
+}  // namespace
+}  // namespace ferrum::testing
+
+namespace ferrum::testing {
+namespace {
+
+// Found on an H200 (2 December 2026): with programmatic dependent launch, bf16 decode at one
+// row read stale activations, so a self-draft of a random bf16 model accepted almost none of
+// its proposals at one sequence (the draft's one-row steps against the target's five-row
+// verification: 0 of 700) but 94% at four (no GEMV rows). Both compute the same function, so
+// only rounding may part them. The Qwen3-0.6B shape with ferrum-tiny's vocabulary and
+// tokenizer; FERRUM_PDL=1 runs it with the launches overlapped.
+TEST(SpecFixture, CudaSelfDraftOfARandomBf16ModelAcceptsAtOneSequence) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  const fs::path tiny = fs::path(FERRUM_SOURCE_DIR) / "models/ferrum-tiny";
+  const fs::path dir = fs::temp_directory_path() / ("ferrum-qwen3-0.6b-shape-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (fs::exists(tiny / f)) fs::copy_file(tiny / f, dir / f, fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "config.json") << R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+    "vocab_size": 4096, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "bos_token_id": 0, "eos_token_id": 2})";
+  std::shared_ptr<Model> model = load_model_dummy(dir.string(), "bf16", 2, "cuda");
+  std::shared_ptr<Model> draft = load_model_dummy(dir.string(), "bf16", 2, "cuda");
+  EngineOptions o;
+  o.block_size = 16;
+  o.num_kv_blocks = 64;
+  o.speculative.num_tokens = 4;
+  o.speculative.draft = draft;
+  o.speculative.max_batch = 0;
+  auto engine = Engine::create(model, Tokenizer::from_dir(dir.string()), o);
+  std::mt19937 rng(7);
+  for (int r = 0; r < 3; ++r) {  // one at a time: one-row draft steps
+    SamplingParams p;
+    p.temperature = 0.0f;
+    p.ignore_eos = true;
+    p.max_tokens = 48;
+    auto c = collect(*engine->submit(ascii_prompt(rng, 20), p));
+    EXPECT_EQ(c.completions[0].tokens.size(), 48u);
+  }
+  const auto s = engine->stats();
+  ASSERT_GT(s.spec_draft_tokens, 0u);
+  EXPECT_GT(double(s.spec_accepted_tokens) / double(s.spec_draft_tokens), 0.8)
+      << s.spec_accepted_tokens << " of " << s.spec_draft_tokens << " proposals accepted";
+  fs::remove_all(dir);
 }
 
 }  // namespace

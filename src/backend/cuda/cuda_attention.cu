@@ -6,6 +6,8 @@
 // seq_len - q_len + i and sees keys 0..that position, as in backend/cpu/cpu_attention.cpp.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -371,6 +373,11 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   const int64_t chunks = (hq / hk + kMaxGroup - 1) / kMaxGroup;
   const int64_t blocks = tokens * hk * chunks;
   int64_t n = std::min<int64_t>((kTargetBlocks + blocks - 1) / blocks, kMaxSplits);
+  static const int64_t forced = [] {  // FERRUM_ATTENTION_SPLITS=N: at most N key splits (diagnosis)
+    const char* v = std::getenv("FERRUM_ATTENTION_SPLITS");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(0);
+  }();
+  if (forced) n = std::min(n, forced);
   n = std::max<int64_t>(1, std::min(n, (max_context + kMinKeys - 1) / kMinKeys));
   *keys_per_split = (max_context + n - 1) / n;
   *splits = (max_context + *keys_per_split - 1) / *keys_per_split;

@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
@@ -42,7 +44,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float xf[8];
-        unpack8<W>(__ldg(reinterpret_cast<const uint4*>(x + m * k) + c + 32 * r), xf);
+        unpack8<W>(load_activation(reinterpret_cast<const uint4*>(x + m * k) + c + 32 * r), xf);
 #pragma unroll
         for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
       }
@@ -55,7 +57,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float xf[8];
-      unpack8<W>(__ldg(reinterpret_cast<const uint4*>(x + m * k) + c), xf);
+      unpack8<W>(load_activation(reinterpret_cast<const uint4*>(x + m * k) + c), xf);
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
     }
@@ -154,6 +156,8 @@ bool dispatch(int64_t m, const void* x, const void* w, const float* bias, int64_
 
 bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
                 void* out, DType out_dtype, GemvMode mode, cudaStream_t s) {
+  static const bool off = std::getenv("FERRUM_NO_GEMV") != nullptr;  // cuBLAS at every row count (diagnosis)
+  if (off) return false;
   if (k % 8 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0) return false;
   if (mode == GemvMode::SiluMul && (n % 2 != 0 || out_dtype != dtype)) return false;
   if (mode == GemvMode::Accumulate && out_dtype != DType::F32) return false;

@@ -113,8 +113,8 @@ __device__ __forceinline__ void decode_step(uint32_t w0, uint32_t w1, uint32_t p
 // columns [16t, 16t + 16) (two 16-byte loads); step j's b0, b1 are words 2j, 2j + 1.
 template <typename A>
 __device__ __forceinline__ void x_fragments(const A* row, bool real, uint32_t* words) {
-  const uint4 lo = real ? __ldg(reinterpret_cast<const uint4*>(row)) : make_uint4(0, 0, 0, 0);
-  const uint4 hi = real ? __ldg(reinterpret_cast<const uint4*>(row) + 1) : make_uint4(0, 0, 0, 0);
+  const uint4 lo = real ? load_activation(reinterpret_cast<const uint4*>(row)) : make_uint4(0, 0, 0, 0);
+  const uint4 hi = real ? load_activation(reinterpret_cast<const uint4*>(row) + 1) : make_uint4(0, 0, 0, 0);
   words[0] = lo.x, words[1] = lo.y, words[2] = lo.z, words[3] = lo.w;
   words[4] = hi.x, words[5] = hi.y, words[6] = hi.z, words[7] = hi.w;
 }

@@ -103,8 +103,8 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const uint4*
 #pragma unroll
     for (int m = 0; m < kRows; ++m) {
       const bool real = m < M;
-      q[m] = real ? __ldg(xq + m * chunks + kt * 4 + t) : make_uint4(0, 0, 0, 0);
-      s[m] = real ? __ldg(xs + m * chunks + kt * 4 + t) : make_int2(0, 0);
+      q[m] = real ? load_activation(xq + m * chunks + kt * 4 + t) : make_uint4(0, 0, 0, 0);
+      s[m] = real ? load_activation(xs + m * chunks + kt * 4 + t) : make_int2(0, 0);
     }
     uint32_t words[4 * TileStream<kMode>::kVecs];
     uint2 p;

@@ -4,8 +4,16 @@
 // block: a grid counts as done only when its blocks are, which keeps the chain of waits
 // transitive). What no earlier kernel writes (weights) may be read before the wait: that is
 // how a decode step's GEMVs start streaming their weights during the previous op's tail.
+// Activations must then be read with load_activation(), never __ldg: the read-only path assumes
+// data that no grid writes while this one runs, which an overlapped predecessor breaks.
 // pdl_trigger() lets the next kernel launch once every block of this one has started.
-// FERRUM_NO_PDL=1 launches normally (the waits then return at once).
+//
+// Off unless FERRUM_PDL=1. On 2 December 2026 an H200 showed a race with it on: bf16 decode at
+// one row (the GEMVs, which read x through __ldg then) left transformers' greedy tokens at the
+// first decoded token of a random Qwen3-0.6B and a self-draft accepted 0 of 700 proposals;
+// FERRUM_NO_PDL=1 (or cuBLAS instead of the GEMVs) gave 24 tokens equal and 98% accepted.
+// load_activation() is the fix believed to remove it; PDL is turned back on by default once a
+// GPU run shows it (scripts/test-gpu.sh's CudaDecode test under FERRUM_PDL=1).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -26,8 +34,27 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 
 inline bool pdl_enabled() {
-  static const bool on = std::getenv("FERRUM_NO_PDL") == nullptr;
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_PDL");
+    return v && v[0] == '1' && std::getenv("FERRUM_NO_PDL") == nullptr;
+  }();
   return on;
+}
+
+// A load of an earlier kernel's output: through L2 (ld.global.cg, not the read-only cache), and
+// volatile with a memory clobber, so that it is never moved above pdl_wait().
+__device__ __forceinline__ uint4 load_activation(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+__device__ __forceinline__ int2 load_activation(const int2* p) {
+  int2 v;
+  asm volatile("ld.global.cg.v2.s32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p) : "memory");
+  return v;
 }
 
 template <typename... KernelArgs, typename... Args>
