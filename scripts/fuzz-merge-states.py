@@ -5,7 +5,8 @@ machines at once, e.g. the slowest target here while a GPU machine's idle cores 
   scripts/fuzz-merge-states.py BASE.tar.xz A.tar.xz B.tar.xz OUT.tar.xz
 Executions, worker-seconds, calls and findings are BASE's plus what A and B each added; coverage
 and features the larger of A's and B's (libFuzzer's numbers of a merged corpus: a lower bound
-for the union); corpora and findings the union of files (named by content hash); calls.tsv
+for the union); a target's corpus and findings are those of the side that fuzzed it, or the
+union of files (named by content hash) where both did; calls.tsv
 BASE's lines, then A's and B's new ones.
 """
 import os
@@ -44,13 +45,20 @@ def main():
         _, tb = totals(b)
         out = os.path.join(tmp, "out")
         shutil.copytree(a, out)
-        for sub in ("corpus", "artifacts"):  # the union of B's files into A's
-            for root, _, files in os.walk(os.path.join(b, sub)):
-                dest = os.path.join(out, os.path.relpath(root, b))
-                os.makedirs(dest, exist_ok=True)
-                for f in files:
-                    if not os.path.exists(os.path.join(dest, f)):
-                        shutil.copy2(os.path.join(root, f), dest)
+        ex = header.index("executions")
+        ran = lambda t, rows: t in rows and (t not in t0 or rows[t][ex] != t0[t][ex])
+        for target in tb:
+            if not ran(target, tb):
+                continue  # B left it as BASE had it: A's corpus is the newer one
+            if not ran(target, ta):  # only B fuzzed it: B's corpus, not a union with BASE's
+                shutil.rmtree(os.path.join(out, "corpus", target), ignore_errors=True)
+            for sub in ("corpus", "artifacts"):  # the union of B's files into A's
+                for root, _, files in os.walk(os.path.join(b, sub, target)):
+                    dest = os.path.join(out, os.path.relpath(root, b))
+                    os.makedirs(dest, exist_ok=True)
+                    for f in files:
+                        if not os.path.exists(os.path.join(dest, f)):
+                            shutil.copy2(os.path.join(root, f), dest)
         col = {name: i for i, name in enumerate(header)}
         merged = []
         for target in sorted(set(t0) | set(ta) | set(tb)):
