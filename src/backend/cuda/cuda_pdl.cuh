@@ -36,7 +36,7 @@ __device__ __forceinline__ void pdl_trigger() {
 inline bool pdl_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("FERRUM_PDL");
-    return v && v[0] == '1' && std::getenv("FERRUM_NO_PDL") == nullptr;
+    return v && v[0] == '1';
   }();
   return on;
 }
