@@ -221,6 +221,8 @@ std::string Value::type_name() const {
   return "function";
 }
 
+void Value::wrong_type(const char* wanted) const { fail("expected {}, got {}", wanted, type_name()); }
+
 bool Value::equals(const Value& o) const {
   if ((is_number() || is_bool()) && (o.is_number() || o.is_bool())) {
     if ((is_int() || is_bool()) && (o.is_int() || o.is_bool())) {

@@ -83,13 +83,15 @@ class Value {
   bool is_object() const { return std::holds_alternative<ObjectPtr>(v_); }
   bool is_function() const { return std::holds_alternative<FunctionPtr>(v_); }
 
-  bool as_bool() const { return std::get<bool>(v_); }
-  int64_t as_int() const { return std::get<int64_t>(v_); }
-  double as_double() const { return is_int() ? double(as_int()) : is_bool() ? double(as_bool()) : std::get<double>(v_); }
-  const std::string& as_string() const { return std::get<std::string>(v_); }
-  Array& as_array() const { return *std::get<ArrayPtr>(v_); }
-  Object& as_object() const { return *std::get<ObjectPtr>(v_); }
-  Function& as_function() const { return *std::get<FunctionPtr>(v_); }
+  // The accessors check the type: a template that passes a string where a filter wants a number
+  // gets a template error naming both, not std::bad_variant_access (found by fuzz_jinja).
+  bool as_bool() const { return get<bool>("a boolean"); }
+  int64_t as_int() const { return get<int64_t>("an integer"); }
+  double as_double() const { return is_int() ? double(as_int()) : is_bool() ? double(as_bool()) : get<double>("a number"); }
+  const std::string& as_string() const { return get<std::string>("a string"); }
+  Array& as_array() const { return *get<ArrayPtr>("a list"); }
+  Object& as_object() const { return *get<ObjectPtr>("a dict"); }
+  Function& as_function() const { return *get<FunctionPtr>("a callable"); }
   const std::string& undefined_name() const { return std::get<Undefined>(v_).name; }
 
   // Python truthiness.
@@ -110,6 +112,13 @@ class Value {
   ordered_json to_json() const;
 
  private:
+  template <typename T>
+  const T& get(const char* wanted) const {
+    if (const T* p = std::get_if<T>(&v_)) return *p;
+    wrong_type(wanted);
+  }
+  [[noreturn]] void wrong_type(const char* wanted) const;
+
   std::variant<Undefined, None, bool, int64_t, double, std::string, ArrayPtr, ObjectPtr, FunctionPtr> v_;
 };
 

@@ -200,6 +200,16 @@ TEST(ChatTemplate, ListTextStopsAtTheSizeLimitAsItGrows) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
+TEST(ChatTemplate, ArgumentsOfTheWrongTypeAreTemplateErrors) {
+  // fuzz_jinja: `'8' ~ 8 | round` reached round with a string, and std::bad_variant_access
+  // escaped the interpreter.
+  expect_invalid("{{ ('8' ~ 8) | round }}", "expected a number, got str");
+  expect_invalid("{{ 1.5 | round('x') }}", "expected an integer, got str");
+  expect_invalid("{{ [1, 2] | batch('x') | list }}", "expected an integer, got str");
+  expect_invalid("{{ 'x' | center(none) }}", "expected an integer, got NoneType");
+  expect_invalid("{{ 'x' | indent([2]) }}", "expected an integer, got list");
+}
+
 TEST(ChatTemplate, DeeplyNestedValuesAreFreedWithoutRecursing) {
   // 60000 nested lists and a 60000-long chain of namespaces: building them is allowed, and
   // freeing them at the end of the render must not overflow the stack.

@@ -19,7 +19,7 @@ constexpr int kWarpsPerBlock = 8;
 
 // One warp's dot products of weight row `row` with the m rows of x (in the weights' type),
 // reduced over the warp. K % 8 == 0 and 16-byte aligned rows (checked by the caller).
-template <typename W, int M>
+template <typename W, int M, bool kPdl>
 __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __restrict__ w_row, int64_t k, int lane,
                                          float* acc) {
   const uint4* row = reinterpret_cast<const uint4*>(w_row);
@@ -44,7 +44,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float xf[8];
-        unpack8<W>(load_activation(reinterpret_cast<const uint4*>(x + m * k) + c + 32 * r), xf);
+        unpack8<W>(load_x<kPdl>(reinterpret_cast<const uint4*>(x + m * k) + c + 32 * r), xf);
 #pragma unroll
         for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
       }
@@ -57,7 +57,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float xf[8];
-      unpack8<W>(load_activation(reinterpret_cast<const uint4*>(x + m * k) + c), xf);
+      unpack8<W>(load_x<kPdl>(reinterpret_cast<const uint4*>(x + m * k) + c), xf);
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[m] += wf[i] * xf[i];
     }
@@ -69,7 +69,7 @@ __device__ __forceinline__ void row_dots(const W* __restrict__ x, const W* __res
 
 // One warp per output column n. O is the output's type: W (Store into activations) or float
 // (Store into logits, Accumulate into the F32 residual stream).
-template <typename W, typename O, int M, GemvMode kMode>
+template <typename W, typename O, int M, GemvMode kMode, bool kPdl>
 __global__ void gemv_kernel(const W* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
                             int64_t n_cols, int64_t k, O* __restrict__ out) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -77,7 +77,7 @@ __global__ void gemv_kernel(const W* __restrict__ x, const W* __restrict__ w, co
   pdl_trigger();
   if (n >= n_cols) return;  // warp 0 of every block has a row (it waits)
   float acc[M];
-  row_dots<W, M>(x, w + n * k, k, lane, acc);
+  row_dots<W, M, kPdl>(x, w + n * k, k, lane, acc);
   if (lane != 0) return;
 #pragma unroll
   for (int m = 0; m < M; ++m) {
@@ -90,7 +90,7 @@ __global__ void gemv_kernel(const W* __restrict__ x, const W* __restrict__ w, co
 // SwiGLU over one weight of 2 * n_cols rows (gate rows, then up rows): a block's first half of
 // warps take gate rows, the second half the same up rows (so the weight loads in flight are
 // those of two plain GEMVs), then they meet in shared memory.
-template <typename W, int M>
+template <typename W, int M, bool kPdl>
 __global__ void gate_up_silu_kernel(const W* __restrict__ x, const W* __restrict__ w, const float* __restrict__ bias,
                                     int64_t n_cols, int64_t k, W* __restrict__ out) {
   constexpr int kHalf = kWarpsPerBlock / 2;
@@ -100,7 +100,7 @@ __global__ void gate_up_silu_kernel(const W* __restrict__ x, const W* __restrict
   const int64_t row = warp < kHalf ? n : n_cols + n;
   float acc[M];
   pdl_trigger();
-  if (n < n_cols) row_dots<W, M>(x, w + row * k, k, lane, acc);
+  if (n < n_cols) row_dots<W, M, kPdl>(x, w + row * k, k, lane, acc);
   else pdl_wait();
   const float b = bias && n < n_cols ? bias[row] : 0.0f;
   if (warp < kHalf && lane == 0 && n < n_cols)
@@ -116,7 +116,7 @@ __global__ void gate_up_silu_kernel(const W* __restrict__ x, const W* __restrict
   }
 }
 
-template <typename W, int M>
+template <typename W, int M, bool kPdl>
 void launch(const void* xv, const void* wv, const float* bias, int64_t n, int64_t k, void* out, DType out_dtype,
             GemvMode mode, cudaStream_t s) {
   const W* x = static_cast<const W*>(xv);
@@ -124,18 +124,18 @@ void launch(const void* xv, const void* wv, const float* bias, int64_t n, int64_
   if (mode == GemvMode::SiluMul) {
     const int64_t half = n / 2;
     const unsigned blocks = static_cast<unsigned>((half + kWarpsPerBlock / 2 - 1) / (kWarpsPerBlock / 2));
-    launch_pdl(gate_up_silu_kernel<W, M>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, half, k, static_cast<W*>(out));
+    launch_pdl(gate_up_silu_kernel<W, M, kPdl>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, half, k, static_cast<W*>(out));
     return;
   }
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (mode == GemvMode::Accumulate)
-    launch_pdl(gemv_kernel<W, float, M, GemvMode::Accumulate>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+    launch_pdl(gemv_kernel<W, float, M, GemvMode::Accumulate, kPdl>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
                static_cast<float*>(out));
   else if (out_dtype == DType::F32)
-    launch_pdl(gemv_kernel<W, float, M, GemvMode::Store>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+    launch_pdl(gemv_kernel<W, float, M, GemvMode::Store, kPdl>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
                static_cast<float*>(out));
   else
-    launch_pdl(gemv_kernel<W, W, M, GemvMode::Store>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
+    launch_pdl(gemv_kernel<W, W, M, GemvMode::Store, kPdl>, blocks, kWarpsPerBlock * 32, 0, s, x, w, bias, n, k,
                static_cast<W*>(out));
 }
 
@@ -145,9 +145,10 @@ void launch(const void* xv, const void* wv, const float* bias, int64_t n, int64_
 template <typename W>
 bool dispatch(int64_t m, const void* x, const void* w, const float* bias, int64_t n, int64_t k, void* out,
               DType out_dtype, GemvMode mode, cudaStream_t s) {
+  const bool pdl = pdl_enabled();
   switch (m) {
-    case 1: launch<W, 1>(x, w, bias, n, k, out, out_dtype, mode, s); return true;
-    case 2: launch<W, 2>(x, w, bias, n, k, out, out_dtype, mode, s); return true;
+    case 1: (pdl ? launch<W, 1, true> : launch<W, 1, false>)(x, w, bias, n, k, out, out_dtype, mode, s); return true;
+    case 2: (pdl ? launch<W, 2, true> : launch<W, 2, false>)(x, w, bias, n, k, out, out_dtype, mode, s); return true;
     default: return false;
   }
 }

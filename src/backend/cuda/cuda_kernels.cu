@@ -90,7 +90,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
     if (h >= hq + hk) {  // v: straight to the cache
       if (slot < 0 || slot >= num_slots) continue;
       C* dst = v_cache + (static_cast<int64_t>(slot) * hk + (h - hq - hk)) * d;
-      for (int64_t i = lane; i < d; i += 32) dst[i] = from_float<C>(to_float(src[i]));
+      for (int64_t i = lane; i < d; i += 32) dst[i] = from_float<C>(to_float(load_activation(src + i)));
       continue;
     }
     const bool is_q = h < hq;
@@ -99,7 +99,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
     if (norm) {
       float ss = 0.0f;
       for (int64_t i = lane; i < d; i += 32) {
-        const float v = to_float(src[i]);
+        const float v = to_float(load_activation(src + i));
         ss += v * v;
       }
       for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
@@ -107,7 +107,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
     }
     if (!is_q && (slot < 0 || slot >= num_slots)) continue;
     for (int64_t i = lane; i < half; i += 32) {
-      float x1 = to_float(src[i]), x2 = to_float(src[i + half]);
+      float x1 = to_float(load_activation(src + i)), x2 = to_float(load_activation(src + i + half));
       if (norm) x1 = load(norm, norm_dtype, i) * (x1 * inv), x2 = load(norm, norm_dtype, i + half) * (x2 * inv);
       float o1 = x1, o2 = x2;
       if (rotate) o1 = x1 * c[i] - x2 * sn[i], o2 = x2 * c[i] + x1 * sn[i];

@@ -111,10 +111,10 @@ __device__ __forceinline__ void decode_step(uint32_t w0, uint32_t w1, uint32_t p
 
 // Lane (g, t)'s B fragments of x for one n8 tile and one 64-column slice: row g of the tile,
 // columns [16t, 16t + 16) (two 16-byte loads); step j's b0, b1 are words 2j, 2j + 1.
-template <typename A>
+template <typename A, bool kPdl>
 __device__ __forceinline__ void x_fragments(const A* row, bool real, uint32_t* words) {
-  const uint4 lo = real ? load_activation(reinterpret_cast<const uint4*>(row)) : make_uint4(0, 0, 0, 0);
-  const uint4 hi = real ? load_activation(reinterpret_cast<const uint4*>(row) + 1) : make_uint4(0, 0, 0, 0);
+  const uint4 lo = real ? load_x<kPdl>(reinterpret_cast<const uint4*>(row)) : make_uint4(0, 0, 0, 0);
+  const uint4 hi = real ? load_x<kPdl>(reinterpret_cast<const uint4*>(row) + 1) : make_uint4(0, 0, 0, 0);
   words[0] = lo.x, words[1] = lo.y, words[2] = lo.z, words[3] = lo.w;
   words[4] = hi.x, words[5] = hi.y, words[6] = hi.z, words[7] = hi.w;
 }
@@ -163,7 +163,7 @@ constexpr int stream_smem(int splits) {
   return std::max(splits * kStreamStages * stream_slot_bytes<kMode>(), splits * kTiles * 4 * 32 * 4);
 }
 
-template <PackedMode kMode, typename A, int kTiles>
+template <PackedMode kMode, typename A, int kTiles, bool kPdl>
 __global__ void __launch_bounds__(kMaxSplits * 32) packed_stream_kernel(const A* __restrict__ x, int M, int64_t K,
                                                                         PackedWeight w, int ktiles_per_split,
                                                                         const float* __restrict__ bias,
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_stream_kernel(const A*
     stream.issue();  // into the slot read one iteration ago
     uint32_t xw[kTiles][8];
 #pragma unroll
-    for (int i = 0; i < kTiles; ++i) x_fragments<A>(x_at + i * 8 * K, i * 8 + g < M, xw[i]);
+    for (int i = 0; i < kTiles; ++i) x_fragments<A, kPdl>(x_at + i * 8 * K, i * 8 + g < M, xw[i]);
     uint32_t words[4 * TileStream<kMode>::kVecs];
     uint2 p;
     stream.take(words, p);
@@ -339,7 +339,8 @@ int stream_rows() {
 template <PackedMode kMode, typename A, int kTiles>
 void launch_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
                    int64_t ldo, bool accumulate, cudaStream_t s) {
-  auto kernel = packed_stream_kernel<kMode, A, kTiles>;
+  // The two forms differ only in how x is read (cuda_pdl.cuh, load_x): same resources.
+  auto kernel = pdl_enabled() ? packed_stream_kernel<kMode, A, kTiles, true> : packed_stream_kernel<kMode, A, kTiles, false>;
   static int64_t resident[kMaxSplits + 1] = {};  // per split count, asked once
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
   const int splits = stream_splits(ntiles, ktiles, [&](int c) {
@@ -362,10 +363,10 @@ void run_stream(const A* x, int M, int64_t K, const PackedWeight& w, const float
 // at load (not while a graph is being recorded).
 template <PackedMode kMode, typename A>
 void allow_stream_smem() {
-  cudaFuncSetAttribute(packed_stream_kernel<kMode, A, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       stream_smem<kMode, 1>(kMaxSplits));
-  cudaFuncSetAttribute(packed_stream_kernel<kMode, A, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       stream_smem<kMode, 2>(kMaxSplits));
+  for (auto kernel : {packed_stream_kernel<kMode, A, 1, false>, packed_stream_kernel<kMode, A, 1, true>})
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, stream_smem<kMode, 1>(kMaxSplits));
+  for (auto kernel : {packed_stream_kernel<kMode, A, 2, false>, packed_stream_kernel<kMode, A, 2, true>})
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, stream_smem<kMode, 2>(kMaxSplits));
 }
 
 template <PackedMode kMode, typename A>

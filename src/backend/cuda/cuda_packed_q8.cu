@@ -38,8 +38,8 @@ __global__ void quantize_x_kernel(const A* __restrict__ x, int64_t chunks, bool 
   if (i >= chunks) return;
   float f[kChunk];
   const uint4* src = reinterpret_cast<const uint4*>(x) + 2 * i;
-  unpack8<A>(src[0], f);
-  unpack8<A>(src[1], f + 8);
+  unpack8<A>(load_activation(src), f);
+  unpack8<A>(load_activation(src + 1), f + 8);
   uint32_t words[4];
   float scale;
   int sum;
@@ -75,7 +75,7 @@ constexpr int q8_smem(int splits, int slot_bytes) {
 // Block = one n-tile (16 output features); its warps split K and stream their tiles
 // (TileStream); x's int8 words come from global memory (L1/L2 hits: every block reads them).
 // Lanes t of one g sum by shuffles, the warps in shared memory in a fixed order.
-template <PackedMode kMode, typename A, int kRows>
+template <PackedMode kMode, typename A, int kRows, bool kPdl>
 __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const uint4* __restrict__ xq,
                                                                     const int2* __restrict__ xs, int M, int64_t K,
                                                                     PackedWeight w, int ktiles_per_split,
@@ -103,8 +103,8 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const uint4*
 #pragma unroll
     for (int m = 0; m < kRows; ++m) {
       const bool real = m < M;
-      q[m] = real ? load_activation(xq + m * chunks + kt * 4 + t) : make_uint4(0, 0, 0, 0);
-      s[m] = real ? load_activation(xs + m * chunks + kt * 4 + t) : make_int2(0, 0);
+      q[m] = real ? load_x<kPdl>(xq + m * chunks + kt * 4 + t) : make_uint4(0, 0, 0, 0);
+      s[m] = real ? load_x<kPdl>(xs + m * chunks + kt * 4 + t) : make_int2(0, 0);
     }
     uint32_t words[4 * TileStream<kMode>::kVecs];
     uint2 p;
@@ -141,7 +141,8 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const uint4*
 template <PackedMode kMode, typename A, int kRows>
 void launch_q8(const uint4* xq, const int2* xs, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
                bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
-  auto kernel = packed_q8_kernel<kMode, A, kRows>;
+  // The two forms differ only in how x is read (cuda_pdl.cuh, load_x): same resources.
+  auto kernel = pdl_enabled() ? packed_q8_kernel<kMode, A, kRows, true> : packed_q8_kernel<kMode, A, kRows, false>;
   constexpr int kSlot = stream_slot_bytes<kMode>();
   static int64_t resident[kMaxSplits + 1] = {};  // per split count, asked once
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
@@ -176,10 +177,10 @@ void with_int_mode(PackedMode m, F&& f) {
 template <PackedMode kMode, typename A>
 void allow_q8_smem() {
   constexpr int kSlot = stream_slot_bytes<kMode>();
-  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       q8_smem<1>(kMaxSplits, kSlot));
-  cudaFuncSetAttribute(packed_q8_kernel<kMode, A, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       q8_smem<2>(kMaxSplits, kSlot));
+  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false>, packed_q8_kernel<kMode, A, 1, true>})
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, q8_smem<1>(kMaxSplits, kSlot));
+  for (auto kernel : {packed_q8_kernel<kMode, A, 2, false>, packed_q8_kernel<kMode, A, 2, true>})
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, q8_smem<2>(kMaxSplits, kSlot));
 }
 
 }  // namespace

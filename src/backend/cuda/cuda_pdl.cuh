@@ -18,6 +18,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace ferrum::cuda {
@@ -55,6 +56,35 @@ __device__ __forceinline__ int2 load_activation(const int2* p) {
   int2 v;
   asm volatile("ld.global.cg.v2.s32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p) : "memory");
   return v;
+}
+
+// One element (16 or 32 bits: bf16, half, float) of an earlier kernel's output, the same way.
+// Plain `const T* __restrict__` loads are not enough: nvcc turns them into read-only
+// (ld.global.nc) loads by itself (it did for qkv_rope's input and quantize_x's).
+template <typename T>
+__device__ __forceinline__ T load_activation(const T* p) {
+  static_assert(sizeof(T) == 2 || sizeof(T) == 4, "16- or 32-bit elements; uint4 and int2 have their own");
+  T v;
+  if constexpr (sizeof(T) == 2) {
+    unsigned short bits;
+    asm volatile("ld.global.cg.u16 %0, [%1];\n" : "=h"(bits) : "l"(p) : "memory");
+    memcpy(&v, &bits, 2);
+  } else {
+    unsigned bits;
+    asm volatile("ld.global.cg.u32 %0, [%1];\n" : "=r"(bits) : "l"(p) : "memory");
+    memcpy(&v, &bits, 4);
+  }
+  return v;
+}
+
+// x (an earlier kernel's output) in the hot loops of the decode kernels, which come in two
+// forms: without PDL a kernel starts once the one before it has finished, so the read-only path
+// (__ldg, cached in L1, where the warps of a block share x) is safe and the fastest; with PDL it
+// is not (above), and x comes through L2. The launch picks the form by pdl_enabled().
+template <bool kPdl, typename T>
+__device__ __forceinline__ T load_x(const T* p) {
+  if constexpr (kPdl) return load_activation(p);
+  else return __ldg(p);
 }
 
 template <typename... KernelArgs, typename... Args>
