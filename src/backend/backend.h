@@ -64,6 +64,9 @@ class Backend {
   virtual void fill_random(Tensor& t, uint64_t seed, float center, float scale) = 0;
   // Waits until every op issued so far has finished (device backends queue them).
   virtual void synchronize() {}
+  // Empty while the device works; once it is in a state it cannot leave (a sticky CUDA error:
+  // a kernel faulted, and every later call fails), what happened. Asked after a failed step.
+  virtual std::string device_failure() { return {}; }
 
   // Graphs (CUDA): the ops issued between begin_capture and end_capture are recorded instead
   // of run, and replay() runs them again, with one launch. They must not allocate, and they

@@ -93,6 +93,7 @@ class EngineImpl final : public Engine {
   ~EngineImpl() override { shutdown(); }
 
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params) override {
+    if (device_failed_.load()) throw DeviceFailed(stats().device_failure);
     if (prompt.empty()) throw InvalidRequest("the prompt is empty");
     for (int32_t t : prompt)
       if (t < 0 || t >= vocab_size_)
@@ -220,14 +221,35 @@ class EngineImpl final : public Engine {
           return;
         }
         abort_abandoned();
-        if (scheduler_.has_work() || in_flight_) step();
+        if (!device_failed_.load() && (scheduler_.has_work() || in_flight_)) step();
       } catch (const std::exception& e) {
         // Unexpected: the KV state can no longer be trusted, so end every request.
         log::error("engine step failed: {}", e.what());
         fail_everything(std::string("engine error: ") + e.what());
+        check_device();
       }
+      if (device_failed_.load() && !requests_.empty()) fail_everything(stats().device_failure);
       publish_stats();
     }
+  }
+
+  // After a failed step: a device that cannot run steps any more fails every request from now
+  // on, instead of each step failing alike (a sticky CUDA error: restart the server).
+  void check_device() noexcept {
+    if (device_failed_.load()) return;
+    std::string failure;
+    try {
+      failure = model_->device_failure();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (failure.empty()) return;
+    log::error("the model's device has failed: {}; every request fails until the server is restarted", failure);
+    {
+      std::lock_guard lk(stats_mu_);
+      stats_.device_failure = "the model's device has failed (" + failure + "): restart the server";
+    }
+    device_failed_.store(true);
   }
 
   void add_request(std::unique_ptr<Request> req) {
@@ -538,6 +560,7 @@ class EngineImpl final : public Engine {
   // The model failed a step: its sequences end with the error (the others go on).
   void fail_step(const SchedulerOutput& out, const std::exception& e) {
     log::error("model forward failed: {}", e.what());
+    check_device();
     for (const ScheduledSeq& s : out.scheduled) {
       if (s.seq->retired || s.seq->finish_reason != FinishReason::None) continue;
       s.seq->finish_reason = FinishReason::Error;
@@ -681,6 +704,7 @@ class EngineImpl final : public Engine {
 
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int32_t> num_waiting_{0};
+  std::atomic<bool> device_failed_{false};  // check_device found the device broken for good
   mutable std::mutex stats_mu_;
   EngineStats stats_;
   std::thread thread_;

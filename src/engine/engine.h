@@ -121,9 +121,18 @@ struct EngineStats {
   // Steps by where their tokens were picked: by the model's own sampler (of those, launched
   // while the step before was still running: overlapped), or on the host from logits rows.
   uint64_t device_sampled_steps = 0, overlapped_steps = 0, host_sampled_steps = 0;
+  // Set once the model's device has failed for good (Model::device_failure): every request since
+  // has failed, and the server must be restarted.
+  std::string device_failure;
 };
 
 class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// submit() after the model's device failed for good (EngineStats::device_failure).
+class DeviceFailed : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -62,6 +62,7 @@ class DecoderCore : public Model {
                          const std::function<void()>& before_picks) override;
   void collect_sample(uint64_t ticket, SampleResult& out) override;
   void prepare(KvCache& cache, const PrepareSpec& spec) override;
+  std::string device_failure() override { return be_->device_failure(); }
 
  protected:
   DecoderCore(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be);

@@ -89,6 +89,9 @@ class Model {
   // Optional (steps prepare what they need lazily otherwise); logs what it did and its cost.
   virtual void prepare(KvCache& cache, const PrepareSpec& spec) {}
 
+  // Empty while the model's device works; what broke it once it cannot (Backend::device_failure).
+  virtual std::string device_failure() { return {}; }
+
  private:
   std::vector<float> view_logits_;
 };

@@ -155,6 +155,8 @@ void OpenAiServer::route(HttpRequest& request, const std::shared_ptr<ResponseWri
   auto ctx = context();
   if (request.path == "/health") {
     if (!ctx) return reply_error(request, *writer, 503, "The model is still loading");
+    const std::string failure = ctx->engine->stats().device_failure;
+    if (!failure.empty()) return reply_error(request, *writer, 503, failure);
     return reply(request, *writer, json_response(200, json{{"status", "ok"}}));
   }
   if (request.path == "/version") return reply(request, *writer, json_response(200, json{{"version", "0.1.0"}}));
@@ -196,6 +198,8 @@ void OpenAiServer::run_job(const std::shared_ptr<HttpRequest>& request, const st
     reply_error(*request, *writer, e.status(), e.what(), e.param(), e.code());
   } catch (const QueueFull& e) {
     reply_error(*request, *writer, 503, fmt::format("The server is overloaded: {}", e.what()));
+  } catch (const DeviceFailed& e) {
+    reply_error(*request, *writer, 503, fmt::format("The server cannot generate: {}", e.what()));
   } catch (const InvalidRequest& e) {
     reply_error(*request, *writer, 400, e.what());
   } catch (const std::exception& e) {

@@ -90,6 +90,10 @@ class FakeModel : public Model {
       gate_cv_.wait(lk, [&] { return !paused_; });
     }
     if (throw_once.exchange(false)) fail("FakeModel: injected forward failure");
+    if (device_lost.load()) {
+      ++forward_calls;
+      fail("FakeModel: the device is lost");
+    }
     if (int us = step_delay_us.load() + token_delay_us.load() * b.num_tokens(); us > 0)
       std::this_thread::sleep_for(std::chrono::microseconds(us));
     auto& kv = static_cast<FakeKvCache&>(cache);
@@ -143,6 +147,8 @@ class FakeModel : public Model {
   // ignores it.
   std::atomic<int> copy_period{0};
   std::atomic<float> copy_bonus{12.0f};
+  std::string device_failure() override { return device_lost.load() ? "FakeModel: device lost" : ""; }
+  std::atomic<bool> device_lost{false};  // every forward() throws, and device_failure() says so
   std::atomic<bool> throw_once{false};  // the next forward() throws  // makes a step slow enough to abort mid-request
 
  private:

@@ -216,6 +216,28 @@ TEST(EngineOutput, ModelFailureEndsTheStepsRequestsAndTheEngineGoesOn) {
   EXPECT_EQ(f.engine->stats().kv_blocks_used, 0);
 }
 
+TEST(EngineOutput, ADeviceThatFailedForGoodFailsEveryRequestAtOnce) {
+  Fixture f;
+  f.model->device_lost = true;
+  auto failed = f.run({3, 4, 5}, greedy(5)).completions[0];
+  EXPECT_EQ(failed.finish, FinishReason::Error);
+  EXPECT_NE(failed.error.find("the device is lost"), std::string::npos) << failed.error;
+  const int64_t calls = f.model->forward_calls.load();
+  EXPECT_EQ(calls, 1);
+  std::string failure;
+  for (int i = 0; i < 200 && failure.empty(); ++i, std::this_thread::sleep_for(5ms)) failure = f.engine->stats().device_failure;
+  EXPECT_NE(failure.find("FakeModel: device lost"), std::string::npos) << failure;
+  EXPECT_NE(failure.find("restart the server"), std::string::npos) << failure;
+  try {
+    f.engine->submit({3, 4, 5}, greedy(5));
+    ADD_FAILURE() << "submit after the device failed";
+  } catch (const DeviceFailed& e) {
+    EXPECT_EQ(std::string(e.what()), failure);
+  }
+  EXPECT_EQ(f.model->forward_calls.load(), calls);  // no step was tried again
+  EXPECT_EQ(f.engine->stats().kv_blocks_used, 0);
+}
+
 TEST(EngineOutput, IdleEngineDoesNotStep) {
   Fixture f;
   f.run({3, 4, 5}, greedy(5));

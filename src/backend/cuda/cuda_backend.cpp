@@ -128,6 +128,25 @@ void CudaBackend::abort_capture() {
 void CudaBackend::replay(const std::shared_ptr<void>& graph) {
   use_device();
   check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "graph launch");
+  // A test hook (tests/scripts/gpu_fault.sh): FERRUM_FAULT_GPU_REPLAY=N faults the device after
+  // the Nth graph replay, as a kernel that reads out of bounds would.
+  static const long fault_at = [] {
+    const char* v = std::getenv("FERRUM_FAULT_GPU_REPLAY");
+    return v ? std::atol(v) : 0L;
+  }();
+  if (fault_at > 0 && ++replays_ == fault_at) {
+    log::warn("FERRUM_FAULT_GPU_REPLAY: faulting the GPU after replay {}", replays_);
+    cuda::fault(stream_);
+  }
+}
+
+std::string CudaBackend::device_failure() {
+  use_device();
+  // A sticky error outlives cudaGetLastError, which clears the others.
+  if (cudaDeviceSynchronize() == cudaSuccess) return {};
+  cudaGetLastError();
+  const cudaError_t e = cudaDeviceSynchronize();
+  return e == cudaSuccess ? std::string() : fmt::format("CUDA: {} ({})", cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 DType CudaBackend::activation_dtype(DType weights) const {

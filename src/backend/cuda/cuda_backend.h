@@ -39,6 +39,7 @@ class CudaBackend final : public Backend {
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override;
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override;
   void synchronize() override;
+  std::string device_failure() override;
 
   bool supports_graphs() const override { return true; }
   uint64_t scratch_generation() const override { return scratch_generation_; }
@@ -208,6 +209,7 @@ class CudaBackend final : public Backend {
   };
   PendingSample pending_[2];
   uint64_t next_ticket_ = 0;
+  long replays_ = 0;  // graph replays, counted for FERRUM_FAULT_GPU_REPLAY
   int64_t latest_rows_ = 0;  // rows of the latest start_sample (its picks lead sample_out_)
   Tensor attn_scratch_;  // attention partials of split keys
   std::vector<int32_t> tiles_host_;  // prefill query tiles: (sequence, first token) pairs

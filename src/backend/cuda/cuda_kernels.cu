@@ -152,6 +152,8 @@ __global__ void gather_rows_kernel(const float* x, const int32_t* rows, int64_t 
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) out[r * cols + i] = ok ? x[src * cols + i] : 0.0f;
 }
 
+__global__ void fault_kernel() { __trap(); }
+
 __global__ void take_picks_kernel(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,
                                   int64_t num_picks) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -239,6 +241,8 @@ void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t c
     add_bias_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(static_cast<T*>(out), bias, rows, cols, ld);
   });
 }
+
+void fault(cudaStream_t s) { fault_kernel<<<1, 1, 0, s>>>(); }
 
 void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,
                  cudaStream_t s) {

@@ -112,6 +112,8 @@ void add_bias(void* out, DType dtype, const float* bias, int64_t rows, int64_t c
 // sampled tokens); pairs outside [0, num_ids) x [0, num_picks) are skipped.
 void take_picks(int32_t* ids, int64_t num_ids, const int32_t* pairs, int64_t n, const int32_t* picks,
                 int64_t num_picks, cudaStream_t s);
+// A kernel that faults (__trap): the sticky error that FERRUM_FAULT_GPU_REPLAY provokes in tests.
+void fault(cudaStream_t s);
 void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t cols, int64_t num_rows, float* out,
                  cudaStream_t s);
 // Fills n elements of dtype with the dummy-weight pattern (see models' random weights).
