@@ -15,6 +15,16 @@ runs=(
   "ngram3_plain       $P/plain.txt      {\"temperature\":1,\"seed\":1} --spec-ngram --spec-tokens 3"
   "ngram3always_plain $P/plain.txt      {\"temperature\":1,\"seed\":1} --spec-ngram --spec-tokens 3 --spec-ngram-always"
 )
+# SET=draft: the trained draft (models/ferrum-tiny-draft, K = 3) against off instead, on plain
+# prompts, greedy and at temperature 1.
+if [ "${SET:-}" = draft ]; then
+  runs=(
+    "off_greedy         $P/plain.txt      {\"temperature\":0}"
+    "draft3_greedy      $P/plain.txt      {\"temperature\":0}          --spec-draft models/ferrum-tiny-draft --spec-tokens 3"
+    "off_plain          $P/plain.txt      {\"temperature\":1,\"seed\":1}"
+    "draft3_plain       $P/plain.txt      {\"temperature\":1,\"seed\":1} --spec-draft models/ferrum-tiny-draft --spec-tokens 3"
+  )
+fi
 mkdir -p /tmp/specbench
 : >/tmp/specbench/rounds.txt
 for r in $(seq "$rounds"); do
