@@ -67,6 +67,9 @@ class Backend {
   // Empty while the device works; once it is in a state it cannot leave (a sticky CUDA error:
   // a kernel faulted, and every later call fails), what happened. Asked after a failed step.
   virtual std::string device_failure() { return {}; }
+  // Whether linear() of w over `rows` rows of x rounds x to FP8 first (the W8A8 GEMM of an FP8
+  // layer: its results then differ from the 16-bit path's by that rounding; tests mirror it).
+  virtual bool rounds_x_to_fp8(const LinearWeight& w, int64_t rows) const { return false; }
 
   // Graphs (CUDA): the ops issued between begin_capture and end_capture are recorded instead
   // of run, and replay() runs them again, with one launch. They must not allocate, and they

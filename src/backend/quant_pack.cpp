@@ -239,6 +239,16 @@ void int_row(const PackedInt& w, int64_t n, float* out) {
     for (int64_t i = 0; i < w.cols; ++i) out[w.perm[i]] = stored[i];
 }
 
+void fp8_round_rows(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    float m = 0.0f;
+    for (int64_t i = 0; i < cols; ++i) m = std::max(m, std::fabs(row[i]));
+    const float s = m > 0.0f ? m / 448.0f : 1.0f;
+    for (int64_t i = 0; i < cols; ++i) row[i] = fp8_e4m3_to_f32(f32_to_fp8_e4m3(row[i] / s)) * s;
+  }
+}
+
 void fp8_row(const PackedFp8& w, int64_t n, float* out) {
   const float* s = w.scales.data() + (n / w.block_rows) * w.scale_cols();
   const uint8_t* q = w.q.data() + n * w.cols;

@@ -65,5 +65,8 @@ PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed);
 // Row n as F32 in input-feature order (the CPU reference kernels' view).
 void int_row(const PackedInt& w, int64_t n, float* out);
 void fp8_row(const PackedFp8& w, int64_t n, float* out);
+// x [rows, cols] as the FP8 W8A8 GEMM sees it: each row rounded to E4M3 with the scale
+// max |row| / 448 (1 for a zero row), then scaled back (cuda::quantize_rows_fp8's CPU twin).
+void fp8_round_rows(float* x, int64_t rows, int64_t cols);
 
 }  // namespace ferrum

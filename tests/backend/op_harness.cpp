@@ -16,6 +16,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/dummy_fill.h"
+#include "backend/quant_pack.h"
 #include "op_harness_blocks.h"
 #include "op_harness_packed.h"
 #include "op_harness_reference.h"
@@ -110,7 +111,7 @@ class LinearCase final : public OpCase {
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
-    op.compare = [this, &be, &host, spec, x, out, initial, N] {
+    op.compare = [this, &be, &host, spec, x, out, initial, N, w] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
         const Values w = gguf_block_bytes(format_)    ? block_values(format_, p.weight)
@@ -122,7 +123,14 @@ class LinearCase final : public OpCase {
           b_all.insert(b_all.end(), b.begin(), b.end());
         }
       }
-      const Values y = ref_matmul(read_values(be, x), w_all, b_all, s_.M, N, s_.K);
+      Values xv = read_values(be, x);
+      // An FP8 layer's W8A8 GEMM rounds x's rows to E4M3 first: so does the reference.
+      if (be.rounds_x_to_fp8(*w, s_.M)) {
+        std::vector<float> rows(xv.begin(), xv.end());
+        fp8_round_rows(rows.data(), s_.M, s_.K);
+        xv.assign(rows.begin(), rows.end());
+      }
+      const Values y = ref_matmul(xv, w_all, b_all, s_.M, N, s_.K);
       const Values ref = ref_linear_epilogue(y, s_.M, N, s_.epilogue, initial);
       // Block kernels round each row of x to int8 too (as llama.cpp: per 32 values for Q8_0 /
       // Q4_0, per 256 for the K-quants): about 1/254 of a block's largest value per element.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "core/error.h"
 
@@ -40,6 +41,7 @@ class CudaBackend final : public Backend {
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override;
   void synchronize() override;
   std::string device_failure() override;
+  bool rounds_x_to_fp8(const LinearWeight& w, int64_t rows) const override;
 
   bool supports_graphs() const override { return true; }
   uint64_t scratch_generation() const override { return scratch_generation_; }
@@ -132,6 +134,7 @@ class CudaBackend final : public Backend {
     cuda::PackedWeight packed; // GGUF/GPTQ/AWQ/FP8 tiles (cuda_packed_matmul.cu), when is_packed
     bool is_packed = false;
     Tensor data, scales, perm;  // what the pointers above point into (scales: packed parameters)
+    Tensor fp8_codes, fp8_scales;  // FP8 by rows, [rows, in] E4M3 and F32 [rows]: the W8A8 GEMM's
   };
   static constexpr int64_t kPackedScratchFloats = 16 << 20;  // split-K partials (64 MiB)
   static constexpr int64_t kDequantizeBytes = 64 << 20;      // 16-bit weight chunks for cuBLAS
@@ -169,6 +172,12 @@ class CudaBackend final : public Backend {
   // dequantize_ buffer) and multiplied by cuBLAS: long prefills, where the tensor-core GEMM
   // beats reading the weight once per 128 rows. FERRUM_PACKED_DEQUANT_ROWS moves the switch.
   static int64_t dequantize_rows();
+  // FP8 layers from this many rows of x on go through the W8A8 GEMM (FERRUM_FP8_W8A8_ROWS; 0:
+  // never, the 16-bit paths only).
+  static int64_t fp8_w8a8_rows();
+  // x rounded to E4M3 by rows and the W8A8 GEMM; false where cuBLASLt has no algorithm.
+  bool fp8_w8a8(const Tensor& x, const QuantPart& q, const float* bias, void* out, DType out_dtype, int64_t ldo,
+                bool accumulate);
 
   void packed_gemm(const void* x, DType act, int64_t M, int64_t K, const cuda::PackedWeight& w, const float* bias,
                    void* out, DType out_dtype, int64_t ldo, bool accumulate);
@@ -198,6 +207,8 @@ class CudaBackend final : public Backend {
   Tensor quant_scratch_;  // split-K partials of the quantized GEMM (a fixed size)
   Tensor dequantize_;     // packed weights as 16-bit chunks for packed_gemm
   Tensor permuted_x_;     // x in act order (GPTQ desc_act)
+  Tensor fp8_x_;          // x as E4M3 and its row scales, for fp8_w8a8
+  std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
   Tensor moe_scratch_;    // the MoE block's routes, expert rows and shared expert (moe_ffn)
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
   Tensor sample_in_, sample_out_;

@@ -31,7 +31,7 @@ std::unique_ptr<LinearWeight> CudaBackend::load_quantized(const LinearSpec& spec
     cuda::packed_matmul_prepare();
   }
   for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
-  for (cuda::LayerPiece& piece : cuda::tile_layer(spec, act)) {
+  for (cuda::LayerPiece& piece : cuda::tile_layer(spec, act, fp8_w8a8_rows() > 0)) {
     QuantPart q;
     if (const LinearPart* p = piece.dense) {
       q.data = alloc({p->rows, K}, act);
@@ -49,13 +49,17 @@ std::unique_ptr<LinearWeight> CudaBackend::load_quantized(const LinearSpec& spec
     q.data = upload_vector(t.data);
     q.scales = upload_vector(t.params);
     if (!piece.perm.empty()) q.perm = upload_vector(piece.perm);
+    if (!piece.fp8_codes.empty()) {
+      q.fp8_codes = upload_vector(piece.fp8_codes);
+      q.fp8_scales = upload_vector(piece.fp8_row_scales);
+    }
     q.packed = {t.mode, static_cast<const uint8_t*>(q.data.data), q.scales.ptr<uint32_t>(),
                 q.perm.empty() ? nullptr : q.perm.ptr<int32_t>(), t.rows, t.padded_rows, t.cols, t.group};
     q.is_packed = true;
     w->quant.push_back(std::move(q));
   }
   for (const QuantPart& q : w->quant)
-    w->stored_bytes += q.data.nbytes() + q.scales.nbytes() + q.perm.nbytes();
+    w->stored_bytes += q.data.nbytes() + q.scales.nbytes() + q.perm.nbytes() + q.fp8_codes.nbytes() + q.fp8_scales.nbytes();
   load_bias(spec, *w);
   synchronize();
   return w;
@@ -101,6 +105,11 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
         xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
         cuda::permute_columns(x.data, x.dtype, M, K, q.packed.perm, const_cast<void*>(xin), stream_);
       }
+      if (!q.fp8_codes.empty() && M >= fp8_w8a8_rows() &&
+          fp8_w8a8(x, q, bias, part_out, dst_dtype, N, accumulate)) {
+        at += q.packed.rows;
+        continue;
+      }
       if (M >= dequantize_rows()) {
         packed_gemm(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate);
       } else {
@@ -145,6 +154,43 @@ void CudaBackend::packed_gemm(const void* x, DType act, int64_t M, int64_t K, co
   }
   launched("packed_gemm");
   if (bias) cuda::add_bias(out, out_dtype, bias, M, w.rows, stream_, ldo);
+}
+
+bool CudaBackend::rounds_x_to_fp8(const LinearWeight& w, int64_t rows) const {
+  const auto* l = dynamic_cast<const CudaLinear*>(&w);
+  if (!l || fp8_w8a8_rows() == 0 || rows < fp8_w8a8_rows()) return false;
+  for (const QuantPart& q : l->quant)
+    if (!q.fp8_codes.empty()) return true;
+  return false;
+}
+
+int64_t CudaBackend::fp8_w8a8_rows() {
+  static const int64_t n = [] {
+    const char* v = std::getenv("FERRUM_FP8_W8A8_ROWS");
+    return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t{256};
+  }();
+  return n;
+}
+
+bool CudaBackend::fp8_w8a8(const Tensor& x, const QuantPart& q, const float* bias, void* out, DType out_dtype,
+                           int64_t ldo, bool accumulate) {
+  const int64_t M = x.rows(), K = x.cols(), rows = q.packed.rows;
+  const int64_t bytes = M * K + M * 4;  // codes, then the row scales (K is a multiple of 64)
+  if (fp8_x_.numel() < bytes) {
+    fp8_x_ = alloc({bytes + bytes / 4}, DType::U8);
+    ++scratch_generation_;
+  }
+  if (!fp8_gemm_) fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>();
+  uint8_t* xq = fp8_x_.ptr<uint8_t>();
+  float* xs = reinterpret_cast<float*>(xq + M * K);
+  cuda::quantize_rows_fp8(x.data, x.dtype, M, K, xq, xs, stream_);
+  launched("quantize_rows_fp8");
+  if (!fp8_gemm_->run(q.fp8_codes.ptr<uint8_t>(), q.fp8_scales.ptr<float>(), rows, K, xq, xs, M, out, out_dtype, ldo,
+                      accumulate, stream_))
+    return false;
+  if (bias) cuda::add_bias(out, out_dtype, bias, M, rows, stream_, ldo);
+  launched("fp8 gemm");
+  return true;
 }
 
 void* CudaBackend::permuted_x(size_t bytes) {

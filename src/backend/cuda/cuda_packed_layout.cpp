@@ -215,7 +215,7 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
   });
 }
 
-std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act) {
+std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act, bool fp8_rows) {
   const int64_t K = spec.in_features;
   std::vector<LayerPiece> pieces;
   for (const LinearPart& p : spec.parts) {
@@ -230,7 +230,13 @@ std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act) {
                    p.name);
       piece.tiles = tile_gguf(p.weight.ptr<uint8_t>(), p.format, p.rows, K, act);
     } else if (p.format == WeightFormat::Fp8) {
-      piece.tiles = tile_fp8(fp8_weight(spec, p), act);
+      PackedFp8 w = fp8_weight(spec, p);
+      piece.tiles = tile_fp8(w, act);
+      if (fp8_rows && w.block_cols >= w.cols) {  // a scale per row (blocks of [128, 128] have none)
+        piece.fp8_row_scales.resize(static_cast<size_t>(w.rows));
+        for (int64_t n = 0; n < w.rows; ++n) piece.fp8_row_scales[n] = w.scales[n / w.block_rows];
+        piece.fp8_codes = std::move(w.q);
+      }
     } else {
       PackedInt w = int_weight(spec, p);
       piece.tiles = tile_int(w, act);
@@ -244,6 +250,14 @@ std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act) {
       t.params.insert(t.params.end(), piece.tiles.params.begin(), piece.tiles.params.end());
       t.rows += piece.tiles.rows;
       t.padded_rows += piece.tiles.padded_rows;
+      if (!last->fp8_codes.empty() && !piece.fp8_codes.empty() && last->tiles.rows - piece.tiles.rows ==
+                                                                       static_cast<int64_t>(last->fp8_row_scales.size())) {
+        last->fp8_codes.insert(last->fp8_codes.end(), piece.fp8_codes.begin(), piece.fp8_codes.end());
+        last->fp8_row_scales.insert(last->fp8_row_scales.end(), piece.fp8_row_scales.begin(), piece.fp8_row_scales.end());
+      } else {
+        last->fp8_codes.clear();
+        last->fp8_row_scales.clear();
+      }
       continue;
     }
     pieces.push_back(std::move(piece));

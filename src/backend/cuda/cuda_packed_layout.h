@@ -60,7 +60,12 @@ struct LayerPiece {
   MmaTiles tiles;                     // packed pieces
   std::vector<int32_t> perm;          // GPTQ act order: stored column i is input feature perm[i]
   const LinearPart* dense = nullptr;  // or a dense part of the spec
+  // FP8 with one scale per output row (per channel or per tensor), when asked for: the E4M3
+  // codes [rows, K] as stored and each row's scale, for the W8A8 GEMM (cuda_fp8_gemm.h).
+  std::vector<uint8_t> fp8_codes;
+  std::vector<float> fp8_row_scales;
 };
-std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act);
+// fp8_rows: keep the FP8 pieces' codes by rows too (LayerPiece::fp8_codes).
+std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act, bool fp8_rows = false);
 
 }  // namespace ferrum::cuda
