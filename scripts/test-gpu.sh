@@ -5,7 +5,7 @@
 # engine on the GPU, and a short benchmark. Uses the binaries of build/ (./scripts/build.sh,
 # with nvcc); BUILD=dir picks another build, FERRUM_LIBS a folder of shared libraries for its
 # binaries alone (scripts/pack-for-gpu.sh's lib/ on a machine without our Debian packages; the
-# machine's own curl, which tests/scripts/gpu_fault.sh uses, would not run with them).
+# machine's own curl, which tests/gpu/gpu_fault.sh uses, would not run with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -19,6 +19,6 @@ run "$B/test_backend" --gtest_filter='BackendOps*:SamplingParity*' --gtest_brief
 run "$B/test_models" --gtest_filter='*GoldenCuda*:*Cuda*' --gtest_brief=1
 run "$B/test_engine" --gtest_filter='*Cuda*' --gtest_brief=1
 # a GPU that faults mid-request fails its requests and /health, and still stops on SIGTERM
-bash tests/scripts/gpu_fault.sh "$B/ferrum"
+bash tests/gpu/gpu_fault.sh "$B/ferrum"
 run "$B/ferrum" bench -m bench/configs/qwen3-0.6b --dummy bf16 --device cuda -p 128 -n 32 -c 1,16
 echo "GPU tests passed"

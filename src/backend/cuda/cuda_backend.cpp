@@ -128,7 +128,7 @@ void CudaBackend::abort_capture() {
 void CudaBackend::replay(const std::shared_ptr<void>& graph) {
   use_device();
   check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), stream_), "graph launch");
-  // A test hook (tests/scripts/gpu_fault.sh): FERRUM_FAULT_GPU_REPLAY=N faults the device after
+  // A test hook (tests/gpu/gpu_fault.sh): FERRUM_FAULT_GPU_REPLAY=N faults the device after
   // the Nth graph replay, as a kernel that reads out of bounds would.
   static const long fault_at = [] {
     const char* v = std::getenv("FERRUM_FAULT_GPU_REPLAY");

@@ -1,8 +1,9 @@
+# (Not a ctest script: tests/scripts/ runs on every machine, this needs a GPU.)
 # A GPU that faults mid-request (issue 16): the requests of the failed step end with an error,
 # /health turns 503 and names the failure, later requests get a 503 at once, nothing hangs, and
 # SIGTERM still stops the server. Needs a GPU (scripts/test-gpu.sh runs it); the fault is a
 # trapping kernel after the 20th decode graph replay (FERRUM_FAULT_GPU_REPLAY).
-#   bash tests/scripts/gpu_fault.sh /path/to/ferrum [MODEL_DIR]   (default: models/ferrum-tiny)
+#   bash tests/gpu/gpu_fault.sh /path/to/ferrum [MODEL_DIR]   (default: models/ferrum-tiny)
 # FERRUM_LIBS: a folder of shared libraries for ferrum alone (scripts/pack-for-gpu.sh's lib/).
 set -euo pipefail
 FERRUM=$(realpath "${1:?usage: bash $0 /path/to/ferrum [MODEL_DIR]}")
