@@ -58,6 +58,11 @@ Fp8Gemm::~Fp8Gemm() {
   if (lt_) cublasLtDestroy(static_cast<cublasLtHandle_t>(lt_));
 }
 
+bool Fp8Gemm::usable(int64_t N, int64_t K, int64_t M, int64_t ldo, DType out_dtype, bool accumulate) const {
+  auto it = plans_.find(std::make_tuple(N, K, M, ldo, static_cast<int>(out_dtype), accumulate));
+  return it == plans_.end() || it->second->usable;  // unknown until asked: run() asks
+}
+
 bool Fp8Gemm::run(const uint8_t* wq, const float* w_scale, int64_t N, int64_t K, const uint8_t* xq,
                   const float* x_scale, int64_t M, void* out, DType out_dtype, int64_t ldo, bool accumulate,
                   cudaStream_t s) {
@@ -72,6 +77,11 @@ bool Fp8Gemm::run(const uint8_t* wq, const float* w_scale, int64_t N, int64_t K,
     const int32_t vec = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
     check(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &vec, sizeof vec), "a scale mode");
     check(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &vec, sizeof vec), "b scale mode");
+    // The heuristic checks the scale vectors too (a vector mode without one is not valid).
+    check(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof w_scale),
+          "a scale");
+    check(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale),
+          "b scale");
     const cudaDataType_t ot = out_type(out_dtype);
     check(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_8F_E4M3, K, N, K), "layout a");
     check(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_8F_E4M3, K, M, K), "layout b");

@@ -27,6 +27,8 @@ class Fp8Gemm {
 
   // False when cuBLASLt has no FP8 algorithm for this shape (then nothing was queued). out is
   // F32, BF16 or F16, rows ldo elements apart; accumulate adds to it.
+  // False once run() found no algorithm for this shape (x need not be rounded then).
+  bool usable(int64_t N, int64_t K, int64_t M, int64_t ldo, DType out_dtype, bool accumulate) const;
   bool run(const uint8_t* wq, const float* w_scale, int64_t N, int64_t K, const uint8_t* xq, const float* x_scale,
            int64_t M, void* out, DType out_dtype, int64_t ldo, bool accumulate, cudaStream_t s);
 
