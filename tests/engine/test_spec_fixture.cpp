@@ -108,11 +108,13 @@ TEST(SpecFixture, ADraftWithAnotherTokenizerIsRefused) {
 
 // ferrum-tiny, the trained model: n-gram lookup and a self-draft give the ids of plain
 // decoding, for a batch of requests (one prompt repeated: prefix hits) with a small pool.
-TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
+// ferrum-tiny's greedy ids with n-gram lookup and with itself as the draft, host sampling and
+// the model's, under preemption: those of plain decoding, on `device`.
+void expect_tiny_greedy_ids_unchanged(const std::string& device) {
   const fs::path dir = fs::path(FERRUM_SOURCE_DIR) / "models/ferrum-tiny";
   if (!fs::exists(dir / "config.json")) GTEST_SKIP() << "no ferrum-tiny at " << dir;
   std::shared_ptr<const Tokenizer> tok = Tokenizer::from_dir(dir.string());
-  std::shared_ptr<Model> model = load_model(dir.string(), 2);
+  std::shared_ptr<Model> model = load_model(dir.string(), 2, device);
   const std::vector<std::string> texts = {
       "And God said, Let there be light: and there was light. And God said, Let there be",
       "In the beginning God created the heaven and the earth.",
@@ -145,7 +147,7 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
       o.speculative.ngram = ngram;
       o.speculative.ngram_min = 1;
       o.speculative.adaptive = !model_sampling;  // (there: every proposal verified by the model's picks)
-      if (!ngram) o.speculative.draft = load_model(dir.string(), 2);
+      if (!ngram) o.speculative.draft = load_model(dir.string(), 2, device);
       o.speculative.max_batch = 0;
       const auto spec = run(o, model_sampling);
       EXPECT_EQ(spec.first, plain.first) << (ngram ? "ngram" : "self draft") << ", model sampling " << model_sampling;
@@ -153,6 +155,16 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) {
       EXPECT_GT(spec.second.preemptions, 0u);
     }
   }
+}
+
+TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) { expect_tiny_greedy_ids_unchanged("cpu"); }
+
+// The same on a GPU (scripts/test-gpu.sh). ferrum-tiny is bf16 there, and a verification step
+// of 5 rows rounds differently from a decode step of 1 (cuBLAS against the GEMV): a near tie
+// could part the ids, which this would show. Not yet run on a GPU (written in the seventh session).
+TEST(SpecFixture, CudaFerrumTinyGreedyIdsAreUnchanged) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  expect_tiny_greedy_ids_unchanged("cuda");
 }
 
 // Found on an H200 (2 December 2026): with programmatic dependent launch, bf16 decode at one
