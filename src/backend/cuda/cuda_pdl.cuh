@@ -4,16 +4,16 @@
 // block: a grid counts as done only when its blocks are, which keeps the chain of waits
 // transitive). What no earlier kernel writes (weights) may be read before the wait: that is
 // how a decode step's GEMVs start streaming their weights during the previous op's tail.
-// Activations must then be read with load_activation(), never __ldg: the read-only path assumes
-// data that no grid writes while this one runs, which an overlapped predecessor breaks.
-// pdl_trigger() lets the next kernel launch once every block of this one has started.
+// Activations must then be read with load_activation() (or load_x<true>), never through the
+// read-only path: __ldg, and the ld.global.nc that nvcc makes of a const __restrict__ pointer by
+// itself, assume data that no grid writes while this one runs, which an overlapped predecessor
+// breaks. pdl_trigger() lets the next kernel launch once every block of this one has started.
 //
-// Off unless FERRUM_PDL=1. On 2 December 2026 an H200 showed a race with it on: bf16 decode at
-// one row (the GEMVs, which read x through __ldg then) left transformers' greedy tokens at the
-// first decoded token of a random Qwen3-0.6B and a self-draft accepted 0 of 700 proposals;
-// FERRUM_NO_PDL=1 (or cuBLAS instead of the GEMVs) gave 24 tokens equal and 98% accepted.
-// load_activation() is the fix believed to remove it; PDL is turned back on by default once a
-// GPU run shows it (scripts/test-gpu.sh's CudaDecode test under FERRUM_PDL=1).
+// Off unless FERRUM_PDL=1. On an H200 (2 December 2026) the read-only loads of x raced with it
+// (bf16 decode at one row left transformers' greedy tokens at the first token; a self-draft
+// accepted 0 of 700 proposals). With x through L2 it is correct (the op harness, the golden
+// fixtures and SpecFixture.CudaSelfDraftOfARandomBf16ModelAcceptsAtOneSequence passed under
+// FERRUM_PDL=1) but slower than no PDL with __ldg (8B bf16 c=1: 165.7 against 208.7 tok/s).
 #pragma once
 #include <cuda_runtime.h>
 
