@@ -228,7 +228,10 @@ class EngineImpl final : public Engine {
         fail_everything(std::string("engine error: ") + e.what());
         check_device();
       }
-      if (device_failed_.load() && !requests_.empty()) fail_everything(stats().device_failure);
+      if (device_failed_.load() && (!requests_.empty() || in_flight_)) {
+        in_flight_ = nullptr;  // the device is lost: a step in flight will not come back (nor be waited for)
+        fail_everything(stats().device_failure);
+      }
       publish_stats();
     }
   }

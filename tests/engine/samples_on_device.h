@@ -1,12 +1,14 @@
 // A CPU model that claims device sampling, picking tokens with the CPU reference of
 // Backend::sample: the engine's device-sampling path (and its overlapped steps), in CI.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "models/model.h"
 
 namespace ferrum::testing {
@@ -28,6 +30,7 @@ class SamplesOnDevice final : public Model {
   std::unique_ptr<KvCache> create_kv_cache(int32_t n, int32_t bs) override { return m_->create_kv_cache(n, bs); }
   void forward(const ForwardBatch& b, KvCache& c, std::vector<float>& l) override { m_->forward(b, c, l); }
   bool samples_on_device() const override { return true; }
+  std::string device_failure() override { return lost_at_collect ? "SamplesOnDevice: lost" : m_->device_failure(); }
   bool can_sample() const override { return true; }
   uint64_t launch_sample(const ForwardBatch& b, KvCache& c, const SampleBatch& s,
                          const std::function<void()>& before_picks) override {
@@ -45,7 +48,12 @@ class SamplesOnDevice final : public Model {
     t.shape = {static_cast<int64_t>(s.rows.size()), m_->config().vocab_size, 0, 0};
     return cpu_->start_sample(t, s);
   }
-  void collect_sample(uint64_t ticket, SampleResult& out) override { cpu_->finish_sample(ticket, out); }
+  void collect_sample(uint64_t ticket, SampleResult& out) override {
+    if (lost_at_collect) fail("SamplesOnDevice: the device is lost");  // as a GPU's wait for a step reports it
+    cpu_->finish_sample(ticket, out);
+  }
+
+  std::atomic<bool> lost_at_collect{false};  // collect_sample fails, and device_failure() says so
 
  private:
   std::shared_ptr<Model> m_;

@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <numeric>
 #include <thread>
 
 #include "core/error.h"
 #include "engine_test_util.h"
+#include "samples_on_device.h"
 
 namespace ferrum::testing {
 namespace {
@@ -236,6 +238,28 @@ TEST(EngineOutput, ADeviceThatFailedForGoodFailsEveryRequestAtOnce) {
   }
   EXPECT_EQ(f.model->forward_calls.load(), calls);  // no step was tried again
   EXPECT_EQ(f.engine->stats().kv_blocks_used, 0);
+}
+
+// The same with overlapped steps (the model's sampler, as on a GPU, where a failed device shows
+// when a step's picks are waited for): the step launched after the failed one is still in
+// flight. The engine must neither wait for it nor spin on it.
+TEST(EngineOutput, ADeviceLostWithAStepInFlightLeavesTheEngineIdle) {
+  auto fake = std::make_shared<FakeModel>();
+  fake->step_delay_us = 500;
+  auto model = std::make_shared<SamplesOnDevice>(fake);
+  auto engine = Engine::create(model, std::make_shared<FakeTokenizer>(), options());
+  auto stream = engine->submit({3, 4, 5}, greedy(400));
+  while (fake->forward_calls.load() < 5) std::this_thread::sleep_for(1ms);
+  model->lost_at_collect = true;
+  const auto failed = collect(*stream).completions[0];
+  EXPECT_EQ(failed.finish, FinishReason::Error);
+  EXPECT_LT(failed.tokens.size(), 400u);
+  const std::clock_t cpu0 = std::clock();
+  std::this_thread::sleep_for(300ms);
+  const double cpu_ms = 1000.0 * double(std::clock() - cpu0) / CLOCKS_PER_SEC;
+  EXPECT_LT(cpu_ms, 100.0) << "the engine thread kept running after the device failed";
+  EXPECT_FALSE(engine->stats().device_failure.empty());
+  EXPECT_THROW(engine->submit({3, 4, 5}, greedy(5)), DeviceFailed);
 }
 
 TEST(EngineOutput, IdleEngineDoesNotStep) {
