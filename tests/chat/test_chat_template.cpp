@@ -187,16 +187,30 @@ TEST(ChatTemplate, EmptyOperandsRepeatAtOnce) {
 }
 
 // Found by fuzz_jinja: a list of many dicts (messages * 82648) printed as text built all of its
-// text before the size limit was checked (12 s under ASan). The limit now stops it as it grows
-// (here the text would be 3 GB), and a list repeated counts the bytes of its strings, which
-// are copied (dicts are shared), and a size times a count saturates instead of wrapping.
+// text before the size limit was checked (12 s under ASan). The limit now stops it as it grows,
+// and a list repeated counts the bytes of its strings, which are copied (dicts are shared), and
+// a size times a count saturates instead of wrapping. Run under a 1 MB limit so the fixed path
+// costs milliseconds even under ASan on a loaded machine, while the text the old code built in
+// full would be 30 GB: the time bound only catches that, never a slow runner.
 TEST(ChatTemplate, ListTextStopsAtTheSizeLimitAsItGrows) {
+  jinja::RenderLimits small;
+  small.max_output_bytes = size_t(1) << 20;
+  auto expect_too_large = [&](const std::string& source) {
+    ChatTemplate t({{"default", source}}, ordered_json::object());
+    t.set_limits(small);
+    try {
+      std::string out = t.render(user_says("hi"));
+      ADD_FAILURE() << source << ": expected 'too large', rendered " << out.size() << " bytes";
+    } catch (const InvalidRequest& e) {
+      EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << source << ": " << e.what();
+    }
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  expect_invalid("{% set s = 'x' * 3000000 %}{{ [{'k': s}] * 1000 }}", "too large");
-  expect_invalid("{% set s = 'x' * 3000000 %}{{ ([s] * 1000) | length }}", "too large");
-  expect_invalid("{% set s = 'x' * 3000000 %}{{ ([s] * 20 + [s] * 10) | length }}", "too large");
-  expect_invalid("{{ ('x' * 60000000) * 1099511627776 }}", "too large");
-  expect_invalid("{{ ('x' * 16) * 1152921504606846977 }}", "too large");
+  expect_too_large("{% set s = 'x' * 30000 %}{{ [{'k': s}] * 1000000 }}");
+  expect_too_large("{% set s = 'x' * 30000 %}{{ ([s] * 1000) | length }}");
+  expect_too_large("{% set s = 'x' * 30000 %}{{ ([s] * 20 + [s] * 20) | length }}");
+  expect_too_large("{{ ('x' * 600000) * 1099511627776 }}");
+  expect_too_large("{{ ('x' * 16) * 1152921504606846977 }}");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
