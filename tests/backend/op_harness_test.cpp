@@ -48,6 +48,26 @@ TEST(BackendOps, CpuBf16GemmMatchesReference) {
   cpu::set_bf16_gemm(was);
 }
 
+// Every row-dot kernel of the GGUF block matmuls this processor has (the default takes the
+// best; the others serve processors without it), on every GGUF linear and MoE case.
+TEST(BackendOps, CpuBlockDotKernelsMatchReference) {
+  auto be = make_cpu_backend(0);
+  int kernels = 0;
+  for (const char* kernel : {"avx2", "vnni", "avx512", "portable"}) {
+    if (!cpu::set_block_dot_kernel(kernel)) continue;
+    ++kernels;
+    std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "GGUF");
+    int passed = 0;
+    for (const CaseOutcome& o : outcomes) {
+      if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << " with " << kernel << ": " << o.message;
+      passed += o.status == CaseOutcome::Status::Passed;
+    }
+    EXPECT_GT(passed, 20) << kernel;
+  }
+  EXPECT_GT(kernels, 0);
+  cpu::set_block_dot_kernel("best");
+}
+
 TEST(BackendOps, CpuMatchesReference) {
   auto be = make_cpu_backend(0);
   expect_every_case_passes(*be);

@@ -20,6 +20,10 @@ void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bi
 // bf16_gemm_enabled says; MoE routers, where rounding x would change which experts a token takes).
 void matmul(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
             bool bf16_gemm);
+// Chooses the GGUF block matmuls' row-dot kernel: "best" (default), "avx2", "vnni" (AVX-VNNI),
+// "avx512" (Q4_K and Q6_K; the other formats take AVX-VNNI), or "portable" where there is no
+// AVX2. Returns false when this processor lacks it. For tests and benchmarks.
+bool set_block_dot_kernel(const std::string& name);
 // The same with GGUF Q8_0 weights: w is U8 [N, K / 32 * 34] (raw blocks), x F32 (quantized
 // to int8 blocks per row, as llama.cpp does), integer dot products.
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);

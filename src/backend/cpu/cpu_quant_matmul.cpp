@@ -4,8 +4,10 @@
 // (AVX2: maddubs of unsigned by signed bytes) scaled by the blocks' scales. A weight row is
 // loaded once for up to 4 rows of x; weights stream once per call for all rows.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -275,13 +277,42 @@ struct Q6K {
 #undef FERRUM_BDOT_SUM
 #pragma GCC pop_options
 
-// AVX-VNNI (vpdpwssd / vpdpbusd: the multiply and the adds in one instruction) where the
-// processor has it.
-const bool kHasVnni = __builtin_cpu_supports("avxvnni");
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // see the .inc
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "backend/cpu/cpu_kquant_avx512.inc"
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+// The row-dot kernels this processor has, the best chosen at start (set_block_dot_kernel picks
+// another for tests): AVX-VNNI (vpdpwssd / vpdpbusd: the multiply and the adds in one
+// instruction) over plain AVX2, and AVX-512 for Q4_K and Q6_K over both.
+enum class DotKernel : int { Avx2, Vnni, Avx512 };
+bool has_dot_kernel(DotKernel k) {
+  switch (k) {
+    case DotKernel::Avx2: return true;
+    case DotKernel::Vnni: return __builtin_cpu_supports("avxvnni");
+    case DotKernel::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+DotKernel best_dot_kernel() {
+  for (DotKernel k : {DotKernel::Avx512, DotKernel::Vnni})
+    if (has_dot_kernel(k)) return k;
+  return DotKernel::Avx2;
+}
+std::atomic<DotKernel> dot_kernel{best_dot_kernel()};
+// AVX-512's fallback for the other formats: AVX-VNNI where present (not on every AVX-512
+// processor: Ice Lake servers have AVX512-VNNI only).
+const bool kHasVnni = has_dot_kernel(DotKernel::Vnni);
 
 template <typename B, int R>
 void dot_rows_avx2_or_vnni(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
-  if (kHasVnni) dot_rows_vnni<B, R>(w, x, m, k, out);
+  if (dot_kernel.load(std::memory_order_relaxed) != DotKernel::Avx2 && kHasVnni) dot_rows_vnni<B, R>(w, x, m, k, out);
   else dot_rows_avx2<B, R>(w, x, m, k, out);
 }
 #endif
@@ -291,7 +322,10 @@ void dot_rows_avx2_or_vnni(const uint8_t* w, const QuantizedRows& x, int64_t m, 
 template <typename B, int R>
 void dot_rows_k(const uint8_t* w, const QuantizedRows& x, int64_t m, int64_t k, float* out) {
 #if FERRUM_AVX2
-  if (kHasVnni) dot_rows_k_vnni<B, R>(w, x, m, k, out);
+  const DotKernel kernel = dot_kernel.load(std::memory_order_relaxed);
+  if constexpr (std::is_same_v<B, Q4K> || std::is_same_v<B, Q6K>)
+    if (kernel == DotKernel::Avx512) return dot_rows_k_avx512<B, R>(w, x, m, k, out);
+  if (kernel != DotKernel::Avx2 && kHasVnni) dot_rows_k_vnni<B, R>(w, x, m, k, out);
   else dot_rows_k_avx2<B, R>(w, x, m, k, out);
 #else
   const int64_t ns = k / 256;
@@ -455,6 +489,22 @@ void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& i
       default: fail("embedding_blocks: {} tables are not supported", weight_format_name(format));
     }
   }
+}
+
+bool set_block_dot_kernel(const std::string& name) {
+#if FERRUM_AVX2
+  DotKernel k;
+  if (name == "best") k = best_dot_kernel();
+  else if (name == "avx2") k = DotKernel::Avx2;
+  else if (name == "vnni") k = DotKernel::Vnni;
+  else if (name == "avx512") k = DotKernel::Avx512;
+  else return false;
+  if (!has_dot_kernel(k)) return false;
+  dot_kernel.store(k);
+  return true;
+#else
+  return name == "best" || name == "portable";
+#endif
 }
 
 void matmul_q8_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo) {
