@@ -2,7 +2,7 @@
 // of the same bytes on the same thread pool: how close a decode matmul comes to streaming its
 // weights. Random blocks (scales kept finite); the numbers are speeds, not results.
 //   block_matmul_perf [--format q4_k|q5_k|q6_k|q8_0|q4_0] [--n 151936] [--k 2048] [--m 1]
-//                     [--threads 2] [--reps 20]
+//                     [--threads 2] [--reps 20] [--kernel best|avx2|vnni|avx512]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +52,7 @@ int main(int argc, char** argv) try {
     else if (a == "--m") M = std::stoll(v);
     else if (a == "--threads") threads = std::stoi(v);
     else if (a == "--reps") reps = std::stoi(v);
+    else if (a == "--kernel") FERRUM_CHECK(cpu::set_block_dot_kernel(v), "no {} kernel here", v);
     else fail("unknown option {}", a);
   }
   const Format* f = nullptr;

@@ -126,10 +126,12 @@ class CpuBackend final : public Backend {
         default: return cpu::matmul(pool_, x, w.weights[i], bias(i), dst, ldo);
       }
     };
-    // Every part into its columns of dst [M, out_features].
+    // Every part into its columns of dst [M, out_features]: GGUF blocks as one job.
     auto all_parts = [&](Tensor& dst) {
       FERRUM_CHECK(dst.rows() == M && dst.cols() == w.out_features, "linear '{}': out {} should be [{}, {}]", w.name,
                    dst.shape_str(), M, w.out_features);
+      std::vector<cpu::BlockPart> blocks;
+      if (add_block_parts(x, w, dst.ptr<float>(), w.out_features, blocks)) return cpu::matmul_block_parts(pool_, blocks);
       int64_t at = 0;
       for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i)
         part(i, dst.ptr<float>() + at, w.out_features);
@@ -152,8 +154,13 @@ class CpuBackend final : public Backend {
         FERRUM_CHECK(out.rows() == M && out.cols() == w.part_rows[0], "linear '{}': out {} should be [{}, {}]", w.name,
                      out.shape_str(), M, w.part_rows[0]);
         Tensor up = scratch(0, M, w.part_rows[1]);
-        part(0, out.ptr<float>(), out.cols());
-        part(1, up.ptr<float>(), up.cols());
+        std::vector<cpu::BlockPart> blocks;
+        if (add_block_parts(x, w, out.ptr<float>(), out.cols(), blocks, up.ptr<float>())) {
+          cpu::matmul_block_parts(pool_, blocks);
+        } else {
+          part(0, out.ptr<float>(), out.cols());
+          part(1, up.ptr<float>(), up.cols());
+        }
         cpu::silu_mul(pool_, out, up, out);
         return;
       }
@@ -183,7 +190,8 @@ class CpuBackend final : public Backend {
     cpu::group_by_expert(routes_, E, groups_);
     Tensor sum = moe_scratch(kMoeSum, T, H);
     std::fill_n(sum.ptr<float>(), T * H, 0.0f);
-    for (int64_t e = 0; e < E; ++e) {
+    const bool joint = T <= kJointExpertTokens && experts_in_one_job(x, gate_up, down, sum);
+    for (int64_t e = 0; e < E && !joint; ++e) {
       const int32_t begin = groups_.start[e], n = groups_.start[e + 1] - begin;
       if (n == 0) continue;
       Tensor rows = moe_rows(groups_.token.data() + begin, n);
@@ -335,8 +343,73 @@ class CpuBackend final : public Backend {
     return w;
   }
 
+  // Decode's experts (few tokens) with all of the layer's active experts in two jobs on the
+  // pool, gate/up then down, instead of four per expert (gate, up, silu, down: each a round
+  // trip through the pool for a few hundred weight rows). GGUF block experts only (false,
+  // having done nothing, otherwise). The same kernels and the same order of additions into
+  // `sum` as the expert-by-expert loop, so the same bits.
+  static constexpr int64_t kJointExpertTokens = 16;
+  bool experts_in_one_job(const Tensor& x, const CpuLinear& gate_up, const CpuLinear& down, Tensor& sum) {
+    for (const CpuLinear* w : {&gate_up, &down})
+      for (WeightFormat f : w->formats)
+        if (!cpu::is_block_format(f)) return false;
+    if (gate_up.weights.size() != 2 || down.weights.size() != 1) return false;
+    const int64_t T = x.rows(), H = x.cols(), I = gate_up.part_rows[0], E = static_cast<int64_t>(gate_up.experts.size());
+    const int64_t routed = groups_.start[E];
+    Tensor xs = moe_scratch(kMoeX, routed, H), act = moe_scratch(kMoeAct, routed, I);
+    Tensor up = moe_scratch(kMoeUp, routed, I), ys = moe_scratch(kMoeY, routed, H);
+    std::vector<Tensor> xe, ae;  // per active expert: its rows of x (x itself when it has every token) and of act
+    std::vector<cpu::BlockPart> parts;
+    xe.reserve(E), ae.reserve(E);  // parts point into them
+    for (int64_t e = 0; e < E; ++e) {
+      const int32_t begin = groups_.start[e], n = groups_.start[e + 1] - begin;
+      if (n == 0) continue;
+      if (n == T) {
+        xe.push_back(x);  // tokens 0..T-1 in order
+      } else {
+        xe.push_back(xs.slice_rows(begin, n));
+        cpu::gather_rows(x, moe_rows(groups_.token.data() + begin, n), xe.back());
+      }
+      add_block_parts(xe.back(), gate_up.experts[e], act.ptr<float>() + begin * I, I, parts, up.ptr<float>() + begin * I);
+    }
+    cpu::matmul_block_parts(pool_, parts);
+    act = act.slice_rows(0, routed), up = up.slice_rows(0, routed);
+    cpu::silu_mul(pool_, act, up, act);
+    parts.clear();
+    for (int64_t e = 0; e < E; ++e) {
+      const int32_t begin = groups_.start[e], n = groups_.start[e + 1] - begin;
+      if (n == 0) continue;
+      ae.push_back(act.slice_rows(begin, n));
+      add_block_parts(ae.back(), down.experts[e], ys.ptr<float>() + begin * H, H, parts);
+    }
+    cpu::matmul_block_parts(pool_, parts);
+    cpu::add_scaled_rows(ys.slice_rows(0, routed), groups_.token.data(), groups_.weight.data(), sum);
+    return true;
+  }
+
+  // w's parts as block matmuls of x into their columns of out (rows of ldo floats); with
+  // `second`, the second part goes there instead (SiluMul's up). False, adding nothing, where
+  // a part is not GGUF blocks.
+  static bool add_block_parts(const Tensor& x, const CpuLinear& w, float* out, int64_t ldo,
+                              std::vector<cpu::BlockPart>& parts, float* second = nullptr) {
+    for (WeightFormat f : w.formats)
+      if (!cpu::is_block_format(f)) return false;
+    int64_t at = 0;
+    for (size_t i = 0; i < w.weights.size(); at += w.part_rows[i], ++i) {
+      cpu::BlockPart p;
+      p.format = w.formats[i];
+      p.x = &x;
+      p.w = &w.weights[i];
+      p.bias = w.biases[i].empty() ? nullptr : &w.biases[i];
+      p.out = second && i == 1 ? second : out + at;
+      p.ldo = second && i == 1 ? w.part_rows[1] : ldo;
+      parts.push_back(p);
+    }
+    return true;
+  }
+
   // The MoE block's own scratch buffers, after the two that linear() uses.
-  enum MoeBuffer : size_t { kMoeLogits = 2, kMoeSum, kMoeX, kMoeAct, kMoeY, kScratchBuffers };
+  enum MoeBuffer : size_t { kMoeLogits = 2, kMoeSum, kMoeX, kMoeAct, kMoeUp, kMoeY, kScratchBuffers };
   Tensor moe_scratch(MoeBuffer i, int64_t rows, int64_t cols) { return scratch(i, rows, cols); }
   // n token indices as an I32 tensor view (for gather_rows).
   static Tensor moe_rows(const int32_t* rows, int64_t n) {

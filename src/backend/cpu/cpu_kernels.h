@@ -35,6 +35,21 @@ void matmul_q4_0(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tenso
 void matmul_q4_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q5_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
 void matmul_q6_k(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo);
+// Several GGUF block matmuls as one job on the pool: the many small matmuls of a decode step
+// (a layer's parts, every active expert of an MoE layer) each cost a round trip through the
+// pool and a quantization of x otherwise. Each distinct x is quantized once; the parts' weight
+// rows are then cut over the threads together. A part whose x has more rows than the BF16
+// GEMM's threshold (prefill) runs as its own matmul.
+struct BlockPart {
+  WeightFormat format = WeightFormat::Dense;
+  const Tensor* x = nullptr;     // F32 [M, K]
+  const Tensor* w = nullptr;     // U8 [N, K / values * bytes]: the raw blocks
+  const Tensor* bias = nullptr;  // [N] or null
+  float* out = nullptr;          // rows of ldo floats
+  int64_t ldo = 0;
+};
+bool is_block_format(WeightFormat f);
+void matmul_block_parts(ThreadPool& pool, const std::vector<BlockPart>& parts);
 // out = x @ W^T (+ bias) for N rows of W that `decode` writes as F32 (K values), one at a
 // time: GPTQ/AWQ int4 and FP8 weights (backend/quant_pack.h).
 using RowDecode = std::function<void(int64_t n, float* row)>;

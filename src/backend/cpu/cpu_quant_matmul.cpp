@@ -435,12 +435,35 @@ void dot_tile(const uint8_t* row, const QuantizedRows& qx, int64_t m, int64_t r,
   else F::template dot<1>(row, qx, m, K, dots);
 }
 
+// Weight rows [n0, n1) of one block matmul against the M quantized rows of x, into out (rows
+// of ldo floats), plus the bias.
+template <typename F>
+void block_rows(const uint8_t* wp, int64_t nb, const QuantizedRows& qx, int64_t M, int64_t K, const Tensor* bias,
+                float* out, int64_t ldo, int64_t n0, int64_t n1) {
+  float dots[F::kTile];
+  for (int64_t n = n0; n < n1; ++n) {
+    const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
+    const uint8_t* row = wp + n * nb * F::kBytes;
+    for (int64_t m = 0; m < M; m += F::kTile) {
+      const int64_t r = std::min<int64_t>(F::kTile, M - m);
+      dot_tile<F>(row, qx, m, r, K, dots);
+      for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
+    }
+  }
+}
+
+template <typename F>
+void check_blocks(const Tensor& x, const Tensor& w, const char* what) {
+  const int64_t K = x.cols(), nb = K / F::kValues;
+  FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
+               "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
+}
+
 template <typename F>
 void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
                    const char* what) {
+  check_blocks<F>(x, w, what);
   const int64_t M = x.rows(), K = x.cols(), N = w.dim(0), nb = K / F::kValues;
-  FERRUM_CHECK(x.dtype == DType::F32 && K % F::kValues == 0 && w.dtype == DType::U8 && w.dim(1) == nb * F::kBytes,
-               "{}: x {} ({}), w {} ({})", what, x.shape_str(), dtype_name(x.dtype), w.shape_str(), dtype_name(w.dtype));
   const auto* wp = static_cast<const uint8_t*>(w.data);
   if (M > kBlockGemmMinRows && bf16_gemm_enabled()) {  // prefill: weight panels dequantized into the BF16 GEMM
     const RowFetch fetch = [&](int64_t n, int64_t k0, int64_t kc, float* dst) {
@@ -452,20 +475,88 @@ void matmul_blocks(ThreadPool& pool, const Tensor& x, const Tensor& w, const Ten
   QuantizedRows& qx = mine;         // the workers read this thread's copy, not their own
   quantize_rows(pool, x, F::kValues, F::kSums, qx);
   pool.parallel_for(N, 16, [&](int64_t begin, int64_t end) {
-    float dots[F::kTile];
-    for (int64_t n = begin; n < end; ++n) {
-      const float b = bias ? to_f32(bias->data, bias->dtype, n) : 0.0f;
-      const uint8_t* row = wp + n * nb * F::kBytes;
-      for (int64_t m = 0; m < M; m += F::kTile) {
-        const int64_t r = std::min<int64_t>(F::kTile, M - m);
-        dot_tile<F>(row, qx, m, r, K, dots);
-        for (int64_t i = 0; i < r; ++i) out[(m + i) * ldo + n] = dots[i] + b;
-      }
-    }
+    block_rows<F>(wp, nb, qx, M, K, bias, out, ldo, begin, end);
   });
 }
 
+// A format's row loop and the checks and quantization it needs, for matmul_block_parts.
+struct PartKernel {
+  int64_t values;
+  bool sums;
+  void (*check)(const Tensor& x, const Tensor& w, const char* what);
+  void (*rows)(const uint8_t* wp, int64_t nb, const QuantizedRows& qx, int64_t M, int64_t K, const Tensor* bias,
+               float* out, int64_t ldo, int64_t n0, int64_t n1);
+  void (*whole)(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor* bias, float* out, int64_t ldo,
+                const char* what);
+};
+template <typename F>
+constexpr PartKernel part_kernel() {
+  return {F::kValues, F::kSums, check_blocks<F>, block_rows<F>, matmul_blocks<F>};
+}
+const PartKernel* kernel_of(WeightFormat f) {
+  static constexpr PartKernel q8_0 = part_kernel<Blocks32<Q8Block>>(), q4_0 = part_kernel<Blocks32<Q4Block>>(),
+                              q4_k = part_kernel<SuperBlocks<Q4K>>(), q5_k = part_kernel<SuperBlocks<Q5K>>(),
+                              q6_k = part_kernel<SuperBlocks<Q6K>>();
+  switch (f) {
+    case WeightFormat::GgufQ8_0: return &q8_0;
+    case WeightFormat::GgufQ4_0: return &q4_0;
+    case WeightFormat::GgufQ4K: return &q4_k;
+    case WeightFormat::GgufQ5K: return &q5_k;
+    case WeightFormat::GgufQ6K: return &q6_k;
+    default: return nullptr;
+  }
+}
+
 }  // namespace
+
+bool is_block_format(WeightFormat f) { return kernel_of(f) != nullptr; }
+
+void matmul_block_parts(ThreadPool& pool, const std::vector<BlockPart>& all) {
+  // Parts with many rows of x (prefill) each as their own matmul, which takes the BF16 GEMM.
+  std::vector<const BlockPart*> parts;
+  std::vector<const PartKernel*> kernels;
+  for (const BlockPart& p : all) {
+    const PartKernel* k = kernel_of(p.format);
+    FERRUM_CHECK(k, "matmul_block_parts: {} is not a GGUF block format", weight_format_name(p.format));
+    k->check(*p.x, *p.w, weight_format_name(p.format));
+    if (p.x->rows() > kBlockGemmMinRows && bf16_gemm_enabled()) {
+      k->whole(pool, *p.x, *p.w, p.bias, p.out, p.ldo, weight_format_name(p.format));
+      continue;
+    }
+    parts.push_back(&p);
+    kernels.push_back(k);
+  }
+  if (parts.empty()) return;
+  // Each distinct (x, grouping) quantized once, into buffers that persist on this thread.
+  thread_local std::vector<QuantizedRows> quantized;
+  std::vector<std::pair<const float*, int64_t>> keys;
+  std::vector<size_t> which(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::pair<const float*, int64_t> key{parts[i]->x->ptr<float>(), kernels[i]->values};
+    const size_t q = std::find(keys.begin(), keys.end(), key) - keys.begin();
+    if (q == keys.size()) {
+      keys.push_back(key);
+      if (quantized.size() < keys.size()) quantized.resize(keys.size());
+      quantize_rows(pool, *parts[i]->x, kernels[i]->values, kernels[i]->sums, quantized[q]);
+    }
+    which[i] = q;
+  }
+  // All parts' weight rows as one range, cut over the threads together.
+  std::vector<int64_t> first_row(parts.size() + 1, 0);
+  for (size_t i = 0; i < parts.size(); ++i) first_row[i + 1] = first_row[i] + parts[i]->w->dim(0);
+  const std::vector<QuantizedRows>& qs = quantized;  // the workers read this thread's buffers
+  pool.parallel_for(first_row.back(), 16, [&](int64_t begin, int64_t end) {
+    size_t i = std::upper_bound(first_row.begin(), first_row.end(), begin) - first_row.begin() - 1;
+    for (; begin < end; ++i) {
+      const int64_t stop = std::min(end, first_row[i + 1]);
+      const BlockPart& p = *parts[i];
+      const int64_t K = p.x->cols();
+      kernels[i]->rows(static_cast<const uint8_t*>(p.w->data), K / kernels[i]->values, qs[which[i]], p.x->rows(), K,
+                       p.bias, p.out, p.ldo, begin - first_row[i], stop - first_row[i]);
+      begin = stop;
+    }
+  });
+}
 
 void embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) {
   const int64_t T = ids.numel(), D = out.cols(), V = blocks.dim(0);
