@@ -42,9 +42,10 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.target << " drafted by 
 
 class SpecFixture : public ::testing::TestWithParam<Case> {};
 
-// Three copies of the references at once (one with logprobs): transformers' ids.
-void expect_transformers_ids(const Case& c, const std::vector<Reference>& refs, std::shared_ptr<Model> model,
-                             std::shared_ptr<const Tokenizer> tok, std::shared_ptr<Model> draft, bool model_sampling) {
+// Three copies of the references at once (one with logprobs): transformers' ids. Returns
+// the engine's stats.
+EngineStats run_references(const Case& c, const std::vector<Reference>& refs, std::shared_ptr<Model> model,
+                           std::shared_ptr<const Tokenizer> tok, std::shared_ptr<Model> draft, bool model_sampling) {
   EngineOptions o = pressured(3, c.draft.empty(), std::move(draft));
   o.model_sampling = model_sampling;
   o.speculative.adaptive = !model_sampling;  // there: every proposal verified by the model's picks
@@ -65,7 +66,18 @@ void expect_transformers_ids(const Case& c, const std::vector<Reference>& refs, 
     EXPECT_EQ(col.completions[0].tokens, expected[i]->greedy) << what << " request " << i;
     EXPECT_EQ(col.completions[0].text, expected[i]->greedy_text) << what << " request " << i;
   }
-  auto s = engine->stats();
+  return engine->stats();
+}
+
+// The ids must be transformers' in every run. Whether the small pool forces a preemption
+// depends on how the engine thread's steps interleave with the submissions (with overlapped
+// steps, on when the device's picks arrive): one run in several had none on a loaded CI
+// runner, so up to three runs are made for that.
+void expect_transformers_ids(const Case& c, const std::vector<Reference>& refs, std::shared_ptr<Model> model,
+                             std::shared_ptr<const Tokenizer> tok, std::shared_ptr<Model> draft, bool model_sampling) {
+  const std::string what = c.target + (model_sampling ? ", model sampling" : ", host sampling");
+  EngineStats s;
+  for (int run = 0; run < 3 && s.preemptions == 0; ++run) s = run_references(c, refs, model, tok, draft, model_sampling);
   EXPECT_GT(s.prefix_cache_hits, 0u) << what;
   EXPECT_GT(s.preemptions, 0u) << what;
   EXPECT_GT(s.spec_draft_tokens, 0u) << what;
