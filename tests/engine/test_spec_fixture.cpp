@@ -152,20 +152,29 @@ void expect_tiny_greedy_ids_unchanged(const std::string& device) {
     return std::make_pair(ids, engine->stats());
   };
   const auto plain = run(EngineOptions{}, false);
-  for (bool model_sampling : {false, true}) {
-    for (bool ngram : {true, false}) {
-      EngineOptions o;
-      o.speculative.num_tokens = 4;
-      o.speculative.ngram = ngram;
-      o.speculative.ngram_min = 1;
-      o.speculative.adaptive = !model_sampling;  // (there: every proposal verified by the model's picks)
-      if (!ngram) o.speculative.draft = load_model(dir.string(), 2, device);
-      o.speculative.max_batch = 0;
-      const auto spec = run(o, model_sampling);
-      EXPECT_EQ(spec.first, plain.first) << (ngram ? "ngram" : "self draft") << ", model sampling " << model_sampling;
-      EXPECT_GT(spec.second.spec_accepted_tokens, 0u);
-      EXPECT_GT(spec.second.preemptions, 0u);
-    }
+  struct Variant {
+    bool model_sampling, ngram, adaptive;
+  };
+  // Adaptive n-gram lookup verifies only where it measures that verifying pays. On the CPU it
+  // does here; on a GPU a step with proposals (no decode graph) can cost more than the tokens
+  // it wins for this tiny model, and then it rightly verifies nothing (seen on an H200): there
+  // its ids are checked, and a run that verifies every proposal checks the acceptance.
+  std::vector<Variant> variants = {{false, true, true}, {false, false, false}, {true, true, false}, {true, false, false}};
+  if (device != "cpu") variants.push_back({false, true, false});
+  for (const Variant& v : variants) {
+    EngineOptions o;
+    o.speculative.num_tokens = 4;
+    o.speculative.ngram = v.ngram;
+    o.speculative.ngram_min = 1;
+    o.speculative.adaptive = v.adaptive;
+    if (!v.ngram) o.speculative.draft = load_model(dir.string(), 2, device);
+    o.speculative.max_batch = 0;
+    const auto spec = run(o, v.model_sampling);
+    const std::string what = std::string(v.ngram ? "ngram" : "self draft") + (v.adaptive ? " (adaptive)" : "") +
+                             ", model sampling " + (v.model_sampling ? "on" : "off");
+    EXPECT_EQ(spec.first, plain.first) << what;
+    if (!v.adaptive || device == "cpu") EXPECT_GT(spec.second.spec_accepted_tokens, 0u) << what;
+    EXPECT_GT(spec.second.preemptions, 0u) << what;
   }
 }
 
@@ -173,7 +182,7 @@ TEST(SpecFixture, FerrumTinyGreedyIdsAreUnchanged) { expect_tiny_greedy_ids_unch
 
 // The same on a GPU (scripts/test-gpu.sh). ferrum-tiny is bf16 there, and a verification step
 // of 5 rows rounds differently from a decode step of 1 (cuBLAS against the GEMV): a near tie
-// could part the ids, which this would show. Not yet run on a GPU (written in the seventh session).
+// could part the ids, which this would show.
 TEST(SpecFixture, CudaFerrumTinyGreedyIdsAreUnchanged) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
   expect_tiny_greedy_ids_unchanged("cuda");

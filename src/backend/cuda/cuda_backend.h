@@ -172,8 +172,10 @@ class CudaBackend final : public Backend {
   // dequantize_ buffer) and multiplied by cuBLAS: long prefills, where the tensor-core GEMM
   // beats reading the weight once per 128 rows. FERRUM_PACKED_DEQUANT_ROWS moves the switch.
   static int64_t dequantize_rows();
-  // FP8 layers from this many rows of x on go through the W8A8 GEMM (FERRUM_FP8_W8A8_ROWS; 0,
-  // the default: never, the 16-bit paths only).
+  // FP8 layers from this many rows of x on go through the W8A8 GEMM (FERRUM_FP8_W8A8_ROWS; 0:
+  // never, the 16-bit paths only). Default 32: on an H200 (Llama-3.1-8B shapes) its layers
+  // took 0.75x the 16-bit paths' time at 32 rows, 0.58x at 64, 0.36x at 256, but 1.2x at 16
+  // (docs/bench/h200-quantized.md). The codes by rows double an FP8 model's weight memory.
   static int64_t fp8_w8a8_rows();
   // x rounded to E4M3 by rows and the W8A8 GEMM; false where cuBLASLt has no algorithm.
   bool fp8_w8a8(const Tensor& x, const QuantPart& q, const float* bias, void* out, DType out_dtype, int64_t ldo,

@@ -414,9 +414,9 @@ void run(const A* x, int64_t M, int64_t K, const PackedWeight& w, const float* b
     const int rows = static_cast<int>(std::min<int64_t>(kMaxTiles * 8, M - m0));
     void* o = static_cast<uint8_t*>(out) + m0 * ldo * out_size;
     const A* xm = x + m0 * K;
-    if (packed_q8_applies(w.mode, rows) && packed_q8_scratch_bytes(rows, K) <= scratch_floats * 4) {
+    if (packed_q8_applies(w.mode, rows, K)) {
       packed_matmul_q8(xm, std::is_same_v<A, __half> ? DType::F16 : DType::BF16, rows, K, w, bias, o, out_f32, ldo,
-                       accumulate, scratch, s);
+                       accumulate, s);
       continue;
     }
     with_mode(w.mode, [&](auto mode) {

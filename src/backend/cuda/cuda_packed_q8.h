@@ -14,16 +14,16 @@
 namespace ferrum::cuda {
 
 constexpr int kQ8MaxRows = 2;
+// Input features up to which x's int8 form fits in shared memory (1.5 bytes a feature and row).
+constexpr int64_t kQ8MaxK = 32768;
 
 bool packed_q8_enabled();
-// Whether M rows of x times a weight of this mode take the int8 path.
-bool packed_q8_applies(PackedMode mode, int64_t M);
-// Scratch the int8 form of M x K activations takes (int8 values, then a scale and sum per 16).
-int64_t packed_q8_scratch_bytes(int64_t M, int64_t K);
+// Whether M rows of x times a weight of this mode and K input features take the int8 path.
+bool packed_q8_applies(PackedMode mode, int64_t M, int64_t K);
 // out[m, n] (rows of ldo) = x[m, :] . w[n, :] + bias[n], x [M, K] in act (F16/BF16) rounded to
-// int8 per 16 columns into `scratch` first (packed_q8_scratch_bytes, 16-byte aligned).
+// int8 per 16 columns (in the kernel, by each warp for its part of K).
 void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                      bool out_f32, int64_t ldo, bool accumulate, void* scratch, cudaStream_t s);
+                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s);
 // Once per process, before any graph is recorded (shared memory over 48 KB).
 void packed_q8_prepare();
 
