@@ -39,6 +39,13 @@ struct AttentionMeta {
   std::vector<int32_t> host_query_start, host_seq_lens;
 };
 
+// Per-tensor scales of an FP8 KV cache (one pair per layer): a value x is stored as
+// round_e4m3(x / scale) and read back as stored * scale. 1.0 is what vLLM uses without
+// calibrated scales. Caches of F32/F16/BF16 ignore them (values are stored as they are).
+struct KvScales {
+  float k = 1.0f, v = 1.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -128,13 +135,18 @@ class Backend {
   // the per-head RMSNorm when q_norm / k_norm are given (Qwen3), then rotary embeddings at
   // `positions` (rotate-half / NeoX layout); q goes to q_out [T, Hq, D], k and v into the
   // paged caches [num_blocks, block_size, Hk, D] at slot_mapping (slots < 0 are skipped).
-  // Caches are F32 (every backend) or F16/BF16 (CUDA: values rounded on the way in).
+  // Caches are F32 (every backend), F16/BF16 or F8E4M3 (CUDA: values rounded on the way in;
+  // E4M3 divided by kv's scales first, saturating at +-448); supports_kv_cache says which.
   virtual void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                                  const Tensor& positions, const RopeTable& table, const Tensor& slot_mapping,
-                                 Tensor& q_out, Tensor& k_cache, Tensor& v_cache) = 0;
-  // Causal attention of q [T, Hq, D] over each sequence's cached keys/values: out [T, Hq, D].
+                                 Tensor& q_out, Tensor& k_cache, Tensor& v_cache, const KvScales& kv) = 0;
+  // Causal attention of q [T, Hq, D] over each sequence's cached keys/values: out [T, Hq, D]
+  // (q's dtype). An E4M3 cache's values are read as stored * kv's scales.
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                               const AttentionMeta& meta, float scale, Tensor& out) = 0;
+                               const AttentionMeta& meta, float scale, Tensor& out, const KvScales& kv) = 0;
+  // Whether the two ops above take a cache of dtype `cache` beside activations of dtype
+  // `activations` (models check it at load, so that an unsupported --kv-cache-dtype fails there).
+  virtual bool supports_kv_cache(DType cache, DType activations) const { return cache == DType::F32; }
   // out[i, :] = x[rows[i], :] (F32)
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
   // Picks one token per row of logits [rows, vocab] (F32, edited in place) as batch says

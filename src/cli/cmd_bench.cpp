@@ -31,7 +31,7 @@ struct BenchArgs {
   std::string model, dummy, concurrency = "1,4,16";
   int prompt = 128, gen = 64, threads = 0, conc_prompt = 32;
   std::string device = "cpu";
-  std::string quantization;
+  std::string quantization, kv_cache_dtype = "auto";
   bool json = false;
 };
 
@@ -160,8 +160,9 @@ int run_bench(const BenchArgs& a) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   auto t0 = Clock::now();
   const std::string path = a.dummy.empty() ? hub::resolve_model(a.model) : a.model;  // or a hub reference
-  std::shared_ptr<Model> model = a.dummy.empty() ? load_model(path, threads, a.device, a.quantization)
-                                                 : load_model_dummy(path, a.dummy, threads, a.device, a.quantization);
+  std::shared_ptr<Model> model =
+      a.dummy.empty() ? load_model(path, threads, a.device, a.quantization, a.kv_cache_dtype)
+                      : load_model_dummy(path, a.dummy, threads, a.device, a.quantization, a.kv_cache_dtype);
   const double load_s = seconds_since(t0);
   const ModelConfig& c = model->config();
   const std::string dtype = !a.dummy.empty() ? a.dummy : c.torch_dtype;
@@ -183,7 +184,8 @@ int run_bench(const BenchArgs& a) {
   }
   json result = {{"model", a.model}, {"architecture", c.architecture}, {"weights_dtype", weights},
                  {"device", a.device}, {"threads", threads}, {"load_s", load_s}, {"read_bandwidth_GBs", bw},
-                 {"weight_bytes_per_token", bytes}, {"decode_bound_tok_s", bw * 1e9 / bytes}};
+                 {"weight_bytes_per_token", bytes}, {"decode_bound_tok_s", bw * 1e9 / bytes},
+                 {"kv_cache_dtype", dtype_name(model->kv_cache_dtype())}};
   result["single"] = bench_single(*model, a.prompt, a.gen);
   std::stringstream ss(a.concurrency);
   std::string item;
@@ -199,6 +201,7 @@ int run_bench(const BenchArgs& a) {
   const json& s = result["single"];
   if (gpu) std::printf("model %s (%s, %s weights), %s\n", a.model.c_str(), c.architecture.c_str(), weights.c_str(), a.device.c_str());
   else std::printf("model %s (%s, %s weights), %d threads\n", a.model.c_str(), c.architecture.c_str(), weights.c_str(), threads);
+  std::printf("KV cache %s\n", dtype_name(model->kv_cache_dtype()));
   std::printf("read bandwidth %.1f GB/s; %.2f GB of weights per decode step -> bound %.1f tok/s\n", bw, bytes / 1e9,
               bw * 1e9 / bytes);
   std::printf("prefill %d tokens: %.1f tok/s (TTFT %.0f ms)\n", a.prompt, s["prefill_tok_s"].get<double>(),
@@ -233,6 +236,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--concurrent-prompt-tokens", a->conc_prompt, "Prompt length of each concurrent request");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
+  add_kv_cache_dtype_option(cmd, a->kv_cache_dtype);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as JSON");
   serve->app = register_bench_serve(*cmd, serve->action);

@@ -20,6 +20,7 @@ namespace {
 
 struct RunArgs {
   std::string model, system, chat_template, kv_cache_memory = "auto", device = "cpu", quantization;
+  std::string kv_cache_dtype = "auto";
   float temperature = 0.7f, top_p = 0.95f;
   int max_tokens = 0, threads = 0, max_model_len = 0;
   int64_t seed = -1;
@@ -117,6 +118,7 @@ int run_chat(RunArgs a) {
   lo.threads = a.threads;
   lo.device = a.device;
   lo.quantization = a.quantization;
+  lo.kv_cache_dtype = a.kv_cache_dtype;
   lo.engine.max_model_len = a.max_model_len;
   lo.engine.max_num_seqs = 1;
   lo.kv_cache_auto = a.kv_cache_memory == "auto";
@@ -182,6 +184,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file")->envname("FERRUM_CHAT_TEMPLATE");
   cmd->add_option("--threads", a->threads, "CPU threads")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
   cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
+  add_kv_cache_dtype_option(cmd, a->kv_cache_dtype);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "Context length")->envname("FERRUM_MAX_MODEL_LEN")->check(CLI::NonNegativeNumber);
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache; auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();

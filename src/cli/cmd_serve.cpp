@@ -28,7 +28,7 @@ struct ServeArgs {
   int port = 8000;
   std::string api_key, cors_origin, chat_template, kv_cache_memory = "auto", device = "cpu";
   std::vector<std::string> served_names;
-  std::string dummy, quantization;
+  std::string dummy, quantization, kv_cache_dtype = "auto";
   // 0: by device (server::default_engine_limits).
   int max_model_len = 0, max_num_seqs = 0, max_num_batched_tokens = 0, threads = 0, io_threads = 2;
   int max_waiting = 4096, drain_timeout = 30;
@@ -103,6 +103,7 @@ int run_serve(ServeArgs a) {
     lo.threads = a.threads;
     lo.device = a.device;
     lo.quantization = a.quantization;
+    lo.kv_cache_dtype = a.kv_cache_dtype;
     lo.dummy = a.dummy;
     lo.engine.max_model_len = a.max_model_len;
     lo.engine.max_num_seqs = a.max_num_seqs;
@@ -161,6 +162,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "Memory for the KV cache (e.g. 4GiB); auto: 512MiB on the CPU, most of the free GPU memory on a GPU")->envname("FERRUM_KV_CACHE_MEMORY")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads for the model (default: all cores)")->envname("FERRUM_THREADS")->check(CLI::NonNegativeNumber);
   cmd->add_option("--quantization", a->quantization, "Quantize dense weights at load: fp8 (E4M3, per-channel scales; a GPU runs it)")->check(CLI::IsMember({"none", "fp8"}));
+  add_kv_cache_dtype_option(cmd, a->kv_cache_dtype);
   cmd->add_option("--device", a->device, "Where the model runs: cpu, cuda or cuda:N")->envname("FERRUM_DEVICE")->capture_default_str();
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file (default: the model's)")->envname("FERRUM_CHAT_TEMPLATE");
   cmd->add_option("--cors-origin", a->cors_origin, "Allowed browser origin(s): '*' or a comma-separated list")->envname("FERRUM_CORS_ORIGIN");

@@ -99,12 +99,56 @@ DecoderCore::DecoderCore(const ModelConfig& c, const DecoderOptions& o, WeightSt
     : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)) {}
 
 void DecoderCore::init() {
+  const bool fp8_kv = opt_.kv_cache_dtype == KvCacheDtype::Fp8E4M3;
+  // Refused before the weights are read (the activations' type is not known yet: a backend
+  // that keeps an E4M3 cache beside 16-bit activations keeps it beside the others too).
+  if (fp8_kv && !be_->supports_kv_cache(DType::F8E4M3, be_->activation_dtype(DType::BF16)))
+    fail("--kv-cache-dtype fp8 is not supported on {}{}", be_->name(),
+         be_->device() == Device::CPU ? " (its KV cache is F32, for exact float32 attention): run on a GPU "
+                                        "(--device cuda) or leave --kv-cache-dtype auto"
+                                      : "");
   load_weights();
-  // The KV cache keeps a 16-bit model's own type on a GPU (as vLLM's "auto"), which is also
-  // its activations' type, halving the cache and the attention's reads; F32 on the CPU,
-  // whose kernels are exact F32.
-  kv_dtype_ = be_->device() == Device::CPU ? DType::F32 : act_dtype_;
+  // auto: the KV cache keeps a 16-bit model's own type on a GPU (as vLLM's "auto"), which is
+  // also its activations' type, halving the cache and the attention's reads; F32 on the CPU,
+  // whose kernels are exact F32. fp8: E4M3, half that again (twice the tokens per byte).
+  kv_dtype_ = fp8_kv ? DType::F8E4M3 : be_->device() == Device::CPU ? DType::F32 : act_dtype_;
+  FERRUM_CHECK(be_->supports_kv_cache(kv_dtype_, act_dtype_), "{}: no {} KV cache beside {} activations",
+               be_->name(), dtype_name(kv_dtype_), dtype_name(act_dtype_));
+  load_kv_scales();
   rope_ = make_rope_table(*be_, cfg_, cfg_.max_position_embeddings);
+}
+
+void DecoderCore::load_kv_scales() {
+  kv_scales_.assign(layers_.size(), KvScales{});
+  if (kv_dtype_ != DType::F8E4M3) return;  // only an E4M3 cache is scaled
+  int found = 0;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".self_attn.";
+    // The names vLLM reads: k_scale / v_scale, the k/v projections' output_scale, or one
+    // kv_scale for both (older FP8 checkpoints).
+    kv_scales_[l].k = checkpoint_scale({p + "k_scale", p + "k_proj.output_scale", p + "kv_scale"}, &found);
+    kv_scales_[l].v = checkpoint_scale({p + "v_scale", p + "v_proj.output_scale", p + "kv_scale"}, &found);
+  }
+  log::info("KV cache: FP8 E4M3, {}",
+            found > 0 ? fmt::format("{} per-tensor scales from the checkpoint (others 1.0)", found)
+                      : std::string("per-tensor scales 1.0 (none in the checkpoint)"));
+}
+
+float DecoderCore::checkpoint_scale(std::initializer_list<std::string> names, int* found) const {
+  if (opt_.dummy_weights) return 1.0f;
+  for (const std::string& name : names) {
+    if (!store_.has(name)) continue;
+    const Tensor& t = store_.get(name);
+    const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
+    if (t.numel() != 1 || !is_float)
+      fail("tensor '{}' ({} {}) is not one F32/F16/BF16 KV cache scale", name, t.shape_str(), dtype_name(t.dtype));
+    const float v = to_f32(t.data, t.dtype, 0);
+    if (!(v > 0.0f) || !std::isfinite(v))
+      fail("tensor '{}' is {}: a KV cache scale must be positive and finite", name, v);
+    ++*found;
+    return v;
+  }
+  return 1.0f;
 }
 
 DecoderCore::~DecoderCore() {
@@ -560,9 +604,9 @@ void DecoderCore::run_layers(const Activations& a, PagedKvCache& cache) {
     be_->rms_norm(h, w.input_norm, a.eps, x);
     be_->linear(x, *w.qkv, qkv);
     be_->qkv_rope_write_kv(qkv, opt_.qk_norm ? &w.q_norm : nullptr, opt_.qk_norm ? &w.k_norm : nullptr, a.eps,
-                           a.meta.positions, rope_, a.meta.slot_mapping, q, cache.k[l], cache.v[l]);
+                           a.meta.positions, rope_, a.meta.slot_mapping, q, cache.k[l], cache.v[l], kv_scales_[l]);
     Tensor a3 = attn.view({T, Hq, D});
-    be_->paged_attention(q, cache.k[l], cache.v[l], a.meta, a.scale, a3);
+    be_->paged_attention(q, cache.k[l], cache.v[l], a.meta, a.scale, a3, kv_scales_[l]);
     be_->linear(attn, *w.o, h, E::Accumulate);
     be_->rms_norm(h, w.post_norm, a.eps, x);
     w.ffn->run(*be_, x, h, ffn);

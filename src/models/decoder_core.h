@@ -49,6 +49,7 @@ class DecoderCore : public Model {
   ~DecoderCore() override;
   const ModelConfig& config() const override { return cfg_; }
   size_t kv_bytes_per_block(int32_t block_size) const override;
+  DType kv_cache_dtype() const override { return kv_dtype_; }
   size_t weight_bytes_per_step() const override;
   std::unique_ptr<KvCache> create_kv_cache(int32_t num_blocks, int32_t block_size) override;
   void forward(const ForwardBatch& b, KvCache& cache, std::vector<float>& logits) override;
@@ -125,6 +126,11 @@ class DecoderCore : public Model {
   bool quantized_source(const std::string& module, LinearPart& p) const;
   // Modules the quantization leaves dense (the output layer, modules_to_not_convert).
   bool skipped(const std::string& module) const;
+  // Each layer's FP8 KV cache scales (kv_scales_): the checkpoint's where it has them, else 1.0.
+  void load_kv_scales();
+  // The first of `names` the checkpoint has, as a positive scalar (counted in *found); 1.0
+  // when it has none.
+  float checkpoint_scale(std::initializer_list<std::string> names, int* found) const;
 
   ForwardBatch padded_;
   ModelRunOptions run_options_;
@@ -138,6 +144,7 @@ class DecoderCore : public Model {
   } profile_;
 
   DType kv_dtype_ = DType::F32;
+  std::vector<KvScales> kv_scales_;  // per layer; only an E4M3 cache uses them
   Tensor embed_, final_norm_;
   WeightFormat embed_format_ = WeightFormat::Dense;  // GGUF blocks: embed_ is U8 [V, row bytes]
   std::unique_ptr<LinearWeight> lm_head_;

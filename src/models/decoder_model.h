@@ -18,6 +18,8 @@ struct DecoderOptions {
   std::optional<DType> dummy_weights;
   // --quantization fp8: dense linear weights quantized to FP8 E4M3 at load (per output row).
   bool online_fp8 = false;
+  // --kv-cache-dtype (model.h): Fp8E4M3 keeps the KV cache in E4M3, where the backend can.
+  KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto;
 };
 
 // config.json's `architectures` entry, or the one its `model_type` implies (registry.cpp).

@@ -23,6 +23,13 @@ class KvCache {
   virtual int32_t block_size() const = 0;
 };
 
+// The KV cache's element type (--kv-cache-dtype, as vLLM's): Auto keeps F32 on the CPU and the
+// model's 16-bit type on a GPU; Fp8E4M3 stores E4M3 with a per-tensor scale per layer and K/V
+// (1.0, or the checkpoint's k_scale / v_scale), where the backend supports it (CUDA).
+enum class KvCacheDtype { Auto, Fp8E4M3 };
+// "auto" (or empty), "fp8", "fp8_e4m3"; throws ferrum::Error naming the accepted values otherwise.
+KvCacheDtype parse_kv_cache_dtype(const std::string& text);
+
 // How a device model runs steps; each can be turned off to compare outputs (they must not
 // change them).
 struct ModelRunOptions {
@@ -45,6 +52,8 @@ class Model {
 
   // Bytes one KV block of block_size tokens takes over all layers (for sizing the pool).
   virtual size_t kv_bytes_per_block(int32_t block_size) const = 0;
+  // The element type of the KV cache create_kv_cache makes (F32, F16, BF16 or F8E4M3).
+  virtual DType kv_cache_dtype() const { return DType::F32; }
   // Bytes of weights one decode step reads (every layer, the output layer, not the embedding
   // table) as the backend stores them; 0 when unknown. Benchmarks' bandwidth bound.
   virtual size_t weight_bytes_per_step() const { return 0; }
@@ -99,12 +108,15 @@ class Model {
 // Loads a Hugging Face model folder (config.json + safetensors). Throws ferrum::Error.
 // device: "cpu" (num_threads threads, 0: all cores), "cuda" or "cuda:N".
 // quantization: "" (as stored) or "fp8" (dense linear weights quantized to FP8 at load).
+// kv_cache_dtype: what parse_kv_cache_dtype takes ("auto", "fp8"); a backend without an FP8
+// cache (the CPU) refuses "fp8" here.
 std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads = 0, const std::string& device = "cpu",
-                                  const std::string& quantization = "");
+                                  const std::string& quantization = "", const std::string& kv_cache_dtype = "auto");
 
 // The model of a config.json with random weights of `dtype` ("bf16", "f16", "f32") filled in
 // place, for benchmarks of real shapes without the weight files.
 std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads = 0,
-                                        const std::string& device = "cpu", const std::string& quantization = "");
+                                        const std::string& device = "cpu", const std::string& quantization = "",
+                                        const std::string& kv_cache_dtype = "auto");
 
 }  // namespace ferrum

@@ -82,8 +82,15 @@ void apply_quantization(const std::string& quantization, const ModelConfig& conf
 
 }  // namespace
 
+KvCacheDtype parse_kv_cache_dtype(const std::string& text) {
+  if (text.empty() || text == "auto") return KvCacheDtype::Auto;
+  if (text == "fp8" || text == "fp8_e4m3") return KvCacheDtype::Fp8E4M3;
+  fail("--kv-cache-dtype '{}' is not supported (auto, fp8 or fp8_e4m3)", text);
+}
+
 std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std::string& dtype, int num_threads,
-                                        const std::string& device, const std::string& quantization) {
+                                        const std::string& device, const std::string& quantization,
+                                        const std::string& kv_cache_dtype) {
   if (is_gguf_path(model_dir)) fail("--dummy takes a model folder (config.json), not a GGUF file");
   auto [config, options, make] = resolve(ModelConfig::from_dir(model_dir), model_dir);
   if (dtype == "bf16") options.dummy_weights = DType::BF16;
@@ -91,15 +98,18 @@ std::unique_ptr<Model> load_model_dummy(const std::string& model_dir, const std:
   else if (dtype == "f32") options.dummy_weights = DType::F32;
   else fail("dummy weight dtype '{}' is not one of bf16, f16, f32", dtype);
   apply_quantization(quantization, config, options);
+  options.kv_cache_dtype = parse_kv_cache_dtype(kv_cache_dtype);
   return make(config, options, WeightStore(), make_backend(device, num_threads));
 }
 
 std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads, const std::string& device,
-                                  const std::string& quantization) {
+                                  const std::string& quantization, const std::string& kv_cache_dtype) {
+  const KvCacheDtype kv = parse_kv_cache_dtype(kv_cache_dtype);  // before reading anything
   if (is_gguf_path(model_dir)) {
     std::shared_ptr<GgufFile> g = GgufFile::open(model_dir);
     auto [config, options, make] = resolve(config_from_gguf(*g), model_dir);
     apply_quantization(quantization, config, options);
+    options.kv_cache_dtype = kv;
     WeightStore weights = weights_from_gguf(g, config);
     log::debug("loading {} ({} layers, hidden {}) from GGUF {}", config.architecture, config.num_hidden_layers,
                config.hidden_size, model_dir);
@@ -107,6 +117,7 @@ std::unique_ptr<Model> load_model(const std::string& model_dir, int num_threads,
   }
   auto [config, options, make] = resolve(ModelConfig::from_dir(model_dir), model_dir);
   apply_quantization(quantization, config, options);
+  options.kv_cache_dtype = kv;
   const std::string arch = config.architecture;
   WeightStore weights = WeightStore::open_dir(model_dir);
   log::debug("loading {} ({} layers, hidden {}) from {}", arch, config.num_hidden_layers, config.hidden_size, model_dir);

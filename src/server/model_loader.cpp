@@ -172,10 +172,10 @@ std::shared_ptr<ServingContext> load_serving_context(const ModelLoadOptions& o) 
   std::shared_ptr<Model> model;
   if (o.dummy.empty()) {
     if (!gguf) read_weights_with_progress(dir);
-    model = load_model(dir, o.threads, o.device, o.quantization);
+    model = load_model(dir, o.threads, o.device, o.quantization, o.kv_cache_dtype);
   } else {
     log::info("random {} weights filled in place (--dummy): outputs are meaningless", o.dummy);
-    model = load_model_dummy(dir, o.dummy, o.threads, o.device, o.quantization);
+    model = load_model_dummy(dir, o.dummy, o.threads, o.device, o.quantization, o.kv_cache_dtype);
   }
   EngineOptions engine_options = o.engine;
   if (!o.spec_draft.empty()) {

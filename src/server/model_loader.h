@@ -23,6 +23,7 @@ struct ModelLoadOptions {
   bool kv_cache_auto = false;
   std::string dummy;  // "bf16", "f16", "f32": random weights filled in place (benchmarks)
   std::string quantization;  // "" or "fp8": dense weights quantized at load
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype: auto, fp8 or fp8_e4m3 (models/model.h)
   EngineOptions engine;
   // Speculative decoding's draft model (engine.speculative holds the rest); with --dummy it
   // gets random weights too (the same ones when it is the target's own folder: a self-draft).

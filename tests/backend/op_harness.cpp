@@ -18,6 +18,7 @@
 #include "backend/dummy_fill.h"
 #include "backend/quant_pack.h"
 #include "op_harness_blocks.h"
+#include "op_harness_cases.h"
 #include "op_harness_packed.h"
 #include "op_harness_reference.h"
 #include "op_harness_tensors.h"
@@ -25,33 +26,7 @@
 namespace ferrum::op_harness {
 namespace {
 
-// Bounds on max |got - ref| / max |ref|, set by where values are rounded: the output's dtype
-// (products of 16-bit inputs are exact in F32, so an F32 output of them is held to F32's).
-constexpr double kExact = 0.0;        // copies (embedding, gather_rows)
-constexpr double kF32 = 1e-5;         // F32 math into F32 (H200 and CPU: worst 6e-7)
-constexpr double kF16 = 2e-3;         // an f16 rounding is 2^-11 (H200: worst 7e-4)
-constexpr double kBF16 = 1e-2;        // a bf16 rounding is 2^-8 (H200: worst 4e-3)
-constexpr double kTensorCore = 2e-2;  // prefill attention rounds q and P to bf16 (H200: 6e-3)
-
-double bound_for(DType out) { return out == DType::F32 ? kF32 : out == DType::F16 ? kF16 : kBF16; }
-
 // ---- Cases ----
-
-const char* lower_name(DType dt) {
-  switch (dt) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    default: return dtype_name(dt);
-  }
-}
-
-// Why `be` cannot run a case of 16-bit activations (the CPU keeps them in F32); empty if it can.
-std::string activation_support(const Backend& be, DType act) {
-  const DType kept = be.activation_dtype(act);
-  if (kept == act) return {};
-  return fmt::format("keeps the activations of {} models in {}", dtype_name(act), dtype_name(kept));
-}
 
 struct LinearShape {
   int64_t M, K;
@@ -378,136 +353,6 @@ class GatherRowsCase final : public OpCase {
   int64_t rows_, cols_, picked_;
 };
 
-struct HeadShape {
-  int64_t Hq, Hk, D;
-};
-
-class QkvRopeCase final : public OpCase {
- public:
-  // skipped_slots: that many tokens get slot -1 (their k/v must not be written).
-  QkvRopeCase(int64_t tokens, HeadShape h, bool qk_norm, int skipped_slots, DType act)
-      : tokens_(tokens), h_(h), qk_norm_(qk_norm), skipped_(skipped_slots), act_(act) {}
-  std::string name() const override {
-    return fmt::format("qkv_rope_write_kv {} T={} Hq={} Hk={} D={}{}{}", lower_name(act_), tokens_, h_.Hq, h_.Hk, h_.D,
-                       qk_norm_ ? " qk-norm" : "", skipped_ ? fmt::format(" {} slots -1", skipped_) : "");
-  }
-  std::string unsupported(const Backend& be) const override { return activation_support(be, act_); }
-
-  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
-    const int64_t Hq = h_.Hq, Hk = h_.Hk, D = h_.D;
-    const int64_t blocks = (tokens_ + kBlockSize - 1) / kBlockSize + 2;
-    // Distinct slots anywhere in the cache; the first `skipped_` tokens are not cached.
-    std::vector<int32_t> slots = shuffled_range(static_cast<int32_t>(blocks * kBlockSize), seed);
-    slots.resize(tokens_);
-    std::fill_n(slots.begin(), std::min<int64_t>(skipped_, tokens_), -1);
-    const std::vector<int32_t> positions = random_ints(tokens_, 0, kRopePositions - 1, seed + 1);
-    // The norm weights: BF16 with F32 activations (a conversion on the way), else the model's.
-    const DType norm_dtype = act_ == DType::F32 ? DType::BF16 : act_;
-    Tensor qkv = be.random_tensor({tokens_, (Hq + 2 * Hk) * D}, act_, seed + 2, 0.0f, 2.0f);
-    Tensor q_norm = be.random_tensor({D}, norm_dtype, seed + 3, 1.0f, 0.3f);
-    Tensor k_norm = be.random_tensor({D}, norm_dtype, seed + 4, 1.0f, 0.3f);
-    Tensor pos_t = ints(be, positions), slot_t = ints(be, slots);
-    const RopeTable table = rope_table(be, D);
-    Tensor q = poisoned(be, {tokens_, Hq, D}, act_);
-    Tensor kc = poisoned(be, {blocks, kBlockSize, Hk, D}, act_), vc = poisoned(be, {blocks, kBlockSize, Hk, D}, act_);
-    PreparedOp op;
-    const bool norm = qk_norm_;
-    op.run = [&be, qkv, q_norm, k_norm, norm, pos_t, table, slot_t, q, kc, vc]() mutable {
-      be.qkv_rope_write_kv(qkv, norm ? &q_norm : nullptr, norm ? &k_norm : nullptr, kEps, pos_t, table, slot_t, q, kc,
-                           vc);
-    };
-    op.bytes = static_cast<double>(qkv.nbytes() + q.nbytes() + 2 * tokens_ * Hk * D * dtype_size(act_));
-    if (!with_reference) return op;
-    op.compare = [=, this, &be] {
-      const Values qn = read_values(be, q_norm), kn = read_values(be, k_norm);
-      const QkvRef ref = ref_qkv_rope_write_kv(read_values(be, qkv), qk_norm_ ? &qn : nullptr, qk_norm_ ? &kn : nullptr,
-                                               read_values(be, table.cos), read_values(be, table.sin), positions,
-                                               slots, Hq, Hk, D, blocks * kBlockSize);
-      return compare({{"q", read_values(be, q), ref.q},
-                      {"k_cache", read_values(be, kc), ref.k_cache},
-                      {"v_cache", read_values(be, vc), ref.v_cache}},
-                     bound_for(act_));
-    };
-    return op;
-  }
-
- private:
-  int64_t tokens_;
-  HeadShape h_;
-  bool qk_norm_;
-  int skipped_;
-  DType act_;
-};
-
-class AttentionCase final : public OpCase {
- public:
-  // padded: block tables and max_context padded as a decode graph's are.
-  AttentionCase(std::string label, std::vector<Sequence> seqs, HeadShape h, DType act, bool padded = false)
-      : label_(std::move(label)), seqs_(std::move(seqs)), h_(h), act_(act), padded_(padded) {}
-  std::string name() const override {
-    std::string seqs;
-    for (const Sequence& s : seqs_) seqs += fmt::format("{}{}/{}", seqs.empty() ? "" : ",", s.queries, s.context);
-    if (seqs_.size() > 6) seqs = fmt::format("{} x {}/{}", seqs_.size(), seqs_[0].queries, seqs_[0].context);
-    return fmt::format("paged_attention {} {} D={} Hq={} Hk={} queries/context={}{}", label_, lower_name(act_), h_.D,
-                       h_.Hq, h_.Hk, seqs, padded_ ? " padded" : "");
-  }
-  std::string unsupported(const Backend& be) const override { return activation_support(be, act_); }
-
-  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
-    const int64_t Hq = h_.Hq, Hk = h_.Hk, D = h_.D;
-    const PagedLayout l = paged_layout(seqs_, padded_, seed);
-    const int64_t T = l.query_start.back();
-    Tensor kc = be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, seed + 1, 0.0f, 1.0f);
-    Tensor vc = be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, seed + 2, 0.0f, 1.0f);
-    Tensor q = be.random_tensor({T, Hq, D}, act_, seed + 3, 0.0f, 3.0f);  // peaked and flat softmaxes
-    Tensor out = poisoned(be, {T, Hq, D}, act_);
-    AttentionMeta meta;
-    meta.query_start = ints(be, l.query_start);
-    meta.seq_lens = ints(be, l.seq_lens);
-    meta.block_tables = ints(be, l.block_tables);
-    meta.num_seqs = static_cast<int32_t>(seqs_.size());
-    meta.max_blocks_per_seq = l.width;
-    meta.block_size = kBlockSize;
-    meta.max_context = l.max_context;
-    meta.host_query_start = l.query_start;
-    meta.host_seq_lens = l.seq_lens;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    PreparedOp op;
-    op.run = [&be, q, kc, vc, meta, scale, out]() mutable { be.paged_attention(q, kc, vc, meta, scale, out); };
-    int64_t keys = 0;
-    for (const Sequence& s : seqs_) keys += s.context;
-    op.bytes = static_cast<double>(q.nbytes() + out.nbytes() + 2 * keys * Hk * D * dtype_size(act_));
-    if (!with_reference) return op;
-    op.compare = [=, this, &be] {
-      const Values ref =
-          ref_paged_attention(read_values(be, q), read_values(be, kc), read_values(be, vc), l, Hq, Hk, D, scale);
-      return compare({{"out", read_values(be, out), ref}}, bound());
-    };
-    return op;
-  }
-
- private:
-  // A 16-bit batch with a sequence of at least 64 queries takes the tensor-core prefill kernel.
-  double bound() const {
-    for (const Sequence& s : seqs_)
-      if (s.queries >= 64 && act_ != DType::F32) return kTensorCore;
-    return bound_for(act_);
-  }
-
-  std::string label_;
-  std::vector<Sequence> seqs_;
-  HeadShape h_;
-  DType act_;
-  bool padded_;
-};
-
-template <typename C, typename... Args>
-void add(CaseList& cases, Args&&... args) {
-  cases.push_back(std::make_unique<C>(std::forward<Args>(args)...));
-}
-
-constexpr DType kFloatTypes[] = {DType::F32, DType::F16, DType::BF16};
-
 void add_linear_cases(CaseList& cases) {
   using E = LinearEpilogue;
   for (DType w : kFloatTypes) {
@@ -598,34 +443,6 @@ void add_norm_and_copy_cases(CaseList& cases) {
   add<GatherRowsCase>(cases, 130, 4096, 64);
 }
 
-void add_attention_cases(CaseList& cases) {
-  for (DType act : kFloatTypes) {
-    add<QkvRopeCase>(cases, 5, HeadShape{4, 4, 64}, false, 0, act);
-    add<QkvRopeCase>(cases, 17, HeadShape{32, 8, 128}, true, 0, act);
-    add<QkvRopeCase>(cases, 3, HeadShape{16, 2, 128}, true, 1, act);
-    add<QkvRopeCase>(cases, 4, HeadShape{8, 1, 64}, false, 2, act);
-
-    // A prefill chunk after cached tokens, a whole short prompt and a decode in one batch.
-    const std::vector<Sequence> mixed = {{19, 5}, {7, 7}, {33, 1}};
-    for (int64_t D : {8, 64, 128, 256}) add<AttentionCase>(cases, "mixed", mixed, HeadShape{8, 2, D}, act);
-    // Query heads per KV head: 1 (MHA), 4, 8, 32 (MQA).
-    for (HeadShape h : {HeadShape{4, 4, 64}, HeadShape{16, 4, 64}, HeadShape{32, 4, 64}, HeadShape{32, 1, 64}})
-      add<AttentionCase>(cases, "gqa", std::vector<Sequence>{{40, 3}, {9, 1}}, h, act);
-    // Long decodes: keys split over many blocks and merged.
-    add<AttentionCase>(cases, "long-decode", std::vector<Sequence>{{2000, 1}, {3, 1}, {1100, 1}}, HeadShape{32, 8, 128},
-                       act);
-    // Decodes with the table width and max_context of a decode graph.
-    add<AttentionCase>(cases, "graph-decode", std::vector<Sequence>{{100, 1}, {37, 1}}, HeadShape{8, 2, 128}, act, true);
-    // Prompts in tiles of 64 queries (ragged last tiles, chunks after cached tokens, an exact
-    // tile) mixed with decodes and short chunks.
-    const std::vector<Sequence> tiles = {{300, 300}, {57, 40}, {9, 1}, {40, 5}, {1500, 1}};
-    for (int64_t D : {64, 128, 256}) add<AttentionCase>(cases, "prefill", tiles, HeadShape{8, 2, D}, act);
-    const std::vector<Sequence> chunks = {{700, 130}, {64, 64}, {200, 1}, {1000, 77}};
-    for (int64_t D : {64, 128, 256}) add<AttentionCase>(cases, "prefill-chunk", chunks, HeadShape{32, 8, D}, act);
-    add<AttentionCase>(cases, "prefill", std::vector<Sequence>{{33, 33}, {130, 17}}, HeadShape{14, 2, 128}, act);
-  }
-}
-
 }  // namespace
 
 uint64_t case_seed(const std::string& name) { return dummy_seed(name.c_str()); }
@@ -647,11 +464,11 @@ CaseList llama8b_cases(int64_t rows, DType weights, DType act, WeightFormat form
   add<EmbeddingCase>(cases, V, H, M, weights);
   add<RmsNormCase>(cases, M, H, weights, act);
   add<LinearCase>(cases, "qkv", LinearShape{M, H, {Hq * D, Hk * D, Hk * D}}, lw, format);
-  add<QkvRopeCase>(cases, M, HeadShape{Hq, Hk, D}, false, 0, act);
+  cases.push_back(qkv_rope_case(M, HeadShape{Hq, Hk, D}, false, 0, act));
   for (int32_t context : {128, 2048})
-    add<AttentionCase>(cases, "decode", std::vector<Sequence>(M, Sequence{context, 1}), HeadShape{Hq, Hk, D}, act);
+    cases.push_back(attention_case("decode", std::vector<Sequence>(M, Sequence{context, 1}), HeadShape{Hq, Hk, D}, act));
   const int32_t prompt = static_cast<int32_t>(M);
-  add<AttentionCase>(cases, "prompt", std::vector<Sequence>{{prompt, prompt}}, HeadShape{Hq, Hk, D}, act);
+  cases.push_back(attention_case("prompt", std::vector<Sequence>{{prompt, prompt}}, HeadShape{Hq, Hk, D}, act));
   add<LinearCase>(cases, "o_proj", LinearShape{M, Hq * D, {H}, false, E::Accumulate}, lw, format);
   add<LinearCase>(cases, "gate_up", LinearShape{M, H, {I, I}, false, E::SiluMul}, lw, format);
   add<LinearCase>(cases, "down", LinearShape{M, I, {H}, false, E::Accumulate}, lw, format);

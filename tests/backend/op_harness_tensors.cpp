@@ -32,6 +32,7 @@ double element(const uint8_t* raw, DType dt, size_t i) {
       std::memcpy(&h, raw + 2 * i, 2);
       return dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
+    case DType::F8E4M3: return fp8_e4m3_to_f32(raw[i]);
     default: fail("op harness: cannot read {} values", dtype_name(dt));
   }
 }
@@ -60,6 +61,9 @@ Tensor poisoned(Backend& be, std::initializer_list<int64_t> shape, DType dt) {
   const size_t n = static_cast<size_t>(t.numel());
   if (dt == DType::F32) {
     const std::vector<float> nan(n, std::nanf(""));
+    write_bytes(be, t, nan.data());
+  } else if (dt == DType::F8E4M3) {
+    const std::vector<uint8_t> nan(n, 0x7F);  // E4M3's NaN
     write_bytes(be, t, nan.data());
   } else {
     const std::vector<uint16_t> nan(n, dt == DType::BF16 ? 0x7FC0 : 0x7E00);

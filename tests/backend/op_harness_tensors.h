@@ -15,7 +15,7 @@ namespace ferrum::op_harness {
 constexpr int64_t kRopePositions = 4096;
 constexpr double kRopeTheta = 500000.0;  // Llama 3's
 
-// Element i of raw values of dtype dt (F32, I32, F16, BF16) as a double.
+// Element i of raw values of dtype dt (F32, I32, F16, BF16, F8E4M3) as a double.
 double element(const uint8_t* raw, DType dt, size_t i);
 // A tensor's values (wherever it lives) as doubles.
 Values read_values(Backend& be, const Tensor& t);

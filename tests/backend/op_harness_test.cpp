@@ -79,6 +79,34 @@ TEST(BackendOps, CudaMatchesReference) {
   expect_every_case_passes(*be);
 }
 
+// The E4M3 (FP8) KV cache of --kv-cache-dtype fp8 on a GPU: the KV write (rounding, saturation,
+// scales, skipped slots) and decode, mixed and prefill attention over it (the CUDA-core and
+// tensor-core kernels, split keys, graph-padded tables), for f32, f16 and bf16 activations;
+// none may be skipped there. (CudaMatchesReference runs them too, among the rest.)
+TEST(BackendOps, CudaFp8KvCacheMatchesReference) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto be = make_cuda_backend(0);
+  int passed = 0;
+  for (const CaseOutcome& o : op_harness::run_cases(*be, op_harness::correctness_cases(), "kv-cache f8_e4m3")) {
+    if (o.status != CaseOutcome::Status::Passed) ADD_FAILURE() << o.name << ": " << o.message;
+    passed += o.status == CaseOutcome::Status::Passed;
+  }
+  EXPECT_EQ(passed, 39);
+}
+
+// The CPU keeps an exact F32 cache: it takes no E4M3 cache, and its harness skips those cases
+// (visibly) instead of running them wrongly.
+TEST(BackendOps, CpuRefusesAnFp8KvCache) {
+  auto be = make_cpu_backend(1);
+  EXPECT_TRUE(be->supports_kv_cache(DType::F32, DType::F32));
+  EXPECT_FALSE(be->supports_kv_cache(DType::F8E4M3, DType::F32));
+  const std::vector<CaseOutcome> outcomes =
+      op_harness::run_cases(*be, op_harness::correctness_cases(), "f32 T=4 Hq=8 Hk=1 D=64 2 slots -1 kv-cache f8_e4m3");
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].status, CaseOutcome::Status::Skipped);
+  EXPECT_NE(outcomes[0].message.find("F8_E4M3"), std::string::npos) << outcomes[0].message;
+}
+
 // Weights that are not what their format says are refused at load, naming the layer and the
 // format: GGUF formats need their raw blocks (checked before any backend sees them), GPTQ and
 // AWQ their qweight/qzeros/scales (checked as they are repacked).

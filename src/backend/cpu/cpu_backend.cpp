@@ -219,7 +219,9 @@ class CpuBackend final : public Backend {
   // fused (so the F32 numerics are unchanged): split, per-head norms, RoPE, KV write.
   void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                          const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
-                         Tensor& kc, Tensor& vc) override {
+                         Tensor& kc, Tensor& vc, const KvScales&) override {
+    FERRUM_CHECK(kc.dtype == DType::F32 && vc.dtype == DType::F32, "the CPU KV cache is F32, not {}",
+                 dtype_name(kc.dtype));
     const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
     FERRUM_CHECK(qkv.dtype == DType::F32 && qkv.rows() == T && qkv.cols() == (Hq + 2 * Hk) * D,
                  "qkv_rope_write_kv: qkv {} for {} q and {} kv heads of {}", qkv.shape_str(), Hq, Hk, D);
@@ -243,8 +245,9 @@ class CpuBackend final : public Backend {
     cpu::rope(pool_, q_out, k3, positions, table);
     cpu::write_kv(k3, v3, slots, kc, vc);
   }
+  // The scales only apply to an FP8 cache, which the CPU does not keep (exact F32 attention).
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
-                       Tensor& out) override {
+                       Tensor& out, const KvScales&) override {
     cpu::paged_attention(pool_, q, kc, vc, meta, scale, out);
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override { cpu::gather_rows(x, rows, out); }

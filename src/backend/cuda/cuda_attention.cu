@@ -1,9 +1,10 @@
 // Causal attention over the paged KV cache for a flat batch of prefill chunks and decodes.
 // Blocks per (query token, KV head, key split) serve every query head of that KV head, on
-// tensor cores for 16-bit caches (tc_attention_kernel) or on CUDA cores (attention_kernel:
-// F32 caches, other head sizes), each with an online softmax (running max and sum) per warp;
-// warps merge in shared memory, splits in a second kernel. Query token i of sequence s sits at position
-// seq_len - q_len + i and sees keys 0..that position, as in backend/cpu/cpu_attention.cpp.
+// tensor cores for 16-bit and E4M3 caches beside 16-bit activations (tc_attention_kernel) or on
+// CUDA cores (attention_kernel: F32 activations, other head sizes), each with an online softmax
+// (running max and sum) per warp; warps merge in shared memory, splits in a second kernel.
+// Query token i of sequence s sits at position seq_len - q_len + i and sees keys 0..that
+// position, as in backend/cpu/cpu_attention.cpp.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
@@ -74,9 +76,9 @@ __device__ __forceinline__ BlockWork block_work(const int32_t* query_start, cons
 // Merges the warps' online-softmax states (sm_acc [kWarps][slots][stride], sm_m, sm_l
 // [kWarps][slots]) of each query head: the output, or with several splits the unnormalized
 // partial (m, l, acc) that combine_kernel merges.
-template <typename C>
+template <typename A>
 __device__ void write_merged(const BlockWork& w, const float* sm_acc, const float* sm_m, const float* sm_l, int slots,
-                             int stride, int64_t hq, int64_t d, C* out, float* partial) {
+                             int stride, int64_t hq, int64_t d, A* out, float* partial) {
   for (int i = 0; i < w.g; ++i) {
     float mx = -INFINITY;
     for (int k = 0; k < kWarps; ++k) mx = fmaxf(mx, sm_m[k * slots + i]);
@@ -92,7 +94,7 @@ __device__ void write_merged(const BlockWork& w, const float* sm_acc, const floa
       float v = 0.0f;
       for (int k = 0; k < kWarps; ++k) v += wgt[k] * sm_acc[(k * slots + i) * stride + x];
       if (part) part[2 + x] = v;
-      else out[bh * d + x] = from_float<C>(v / sum);
+      else out[bh * d + x] = from_float<A>(v / sum);
     }
   }
 }
@@ -102,14 +104,15 @@ __device__ void write_merged(const BlockWork& w, const float* sm_acc, const floa
 // the split with an online softmax per head, then merge in shared memory. With one split the
 // block writes the output; otherwise the unnormalized partial (m, l, acc) per head that
 // combine_kernel merges. Decode has few (token, head) pairs, so splitting the keys is what
-// fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane).
+// fills the GPU. A lane holds kPerLane elements of a row (head_dim <= 32 * kPerLane). q and out
+// are of the activations' type A, the cache of A or E4M3 (from_cache: times its scale).
 
-template <int kPerLane, typename C>
-__global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
+template <int kPerLane, typename A, typename C>
+__global__ void attention_kernel(const A* q, const C* k_cache, const C* v_cache,
                                  const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                                  int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                                  int64_t d, float scale, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q,
-                                 C* out, float* partial) {
+                                 float k_scale, float v_scale, A* out, float* partial) {
   constexpr int D = kPerLane * 32;
   __shared__ float sm_acc[kWarps][kMaxGroup][D];
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
@@ -124,7 +127,7 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
   float qr[kMaxGroup][kPerLane], acc[kMaxGroup][kPerLane], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
   for (int i = 0; i < kMaxGroup; ++i) {
-    const C* qv = q + (t * hq + h0 + min(i, g - 1)) * d;
+    const A* qv = q + (t * hq + h0 + min(i, g - 1)) * d;
 #pragma unroll
     for (int e = 0; e < kPerLane; ++e) {
       qr[i][e] = lane + 32 * e < d ? to_float(qv[lane + 32 * e]) * scale : 0.0f;
@@ -140,8 +143,8 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
 #pragma unroll
     for (int e = 0; e < kPerLane; ++e) {
       const bool in = lane + 32 * e < d;
-      kk[e] = in ? to_float(kr[lane + 32 * e]) : 0.0f;
-      vv[e] = in ? to_float(vr[lane + 32 * e]) : 0.0f;
+      kk[e] = in ? from_cache(kr[lane + 32 * e], k_scale) : 0.0f;
+      vv[e] = in ? from_cache(vr[lane + 32 * e], v_scale) : 0.0f;
     }
 #pragma unroll
     for (int i = 0; i < kMaxGroup; ++i) {
@@ -170,26 +173,32 @@ __global__ void attention_kernel(const C* q, const C* k_cache, const C* v_cache,
   write_merged(w, &sm_acc[0][0][0], &sm_m[0][0], &sm_l[0][0], kMaxGroup, D, hq, d, out, partial);
 }
 
-// The same blocks on tensor cores, for 16-bit caches and head_dim 64/128/256: the (up to 8)
-// query heads of the block's KV head are the 16 rows of an MMA tile (rows past the group are
-// zero), keys come in 64-key tiles copied to shared memory with cp.async (the next tile in
-// flight), and each warp takes 16 keys of a tile: S = Q K^T and O += P V with mma.sync, an
-// online softmax per row in registers (exp2, the scale folded in). Per key that is a few
-// instructions where the CUDA-core kernels spend dozens; warps merge like theirs.
-template <int D, typename C>
+// The same blocks on tensor cores, for head_dim 64/128/256 and 16-bit activations A over a cache
+// of A or E4M3 (C): the (up to 8) query heads of the block's KV head are the 16 rows of an MMA
+// tile (rows past the group are zero), keys come in 64-key tiles copied to shared memory with
+// cp.async (the next tile in flight; E4M3 tiles then converted to A, cuda_kv_fp8.cuh), and each
+// warp takes 16 keys of a tile: S = Q K^T and O += P V with mma.sync, an online softmax per row
+// in registers (exp2, the scale folded in). Per key that is a few instructions where the
+// CUDA-core kernels spend dozens; warps merge like theirs.
+template <int D, typename A, typename C>
 __global__ void __launch_bounds__(kWarps * 32)
-    tc_attention_kernel(const C* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
+    tc_attention_kernel(const A* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                         const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                         int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
-                        float scale_log2, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q, C* out,
-                        float* partial) {
+                        float scale_log2, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q,
+                        float k_scale, float v_scale, A* out, float* partial) {
+  constexpr bool kFp8 = is_fp8_v<C>;
+  static_assert(kFp8 || std::is_same_v<A, C>, "a 16-bit cache has the activations' type");
   constexpr int kTileKeys = 16 * kWarps, kStride = D + 8, kChunks = D / 8;
+  constexpr int kStages = kFp8 ? 1 : 2;  // 16-bit tiles; an E4M3 cache double-buffers its raw bytes
   extern __shared__ __align__(128) unsigned char smem_raw[];
   pdl_wait();
   pdl_trigger();
-  C* sq = reinterpret_cast<C*>(smem_raw);    // [16][kStride]
-  C* sk = sq + 16 * kStride;                 // [2][kTileKeys][kStride]
-  C* sv = sk + 2 * kTileKeys * kStride;      // [2][kTileKeys][kStride]
+  A* sq = reinterpret_cast<A*>(smem_raw);       // [16][kStride]
+  A* sk = sq + 16 * kStride;                    // [kStages][kTileKeys][kStride]
+  A* sv = sk + kStages * kTileKeys * kStride;   // [kStages][kTileKeys][kStride]
+  uint8_t* raw_k = reinterpret_cast<uint8_t*>(sv + kStages * kTileKeys * kStride);  // E4M3: [2][kTileKeys][D]
+  uint8_t* raw_v = raw_k + 2 * kTileKeys * D;
   const BlockWork w = block_work(query_start, seq_lens, block_tables, num_seqs, max_blocks, hq, hk, keys_per_split,
                                  group_chunks, tiled_min_q, kMaxGroup);
   if (w.done) return;  // prefill_attention_kernel's
@@ -197,24 +206,31 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int i = tid; i < 16 * kChunks; i += kWarps * 32) {
     const int r = i / kChunks, c = i % kChunks;
-    C* dst = sq + r * kStride + c * 8;
+    A* dst = sq + r * kStride + c * 8;
     if (r < w.g) cp_async16(dst, q + (w.t * hq + w.h0 + r) * D + c * 8);
     else *reinterpret_cast<uint4*>(dst) = zero;
   }
   auto load_kv = [&](int stage, int64_t base) {
-    for (int i = tid; i < kTileKeys * kChunks; i += kWarps * 32) {
-      const int j = i / kChunks, c = i % kChunks;
-      const int64_t key = base + j;
-      C* dk = sk + (stage * kTileKeys + j) * kStride + c * 8;
-      C* dv = sv + (stage * kTileKeys + j) * kStride + c * 8;
-      if (key < w.k1) {
-        const int64_t slot = static_cast<int64_t>(w.table[key / block_size]) * block_size + key % block_size;
-        const int64_t off = (slot * hk + w.kh) * D + c * 8;
-        cp_async16(dk, k_cache + off);
-        cp_async16(dv, v_cache + off);
-      } else {
-        *reinterpret_cast<uint4*>(dk) = zero;
-        *reinterpret_cast<uint4*>(dv) = zero;
+    if constexpr (kFp8) {
+      copy_fp8_tile<D, kWarps * 32>(raw_k + stage * kTileKeys * D, raw_v + stage * kTileKeys * D,
+                                    reinterpret_cast<const uint8_t*>(k_cache),
+                                    reinterpret_cast<const uint8_t*>(v_cache), w.table, block_size, hk, w.kh, base,
+                                    kTileKeys, w.k1);
+    } else {
+      for (int i = tid; i < kTileKeys * kChunks; i += kWarps * 32) {
+        const int j = i / kChunks, c = i % kChunks;
+        const int64_t key = base + j;
+        A* dk = sk + (stage * kTileKeys + j) * kStride + c * 8;
+        A* dv = sv + (stage * kTileKeys + j) * kStride + c * 8;
+        if (key < w.k1) {
+          const int64_t slot = static_cast<int64_t>(w.table[key / block_size]) * block_size + key % block_size;
+          const int64_t off = (slot * hk + w.kh) * D + c * 8;
+          cp_async16(dk, k_cache + off);
+          cp_async16(dv, v_cache + off);
+        } else {
+          *reinterpret_cast<uint4*>(dk) = zero;
+          *reinterpret_cast<uint4*>(dv) = zero;
+        }
       }
     }
   };
@@ -233,19 +249,25 @@ __global__ void __launch_bounds__(kWarps * 32)
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
+    if constexpr (kFp8) {  // this step's raw tile has landed: to A, once for all warps
+      convert_fp8_tile<A, D, kWarps * 32>(raw_k + (step & 1) * kTileKeys * D, sk, kTileKeys, kStride, k_scale);
+      convert_fp8_tile<A, D, kWarps * 32>(raw_v + (step & 1) * kTileKeys * D, sv, kTileKeys, kStride, v_scale);
+      __syncthreads();
+    }
     if (step == 0) {
 #pragma unroll
       for (int kc = 0; kc < D / 16; ++kc) ldmatrix_x4(qa[kc], sq + (lane % 16) * kStride + kc * 16 + (lane / 16) * 8);
     }
-    const C* K = sk + ((step & 1) * kTileKeys + warp * 16) * kStride;  // this warp's 16 keys
-    const C* V = sv + ((step & 1) * kTileKeys + warp * 16) * kStride;
+    const int stage = kFp8 ? 0 : (step & 1);
+    const A* K = sk + (stage * kTileKeys + warp * 16) * kStride;  // this warp's 16 keys
+    const A* V = sv + (stage * kTileKeys + warp * 16) * kStride;
     float sc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
 #pragma unroll
     for (int kc = 0; kc < D / 16; ++kc) {
       uint32_t b[4];
       ldmatrix_x4(b, K + ((lane / 16) * 8 + lane % 8) * kStride + kc * 16 + ((lane / 8) % 2) * 8);
-      mma16816<C>(sc[0], qa[kc], b[0], b[1]);
-      mma16816<C>(sc[1], qa[kc], b[2], b[3]);
+      mma16816<A>(sc[0], qa[kc], b[0], b[1]);
+      mma16816<A>(sc[1], qa[kc], b[2], b[3]);
     }
     const int64_t key0 = w.k0 + static_cast<int64_t>(step) * kTileKeys + warp * 16;
     float mx_a = -INFINITY, mx_b = -INFINITY;
@@ -278,18 +300,18 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     l_a = l_a * corr_a + sum_a;
     l_b = l_b * corr_b + sum_b;
-    const uint32_t pa[4] = {pack2<C>(sc[0][0], sc[0][1]), pack2<C>(sc[0][2], sc[0][3]), pack2<C>(sc[1][0], sc[1][1]),
-                            pack2<C>(sc[1][2], sc[1][3])};
+    const uint32_t pa[4] = {pack2<A>(sc[0][0], sc[0][1]), pack2<A>(sc[0][2], sc[0][3]), pack2<A>(sc[1][0], sc[1][1]),
+                            pack2<A>(sc[1][2], sc[1][3])};
 #pragma unroll
     for (int n = 0; n < D / 8; n += 2) {
       o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
       o[n + 1][0] *= corr_a, o[n + 1][1] *= corr_a, o[n + 1][2] *= corr_b, o[n + 1][3] *= corr_b;
       uint32_t b[4];
       ldmatrix_x4_trans(b, V + (lane % 16) * kStride + (n + lane / 16) * 8);
-      mma16816<C>(o[n], pa, b[0], b[1]);
-      mma16816<C>(o[n + 1], pa, b[2], b[3]);
+      mma16816<A>(o[n], pa, b[0], b[1]);
+      mma16816<A>(o[n + 1], pa, b[2], b[3]);
     }
-    __syncthreads();  // this stage is read; the next iteration's copy may overwrite it
+    __syncthreads();  // this stage is read; the next iteration's copy (or conversion) may overwrite it
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -298,8 +320,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     l_a += __shfl_xor_sync(0xffffffffu, l_a, x);
     l_b += __shfl_xor_sync(0xffffffffu, l_b, x);
   }
-  // The K/V tiles are consumed: their shared memory holds the warps' states for the merge
-  // (natural-log maxima, as the other kernels and combine_kernel keep them).
+  // The K/V tiles are consumed: their shared memory (with an E4M3 cache's raw tiles, which
+  // follow) holds the warps' states for the merge (natural-log maxima, as the other kernels
+  // and combine_kernel keep them).
   float* sm_acc = reinterpret_cast<float*>(sk);  // [kWarps][16][D]
   float* sm_m = sm_acc + kWarps * 16 * D;        // [kWarps][16]
   float* sm_l = sm_m + kWarps * 16;
@@ -319,16 +342,24 @@ __global__ void __launch_bounds__(kWarps * 32)
   write_merged(w, sm_acc, sm_m, sm_l, 16, D, hq, D, out, partial);
 }
 
-template <int D>
+// Q, and K and V twice (16-bit caches); or Q, K and V once and the raw E4M3 tiles twice. Either
+// way at least the merge's [kWarps][16][D] floats and maxima and sums after Q.
+template <int D, bool kFp8>
 constexpr size_t tc_attention_smem() {
-  return static_cast<size_t>(16 + 4 * 16 * kWarps) * (D + 8) * 2;  // Q, and K and V twice
+  constexpr size_t keys = 16 * kWarps, row = (D + 8) * 2;
+  return kFp8 ? (16 + 2 * keys) * row + 4 * keys * D : (16 + 4 * keys) * row;
 }
+template <int D>
+constexpr bool tc_merge_fits() {
+  return tc_attention_smem<D, true>() - 16 * (D + 8) * 2 >= (kWarps * 16 * D + 2 * kWarps * 16) * 4;
+}
+static_assert(tc_merge_fits<64>() && tc_merge_fits<128>() && tc_merge_fits<256>());
 
 // Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
 // then one pass over the accumulators.
-template <typename C>
+template <typename A>
 __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, const int32_t* query_start,
-                               int32_t num_seqs, int64_t hq, int32_t tiled_min_q, C* out) {
+                               int32_t num_seqs, int64_t hq, int32_t tiled_min_q, A* out) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_sum;
   pdl_wait();
@@ -359,7 +390,7 @@ __global__ void combine_kernel(const float* partial, int64_t splits, int64_t d, 
     float v = 0.0f;
 #pragma unroll 8
     for (int64_t s = 0; s < splits; ++s) v += weight[s] * part[s * (d + 2) + 2 + x];
-    out[bh * d + x] = from_float<C>(v * inv_sum);
+    out[bh * d + x] = from_float<A>(v * inv_sum);
   }
 }
 
@@ -384,8 +415,8 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
 }
 
-bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
-                     const int32_t* query_start,
+bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const void* v_cache, DType cache_dtype,
+                     float k_scale, float v_scale, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, void* out,
                      int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s) {
@@ -393,51 +424,64 @@ bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DT
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
   if (d > 256 || splits > kMaxSplits) return false;
-  auto launch = [&](auto per_lane, auto* cache_type) {
-    using C = std::remove_pointer_t<decltype(cache_type)>;
-    attention_kernel<decltype(per_lane)::value, C><<<grid, kWarps * 32, 0, s>>>(
-        static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
-        seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks,
-        tiled_min_q, static_cast<C*>(out), partial);
+  if (cache_dtype != act_dtype && cache_dtype != DType::F8E4M3) return false;
+  auto combine = [&](auto* act_type) {
+    using A = std::remove_pointer_t<decltype(act_type)>;
     if (splits > 1)
-      combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
-                                                                        hq, tiled_min_q, static_cast<C*>(out));
+      launch_pdl(combine_kernel<A>, static_cast<unsigned>(tokens * hq), 128, 0, s, partial, splits, d, query_start,
+                 num_seqs, hq, tiled_min_q, static_cast<A*>(out));
   };
-  auto typed = [&](auto per_lane) { with_type(cache_dtype, [&](auto* c) { launch(per_lane, c); }); };
-  if ((cache_dtype == DType::BF16 || cache_dtype == DType::F16) && (d == 64 || d == 128 || d == 256)) {
-    auto tc = [&](auto dim, auto* cache_type) {
+  // The cache's element type: the activations' own, or E4M3.
+  auto with_cache = [&](auto* act_type, auto&& f) {
+    if (cache_dtype == DType::F8E4M3) f(act_type, static_cast<__nv_fp8_e4m3*>(nullptr));
+    else f(act_type, act_type);
+  };
+  if (tensor_core_attention(act_dtype, cache_dtype, d)) {
+    auto tc = [&](auto dim, auto* act_type, auto* cache_type) {
+      using A = std::remove_pointer_t<decltype(act_type)>;
       using C = std::remove_pointer_t<decltype(cache_type)>;
       constexpr int D = decltype(dim)::value;
-      constexpr size_t bytes = tc_attention_smem<D>();
+      constexpr size_t bytes = tc_attention_smem<D, is_fp8_v<C>>();
       static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
-        cudaFuncSetAttribute(tc_attention_kernel<D, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(tc_attention_kernel<D, A, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(bytes));
         return true;
       }();
       (void)configured;
-      launch_pdl(tc_attention_kernel<D, C>, grid, kWarps * 32, bytes, s,
-          static_cast<const C*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
+      launch_pdl(tc_attention_kernel<D, A, C>, grid, kWarps * 32, bytes, s,
+          static_cast<const A*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
           seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f,
-          keys_per_split, chunks, tiled_min_q, static_cast<C*>(out), partial);
-      if (splits > 1)
-        launch_pdl(combine_kernel<C>, static_cast<unsigned>(tokens * hq), 128, 0, s, partial, splits, d, query_start,
-                   num_seqs, hq, tiled_min_q, static_cast<C*>(out));
+          keys_per_split, chunks, tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial);
+      combine(act_type);
     };
-    auto with_dim_tc = [&](auto* c) {
-      if (d == 64) tc(std::integral_constant<int, 64>(), c);
-      else if (d == 128) tc(std::integral_constant<int, 128>(), c);
-      else tc(std::integral_constant<int, 256>(), c);
+    auto with_dim = [&](auto* a, auto* c) {
+      if (d == 64) tc(std::integral_constant<int, 64>(), a, c);
+      else if (d == 128) tc(std::integral_constant<int, 128>(), a, c);
+      else tc(std::integral_constant<int, 256>(), a, c);
     };
-    if (cache_dtype == DType::BF16) with_dim_tc(static_cast<__nv_bfloat16*>(nullptr));
-    else with_dim_tc(static_cast<__half*>(nullptr));
+    if (act_dtype == DType::BF16) with_cache(static_cast<__nv_bfloat16*>(nullptr), with_dim);
+    else with_cache(static_cast<__half*>(nullptr), with_dim);
     return true;
   }
+  auto launch = [&](auto per_lane, auto* act_type, auto* cache_type) {
+    using A = std::remove_pointer_t<decltype(act_type)>;
+    using C = std::remove_pointer_t<decltype(cache_type)>;
+    attention_kernel<decltype(per_lane)::value, A, C><<<grid, kWarps * 32, 0, s>>>(
+        static_cast<const A*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
+        seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, d, scale, keys_per_split, chunks,
+        tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial);
+    if (splits > 1)
+      combine_kernel<<<static_cast<unsigned>(tokens * hq), 128, 0, s>>>(partial, splits, d, query_start, num_seqs,
+                                                                        hq, tiled_min_q, static_cast<A*>(out));
+  };
+  auto typed = [&](auto per_lane) {
+    with_type(act_dtype, [&](auto* a) { with_cache(a, [&](auto* a2, auto* c) { launch(per_lane, a2, c); }); });
+  };
   if (d <= 32) typed(std::integral_constant<int, 1>());
   else if (d <= 64) typed(std::integral_constant<int, 2>());
   else if (d <= 128) typed(std::integral_constant<int, 4>());
   else typed(std::integral_constant<int, 8>());
   return true;
 }
-
 
 }  // namespace ferrum::cuda

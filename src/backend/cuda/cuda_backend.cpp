@@ -260,30 +260,36 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
 
 void CudaBackend::qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                        const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
-                       Tensor& kc, Tensor& vc) {
+                       Tensor& kc, Tensor& vc, const KvScales& kv) {
   use_device();
   const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
   FERRUM_CHECK(qkv.rows() == T && qkv.cols() == (Hq + 2 * Hk) * D && qkv.dtype == q_out.dtype && D % 2 == 0,
                "qkv_rope_write_kv: qkv {} {} for q {} {}", qkv.shape_str(), dtype_name(qkv.dtype), q_out.shape_str(),
                dtype_name(q_out.dtype));
-  FERRUM_CHECK(kc.dtype == vc.dtype && kc.dim(3) == D, "qkv_rope_write_kv: caches {} {} / {}", kc.shape_str(),
-               dtype_name(kc.dtype), dtype_name(vc.dtype));
+  FERRUM_CHECK(kc.dtype == vc.dtype && kc.dim(3) == D && supports_kv_cache(kc.dtype, q_out.dtype),
+               "qkv_rope_write_kv: caches {} {} / {} beside {} activations", kc.shape_str(), dtype_name(kc.dtype),
+               dtype_name(vc.dtype), dtype_name(q_out.dtype));
   FERRUM_CHECK((q_norm == nullptr) == (k_norm == nullptr) && (!q_norm || q_norm->dtype == k_norm->dtype),
                "qkv_rope_write_kv: q and k norms come together, of one dtype");
   cuda::qkv_rope_write_kv(qkv.data, qkv.dtype, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr,
                           q_norm ? q_norm->dtype : DType::F32, eps, positions.ptr<int32_t>(), table.cos.ptr<float>(),
                           table.sin.ptr<float>(), table.max_positions, slots.ptr<int32_t>(), T, Hq, Hk, D,
-                          kc.dim(0) * kc.dim(1), q_out.data, kc.data, vc.data, kc.dtype, stream_);
+                          kc.dim(0) * kc.dim(1), q_out.data, kc.data, vc.data, kc.dtype, kv.k, kv.v, stream_);
   launched("qkv_rope_write_kv");
 }
 
+bool CudaBackend::supports_kv_cache(DType cache, DType activations) const {
+  // A cache of the activations' own type, or E4M3 beside any of them (converted as it is read).
+  return cache == activations || cache == DType::F8E4M3;
+}
+
 void CudaBackend::paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
-                     Tensor& out) {
+                     Tensor& out, const KvScales& kv) {
   use_device();
   const int64_t D = q.dim(2);
-  FERRUM_CHECK(q.dtype == kc.dtype && out.dtype == kc.dtype && vc.dtype == kc.dtype,
-               "CUDA attention: q ({}), caches ({}) and out ({}) must share a dtype", dtype_name(q.dtype),
-               dtype_name(kc.dtype), dtype_name(out.dtype));
+  FERRUM_CHECK(out.dtype == q.dtype && vc.dtype == kc.dtype && supports_kv_cache(kc.dtype, q.dtype),
+               "CUDA attention: q ({}) and out ({}) must share a dtype, and the caches ({}) have it or F8_E4M3",
+               dtype_name(q.dtype), dtype_name(out.dtype), dtype_name(kc.dtype));
   int64_t max_context = std::max<int64_t>(1, meta.max_context);
   if (meta.max_context <= 0)
     for (int32_t len : meta.host_seq_lens) max_context = std::max<int64_t>(max_context, len);
@@ -294,17 +300,17 @@ void CudaBackend::paged_attention(const Tensor& q, const Tensor& kc, const Tenso
     attn_scratch_ = alloc({floats + floats / 4}, DType::F32);
     ++scratch_generation_;
   }
-  // Long prompts over a 16-bit cache go to the tensor-core kernel, in tiles of 128 queries
-  // (never inside a graph: graphs are decode steps).
+  // Long prompts over a 16-bit or E4M3 cache (16-bit activations) go to the tensor-core kernel,
+  // in tiles of 128 queries (never inside a graph: graphs are decode steps).
   tiles_host_.clear();
-  const bool tiled = (kc.dtype == DType::BF16 || kc.dtype == DType::F16) && (D == 64 || D == 128 || D == 256);
+  const bool tiled = cuda::tensor_core_attention(q.dtype, kc.dtype, D);
   for (int32_t s = 0; tiled && s < meta.num_seqs; ++s) {
     const int32_t begin = meta.host_query_start[s], end = meta.host_query_start[s + 1];
     if (end - begin < cuda::kPrefillTile) continue;
     for (int32_t t = begin; t < end; t += cuda::prefill_tile_rows(D)) tiles_host_.insert(tiles_host_.end(), {s, t});
   }
   const int32_t num_tiles = static_cast<int32_t>(tiles_host_.size() / 2);
-  if (!cuda::paged_attention(q.data, kc.data, vc.data, kc.dtype, meta.query_start.ptr<int32_t>(),
+  if (!cuda::paged_attention(q.data, q.dtype, kc.data, vc.data, kc.dtype, kv.k, kv.v, meta.query_start.ptr<int32_t>(),
                              meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
                              meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
                              out.data, splits, keys_per_split, attn_scratch_.ptr<float>(),
@@ -315,10 +321,12 @@ void CudaBackend::paged_attention(const Tensor& q, const Tensor& kc, const Tenso
     if (tiles_.numel() < static_cast<int64_t>(tiles_host_.size()))
       tiles_ = alloc({static_cast<int64_t>(tiles_host_.size() * 2)}, DType::I32);
     copy_from_host(tiles_, tiles_host_.data(), tiles_host_.size() * 4);
-    cuda::prefill_attention(q.data, kc.data, vc.data, kc.dtype, tiles_.ptr<int32_t>(), num_tiles,
-                            meta.query_start.ptr<int32_t>(), meta.seq_lens.ptr<int32_t>(),
-                            meta.block_tables.ptr<int32_t>(), meta.max_blocks_per_seq, meta.block_size, q.dim(1),
-                            kc.dim(2), D, scale, out.data, stream_);
+    if (!cuda::prefill_attention(q.data, q.dtype, kc.data, vc.data, kc.dtype, kv.k, kv.v, tiles_.ptr<int32_t>(),
+                                 num_tiles, meta.query_start.ptr<int32_t>(), meta.seq_lens.ptr<int32_t>(),
+                                 meta.block_tables.ptr<int32_t>(), meta.max_blocks_per_seq, meta.block_size, q.dim(1),
+                                 kc.dim(2), D, scale, out.data, stream_))
+      fail("CUDA prefill attention: no kernel for {} activations over a {} cache, head_dim {}", dtype_name(q.dtype),
+           dtype_name(kc.dtype), D);
     launched("prefill_attention");
   }
   launched("paged_attention");

@@ -89,9 +89,10 @@ class CudaBackend final : public Backend {
 
   void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                          const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
-                         Tensor& kc, Tensor& vc) override;
+                         Tensor& kc, Tensor& vc, const KvScales& kv) override;
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
-                       Tensor& out) override;
+                       Tensor& out, const KvScales& kv) override;
+  bool supports_kv_cache(DType cache, DType activations) const override;
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
 
   // Row parameters and edits go up in one copy, ids and logprobs come back in one or two, and

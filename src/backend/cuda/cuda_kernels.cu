@@ -101,13 +101,15 @@ __global__ void rms_norm_regs_kernel(const float* x, const void* w, DType wt, in
 
 // One block per token, one warp per head: q heads, then k heads, then v heads of the fused
 // projection row. q and k get the optional per-head RMSNorm and the rotation in F32, then are
-// rounded once (to the activations' / the cache's type). A lane holds the pairs (i, i + d/2).
+// rounded once (to the activations' / the cache's type; an E4M3 cache divides by its scale
+// first, to_cache). A lane holds the pairs (i, i + d/2).
 template <typename A, typename C>
 __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* q_norm, const void* k_norm,
                                          DType norm_dtype, float eps, const int32_t* positions, const float* cos,
                                          const float* sin, int64_t max_positions, const int32_t* slots, int64_t hq,
                                          int64_t hk, int64_t d, int64_t num_slots, A* __restrict__ q_out,
-                                         C* __restrict__ k_cache, C* __restrict__ v_cache) {
+                                         C* __restrict__ k_cache, C* __restrict__ v_cache, float k_scale,
+                                         float v_scale) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.x, half = d / 2, heads = hq + 2 * hk;  // block (t, g): heads g * warps...
@@ -124,7 +126,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
     if (h >= hq + hk) {  // v: straight to the cache
       if (slot < 0 || slot >= num_slots) continue;
       C* dst = v_cache + (static_cast<int64_t>(slot) * hk + (h - hq - hk)) * d;
-      for (int64_t i = lane; i < d; i += 32) dst[i] = from_float<C>(to_float(load_activation(src + i)));
+      for (int64_t i = lane; i < d; i += 32) dst[i] = to_cache<C>(to_float(load_activation(src + i)), v_scale);
       continue;
     }
     const bool is_q = h < hq;
@@ -150,7 +152,7 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
         dst[i] = from_float<A>(o1), dst[i + half] = from_float<A>(o2);
       } else {
         C* dst = k_cache + (static_cast<int64_t>(slot) * hk + (h - hq)) * d;
-        dst[i] = from_float<C>(o1), dst[i + half] = from_float<C>(o2);
+        dst[i] = to_cache<C>(o1, k_scale), dst[i + half] = to_cache<C>(o2, k_scale);
       }
     }
   }
@@ -244,19 +246,21 @@ void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_
 void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, const void* k_norm, DType norm_dtype,
                        float eps, const int32_t* positions, const float* cos, const float* sin, int64_t max_positions,
                        const int32_t* slots, int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t num_slots,
-                       void* q_out, void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s) {
+                       void* q_out, void* k_cache, void* v_cache, DType cache_dtype, float k_scale, float v_scale,
+                       cudaStream_t s) {
   if (tokens == 0) return;
   const int64_t heads = hq + 2 * hk;
   const unsigned threads = static_cast<unsigned>(32 * (heads < 8 ? heads : 8));
   with_type(act_dtype, [&](auto* a) {
     using A = std::remove_pointer_t<decltype(a)>;
-    with_type(cache_dtype, [&](auto* c) {
+    with_cache_type(cache_dtype, [&](auto* c) {
       using C = std::remove_pointer_t<decltype(c)>;
       // A warp per head: a decode step's few tokens still spread over many SMs.
       const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>((heads + threads / 32 - 1) / (threads / 32)));
       launch_pdl(qkv_rope_write_kv_kernel<A, C>, grid, threads, 0, s,
           static_cast<const A*>(qkv), q_norm, k_norm, norm_dtype, eps, positions, cos, sin, max_positions, slots, hq,
-          hk, d, num_slots, static_cast<A*>(q_out), static_cast<C*>(k_cache), static_cast<C*>(v_cache));
+          hk, d, num_slots, static_cast<A*>(q_out), static_cast<C*>(k_cache), static_cast<C*>(v_cache), k_scale,
+          v_scale);
     });
   });
 }

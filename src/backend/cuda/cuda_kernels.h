@@ -20,34 +20,43 @@ void rms_norm(const float* x, const void* w, DType w_dtype, int64_t rows, int64_
               DType out_dtype, cudaStream_t s);
 // Backend::qkv_rope_write_kv: q heads of qkv [T, (hq + 2 hk) * d] (act_dtype) normed (q_norm
 // may be null), rotated by cos/sin [positions, d/2] into q_out (act_dtype); k heads likewise
-// and v as they are into the caches (cache_dtype) at slots.
+// and v as they are into the caches (cache_dtype: F32, F16, BF16, or F8E4M3 holding x / scale,
+// saturated) at slots.
 void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, const void* k_norm, DType norm_dtype,
                        float eps, const int32_t* positions, const float* cos, const float* sin, int64_t max_positions,
                        const int32_t* slots, int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t num_slots,
-                       void* q_out, void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t s);
-// Causal attention over the paged cache (see Backend::paged_attention); q and out are of the
-// cache's type (the activations' type of a 16-bit model on the GPU). Keys are split in
-// `splits` ranges of keys_per_split (attention_partial_floats chooses them and says how many
-// floats of scratch `partial` needs).
+                       void* q_out, void* k_cache, void* v_cache, DType cache_dtype, float k_scale, float v_scale,
+                       cudaStream_t s);
+// Causal attention over the paged cache (see Backend::paged_attention); q and out are of
+// act_dtype, the cache of act_dtype or F8E4M3 (read as stored * k_scale / v_scale). Keys are
+// split in `splits` ranges of keys_per_split (attention_partial_floats chooses them and says
+// how many floats of scratch `partial` needs).
 int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
                                  int64_t* splits, int64_t* keys_per_split);
 // False (nothing launched) for a head_dim over 256.
-bool paged_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
-                     const int32_t* query_start,
+bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const void* v_cache, DType cache_dtype,
+                     float k_scale, float v_scale, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, void* out,
                      int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s);
 // tiled_min_q > 0: tokens of sequences with at least that many queries are skipped, left to
 // prefill_attention.
 
-// Causal attention for the query tiles of long prompts with a 16-bit cache, on tensor cores
-// (FlashAttention-2 style): tiles[i] = (sequence, first token of prefill_tile_rows(d)
+// Causal attention for the query tiles of long prompts with a 16-bit or E4M3 cache, on tensor
+// cores (FlashAttention-2 style): tiles[i] = (sequence, first token of prefill_tile_rows(d)
 // consecutive queries of it, in the flat batch); sequences with at least kPrefillTile queries
-// in a step take it. q, the cache and out share the 16-bit type; F32 accumulation. False when
-// head_dim is not 64, 128 or 256.
+// in a step take it. q and out are of the 16-bit act_dtype, the cache of act_dtype or F8E4M3
+// (converted, times k_scale / v_scale, as tiles are staged); F32 accumulation. False when
+// head_dim is not 64, 128 or 256, or the types do not fit.
 constexpr int32_t kPrefillTile = 64;
 constexpr int32_t prefill_tile_rows(int64_t d) { return d == 256 ? 64 : 128; }
-bool prefill_attention(const void* q, const void* k_cache, const void* v_cache, DType cache_dtype,
+// Whether the tensor-core kernels (decode and prefill) take this activation / cache pair.
+constexpr bool tensor_core_attention(DType act, DType cache, int64_t d) {
+  return (act == DType::BF16 || act == DType::F16) && (cache == act || cache == DType::F8E4M3) &&
+         (d == 64 || d == 128 || d == 256);
+}
+bool prefill_attention(const void* q, DType act_dtype, const void* k_cache, const void* v_cache, DType cache_dtype,
+                       float k_scale, float v_scale,
                        const int32_t* tiles, int32_t num_tiles, const int32_t* query_start, const int32_t* seq_lens,
                        const int32_t* block_tables, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                        int64_t d, float scale, void* out, cudaStream_t s);
