@@ -173,6 +173,7 @@ class CudaBackend final : public Backend {
   // dequantize_ buffer) and multiplied by cuBLAS: long prefills, where the tensor-core GEMM
   // beats reading the weight once per 128 rows. FERRUM_PACKED_DEQUANT_ROWS moves the switch.
   static int64_t dequantize_rows();
+  bool fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out);
   // FP8 layers from this many rows of x on go through the W8A8 GEMM (FERRUM_FP8_W8A8_ROWS; 0:
   // never, the 16-bit paths only). Default 32: on an H200 (Llama-3.1-8B shapes) its layers
   // took 0.75x the 16-bit paths' time at 32 rows, 0.58x at 64, 0.36x at 256, but 1.2x at 16

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/cuda_packed_layout.h"
+#include "backend/cuda/cuda_packed_q8.h"
 #include "backend/dummy_fill.h"
 #include "backend/quant_pack.h"
 
@@ -94,6 +95,7 @@ cuda::QuantKind CudaBackend::quant_kind(WeightFormat f) {
 void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue) {
   const int64_t M = x.rows(), K = x.cols(), N = w.out_features;  // shapes checked by linear()
   const bool silu = epilogue == LinearEpilogue::SiluMul;
+  if (silu && fused_gate_up(x, w, out)) return;
   void* dst = silu ? fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype)) : out.data;
   const DType dst_dtype = silu ? x.dtype : out.dtype;
   int64_t at = 0;
@@ -131,6 +133,19 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
     cuda::silu_mul_halves(dst, M, N / 2, out.data, out.dtype, stream_);
     launched("silu_mul_halves");
   }
+}
+
+// Decode rows of a gate/up layer that is one packed weight (gate rows, then as many up rows):
+// the int8-x GEMV writes silu(gate) * up itself (cuda::packed_matmul_q8_silu).
+bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out) {
+  if (w.quant.size() != 1 || w.part_rows.size() != 2 || w.part_rows[0] != w.part_rows[1]) return false;
+  const QuantPart& q = w.quant.front();
+  if (!q.is_packed || out.dtype != x.dtype || (!q.fp8_codes.empty() && x.rows() >= fp8_w8a8_rows())) return false;
+  if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed,
+                                   w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_))
+    return false;
+  launched("packed_matmul_q8_silu");
+  return true;
 }
 
 int64_t CudaBackend::dequantize_rows() {

@@ -72,118 +72,185 @@ __device__ __forceinline__ void tile_q8(const uint32_t* words, uint2 p, const ui
   }
 }
 
-// Shared memory of a block: the warps' rings (later their sums), then each warp's rounded x
-// (kRows rows of its chunks: 16 bytes of codes and 8 of scale and sum each).
-template <int kRows>
+// Buffers of the warps' sums of one n-tile: a warp may write the next n-tile's while others
+// read this one's; with gate/up pairs, a gate's are read with its up's.
+template <bool kSilu>
+__host__ __device__ constexpr int q8_sum_buffers() { return kSilu ? 4 : 2; }
+
+// Shared memory of a block: the warps' rings, their sums, then each warp's rounded x (kRows
+// rows of its chunks: 16 bytes of codes and 8 of scale and sum each).
+template <int kRows, bool kSilu>
 __host__ __device__ constexpr int q8_ring_smem(int splits, int slot_bytes) {
-  const int ring = splits * kStreamStages * slot_bytes, sums = splits * kRows * 16 * 4;
-  return ring > sums ? ring : sums;
+  return splits * kStreamStages * slot_bytes + q8_sum_buffers<kSilu>() * splits * kRows * 16 * 4;
 }
-template <int kRows>
+template <int kRows, bool kSilu>
 __host__ __device__ constexpr int q8_smem(int splits, int slot_bytes, int ktiles_per_split) {
-  return q8_ring_smem<kRows>(splits, slot_bytes) + splits * kRows * ktiles_per_split * 4 * 24;
+  return q8_ring_smem<kRows, kSilu>(splits, slot_bytes) + splits * kRows * ktiles_per_split * 4 * 24;
 }
 
-// Block = one n-tile (16 output features); its warps split K and stream their tiles
-// (TileStream); each warp first rounds x's chunks of its part of K to int8 (every block does:
-// two chunks a lane for the widest layers, while its first tiles are on their way).
-// Lanes t of one g sum by shuffles, the warps in shared memory in a fixed order.
-template <PackedMode kMode, typename A, int kRows, bool kPdl>
+// silu(gate) * up as silu_mul_halves computes it from gate and up rounded to A.
+template <typename A>
+__device__ __forceinline__ A silu_mul(float gate, float up) {
+  const float g = to_float(from_float<A>(gate)), u = to_float(from_float<A>(up));
+  return from_float<A>(g / (1.0f + expf(-g)) * u);
+}
+
+// Block = n-tiles blockIdx.x, + gridDim.x, ... (16 output features each); its warps split K,
+// each rounds x's chunks of its part of K to int8 once (while its first tiles are on their
+// way) and streams its tiles of every n-tile of the block (TileStream): a block that does
+// several n-tiles rounds x once for all of them. Lanes t of one g sum by shuffles, the warps
+// in shared memory in a fixed order, once per n-tile.
+// kSilu: the weight is gate rows, then as many up rows (a multiple of 16 each); a block walks
+// pairs of n-tiles (gate i, up i) and writes silu(gate) * up, rows / 2 features (A, ldo).
+template <PackedMode kMode, typename A, int kRows, bool kPdl, bool kSilu>
 __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, int M, int64_t K,
                                                                     PackedWeight w, int ktiles_per_split,
                                                                     const float* __restrict__ bias,
                                                                     void* __restrict__ out, bool out_f32, int64_t ldo,
                                                                     bool accumulate) {
   extern __shared__ __align__(16) uint8_t ring[];
+  constexpr int kSlot = stream_slot_bytes<kMode>();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int splits = blockDim.x / 32;
-  const int64_t ntile = blockIdx.x, ktiles = K / 64;
+  const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
+  const int64_t half = ntiles / 2, walked = kSilu ? half : ntiles;  // n-tiles (pairs) the blocks share
+  const int64_t count = (walked - blockIdx.x + gridDim.x - 1) / gridDim.x * (kSilu ? 2 : 1);  // this block's
   const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
   const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
-  TileStream<kMode> stream(ring + warp * kStreamStages * stream_slot_bytes<kMode>(), w, ntile, kt0, kt1, lane);
+  TileStream<kMode> stream(ring + warp * kStreamStages * kSlot, w, blockIdx.x, kSilu ? half : gridDim.x,
+                           kSilu ? gridDim.x - half : gridDim.x, count, kt0, kt1, lane);
   pdl_trigger();
   stream.prologue();
   pdl_wait();  // x is the previous kernel's output
   const int nchunks = static_cast<int>(kt1 > kt0 ? (kt1 - kt0) * 4 : 0);
-  uint8_t* rounded = ring + q8_ring_smem<kRows>(splits, stream_slot_bytes<kMode>());
+  float* sums = reinterpret_cast<float*>(ring + splits * kStreamStages * kSlot);  // [buffer][warp][kRows][16]
+  uint8_t* rounded = ring + q8_ring_smem<kRows, kSilu>(splits, kSlot);
   const int per_warp = kRows * ktiles_per_split * 4;  // chunks
   uint4* xq = reinterpret_cast<uint4*>(rounded) + warp * per_warp;
   int2* xs = reinterpret_cast<int2*>(rounded + splits * per_warp * 16) + warp * per_warp;
   quantize_x_chunks<A, kRows, kPdl>(x, M, K, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
   __syncwarp();
 
-  float acc[kRows][2];
+  for (int64_t j = 0; j < count; ++j) {
+    float acc[kRows][2];
 #pragma unroll
-  for (int m = 0; m < kRows; ++m) acc[m][0] = acc[m][1] = 0.0f;
-  for (int64_t kt = kt0; kt < kt1; ++kt) {
-    stream.issue();
-    uint4 q[kRows];
-    int2 s[kRows];
+    for (int m = 0; m < kRows; ++m) acc[m][0] = acc[m][1] = 0.0f;
+    for (int c0 = t; c0 < nchunks; c0 += 4) {  // this lane's chunk of each of the warp's k-tiles
+      stream.issue();
+      uint4 q[kRows];
+      int2 s[kRows];
 #pragma unroll
-    for (int m = 0; m < kRows; ++m) {
-      const bool real = m < M;
-      const int64_t c = m * nchunks + (kt - kt0) * 4 + t;
-      q[m] = real ? xq[c] : make_uint4(0, 0, 0, 0);
-      s[m] = real ? xs[c] : make_int2(0, 0);
+      for (int m = 0; m < kRows; ++m) {
+        const bool real = m < M;
+        const int c = m * nchunks + c0;
+        q[m] = real ? xq[c] : make_uint4(0, 0, 0, 0);
+        s[m] = real ? xs[c] : make_int2(0, 0);
+      }
+      uint32_t words[4 * TileStream<kMode>::kVecs];
+      uint2 p;
+      stream.take(words, p);
+      tile_q8<kMode, A, kRows>(words, p, q, s, acc);
     }
-    uint32_t words[4 * TileStream<kMode>::kVecs];
-    uint2 p;
-    stream.take(words, p);
-    tile_q8<kMode, A, kRows>(words, p, q, s, acc);
+#pragma unroll
+    for (int m = 0; m < kRows; ++m)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 1);
+        acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 2);
+      }
+    const int64_t stride = static_cast<int64_t>(splits) * kRows * 16;
+    float* buf = sums + (j % q8_sum_buffers<kSilu>()) * stride;
+    if (t == 0)
+#pragma unroll
+      for (int m = 0; m < kRows; ++m) {
+        buf[(warp * kRows + m) * 16 + g] = acc[m][0];
+        buf[(warp * kRows + m) * 16 + g + 8] = acc[m][1];
+      }
+    __syncthreads();
+    if (kSilu && j % 2 == 0) continue;  // a gate n-tile: written with its up
+    const int64_t ntile = kSilu ? blockIdx.x + j / 2 * gridDim.x : blockIdx.x + j * gridDim.x;  // (gate's)
+    for (int i = threadIdx.x; i < M * 16; i += blockDim.x) {
+      const int m = i / 16, f = i % 16;
+      const int64_t n = ntile * 16 + f;
+      if (n >= (kSilu ? w.rows / 2 : w.rows)) continue;
+      float v = 0.0f;
+      for (int s = 0; s < splits; ++s) v += buf[(s * kRows + m) * 16 + f];
+      if constexpr (kSilu) {
+        const float* gate_buf = sums + ((j - 1) % q8_sum_buffers<kSilu>()) * stride;
+        float gv = 0.0f;
+        for (int s = 0; s < splits; ++s) gv += gate_buf[(s * kRows + m) * 16 + f];
+        const int64_t up_n = n + w.rows / 2;
+        static_cast<A*>(out)[m * ldo + n] =
+            silu_mul<A>(gv + (bias ? bias[n] : 0.0f), v + (bias ? bias[up_n] : 0.0f));
+      } else {
+        write_out<A>(out, out_f32, m * ldo + n, v + (bias ? bias[n] : 0.0f), accumulate);
+      }
+    }
   }
   cp_async_wait<0>();
-#pragma unroll
-  for (int m = 0; m < kRows; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 1);
-      acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], 2);
-    }
-  __syncthreads();  // the ring becomes [warp][kRows][16] sums
-  float* sums = reinterpret_cast<float*>(ring);
-  if (t == 0)
-#pragma unroll
-    for (int m = 0; m < kRows; ++m) {
-      sums[(warp * kRows + m) * 16 + g] = acc[m][0];
-      sums[(warp * kRows + m) * 16 + g + 8] = acc[m][1];
-    }
-  __syncthreads();
-  for (int i = threadIdx.x; i < M * 16; i += blockDim.x) {
-    const int m = i / 16, f = i % 16;
-    const int64_t n = ntile * 16 + f;
-    if (n >= w.rows) continue;
-    float v = 0.0f;
-    for (int s = 0; s < splits; ++s) v += sums[(s * kRows + m) * 16 + f];
-    write_out<A>(out, out_f32, m * ldo + n, v + (bias ? bias[n] : 0.0f), accumulate);
-  }
 }
 
-template <PackedMode kMode, typename A, int kRows>
+// The launch of a q8 GEMV: warps per block (each its part of K), blocks (each every
+// blocks-th n-tile) and shared memory. Picks the split count under which the GPU holds the
+// most warps at once, with the n-tiles spread evenly over one wave of blocks; of equal
+// counts, the fewest splits (longer runs of tiles per warp, fewer barriers).
+struct Q8Launch {
+  int splits = 1, per_split = 1, smem = 0;
+  int64_t blocks = 1;
+};
+template <typename Smem, typename Resident>
+Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& resident) {
+  Q8Launch best;
+  int64_t best_warps = -1;
+  for (int c = 1; c <= kMaxSplits; ++c) {
+    const int per = static_cast<int>((ktiles + c - 1) / c);
+    if (static_cast<int64_t>(c - 1) * per >= ktiles) continue;  // a warp would have no tiles
+    const int bytes = smem(c, per);
+    const int64_t fit = resident(c, bytes);
+    if (fit <= 0) continue;
+    const int64_t per_block = (ntiles + fit - 1) / fit, blocks = (ntiles + per_block - 1) / per_block;
+    if (blocks * c > best_warps) {
+      best_warps = blocks * c;
+      best = {c, per, bytes, blocks};
+    }
+  }
+  return best;
+}
+
+template <PackedMode kMode, typename A, int kRows, bool kSilu>
 void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
                int64_t ldo, bool accumulate, cudaStream_t s) {
   // The two forms differ only in how x is read (cuda_pdl.cuh, load_x): same resources.
-  auto kernel = pdl_enabled() ? packed_q8_kernel<kMode, A, kRows, true> : packed_q8_kernel<kMode, A, kRows, false>;
-  constexpr int kSlot = stream_slot_bytes<kMode>();
-  // Resident blocks per split count and shared memory (which grows with K), asked once each.
+  auto kernel = pdl_enabled() ? packed_q8_kernel<kMode, A, kRows, true, kSilu>
+                              : packed_q8_kernel<kMode, A, kRows, false, kSilu>;
+  // Plans per weight shape, and resident blocks per split count and shared memory: asked once.
+  static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
-  auto smem = [&](int c) { return q8_smem<kRows>(c, kSlot, static_cast<int>((ktiles + c - 1) / c)); };
-  const int splits = stream_splits(ntiles, ktiles, [&](int c) {
-    int64_t& r = resident[static_cast<int64_t>(c) << 32 | smem(c)];
-    if (!r) r = resident_blocks(kernel, c, smem(c));
-    return r;
-  });
-  const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
-  launch_pdl(kernel, static_cast<unsigned>(ntiles), splits * 32, smem(splits), s, x, M, K, w, per_split, bias, out,
+  const int64_t key = ntiles << 24 | ktiles;
+  auto it = plans.find(key);
+  if (it == plans.end()) {
+    const Q8Launch p = plan_q8(
+        kSilu ? ntiles / 2 : ntiles, ktiles,
+        [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); },
+        [&](int c, int bytes) {
+          int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
+          if (!r) r = resident_blocks(kernel, c, bytes);
+          return r;
+        });
+    it = plans.emplace(key, p).first;
+  }
+  const Q8Launch& p = it->second;
+  launch_pdl(kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out,
              out_f32, ldo, accumulate);
 }
 
-template <PackedMode kMode, typename A>
+template <PackedMode kMode, typename A, bool kSilu = false>
 void run_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
             int64_t ldo, bool accumulate, cudaStream_t s) {
   static_assert(kQ8MaxRows == 2);
-  if (M <= 1) launch_q8<kMode, A, 1>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
-  else launch_q8<kMode, A, 2>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  if (M <= 1) launch_q8<kMode, A, 1, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else launch_q8<kMode, A, 2, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
 template <typename F>
@@ -199,13 +266,15 @@ void with_int_mode(PackedMode m, F&& f) {
 
 template <PackedMode kMode, typename A>
 void allow_q8_smem(int bytes) {
-  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false>, packed_q8_kernel<kMode, A, 1, true>,
-                      packed_q8_kernel<kMode, A, 2, false>, packed_q8_kernel<kMode, A, 2, true>})
+  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false, false>, packed_q8_kernel<kMode, A, 1, true, false>,
+                      packed_q8_kernel<kMode, A, 2, false, false>, packed_q8_kernel<kMode, A, 2, true, false>,
+                      packed_q8_kernel<kMode, A, 1, false, true>, packed_q8_kernel<kMode, A, 1, true, true>,
+                      packed_q8_kernel<kMode, A, 2, false, true>, packed_q8_kernel<kMode, A, 2, true, true>})
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
 // The most shared memory a launch takes: 8-bit slots, K = kQ8MaxK split 16 ways, two rows.
-constexpr int kQ8MaxSmem = q8_smem<kQ8MaxRows>(kMaxSplits, stream_slot_bytes<PackedMode::Int8Zero>(),
+constexpr int kQ8MaxSmem = q8_smem<kQ8MaxRows, true>(kMaxSplits, stream_slot_bytes<PackedMode::Int8Zero>(),
                                                static_cast<int>((kQ8MaxK / 64 + kMaxSplits - 1) / kMaxSplits));
 
 }  // namespace
@@ -234,6 +303,22 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
   if (act == DType::BF16) go(__nv_bfloat16{});
   else if (act == DType::F16) go(__half{});
   else fail("packed_matmul_q8: activations must be F16 or BF16, not {}", dtype_name(act));
+}
+
+bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
+                           void* out, int64_t ldo, cudaStream_t s) {
+  if (!packed_q8_applies(w.mode, M, K) || K % 64 != 0 || w.perm || w.rows % 32 != 0 || w.padded_rows != w.rows)
+    return false;
+  if (act != DType::BF16 && act != DType::F16) return false;
+  auto go = [&](auto type) {
+    using A = decltype(type);
+    with_int_mode(w.mode, [&](auto mode) {
+      run_q8<decltype(mode)::value, A, true>(static_cast<const A*>(x), M, K, w, bias, out, false, ldo, false, s);
+    });
+  };
+  if (act == DType::BF16) go(__nv_bfloat16{});
+  else go(__half{});
+  return true;
 }
 
 void packed_q8_prepare() {

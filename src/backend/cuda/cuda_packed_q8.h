@@ -24,6 +24,12 @@ bool packed_q8_applies(PackedMode mode, int64_t M, int64_t K);
 // int8 per 16 columns (in the kernel, by each warp for its part of K).
 void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
                       bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s);
+// out[m, n] = silu(g) * u (act, rows of ldo) for g, u = x[m, :] . w[n, :], x[m, :] . w[n + R/2, :]
+// (each rounded to act first, as silu_mul_halves takes them): a gate/up weight of R rows
+// without a separate SwiGLU kernel. False (nothing launched) where the int8 path does not
+// apply or R is not a multiple of 32 (gate and up in whole tiles).
+bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
+                           void* out, int64_t ldo, cudaStream_t s);
 // Once per process, before any graph is recorded (shared memory over 48 KB).
 void packed_q8_prepare();
 

@@ -1,5 +1,5 @@
 // The per-warp stream of a decode kernel over the tiles of cuda_packed_layout.h: one warp walks
-// its split of one n-tile's K tiles in order and keeps kStreamStages of them in flight through
+// its split of one n-tile's K tiles in order (or of several n-tiles', one after the other) and keeps kStreamStages of them in flight through
 // a ring of slots in shared memory (cp.async: bytes in flight without spending registers). Each
 // lane copies its own 16 or 32 bytes of a tile and its two group parameters (rows g, g + 8) and
 // reads them back itself, so the loop needs no barrier. Used by packed_stream_kernel (16-bit x
@@ -36,15 +36,31 @@ struct TileStream {
 
   // Tiles [kt0, kt1) of n-tile `ntile`; `slots`: this warp's kStreamStages slots.
   __device__ TileStream(uint8_t* slots, const PackedWeight& w, int64_t ntile, int64_t kt0, int64_t kt1, int lane)
+      : TileStream(slots, w, ntile, 0, 1, kt0, kt1, lane) {}
+  // Tiles [kt0, kt1) of ncount n-tiles from `ntile` on, in that order, each `stride` after the
+  // one before: one stream across n-tiles, so that the next n-tile's first tiles are on their
+  // way while this one's last are used. `stride_odd`: the step after the 2nd, 4th, ... n-tile
+  // (for pairs of n-tiles, as the gate/up kernel walks them).
+  __device__ TileStream(uint8_t* slots, const PackedWeight& w, int64_t ntile, int64_t stride, int64_t ncount,
+                        int64_t kt0, int64_t kt1, int lane)
+      : TileStream(slots, w, ntile, stride, stride, ncount, kt0, kt1, lane) {}
+  __device__ TileStream(uint8_t* slots, const PackedWeight& w, int64_t ntile, int64_t stride, int64_t stride_odd,
+                        int64_t ncount, int64_t kt0, int64_t kt1, int lane)
       : mine_(slots), lane_(lane), group_(static_cast<int>(w.group)) {
     const int g = lane / 4, t = lane % 4;
     const int64_t ktiles = w.cols / 64, groups = w.cols / w.group;
-    tile_at_ = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
-    col_ = static_cast<int>(kt0 * 64 + 16 * t);
+    tile_at_ = tile_start_ = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
+    tile_step_ = static_cast<int32_t>(stride * ktiles * 32 * kVecs);  // (a weight's tiles: < 2^31 x 16 bytes)
+    tile_step_odd_ = static_cast<int32_t>(stride_odd * ktiles * 32 * kVecs);
+    col0_ = col_ = static_cast<int>(kt0 * 64 + 16 * t);
     const int grp = col_ / group_;
-    next_group_ = (grp + 1) * group_;
-    param_at_ = w.params + (ntile * groups + grp) * 16 + g;
-    to_copy_ = kt1 > kt0 ? kt1 - kt0 : 0;
+    next_group0_ = next_group_ = (grp + 1) * group_;
+    param_at_ = param_start_ = w.params + (ntile * groups + grp) * 16 + g;
+    param_step_ = static_cast<int32_t>(stride * groups * 16);
+    param_step_odd_ = static_cast<int32_t>(stride_odd * groups * 16);
+    per_ntile_ = static_cast<int32_t>(kt1 > kt0 ? kt1 - kt0 : 0);
+    left_in_ntile_ = per_ntile_;
+    to_copy_ = per_ntile_ * static_cast<int32_t>(ncount > 0 ? ncount : 0);
   }
 
   // Requests the next tile into the next slot (one commit group per call, empty past the end).
@@ -55,9 +71,18 @@ struct TileStream {
       for (int h = 0; h < kVecs; ++h) cp_async16(slot + (lane_ * kVecs + h) * 16, tile_at_ + h);
       cp_async4(slot + kVecs * 512 + lane_ * 8, param_at_);
       cp_async4(slot + kVecs * 512 + lane_ * 8 + 4, param_at_ + 8);
-      tile_at_ += 32 * kVecs;
-      for (col_ += 64; col_ >= next_group_; next_group_ += group_) param_at_ += 16;  // no division
       --to_copy_;
+      if (--left_in_ntile_ == 0) {  // on to the next n-tile, at kt0 again
+        left_in_ntile_ = per_ntile_;
+        // (no array indexed by odd_: it would live in local memory)
+        tile_at_ = tile_start_ += odd_ ? tile_step_odd_ : tile_step_;
+        param_at_ = param_start_ += odd_ ? param_step_odd_ : param_step_;
+        odd_ = !odd_;
+        col_ = col0_, next_group_ = next_group0_;
+      } else {
+        tile_at_ += 32 * kVecs;
+        for (col_ += 64; col_ >= next_group_; next_group_ += group_) param_at_ += 16;  // no division
+      }
     }
     copy_slot_ = copy_slot_ + 1 == kStreamStages ? 0 : copy_slot_ + 1;
     cp_async_commit();
@@ -82,11 +107,13 @@ struct TileStream {
 
  private:
   uint8_t* mine_;
-  const uint4* tile_at_;
-  const uint32_t* param_at_;
-  int lane_, group_, col_, next_group_;
-  int64_t to_copy_;
+  const uint4 *tile_at_, *tile_start_;  // the next tile, and its n-tile's first
+  const uint32_t *param_at_, *param_start_;
+  int32_t tile_step_, param_step_, tile_step_odd_, param_step_odd_;  // to the next n-tile (after an odd one)
+  int lane_, group_, col_, next_group_, col0_, next_group0_;
+  int32_t to_copy_, per_ntile_, left_in_ntile_;
   int copy_slot_ = 0, read_slot_ = 0;
+  bool odd_ = false;
 };
 
 // Blocks of `splits` warps that the GPU holds at once (one wave), per kernel and split count.
