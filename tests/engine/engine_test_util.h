@@ -84,6 +84,25 @@ inline Collected collect(RequestStream& stream, int32_t n = 1) {
   return c;
 }
 
+// Each text submitted `copies` times in a row (greedy, max_tokens, EOS ignored), and the ids
+// each request generated, in submission order.
+inline std::vector<std::vector<int32_t>> greedy_ids_of(Engine& engine, const Tokenizer& tok,
+                                                       const std::vector<std::string>& texts, int32_t max_tokens,
+                                                       int copies = 1) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int copy = 0; copy < copies; ++copy)
+    for (const std::string& t : texts) {
+      SamplingParams p;
+      p.temperature = 0.0f;
+      p.max_tokens = max_tokens;
+      p.ignore_eos = true;
+      streams.push_back(engine.submit(tok.encode(t), p));
+    }
+  std::vector<std::vector<int32_t>> ids;
+  for (auto& s : streams) ids.push_back(collect(*s).completions[0].tokens);
+  return ids;
+}
+
 // Greedy decoding straight from reference_logits; stops on EOS (not part of the text).
 inline Completion reference_greedy(const std::vector<int32_t>& prompt, int32_t max_tokens,
                                    const FakeModel& model, const Tokenizer& tok, bool ignore_eos = false) {

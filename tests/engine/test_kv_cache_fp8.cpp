@@ -25,17 +25,7 @@ std::vector<std::vector<int32_t>> greedy_ids(std::shared_ptr<Model> model, std::
   o.num_kv_blocks = 64;
   o.max_num_batched_tokens = 64;
   auto engine = Engine::create(std::move(model), tok, o);
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (const std::string& t : texts) {
-    SamplingParams p;
-    p.temperature = 0.0f;
-    p.max_tokens = 48;
-    p.ignore_eos = true;
-    streams.push_back(engine->submit(tok->encode(t), p));
-  }
-  std::vector<std::vector<int32_t>> ids;
-  for (auto& s : streams) ids.push_back(collect(*s).completions[0].tokens);
-  return ids;
+  return greedy_ids_of(*engine, *tok, texts, 48);
 }
 
 TEST(KvCacheFp8, CudaFerrumTinyGreedyIdsMatchTheBf16CacheAtFirst) {

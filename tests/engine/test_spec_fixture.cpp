@@ -138,17 +138,7 @@ void expect_tiny_greedy_ids_unchanged(const std::string& device) {
     o.num_kv_blocks = 20;
     o.max_num_batched_tokens = 64;
     auto engine = Engine::create(model, tok, o);
-    std::vector<std::shared_ptr<RequestStream>> streams;
-    for (int copy = 0; copy < 2; ++copy)
-      for (const auto& t : texts) {
-        SamplingParams p;
-        p.temperature = 0.0f;
-        p.max_tokens = 48;
-        p.ignore_eos = true;
-        streams.push_back(engine->submit(tok->encode(t), p));
-      }
-    std::vector<std::vector<int32_t>> ids;
-    for (auto& s : streams) ids.push_back(collect(*s).completions[0].tokens);
+    auto ids = greedy_ids_of(*engine, *tok, texts, 48, 2);
     return std::make_pair(ids, engine->stats());
   };
   const auto plain = run(EngineOptions{}, false);

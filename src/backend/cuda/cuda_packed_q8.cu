@@ -220,9 +220,11 @@ Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& residen
 template <PackedMode kMode, typename A, int kRows, bool kSilu>
 void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
                int64_t ldo, bool accumulate, cudaStream_t s) {
-  // The two forms differ only in how x is read (cuda_pdl.cuh, load_x): same resources.
-  auto kernel = pdl_enabled() ? packed_q8_kernel<kMode, A, kRows, true, kSilu>
-                              : packed_q8_kernel<kMode, A, kRows, false, kSilu>;
+  // Always launched to overlap the kernel before it (programmatic dependent launch, whatever
+  // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
+  // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_x<true>),
+  // so the overlap costs nothing in the loop (cuda_pdl.cuh says why the read-only path races).
+  auto kernel = packed_q8_kernel<kMode, A, kRows, true, kSilu>;
   // Plans per weight shape, and resident blocks per split count and shared memory: asked once.
   static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
@@ -241,8 +243,8 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
     it = plans.emplace(key, p).first;
   }
   const Q8Launch& p = it->second;
-  launch_pdl(kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out,
-             out_f32, ldo, accumulate);
+  launch_overlapping(true, kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split,
+                     bias, out, out_f32, ldo, accumulate);
 }
 
 template <PackedMode kMode, typename A, bool kSilu = false>
@@ -266,10 +268,8 @@ void with_int_mode(PackedMode m, F&& f) {
 
 template <PackedMode kMode, typename A>
 void allow_q8_smem(int bytes) {
-  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false, false>, packed_q8_kernel<kMode, A, 1, true, false>,
-                      packed_q8_kernel<kMode, A, 2, false, false>, packed_q8_kernel<kMode, A, 2, true, false>,
-                      packed_q8_kernel<kMode, A, 1, false, true>, packed_q8_kernel<kMode, A, 1, true, true>,
-                      packed_q8_kernel<kMode, A, 2, false, true>, packed_q8_kernel<kMode, A, 2, true, true>})
+  for (auto kernel : {packed_q8_kernel<kMode, A, 1, true, false>, packed_q8_kernel<kMode, A, 2, true, false>,
+                      packed_q8_kernel<kMode, A, 1, true, true>, packed_q8_kernel<kMode, A, 2, true, true>})
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 

@@ -87,8 +87,10 @@ __device__ __forceinline__ T load_x(const T* p) {
   else return __ldg(p);
 }
 
+// Launches `kernel`, which may overlap its predecessor's tail when `overlap` (see above).
 template <typename... KernelArgs, typename... Args>
-void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+void launch_overlapping(bool overlap, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                        cudaStream_t s, Args&&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -96,10 +98,16 @@ void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t sme
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  attr[0].val.programmaticStreamSerializationAllowed = overlap ? 1 : 0;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+// The same, overlapping under FERRUM_PDL=1 only.
+template <typename... KernelArgs, typename... Args>
+void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+  launch_overlapping(pdl_enabled(), kernel, grid, block, smem, s, std::forward<Args>(args)...);
 }
 
 }  // namespace ferrum::cuda
