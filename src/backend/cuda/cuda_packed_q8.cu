@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <type_traits>
 #include <unordered_map>
 
@@ -225,11 +226,14 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_x<true>),
   // so the overlap costs nothing in the loop (cuda_pdl.cuh says why the read-only path races).
   auto kernel = packed_q8_kernel<kMode, A, kRows, true, kSilu>;
-  // Plans per weight shape, and resident blocks per split count and shared memory: asked once.
+  // Plans per weight shape, and resident blocks per split count and shared memory: asked once
+  // (under a lock: two engines of one process may launch from two threads).
+  static std::mutex lock;
   static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
   const int64_t key = ntiles << 24 | ktiles;
+  std::unique_lock<std::mutex> held(lock);
   auto it = plans.find(key);
   if (it == plans.end()) {
     const Q8Launch p = plan_q8(
@@ -242,7 +246,8 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
         });
     it = plans.emplace(key, p).first;
   }
-  const Q8Launch& p = it->second;
+  const Q8Launch p = it->second;
+  held.unlock();
   launch_overlapping(true, kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split,
                      bias, out, out_f32, ldo, accumulate);
 }
