@@ -140,7 +140,7 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
 bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out) {
   if (w.quant.size() != 1 || w.part_rows.size() != 2 || w.part_rows[0] != w.part_rows[1]) return false;
   const QuantPart& q = w.quant.front();
-  if (!q.is_packed || out.dtype != x.dtype || (!q.fp8_codes.empty() && x.rows() >= fp8_w8a8_rows())) return false;
+  if (!q.is_packed || out.dtype != x.dtype) return false;  // (FP8 codes never take the int8-x path)
   if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed,
                                    w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_))
     return false;

@@ -34,7 +34,7 @@ using q8::kChunk;
 
 // Rounds x's chunks [c0, c0 + n) of rows m < M (16 columns each, A) to int8 words and {scale
 // as float bits, sum of q} in shared memory, [m][chunk]: lane l takes chunks l, l + 32, ...
-template <typename A, int kRows, bool kPdl>
+template <typename A, int kRows>
 __device__ __forceinline__ void quantize_x_chunks(const A* x, int M, int64_t K, int64_t c0, int n, bool swap, uint4* q,
                                                   int2* s, int lane) {
 #pragma unroll
@@ -43,8 +43,8 @@ __device__ __forceinline__ void quantize_x_chunks(const A* x, int M, int64_t K, 
     const uint4* src = reinterpret_cast<const uint4*>(x + m * K) + 2 * c0;
     for (int c = lane; c < n; c += 32) {
       float f[kChunk];
-      unpack8<A>(load_x<kPdl>(src + 2 * c), f);
-      unpack8<A>(load_x<kPdl>(src + 2 * c + 1), f + 8);
+      unpack8<A>(load_activation(src + 2 * c), f);  // (through L2: the kernel overlaps x's writer)
+      unpack8<A>(load_activation(src + 2 * c + 1), f + 8);
       uint32_t words[4];
       float scale;
       int sum;
@@ -103,7 +103,7 @@ __device__ __forceinline__ A silu_mul(float gate, float up) {
 // in shared memory in a fixed order, once per n-tile.
 // kSilu: the weight is gate rows, then as many up rows (a multiple of 16 each); a block walks
 // pairs of n-tiles (gate i, up i) and writes silu(gate) * up, rows / 2 features (A, ldo).
-template <PackedMode kMode, typename A, int kRows, bool kPdl, bool kSilu>
+template <PackedMode kMode, typename A, int kRows, bool kSilu>
 __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, int M, int64_t K,
                                                                     PackedWeight w, int ktiles_per_split,
                                                                     const float* __restrict__ bias,
@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
   const int per_warp = kRows * ktiles_per_split * 4;  // chunks
   uint4* xq = reinterpret_cast<uint4*>(rounded) + warp * per_warp;
   int2* xs = reinterpret_cast<int2*>(rounded + splits * per_warp * 16) + warp * per_warp;
-  quantize_x_chunks<A, kRows, kPdl>(x, M, K, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
+  quantize_x_chunks<A, kRows>(x, M, K, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
   __syncwarp();
 
   for (int64_t j = 0; j < count; ++j) {
@@ -223,9 +223,9 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
                int64_t ldo, bool accumulate, cudaStream_t s) {
   // Always launched to overlap the kernel before it (programmatic dependent launch, whatever
   // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
-  // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_x<true>),
+  // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_activation),
   // so the overlap costs nothing in the loop (cuda_pdl.cuh says why the read-only path races).
-  auto kernel = packed_q8_kernel<kMode, A, kRows, true, kSilu>;
+  auto kernel = packed_q8_kernel<kMode, A, kRows, kSilu>;
   // Plans per weight shape, and resident blocks per split count and shared memory: asked once
   // (under a lock: two engines of one process may launch from two threads).
   static std::mutex lock;
@@ -273,8 +273,8 @@ void with_int_mode(PackedMode m, F&& f) {
 
 template <PackedMode kMode, typename A>
 void allow_q8_smem(int bytes) {
-  for (auto kernel : {packed_q8_kernel<kMode, A, 1, true, false>, packed_q8_kernel<kMode, A, 2, true, false>,
-                      packed_q8_kernel<kMode, A, 1, true, true>, packed_q8_kernel<kMode, A, 2, true, true>})
+  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false>, packed_q8_kernel<kMode, A, 2, false>,
+                      packed_q8_kernel<kMode, A, 1, true>, packed_q8_kernel<kMode, A, 2, true>})
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
@@ -296,13 +296,17 @@ bool packed_q8_applies(PackedMode mode, int64_t M, int64_t K) {
   return packed_q8_enabled() && mode != PackedMode::Fp8 && M >= 1 && M <= kQ8MaxRows && K <= kQ8MaxK;
 }
 
-void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
-  FERRUM_CHECK(packed_q8_applies(w.mode, M, K) && K % 64 == 0, "packed_matmul_q8: {} rows of K = {}", M, K);
+namespace {
+
+// run_q8 with the activations' type and the weight's mode as compile-time constants.
+template <bool kSilu>
+void dispatch_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+                 bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
   auto go = [&](auto type) {
     using A = decltype(type);
     with_int_mode(w.mode, [&](auto mode) {
-      run_q8<decltype(mode)::value, A>(static_cast<const A*>(x), M, K, w, bias, out, out_f32, ldo, accumulate, s);
+      run_q8<decltype(mode)::value, A, kSilu>(static_cast<const A*>(x), M, K, w, bias, out, out_f32, ldo, accumulate,
+                                              s);
     });
   };
   if (act == DType::BF16) go(__nv_bfloat16{});
@@ -310,19 +314,20 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
   else fail("packed_matmul_q8: activations must be F16 or BF16, not {}", dtype_name(act));
 }
 
+}  // namespace
+
+void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
+                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+  FERRUM_CHECK(packed_q8_applies(w.mode, M, K) && K % 64 == 0, "packed_matmul_q8: {} rows of K = {}", M, K);
+  dispatch_q8<false>(x, act, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+}
+
 bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
                            void* out, int64_t ldo, cudaStream_t s) {
   if (!packed_q8_applies(w.mode, M, K) || K % 64 != 0 || w.perm || w.rows % 32 != 0 || w.padded_rows != w.rows)
     return false;
   if (act != DType::BF16 && act != DType::F16) return false;
-  auto go = [&](auto type) {
-    using A = decltype(type);
-    with_int_mode(w.mode, [&](auto mode) {
-      run_q8<decltype(mode)::value, A, true>(static_cast<const A*>(x), M, K, w, bias, out, false, ldo, false, s);
-    });
-  };
-  if (act == DType::BF16) go(__nv_bfloat16{});
-  else go(__half{});
+  dispatch_q8<true>(x, act, M, K, w, bias, out, false, ldo, false, s);
   return true;
 }
 
