@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
   const int64_t count = (walked - blockIdx.x + gridDim.x - 1) / gridDim.x * (kSilu ? 2 : 1);  // this block's
   const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
   const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
-  TileStream<kMode> stream(ring + warp * kStreamStages * kSlot, w, blockIdx.x, kSilu ? half : gridDim.x,
+  TileStream<kMode, true> stream(ring + warp * kStreamStages * kSlot, w, blockIdx.x, kSilu ? half : gridDim.x,
                            kSilu ? gridDim.x - half : gridDim.x, count, kt0, kt1, lane);
   pdl_trigger();
   stream.prologue();

@@ -29,7 +29,9 @@ __device__ __forceinline__ void cp_async4(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
 
-template <PackedMode kMode>
+// kWalk: the stream may run on over several n-tiles (the constructors with a stride); without
+// it, one n-tile's tiles, and issue() keeps no per-n-tile count (the 16-bit decode kernel).
+template <PackedMode kMode, bool kWalk = false>
 struct TileStream {
   static constexpr int kVecs = four_bit(kMode) ? 1 : 2;  // 16-byte pieces per lane per tile
   static constexpr int kSlot = stream_slot_bytes<kMode>();
@@ -72,7 +74,7 @@ struct TileStream {
       cp_async4(slot + kVecs * 512 + lane_ * 8, param_at_);
       cp_async4(slot + kVecs * 512 + lane_ * 8 + 4, param_at_ + 8);
       --to_copy_;
-      if (--left_in_ntile_ == 0) {  // on to the next n-tile, at kt0 again
+      if (kWalk && --left_in_ntile_ == 0) {  // on to the next n-tile, at kt0 again
         left_in_ntile_ = per_ntile_;
         // (no array indexed by odd_: it would live in local memory)
         tile_at_ = tile_start_ += odd_ ? tile_step_odd_ : tile_step_;
