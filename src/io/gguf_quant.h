@@ -41,6 +41,13 @@ void dequantize_row(GgmlType t, const void* src, float* y, int64_t n);
 void quantize_row(GgmlType t, const float* x, void* dst, int64_t n);
 bool can_quantize(GgmlType t);
 
+// n values (whole blocks) of type t as random but valid blocks, for benchmark files of a shape
+// (`ferrum quantize --dummy --random-blocks`, gguf_random_blocks.cpp): uniform codes, scales
+// drawn so that values dequantize finite, varied and within about +-0.1. The same seed gives
+// the same bytes. Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; throws naming other types.
+void random_blocks(GgmlType t, uint64_t seed, void* dst, int64_t n);
+bool can_random_blocks(GgmlType t);
+
 // The 6-bit scale and min of sub-block j (0-7) of a Q4_K / Q5_K super-block: 8 pairs packed
 // in 12 bytes (the low 6 bits of bytes 0-7 for j < 4; nibbles of bytes 8-11 plus the top 2
 // bits of bytes 0-7 for j >= 4).

@@ -384,12 +384,32 @@ void requantize_gguf(const std::string& in, const std::string& out_path, const G
   w.write(out_path, progress);
 }
 
+// A tensor of random valid blocks (quantize --random-blocks), made row by row over the cores
+// when the writer asks for it. The type is checked now, before any byte is written.
+void add_random_blocks(GgufWriter& w, const std::string& name, GgmlType type, const std::vector<int64_t>& dims,
+                       uint64_t seed) {
+  if (!can_random_blocks(type))
+    fail("quantize --random-blocks: tensor '{}' gets type {}, which has no random blocks", name, ggml_type_name(type));
+  w.add_tensor(name, type, dims, [type, dims, seed](std::vector<uint8_t>& out) {
+    int64_t rows = 1;
+    for (size_t i = 1; i < dims.size(); ++i) rows *= dims[i];
+    const uint64_t row_bytes = ggml_row_bytes(type, dims[0]);
+    out.resize(row_bytes * static_cast<uint64_t>(rows));
+    // A seed per row: the bytes do not depend on how the rows are split over the threads.
+    rows_in_parallel(rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        random_blocks(type, seed + static_cast<uint64_t>(r), out.data() + r * row_bytes, dims[0]);
+    });
+  });
+}
+
 }  // namespace
 
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type_name,
-                     const std::function<void(size_t, size_t)>& progress, bool dummy) {
+                     const std::function<void(size_t, size_t)>& progress, bool dummy, bool random_blocks) {
   const std::optional<GgufFileType> type = gguf_file_type(type_name);
   if (!type) fail("quantize: unknown type '{}' ({})", type_name, gguf_file_type_names());
+  if (random_blocks && !dummy) fail("quantize: --random-blocks needs --dummy (it stands in for the dummy weights)");
   if (is_gguf_path(model_dir)) {
     if (dummy) fail("quantize: --dummy takes a model folder (its config.json), not a GGUF file");
     return requantize_gguf(model_dir, out_path, *type, progress);
@@ -471,6 +491,10 @@ void convert_to_gguf(const std::string& model_dir, const std::string& out_path, 
       dims = folder_dims(*ws, c, hf);
     }
     const GgmlType tt = mix.type_of(gg, dims);
+    if (random_blocks && ggml_type_info(static_cast<uint32_t>(tt))->block_elems > 1) {
+      add_random_blocks(w, gg, tt, dims, dummy_seed(hf.c_str()));
+      continue;
+    }
     const bool permute = permuted(arch, hf);
     const int64_t head_dim = c.head_dim;
     // Dummy values are made when the writer asks for the tensor, and dropped after it.

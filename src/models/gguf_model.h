@@ -42,7 +42,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 // order. dummy: random weights (models' dummy pattern) for config.json's shape instead of the
 // safetensors files, for benchmarks; the tokenizer is written when the folder has one, else
 // tokenizer.ggml.model "none" (llama.cpp loads such a file with <arch>.vocab_size dummy tokens).
+// random_blocks (dummy only): each quantized tensor is written as random valid blocks of its
+// type (io/gguf_quant.h's random_blocks) instead of quantized dummy floats, in seconds rather
+// than minutes; the mix, the other tensors and the metadata are the same.
 void convert_to_gguf(const std::string& model_dir, const std::string& out_path, const std::string& type,
-                     const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false);
+                     const std::function<void(size_t, size_t)>& progress = {}, bool dummy = false,
+                     bool random_blocks = false);
 
 }  // namespace ferrum

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "backend/backend.h"
 #include "core/error.h"
@@ -305,6 +306,54 @@ TEST(GgufQuantized, DummyFileWithoutATokenizerNamesNone) {
     FAIL() << "a tokenizer was read from a file without one";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("has no tokenizer"), std::string::npos) << e.what();
+  }
+}
+
+// `quantize --dummy --random-blocks` writes the --dummy file's tensors (names, shapes and the
+// mix's types; the F32/F16 tensors byte for byte) with random valid blocks in place of
+// quantized random floats, and the model runs on it to finite logits. A 256-wide Qwen3 gives
+// the K-quants, tiny-qwen3-moe (rows of 64) the 32-value fallbacks and stacked experts.
+TEST(GgufQuantized, RandomBlocksFileHasTheDummyFilesTypes) {
+  const fs::path wide = temp_path("random-blocks-qwen3"), moe = temp_path("random-blocks-qwen3-moe");
+  fs::create_directories(wide);
+  fs::create_directories(moe);
+  json c = json::parse(std::ifstream(kSource / "tests/fixtures/models/tiny-qwen3/config.json"));
+  c["hidden_size"] = 256;
+  c["intermediate_size"] = 512;
+  c["head_dim"] = 64;
+  std::ofstream(wide / "config.json") << c.dump();
+  fs::copy_file(kSource / "tests/fixtures/models/tiny-qwen3-moe/config.json", moe / "config.json",
+                fs::copy_options::overwrite_existing);
+  const fs::path floats = temp_path("rb-floats.gguf"), random = temp_path("rb-random.gguf");
+  std::set<GgmlType> types;
+  for (const fs::path& dir : {wide, moe})
+    for (const char* type : {"Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"}) {
+      SCOPED_TRACE(dir.filename().string() + " " + type);
+      convert_to_gguf(dir.string(), floats.string(), type, {}, /*dummy=*/true);
+      convert_to_gguf(dir.string(), random.string(), type, {}, /*dummy=*/true, /*random_blocks=*/true);
+      auto a = GgufFile::open(floats.string()), b = GgufFile::open(random.string());
+      ASSERT_EQ(a->tensors().size(), b->tensors().size());
+      for (size_t i = 0; i < a->tensors().size(); ++i) {
+        const GgufTensor &x = a->tensors()[i], &y = b->tensors()[i];
+        EXPECT_EQ(x.name, y.name);
+        EXPECT_EQ(x.dims, y.dims) << x.name;
+        EXPECT_EQ(x.type, y.type) << x.name;
+        ASSERT_EQ(x.nbytes, y.nbytes) << x.name;
+        const bool plain = x.type == GgmlType::F32 || x.type == GgmlType::F16 || x.type == GgmlType::BF16;
+        EXPECT_EQ(plain, std::memcmp(x.data, y.data, x.nbytes) == 0) << x.name << ": blocks differ, floats not";
+        types.insert(y.type);
+      }
+      auto m = load_model(random.string(), 2);
+      for (const float v : prefill_logits(*m, {1, 5, 9, 2, 7})) ASSERT_TRUE(std::isfinite(v));
+    }
+  EXPECT_EQ(types, (std::set<GgmlType>{GgmlType::F32, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}))
+      << "every block type of the mixes but Q4_1";
+  try {
+    convert_to_gguf(wide.string(), random.string(), "Q4_K_M", {}, /*dummy=*/false, /*random_blocks=*/true);
+    FAIL() << "--random-blocks without --dummy was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--random-blocks needs --dummy"), std::string::npos) << e.what();
   }
 }
 

@@ -1,5 +1,5 @@
 # End to end with GGUF files: `ferrum quantize` writes ferrum-tiny as F16 and Q8_0, and the F16
-# file as Q4_K_M; `generate`
+# file as Q4_K_M, and random blocks of its shape (--dummy --random-blocks); `generate`
 # on the F16 file says what the safetensors folder says (greedy); `serve` and `run` take the
 # Q8_0 file, chat template from its metadata; bad types, missing folders and a truncated file
 # fail with a message, not a crash.
@@ -15,6 +15,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$FERRUM" quantize "$MODEL" "$DIR/tiny-q8.gguf" Q8_0 2>/dev/null || fail "quantize Q8_0"
 "$FERRUM" quantize "$DIR/tiny-f16.gguf" "$DIR/tiny-q4km.gguf" Q4_K_M 2>/dev/null || fail "quantize GGUF -> Q4_K_M"
 [ "$(head -c 4 "$DIR/tiny-q8.gguf")" = "GGUF" ] || fail "no GGUF magic"
+# Random blocks of ferrum-tiny's shape: the model runs on them.
+"$FERRUM" quantize --dummy --random-blocks "$MODEL" "$DIR/tiny-rb.gguf" Q4_K_M 2>/dev/null || fail "quantize --random-blocks"
+[ -n "$("$FERRUM" generate -m "$DIR/tiny-rb.gguf" -p "Once upon a time" -n 4 --temp 0 2>/dev/null)" ] ||
+  fail "generate on random blocks"
 
 WANT=$("$FERRUM" generate -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
 GOT=$("$FERRUM" generate -m "$DIR/tiny-f16.gguf" -p "Once upon a time" -n 16 --temp 0 2>/dev/null)
@@ -48,6 +52,7 @@ expect_error "unknown type" "$FERRUM" quantize "$MODEL" "$DIR/x.gguf" Q3_K_M
 expect_error "unknown type" "$FERRUM" quantize "$MODEL" "$DIR/x.gguf" Q9
 expect_error "takes a model folder" "$FERRUM" quantize --dummy "$DIR/tiny-f16.gguf" "$DIR/x.gguf" Q8_0
 expect_error "does not exist" "$FERRUM" quantize /nonexistent "$DIR/x.gguf" F16
+expect_error "requires --dummy" "$FERRUM" quantize --random-blocks "$MODEL" "$DIR/x.gguf" Q4_K_M
 head -c 3000 "$DIR/tiny-q8.gguf" >"$DIR/cut.gguf"
 expect_error "cut.gguf" "$FERRUM" generate -m "$DIR/cut.gguf" -p hi -n 2
 echo "PASS"
