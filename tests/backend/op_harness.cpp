@@ -391,8 +391,8 @@ void add_linear_cases(CaseList& cases) {
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K}) {
     for (int64_t M : {1, 2, 3, 4, 5, 17}) add<LinearCase>(cases, "", LinearShape{M, 512, {37}}, DType::U8, f);
     add<LinearCase>(cases, "qkv", LinearShape{5, 256, {64, 32, 32}, true}, DType::U8, f);
-    add<LinearCase>(cases, "gate_up", LinearShape{4, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
-    add<LinearCase>(cases, "down", LinearShape{2, 768, {160}, false, E::Accumulate}, DType::U8, f);
+    for (int64_t M : {4, 40}) add<LinearCase>(cases, "gate_up", LinearShape{M, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
+    for (int64_t M : {2, 70}) add<LinearCase>(cases, "down", LinearShape{M, 768, {160}, false, E::Accumulate}, DType::U8, f);
   }
   // More rows of x through a GPU's quantized GEMM (split over K, tiles of 64 x 64 x 128).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::GgufQ8_0})
@@ -426,6 +426,11 @@ void add_moe_cases(CaseList& cases) {
     for (int64_t T : {1, 20}) add<MoeCase>(cases, MoeShape{T, 64, 8, 32, 2, true}, DType::BF16, f);
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
     for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
+  // The same with 16-bit activations: a GPU keeps such experts as tiles (cuda_packed_rows.cu),
+  // in blocks of 16 sorted rows (decode) and of 64 (70 tokens: 17 routes per expert).
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
+    for (int64_t T : {1, 3, 70}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
+  for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_packed_rows.h"
 #include "core/error.h"
 
 namespace ferrum {
@@ -143,10 +144,14 @@ class CudaBackend final : public Backend {
     Tensor w;     // [out, in], parts as row slices
     Tensor bias;  // F32 [out], or empty
     std::vector<QuantPart> quant;  // a quantized layer: its parts, run one by one
-    int32_t num_experts = 0;       // grouped experts: w is [num_experts * out, in]
+    int32_t num_experts = 0;       // grouped experts: w is [num_experts * out, in], or
+    bool experts_packed = false;   // the experts' tiles (quant[0]'s data and scales), one after another
+    cuda::PackedExperts packed_experts;
   };
 
   static cuda::QuantKind quant_kind(WeightFormat f);
+  void load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w);
+  static bool packed_experts_enabled();  // FERRUM_MOE_PACKED=0: GGUF experts dequantized to 16 bits
 
   // A host vector on the device (Backend::upload: copied before it returns).
   template <typename T>

@@ -3,9 +3,11 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <array>
+#include <cstdlib>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cuda/cuda_moe.h"
+#include "backend/cuda/cuda_packed_layout.h"
 #include "backend/dummy_fill.h"
 #include "core/log.h"
 
@@ -29,6 +31,10 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
   w->num_experts = static_cast<int32_t>(E);
   for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
   cuda::moe_prepare();
+  if (!spec.dummy && cuda::experts_tileable(spec) && packed_experts_enabled()) {
+    load_packed_experts(spec, act, *w);
+    return w;
+  }
   w->w = alloc({E * R, K}, act);
   w->stored_bytes = w->w.nbytes();
   if (spec.dummy) {
@@ -60,6 +66,43 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
   }
   synchronize();
   return w;
+}
+
+// GGUF experts as the tiles of cuda_packed_layout.h, expert after expert (the grouped
+// quantized GEMMs of cuda_packed_rows.h read them as stored: 4.5 bits a weight for Q4_K).
+void CudaBackend::load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w) {
+  const int64_t E = spec.num_experts;
+  QuantPart q;
+  for (int64_t e = 0; e < E; ++e) {
+    cuda::MmaTiles t = cuda::tile_expert(spec, e, act);
+    if (e == 0) {
+      q.data = alloc({static_cast<int64_t>(t.data.size()) * E}, DType::U8);
+      q.scales = alloc({static_cast<int64_t>(t.params.size()) * E}, DType::I32);
+      w.packed_experts.w = {t.mode, static_cast<const uint8_t*>(q.data.data), q.scales.ptr<uint32_t>(), nullptr,
+                            t.rows, t.padded_rows, t.cols, t.group};
+      w.packed_experts.tile_stride = static_cast<int64_t>(t.data.size());
+      w.packed_experts.param_stride = static_cast<int64_t>(t.params.size());
+    }
+    FERRUM_CHECK(static_cast<int64_t>(t.data.size()) == w.packed_experts.tile_stride &&
+                     static_cast<int64_t>(t.params.size()) == w.packed_experts.param_stride,
+                 "layer '{}': expert {} tiles to another size than expert 0", spec.name, e);
+    Tensor tiles = q.data.slice_rows(e * w.packed_experts.tile_stride, w.packed_experts.tile_stride);
+    Tensor params = q.scales.slice_rows(e * w.packed_experts.param_stride, w.packed_experts.param_stride);
+    copy_from_host(tiles, t.data.data(), t.data.size());
+    copy_from_host(params, t.params.data(), t.params.size() * 4);
+    synchronize();  // t's host memory goes with this iteration
+  }
+  w.stored_bytes = q.data.nbytes() + q.scales.nbytes();
+  w.experts_packed = true;
+  w.quant.push_back(std::move(q));
+}
+
+bool CudaBackend::packed_experts_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_MOE_PACKED");
+    return !v || std::atoi(v) != 0;
+  }();
+  return on;
 }
 
 std::vector<float> CudaBackend::dequantize_blocks(const Tensor& blocks, WeightFormat f, int64_t cols) {
@@ -129,9 +172,15 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   launched("moe_route");
   void* expert_act = base + at[kExpertAct];
   void* expert_out = base + at[kExpertOut];
-  cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
+  if (gate_up.experts_packed)
+    cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act, stream_);
+  else
+    cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
   launched("moe_gate_up");
-  cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
+  if (down.experts_packed)
+    cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out, stream_);
+  else
+    cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
   launched("moe_down");
   const float *shared = nullptr, *shared_gate = nullptr;
   if (S > 0) {

@@ -135,12 +135,26 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
   }
 }
 
-// Decode rows of a gate/up layer that is one packed weight (gate rows, then as many up rows):
-// the int8-x GEMV writes silu(gate) * up itself (cuda::packed_matmul_q8_silu).
+// A gate/up layer that is one packed weight (gate rows, then as many up rows) whose kernel
+// writes silu(gate) * up itself: the int8-x GEMV at 1-2 rows (cuda::packed_matmul_q8_silu),
+// the batched tensor-core kernel from 17 rows (cuda::packed_rows_silu).
 bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out) {
   if (w.quant.size() != 1 || w.part_rows.size() != 2 || w.part_rows[0] != w.part_rows[1]) return false;
   const QuantPart& q = w.quant.front();
   if (!q.is_packed || out.dtype != x.dtype) return false;  // (FP8 codes never take the int8-x path)
+  const int64_t M = x.rows();
+  if (M > 16 && M < dequantize_rows() && cuda::packed_rows_enabled() && !q.packed.perm && w.bias.empty() &&
+      q.packed.rows % 32 == 0 && (q.fp8_codes.empty() || M < fp8_w8a8_rows())) {
+    // Batches: the tensor-core kernel writes silu(gate) * up (passes of up to 128 rows).
+    const size_t row_bytes = static_cast<size_t>(x.cols()) * dtype_size(x.dtype);
+    for (int64_t m0 = 0; m0 < M; m0 += 128)
+      cuda::packed_rows_silu(static_cast<const uint8_t*>(x.data) + m0 * row_bytes, x.dtype,
+                             static_cast<int>(std::min<int64_t>(128, M - m0)), x.cols(), q.packed,
+                             static_cast<uint8_t*>(out.data) + m0 * out.cols() * dtype_size(out.dtype), out.cols(),
+                             stream_);
+    launched("packed_rows_silu");
+    return true;
+  }
   if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed,
                                    w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_))
     return false;

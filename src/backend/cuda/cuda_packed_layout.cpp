@@ -215,6 +215,36 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
   });
 }
 
+bool experts_tileable(const LinearSpec& spec) {
+  const LinearPart& first = spec.parts.front();
+  if (spec.num_experts <= 0 || spec.in_features % 64 != 0 || !gguf_tiles_supported(first.format)) return false;
+  for (size_t i = 0; i < spec.parts.size(); ++i) {
+    const LinearPart& p = spec.parts[i];
+    if (p.format != first.format || (i + 1 < spec.parts.size() && p.rows % 16 != 0)) return false;
+  }
+  return true;
+}
+
+MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act) {
+  FERRUM_CHECK(experts_tileable(spec) && e < spec.num_experts, "tile_expert: layer '{}', expert {}", spec.name, e);
+  MmaTiles all;
+  for (const LinearPart& p : spec.parts) {
+    const Tensor& blocks = p.experts[static_cast<size_t>(e)];
+    FERRUM_CHECK(blocks.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,
+                 p.name);
+    MmaTiles t = tile_gguf(blocks.ptr<uint8_t>(), p.format, p.rows, spec.in_features, act);
+    if (all.data.empty()) {
+      all = std::move(t);
+      continue;
+    }
+    all.data.insert(all.data.end(), t.data.begin(), t.data.end());
+    all.params.insert(all.params.end(), t.params.begin(), t.params.end());
+    all.rows += t.rows;
+    all.padded_rows += t.padded_rows;
+  }
+  return all;
+}
+
 std::vector<LayerPiece> tile_layer(const LinearSpec& spec, DType act, bool fp8_rows) {
   const int64_t K = spec.in_features;
   std::vector<LayerPiece> pieces;

@@ -50,6 +50,12 @@ MmaTiles tile_fp8(const PackedFp8& w, DType act);
 MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t cols, DType act);
 bool gguf_tiles_supported(WeightFormat f);
 
+// Grouped experts (LinearSpec::num_experts) whose parts are all in one GGUF format with tiles
+// (the parts before the last whole n-tiles): expert e's parts joined into one weight, the same
+// size for every expert, so that the GPU keeps them one after another.
+bool experts_tileable(const LinearSpec& spec);
+MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act);
+
 // A quantized layer's parts as the GPU keeps them. Each run of consecutive parts in the same
 // packed form (q/k/v of one GPTQ layer; gate and up) is joined into one weight, so that it
 // runs as one kernel: tiles and parameters are n-tile major, so joining is appending, where
