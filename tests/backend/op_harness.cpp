@@ -204,6 +204,7 @@ class MoeCase final : public OpCase {
       spec.name = name;
       spec.in_features = cols;
       spec.num_experts = static_cast<int32_t>(E);
+      if (experts_ != WeightFormat::Dense) spec.activations = act;  // as a model sets it for its blocks
       for (int64_t rows : parts) {
         LinearPart p{.name = name, .rows = rows, .format = experts_};
         const float scale = 2.0f / std::sqrt(static_cast<float>(cols));
@@ -427,9 +428,10 @@ void add_moe_cases(CaseList& cases) {
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
     for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
   // The same with 16-bit activations: a GPU keeps such experts as tiles (cuda_packed_rows.cu),
-  // in blocks of 16 sorted rows (decode) and of 64 (70 tokens: 17 routes per expert).
+  // in blocks of 16 sorted rows (decode; 70 tokens: 17 routes per expert, some over 16) and of
+  // 64 (160 tokens: 40 routes per expert).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
-    for (int64_t T : {1, 3, 70}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
+    for (int64_t T : {1, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);
 }
 

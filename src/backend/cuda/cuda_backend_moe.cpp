@@ -133,7 +133,7 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
                "moe_ffn: x {} {}, experts '{}' / '{}', out {}", x.shape_str(), dtype_name(x.dtype), gate_up.name,
                down.name, out.shape_str());
   if (T == 0) return;
-  const int32_t block_m = cuda::moe_block_m(T, k, E);
+  const int32_t block_m = cuda::moe_block_m(T, k, E, gate_up.experts_packed && down.experts_packed);
   const int64_t capacity = cuda::moe_sorted_capacity(T, k, E, block_m);
   const int64_t S = mw.shared_gate_up ? mw.shared_down->in_features : 0;
   const size_t act = dtype_size(x.dtype);

@@ -294,11 +294,12 @@ void allow_smem_all() {
 
 }  // namespace
 
-int32_t moe_block_m(int64_t tokens, int32_t top_k, int32_t num_experts) {
+int32_t moe_block_m(int64_t tokens, int32_t top_k, int32_t num_experts, bool packed) {
   const int64_t routes = tokens * top_k, active = std::min<int64_t>(routes, num_experts);
   // Each block reads its expert's whole weight: at 8 rows per expert and more, blocks of 16
-  // would split many experts in two and read them twice.
-  return routes / std::max<int64_t>(1, active) >= 8 ? 64 : 16;
+  // would split many experts in two and read them twice. Quantized experts are 3.5x fewer
+  // bytes, so reading them twice costs less than blocks of 64 mostly padding (their MMAs).
+  return routes / std::max<int64_t>(1, active) >= (packed ? 32 : 8) ? 64 : 16;
 }
 
 int64_t moe_sorted_capacity(int64_t tokens, int32_t top_k, int32_t num_experts, int32_t block_m) {

@@ -13,8 +13,8 @@ typedef struct CUstream_st* cudaStream_t;
 namespace ferrum::cuda {
 
 // Rows of a block of the grouped GEMM: 16 when experts see a few rows each (decode), 64 for
-// long prefills.
-int32_t moe_block_m(int64_t tokens, int32_t top_k, int32_t num_experts);
+// long prefills; `packed`: the experts are quantized tiles (cuda_packed_rows.h).
+int32_t moe_block_m(int64_t tokens, int32_t top_k, int32_t num_experts, bool packed = false);
 // Row capacity of the expert-sorted buffers: every route, plus padding that rounds each
 // expert's rows up to whole blocks.
 int64_t moe_sorted_capacity(int64_t tokens, int32_t top_k, int32_t num_experts, int32_t block_m);
