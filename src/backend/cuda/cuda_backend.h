@@ -151,6 +151,7 @@ class CudaBackend final : public Backend {
 
   static cuda::QuantKind quant_kind(WeightFormat f);
   void load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w);
+  void prepare_quantized();  // once: quantized kernels' scratch and shared memory limits
   static bool packed_experts_enabled();  // FERRUM_MOE_PACKED=0: GGUF experts dequantized to 16 bits
 
   // A host vector on the device (Backend::upload: copied before it returns).

@@ -72,6 +72,7 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
 // quantized GEMMs of cuda_packed_rows.h read them as stored: 4.5 bits a weight for Q4_K).
 void CudaBackend::load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w) {
   const int64_t E = spec.num_experts;
+  prepare_quantized();  // split-K partials, and the kernels' shared memory
   QuantPart q;
   for (int64_t e = 0; e < E; ++e) {
     cuda::MmaTiles t = cuda::tile_expert(spec, e, act);
@@ -173,12 +174,14 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   void* expert_act = base + at[kExpertAct];
   void* expert_out = base + at[kExpertOut];
   if (gate_up.experts_packed)
-    cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act, stream_);
+    cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act,
+                             quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
   else
     cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
   launched("moe_gate_up");
   if (down.experts_packed)
-    cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out, stream_);
+    cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out,
+                          quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
   else
     cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
   launched("moe_down");

@@ -26,11 +26,7 @@ std::unique_ptr<LinearWeight> CudaBackend::load_quantized(const LinearSpec& spec
   w->out_features = spec.out_features();
   w->has_bias = !spec.parts.front().bias.empty();
   w->dtype = act;
-  if (quant_scratch_.empty()) {
-    quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
-    dequantize_ = alloc({kDequantizeBytes}, DType::U8);
-    cuda::packed_matmul_prepare();
-  }
+  prepare_quantized();
   for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
   for (cuda::LayerPiece& piece : cuda::tile_layer(spec, act, fp8_w8a8_rows() > 0)) {
     QuantPart q;
@@ -66,6 +62,13 @@ std::unique_ptr<LinearWeight> CudaBackend::load_quantized(const LinearSpec& spec
   load_bias(spec, *w);
   synchronize();
   return w;
+}
+
+void CudaBackend::prepare_quantized() {
+  if (!quant_scratch_.empty()) return;
+  quant_scratch_ = alloc({std::max<int64_t>(cuda::quant_matmul_scratch_floats(), kPackedScratchFloats)}, DType::F32);
+  dequantize_ = alloc({kDequantizeBytes}, DType::U8);
+  cuda::packed_matmul_prepare();
 }
 
 void CudaBackend::embedding_blocks(const Tensor& blocks, WeightFormat format, const Tensor& ids, Tensor& out) {
@@ -151,7 +154,7 @@ bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& ou
       cuda::packed_rows_silu(static_cast<const uint8_t*>(x.data) + m0 * row_bytes, x.dtype,
                              static_cast<int>(std::min<int64_t>(128, M - m0)), x.cols(), q.packed,
                              static_cast<uint8_t*>(out.data) + m0 * out.cols() * dtype_size(out.dtype), out.cols(),
-                             stream_);
+                             quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
     launched("packed_rows_silu");
     return true;
   }

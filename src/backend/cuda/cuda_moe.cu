@@ -25,10 +25,9 @@ constexpr int kMaxExperts = 32 * 32;  // a lane's chosen experts fit one 32-bit 
 // One warp per token: softmax over the experts (F32, as torch's softmax(dtype=float)), then k
 // rounds of the best remaining probability (ties: the lower expert, as torch.topk). Writes each
 // route's expert (into route_pos, for now) and weight, and counts the routes per expert.
-__global__ void moe_topk_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
-                                bool renormalize, MoeRoutesDev r) {
-  const int lane = threadIdx.x % 32, t = blockIdx.x * kTopKWarps + threadIdx.x / 32;
-  if (t >= tokens) return;
+__device__ void topk_token(const float* __restrict__ logits, int t, int experts, int top_k, bool renormalize,
+                           const MoeRoutesDev& r) {
+  const int lane = threadIdx.x % 32;
   const float* l = logits + static_cast<int64_t>(t) * experts;
   float m = -FLT_MAX;
   for (int e = lane; e < experts; e += 32) m = fmaxf(m, l[e]);
@@ -62,9 +61,15 @@ __global__ void moe_topk_kernel(const float* __restrict__ logits, int tokens, in
   if (lane < top_k) r.route_weight[t * top_k + lane] = renormalize ? mine / picked_sum : mine;
 }
 
+__global__ void moe_topk_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
+                                bool renormalize, MoeRoutesDev r) {
+  const int t = blockIdx.x * kTopKWarps + threadIdx.x / 32;
+  if (t < tokens) topk_token(logits, t, experts, top_k, renormalize, r);
+}
+
 // One block: each expert's rows padded to whole blocks of block_m (a warp scan of the counts),
 // each block's expert, and every route scattered to a row of its expert's range.
-__global__ void moe_align_kernel(int routes, int experts, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
+__device__ void align_routes(int routes, int experts, int block_m, int capacity, int max_blocks, const MoeRoutesDev& r) {
   extern __shared__ int align_smem[];
   int* offset = align_smem;  // [experts + 1]: first sorted row of each expert; the total last
   int* cursor = offset + experts + 1;
@@ -105,6 +110,21 @@ __global__ void moe_align_kernel(int routes, int experts, int block_m, int capac
     r.sorted_route[pos] = i;
     r.route_pos[i] = pos;
   }
+}
+
+__global__ void moe_align_kernel(int routes, int experts, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
+  align_routes(routes, experts, block_m, capacity, max_blocks, r);
+}
+
+// Decode steps (up to 32 tokens): one block zeroes the counts, routes its tokens (a warp each)
+// and aligns them, in one kernel instead of a memset and two.
+__global__ void moe_route_block_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
+                                       bool renormalize, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) r.counts[e] = 0;
+  __syncthreads();
+  for (int t = threadIdx.x / 32; t < tokens; t += blockDim.x / 32) topk_token(logits, t, experts, top_k, renormalize, r);
+  __syncthreads();  // the counts and experts of every route (global memory, this block's own writes)
+  align_routes(tokens * top_k, experts, block_m, capacity, max_blocks, r);
 }
 
 constexpr int kBN = 64, kBK = 64, kPad = 8, kThreads = 128;
@@ -315,10 +335,16 @@ void moe_route(const float* logits, int64_t tokens, int32_t num_experts, int32_t
                kMaxExperts);
   const int64_t capacity = moe_sorted_capacity(tokens, top_k, num_experts, block_m);
   if (tokens == 0) return;
+  const size_t smem = (2 * static_cast<size_t>(num_experts) + 1) * sizeof(int);
+  if (tokens <= kAlignThreads / 32) {
+    moe_route_block_kernel<<<1, kAlignThreads, smem, s>>>(logits, static_cast<int>(tokens), num_experts, top_k,
+                                                          renormalize, block_m, static_cast<int>(capacity),
+                                                          static_cast<int>(capacity / block_m), r);
+    return;
+  }
   cudaMemsetAsync(r.counts, 0, static_cast<size_t>(num_experts) * sizeof(int32_t), s);
   moe_topk_kernel<<<static_cast<unsigned>((tokens + kTopKWarps - 1) / kTopKWarps), kTopKWarps * 32, 0, s>>>(
       logits, static_cast<int>(tokens), num_experts, top_k, renormalize, r);
-  const size_t smem = (2 * static_cast<size_t>(num_experts) + 1) * sizeof(int);
   moe_align_kernel<<<1, kAlignThreads, smem, s>>>(static_cast<int>(tokens * top_k), num_experts, block_m,
                                                   static_cast<int>(capacity), static_cast<int>(capacity / block_m), r);
 }

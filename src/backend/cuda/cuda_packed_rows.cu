@@ -1,7 +1,7 @@
 // Batches of rows times quantized weights (cuda_packed_rows.h), on tensor cores: at 17 to 255
 // rows the tiles' MMAs, not the bytes, are the cost (64 rows of x make 32 m16n8k16 MMAs of each
 // 512-byte tile), so the kernel is built to keep the tensor cores fed:
-// - a block of kWarps warps shares one slice of x (kRows rows x 64 columns) in shared memory,
+// - a block of 4 warps (kW) shares one slice of x (kRows rows x 64 columns) in shared memory,
 //   and each warp takes kNT n-tiles (16 output features each), so every fragment of x it reads
 //   serves kNT MMAs;
 // - weights and x come through a ring of stages with cp.async, one barrier per 64 columns of K,
@@ -32,7 +32,7 @@
 namespace ferrum::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kGroupedWarps = 4;  // warps of a grouped (MoE) block
 constexpr int kXStride = 64 + 8;  // padded rows of x: 16-byte reads of 8 rows hit different banks
 
 // Decode blocks (16 rows) read little x per weight byte, so more of the weight is kept in flight.
@@ -44,9 +44,9 @@ template <PackedMode kMode, int kNT>
 __host__ __device__ constexpr int weight_slot_bytes() {  // a warp's kNT tiles and their parameters
   return kNT * ((four_bit(kMode) ? 512 : 1024) + 32 * 8);
 }
-template <PackedMode kMode, int kTiles, int kNT>
+template <PackedMode kMode, int kTiles, int kNT, int kW, int kS>
 __host__ __device__ constexpr int rows_smem() {
-  return stages<kTiles>() * (kTiles * 8 * kXStride * 2 + kWarps * weight_slot_bytes<kMode, kNT>());
+  return kS * (kTiles * 8 * kXStride * 2 + kW * weight_slot_bytes<kMode, kNT>());
 }
 
 struct RowsArgs {
@@ -65,12 +65,14 @@ struct RowsArgs {
   void* out = nullptr;
   bool out_f32 = false, accumulate = false;
   int64_t ldo = 0;
-  float* partial = nullptr;  // split-K partials [split, M, w.rows]
+  float* partial = nullptr;  // split-K partials [split, partial_rows, w.rows] (row: row0 + m)
+  int64_t partial_rows = 0;
 };
 
-template <PackedMode kMode, typename A, int kTiles, int kNT, bool kGated, bool kGrouped>
-__global__ void __launch_bounds__(kWarps * 32) packed_rows_kernel(RowsArgs p) {
-  constexpr int kVecs = four_bit(kMode) ? 1 : 2, kRows = kTiles * 8, kStages = stages<kTiles>();
+// kW warps a block, kS stages in the ring.
+template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
+__global__ void __launch_bounds__(kW * 32) packed_rows_kernel(RowsArgs p) {
+  constexpr int kVecs = four_bit(kMode) ? 1 : 2, kRows = kTiles * 8, kStages = kS, kWarps = kW;  // (kW: a template parameter for tuning)
   constexpr int kTileBytes = kVecs * 512, kSlot = weight_slot_bytes<kMode, kNT>(), kXSlot = kRows * kXStride;
   constexpr int kChunks = kRows * 8 / (kWarps * 32);  // 16-byte pieces of x per thread and stage
   static_assert(kChunks >= 1 && kRows * 8 % (kWarps * 32) == 0, "x slice per thread");
@@ -91,6 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32) packed_rows_kernel(RowsArgs p) {
   }
   const A* x = static_cast<const A*>(p.x);
   const int64_t K = p.K, ktiles = K / 64, groups = K / w.group, ntiles = w.padded_rows / 16;
+  const int group = static_cast<int>(w.group);
   const int64_t kt0 = static_cast<int64_t>(blockIdx.y) * p.ktiles_per_split;
   const int64_t kt1 = kt0 + p.ktiles_per_split < ktiles ? kt0 + p.ktiles_per_split : ktiles;
   const int64_t wt = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -128,7 +131,7 @@ __global__ void __launch_bounds__(kWarps * 32) packed_rows_kernel(RowsArgs p) {
   };
   auto stage_w = [&](int64_t kt, int s) {  // each lane its own bytes and parameters
     uint8_t* slot = slots + s * kSlot;
-    const int64_t grp = (kt * 64 + 16 * t) / w.group;
+    const int grp = (static_cast<int>(kt) * 64 + 16 * t) / group;  // 32-bit: a 64-bit division is a long routine
 #pragma unroll
     for (int q = 0; q < kNT; ++q) {
       const uint4* tile = reinterpret_cast<const uint4*>(w.tiles) + ((nt[q] * ktiles + kt) * 32 + lane) * kVecs;
@@ -223,7 +226,7 @@ __global__ void __launch_bounds__(kWarps * 32) packed_rows_kernel(RowsArgs p) {
         for (int q = 0; q < kNT; ++q) {
           const int64_t n = nt[q] * 16 + g + (e / 2) * 8;
           if (!valid[q] || n >= w.rows) continue;
-          if (p.partial) p.partial[(static_cast<int64_t>(blockIdx.y) * p.M + m) * w.rows + n] = acc[q][r][e];
+          if (p.partial) p.partial[(blockIdx.y * p.partial_rows + row) * w.rows + n] = acc[q][r][e];
           else write_out<A>(p.out, p.out_f32, row * p.ldo + n, acc[q][r][e] + (p.bias ? p.bias[n] : 0.0f),
                             p.accumulate);
         }
@@ -231,18 +234,19 @@ __global__ void __launch_bounds__(kWarps * 32) packed_rows_kernel(RowsArgs p) {
     }
 }
 
-template <PackedMode kMode, typename A, int kTiles, int kNT, bool kGated, bool kGrouped>
+template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
 void launch(const RowsArgs& p, dim3 grid, cudaStream_t s) {
-  launch_pdl(packed_rows_kernel<kMode, A, kTiles, kNT, kGated, kGrouped>, grid, kWarps * 32,
-             rows_smem<kMode, kTiles, kNT>(), s, p);
+  launch_pdl(packed_rows_kernel<kMode, A, kTiles, kNT, kW, kS, kGated, kGrouped>, grid, kW * 32,
+             rows_smem<kMode, kTiles, kNT, kW, kS>(), s, p);
 }
 
-template <PackedMode kMode, typename A, int kTiles, int kNT, bool kGated, bool kGrouped>
+template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
 int64_t resident_blocks() {
   static const int64_t n = [] {
     int per_sm = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, packed_rows_kernel<kMode, A, kTiles, kNT, kGated, kGrouped>,
-                                                  kWarps * 32, rows_smem<kMode, kTiles, kNT>());
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, packed_rows_kernel<kMode, A, kTiles, kNT, kW, kS, kGated, kGrouped>, kW * 32,
+        rows_smem<kMode, kTiles, kNT, kW, kS>());
     return static_cast<int64_t>(std::max(per_sm, 1)) * sm_count();
   }();
   return n;
@@ -250,56 +254,119 @@ int64_t resident_blocks() {
 
 constexpr int kDenseNT = 2;
 
-// Dense rows: kTiles n8 tiles of x cover M; blocks of kWarps * kNT n-tiles, split over K until
-// the GPU holds about one wave of them (at least 8 K tiles a split).
-template <PackedMode kMode, typename A, int kTiles, bool kGated>
-void dense(RowsArgs p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
-  const int64_t ntiles = kGated ? p.up_ntiles : p.w.padded_rows / 16, ktiles = p.K / 64;
-  const int64_t per_block = kGated ? kWarps : kWarps * kDenseNT;
-  const int64_t blocks = (ntiles + per_block - 1) / per_block;
-  int64_t splits = 1;
-  if (!kGated) {
-    splits = std::clamp<int64_t>(resident_blocks<kMode, A, kTiles, kDenseNT, kGated, false>() / blocks, 1,
-                                 std::max<int64_t>(1, ktiles / 8));
-    while (splits > 1 && splits * p.M * p.w.rows > scratch_floats) --splits;
+// Sums the split-K partials [splits, rows, n] of rows that are real (sorted_route >= 0 where
+// given) into out (rows of ldo, type A): Silu: out[r, j] = silu(gate) * up of the two halves
+// (j < n / 2), else out[r, j] = the sum (+ bias, F32 or A, stored or added to).
+template <typename A, bool kSilu>
+__global__ void sum_rows_kernel(const float* __restrict__ partial, int splits, int64_t rows, int64_t n,
+                                const int32_t* __restrict__ sorted_route, const float* __restrict__ bias,
+                                void* __restrict__ out, bool out_f32, int64_t ldo, bool accumulate) {
+  const int64_t width = kSilu ? n / 2 : n;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * width) return;
+  const int64_t r = i / width, j = i % width;
+  if (sorted_route && sorted_route[r] < 0) return;
+  float v = 0.0f, u = 0.0f;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float* at = partial + (sp * rows + r) * n;
+    v += at[j];
+    if constexpr (kSilu) u += at[width + j];
+  }
+  if constexpr (kSilu) write_out<A>(out, false, r * ldo + j, v / (1.0f + expf(-v)) * u, false);
+  else write_out<A>(out, out_f32, r * ldo + j, v + (bias ? bias[j] : 0.0f), accumulate);
+}
+
+template <typename A, bool kSilu>
+void sum_rows(const float* partial, int splits, int64_t rows, int64_t n, const int32_t* sorted_route,
+              const float* bias, void* out, bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+  const int64_t total = rows * (kSilu ? n / 2 : n);
+  sum_rows_kernel<A, kSilu><<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(
+      partial, splits, rows, n, sorted_route, bias, out, out_f32, ldo, accumulate);
+}
+
+// Splits over K for `blocks` blocks of a kernel the GPU holds `resident` of: about one wave
+// (rounded), at least 4 K tiles a split, partials within scratch_floats.
+int64_t choose_splits(int64_t resident, int64_t blocks, int64_t ktiles, int64_t partial_floats_per_split,
+                      int64_t scratch_floats) {
+  int64_t splits = std::clamp<int64_t>((resident + blocks / 2) / std::max<int64_t>(1, blocks), 1,
+                                       std::max<int64_t>(1, ktiles / 4));
+  while (splits > 1 && splits * partial_floats_per_split > scratch_floats) --splits;
+  return splits;
+}
+
+// Runs p over `row_blocks` blocks of kTiles * 8 rows (grid z), split over K when that fills the
+// GPU better; gated layers (p.up_ntiles) then run as plain ones over both halves into partials
+// whose sum writes silu(gate) * up. p.partial_rows: the rows the partials cover.
+template <PackedMode kMode, typename A, int kTiles, int kW, int kS, bool kGated, bool kGrouped>
+void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_floats, cudaStream_t s) {
+  const int64_t ntiles = p.w.padded_rows / 16, ktiles = p.K / 64;
+  const int64_t plain_blocks = (ntiles + kW * kDenseNT - 1) / (kW * kDenseNT) * row_blocks;
+  const int64_t splits = choose_splits(resident_blocks<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
+                                       plain_blocks, ktiles, p.partial_rows * p.w.rows, scratch ? scratch_floats : 0);
+  if (kGated && splits == 1) {
+    p.ktiles_per_split = static_cast<int>(ktiles);
+    launch<kMode, A, kTiles, kDenseNT, kW, kS, true, kGrouped>(
+        p, dim3(static_cast<unsigned>((p.up_ntiles + kW - 1) / kW), 1, row_blocks), s);
+    return;
   }
   p.ktiles_per_split = static_cast<int>((ktiles + splits - 1) / splits);
-  splits = (ktiles + p.ktiles_per_split - 1) / p.ktiles_per_split;
-  const bool out_f32 = p.out_f32, accumulate = p.accumulate;
-  void* out = p.out;
-  const float* bias = p.bias;
-  if (splits > 1) p.partial = scratch, p.bias = nullptr;
-  launch<kMode, A, kTiles, kDenseNT, kGated, false>(p, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(splits)),
-                                                     s);
-  if (splits > 1) sum_splits<A>(scratch, static_cast<int>(splits), p.M, p.w.rows, bias, out, out_f32, p.ldo, accumulate, s);
+  const int used = static_cast<int>((ktiles + p.ktiles_per_split - 1) / p.ktiles_per_split);
+  RowsArgs q = p;
+  if (used > 1) q.partial = scratch, q.bias = nullptr;
+  launch<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(
+      q, dim3(static_cast<unsigned>((ntiles + kW * kDenseNT - 1) / (kW * kDenseNT)), static_cast<unsigned>(used),
+              row_blocks), s);
+  if (used > 1)
+    sum_rows<A, kGated>(scratch, used, p.partial_rows, p.w.rows, kGrouped ? p.sorted_route : nullptr, p.bias, p.out,
+                        p.out_f32, p.ldo, p.accumulate, s);
+}
+
+// FERRUM_ROWS_CFG (tuning, 4-bit codes only): 0 = 4 warps, 4 stages; 1 = 4 warps, 6 stages;
+// 2 = 8 warps, 4 stages; 3 = 2 warps, 6 stages.
+int rows_cfg() {
+  static const int n = [] {
+    const char* v = std::getenv("FERRUM_ROWS_CFG");
+    return v ? std::clamp(std::atoi(v), 0, 3) : 0;
+  }();
+  return n;
+}
+
+template <PackedMode kMode, typename A, int kTiles, bool kGated>
+void dense_cfg(RowsArgs p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
+  p.partial_rows = p.M;
+  if constexpr (four_bit(kMode)) {
+    switch (rows_cfg()) {
+      case 1: return run_rows<kMode, A, kTiles, 4, 6, kGated, false>(p, 1, scratch, scratch_floats, s);
+      case 2: return run_rows<kMode, A, kTiles, 8, 4, kGated, false>(p, 1, scratch, scratch_floats, s);
+      case 3: return run_rows<kMode, A, kTiles, 2, 6, kGated, false>(p, 1, scratch, scratch_floats, s);
+      default: break;
+    }
+  }
+  run_rows<kMode, A, kTiles, 4, 4, kGated, false>(p, 1, scratch, scratch_floats, s);
 }
 
 template <typename A, bool kGated>
 void dense_rows(const RowsArgs& p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
   with_packed_mode(p.w.mode, [&](auto mode) {
     constexpr PackedMode kMode = decltype(mode)::value;
-    if (p.M <= 32) dense<kMode, A, 4, kGated>(p, scratch, scratch_floats, s);
-    else if (p.M <= 64) dense<kMode, A, 8, kGated>(p, scratch, scratch_floats, s);
-    else dense<kMode, A, 16, kGated>(p, scratch, scratch_floats, s);
+    if (p.M <= 32) dense_cfg<kMode, A, 4, kGated>(p, scratch, scratch_floats, s);
+    else if (p.M <= 64) dense_cfg<kMode, A, 8, kGated>(p, scratch, scratch_floats, s);
+    else dense_cfg<kMode, A, 16, kGated>(p, scratch, scratch_floats, s);
   });
 }
 
+// Grouped: blocks of 16 sorted rows (decode: stages<2>() deep) or 64, over the capacity's rows.
 template <typename A, bool kGated>
-void grouped(const RowsArgs& p, int64_t capacity, int32_t block_m, cudaStream_t s) {
+void grouped(RowsArgs p, int64_t capacity, int32_t block_m, float* scratch, int64_t scratch_floats, cudaStream_t s) {
+  p.partial_rows = capacity;
   with_packed_mode(p.w.mode, [&](auto mode) {
     constexpr PackedMode kMode = decltype(mode)::value;
-    const int64_t ntiles = kGated ? p.up_ntiles : p.w.padded_rows / 16;
-    RowsArgs q = p;
-    q.ktiles_per_split = static_cast<int>(p.K / 64);
-    if (block_m == 16) {
-      const int64_t per_block = kGated ? kWarps : kWarps * 2;
-      launch<kMode, A, 2, 2, kGated, true>(
-          q, dim3(static_cast<unsigned>((ntiles + per_block - 1) / per_block), 1, static_cast<unsigned>(capacity / 16)), s);
-    } else {
-      const int64_t per_block = kGated ? kWarps : kWarps * 2;
-      launch<kMode, A, 8, 2, kGated, true>(
-          q, dim3(static_cast<unsigned>((ntiles + per_block - 1) / per_block), 1, static_cast<unsigned>(capacity / 64)), s);
-    }
+    if (block_m == 16)
+      run_rows<kMode, A, 2, kGroupedWarps, stages<2>(), kGated, true>(p, static_cast<unsigned>(capacity / 16), scratch,
+                                                                      scratch_floats, s);
+    else
+      run_rows<kMode, A, 8, kGroupedWarps, stages<8>(), kGated, true>(p, static_cast<unsigned>(capacity / 64), scratch,
+                                                                      scratch_floats, s);
   });
 }
 
@@ -310,23 +377,32 @@ void with_act(DType act, const char* what, F&& f) {
   else fail("{}: activations must be F16 or BF16, not {}", what, dtype_name(act));
 }
 
-template <PackedMode kMode, typename A, int kTiles, int kNT, bool kGated, bool kGrouped>
+template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
 void allow() {
-  cudaFuncSetAttribute(packed_rows_kernel<kMode, A, kTiles, kNT, kGated, kGrouped>,
-                       cudaFuncAttributeMaxDynamicSharedMemorySize, rows_smem<kMode, kTiles, kNT>());
+  cudaFuncSetAttribute(packed_rows_kernel<kMode, A, kTiles, kNT, kW, kS, kGated, kGrouped>,
+                       cudaFuncAttributeMaxDynamicSharedMemorySize, rows_smem<kMode, kTiles, kNT, kW, kS>());
+}
+template <PackedMode kMode, typename A, int kTiles, bool kGated>
+void allow_dense() {
+  allow<kMode, A, kTiles, kDenseNT, 4, 4, kGated, false>();
+  if constexpr (four_bit(kMode)) {
+    allow<kMode, A, kTiles, kDenseNT, 4, 6, kGated, false>();
+    allow<kMode, A, kTiles, kDenseNT, 8, 4, kGated, false>();
+    allow<kMode, A, kTiles, kDenseNT, 2, 6, kGated, false>();
+  }
 }
 template <PackedMode kMode, typename A>
 void allow_all() {
-  allow<kMode, A, 4, kDenseNT, false, false>();
-  allow<kMode, A, 8, kDenseNT, false, false>();
-  allow<kMode, A, 16, kDenseNT, false, false>();
-  allow<kMode, A, 4, kDenseNT, true, false>();
-  allow<kMode, A, 8, kDenseNT, true, false>();
-  allow<kMode, A, 16, kDenseNT, true, false>();
-  allow<kMode, A, 2, 2, true, true>();
-  allow<kMode, A, 2, 2, false, true>();
-  allow<kMode, A, 8, 2, true, true>();
-  allow<kMode, A, 8, 2, false, true>();
+  allow_dense<kMode, A, 4, false>();
+  allow_dense<kMode, A, 8, false>();
+  allow_dense<kMode, A, 16, false>();
+  allow_dense<kMode, A, 4, true>();
+  allow_dense<kMode, A, 8, true>();
+  allow_dense<kMode, A, 16, true>();
+  allow<kMode, A, 2, kDenseNT, kGroupedWarps, stages<2>(), true, true>();
+  allow<kMode, A, 2, kDenseNT, kGroupedWarps, stages<2>(), false, true>();
+  allow<kMode, A, 8, kDenseNT, kGroupedWarps, stages<8>(), true, true>();
+  allow<kMode, A, 8, kDenseNT, kGroupedWarps, stages<8>(), false, true>();
 }
 
 }  // namespace
@@ -353,18 +429,19 @@ void packed_rows_matmul(const void* x, DType act, int M, int64_t K, const Packed
 }
 
 void packed_rows_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, void* out, int64_t ldo,
-                      cudaStream_t s) {
+                      float* scratch, int64_t scratch_floats, cudaStream_t s) {
   FERRUM_CHECK(M >= 1 && M <= 128 && K == w.cols && K % 64 == 0 && w.rows % 32 == 0,
                "packed_rows_silu: {} rows, K {} (weight {}), {} gate/up rows", M, K, w.cols, w.rows);
   RowsArgs p;
   p.x = x, p.K = K, p.M = M, p.w = w, p.out = out, p.ldo = ldo, p.up_ntiles = w.rows / 32;
   with_act(act, "packed_rows_silu", [&](auto* type) {
-    dense_rows<std::remove_pointer_t<decltype(type)>, true>(p, nullptr, 0, s);
+    dense_rows<std::remove_pointer_t<decltype(type)>, true>(p, scratch, scratch_floats, s);
   });
 }
 
 void packed_moe_gate_up(const void* x, DType act, const PackedExperts& w, int64_t inter, int32_t top_k,
-                        const MoeRoutesDev& r, int64_t capacity, int32_t block_m, void* out, cudaStream_t s) {
+                        const MoeRoutesDev& r, int64_t capacity, int32_t block_m, void* out, float* scratch,
+                        int64_t scratch_floats, cudaStream_t s) {
   FERRUM_CHECK(inter % 16 == 0 && w.w.rows == 2 * inter && w.w.cols % 64 == 0 && (block_m == 16 || block_m == 64),
                "packed_moe_gate_up: {} gate/up rows for {} features, K {}, blocks of {}", w.w.rows, inter, w.w.cols,
                block_m);
@@ -373,19 +450,20 @@ void packed_moe_gate_up(const void* x, DType act, const PackedExperts& w, int64_
   p.sorted_route = r.sorted_route, p.block_expert = r.block_expert, p.top_k = top_k, p.gather = true;
   p.up_ntiles = inter / 16, p.out = out, p.ldo = inter;
   with_act(act, "packed_moe_gate_up", [&](auto* type) {
-    grouped<std::remove_pointer_t<decltype(type)>, true>(p, capacity, block_m, s);
+    grouped<std::remove_pointer_t<decltype(type)>, true>(p, capacity, block_m, scratch, scratch_floats, s);
   });
 }
 
 void packed_moe_down(const void* act_rows, DType act, const PackedExperts& w, const MoeRoutesDev& r,
-                     int64_t capacity, int32_t block_m, void* y, cudaStream_t s) {
+                     int64_t capacity, int32_t block_m, void* y, float* scratch, int64_t scratch_floats,
+                     cudaStream_t s) {
   FERRUM_CHECK(w.w.cols % 64 == 0 && (block_m == 16 || block_m == 64), "packed_moe_down: K {}, blocks of {}",
                w.w.cols, block_m);
   RowsArgs p;
   p.x = act_rows, p.K = w.w.cols, p.w = w.w, p.tile_stride = w.tile_stride, p.param_stride = w.param_stride;
   p.sorted_route = r.sorted_route, p.block_expert = r.block_expert, p.out = y, p.ldo = w.w.rows;
   with_act(act, "packed_moe_down", [&](auto* type) {
-    grouped<std::remove_pointer_t<decltype(type)>, false>(p, capacity, block_m, s);
+    grouped<std::remove_pointer_t<decltype(type)>, false>(p, capacity, block_m, scratch, scratch_floats, s);
   });
 }
 

@@ -21,7 +21,7 @@ void packed_rows_matmul(const void* x, DType act, int M, int64_t K, const Packed
 // out[m, n] = silu(x[m] . w[n]) * (x[m] . w[half + n]) for n < half = w.rows / 2 (a gate/up
 // weight, gate rows first; half % 16 == 0), M <= 128, out in x's type (rows of ldo).
 void packed_rows_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, void* out, int64_t ldo,
-                      cudaStream_t s);
+                      float* scratch, int64_t scratch_floats, cudaStream_t s);
 
 // Grouped experts: expert e's weight is w with its tiles and parameters moved on by e times
 // the strides below (every expert has the same shape and mode).
@@ -32,11 +32,14 @@ struct PackedExperts {
 };
 // The experts' gate/up of the sorted rows (as moe_gate_up): act[row, :I] = silu(x_t . gate_e) *
 // (x_t . up_e), w's rows the expert's I gate rows then I up rows (I % 16 == 0).
+// Split over K (partials in scratch, up to scratch_floats) when the blocks are few (decode).
 void packed_moe_gate_up(const void* x, DType act, const PackedExperts& w, int64_t inter, int32_t top_k,
-                        const MoeRoutesDev& r, int64_t capacity, int32_t block_m, void* out, cudaStream_t s);
+                        const MoeRoutesDev& r, int64_t capacity, int32_t block_m, void* out, float* scratch,
+                        int64_t scratch_floats, cudaStream_t s);
 // The experts' down (as moe_down): y[row, :N] = act[row, :] . down_e.
 void packed_moe_down(const void* act_rows, DType act, const PackedExperts& w, const MoeRoutesDev& r,
-                     int64_t capacity, int32_t block_m, void* y, cudaStream_t s);
+                     int64_t capacity, int32_t block_m, void* y, float* scratch, int64_t scratch_floats,
+                     cudaStream_t s);
 // Once per process, before graphs are recorded: shared memory above 48 KB.
 void packed_rows_prepare();
 
