@@ -3,7 +3,8 @@
 # (`ferrum bench serve`, closed loop, 2C requests per concurrency), for side-by-side tables.
 #   bench/llama_cpp_sweep.sh FERRUM LLAMA_SERVER GGUF "1 16 64" [INPUT_LEN] [OUTPUT_LEN]
 # The server gets one slot per request of the largest concurrency, each with room for the
-# prompt and the output, all layers on the GPU and flash attention on.
+# prompt and the output, all layers on the GPU and flash attention on (LLAMA_FA: how to ask for
+# it; builds before mid-2025 take a bare `-fa`: LLAMA_FA=-fa).
 set -euo pipefail
 source "$(dirname "$0")/sweep_lib.sh"
 FERRUM=$1 SERVER=$2 GGUF=$3 CONCURRENCY=$4 IN=${5:-256} OUTLEN=${6:-256}
@@ -11,7 +12,7 @@ PORT=${PORT:-8322}
 max_c=$(tr ' ' '\n' <<<"$CONCURRENCY" | sort -n | tail -1)
 slot_ctx=$(( IN + OUTLEN + 64 ))
 LOG=$(mktemp)
-"$SERVER" -m "$GGUF" --port "$PORT" -ngl 99 -fa -np "$max_c" -c $(( slot_ctx * max_c )) \
+"$SERVER" -m "$GGUF" --port "$PORT" -ngl 99 ${LLAMA_FA:--fa on} -np "$max_c" -c $(( slot_ctx * max_c )) \
   ${LLAMA_FLAGS:-} >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT

@@ -72,7 +72,7 @@ struct RowsArgs {
 // kW warps a block, kS stages in the ring.
 template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
 __global__ void __launch_bounds__(kW * 32) packed_rows_kernel(RowsArgs p) {
-  constexpr int kVecs = four_bit(kMode) ? 1 : 2, kRows = kTiles * 8, kStages = kS, kWarps = kW;  // (kW: a template parameter for tuning)
+  constexpr int kVecs = four_bit(kMode) ? 1 : 2, kRows = kTiles * 8, kStages = kS, kWarps = kW;
   constexpr int kTileBytes = kVecs * 512, kSlot = weight_slot_bytes<kMode, kNT>(), kXSlot = kRows * kXStride;
   constexpr int kChunks = kRows * 8 / (kWarps * 32);  // 16-byte pieces of x per thread and stage
   static_assert(kChunks >= 1 && kRows * 8 % (kWarps * 32) == 0, "x slice per thread");
@@ -252,7 +252,7 @@ int64_t resident_blocks() {
   return n;
 }
 
-constexpr int kDenseNT = 2;
+constexpr int kDenseNT = 2, kDenseWarps = 4, kDenseStages = 4;
 
 // Sums the split-K partials [splits, rows, n] of rows that are real (sorted_route >= 0 where
 // given) into out (rows of ldo, type A): Silu: out[r, j] = silu(gate) * up of the two halves
@@ -284,12 +284,15 @@ void sum_rows(const float* partial, int splits, int64_t rows, int64_t n, const i
       partial, splits, rows, n, sorted_route, bias, out, out_f32, ldo, accumulate);
 }
 
-// Splits over K for `blocks` blocks of a kernel the GPU holds `resident` of: about one wave
-// (rounded), at least 4 K tiles a split, partials within scratch_floats.
-int64_t choose_splits(int64_t resident, int64_t blocks, int64_t ktiles, int64_t partial_floats_per_split,
-                      int64_t scratch_floats) {
-  int64_t splits = std::clamp<int64_t>((resident + blocks / 2) / std::max<int64_t>(1, blocks), 1,
-                                       std::max<int64_t>(1, ktiles / 4));
+// Splits over K for `blocks` blocks of a kernel the GPU holds `resident` of, partials within
+// scratch_floats. Dense rows: at most one wave, at least 8 K tiles a split (on the H200 a
+// rounded wave and 4 tiles made qkv at 128 rows 1.5x slower). Grouped decode blocks are few and
+// short: the nearest whole wave, at least 4 K tiles (MoE decode 10% faster).
+int64_t choose_splits(bool grouped, int64_t resident, int64_t blocks, int64_t ktiles,
+                      int64_t partial_floats_per_split, int64_t scratch_floats) {
+  blocks = std::max<int64_t>(1, blocks);
+  int64_t splits = std::clamp<int64_t>(grouped ? (resident + blocks / 2) / blocks : resident / blocks, 1,
+                                       std::max<int64_t>(1, ktiles / (grouped ? 4 : 8)));
   while (splits > 1 && splits * partial_floats_per_split > scratch_floats) --splits;
   return splits;
 }
@@ -301,7 +304,7 @@ template <PackedMode kMode, typename A, int kTiles, int kW, int kS, bool kGated,
 void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_floats, cudaStream_t s) {
   const int64_t ntiles = p.w.padded_rows / 16, ktiles = p.K / 64;
   const int64_t plain_blocks = (ntiles + kW * kDenseNT - 1) / (kW * kDenseNT) * row_blocks;
-  const int64_t splits = choose_splits(resident_blocks<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
+  const int64_t splits = choose_splits(kGrouped, resident_blocks<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
                                        plain_blocks, ktiles, p.partial_rows * p.w.rows, scratch ? scratch_floats : 0);
   if (kGated && splits == 1) {
     p.ktiles_per_split = static_cast<int>(ktiles);
@@ -321,37 +324,24 @@ void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_f
                         p.out_f32, p.ldo, p.accumulate, s);
 }
 
-// FERRUM_ROWS_CFG (tuning, 4-bit codes only): 0 = 4 warps, 4 stages; 1 = 4 warps, 6 stages;
-// 2 = 8 warps, 4 stages; 3 = 2 warps, 6 stages.
-int rows_cfg() {
-  static const int n = [] {
-    const char* v = std::getenv("FERRUM_ROWS_CFG");
-    return v ? std::clamp(std::atoi(v), 0, 3) : 0;
-  }();
-  return n;
-}
-
 template <PackedMode kMode, typename A, int kTiles, bool kGated>
-void dense_cfg(RowsArgs p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
+void dense_pass(RowsArgs p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
   p.partial_rows = p.M;
-  if constexpr (four_bit(kMode)) {
-    switch (rows_cfg()) {
-      case 1: return run_rows<kMode, A, kTiles, 4, 6, kGated, false>(p, 1, scratch, scratch_floats, s);
-      case 2: return run_rows<kMode, A, kTiles, 8, 4, kGated, false>(p, 1, scratch, scratch_floats, s);
-      case 3: return run_rows<kMode, A, kTiles, 2, 6, kGated, false>(p, 1, scratch, scratch_floats, s);
-      default: break;
-    }
-  }
-  run_rows<kMode, A, kTiles, 4, 4, kGated, false>(p, 1, scratch, scratch_floats, s);
+  // Dense gate/up layers are wide: split, they measured slower (gate_up at 64 rows 81.9 against
+  // 67.3 us unsplit), so they always write silu(gate) * up themselves.
+  if (kGated) scratch = nullptr;
+  // 4 warps, 4 stages: on the H200, 6 stages were faster for gate_up at 64 rows only, and
+  // blocks of 2 warps were 2-4x slower everywhere.
+  run_rows<kMode, A, kTiles, kDenseWarps, kDenseStages, kGated, false>(p, 1, scratch, scratch_floats, s);
 }
 
 template <typename A, bool kGated>
 void dense_rows(const RowsArgs& p, float* scratch, int64_t scratch_floats, cudaStream_t s) {
   with_packed_mode(p.w.mode, [&](auto mode) {
     constexpr PackedMode kMode = decltype(mode)::value;
-    if (p.M <= 32) dense_cfg<kMode, A, 4, kGated>(p, scratch, scratch_floats, s);
-    else if (p.M <= 64) dense_cfg<kMode, A, 8, kGated>(p, scratch, scratch_floats, s);
-    else dense_cfg<kMode, A, 16, kGated>(p, scratch, scratch_floats, s);
+    if (p.M <= 32) dense_pass<kMode, A, 4, kGated>(p, scratch, scratch_floats, s);
+    else if (p.M <= 64) dense_pass<kMode, A, 8, kGated>(p, scratch, scratch_floats, s);
+    else dense_pass<kMode, A, 16, kGated>(p, scratch, scratch_floats, s);
   });
 }
 
@@ -384,12 +374,7 @@ void allow() {
 }
 template <PackedMode kMode, typename A, int kTiles, bool kGated>
 void allow_dense() {
-  allow<kMode, A, kTiles, kDenseNT, 4, 4, kGated, false>();
-  if constexpr (four_bit(kMode)) {
-    allow<kMode, A, kTiles, kDenseNT, 4, 6, kGated, false>();
-    allow<kMode, A, kTiles, kDenseNT, 8, 4, kGated, false>();
-    allow<kMode, A, kTiles, kDenseNT, 2, 6, kGated, false>();
-  }
+  allow<kMode, A, kTiles, kDenseNT, kDenseWarps, kDenseStages, kGated, false>();
 }
 template <PackedMode kMode, typename A>
 void allow_all() {
