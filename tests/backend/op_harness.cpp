@@ -395,6 +395,9 @@ void add_linear_cases(CaseList& cases) {
     for (int64_t M : {4, 40}) add<LinearCase>(cases, "gate_up", LinearShape{M, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
     for (int64_t M : {2, 70}) add<LinearCase>(cases, "down", LinearShape{M, 768, {160}, false, E::Accumulate}, DType::U8, f);
   }
+  // Few output features and a long K at 17-128 rows: a GPU's batched kernel splits over K.
+  add<LinearCase>(cases, "", LinearShape{20, 2048, {96}, true}, DType::U8, WeightFormat::GgufQ4K);
+  add<LinearCase>(cases, "down", LinearShape{70, 2048, {48}, false, E::Accumulate}, DType::U8, WeightFormat::GgufQ6K);
   // More rows of x through a GPU's quantized GEMM (split over K, tiles of 64 x 64 x 128).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ6K, WeightFormat::GgufQ8_0})
     for (int64_t M : {8, 9, 64, 130, 512}) add<LinearCase>(cases, "", LinearShape{M, 768, {37}}, DType::U8, f);
@@ -433,6 +436,9 @@ void add_moe_cases(CaseList& cases) {
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
     for (int64_t T : {1, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);
+  // One token of a wider shape: a GPU splits the experts' blocks over K (partials summed, silu
+  // in the sum for gate/up).
+  add<MoeCase>(cases, MoeShape{1, 1024, 8, 512, 2, true}, DType::BF16, WeightFormat::GgufQ4K);
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

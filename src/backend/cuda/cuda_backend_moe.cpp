@@ -53,8 +53,8 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
         continue;
       }
       if (!warned) {
-        log::warn("MoE experts in GGUF blocks ({}) are dequantized to {} on CUDA: the grouped GEMMs have no "
-                 "quantized form yet, so they take 16-bit memory and speed", weight_format_name(p.format),
+        log::warn("MoE experts in GGUF blocks ({}) are dequantized to {} on CUDA (a format without tiles, mixed "
+                 "formats or FERRUM_MOE_PACKED=0): they take 16-bit memory and speed", weight_format_name(p.format),
                  dtype_name(act));
         warned = true;
       }

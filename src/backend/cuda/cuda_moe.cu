@@ -54,7 +54,7 @@ __device__ void topk_token(const float* __restrict__ logits, int t, int experts,
     picked_sum += best;
     if (lane == j) {
       mine = best;
-      r.route_pos[t * top_k + j] = best_e;  // the expert for now; its sorted row in moe_align_kernel
+      r.route_pos[t * top_k + j] = best_e;  // the expert for now; its sorted row in align_routes
       atomicAdd(&r.counts[best_e], 1);
     }
   }
@@ -118,7 +118,7 @@ __global__ void moe_align_kernel(int routes, int experts, int block_m, int capac
 
 // Decode steps (up to 32 tokens): one block zeroes the counts, routes its tokens (a warp each)
 // and aligns them, in one kernel instead of a memset and two.
-__global__ void moe_route_block_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
+__global__ void __launch_bounds__(kAlignThreads) moe_route_block_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
                                        bool renormalize, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) r.counts[e] = 0;
   __syncthreads();

@@ -218,6 +218,7 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
 bool experts_tileable(const LinearSpec& spec) {
   const LinearPart& first = spec.parts.front();
   if (spec.num_experts <= 0 || spec.in_features % 64 != 0 || !gguf_tiles_supported(first.format)) return false;
+  if (spec.parts.size() == 2 && spec.parts[0].rows != spec.parts[1].rows) return false;  // gate/up pairs
   for (size_t i = 0; i < spec.parts.size(); ++i) {
     const LinearPart& p = spec.parts[i];
     if (p.format != first.format || (i + 1 < spec.parts.size() && p.rows % 16 != 0)) return false;

@@ -7,7 +7,8 @@
 // - weights and x come through a ring of stages with cp.async, one barrier per 64 columns of K,
 //   the weights of the first stages requested before waiting for the previous kernel (PDL);
 // - split-K over blocks when the n-tiles are too few to fill the GPU (partials summed in a
-//   fixed order by a second kernel), never in the gated (silu(gate) * up) form.
+//   fixed order by a second kernel, which writes silu(gate) * up for gate/up layers: MoE
+//   decode blocks; dense gate/up layers are wide and never split).
 // Grouped (mixture of experts): block z takes kRows sorted rows of one expert (cuda_moe.h), its
 // x rows gathered from the routes' tokens (gate/up) or the sorted rows themselves (down).
 #include <cuda_bf16.h>
@@ -85,6 +86,7 @@ __global__ void __launch_bounds__(kW * 32) packed_rows_kernel(RowsArgs p) {
   PackedWeight w = p.w;
   int row0 = 0;
   if constexpr (kGrouped) {
+    pdl_wait();  // the blocks' experts and rows are the routing kernel's output
     const int e = p.block_expert[blockIdx.z];
     if (e < 0) return;  // the whole block: before any barrier
     row0 = blockIdx.z * kRows;
@@ -252,7 +254,7 @@ int64_t resident_blocks() {
   return n;
 }
 
-constexpr int kDenseNT = 2, kDenseWarps = 4, kDenseStages = 4;
+constexpr int kDenseNT = 2, kDenseWarps = 4, kDenseStages = 4;  // (kDenseNT: the grouped forms too)
 
 // Sums the split-K partials [splits, rows, n] of rows that are real (sorted_route >= 0 where
 // given) into out (rows of ldo, type A): Silu: out[r, j] = silu(gate) * up of the two halves
@@ -306,14 +308,15 @@ void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_f
   const int64_t plain_blocks = (ntiles + kW * kDenseNT - 1) / (kW * kDenseNT) * row_blocks;
   const int64_t splits = choose_splits(kGrouped, resident_blocks<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
                                        plain_blocks, ktiles, p.partial_rows * p.w.rows, scratch ? scratch_floats : 0);
-  if (kGated && splits == 1) {
+  const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
+  const int used = static_cast<int>((ktiles + per_split - 1) / per_split);  // splits that get K tiles
+  if (kGated && used == 1) {
     p.ktiles_per_split = static_cast<int>(ktiles);
     launch<kMode, A, kTiles, kDenseNT, kW, kS, true, kGrouped>(
         p, dim3(static_cast<unsigned>((p.up_ntiles + kW - 1) / kW), 1, row_blocks), s);
     return;
   }
-  p.ktiles_per_split = static_cast<int>((ktiles + splits - 1) / splits);
-  const int used = static_cast<int>((ktiles + p.ktiles_per_split - 1) / p.ktiles_per_split);
+  p.ktiles_per_split = per_split;
   RowsArgs q = p;
   if (used > 1) q.partial = scratch, q.bias = nullptr;
   launch<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(
