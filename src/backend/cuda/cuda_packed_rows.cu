@@ -7,7 +7,7 @@
 // - weights and x come through a ring of stages with cp.async, one barrier per 64 columns of K,
 //   the weights of the first stages requested before waiting for the previous kernel (PDL);
 // - split-K over blocks when the n-tiles are too few to fill the GPU (partials summed in a
-//   fixed order by a second kernel, which writes silu(gate) * up for gate/up layers: MoE
+//   fixed order by cuda_split_k.cuh's kernel, which writes silu(gate) * up for gate/up layers: MoE
 //   decode blocks; dense gate/up layers are wide and never split).
 // Grouped (mixture of experts): block z takes kRows sorted rows of one expert (cuda_moe.h), its
 // x rows gathered from the routes' tokens (gate/up) or the sorted rows themselves (down).
@@ -242,49 +242,15 @@ void launch(const RowsArgs& p, dim3 grid, cudaStream_t s) {
              rows_smem<kMode, kTiles, kNT, kW, kS>(), s, p);
 }
 
+// Blocks of the kernel the GPU holds at once, asked once per instance (cuda_packed_stream.cuh).
 template <PackedMode kMode, typename A, int kTiles, int kNT, int kW, int kS, bool kGated, bool kGrouped>
-int64_t resident_blocks() {
-  static const int64_t n = [] {
-    int per_sm = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &per_sm, packed_rows_kernel<kMode, A, kTiles, kNT, kW, kS, kGated, kGrouped>, kW * 32,
-        rows_smem<kMode, kTiles, kNT, kW, kS>());
-    return static_cast<int64_t>(std::max(per_sm, 1)) * sm_count();
-  }();
+int64_t resident() {
+  static const int64_t n = resident_blocks(packed_rows_kernel<kMode, A, kTiles, kNT, kW, kS, kGated, kGrouped>, kW,
+                                           rows_smem<kMode, kTiles, kNT, kW, kS>());
   return n;
 }
 
 constexpr int kDenseNT = 2, kDenseWarps = 4, kDenseStages = 4;  // (kDenseNT: the grouped forms too)
-
-// Sums the split-K partials [splits, rows, n] of rows that are real (sorted_route >= 0 where
-// given) into out (rows of ldo, type A): Silu: out[r, j] = silu(gate) * up of the two halves
-// (j < n / 2), else out[r, j] = the sum (+ bias, F32 or A, stored or added to).
-template <typename A, bool kSilu>
-__global__ void sum_rows_kernel(const float* __restrict__ partial, int splits, int64_t rows, int64_t n,
-                                const int32_t* __restrict__ sorted_route, const float* __restrict__ bias,
-                                void* __restrict__ out, bool out_f32, int64_t ldo, bool accumulate) {
-  const int64_t width = kSilu ? n / 2 : n;
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= rows * width) return;
-  const int64_t r = i / width, j = i % width;
-  if (sorted_route && sorted_route[r] < 0) return;
-  float v = 0.0f, u = 0.0f;
-  for (int sp = 0; sp < splits; ++sp) {
-    const float* at = partial + (sp * rows + r) * n;
-    v += at[j];
-    if constexpr (kSilu) u += at[width + j];
-  }
-  if constexpr (kSilu) write_out<A>(out, false, r * ldo + j, v / (1.0f + expf(-v)) * u, false);
-  else write_out<A>(out, out_f32, r * ldo + j, v + (bias ? bias[j] : 0.0f), accumulate);
-}
-
-template <typename A, bool kSilu>
-void sum_rows(const float* partial, int splits, int64_t rows, int64_t n, const int32_t* sorted_route,
-              const float* bias, void* out, bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
-  const int64_t total = rows * (kSilu ? n / 2 : n);
-  sum_rows_kernel<A, kSilu><<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(
-      partial, splits, rows, n, sorted_route, bias, out, out_f32, ldo, accumulate);
-}
 
 // Splits over K for `blocks` blocks of a kernel the GPU holds `resident` of, partials within
 // scratch_floats. Dense rows: at most one wave, at least 8 K tiles a split (on the H200 a
@@ -306,7 +272,7 @@ template <PackedMode kMode, typename A, int kTiles, int kW, int kS, bool kGated,
 void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_floats, cudaStream_t s) {
   const int64_t ntiles = p.w.padded_rows / 16, ktiles = p.K / 64;
   const int64_t plain_blocks = (ntiles + kW * kDenseNT - 1) / (kW * kDenseNT) * row_blocks;
-  const int64_t splits = choose_splits(kGrouped, resident_blocks<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
+  const int64_t splits = choose_splits(kGrouped, resident<kMode, A, kTiles, kDenseNT, kW, kS, false, kGrouped>(),
                                        plain_blocks, ktiles, p.partial_rows * p.w.rows, scratch ? scratch_floats : 0);
   const int per_split = static_cast<int>((ktiles + splits - 1) / splits);
   const int used = static_cast<int>((ktiles + per_split - 1) / per_split);  // splits that get K tiles
@@ -323,8 +289,8 @@ void run_rows(RowsArgs p, unsigned row_blocks, float* scratch, int64_t scratch_f
       q, dim3(static_cast<unsigned>((ntiles + kW * kDenseNT - 1) / (kW * kDenseNT)), static_cast<unsigned>(used),
               row_blocks), s);
   if (used > 1)
-    sum_rows<A, kGated>(scratch, used, p.partial_rows, p.w.rows, kGrouped ? p.sorted_route : nullptr, p.bias, p.out,
-                        p.out_f32, p.ldo, p.accumulate, s);
+    sum_splits<A, kGated>(scratch, used, p.partial_rows, p.w.rows, kGrouped ? p.sorted_route : nullptr, p.bias,
+                          p.out, p.out_f32, p.ldo, p.accumulate, s);
 }
 
 template <PackedMode kMode, typename A, int kTiles, bool kGated>
