@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes tiny GPTQ, AWQ and FP8 checkpoints of tests/fixtures/models/tiny-llama, each beside
-its reference: the same model with the dequantized weights as float32 safetensors.
+"""Writes tiny GPTQ, AWQ and FP8 checkpoints of tests/fixtures/models/tiny-llama (and of
+tiny-qwen3-moe, whose experts are quantized one by one as GPTQModel and AutoAWQ write them; the
+router stays dense), each beside its reference: the same model with the dequantized weights as
+float32 safetensors.
 
 The packing follows the published layouts (AutoGPTQ/GPTQModel, AutoAWQ's GEMM kernel, the FP8
 releases of DeepSeek/Qwen and vLLM), written here independently of ferrum's loader, in plain
@@ -21,7 +23,7 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCE = os.path.join(ROOT, "tests", "fixtures", "models", "tiny-llama")
+MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 VARIANTS = {
@@ -35,6 +37,11 @@ VARIANTS = {
     "fp8-tensor": dict(method="fp8", scales="tensor"),
     "fp8-channel": dict(method="fp8", scales="channel"),
     "fp8-block": dict(method="fp8", scales="block", block=(32, 32)),
+    # Qwen3-MoE: 8 experts of width 32, one dense layer.
+    "moe-gptq-g32": dict(method="gptq", group=32, desc_act=False, sym=False, v1=True, source="tiny-qwen3-moe"),
+    "moe-gptq-g32-actorder": dict(method="gptq", group=32, desc_act=True, sym=True, v1=False, source="tiny-qwen3-moe"),
+    "moe-awq-g32": dict(method="awq", group=32, source="tiny-qwen3-moe"),
+    "moe-fp8-block": dict(method="fp8", scales="block", block=(16, 32), source="tiny-qwen3-moe"),
 }
 
 
@@ -248,7 +255,11 @@ def quantization_config(v):
     return c
 
 
-def make_variant(out_dir, name, v, source, config):
+def make_variant(out_dir, name, v):
+    src = os.path.join(MODELS, v.get("source", "tiny-llama"))
+    source = read_safetensors(os.path.join(src, "model.safetensors"))
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
     rng = random.Random(name)
     quant, ref = {}, {}
     for tname, (dtype, shape, raw) in source.items():
@@ -283,18 +294,15 @@ def make_variant(out_dir, name, v, source, config):
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         for extra in ("generation_config.json", "tokenizer.json", "tokenizer_config.json"):
-            shutil.copy(os.path.join(SOURCE, extra), d)
+            shutil.copy(os.path.join(src, extra), d)
 
 
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     out_dir = sys.argv[1]
-    source = read_safetensors(os.path.join(SOURCE, "model.safetensors"))
-    with open(os.path.join(SOURCE, "config.json")) as f:
-        config = json.load(f)
     for name, v in VARIANTS.items():
-        make_variant(out_dir, name, v, source, config)
+        make_variant(out_dir, name, v)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,17 @@ bool is_packed_source(WeightFormat f) {
   return f == WeightFormat::Gptq || f == WeightFormat::Awq || f == WeightFormat::Fp8;
 }
 
+LinearPart expert_part(const LinearPart& p, int64_t e) {
+  LinearPart x;
+  x.name = p.name + ".experts." + std::to_string(e);
+  x.rows = p.rows;
+  x.format = p.format;
+  x.quant = p.quant;
+  if (static_cast<size_t>(e) < p.experts.size()) x.weight = p.experts[static_cast<size_t>(e)];
+  if (static_cast<size_t>(e) < p.expert_extra.size()) x.extra = p.expert_extra[static_cast<size_t>(e)];
+  return x;
+}
+
 namespace {
 
 // One source weight of part p ([rows, in] dense, or its raw GGUF blocks); `what` names it.
@@ -66,18 +77,19 @@ void check_weight(const LinearSpec& spec, const LinearPart& p, const Tensor& w, 
     fail("tensor '{}' has dtype {}; dense weights must be F32, F16 or BF16", what, dtype_name(w.dtype));
 }
 
-// Grouped experts: one weight per expert in every part, all of one dtype, no biases.
+// Grouped experts: one weight per expert in every part, all of one dtype, no biases; GPTQ,
+// AWQ and FP8 experts each with their companions (checked as they are packed).
 void check_experts(const LinearSpec& spec) {
   for (const LinearPart& p : spec.parts) {
-    if (p.format != WeightFormat::Dense && !gguf_block_values(p.format))
-      fail("layer '{}': {} expert weights are not supported (dense and GGUF blocks are)", spec.name,
-           weight_format_name(p.format));
-    if (!p.bias.empty() || !p.weight.empty())
+    if (!p.bias.empty() || !p.weight.empty() || !p.extra.empty())
       fail("layer '{}': grouped experts take one weight per expert and no bias", spec.name);
     if (spec.dummy) continue;
     if (p.experts.size() != static_cast<size_t>(spec.num_experts))
       fail("layer '{}': part '{}' has {} expert weights for {} experts", spec.name, p.name, p.experts.size(),
            spec.num_experts);
+    if (is_packed_source(p.format) != (p.expert_extra.size() == p.experts.size()))
+      fail("layer '{}': part '{}' has {} experts' {} companions for {} experts", spec.name, p.name,
+           p.expert_extra.size(), weight_format_name(p.format), p.experts.size());
     for (size_t e = 0; e < p.experts.size(); ++e) {
       check_weight(spec, p, p.experts[e], fmt::format("{} (expert {})", p.name, e));
       if (p.experts[e].dtype != p.experts[0].dtype)

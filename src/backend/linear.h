@@ -68,7 +68,13 @@ struct LinearPart {
   // in place of `weight` (checkpoints store one tensor per expert, GGUF slices of one). The
   // backend stacks them at load into one weight of the layer.
   std::vector<Tensor> experts;
+  // GPTQ/AWQ/FP8 experts: expert e's companions (what `extra` holds for a plain part).
+  std::vector<std::vector<Tensor>> expert_extra;
 };
+
+// Expert e of a grouped part as a plain part of its own (its weight, companions and scheme;
+// named "<part>.experts.<e>", which seeds dummy weights), for the per-layer packing functions.
+LinearPart expert_part(const LinearPart& p, int64_t e);
 
 struct LinearSpec {
   std::string name;  // the layer, for messages ("model.layers.3.mlp.gate_up")
@@ -113,8 +119,8 @@ class LinearWeight {
 // Checks what every backend needs of a spec (non-empty parts, source shapes and dtypes, block
 // weights as whole raw blocks; GPTQ/AWQ/FP8 sources are checked as they are packed) and
 // refuses, with a message naming the layer, what this build cannot run yet: shards, experts
-// (unless `experts`: a backend with Backend::moe_ffn; then dense or GGUF block experts without
-// biases). Throws ferrum::Error.
+// (unless `experts`: a backend with Backend::moe_ffn; then dense, GGUF block, GPTQ, AWQ or FP8
+// experts without biases). Throws ferrum::Error.
 void check_linear_spec(const LinearSpec& spec, bool experts = false);
 
 }  // namespace ferrum

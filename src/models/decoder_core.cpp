@@ -261,7 +261,9 @@ std::unique_ptr<FeedForward> DecoderCore::swiglu_mlp(const std::string& prefix, 
 bool DecoderCore::skipped(const std::string& module) const {
   for (const std::string& s : cfg_.quantization.skip)
     if (module == s || module.ends_with("." + s) || module.starts_with(s + ".")) return true;
-  return module == "lm_head";  // GPTQ/AWQ/FP8 checkpoints keep the output layer dense
+  // GPTQ/AWQ/FP8 checkpoints keep the output layer and MoE routers (and Qwen2-MoE's shared
+  // expert gate) dense.
+  return module == "lm_head" || module.ends_with(".mlp.gate") || module.ends_with(".shared_expert_gate");
 }
 
 bool DecoderCore::quantized_source(const std::string& module, LinearPart& p) const {

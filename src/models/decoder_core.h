@@ -85,6 +85,11 @@ class DecoderCore : public Model {
   // The block format a backend kernel runs for this (GGUF-quantized) tensor; Dense when it is
   // not quantized or the backend has no kernel for its type.
   WeightFormat block_format(const std::string& tensor) const;
+  // Whether a layer's part is stored quantized by config.json's quantization_config (GPTQ,
+  // AWQ, FP8); if so, fills p's format, tensors and scheme.
+  bool quantized_source(const std::string& module, LinearPart& p) const;
+  // Modules the quantization leaves dense (the output layer, modules_to_not_convert).
+  bool skipped(const std::string& module) const;
 
   ModelConfig cfg_;
   DecoderOptions opt_;
@@ -121,11 +126,6 @@ class DecoderCore : public Model {
   Tensor weight(const std::string& name, std::initializer_list<int64_t> shape);
   Tensor host_weight(const std::string& name, std::initializer_list<int64_t> shape);  // checked, not uploaded
   void load_weights();
-  // Whether a layer's part is stored quantized by config.json's quantization_config (GPTQ,
-  // AWQ, FP8); if so, fills p's format, tensors and scheme.
-  bool quantized_source(const std::string& module, LinearPart& p) const;
-  // Modules the quantization leaves dense (the output layer, modules_to_not_convert).
-  bool skipped(const std::string& module) const;
   // Each layer's FP8 KV cache scales (kv_scales_): the checkpoint's where it has them, else 1.0.
   void load_kv_scales();
   // The first of `names` the checkpoint has, as a positive scalar (counted in *found); 1.0

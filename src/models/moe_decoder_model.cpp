@@ -35,8 +35,6 @@ class MoeDecoderModel final : public DecoderCore {
  public:
   MoeDecoderModel(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
       : DecoderCore(c, o, std::move(ws), std::move(be)) {
-    if (!cfg_.quantization.method.empty())
-      fail("{}: {} checkpoints of MoE models are not supported yet", cfg_.architecture, cfg_.quantization.method);
     if (opt_.online_fp8) fail("{}: --quantization fp8 is not supported for MoE models yet", cfg_.architecture);
     if (cfg_.moe.num_experts <= 0) fail("{}: config.json has no num_experts", cfg_.architecture);
     init();
@@ -86,15 +84,39 @@ class MoeDecoderModel final : public DecoderCore {
       p.rows = rows[i];
       if (!opt_.dummy_weights && store_.has(p.name)) {
         p.experts = stacked_experts(p.name, rows[i], cols, p.format);
-      } else if (!opt_.dummy_weights) {
-        for (int64_t e = 0; e < E; ++e)
-          p.experts.push_back(store_.get(prefix + "." + std::to_string(e) + "." + parts[i] + ".weight"));
+      } else {
+        per_expert(prefix, parts[i], p);
       }
       spec.parts.push_back(std::move(p));
     }
     std::unique_ptr<LinearWeight> w = be_->load_linear(spec);
     check_activation_dtype(*w);
     return w;
+  }
+
+  // Part `part` of every expert from its own tensors (prefix.E.part): dense weights, or GPTQ /
+  // AWQ / FP8 ones with their companions (quantization_config; all experts alike). Dummy
+  // weights take only the format.
+  void per_expert(const std::string& prefix, const std::string& part, LinearPart& p) const {
+    const int64_t E = cfg_.moe.num_experts;
+    int64_t quantized = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string module = prefix + "." + std::to_string(e) + "." + part;
+      LinearPart q;
+      if (quantized_source(module, q)) {
+        ++quantized;
+        p.format = q.format;
+        p.quant = q.quant;
+        if (opt_.dummy_weights) return;
+        p.experts.push_back(q.weight);
+        p.expert_extra.push_back(std::move(q.extra));
+      } else if (!opt_.dummy_weights) {
+        p.experts.push_back(store_.get(module + ".weight"));
+      }
+    }
+    if (quantized > 0 && quantized < E)
+      fail("{}: {} of the {} experts of '{}' are {}-quantized and the others not (mixed experts are not supported)",
+           cfg_.architecture, quantized, E, prefix + "." + part, cfg_.quantization.method);
   }
 
   // The experts' slices [rows, cols] of stacked tensor `name`: its blocks [E * rows, bytes]

@@ -168,18 +168,22 @@ class MoeCase final : public OpCase {
  public:
   // experts: the experts' weight format (GGUF blocks: GGUF qwen3moe files); the router and the
   // shared expert stay dense, of `weights` dtype.
-  MoeCase(MoeShape s, DType weights, WeightFormat experts = WeightFormat::Dense)
-      : s_(s), weights_(weights), experts_(experts) {}
+  // GPTQ/AWQ/FP8 experts: `variant` is the layout (op_harness_packed.h).
+  MoeCase(MoeShape s, DType weights, WeightFormat experts = WeightFormat::Dense, int variant = 0)
+      : s_(s), weights_(weights), experts_(experts), variant_(variant) {}
   std::string name() const override {
     return fmt::format("moe_ffn {}{} T={} H={} E={} I={} top{}{}{}", lower_name(weights_),
-                       experts_ == WeightFormat::Dense ? "" : fmt::format(" {} experts", weight_format_name(experts_)),
+                       experts_ == WeightFormat::Dense ? ""
+                       : is_packed_source(experts_)
+                           ? fmt::format(" {} v{} experts", weight_format_name(experts_), variant_)
+                           : fmt::format(" {} experts", weight_format_name(experts_)),
                        s_.T, s_.H, s_.E, s_.I, s_.top_k, s_.renormalize ? " norm" : "",
                        s_.shared ? fmt::format(" shared={}", s_.shared) : "");
   }
   std::string unsupported(const Backend& be) const override {
     if (!be.supports_moe(be.activation_dtype(weights_)))
       return fmt::format("no MoE blocks (moe_ffn) with {} activations", lower_name(be.activation_dtype(weights_)));
-    if (experts_ != WeightFormat::Dense && !be.supports_linear(experts_, DType::U8))
+    if (gguf_block_values(experts_) && !be.supports_linear(experts_, DType::U8))
       return fmt::format("no {} linear layers", weight_format_name(experts_));
     return {};
   }
@@ -208,9 +212,18 @@ class MoeCase final : public OpCase {
       for (int64_t rows : parts) {
         LinearPart p{.name = name, .rows = rows, .format = experts_};
         const float scale = 2.0f / std::sqrt(static_cast<float>(cols));
-        for (int64_t e = 0; e < E; ++e)
+        for (int64_t e = 0; e < E; ++e) {
+          if (is_packed_source(experts_)) {
+            LinearPart q{.name = name, .rows = rows};
+            make_packed_part(host, experts_, variant_, cols, scale, next++, q);
+            p.quant = q.quant;
+            p.experts.push_back(q.weight);
+            p.expert_extra.push_back(q.extra);
+            continue;
+          }
           p.experts.push_back(experts_ == WeightFormat::Dense ? host_weight(rows, cols)
                                                               : make_block_weights(host, experts_, rows, cols, scale, next++));
+        }
         spec.parts.push_back(std::move(p));
       }
       return spec;
@@ -238,13 +251,15 @@ class MoeCase final : public OpCase {
     op.compare = [this, &be, &host, specs, x, out, initial] {
       MoeRefWeights r{.H = s_.H, .E = s_.E, .I = s_.I, .S = s_.shared};
       r.router = read_values(host, specs[0].parts[0].weight);
-      auto expert = [&](const LinearPart& p, int64_t e) {
+      auto expert = [&](const LinearSpec& spec, size_t part, int64_t e) {
+        const LinearPart& p = spec.parts[part];
+        if (is_packed_source(experts_)) return packed_values(expert_part(p, e), spec.in_features);
         return experts_ == WeightFormat::Dense ? read_values(host, p.experts[e]) : block_values(experts_, p.experts[e]);
       };
       for (int64_t e = 0; e < s_.E; ++e) {
-        r.gate.push_back(expert(specs[1].parts[0], e));
-        r.up.push_back(expert(specs[1].parts[1], e));
-        r.down.push_back(expert(specs[2].parts[0], e));
+        r.gate.push_back(expert(specs[1], 0, e));
+        r.up.push_back(expert(specs[1], 1, e));
+        r.down.push_back(expert(specs[2], 0, e));
       }
       if (s_.shared) {
         r.shared_gate_proj = read_values(host, specs[3].parts[0].weight);
@@ -267,6 +282,7 @@ class MoeCase final : public OpCase {
   MoeShape s_;
   DType weights_;
   WeightFormat experts_;
+  int variant_;
 };
 
 class RmsNormCase final : public OpCase {
@@ -439,6 +455,18 @@ void add_moe_cases(CaseList& cases) {
   // One token of a wider shape: a GPU splits the experts' blocks over K (partials summed, silu
   // in the sum for gate/up).
   add<MoeCase>(cases, MoeShape{1, 1024, 8, 512, 2, true}, DType::BF16, WeightFormat::GgufQ4K);
+  // GPTQ/AWQ/FP8 checkpoint experts, repacked at load: a GPU tiles GPTQ in order (v1: one
+  // group a row; v2: group 64), AWQ and FP8 (v1: a scale per row; v2: blocks of [32, 64]) and
+  // dequantizes act-order GPTQ (v0; v3 in 8 bits) to 16 bits.
+  using F = WeightFormat;
+  for (int64_t T : {1, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, F::Gptq, 2);
+  for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::BF16, F::Gptq, 1);
+  for (int v : {0, 3}) add<MoeCase>(cases, MoeShape{5, 128, 8, 64, 2, true}, DType::BF16, F::Gptq, v);
+  for (int64_t T : {1, 70}) add<MoeCase>(cases, MoeShape{T, 128, 8, 128, 2, true}, DType::F16, F::Awq, 0);
+  for (int v : {1, 2})
+    for (int64_t T : {2, 70}) add<MoeCase>(cases, MoeShape{T, 128, 8, 128, 2, true}, DType::BF16, F::Fp8, v);
+  add<MoeCase>(cases, MoeShape{1, 1024, 8, 512, 2, true}, DType::BF16, F::Gptq, 2);  // split over K
+  add<MoeCase>(cases, MoeShape{2, 64, 8, 32, 2, true}, DType::F32, F::Gptq, 0);      // the CPU's F32 models
 }
 
 void add_norm_and_copy_cases(CaseList& cases) {

@@ -1,6 +1,6 @@
-// GPTQ, AWQ and FP8 checkpoints end to end. tools/make_quant_fixtures.py writes tiny-llama in
-// each layout (packed from the published formats, independently of ferrum's loader) beside the
-// same model with the dequantized weights as float32 safetensors. The quantized checkpoint must
+// GPTQ, AWQ and FP8 checkpoints end to end. tools/make_quant_fixtures.py writes tiny-llama and
+// tiny-qwen3-moe in each layout (packed from the published formats, independently of ferrum's
+// loader) beside the same model with the dequantized weights as float32 safetensors. The quantized checkpoint must
 // give that model's logits (1e-4 relative on the CPU; bf16's tolerance on a GPU) and its greedy
 // ids. Online FP8 (--quantization fp8) keeps ferrum-tiny's perplexity within 2%; malformed
 // quantization configs and tensors fail at load with messages that say what is wrong.
@@ -29,8 +29,11 @@ using test::prefill_logits;
 using test::rms_relative_error;
 const fs::path kSource = FERRUM_SOURCE_DIR;
 
-const std::vector<std::string> kVariants = {"gptq-g32-actorder", "gptq-gall-sym-v2", "gptq8-g32-actorder", "awq-g64",
-                                            "fp8-tensor",        "fp8-channel",      "fp8-block"};
+// The moe-* variants quantize tiny-qwen3-moe's experts one by one (and its attention).
+const std::vector<std::string> kVariants = {
+    "gptq-g32-actorder", "gptq-gall-sym-v2",      "gptq8-g32-actorder", "awq-g64",      "fp8-tensor",
+    "fp8-channel",       "fp8-block",             "moe-gptq-g32",       "moe-gptq-g32-actorder",
+    "moe-awq-g32",       "moe-fp8-block"};
 
 // The fixtures, written once per test run.
 const fs::path& fixtures() {

@@ -313,13 +313,15 @@ class CpuBackend final : public Backend {
     return t;
   }
 
+  // GPTQ/AWQ/FP8 experts are repacked one by one (quant_pack.h), each expert's rows decoded
+  // as they are used; dense and GGUF experts are stacked and viewed expert by expert.
   std::unique_ptr<LinearWeight> load_experts(const LinearSpec& spec) {
     auto w = std::make_unique<CpuLinear>();
     w->name = spec.name;
     w->in_features = spec.in_features;
     w->out_features = spec.out_features();
     for (const LinearPart& p : spec.parts) {
-      Tensor t = stack_experts(spec, p);
+      Tensor t = is_packed_source(p.format) ? Tensor{} : stack_experts(spec, p);
       if (&p == &spec.parts.front()) w->dtype = p.format == WeightFormat::Dense ? t.dtype : DType::F32;
       w->formats.push_back(p.format);
       w->part_rows.push_back(p.rows);
@@ -335,12 +337,23 @@ class CpuBackend final : public Backend {
       x.dtype = w->dtype;
       x.formats = w->formats;
       for (size_t i = 0; i < spec.parts.size(); ++i) {
-        x.weights.push_back(w->weights[i].slice_rows(e * w->part_rows[i], w->part_rows[i]));
+        const LinearPart& p = spec.parts[i];
         x.biases.emplace_back();
         x.ints.emplace_back();
         x.fp8.emplace_back();
+        if (!is_packed_source(p.format)) {
+          x.weights.push_back(w->weights[i].slice_rows(e * w->part_rows[i], w->part_rows[i]));
+          x.stored_bytes += x.weights.back().nbytes();
+          continue;
+        }
+        x.weights.emplace_back();
+        const LinearPart part = expert_part(p, e);
+        if (p.format == WeightFormat::Fp8) x.fp8.back() = std::make_shared<PackedFp8>(fp8_weight(spec, part));
+        else x.ints.back() = std::make_shared<PackedInt>(int_weight(spec, part));
+        const size_t bytes = x.fp8.back() ? x.fp8.back()->bytes() : x.ints.back()->bytes();
+        x.stored_bytes += bytes;
+        w->stored_bytes += bytes;
       }
-      x.stored_bytes = w->stored_bytes / spec.num_experts;
       w->experts.push_back(std::move(x));
     }
     return w;

@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_packed_layout.h"
 #include "backend/dummy_fill.h"
+#include "backend/quant_pack.h"
 #include "core/log.h"
 
 namespace ferrum {
@@ -17,7 +18,7 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
   check_linear_spec(spec, true);
   // The model's activations' type, else the experts' own 16-bit type, else BF16.
   const LinearPart& first = spec.parts.front();
-  const DType source = spec.dummy ? *spec.dummy : first.experts.front().dtype;
+  const DType source = spec.dummy ? *spec.dummy : is_packed_source(first.format) ? DType::BF16 : first.experts.front().dtype;
   const DType act = spec.activations.value_or(source == DType::F16 ? DType::F16 : DType::BF16);
   if (act != DType::BF16 && act != DType::F16)
     fail("layer '{}': MoE experts on CUDA run with 16-bit activations (BF16 or F16 models), not {}", spec.name,
@@ -31,7 +32,7 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
   w->num_experts = static_cast<int32_t>(E);
   for (const LinearPart& p : spec.parts) w->part_rows.push_back(p.rows);
   cuda::moe_prepare();
-  if (!spec.dummy && cuda::experts_tileable(spec) && packed_experts_enabled()) {
+  if (cuda::experts_tileable(spec) && packed_experts_enabled()) {
     load_packed_experts(spec, act, *w);
     return w;
   }
@@ -48,17 +49,18 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
     for (const LinearPart& p : spec.parts) {
       Tensor slice = w->w.slice_rows(at, p.rows);
       at += p.rows;
-      if (!gguf_block_values(p.format)) {
+      if (p.format == WeightFormat::Dense) {
         put_dense(slice, p.experts[e], act, spec.name, p.name);
         continue;
       }
       if (!warned) {
-        log::warn("MoE experts in GGUF blocks ({}) are dequantized to {} on CUDA (a format without tiles, mixed "
-                 "formats or FERRUM_MOE_PACKED=0): they take 16-bit memory and speed", weight_format_name(p.format),
-                 dtype_name(act));
+        log::warn("MoE experts in {} are dequantized to {} on CUDA (a format without tiles, mixed formats, GPTQ act "
+                  "order, input features not a multiple of 64, or FERRUM_MOE_PACKED=0): they take 16-bit memory and "
+                  "speed", weight_format_name(p.format), dtype_name(act));
         warned = true;
       }
-      std::vector<float> values = dequantize_blocks(p.experts[e], p.format, K);
+      std::vector<float> values = gguf_block_values(p.format) ? dequantize_blocks(p.experts[e], p.format, K)
+                                                              : dequantize_packed(spec, expert_part(p, e));
       Tensor host = shaped({p.rows, K}, DType::F32);
       host.data = values.data();
       put_dense(slice, host, act, spec.name, p.name);  // converts to 16 bits, so copies before returning
@@ -68,14 +70,16 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
   return w;
 }
 
-// GGUF experts as the tiles of cuda_packed_layout.h, expert after expert (the grouped
+// GGUF, GPTQ, AWQ and FP8 experts as the tiles of cuda_packed_layout.h, expert after expert (the grouped
 // quantized GEMMs of cuda_packed_rows.h read them as stored: 4.5 bits a weight for Q4_K).
 void CudaBackend::load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w) {
   const int64_t E = spec.num_experts;
   prepare_quantized();  // split-K partials, and the kernels' shared memory
   QuantPart q;
+  cuda::MmaTiles t;
   for (int64_t e = 0; e < E; ++e) {
-    cuda::MmaTiles t = cuda::tile_expert(spec, e, act);
+    // Dummy experts (speed runs: the bytes are what count) all take expert 0's random tiles.
+    if (e == 0 || !spec.dummy) t = cuda::tile_expert(spec, e, act);
     if (e == 0) {
       q.data = alloc({static_cast<int64_t>(t.data.size()) * E}, DType::U8);
       q.scales = alloc({static_cast<int64_t>(t.params.size()) * E}, DType::I32);
@@ -91,7 +95,7 @@ void CudaBackend::load_packed_experts(const LinearSpec& spec, DType act, CudaLin
     Tensor params = q.scales.slice_rows(e * w.packed_experts.param_stride, w.packed_experts.param_stride);
     copy_from_host(tiles, t.data.data(), t.data.size());
     copy_from_host(params, t.params.data(), t.params.size() * 4);
-    synchronize();  // t's host memory goes with this iteration
+    synchronize();  // t's host memory goes with the next iteration
   }
   w.stored_bytes = q.data.nbytes() + q.scales.nbytes();
   w.experts_packed = true;
@@ -104,6 +108,19 @@ bool CudaBackend::packed_experts_enabled() {
     return !v || std::atoi(v) != 0;
   }();
   return on;
+}
+
+std::vector<float> CudaBackend::dequantize_packed(const LinearSpec& spec, const LinearPart& p) {
+  const int64_t K = spec.in_features;
+  std::vector<float> out(static_cast<size_t>(p.rows * K));
+  if (p.format == WeightFormat::Fp8) {
+    const PackedFp8 w = fp8_weight(spec, p);
+    for (int64_t n = 0; n < p.rows; ++n) fp8_row(w, n, out.data() + n * K);
+  } else {
+    const PackedInt w = int_weight(spec, p);
+    for (int64_t n = 0; n < p.rows; ++n) int_row(w, n, out.data() + n * K);
+  }
+  return out;
 }
 
 std::vector<float> CudaBackend::dequantize_blocks(const Tensor& blocks, WeightFormat f, int64_t cols) {

@@ -215,13 +215,34 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
   });
 }
 
+namespace {
+
+// Whether every expert of GPTQ part p keeps its input features in order (no act-order g_idx:
+// the grouped kernels read x's rows as they are, not permuted per expert).
+bool experts_in_order(const LinearPart& p, int64_t K) {
+  if (p.format != WeightFormat::Gptq) return true;
+  const int64_t group = p.quant.group_size > 0 ? p.quant.group_size : K;
+  for (const std::vector<Tensor>& extra : p.expert_extra) {
+    if (extra.size() < 3) continue;  // no g_idx
+    const Tensor& g = extra[2];
+    if (g.dtype != DType::I32 || g.numel() != K) return false;  // pack_int says what is wrong
+    for (int64_t k = 0; k < K; ++k)
+      if (g.ptr<int32_t>()[k] != k / group) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool experts_tileable(const LinearSpec& spec) {
   const LinearPart& first = spec.parts.front();
-  if (spec.num_experts <= 0 || spec.in_features % 64 != 0 || !gguf_tiles_supported(first.format)) return false;
+  if (spec.num_experts <= 0 || spec.in_features % 64 != 0) return false;
+  if (!gguf_tiles_supported(first.format) && !is_packed_source(first.format)) return false;
   if (spec.parts.size() == 2 && spec.parts[0].rows != spec.parts[1].rows) return false;  // gate/up pairs
   for (size_t i = 0; i < spec.parts.size(); ++i) {
     const LinearPart& p = spec.parts[i];
     if (p.format != first.format || (i + 1 < spec.parts.size() && p.rows % 16 != 0)) return false;
+    if (!experts_in_order(p, spec.in_features)) return false;
   }
   return true;
 }
@@ -230,14 +251,22 @@ MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act) {
   FERRUM_CHECK(experts_tileable(spec) && e < spec.num_experts, "tile_expert: layer '{}', expert {}", spec.name, e);
   MmaTiles all;
   for (const LinearPart& p : spec.parts) {
-    const Tensor& blocks = p.experts[static_cast<size_t>(e)];
-    FERRUM_CHECK(blocks.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,
-                 p.name);
-    MmaTiles t = tile_gguf(blocks.ptr<uint8_t>(), p.format, p.rows, spec.in_features, act);
+    MmaTiles t;
+    if (is_packed_source(p.format)) {  // GPTQ/AWQ/FP8: repacked first (random for dummy specs)
+      const LinearPart part = expert_part(p, e);
+      t = p.format == WeightFormat::Fp8 ? tile_fp8(fp8_weight(spec, part), act) : tile_int(int_weight(spec, part), act);
+    } else {
+      const Tensor& blocks = p.experts[static_cast<size_t>(e)];
+      FERRUM_CHECK(blocks.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,
+                   p.name);
+      t = tile_gguf(blocks.ptr<uint8_t>(), p.format, p.rows, spec.in_features, act);
+    }
     if (all.data.empty()) {
       all = std::move(t);
       continue;
     }
+    FERRUM_CHECK(t.mode == all.mode && t.group == all.group, "layer '{}': parts of expert {} tile differently",
+                 spec.name, e);
     all.data.insert(all.data.end(), t.data.begin(), t.data.end());
     all.params.insert(all.params.end(), t.params.begin(), t.params.end());
     all.rows += t.rows;

@@ -50,9 +50,10 @@ MmaTiles tile_fp8(const PackedFp8& w, DType act);
 MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t cols, DType act);
 bool gguf_tiles_supported(WeightFormat f);
 
-// Grouped experts (LinearSpec::num_experts) whose parts are all in one GGUF format with tiles
-// (the parts before the last whole n-tiles): expert e's parts joined into one weight, the same
-// size for every expert, so that the GPU keeps them one after another.
+// Grouped experts (LinearSpec::num_experts) whose parts are all in one format with tiles (GGUF
+// types with tiles; GPTQ without act order, AWQ, FP8), the parts before the last whole n-tiles:
+// expert e's parts joined into one weight, the same size for every expert, so that the GPU
+// keeps them one after another. Dummy specs (GPTQ/AWQ/FP8) tile random experts.
 bool experts_tileable(const LinearSpec& spec);
 MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act);
 
