@@ -131,14 +131,6 @@ class Backend {
   // Row-wise RMSNorm over the last dimension: out = x / sqrt(mean(x^2) + eps) * w; x F32, out
   // F32 or the activation dtype (F32 math).
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
-  // rms_norm(h, norm_weight) into x, then linear(x, w, out, epilogue), in one call so that a
-  // backend may fold the norm into the linear's kernel (CUDA's one- and two-row quantized
-  // GEMVs: one launch less). x is written either way (later ops may read it).
-  virtual void rms_norm_linear(const Tensor& h, const Tensor& norm_weight, float eps, Tensor& x, const LinearWeight& w,
-                               Tensor& out, LinearEpilogue epilogue = LinearEpilogue::Store) {
-    rms_norm(h, norm_weight, eps, x);
-    linear(x, w, out, epilogue);
-  }
   // The attention inputs of one fused q/k/v projection qkv [T, (Hq + 2 Hk) * D]: q and k get
   // the per-head RMSNorm when q_norm / k_norm are given (Qwen3), then rotary embeddings at
   // `positions` (rotate-half / NeoX layout); q goes to q_out [T, Hq, D], k and v into the

@@ -95,13 +95,6 @@ void SwiGluMlp::run(Backend& be, const Tensor& x, Tensor& h, Tensor& scratch) co
   be.linear(act, *down_, h, LinearEpilogue::Accumulate);
 }
 
-void SwiGluMlp::run_normed(Backend& be, const Tensor& norm, float eps, Tensor& x, Tensor& h, Tensor& scratch) const {
-  Tensor act = scratch;
-  act.shape[1] = down_->in_features;
-  be.rms_norm_linear(h, norm, eps, x, *gate_up_, act, LinearEpilogue::SiluMul);
-  be.linear(act, *down_, h, LinearEpilogue::Accumulate);
-}
-
 DecoderCore::DecoderCore(const ModelConfig& c, const DecoderOptions& o, WeightStore ws, std::unique_ptr<Backend> be)
     : cfg_(c), opt_(o), store_(std::move(ws)), be_(std::move(be)) {}
 
@@ -610,18 +603,21 @@ void DecoderCore::run_layers(const Activations& a, PagedKvCache& cache) {
   else be_->embedding(embed_, a.ids, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& w = layers_[l];
-    be_->rms_norm_linear(h, w.input_norm, a.eps, x, *w.qkv, qkv);
+    be_->rms_norm(h, w.input_norm, a.eps, x);
+    be_->linear(x, *w.qkv, qkv);
     be_->qkv_rope_write_kv(qkv, opt_.qk_norm ? &w.q_norm : nullptr, opt_.qk_norm ? &w.k_norm : nullptr, a.eps,
                            a.meta.positions, rope_, a.meta.slot_mapping, q, cache.k[l], cache.v[l], kv_scales_[l]);
     Tensor a3 = attn.view({T, Hq, D});
     be_->paged_attention(q, cache.k[l], cache.v[l], a.meta, a.scale, a3, kv_scales_[l]);
     be_->linear(attn, *w.o, h, E::Accumulate);
-    w.ffn->run_normed(*be_, w.post_norm, a.eps, x, h, ffn);
+    be_->rms_norm(h, w.post_norm, a.eps, x);
+    w.ffn->run(*be_, x, h, ffn);
   }
   if (a.R == 0) return;
   Tensor sel = a.sel, xs = a.xs, out = a.out;
   be_->gather_rows(h, a.rows, sel);
-  be_->rms_norm_linear(sel, final_norm_, a.eps, xs, *lm_head_, out);
+  be_->rms_norm(sel, final_norm_, a.eps, xs);
+  be_->linear(xs, *lm_head_, out);
 }
 
 }  // namespace ferrum

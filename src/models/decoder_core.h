@@ -24,12 +24,6 @@ class FeedForward {
   virtual ~FeedForward() = default;
   // scratch: [T, scratch_cols()] in the activations' dtype (shared by every layer).
   virtual void run(Backend& be, const Tensor& x, Tensor& h, Tensor& scratch) const = 0;
-  // The same on x = rms_norm(h, norm): the norm is the block's own first step (a backend may
-  // fold it into the first linear's kernel). x is written.
-  virtual void run_normed(Backend& be, const Tensor& norm, float eps, Tensor& x, Tensor& h, Tensor& scratch) const {
-    be.rms_norm(h, norm, eps, x);
-    run(be, x, h, scratch);
-  }
   virtual int64_t scratch_cols() const { return 0; }
   // Bytes of weights one decode token reads (the bandwidth bound of benchmarks).
   virtual size_t step_bytes() const = 0;
@@ -41,7 +35,6 @@ class SwiGluMlp final : public FeedForward {
   SwiGluMlp(std::unique_ptr<LinearWeight> gate_up, std::unique_ptr<LinearWeight> down)
       : gate_up_(std::move(gate_up)), down_(std::move(down)) {}
   void run(Backend& be, const Tensor& x, Tensor& h, Tensor& scratch) const override;
-  void run_normed(Backend& be, const Tensor& norm, float eps, Tensor& x, Tensor& h, Tensor& scratch) const override;
   int64_t scratch_cols() const override { return down_->in_features; }
   size_t step_bytes() const override { return gate_up_->stored_bytes + down_->stored_bytes; }
 

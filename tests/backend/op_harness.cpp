@@ -34,9 +34,6 @@ struct LinearShape {
   bool bias = false;
   LinearEpilogue epilogue = LinearEpilogue::Store;
   bool f32_out = false;  // Store into F32 (logits) instead of the activation dtype
-  // x = rms_norm(h) of a random residual row (F32) and norm weight, through
-  // Backend::rms_norm_linear (which writes x too); compared with the norm's reference.
-  bool normed = false;
 };
 
 const char* epilogue_name(LinearEpilogue e) {
@@ -56,10 +53,10 @@ class LinearCase final : public OpCase {
   std::string name() const override {
     std::string parts = std::to_string(s_.parts.front());
     for (size_t i = 1; i < s_.parts.size(); ++i) parts += fmt::format("+{}", s_.parts[i]);
-    return fmt::format("linear{} {}{} {} M={} K={} N={}{} {}{}{}", label_.empty() ? "" : " " + label_,
+    return fmt::format("linear{} {}{} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
                        weight_format_name(format_), is_packed_source(format_) ? fmt::format(" v{}", variant_) : "",
                        lower_name(weights_), s_.M, s_.K, parts, s_.bias ? " bias" : "",
-                       epilogue_name(s_.epilogue), s_.f32_out ? " f32-out" : "", s_.normed ? " normed" : "");
+                       epilogue_name(s_.epilogue), s_.f32_out ? " f32-out" : "");
   }
   std::string unsupported(const Backend& be) const override {
     if (be.supports_linear(format_, weights_)) return {};
@@ -75,19 +72,12 @@ class LinearCase final : public OpCase {
     const int64_t out_cols = s_.epilogue == LinearEpilogue::SiluMul ? N / 2 : N;
     const LinearSpec spec = make_spec(host, seed, !with_reference);
     std::shared_ptr<LinearWeight> w = be.load_linear(spec);
-    Tensor x = s_.normed ? poisoned(be, {s_.M, s_.K}, act) : be.random_tensor({s_.M, s_.K}, act, seed + 1, 0.0f, 1.0f);
+    Tensor x = be.random_tensor({s_.M, s_.K}, act, seed + 1, 0.0f, 1.0f);
     Tensor out = accumulate ? be.random_tensor({s_.M, out_cols}, DType::F32, seed + 2, 0.0f, 1.0f)
                             : poisoned(be, {s_.M, out_cols}, out_dtype);
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
-    Tensor h, norm;  // normed: the residual rows and the norm's weight (a 16-bit model's)
-    if (s_.normed) {
-      h = be.random_tensor({s_.M, s_.K}, DType::F32, seed + 3, 0.0f, 2.0f);
-      norm = be.random_tensor({s_.K}, act == DType::F32 ? DType::F32 : DType::BF16, seed + 4, 1.0f, 0.2f);
-      op.run = [&be, h, norm, x, w, out, epilogue]() mutable { be.rms_norm_linear(h, norm, kEps, x, *w, out, epilogue); };
-    } else {
-      op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    }
+    op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
     op.weight_bytes = gguf_block_bytes(format_) ? static_cast<double>(N * (s_.K / gguf_block_values(format_)) *
                                                                       gguf_block_bytes(format_))
                       : format_ == WeightFormat::Fp8 ? static_cast<double>(N * s_.K)
@@ -96,7 +86,7 @@ class LinearCase final : public OpCase {
     op.bytes = op.weight_bytes + x.nbytes() + out.nbytes() * (accumulate ? 2.0 : 1.0);
     if (!with_reference) return op;
     const Values initial = accumulate ? read_values(be, out) : Values{};
-    op.compare = [this, &be, &host, spec, x, out, initial, N, w, h, norm] {
+    op.compare = [this, &be, &host, spec, x, out, initial, N, w] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
         const Values w = gguf_block_bytes(format_)    ? block_values(format_, p.weight)
@@ -109,11 +99,6 @@ class LinearCase final : public OpCase {
         }
       }
       Values xv = read_values(be, x);
-      Values x_ref;  // normed: the norm's exact rows, what x must hold (to its dtype's rounding)
-      if (s_.normed) {
-        x_ref = read_values(be, h);
-        ref_rms_norm_rows(x_ref.data(), s_.M, read_values(be, norm), kEps);
-      }
       // An FP8 layer's W8A8 GEMM rounds x's rows to E4M3 first: so does the reference.
       if (be.rounds_x_to_fp8(*w, s_.M)) {
         std::vector<float> rows(xv.begin(), xv.end());
@@ -129,7 +114,6 @@ class LinearCase final : public OpCase {
       const bool bf16_gemm = be.device() == Device::CPU && cpu::bf16_gemm_enabled() && s_.M > 16;
       const bool quantized_gpu = be.device() != Device::CPU && format_ != WeightFormat::Dense;
       const double bound = gguf_block_bytes(format_) || bf16_gemm || quantized_gpu ? 2e-2 : bound_for(out.dtype);
-      if (s_.normed) return compare({{"x", xv, x_ref}, {"out", read_values(be, out), ref}}, bound);
       return compare({{"out", read_values(be, out), ref}}, bound);
     };
     return op;
@@ -427,19 +411,6 @@ void add_linear_cases(CaseList& cases) {
     for (int64_t M : {4, 40}) add<LinearCase>(cases, "gate_up", LinearShape{M, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
     for (int64_t M : {2, 70}) add<LinearCase>(cases, "down", LinearShape{M, 768, {160}, false, E::Accumulate}, DType::U8, f);
   }
-  // RMSNorm folded into the linear after it (rms_norm_linear): a GPU's one- and two-row
-  // quantized GEMVs compute it themselves (q/k/v, gate/up with SwiGLU, logits into F32); three
-  // rows and act-order GPTQ take the norm kernel, then the linear.
-  for (auto [f, v] : {std::pair{WeightFormat::GgufQ4K, 0}, std::pair{WeightFormat::GgufQ6K, 0},
-                      std::pair{WeightFormat::GgufQ8_0, 0}, std::pair{WeightFormat::Gptq, 2},
-                      std::pair{WeightFormat::Gptq, 0}, std::pair{WeightFormat::Awq, 0}}) {
-    for (int64_t M : {1, 2, 3})
-      add<LinearCase>(cases, "qkv", LinearShape{M, 512, {128, 64, 64}, false, E::Store, false, true}, DType::U8, f, v);
-    for (int64_t M : {1, 2})
-      add<LinearCase>(cases, "gate_up", LinearShape{M, 512, {128, 128}, false, E::SiluMul, false, true}, DType::U8, f, v);
-    add<LinearCase>(cases, "lm_head", LinearShape{1, 512, {136}, false, E::Store, true, true}, DType::U8, f, v);
-  }
-  add<LinearCase>(cases, "", LinearShape{1, 256, {96}, false, E::Store, false, true}, DType::BF16);  // dense
   // Few output features and a long K at 17-128 rows: a GPU's batched kernel splits over K.
   add<LinearCase>(cases, "", LinearShape{20, 2048, {96}, true}, DType::U8, WeightFormat::GgufQ4K);
   add<LinearCase>(cases, "down", LinearShape{70, 2048, {48}, false, E::Accumulate}, DType::U8, WeightFormat::GgufQ6K);

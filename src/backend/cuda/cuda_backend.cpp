@@ -200,8 +200,9 @@ std::unique_ptr<LinearWeight> CudaBackend::load_linear(const LinearSpec& spec) {
   return w;
 }
 
-void CudaBackend::linear_checked(const Tensor& x, const CudaLinear& w, const Tensor& out,
-                                 LinearEpilogue epilogue) const {
+void CudaBackend::linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) {
+  use_device();
+  const auto& w = static_cast<const CudaLinear&>(lw);
   const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
   const bool silu = epilogue == LinearEpilogue::SiluMul;
   const int64_t out_cols = silu ? N / 2 : N;
@@ -214,14 +215,6 @@ void CudaBackend::linear_checked(const Tensor& x, const CudaLinear& w, const Ten
                "linear '{}': accumulates into F32 only", w.name);
   FERRUM_CHECK(!silu || (w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] && out.dtype == x.dtype),
                "linear '{}': SiluMul needs two equal parts and an output of the activations' type", w.name);
-}
-
-void CudaBackend::linear(const Tensor& x, const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) {
-  use_device();
-  const auto& w = static_cast<const CudaLinear&>(lw);
-  linear_checked(x, w, out, epilogue);
-  const int64_t M = x.rows(), K = x.cols(), N = w.out_features;
-  const bool silu = epilogue == LinearEpilogue::SiluMul;
   if (M == 0) return;
   if (!w.quant.empty()) return quant_linear(x, w, out, epilogue);
   const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();

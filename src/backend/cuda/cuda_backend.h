@@ -17,7 +17,6 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_kernels.h"
-#include "backend/cuda/cuda_packed_q8.h"
 #include "backend/cuda/cuda_packed_rows.h"
 #include "core/error.h"
 
@@ -90,8 +89,6 @@ class CudaBackend final : public Backend {
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
-  void rms_norm_linear(const Tensor& h, const Tensor& norm_weight, float eps, Tensor& x, const LinearWeight& w,
-                       Tensor& out, LinearEpilogue epilogue) override;
 
   void qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                          const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
@@ -178,21 +175,13 @@ class CudaBackend final : public Backend {
 
   // A quantized layer: every piece into its columns of the output (SwiGLU: of a scratch
   // [M, 2 * rows] in the activations' type, then silu(gate) * up).
-  // norm: x is that norm of its h, folded into the first part's int8-x GEMV (rms_norm_linear
-  // checked that the first part runs one: norm_foldable).
-  void quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue,
-                    const cuda::NormedX* norm = nullptr);
-  // linear()'s checks of x, w and out (throws).
-  void linear_checked(const Tensor& x, const CudaLinear& w, const Tensor& out, LinearEpilogue epilogue) const;
-  bool norm_foldable(const Tensor& h, const Tensor& x, const CudaLinear& w, const Tensor& out,
-                     LinearEpilogue epilogue) const;
-  static bool norm_folding_enabled();  // FERRUM_FOLD_NORM=0: rms_norm_linear as two calls
+  void quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue);
 
   // Rows of x from which a packed weight is dequantized to 16 bits (in chunks of the
   // dequantize_ buffer) and multiplied by cuBLAS: long prefills, where the tensor-core GEMM
   // beats reading the weight once per 128 rows. FERRUM_PACKED_DEQUANT_ROWS moves the switch.
   static int64_t dequantize_rows();
-  bool fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out, const cuda::NormedX* norm = nullptr);
+  bool fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out);
   // FP8 layers from this many rows of x on go through the W8A8 GEMM (FERRUM_FP8_W8A8_ROWS; 0:
   // never, the 16-bit paths only). Default 32: on an H200 (Llama-3.1-8B shapes) its layers
   // took 0.75x the 16-bit paths' time at 32 rows, 0.58x at 64, 0.36x at 256, but 1.2x at 16

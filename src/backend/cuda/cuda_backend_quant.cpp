@@ -95,12 +95,10 @@ cuda::QuantKind CudaBackend::quant_kind(WeightFormat f) {
   }
 }
 
-void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue,
-                               const cuda::NormedX* norm) {
+void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out, LinearEpilogue epilogue) {
   const int64_t M = x.rows(), K = x.cols(), N = w.out_features;  // shapes checked by linear()
   const bool silu = epilogue == LinearEpilogue::SiluMul;
-  if (silu && fused_gate_up(x, w, out, norm)) return;
-  FERRUM_CHECK(!silu || !norm, "linear '{}': a norm folded into a gate/up pair its kernel does not take", w.name);
+  if (silu && fused_gate_up(x, w, out)) return;
   void* dst = silu ? fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype)) : out.data;
   const DType dst_dtype = silu ? x.dtype : out.dtype;
   int64_t at = 0;
@@ -119,11 +117,7 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
         at += q.packed.rows;
         continue;
       }
-      if (norm && &q == &w.quant.front()) {  // x = the norm of h, computed (and written) by this GEMV
-        cuda::packed_matmul_q8(x.data, x.dtype, static_cast<int>(M), K, q.packed, bias, part_out, dst_dtype == DType::F32,
-                               N, accumulate, stream_, norm);
-        launched("packed_matmul_q8 (norm folded)");
-      } else if (M >= dequantize_rows()) {
+      if (M >= dequantize_rows()) {
         packed_gemm(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate);
       } else {
         cuda::packed_matmul(xin, x.dtype, M, K, q.packed, bias, part_out, dst_dtype, N, accumulate,
@@ -147,12 +141,12 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
 // A gate/up layer that is one packed weight (gate rows, then as many up rows) whose kernel
 // writes silu(gate) * up itself: the int8-x GEMV at 1-2 rows (cuda::packed_matmul_q8_silu),
 // the batched tensor-core kernel from 17 rows (cuda::packed_rows_silu).
-bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out, const cuda::NormedX* norm) {
+bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out) {
   if (w.quant.size() != 1 || w.part_rows.size() != 2 || w.part_rows[0] != w.part_rows[1]) return false;
   const QuantPart& q = w.quant.front();
   if (!q.is_packed || out.dtype != x.dtype) return false;  // (FP8 codes never take the int8-x path)
   const int64_t M = x.rows();
-  if (!norm && M > 16 && M < dequantize_rows() && cuda::packed_rows_enabled() && !q.packed.perm && w.bias.empty() &&
+  if (M > 16 && M < dequantize_rows() && cuda::packed_rows_enabled() && !q.packed.perm && w.bias.empty() &&
       q.packed.rows % 32 == 0 && (q.fp8_codes.empty() || M < fp8_w8a8_rows())) {
     // Batches: the tensor-core kernel writes silu(gate) * up (passes of up to 128 rows).
     const size_t row_bytes = static_cast<size_t>(x.cols()) * dtype_size(x.dtype);
@@ -165,51 +159,10 @@ bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& ou
     return true;
   }
   if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed,
-                                   w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_, norm))
+                                   w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_))
     return false;
   launched("packed_matmul_q8_silu");
   return true;
-}
-
-// rms_norm then linear, the norm folded into the first part's int8-x GEMV where it runs one
-// (one or two rows of a quantized weight): the GEMV's blocks each take the rows' sums of
-// squares and round the normed x themselves, and its first block writes x for later kernels.
-void CudaBackend::rms_norm_linear(const Tensor& h, const Tensor& norm_weight, float eps, Tensor& x,
-                                  const LinearWeight& lw, Tensor& out, LinearEpilogue epilogue) {
-  const auto* w = dynamic_cast<const CudaLinear*>(&lw);
-  if (!norm_folding_enabled() || !w || !norm_foldable(h, x, *w, out, epilogue)) {
-    Backend::rms_norm_linear(h, norm_weight, eps, x, lw, out, epilogue);
-    return;
-  }
-  use_device();
-  FERRUM_CHECK(norm_weight.numel() == h.cols() && norm_weight.device == Device::CUDA,
-               "rms_norm_linear: weight has {} elements, rows have {}", norm_weight.numel(), h.cols());
-  const cuda::NormedX norm{h.ptr<float>(), norm_weight.data, norm_weight.dtype, eps, x.data};
-  linear_checked(x, *w, out, epilogue);
-  quant_linear(x, *w, out, epilogue, &norm);
-}
-
-bool CudaBackend::norm_foldable(const Tensor& h, const Tensor& x, const CudaLinear& w, const Tensor& out,
-                                LinearEpilogue epilogue) const {
-  const int64_t M = h.rows(), K = h.cols();
-  if (h.dtype != DType::F32 || x.rows() != M || x.cols() != K || M < 1 || M > cuda::kQ8MaxRows ||
-      M >= dequantize_rows() || w.quant.empty() || K != w.in_features)
-    return false;
-  const QuantPart& q = w.quant.front();
-  if (!q.is_packed || q.packed.perm || !cuda::packed_q8_applies(q.packed.mode, M, K) || K % 64 != 0) return false;
-  if (!q.fp8_codes.empty() && M >= fp8_w8a8_rows()) return false;
-  if (epilogue != LinearEpilogue::SiluMul) return true;
-  // fused_gate_up's int8-x form, and nothing else, must run
-  return w.quant.size() == 1 && w.part_rows.size() == 2 && w.part_rows[0] == w.part_rows[1] &&
-         out.dtype == x.dtype && cuda::packed_q8_silu_applies(x.dtype, static_cast<int>(M), K, q.packed);
-}
-
-bool CudaBackend::norm_folding_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("FERRUM_FOLD_NORM");
-    return !v || std::atoi(v) != 0;
-  }();
-  return on;
 }
 
 int64_t CudaBackend::dequantize_rows() {

@@ -55,108 +55,6 @@ __device__ __forceinline__ void quantize_x_chunks(const A* x, int M, int64_t K, 
   }
 }
 
-// The kernel's view of NormedX (w_kind 0: F32 weight, 1: F16, 2: BF16); h null: no norm.
-struct NormArgs {
-  const float* h;
-  const void* weight;
-  int w_kind;
-  float eps;
-  void* x_out;
-};
-
-// 16 of the norm's weights from column col (a multiple of 16; weights are no kernel's output).
-__device__ __forceinline__ void norm_weights(const NormArgs& n, int64_t col, float* w) {
-  if (n.w_kind == 0) {
-    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(n.weight) + col);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 v = __ldg(p + i);
-      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
-    }
-  } else if (n.w_kind == 1) {
-    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const __half*>(n.weight) + col);
-    unpack8<__half>(__ldg(p), w);
-    unpack8<__half>(__ldg(p + 1), w + 8);
-  } else {
-    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(n.weight) + col);
-    unpack8<__nv_bfloat16>(__ldg(p), w);
-    unpack8<__nv_bfloat16>(__ldg(p + 1), w + 8);
-  }
-}
-
-// 1 / rms of h's rows m < M: each warp sums the squares of its columns [k0, k1), the block adds
-// the warps' sums in warp order (ss: splits * kRows floats of shared memory). Every thread of
-// the block must call it (one barrier).
-template <int kRows>
-__device__ __forceinline__ void norm_row_inv(const NormArgs& n, int M, int64_t K, int64_t k0, int64_t k1, int warp,
-                                             int splits, int lane, float* ss, float* inv) {
-#pragma unroll
-  for (int m = 0; m < kRows; ++m) {
-    float sum = 0.0f;
-    if (m < M) {
-      const uint4* row = reinterpret_cast<const uint4*>(n.h + m * K);
-      for (int64_t i = k0 / 4 + lane; i < k1 / 4; i += 32) {
-        const uint4 v = load_activation(row + i);
-        const float a = __uint_as_float(v.x), b = __uint_as_float(v.y), c = __uint_as_float(v.z),
-                    d = __uint_as_float(v.w);
-        sum += a * a + b * b + c * c + d * d;
-      }
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0) ss[warp * kRows + m] = sum;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int m = 0; m < kRows; ++m) {
-    float total = 0.0f;
-    for (int w = 0; w < splits; ++w) total += ss[w * kRows + m];
-    inv[m] = 1.0f / sqrtf(total / static_cast<float>(K) + n.eps);
-  }
-}
-
-// quantize_x_chunks for x = rms_norm(h): each value rounded to A as cuda::rms_norm writes it,
-// then to int8; write_x: also stored to n.x_out.
-template <typename A, int kRows>
-__device__ __forceinline__ void quantize_normed_chunks(const NormArgs& n, const float* inv, int M, int64_t K,
-                                                       int64_t c0, int count, bool swap, bool write_x, uint4* q,
-                                                       int2* s, int lane) {
-#pragma unroll
-  for (int m = 0; m < kRows; ++m) {
-    if (m >= M) break;
-    const uint4* src = reinterpret_cast<const uint4*>(n.h + m * K) + 4 * c0;
-    for (int c = lane; c < count; c += 32) {
-      float f[kChunk], w[kChunk];
-      norm_weights(n, (c0 + c) * kChunk, w);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const uint4 v = load_activation(src + 4 * c + i);
-        f[4 * i] = __uint_as_float(v.x), f[4 * i + 1] = __uint_as_float(v.y);
-        f[4 * i + 2] = __uint_as_float(v.z), f[4 * i + 3] = __uint_as_float(v.w);
-      }
-      uint32_t pairs[kChunk / 2];  // x's 16 values as A, two to a word
-#pragma unroll
-      for (int i = 0; i < kChunk; i += 2) {
-        const A lo = from_float<A>(w[i] * (f[i] * inv[m])), hi = from_float<A>(w[i + 1] * (f[i + 1] * inv[m]));
-        f[i] = to_float(lo), f[i + 1] = to_float(hi);
-        pairs[i / 2] = static_cast<uint32_t>(__bfloat16_as_ushort(*reinterpret_cast<const __nv_bfloat16*>(&lo))) |
-                       static_cast<uint32_t>(__bfloat16_as_ushort(*reinterpret_cast<const __nv_bfloat16*>(&hi))) << 16;
-      }
-      if (write_x) {
-        uint4* dst = reinterpret_cast<uint4*>(static_cast<A*>(n.x_out) + m * K + (c0 + c) * kChunk);
-        dst[0] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
-        dst[1] = make_uint4(pairs[4], pairs[5], pairs[6], pairs[7]);
-      }
-      uint32_t words[4];
-      float scale;
-      int sum;
-      q8::quantize_chunk(f, swap, words, scale, sum);
-      q[m * count + c] = make_uint4(words[0], words[1], words[2], words[3]);
-      s[m * count + c] = make_int2(__float_as_int(scale), sum);
-    }
-  }
-}
-
 // One tile's contribution to the lane's sums: acc[m][0] row g, acc[m][1] row g + 8 of the
 // weight, for rows m of x (xq: its 16 bytes of the lane's columns, xs: their scale and sum).
 template <PackedMode kMode, typename A, int kRows>
@@ -205,14 +103,12 @@ __device__ __forceinline__ A silu_mul(float gate, float up) {
 // in shared memory in a fixed order, once per n-tile.
 // kSilu: the weight is gate rows, then as many up rows (a multiple of 16 each); a block walks
 // pairs of n-tiles (gate i, up i) and writes silu(gate) * up, rows / 2 features (A, ldo).
-// kNorm: x is rms_norm(norm.h) (NormedX), computed here (its own instances: the others keep
-// their registers).
-template <PackedMode kMode, typename A, int kRows, bool kSilu, bool kNorm>
+template <PackedMode kMode, typename A, int kRows, bool kSilu>
 __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, int M, int64_t K,
                                                                     PackedWeight w, int ktiles_per_split,
                                                                     const float* __restrict__ bias,
                                                                     void* __restrict__ out, bool out_f32, int64_t ldo,
-                                                                    bool accumulate, NormArgs norm) {
+                                                                    bool accumulate) {
   extern __shared__ __align__(16) uint8_t ring[];
   constexpr int kSlot = stream_slot_bytes<kMode>();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
@@ -233,15 +129,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
   const int per_warp = kRows * ktiles_per_split * 4;  // chunks
   uint4* xq = reinterpret_cast<uint4*>(rounded) + warp * per_warp;
   int2* xs = reinterpret_cast<int2*>(rounded + splits * per_warp * 16) + warp * per_warp;
-  if constexpr (kNorm) {  // (the last sums buffer is first written after every warp has read it)
-    float inv[kRows];
-    norm_row_inv<kRows>(norm, M, K, kt0 * 64, kt1 * 64, warp, splits, lane,
-                        sums + (q8_sum_buffers<kSilu>() - 1) * splits * kRows * 16, inv);
-    quantize_normed_chunks<A, kRows>(norm, inv, M, K, kt0 * 4, nchunks, four_bit(kMode), blockIdx.x == 0, xq, xs,
-                                     lane);
-  } else {
-    quantize_x_chunks<A, kRows>(x, M, K, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
-  }
+  quantize_x_chunks<A, kRows>(x, M, K, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
   __syncwarp();
 
   for (int64_t j = 0; j < count; ++j) {
@@ -332,19 +220,19 @@ Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& residen
 
 template <PackedMode kMode, typename A, int kRows, bool kSilu>
 void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
-               int64_t ldo, bool accumulate, cudaStream_t s, const NormedX* norm) {
+               int64_t ldo, bool accumulate, cudaStream_t s) {
   // Always launched to overlap the kernel before it (programmatic dependent launch, whatever
   // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
   // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_activation),
   // so the overlap costs nothing in the loop (cuda_pdl.cuh says why the read-only path races).
-  auto kernel = norm ? packed_q8_kernel<kMode, A, kRows, kSilu, true> : packed_q8_kernel<kMode, A, kRows, kSilu, false>;
+  auto kernel = packed_q8_kernel<kMode, A, kRows, kSilu>;
   // Plans per weight shape, and resident blocks per split count and shared memory: asked once
   // (under a lock: two engines of one process may launch from two threads).
   static std::mutex lock;
   static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
-  const int64_t key = (ntiles << 24 | ktiles) << 1 | (norm ? 1 : 0);  // (the norm's instance: its own registers)
+  const int64_t key = ntiles << 24 | ktiles;
   std::unique_lock<std::mutex> held(lock);
   auto it = plans.find(key);
   if (it == plans.end()) {
@@ -352,7 +240,7 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
         kSilu ? ntiles / 2 : ntiles, ktiles,
         [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); },
         [&](int c, int bytes) {
-          int64_t& r = resident[(static_cast<int64_t>(c) << 32 | bytes) << 1 | (norm ? 1 : 0)];
+          int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
           if (!r) r = resident_blocks(kernel, c, bytes);
           return r;
         });
@@ -360,26 +248,16 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   }
   const Q8Launch p = it->second;
   held.unlock();
-  NormArgs n{};
-  if (norm) {
-    FERRUM_CHECK(reinterpret_cast<uintptr_t>(norm->h) % 16 == 0 && reinterpret_cast<uintptr_t>(norm->weight) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(norm->x_out) % 16 == 0,
-                 "packed_matmul_q8: the norm's rows and weight must be 16-byte aligned");
-    const int kind = norm->w_dtype == DType::F32 ? 0 : norm->w_dtype == DType::F16 ? 1 : 2;
-    FERRUM_CHECK(kind != 2 || norm->w_dtype == DType::BF16, "packed_matmul_q8: a {} norm weight",
-                 dtype_name(norm->w_dtype));
-    n = {norm->h, norm->weight, kind, norm->eps, norm->x_out};
-  }
   launch_overlapping(true, kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split,
-                     bias, out, out_f32, ldo, accumulate, n);
+                     bias, out, out_f32, ldo, accumulate);
 }
 
 template <PackedMode kMode, typename A, bool kSilu = false>
 void run_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
-            int64_t ldo, bool accumulate, cudaStream_t s, const NormedX* norm) {
+            int64_t ldo, bool accumulate, cudaStream_t s) {
   static_assert(kQ8MaxRows == 2);
-  if (M <= 1) launch_q8<kMode, A, 1, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s, norm);
-  else launch_q8<kMode, A, 2, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s, norm);
+  if (M <= 1) launch_q8<kMode, A, 1, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  else launch_q8<kMode, A, 2, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
 template <typename F>
@@ -395,10 +273,8 @@ void with_int_mode(PackedMode m, F&& f) {
 
 template <PackedMode kMode, typename A>
 void allow_q8_smem(int bytes) {
-  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false, false>, packed_q8_kernel<kMode, A, 2, false, false>,
-                      packed_q8_kernel<kMode, A, 1, true, false>, packed_q8_kernel<kMode, A, 2, true, false>,
-                      packed_q8_kernel<kMode, A, 1, false, true>, packed_q8_kernel<kMode, A, 2, false, true>,
-                      packed_q8_kernel<kMode, A, 1, true, true>, packed_q8_kernel<kMode, A, 2, true, true>})
+  for (auto kernel : {packed_q8_kernel<kMode, A, 1, false>, packed_q8_kernel<kMode, A, 2, false>,
+                      packed_q8_kernel<kMode, A, 1, true>, packed_q8_kernel<kMode, A, 2, true>})
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
@@ -425,12 +301,12 @@ namespace {
 // run_q8 with the activations' type and the weight's mode as compile-time constants.
 template <bool kSilu>
 void dispatch_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                 bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s, const NormedX* norm) {
+                 bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
   auto go = [&](auto type) {
     using A = decltype(type);
     with_int_mode(w.mode, [&](auto mode) {
       run_q8<decltype(mode)::value, A, kSilu>(static_cast<const A*>(x), M, K, w, bias, out, out_f32, ldo, accumulate,
-                                              s, norm);
+                                              s);
     });
   };
   if (act == DType::BF16) go(__nv_bfloat16{});
@@ -441,21 +317,17 @@ void dispatch_q8(const void* x, DType act, int M, int64_t K, const PackedWeight&
 }  // namespace
 
 void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s, const NormedX* norm) {
+                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
   FERRUM_CHECK(packed_q8_applies(w.mode, M, K) && K % 64 == 0, "packed_matmul_q8: {} rows of K = {}", M, K);
-  FERRUM_CHECK(!norm || !w.perm, "packed_matmul_q8: a norm folded into an act-order weight");
-  dispatch_q8<false>(x, act, M, K, w, bias, out, out_f32, ldo, accumulate, s, norm);
-}
-
-bool packed_q8_silu_applies(DType act, int M, int64_t K, const PackedWeight& w) {
-  return packed_q8_applies(w.mode, M, K) && K % 64 == 0 && !w.perm && w.rows % 32 == 0 && w.padded_rows == w.rows &&
-         (act == DType::BF16 || act == DType::F16);
+  dispatch_q8<false>(x, act, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
 bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
-                           void* out, int64_t ldo, cudaStream_t s, const NormedX* norm) {
-  if (!packed_q8_silu_applies(act, M, K, w)) return false;
-  dispatch_q8<true>(x, act, M, K, w, bias, out, false, ldo, false, s, norm);
+                           void* out, int64_t ldo, cudaStream_t s) {
+  if (!packed_q8_applies(w.mode, M, K) || K % 64 != 0 || w.perm || w.rows % 32 != 0 || w.padded_rows != w.rows)
+    return false;
+  if (act != DType::BF16 && act != DType::F16) return false;
+  dispatch_q8<true>(x, act, M, K, w, bias, out, false, ldo, false, s);
   return true;
 }
 

@@ -17,34 +17,19 @@ constexpr int kQ8MaxRows = 2;
 // Input features up to which x's int8 form fits in shared memory (1.5 bytes a feature and row).
 constexpr int64_t kQ8MaxK = 32768;
 
-// An RMSNorm folded into the GEMV (Backend::rms_norm_linear): x = rms_norm(h) * weight rounded
-// to the activations' type, as cuda::rms_norm writes it, from h F32 [M, K] (the residual
-// stream) and weight [K] (w_dtype: F32, F16 or BF16). The kernel's first block also writes x to
-// x_out [M, K] for later kernels.
-struct NormedX {
-  const float* h = nullptr;
-  const void* weight = nullptr;
-  DType w_dtype = DType::BF16;
-  float eps = 0.0f;
-  void* x_out = nullptr;
-};
-
 bool packed_q8_enabled();
 // Whether M rows of x times a weight of this mode and K input features take the int8 path.
 bool packed_q8_applies(PackedMode mode, int64_t M, int64_t K);
 // out[m, n] (rows of ldo) = x[m, :] . w[n, :] + bias[n], x [M, K] in act (F16/BF16) rounded to
 // int8 per 16 columns (in the kernel, by each warp for its part of K).
-// norm: x is rms_norm(norm->h) instead (x itself unread).
 void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s, const NormedX* norm = nullptr);
+                      bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s);
 // out[m, n] = silu(g) * u (act, rows of ldo) for g, u = x[m, :] . w[n, :], x[m, :] . w[n + R/2, :]
 // (each rounded to act first, as silu_mul_halves takes them): a gate/up weight of R rows
 // without a separate SwiGLU kernel. False (nothing launched) where the int8 path does not
 // apply or R is not a multiple of 32 (gate and up in whole tiles).
 bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
-                           void* out, int64_t ldo, cudaStream_t s, const NormedX* norm = nullptr);
-// Whether packed_matmul_q8_silu runs (returns true) for these arguments.
-bool packed_q8_silu_applies(DType act, int M, int64_t K, const PackedWeight& w);
+                           void* out, int64_t ldo, cudaStream_t s);
 // Once per process, before any graph is recorded (shared memory over 48 KB).
 void packed_q8_prepare();
 
