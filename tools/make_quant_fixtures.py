@@ -42,6 +42,11 @@ VARIANTS = {
     "moe-gptq-g32-actorder": dict(method="gptq", group=32, desc_act=True, sym=True, v1=False, source="tiny-qwen3-moe"),
     "moe-awq-g32": dict(method="awq", group=32, source="tiny-qwen3-moe"),
     "moe-fp8-block": dict(method="fp8", scales="block", block=(16, 32), source="tiny-qwen3-moe"),
+    # Hostile: one expert's gate_proj left unquantized; one expert's qzeros missing.
+    "moe-gptq-mixed": dict(method="gptq", group=32, desc_act=False, sym=False, v1=True, source="tiny-qwen3-moe",
+                           dense=("model.layers.0.mlp.experts.3.gate_proj",)),
+    "moe-gptq-no-qzeros": dict(method="gptq", group=32, desc_act=False, sym=False, v1=True, source="tiny-qwen3-moe",
+                               drop=("model.layers.2.mlp.experts.5.up_proj.qzeros",)),
 }
 
 
@@ -264,7 +269,7 @@ def make_variant(out_dir, name, v):
     quant, ref = {}, {}
     for tname, (dtype, shape, raw) in source.items():
         module = tname[: -len(".weight")] if tname.endswith(".weight") else None
-        if module is None or module.split(".")[-1] not in LINEAR:
+        if module is None or module.split(".")[-1] not in LINEAR or module in v.get("dense", ()):
             quant[tname] = ref[tname] = (dtype, shape, raw)
             continue
         n_rows, k_cols = shape
@@ -286,6 +291,8 @@ def make_variant(out_dir, name, v):
             for suffix, t in packed.items():
                 quant[f"{module}.{suffix}"] = t
         ref[tname] = ("F32", shape, pack_f32(deq))
+    for name_ in v.get("drop", ()):
+        del quant[name_]
     for suffix, tensors, cfg in (("", quant, dict(config, quantization_config=quantization_config(v))),
                                  ("-ref", ref, config)):
         d = os.path.join(out_dir, name + suffix)

@@ -65,8 +65,9 @@ struct LinearPart {
   std::vector<Tensor> extra;
   QuantScheme quant;
   // Grouped experts (LinearSpec::num_experts > 0): expert e's weight [rows, in] in `format`,
-  // in place of `weight` (checkpoints store one tensor per expert, GGUF slices of one). The
-  // backend stacks them at load into one weight of the layer.
+  // in place of `weight` (checkpoints store one tensor per expert, GGUF slices of one); GPTQ,
+  // AWQ and FP8 ones are their checkpoint tensors (qweight, E4M3), with `expert_extra`. The
+  // backend keeps them at load as one weight of the layer, expert after expert.
   std::vector<Tensor> experts;
   // GPTQ/AWQ/FP8 experts: expert e's companions (what `extra` holds for a plain part).
   std::vector<std::vector<Tensor>> expert_extra;
@@ -97,6 +98,9 @@ struct LinearSpec {
     return n;
   }
 };
+
+// What errors about expert e of part p of the layer call it.
+std::string expert_label(const LinearSpec& spec, const LinearPart& p, int64_t e);
 
 // What Backend::linear does with x @ W^T (+ bias).
 enum class LinearEpilogue : uint8_t {

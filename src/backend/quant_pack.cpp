@@ -167,14 +167,14 @@ PackedFp8 pack_fp8(const LinearPart& p, int64_t K, const std::string& layer) {
   return w;
 }
 
-PackedInt int_weight(const LinearSpec& spec, const LinearPart& p) {
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer) {
   return spec.dummy ? random_int(p.rows, spec.in_features, p.quant.group_size, dummy_seed(p.name.c_str()))
-                    : pack_int(p, spec.in_features, spec.name);
+                    : pack_int(p, spec.in_features, layer.empty() ? spec.name : layer);
 }
 
-PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p) {
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer) {
   return spec.dummy ? random_fp8(p.rows, spec.in_features, dummy_seed(p.name.c_str()))
-                    : pack_fp8(p, spec.in_features, spec.name);
+                    : pack_fp8(p, spec.in_features, layer.empty() ? spec.name : layer);
 }
 
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed) {

@@ -56,8 +56,9 @@ PackedInt pack_int(const LinearPart& p, int64_t in_features, const std::string& 
 PackedFp8 pack_fp8(const LinearPart& p, int64_t in_features, const std::string& layer);
 // A layer part's weight as a backend keeps it: packed from its checkpoint tensors, or random
 // for a dummy spec (the part's name seeds it, as dummy_fill.h's pattern does).
-PackedInt int_weight(const LinearSpec& spec, const LinearPart& p);
-PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p);
+// layer: what errors name (default: the spec's name; an expert's label, say).
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer = {});
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer = {});
 // Random weights of real shapes for benchmarks (--dummy with a quantization_config).
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed);  // 4 bits
 PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed);

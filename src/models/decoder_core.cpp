@@ -261,24 +261,26 @@ std::unique_ptr<FeedForward> DecoderCore::swiglu_mlp(const std::string& prefix, 
 bool DecoderCore::skipped(const std::string& module) const {
   for (const std::string& s : cfg_.quantization.skip)
     if (module == s || module.ends_with("." + s) || module.starts_with(s + ".")) return true;
-  // GPTQ/AWQ/FP8 checkpoints keep the output layer and MoE routers (and Qwen2-MoE's shared
-  // expert gate) dense.
-  return module == "lm_head" || module.ends_with(".mlp.gate") || module.ends_with(".shared_expert_gate");
+  return module == "lm_head";  // GPTQ/AWQ/FP8 checkpoints keep the output layer dense
 }
 
 bool DecoderCore::quantized_source(const std::string& module, LinearPart& p) const {
   const QuantizationConfig& q = cfg_.quantization;
   if (q.method.empty() || skipped(module)) return false;
+  const WeightFormat before = p.format;  // what p keeps where the module is not quantized
   p.quant.bits = q.bits;
   p.quant.group_size = q.group_size;
   p.quant.zeros_plus_one = q.zeros_plus_one;
   p.quant.fp8_block[0] = q.fp8_block[0];
   p.quant.fp8_block[1] = q.fp8_block[1];
+  // Dummy weights have no tensors to say what is quantized: MoE routers (and Qwen2-MoE's shared
+  // expert gate) stay dense, as GPTQModel, AutoAWQ and the FP8 releases leave them.
+  if (opt_.dummy_weights && (module.ends_with(".mlp.gate") || module.ends_with(".shared_expert_gate"))) return false;
   if (q.method == "gptq" || q.method == "awq") {
     p.format = q.method == "gptq" ? WeightFormat::Gptq : WeightFormat::Awq;
     if (opt_.dummy_weights) return true;
     if (!store_.has(module + ".qweight")) {
-      if (store_.has(module + ".weight")) return false;  // left unquantized
+      if (store_.has(module + ".weight")) return p.format = before, false;  // left unquantized
       fail("missing tensor '{}.qweight' ({} checkpoint)", module, q.method);
     }
     p.weight = store_.get(module + ".qweight");
@@ -290,7 +292,7 @@ bool DecoderCore::quantized_source(const std::string& module, LinearPart& p) con
   p.format = WeightFormat::Fp8;
   if (opt_.dummy_weights) return true;
   const Tensor& w = store_.get(module + ".weight");
-  if (w.dtype != DType::F8E4M3) return false;
+  if (w.dtype != DType::F8E4M3) return p.format = before, false;  // left unquantized (routers, say)
   p.weight = w;
   const bool blocks = q.fp8_block[0] > 0;
   const std::string scale = module + (blocks ? ".weight_scale_inv" : ".weight_scale");

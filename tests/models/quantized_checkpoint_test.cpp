@@ -224,6 +224,13 @@ TEST(QuantizedCheckpoints, HostileConfigsFailAtLoadWithClearErrors) {
   expect_load_error(edited_copy("fp8-channel", "fp8-fmt", [](json& q) { q["fmt"] = "e5m2"; }), {"e5m2"});
 }
 
+// MoE checkpoints whose experts are not all alike, or lack a companion, fail at load and say
+// which tensor.
+TEST(QuantizedCheckpoints, HostileMoeExpertsFailAtLoadWithClearErrors) {
+  expect_load_error(fixtures() / "moe-gptq-mixed", {"mixed experts", "model.layers.0.mlp.experts"});
+  expect_load_error(fixtures() / "moe-gptq-no-qzeros", {"model.layers.2.mlp.experts.5.up_proj.qzeros"});
+}
+
 TEST(QuantizedCheckpoints, OnlineFp8OfAQuantizedModelIsRefused) {
   try {
     load_model((fixtures() / "awq-g64").string(), 1, "cpu", "fp8");

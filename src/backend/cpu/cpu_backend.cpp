@@ -281,8 +281,9 @@ class CpuBackend final : public Backend {
     std::vector<WeightFormat> formats;
     std::vector<std::shared_ptr<const PackedInt>> ints;  // per part: GPTQ / AWQ, repacked
     std::vector<std::shared_ptr<const PackedFp8>> fp8;    // per part: FP8
-    // Grouped experts: `weights` holds each part stacked [E, rows, in], and experts[e] views
-    // expert e's rows of them as a plain layer.
+    // Grouped experts: `weights` holds each dense or GGUF part stacked [E, rows, in], and
+    // experts[e] views expert e's rows of them as a plain layer (GPTQ/AWQ/FP8 parts: experts[e]
+    // holds expert e's repacked weight; `weights` has an empty tensor for them).
     std::vector<CpuLinear> experts;
   };
 
@@ -325,7 +326,7 @@ class CpuBackend final : public Backend {
       if (&p == &spec.parts.front()) w->dtype = p.format == WeightFormat::Dense ? t.dtype : DType::F32;
       w->formats.push_back(p.format);
       w->part_rows.push_back(p.rows);
-      w->stored_bytes += t.nbytes();
+      w->stored_bytes += is_packed_source(p.format) ? 0 : t.nbytes();  // (packed: counted per expert)
       w->weights.push_back(t);
     }
     for (int32_t e = 0; e < spec.num_experts; ++e) {
@@ -348,8 +349,9 @@ class CpuBackend final : public Backend {
         }
         x.weights.emplace_back();
         const LinearPart part = expert_part(p, e);
-        if (p.format == WeightFormat::Fp8) x.fp8.back() = std::make_shared<PackedFp8>(fp8_weight(spec, part));
-        else x.ints.back() = std::make_shared<PackedInt>(int_weight(spec, part));
+        const std::string label = expert_label(spec, p, e);
+        if (p.format == WeightFormat::Fp8) x.fp8.back() = std::make_shared<PackedFp8>(fp8_weight(spec, part, label));
+        else x.ints.back() = std::make_shared<PackedInt>(int_weight(spec, part, label));
         const size_t bytes = x.fp8.back() ? x.fp8.back()->bytes() : x.ints.back()->bytes();
         x.stored_bytes += bytes;
         w->stored_bytes += bytes;

@@ -68,8 +68,8 @@ class CudaBackend final : public Backend {
   // Rows of GGUF blocks [rows, row bytes] (host) as F32 [rows, cols], decoded by the CPU's
   // reference (its block embedding, every row looked up).
   static std::vector<float> dequantize_blocks(const Tensor& blocks, WeightFormat f, int64_t cols);
-  // A GPTQ/AWQ/FP8 part's weight [rows, in] as F32 (quant_pack.h's CPU rows).
-  static std::vector<float> dequantize_packed(const LinearSpec& spec, const LinearPart& p);
+  // Expert e's weight [rows, in] of a GPTQ/AWQ/FP8 grouped part, as F32 (quant_pack.h's rows).
+  static std::vector<float> dequantize_packed(const LinearSpec& spec, const LinearPart& grouped, int64_t e);
 
   // Each part as the quantized kernels read it: GGUF blocks as stored, GPTQ/AWQ/FP8 repacked
   // (quant_pack.h), dense parts (GGUF tensors without a kernel, dequantized) in the

@@ -55,12 +55,14 @@ std::unique_ptr<LinearWeight> CudaBackend::load_experts(const LinearSpec& spec) 
       }
       if (!warned) {
         log::warn("MoE experts in {} are dequantized to {} on CUDA (a format without tiles, mixed formats, GPTQ act "
-                  "order, input features not a multiple of 64, or FERRUM_MOE_PACKED=0): they take 16-bit memory and "
-                  "speed", weight_format_name(p.format), dtype_name(act));
+                  "order, input features not a multiple of 64, groups or scale blocks not of whole 16-column "
+                  "pieces, gate and up of unequal rows, parts of rows not a multiple of 16, or "
+                  "FERRUM_MOE_PACKED=0): they take 16-bit memory and speed",
+                  weight_format_name(p.format), dtype_name(act));
         warned = true;
       }
       std::vector<float> values = gguf_block_values(p.format) ? dequantize_blocks(p.experts[e], p.format, K)
-                                                              : dequantize_packed(spec, expert_part(p, e));
+                                                              : dequantize_packed(spec, p, e);
       Tensor host = shaped({p.rows, K}, DType::F32);
       host.data = values.data();
       put_dense(slice, host, act, spec.name, p.name);  // converts to 16 bits, so copies before returning
@@ -110,14 +112,16 @@ bool CudaBackend::packed_experts_enabled() {
   return on;
 }
 
-std::vector<float> CudaBackend::dequantize_packed(const LinearSpec& spec, const LinearPart& p) {
+std::vector<float> CudaBackend::dequantize_packed(const LinearSpec& spec, const LinearPart& grouped, int64_t e) {
   const int64_t K = spec.in_features;
+  const LinearPart p = expert_part(grouped, e);
+  const std::string label = expert_label(spec, grouped, e);
   std::vector<float> out(static_cast<size_t>(p.rows * K));
   if (p.format == WeightFormat::Fp8) {
-    const PackedFp8 w = fp8_weight(spec, p);
+    const PackedFp8 w = fp8_weight(spec, p, label);
     for (int64_t n = 0; n < p.rows; ++n) fp8_row(w, n, out.data() + n * K);
   } else {
-    const PackedInt w = int_weight(spec, p);
+    const PackedInt w = int_weight(spec, p, label);
     for (int64_t n = 0; n < p.rows; ++n) int_row(w, n, out.data() + n * K);
   }
   return out;

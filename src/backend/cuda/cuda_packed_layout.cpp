@@ -220,7 +220,13 @@ namespace {
 // Whether every expert of GPTQ part p keeps its input features in order (no act-order g_idx:
 // the grouped kernels read x's rows as they are, not permuted per expert).
 bool experts_in_order(const LinearPart& p, int64_t K) {
-  if (p.format != WeightFormat::Gptq) return true;
+  if (p.format == WeightFormat::Fp8) {  // scale blocks of whole tiles' columns
+    const int64_t bc = p.quant.fp8_block[1];
+    return bc <= 0 || (K % bc == 0 && bc % 16 == 0);
+  }
+  if (p.format != WeightFormat::Gptq && p.format != WeightFormat::Awq) return true;
+  if (p.quant.group_size > 0 && (K % p.quant.group_size != 0 || p.quant.group_size % 16 != 0)) return false;
+  if (p.format == WeightFormat::Awq) return true;
   const int64_t group = p.quant.group_size > 0 ? p.quant.group_size : K;
   for (const std::vector<Tensor>& extra : p.expert_extra) {
     if (extra.size() < 3) continue;  // no g_idx
@@ -248,13 +254,16 @@ bool experts_tileable(const LinearSpec& spec) {
 }
 
 MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act) {
-  FERRUM_CHECK(experts_tileable(spec) && e < spec.num_experts, "tile_expert: layer '{}', expert {}", spec.name, e);
+  // (experts_tileable(spec) is the caller's to ask once: it reads every expert's g_idx)
+  FERRUM_CHECK(e >= 0 && e < spec.num_experts, "tile_expert: layer '{}', expert {}", spec.name, e);
   MmaTiles all;
   for (const LinearPart& p : spec.parts) {
     MmaTiles t;
     if (is_packed_source(p.format)) {  // GPTQ/AWQ/FP8: repacked first (random for dummy specs)
       const LinearPart part = expert_part(p, e);
-      t = p.format == WeightFormat::Fp8 ? tile_fp8(fp8_weight(spec, part), act) : tile_int(int_weight(spec, part), act);
+      const std::string label = expert_label(spec, p, e);
+      t = p.format == WeightFormat::Fp8 ? tile_fp8(fp8_weight(spec, part, label), act)
+                                        : tile_int(int_weight(spec, part, label), act);
     } else {
       const Tensor& blocks = p.experts[static_cast<size_t>(e)];
       FERRUM_CHECK(blocks.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,

@@ -55,7 +55,7 @@ bool gguf_tiles_supported(WeightFormat f);
 // expert e's parts joined into one weight, the same size for every expert, so that the GPU
 // keeps them one after another. Dummy specs (GPTQ/AWQ/FP8) tile random experts.
 bool experts_tileable(const LinearSpec& spec);
-MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act);
+MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act);  // of a spec experts_tileable accepts
 
 // A quantized layer's parts as the GPU keeps them. Each run of consecutive parts in the same
 // packed form (q/k/v of one GPTQ layer; gate and up) is joined into one weight, so that it
