@@ -55,10 +55,6 @@ LinearPart expert_part(const LinearPart& p, int64_t e) {
   return x;
 }
 
-std::string expert_label(const LinearSpec& spec, const LinearPart& p, int64_t e) {
-  return fmt::format("{}, expert {} of '{}'", spec.name, e, p.name);
-}
-
 namespace {
 
 // One source weight of part p ([rows, in] dense, or its raw GGUF blocks); `what` names it.

@@ -99,9 +99,6 @@ struct LinearSpec {
   }
 };
 
-// What errors about expert e of part p of the layer call it.
-std::string expert_label(const LinearSpec& spec, const LinearPart& p, int64_t e);
-
 // What Backend::linear does with x @ W^T (+ bias).
 enum class LinearEpilogue : uint8_t {
   Store,       // out = x W^T + b

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "backend/dummy_fill.h"
 #include "backend/splitmix.h"
 #include "core/error.h"
@@ -167,14 +169,30 @@ PackedFp8 pack_fp8(const LinearPart& p, int64_t K, const std::string& layer) {
   return w;
 }
 
-PackedInt int_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer) {
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p) {
   return spec.dummy ? random_int(p.rows, spec.in_features, p.quant.group_size, dummy_seed(p.name.c_str()))
-                    : pack_int(p, spec.in_features, layer.empty() ? spec.name : layer);
+                    : pack_int(p, spec.in_features, spec.name);
 }
 
-PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer) {
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p) {
   return spec.dummy ? random_fp8(p.rows, spec.in_features, dummy_seed(p.name.c_str()))
-                    : pack_fp8(p, spec.in_features, layer.empty() ? spec.name : layer);
+                    : pack_fp8(p, spec.in_features, spec.name);
+}
+
+namespace {
+std::string expert_label(const LinearSpec& spec, const LinearPart& p, int64_t e) {
+  return fmt::format("{}, expert {} of '{}'", spec.name, e, p.name);
+}
+}  // namespace
+
+PackedInt expert_int_weight(const LinearSpec& spec, const LinearPart& grouped, int64_t e) {
+  const LinearPart p = expert_part(grouped, e);
+  return spec.dummy ? int_weight(spec, p) : pack_int(p, spec.in_features, expert_label(spec, grouped, e));
+}
+
+PackedFp8 expert_fp8_weight(const LinearSpec& spec, const LinearPart& grouped, int64_t e) {
+  const LinearPart p = expert_part(grouped, e);
+  return spec.dummy ? fp8_weight(spec, p) : pack_fp8(p, spec.in_features, expert_label(spec, grouped, e));
 }
 
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed) {

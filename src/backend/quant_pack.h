@@ -56,9 +56,12 @@ PackedInt pack_int(const LinearPart& p, int64_t in_features, const std::string& 
 PackedFp8 pack_fp8(const LinearPart& p, int64_t in_features, const std::string& layer);
 // A layer part's weight as a backend keeps it: packed from its checkpoint tensors, or random
 // for a dummy spec (the part's name seeds it, as dummy_fill.h's pattern does).
-// layer: what errors name (default: the spec's name; an expert's label, say).
-PackedInt int_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer = {});
-PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p, const std::string& layer = {});
+PackedInt int_weight(const LinearSpec& spec, const LinearPart& p);
+PackedFp8 fp8_weight(const LinearSpec& spec, const LinearPart& p);
+// Expert e of a grouped GPTQ/AWQ (FP8) part the same way (LinearPart::expert_extra); errors
+// name the expert and the part.
+PackedInt expert_int_weight(const LinearSpec& spec, const LinearPart& grouped, int64_t e);
+PackedFp8 expert_fp8_weight(const LinearSpec& spec, const LinearPart& grouped, int64_t e);
 // Random weights of real shapes for benchmarks (--dummy with a quantization_config).
 PackedInt random_int(int64_t rows, int64_t cols, int64_t group, uint64_t seed);  // 4 bits
 PackedFp8 random_fp8(int64_t rows, int64_t cols, uint64_t seed);

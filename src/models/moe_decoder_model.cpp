@@ -99,18 +99,22 @@ class MoeDecoderModel final : public DecoderCore {
   // weights take only the format.
   void per_expert(const std::string& prefix, const std::string& part, LinearPart& p) const {
     const int64_t E = cfg_.moe.num_experts;
+    LinearPart q;
+    if (opt_.dummy_weights) {  // no tensors: expert 0's module says the format of all
+      if (quantized_source(prefix + ".0." + part, q)) p.format = q.format, p.quant = q.quant;
+      return;
+    }
     int64_t quantized = 0;
     for (int64_t e = 0; e < E; ++e) {
       const std::string module = prefix + "." + std::to_string(e) + "." + part;
-      LinearPart q;
+      q = LinearPart{};
       if (quantized_source(module, q)) {
         ++quantized;
         p.format = q.format;
         p.quant = q.quant;
-        if (opt_.dummy_weights) return;
         p.experts.push_back(q.weight);
         p.expert_extra.push_back(std::move(q.extra));
-      } else if (!opt_.dummy_weights) {
+      } else {
         p.experts.push_back(store_.get(module + ".weight"));
       }
     }

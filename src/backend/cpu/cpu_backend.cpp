@@ -348,10 +348,8 @@ class CpuBackend final : public Backend {
           continue;
         }
         x.weights.emplace_back();
-        const LinearPart part = expert_part(p, e);
-        const std::string label = expert_label(spec, p, e);
-        if (p.format == WeightFormat::Fp8) x.fp8.back() = std::make_shared<PackedFp8>(fp8_weight(spec, part, label));
-        else x.ints.back() = std::make_shared<PackedInt>(int_weight(spec, part, label));
+        if (p.format == WeightFormat::Fp8) x.fp8.back() = std::make_shared<PackedFp8>(expert_fp8_weight(spec, p, e));
+        else x.ints.back() = std::make_shared<PackedInt>(expert_int_weight(spec, p, e));
         const size_t bytes = x.fp8.back() ? x.fp8.back()->bytes() : x.ints.back()->bytes();
         x.stored_bytes += bytes;
         w->stored_bytes += bytes;

@@ -114,15 +114,13 @@ bool CudaBackend::packed_experts_enabled() {
 
 std::vector<float> CudaBackend::dequantize_packed(const LinearSpec& spec, const LinearPart& grouped, int64_t e) {
   const int64_t K = spec.in_features;
-  const LinearPart p = expert_part(grouped, e);
-  const std::string label = expert_label(spec, grouped, e);
-  std::vector<float> out(static_cast<size_t>(p.rows * K));
-  if (p.format == WeightFormat::Fp8) {
-    const PackedFp8 w = fp8_weight(spec, p, label);
-    for (int64_t n = 0; n < p.rows; ++n) fp8_row(w, n, out.data() + n * K);
+  std::vector<float> out(static_cast<size_t>(grouped.rows * K));
+  if (grouped.format == WeightFormat::Fp8) {
+    const PackedFp8 w = expert_fp8_weight(spec, grouped, e);
+    for (int64_t n = 0; n < w.rows; ++n) fp8_row(w, n, out.data() + n * K);
   } else {
-    const PackedInt w = int_weight(spec, p, label);
-    for (int64_t n = 0; n < p.rows; ++n) int_row(w, n, out.data() + n * K);
+    const PackedInt w = expert_int_weight(spec, grouped, e);
+    for (int64_t n = 0; n < w.rows; ++n) int_row(w, n, out.data() + n * K);
   }
   return out;
 }

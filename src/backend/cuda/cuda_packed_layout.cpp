@@ -217,9 +217,10 @@ MmaTiles tile_gguf(const uint8_t* blocks, WeightFormat f, int64_t rows, int64_t 
 
 namespace {
 
-// Whether every expert of GPTQ part p keeps its input features in order (no act-order g_idx:
-// the grouped kernels read x's rows as they are, not permuted per expert).
-bool experts_in_order(const LinearPart& p, int64_t K) {
+// Whether part p's experts fit the tiles: FP8 scale blocks and GPTQ/AWQ groups of whole
+// 16-column pieces, and GPTQ input features in order (no act-order g_idx: the grouped kernels
+// read x's rows as they are, not permuted per expert).
+bool experts_fit_tiles(const LinearPart& p, int64_t K) {
   if (p.format == WeightFormat::Fp8) {  // scale blocks of whole tiles' columns
     const int64_t bc = p.quant.fp8_block[1];
     return bc <= 0 || (K % bc == 0 && bc % 16 == 0);
@@ -248,7 +249,7 @@ bool experts_tileable(const LinearSpec& spec) {
   for (size_t i = 0; i < spec.parts.size(); ++i) {
     const LinearPart& p = spec.parts[i];
     if (p.format != first.format || (i + 1 < spec.parts.size() && p.rows % 16 != 0)) return false;
-    if (!experts_in_order(p, spec.in_features)) return false;
+    if (!experts_fit_tiles(p, spec.in_features)) return false;
   }
   return true;
 }
@@ -260,10 +261,8 @@ MmaTiles tile_expert(const LinearSpec& spec, int64_t e, DType act) {
   for (const LinearPart& p : spec.parts) {
     MmaTiles t;
     if (is_packed_source(p.format)) {  // GPTQ/AWQ/FP8: repacked first (random for dummy specs)
-      const LinearPart part = expert_part(p, e);
-      const std::string label = expert_label(spec, p, e);
-      t = p.format == WeightFormat::Fp8 ? tile_fp8(fp8_weight(spec, part, label), act)
-                                        : tile_int(int_weight(spec, part, label), act);
+      t = p.format == WeightFormat::Fp8 ? tile_fp8(expert_fp8_weight(spec, p, e), act)
+                                        : tile_int(expert_int_weight(spec, p, e), act);
     } else {
       const Tensor& blocks = p.experts[static_cast<size_t>(e)];
       FERRUM_CHECK(blocks.device == Device::CPU, "layer '{}': GGUF blocks of '{}' are not in host memory", spec.name,
