@@ -448,9 +448,10 @@ void add_moe_cases(CaseList& cases) {
     for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
   // The same with 16-bit activations: a GPU keeps such experts as tiles (cuda_packed_rows.cu),
   // in blocks of 16 sorted rows (decode; 70 tokens: 17 routes per expert, some over 16) and of
-  // 64 (160 tokens: 40 routes per expert).
+  // 64 (160 tokens: 40 routes per expert); one or two tokens through the int8-x GEMV, a route
+  // per row of blocks (cuda_packed_q8.h).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
-    for (int64_t T : {1, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
+    for (int64_t T : {1, 2, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);
   // One token of a wider shape: a GPU splits the experts' blocks over K (partials summed, silu
   // in the sum for gate/up).
@@ -459,7 +460,7 @@ void add_moe_cases(CaseList& cases) {
   // group a row; v2: group 64), AWQ and FP8 (v1: a scale per row; v2: blocks of [32, 64]) and
   // dequantizes act-order GPTQ (v0; v3 in 8 bits) to 16 bits.
   using F = WeightFormat;
-  for (int64_t T : {1, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, F::Gptq, 2);
+  for (int64_t T : {1, 2, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, F::Gptq, 2);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::BF16, F::Gptq, 1);
   for (int v : {0, 3}) add<MoeCase>(cases, MoeShape{5, 128, 8, 64, 2, true}, DType::BF16, F::Gptq, v);
   for (int64_t T : {1, 70}) add<MoeCase>(cases, MoeShape{T, 128, 8, 128, 2, true}, DType::F16, F::Awq, 0);

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_packed_layout.h"
+#include "backend/cuda/cuda_packed_q8.h"
 #include "backend/dummy_fill.h"
 #include "backend/quant_pack.h"
 #include "core/log.h"
@@ -141,6 +142,15 @@ bool CudaBackend::supports_moe(DType activations) const {
   return activations == DType::BF16 || activations == DType::F16;
 }
 
+bool CudaBackend::moe_decode_q8() {
+  // FERRUM_MOE_Q8=0: decode steps' quantized experts through the grouped tensor-core kernels.
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_MOE_Q8");
+    return !v || std::atoi(v) != 0;
+  }();
+  return on;
+}
+
 void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   use_device();
   const auto& gate_up = static_cast<const CudaLinear&>(*mw.gate_up);
@@ -192,13 +202,27 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   launched("moe_route");
   void* expert_act = base + at[kExpertAct];
   void* expert_out = base + at[kExpertOut];
-  if (gate_up.experts_packed)
+  // One or two tokens: quantized experts through the int8-x GEMV, a route per row of blocks.
+  const int routes = static_cast<int>(T * k);
+  auto q8_routes = [&](const CudaLinear& w, bool x_by_pos) {
+    return cuda::Q8Routes{r.route_pos, r.block_expert, block_m, k, x_by_pos, w.packed_experts.tile_stride,
+                          w.packed_experts.param_stride};
+  };
+  if (gate_up.experts_packed && moe_decode_q8() &&
+      cuda::packed_moe_q8(x.data, x.dtype, gate_up.packed_experts.w, true, routes, q8_routes(gate_up, false),
+                          expert_act, I, stream_))
+    launched("packed_moe_q8 (gate/up)");
+  else if (gate_up.experts_packed)
     cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act,
                              quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
   else
     cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
   launched("moe_gate_up");
-  if (down.experts_packed)
+  if (down.experts_packed && moe_decode_q8() &&
+      cuda::packed_moe_q8(expert_act, x.dtype, down.packed_experts.w, false, routes, q8_routes(down, true), expert_out,
+                          H, stream_))
+    launched("packed_moe_q8 (down)");
+  else if (down.experts_packed)
     cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out,
                           quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
   else

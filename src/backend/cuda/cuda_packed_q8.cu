@@ -96,7 +96,8 @@ __device__ __forceinline__ A silu_mul(float gate, float up) {
   return from_float<A>(g / (1.0f + expf(-g)) * u);
 }
 
-// Block = n-tiles blockIdx.x, + gridDim.x, ... (16 output features each); its warps split K,
+// Block = n-tiles blockIdx.x, + gridDim.x, ... (16 output features each) of block row
+// blockIdx.y's weight (one but for grouped experts: see Q8Routes); its warps split K,
 // each rounds x's chunks of its part of K to int8 once (while its first tiles are on their
 // way) and streams its tiles of every n-tile of the block (TileStream): a block that does
 // several n-tiles rounds x once for all of them. Lanes t of one g sum by shuffles, the warps
@@ -108,8 +109,17 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
                                                                     PackedWeight w, int ktiles_per_split,
                                                                     const float* __restrict__ bias,
                                                                     void* __restrict__ out, bool out_f32, int64_t ldo,
-                                                                    bool accumulate) {
+                                                                    bool accumulate, Q8Routes routes) {
   extern __shared__ __align__(16) uint8_t ring[];
+  if (routes.route_pos) {  // route blockIdx.y's expert, row of x and row of out (the routing's output)
+    pdl_wait();
+    const int pos = routes.route_pos[blockIdx.y];
+    const int e = routes.block_expert[pos / routes.block_m];
+    w.tiles += e * routes.tile_stride;
+    w.params += e * routes.param_stride;
+    x += (routes.x_by_pos ? pos : static_cast<int>(blockIdx.y) / routes.top_k) * K;
+    out = static_cast<uint8_t*>(out) + pos * ldo * (out_f32 ? 4 : sizeof(A));
+  }
   constexpr int kSlot = stream_slot_bytes<kMode>();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int splits = blockDim.x / 32;
@@ -220,7 +230,7 @@ Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& residen
 
 template <PackedMode kMode, typename A, int kRows, bool kSilu>
 void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
-               int64_t ldo, bool accumulate, cudaStream_t s) {
+               int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes = {}, int num_routes = 1) {
   // Always launched to overlap the kernel before it (programmatic dependent launch, whatever
   // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
   // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_activation),
@@ -231,13 +241,14 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   static std::mutex lock;
   static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
+  // (Grouped: as one weight of every route's n-tiles, blocks split evenly over the routes.)
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
-  const int64_t key = ntiles << 24 | ktiles;
+  const int64_t key = static_cast<int64_t>(num_routes) << 48 | ntiles << 24 | ktiles;
   std::unique_lock<std::mutex> held(lock);
   auto it = plans.find(key);
   if (it == plans.end()) {
     const Q8Launch p = plan_q8(
-        kSilu ? ntiles / 2 : ntiles, ktiles,
+        (kSilu ? ntiles / 2 : ntiles) * num_routes, ktiles,
         [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); },
         [&](int c, int bytes) {
           int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
@@ -248,8 +259,9 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   }
   const Q8Launch p = it->second;
   held.unlock();
-  launch_overlapping(true, kernel, static_cast<unsigned>(p.blocks), p.splits * 32, p.smem, s, x, M, K, w, p.per_split,
-                     bias, out, out_f32, ldo, accumulate);
+  const int64_t per_route = (p.blocks + num_routes - 1) / num_routes;
+  launch_overlapping(true, kernel, dim3(static_cast<unsigned>(per_route), static_cast<unsigned>(num_routes)),
+                     p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out, out_f32, ldo, accumulate, routes);
 }
 
 template <PackedMode kMode, typename A, bool kSilu = false>
@@ -328,6 +340,29 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
     return false;
   if (act != DType::BF16 && act != DType::F16) return false;
   dispatch_q8<true>(x, act, M, K, w, bias, out, false, ldo, false, s);
+  return true;
+}
+
+bool packed_moe_q8(const void* x, DType act, const PackedWeight& w, bool gate_up, int num_routes, const Q8Routes& routes,
+                   void* out, int64_t ldo, cudaStream_t s) {
+  if (!packed_q8_applies(w.mode, 1, w.cols) || w.cols % 64 != 0 || w.perm || num_routes < 1 ||
+      num_routes > kQ8MaxRoutes || (act != DType::BF16 && act != DType::F16))
+    return false;
+  if (gate_up && (w.rows % 32 != 0 || w.padded_rows != w.rows)) return false;
+  auto go = [&](auto type) {
+    using A = decltype(type);
+    with_int_mode(w.mode, [&](auto mode) {
+      constexpr PackedMode kMode = decltype(mode)::value;
+      if (gate_up)
+        launch_q8<kMode, A, 1, true>(static_cast<const A*>(x), 1, w.cols, w, nullptr, out, false, ldo, false, s, routes,
+                                     num_routes);
+      else
+        launch_q8<kMode, A, 1, false>(static_cast<const A*>(x), 1, w.cols, w, nullptr, out, false, ldo, false, s,
+                                      routes, num_routes);
+    });
+  };
+  if (act == DType::BF16) go(__nv_bfloat16{});
+  else go(__half{});
   return true;
 }
 
