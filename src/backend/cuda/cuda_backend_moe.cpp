@@ -169,13 +169,13 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   const size_t act = dtype_size(x.dtype);
   // One scratch buffer, carved in 256-byte aligned pieces (no host allocation per layer).
   enum Piece { kLogits, kRoutePos, kRouteWeight, kSorted, kBlockExpert, kExpertAct, kExpertOut, kSharedOut,
-               kSharedAct, kSharedGate, kCounts, kPieces };
+               kSharedAct, kSharedGate, kCounts, kRouteExpert, kPieces };
   const std::array<size_t, kPieces> sizes = {
       static_cast<size_t>(T * E) * 4, static_cast<size_t>(T * k) * 4, static_cast<size_t>(T * k) * 4,
       static_cast<size_t>(capacity) * 4, static_cast<size_t>(capacity / block_m) * 4,
       static_cast<size_t>(capacity * I) * act, static_cast<size_t>(capacity * H) * act,
       static_cast<size_t>(T * H) * 4 * (S > 0), static_cast<size_t>(T * S) * act, static_cast<size_t>(T) * 4 * (S > 0),
-      static_cast<size_t>(E) * 4};
+      static_cast<size_t>(E) * 4, static_cast<size_t>(T * k) * 4};
   std::array<size_t, kPieces> at{};
   size_t total = 0;
   for (int p = 0; p < kPieces; ++p) at[p] = total, total += (sizes[p] + 255) / 256 * 256;
@@ -196,7 +196,8 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
                              reinterpret_cast<float*>(base + at[kRouteWeight]),
                              reinterpret_cast<int32_t*>(base + at[kSorted]),
                              reinterpret_cast<int32_t*>(base + at[kBlockExpert]),
-                             reinterpret_cast<int32_t*>(base + at[kCounts])};
+                             reinterpret_cast<int32_t*>(base + at[kCounts]),
+                             reinterpret_cast<int32_t*>(base + at[kRouteExpert])};
   linear(x, *mw.router, logits, LinearEpilogue::Store);
   cuda::moe_route(logits.ptr<float>(), T, E, k, mw.routing.norm_topk_prob, block_m, r, stream_);
   launched("moe_route");
@@ -205,7 +206,7 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   // One or two tokens: quantized experts through the int8-x GEMV, a route per row of blocks.
   const int routes = static_cast<int>(T * k);
   auto q8_routes = [&](const CudaLinear& w, bool x_by_pos) {
-    return cuda::Q8Routes{r.route_pos, r.block_expert, block_m, k, x_by_pos, w.packed_experts.tile_stride,
+    return cuda::Q8Routes{r.route_pos, r.route_expert, k, x_by_pos, w.packed_experts.tile_stride,
                           w.packed_experts.param_stride};
   };
   if (gate_up.experts_packed && moe_decode_q8() &&

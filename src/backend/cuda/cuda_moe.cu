@@ -23,15 +23,6 @@ constexpr int kMaxTopK = 32;
 constexpr int kMaxExperts = 32 * 32;  // a lane's chosen experts fit one 32-bit mask
 constexpr int kRegExperts = 8;        // experts a lane keeps in registers during top-k (E <= 256)
 
-// The j-th pick of a token's warp (its best, best_e): lane j keeps the probability, writes the
-// route's expert (into route_pos, for now; its sorted row in align_routes) and counts it.
-__device__ __forceinline__ void record_pick(int t, int j, int top_k, float best, int best_e, float& mine,
-                                            const MoeRoutesDev& r) {
-  if (threadIdx.x % 32 != j) return;
-  mine = best;
-  r.route_pos[t * top_k + j] = best_e;
-  atomicAdd(&r.counts[best_e], 1);
-}
 __device__ __forceinline__ void warp_best(float& best, int& best_e) {
   for (int o = 16; o; o /= 2) {
     const float ob = __shfl_xor_sync(0xffffffffu, best, o);
@@ -40,16 +31,17 @@ __device__ __forceinline__ void warp_best(float& best, int& best_e) {
   }
 }
 
-// One warp per token: softmax over the experts (F32, as torch's softmax(dtype=float)), then k
-// rounds of the best remaining probability (ties: the lower expert, as torch.topk). Writes each
-// route's expert (into route_pos, for now) and weight, and counts the routes per expert. Up to
-// 32 * kRegExperts experts each lane keeps its probabilities in registers (the same values as
-// the general form's, which recomputes them every round: 1.02x MoE decode on the H200).
-__device__ void topk_token(const float* __restrict__ logits, int t, int experts, int top_k, bool renormalize,
-                           const MoeRoutesDev& r) {
+// A token's top k, by one warp: softmax over the experts (F32, as torch's softmax(dtype=float)),
+// then k rounds of the best remaining probability (ties: the lower expert, as torch.topk).
+// Lane j < k gets the j-th pick's expert and weight (renormalized or not); other lanes INT_MAX
+// and 0. Up to 32 * kRegExperts experts each lane keeps its probabilities in registers (the
+// same values as the general form's, which recomputes them every round: MoE decode 1.02x on
+// the H200).
+__device__ void topk_warp(const float* __restrict__ l, int experts, int top_k, bool renormalize, int& my_e,
+                          float& my_w) {
   const int lane = threadIdx.x % 32;
-  const float* l = logits + static_cast<int64_t>(t) * experts;
   float picked_sum = 0, mine = 0;  // lane j keeps the j-th pick's probability
+  my_e = INT_MAX;
   if (experts <= 32 * kRegExperts) {
     float p[kRegExperts];
     float m = -FLT_MAX;
@@ -77,32 +69,45 @@ __device__ void topk_token(const float* __restrict__ logits, int t, int experts,
       for (int i = 0; i < kRegExperts; ++i)
         if (lane + 32 * i == best_e) p[i] = -FLT_MAX;
       picked_sum += best;
-      record_pick(t, j, top_k, best, best_e, mine, r);
+      if (lane == j) mine = best, my_e = best_e;
     }
-    if (lane < top_k) r.route_weight[t * top_k + lane] = renormalize ? mine / picked_sum : mine;
-    return;
-  }
-  float m = -FLT_MAX;
-  for (int e = lane; e < experts; e += 32) m = fmaxf(m, l[e]);
-  for (int o = 16; o; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  float sum = 0;
-  for (int e = lane; e < experts; e += 32) sum += expf(l[e] - m);
-  for (int o = 16; o; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  uint32_t taken = 0;  // this lane's experts already chosen (bit i: expert lane + 32 i)
-  for (int j = 0; j < top_k; ++j) {
-    float best = -1.0f;
-    int best_e = INT_MAX;
-    for (int e = lane, i = 0; e < experts; e += 32, ++i) {
-      if (taken >> i & 1u) continue;
-      const float p = expf(l[e] - m) / sum;
-      if (p > best || (p == best && e < best_e)) best = p, best_e = e;
+  } else {
+    float m = -FLT_MAX;
+    for (int e = lane; e < experts; e += 32) m = fmaxf(m, l[e]);
+    for (int o = 16; o; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float sum = 0;
+    for (int e = lane; e < experts; e += 32) sum += expf(l[e] - m);
+    for (int o = 16; o; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    uint32_t taken = 0;  // this lane's experts already chosen (bit i: expert lane + 32 i)
+    for (int j = 0; j < top_k; ++j) {
+      float best = -1.0f;
+      int best_e = INT_MAX;
+      for (int e = lane, i = 0; e < experts; e += 32, ++i) {
+        if (taken >> i & 1u) continue;
+        const float p = expf(l[e] - m) / sum;
+        if (p > best || (p == best && e < best_e)) best = p, best_e = e;
+      }
+      warp_best(best, best_e);
+      if (lane == best_e % 32) taken |= 1u << (best_e / 32);
+      picked_sum += best;
+      if (lane == j) mine = best, my_e = best_e;
     }
-    warp_best(best, best_e);
-    if (lane == best_e % 32) taken |= 1u << (best_e / 32);
-    picked_sum += best;
-    record_pick(t, j, top_k, best, best_e, mine, r);
   }
-  if (lane < top_k) r.route_weight[t * top_k + lane] = renormalize ? mine / picked_sum : mine;
+  my_w = lane < top_k ? (renormalize ? mine / picked_sum : mine) : 0.0f;
+}
+
+// One warp per token: its top k; writes each route's expert (into route_pos, for now: its
+// sorted row in align_routes) and weight, and counts the routes per expert.
+__device__ void topk_token(const float* __restrict__ logits, int t, int experts, int top_k, bool renormalize,
+                           const MoeRoutesDev& r) {
+  int e;
+  float w;
+  topk_warp(logits + static_cast<int64_t>(t) * experts, experts, top_k, renormalize, e, w);
+  const int lane = threadIdx.x % 32;
+  if (lane >= top_k) return;
+  r.route_pos[t * top_k + lane] = e;
+  r.route_weight[t * top_k + lane] = w;
+  atomicAdd(&r.counts[e], 1);
 }
 
 __global__ void moe_topk_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
@@ -153,11 +158,34 @@ __device__ void align_routes(int routes, int experts, int block_m, int capacity,
     const int pos = offset[e] + atomicAdd(&cursor[e], 1);
     r.sorted_route[pos] = i;
     r.route_pos[i] = pos;
+    r.route_expert[i] = e;
   }
 }
 
 __global__ void moe_align_kernel(int routes, int experts, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
   align_routes(routes, experts, block_m, capacity, max_blocks, r);
+}
+
+// One token (a decode step of one sequence): a warp picks the top k and lays the routes out as
+// align_routes would, without counts or block barriers: with one route per chosen expert,
+// expert e's range is block rank(e) (its rank among the chosen by id), the route its first row.
+__global__ void moe_route_one_kernel(const float* __restrict__ logits, int experts, int top_k, bool renormalize,
+                                     int block_m, int capacity, int max_blocks, MoeRoutesDev r) {
+  int e;
+  float w;
+  topk_warp(logits, experts, top_k, renormalize, e, w);
+  const int lane = threadIdx.x;
+  int rank = 0;
+  for (int j = 0; j < top_k; ++j) rank += __shfl_sync(0xffffffffu, e, j) < e;
+  for (int i = lane; i < capacity; i += 32) r.sorted_route[i] = -1;
+  for (int b = lane; b < max_blocks; b += 32) r.block_expert[b] = -1;
+  __syncwarp();
+  if (lane >= top_k) return;
+  r.route_pos[lane] = rank * block_m;
+  r.route_weight[lane] = w;
+  r.route_expert[lane] = e;
+  r.sorted_route[rank * block_m] = lane;
+  r.block_expert[rank] = e;
 }
 
 // Decode steps (up to 32 tokens): one block zeroes the counts, routes its tokens (a warp each)
@@ -380,6 +408,11 @@ void moe_route(const float* logits, int64_t tokens, int32_t num_experts, int32_t
   const int64_t capacity = moe_sorted_capacity(tokens, top_k, num_experts, block_m);
   if (tokens == 0) return;
   const size_t smem = (2 * static_cast<size_t>(num_experts) + 1) * sizeof(int);
+  if (tokens == 1) {
+    moe_route_one_kernel<<<1, 32, 0, s>>>(logits, num_experts, top_k, renormalize, block_m,
+                                          static_cast<int>(capacity), static_cast<int>(capacity / block_m), r);
+    return;
+  }
   if (tokens <= kAlignThreads / 32) {
     moe_route_block_kernel<<<1, kAlignThreads, smem, s>>>(logits, static_cast<int>(tokens), num_experts, top_k,
                                                           renormalize, block_m, static_cast<int>(capacity),

@@ -25,10 +25,11 @@ struct MoeRoutesDev {
   int32_t* sorted_route = nullptr;  // [capacity]: route index of each sorted row; -1 = padding
   int32_t* block_expert = nullptr;  // [capacity / block_m]: each block's expert; -1 = unused
   int32_t* counts = nullptr;        // [E]: routes per expert (scratch)
+  int32_t* route_expert = nullptr;  // [T * k]: the expert of route (t, j)
 };
 // Routes tokens by their router logits [T, E] (F32): softmax, the top k (ties: the lower
 // expert), renormalized when asked (a warp per token); then groups the routes by expert (one
-// block). E <= 1024, k <= 32.
+// block; one warp for one token). E <= 1024, k <= 32.
 void moe_route(const float* logits, int64_t tokens, int32_t num_experts, int32_t top_k, bool renormalize,
                int32_t block_m, const MoeRoutesDev& r, cudaStream_t s);
 

@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -113,8 +114,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
   extern __shared__ __align__(16) uint8_t ring[];
   if (routes.route_pos) {  // route blockIdx.y's expert, row of x and row of out (the routing's output)
     pdl_wait();
-    const int pos = routes.route_pos[blockIdx.y];
-    const int e = routes.block_expert[pos / routes.block_m];
+    const int pos = routes.route_pos[blockIdx.y], e = routes.route_expert[blockIdx.y];
     w.tiles += e * routes.tile_stride;
     w.params += e * routes.param_stride;
     x += (routes.x_by_pos ? pos : static_cast<int>(blockIdx.y) / routes.top_k) * K;
@@ -343,10 +343,18 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
   return true;
 }
 
+int q8_max_routes() {
+  static const int n = [] {
+    const char* v = std::getenv("FERRUM_MOE_Q8_ROUTES");
+    return v ? std::max(0, std::atoi(v)) : 16;
+  }();
+  return n;
+}
+
 bool packed_moe_q8(const void* x, DType act, const PackedWeight& w, bool gate_up, int num_routes, const Q8Routes& routes,
                    void* out, int64_t ldo, cudaStream_t s) {
   if (!packed_q8_applies(w.mode, 1, w.cols) || w.cols % 64 != 0 || w.perm || num_routes < 1 ||
-      num_routes > kQ8MaxRoutes || (act != DType::BF16 && act != DType::F16))
+      num_routes > q8_max_routes() || (act != DType::BF16 && act != DType::F16))
     return false;
   if (gate_up && (w.rows % 32 != 0 || w.padded_rows != w.rows)) return false;
   auto go = [&](auto type) {

@@ -37,19 +37,20 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
 // sorted position: the down projection of the gate/up rows) and writes out's row at the
 // route's sorted position.
 struct Q8Routes {
-  const int32_t* route_pos = nullptr;     // null: one weight, no routes
-  const int32_t* block_expert = nullptr;  // the expert of each block of block_m sorted rows
-  int block_m = 16, top_k = 1;
+  const int32_t* route_pos = nullptr;  // null: one weight, no routes
+  const int32_t* route_expert = nullptr;
+  int top_k = 1;
   bool x_by_pos = false;
   int64_t tile_stride = 0, param_stride = 0;  // bytes, 32-bit words
 };
 // Routes up to which packed_moe_q8 applies (2 tokens of Qwen3-MoE's 8): beyond it the grouped
-// tensor-core kernels read each expert once for all of its rows.
-constexpr int kQ8MaxRoutes = 16;
+// tensor-core kernels read each expert once for all of its rows. FERRUM_MOE_Q8_ROUTES sets
+// another limit (to compare).
+int q8_max_routes();
 // Decode of quantized experts (no bias), a route per row of blocks: gate_up: w is each
 // expert's gate rows then as many up rows and out gets silu(gate) * up (as
 // packed_matmul_q8_silu); else out gets x . w^T, both in act (rows of ldo). False (nothing
-// launched) where the int8 path does not apply (FP8, act order, over kQ8MaxRoutes routes).
+// launched) where the int8 path does not apply (FP8, act order, over q8_max_routes() routes).
 bool packed_moe_q8(const void* x, DType act, const PackedWeight& w, bool gate_up, int num_routes, const Q8Routes& routes,
                    void* out, int64_t ldo, cudaStream_t s);
 // Once per process, before any graph is recorded (shared memory over 48 KB).
