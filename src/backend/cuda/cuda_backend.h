@@ -155,7 +155,7 @@ class CudaBackend final : public Backend {
   void load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w);
   void prepare_quantized();  // once: quantized kernels' scratch and shared memory limits
   static bool packed_experts_enabled();  // FERRUM_MOE_PACKED=0: GGUF experts dequantized to 16 bits
-  static bool moe_decode_q8();           // FERRUM_MOE_Q8=0: 1-2 token steps' experts on tensor cores
+  static bool moe_decode_q8();           // FERRUM_MOE_Q8=0: decode steps' experts on tensor cores
 
   // A host vector on the device (Backend::upload: copied before it returns).
   template <typename T>

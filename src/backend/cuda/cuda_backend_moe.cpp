@@ -203,7 +203,8 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   launched("moe_route");
   void* expert_act = base + at[kExpertAct];
   void* expert_out = base + at[kExpertOut];
-  // One or two tokens: quantized experts through the int8-x GEMV, a route per row of blocks.
+  // Up to cuda::q8_max_routes() routes: quantized experts through the int8-x GEMV, a route per
+  // row of blocks.
   const int routes = static_cast<int>(T * k);
   auto q8_routes = [&](const CudaLinear& w, bool x_by_pos) {
     return cuda::Q8Routes{r.route_pos, r.route_expert, k, x_by_pos, w.packed_experts.tile_stride,

@@ -346,7 +346,7 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
 int q8_max_routes() {
   static const int n = [] {
     const char* v = std::getenv("FERRUM_MOE_Q8_ROUTES");
-    return v ? std::max(0, std::atoi(v)) : 16;
+    return v ? std::max(0, std::atoi(v)) : 128;
   }();
   return n;
 }
