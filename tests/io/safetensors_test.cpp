@@ -9,15 +9,15 @@
 
 #include "io/model_config.h"
 #include "io/safetensors.h"
+#include "scoped_temp_dir.h"
 
 namespace ferrum {
 namespace {
 namespace fs = std::filesystem;
 
 std::string temp_dir() {
-  fs::path p = fs::temp_directory_path() / ("ferrum_io_test_" + std::to_string(::getpid()));
-  fs::create_directories(p);
-  return p.string();
+  static const test::ScopedTempDir dir("ferrum_io_test_");
+  return dir.path().string();
 }
 
 std::string write_st(const std::string& name, const std::string& header, size_t data_bytes, int64_t header_len_override = -1) {

@@ -23,6 +23,7 @@
 #include "models/model.h"
 #include "models/perplexity.h"
 #include "prefill_logits.h"
+#include "scoped_temp_dir.h"
 
 namespace ferrum {
 namespace {
@@ -34,9 +35,8 @@ using test::rms_relative_error;
 const fs::path kSource = FERRUM_SOURCE_DIR;
 
 fs::path temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("ferrum-gguf-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+  static const test::ScopedTempDir dir("ferrum-gguf-test-");
+  return dir.path() / name;
 }
 
 json read_corpus() {

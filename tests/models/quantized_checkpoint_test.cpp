@@ -19,6 +19,7 @@
 #include "models/perplexity.h"
 #include "prefill_logits.h"
 #include "models/gguf_model.h"
+#include "scoped_temp_dir.h"
 
 namespace ferrum {
 namespace {
@@ -37,13 +38,14 @@ const std::vector<std::string> kVariants = {
 
 // The fixtures, written once per test run.
 const fs::path& fixtures() {
-  static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("ferrum-quant-fixtures-" + std::to_string(::getpid()));
-    const std::string cmd = "python3 " + (kSource / "tools/make_quant_fixtures.py").string() + " " + d.string();
+  static const test::ScopedTempDir dir("ferrum-quant-fixtures-");
+  static const bool written = [] {
+    const std::string cmd = "python3 " + (kSource / "tools/make_quant_fixtures.py").string() + " " + dir.path().string();
     if (std::system(cmd.c_str()) != 0) throw Error("tools/make_quant_fixtures.py failed");
-    return d;
+    return true;
   }();
-  return dir;
+  (void)written;
+  return dir.path();
 }
 
 // Greedy continuation of `prompt` by `steps` tokens (each step a fresh prefill: exact, simple).
