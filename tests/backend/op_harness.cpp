@@ -448,8 +448,9 @@ void add_moe_cases(CaseList& cases) {
     for (int64_t T : {2, 30}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, false, 256}, DType::F32, f);
   // The same with 16-bit activations: a GPU keeps such experts as tiles (cuda_packed_rows.cu),
   // in blocks of 16 sorted rows (decode; 70 tokens: 17 routes per expert, some over 16) and of
-  // 64 (160 tokens: 40 routes per expert); one or two tokens through the int8-x GEMV, a route
-  // per row of blocks (cuda_packed_q8.h).
+  // 64 (160 tokens: 40 routes per expert); on a GPU up to 128 routes of integer-coded experts
+  // go through the int8-x GEMV instead, a route per row of blocks (cuda_packed_q8.h;
+  // BackendOps.CudaMoeTensorCoreExperts runs these cases on the tensor-core kernels too).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
     for (int64_t T : {1, 2, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
@@ -28,6 +29,26 @@ void expect_every_case_passes(Backend& be) {
     passed += o.status == CaseOutcome::Status::Passed;
   }
   EXPECT_GT(passed, 0) << "no case ran";
+}
+
+// The MoE cases with the int8-x GEMV off (FERRUM_MOE_Q8=0, read at each MoE block): the cases
+// of up to 128 routes that CudaMatchesReference runs through it take the grouped tensor-core
+// kernels here (decode blocks split over K, silu(gate) * up in the partials' sum).
+TEST(BackendOps, CudaMoeTensorCoreExpertsMatchReference) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto be = make_cuda_backend(0);
+  const char* was = std::getenv("FERRUM_MOE_Q8");
+  const std::string saved = was ? was : "";
+  setenv("FERRUM_MOE_Q8", "0", 1);
+  const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "moe_ffn");
+  if (was) setenv("FERRUM_MOE_Q8", saved.c_str(), 1);
+  else unsetenv("FERRUM_MOE_Q8");
+  int passed = 0;
+  for (const CaseOutcome& o : outcomes) {
+    if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << ": " << o.message;
+    passed += o.status == CaseOutcome::Status::Passed;
+  }
+  EXPECT_GT(passed, 0) << "no MoE case ran";
 }
 
 // The BF16 prefill GEMM (AVX512-BF16 where present, else its portable form) on every linear

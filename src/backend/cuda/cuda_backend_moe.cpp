@@ -144,11 +144,9 @@ bool CudaBackend::supports_moe(DType activations) const {
 
 bool CudaBackend::moe_decode_q8() {
   // FERRUM_MOE_Q8=0: decode steps' quantized experts through the grouped tensor-core kernels.
-  static const bool on = [] {
-    const char* v = std::getenv("FERRUM_MOE_Q8");
-    return !v || std::atoi(v) != 0;
-  }();
-  return on;
+  // Read at each MoE block (a few hundred ns), so that a test compares both paths in one process.
+  const char* v = std::getenv("FERRUM_MOE_Q8");
+  return !v || std::atoi(v) != 0;
 }
 
 void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
@@ -212,24 +210,28 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   };
   if (gate_up.experts_packed && moe_decode_q8() &&
       cuda::packed_moe_q8(x.data, x.dtype, gate_up.packed_experts.w, true, routes, q8_routes(gate_up, false),
-                          expert_act, I, stream_))
+                          expert_act, I, stream_)) {
     launched("packed_moe_q8 (gate/up)");
-  else if (gate_up.experts_packed)
-    cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act,
-                             quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
-  else
-    cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
-  launched("moe_gate_up");
+  } else {
+    if (gate_up.experts_packed)
+      cuda::packed_moe_gate_up(x.data, x.dtype, gate_up.packed_experts, I, k, r, capacity, block_m, expert_act,
+                               quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
+    else
+      cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
+    launched("moe_gate_up");
+  }
   if (down.experts_packed && moe_decode_q8() &&
       cuda::packed_moe_q8(expert_act, x.dtype, down.packed_experts.w, false, routes, q8_routes(down, true), expert_out,
-                          H, stream_))
+                          H, stream_)) {
     launched("packed_moe_q8 (down)");
-  else if (down.experts_packed)
-    cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out,
-                          quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
-  else
-    cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
-  launched("moe_down");
+  } else {
+    if (down.experts_packed)
+      cuda::packed_moe_down(expert_act, x.dtype, down.packed_experts, r, capacity, block_m, expert_out,
+                            quant_scratch_.ptr<float>(), quant_scratch_.numel(), stream_);
+    else
+      cuda::moe_down(expert_act, x.dtype, down.w.data, H, I, r, capacity, block_m, expert_out, stream_);
+    launched("moe_down");
+  }
   const float *shared = nullptr, *shared_gate = nullptr;
   if (S > 0) {
     Tensor shared_out = piece(kSharedOut, {T, H}, DType::F32), shared_act = piece(kSharedAct, {T, S}, x.dtype);

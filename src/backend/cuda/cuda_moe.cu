@@ -1,5 +1,5 @@
 // The mixture-of-experts block on the GPU (see cuda_moe.h): top-k routing (a warp per token)
-// and the routes aligned by expert (one block), then grouped
+// and the routes aligned by expert (one block; one warp does both for one token), then grouped
 // GEMMs over expert-sorted rows in the way of vLLM's fused_moe: each block of block_m sorted
 // rows belongs to one expert, so a GEMM block reads one expert's weight tile, and experts no
 // token chose are never read (a decode step reads top_k experts per token, no more).
@@ -94,6 +94,8 @@ __device__ void topk_warp(const float* __restrict__ l, int experts, int top_k, b
     }
   }
   my_w = lane < top_k ? (renormalize ? mine / picked_sum : mine) : 0.0f;
+  // NaN logits pick nothing: a valid expert all the same (garbage out, no stray read or write).
+  if (lane < top_k && my_e >= experts) my_e = experts - 1;
 }
 
 // One warp per token: its top k; writes each route's expert (into route_pos, for now: its
@@ -188,7 +190,7 @@ __global__ void moe_route_one_kernel(const float* __restrict__ logits, int exper
   r.block_expert[rank] = e;
 }
 
-// Decode steps (up to 32 tokens): one block zeroes the counts, routes its tokens (a warp each)
+// Decode steps of 2 to 32 tokens: one block zeroes the counts, routes its tokens (a warp each)
 // and aligns them, in one kernel instead of a memset and two.
 __global__ void __launch_bounds__(kAlignThreads) moe_route_block_kernel(const float* __restrict__ logits, int tokens, int experts, int top_k,
                                        bool renormalize, int block_m, int capacity, int max_blocks, MoeRoutesDev r) {

@@ -235,6 +235,8 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
   // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_activation),
   // so the overlap costs nothing in the loop (cuda_pdl.cuh says why the read-only path races).
+  // Routed (experts): the routes come from the kernel before, so every block waits first and
+  // only the launch overlaps.
   auto kernel = packed_q8_kernel<kMode, A, kRows, kSilu>;
   // Plans per weight shape, and resident blocks per split count and shared memory: asked once
   // (under a lock: two engines of one process may launch from two threads).
@@ -346,7 +348,7 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
 int q8_max_routes() {
   static const int n = [] {
     const char* v = std::getenv("FERRUM_MOE_Q8_ROUTES");
-    return v ? std::max(0, std::atoi(v)) : 128;
+    return v ? std::clamp(std::atoi(v), 0, 65535) : 128;  // (a grid's rows)
   }();
   return n;
 }
