@@ -31,18 +31,18 @@ void expect_every_case_passes(Backend& be) {
   EXPECT_GT(passed, 0) << "no case ran";
 }
 
-// The MoE cases with the int8-x GEMV off (FERRUM_MOE_Q8=0, read at each MoE block): the cases
+// The MoE cases with the int8-x GEMV off (FERRUM_MOE_Q8=0, read as a backend is made): the cases
 // of up to 128 routes that CudaMatchesReference runs through it take the grouped tensor-core
 // kernels here (decode blocks split over K, silu(gate) * up in the partials' sum).
 TEST(BackendOps, CudaMoeTensorCoreExpertsMatchReference) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
-  auto be = make_cuda_backend(0);
   const char* was = std::getenv("FERRUM_MOE_Q8");
   const std::string saved = was ? was : "";
   setenv("FERRUM_MOE_Q8", "0", 1);
-  const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "moe_ffn");
+  auto be = make_cuda_backend(0);
   if (was) setenv("FERRUM_MOE_Q8", saved.c_str(), 1);
   else unsetenv("FERRUM_MOE_Q8");
+  const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "moe_ffn");
   int passed = 0;
   for (const CaseOutcome& o : outcomes) {
     if (o.status == CaseOutcome::Status::Failed) ADD_FAILURE() << o.name << ": " << o.message;

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -155,7 +156,6 @@ class CudaBackend final : public Backend {
   void load_packed_experts(const LinearSpec& spec, DType act, CudaLinear& w);
   void prepare_quantized();  // once: quantized kernels' scratch and shared memory limits
   static bool packed_experts_enabled();  // FERRUM_MOE_PACKED=0: GGUF experts dequantized to 16 bits
-  static bool moe_decode_q8();           // FERRUM_MOE_Q8=0: decode steps' experts on tensor cores
 
   // A host vector on the device (Backend::upload: copied before it returns).
   template <typename T>
@@ -223,6 +223,12 @@ class CudaBackend final : public Backend {
   Tensor fp8_x_;          // x as E4M3 and its row scales, for fp8_w8a8
   std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
   Tensor moe_scratch_;    // the MoE block's routes, expert rows and shared expert (moe_ffn)
+  // FERRUM_MOE_Q8=0 (read when the backend is made): decode steps' quantized experts on the
+  // grouped tensor-core kernels instead of the int8-x GEMV.
+  const bool moe_q8_ = [] {
+    const char* v = std::getenv("FERRUM_MOE_Q8");
+    return !v || std::atoi(v) != 0;
+  }();
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
   Tensor sample_in_, sample_out_;
   struct PendingSample {

@@ -142,13 +142,6 @@ bool CudaBackend::supports_moe(DType activations) const {
   return activations == DType::BF16 || activations == DType::F16;
 }
 
-bool CudaBackend::moe_decode_q8() {
-  // FERRUM_MOE_Q8=0: decode steps' quantized experts through the grouped tensor-core kernels.
-  // Read at each MoE block (a few hundred ns), so that a test compares both paths in one process.
-  const char* v = std::getenv("FERRUM_MOE_Q8");
-  return !v || std::atoi(v) != 0;
-}
-
 void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   use_device();
   const auto& gate_up = static_cast<const CudaLinear&>(*mw.gate_up);
@@ -208,7 +201,7 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
     return cuda::Q8Routes{r.route_pos, r.route_expert, k, x_by_pos, w.packed_experts.tile_stride,
                           w.packed_experts.param_stride};
   };
-  if (gate_up.experts_packed && moe_decode_q8() &&
+  if (gate_up.experts_packed && moe_q8_ &&
       cuda::packed_moe_q8(x.data, x.dtype, gate_up.packed_experts.w, true, routes, q8_routes(gate_up, false),
                           expert_act, I, stream_)) {
     launched("packed_moe_q8 (gate/up)");
@@ -220,7 +213,7 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
       cuda::moe_gate_up(x.data, x.dtype, gate_up.w.data, I, H, k, r, capacity, block_m, expert_act, stream_);
     launched("moe_gate_up");
   }
-  if (down.experts_packed && moe_decode_q8() &&
+  if (down.experts_packed && moe_q8_ &&
       cuda::packed_moe_q8(expert_act, x.dtype, down.packed_experts.w, false, routes, q8_routes(down, true), expert_out,
                           H, stream_)) {
     launched("packed_moe_q8 (down)");

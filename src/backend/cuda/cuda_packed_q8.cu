@@ -230,7 +230,7 @@ Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& residen
 
 template <PackedMode kMode, typename A, int kRows, bool kSilu>
 void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
-               int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes = {}, int num_routes = 1) {
+               int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes, int num_routes) {
   // Always launched to overlap the kernel before it (programmatic dependent launch, whatever
   // FERRUM_PDL says): its weight copies start during that kernel's tail, and it reads x, the
   // only thing an earlier kernel wrote, once per warp after pdl_wait(), through L2 (load_activation),
@@ -268,10 +268,10 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
 
 template <PackedMode kMode, typename A, bool kSilu = false>
 void run_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
-            int64_t ldo, bool accumulate, cudaStream_t s) {
+            int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes, int num_routes) {
   static_assert(kQ8MaxRows == 2);
-  if (M <= 1) launch_q8<kMode, A, 1, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
-  else launch_q8<kMode, A, 2, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s);
+  if (M <= 1) launch_q8<kMode, A, 1, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s, routes, num_routes);
+  else launch_q8<kMode, A, 2, kSilu>(x, M, K, w, bias, out, out_f32, ldo, accumulate, s, routes, num_routes);
 }
 
 template <typename F>
@@ -315,12 +315,13 @@ namespace {
 // run_q8 with the activations' type and the weight's mode as compile-time constants.
 template <bool kSilu>
 void dispatch_q8(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias, void* out,
-                 bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s) {
+                 bool out_f32, int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes = {},
+                 int num_routes = 1) {
   auto go = [&](auto type) {
     using A = decltype(type);
     with_int_mode(w.mode, [&](auto mode) {
       run_q8<decltype(mode)::value, A, kSilu>(static_cast<const A*>(x), M, K, w, bias, out, out_f32, ldo, accumulate,
-                                              s);
+                                              s, routes, num_routes);
     });
   };
   if (act == DType::BF16) go(__nv_bfloat16{});
@@ -359,20 +360,8 @@ bool packed_moe_q8(const void* x, DType act, const PackedWeight& w, bool gate_up
       num_routes > q8_max_routes() || (act != DType::BF16 && act != DType::F16))
     return false;
   if (gate_up && (w.rows % 32 != 0 || w.padded_rows != w.rows)) return false;
-  auto go = [&](auto type) {
-    using A = decltype(type);
-    with_int_mode(w.mode, [&](auto mode) {
-      constexpr PackedMode kMode = decltype(mode)::value;
-      if (gate_up)
-        launch_q8<kMode, A, 1, true>(static_cast<const A*>(x), 1, w.cols, w, nullptr, out, false, ldo, false, s, routes,
-                                     num_routes);
-      else
-        launch_q8<kMode, A, 1, false>(static_cast<const A*>(x), 1, w.cols, w, nullptr, out, false, ldo, false, s,
-                                      routes, num_routes);
-    });
-  };
-  if (act == DType::BF16) go(__nv_bfloat16{});
-  else go(__half{});
+  if (gate_up) dispatch_q8<true>(x, act, 1, w.cols, w, nullptr, out, false, ldo, false, s, routes, num_routes);
+  else dispatch_q8<false>(x, act, 1, w.cols, w, nullptr, out, false, ldo, false, s, routes, num_routes);
   return true;
 }
 
