@@ -11,6 +11,9 @@ namespace {
 // into a clear error instead of unbounded time or memory.
 constexpr int kMaxExpansionDepth = 512;
 constexpr size_t kMaxStacks = 8192;
+// Stacks an expansion may produce before duplicates are merged: nested optional rules (a
+// pattern's "x???...") reach the same stacks by exponentially many paths.
+constexpr size_t kMaxExpandedStacks = 16 * kMaxStacks;
 constexpr size_t kMaxStackDepth = 4096;
 }  // namespace
 
@@ -187,6 +190,9 @@ void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, int depth) con
   const auto& el = grammar_->elements_;
   while (!stack.empty() && el[stack.back()].kind == Grammar::Kind::End) stack.pop_back();
   if (stack.empty() || el[stack.back()].kind == Grammar::Kind::Bytes) {
+    if (out.size() >= kMaxExpandedStacks)  // the request's grammar, not a bug: a clear 400
+      throw InvalidRequest("grammar: more than " + std::to_string(kMaxExpandedStacks) +
+                           " ways to read the next byte (nested optional or repeated parts)");
     out.push_back(std::move(stack));
     return;
   }
