@@ -41,4 +41,12 @@ T json_integer_or_fail(const Json& v, std::string_view what) {
        v.dump());
 }
 
+// obj[key] through json_integer_or_fail, or `fallback` where obj has no such key or it is null.
+template <typename T, typename Json>
+T json_integer_or(const Json& obj, const char* key, T fallback, std::string_view what) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  return json_integer_or_fail<T>(*it, what);
+}
+
 }  // namespace ferrum

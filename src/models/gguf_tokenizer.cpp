@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "core/file.h"
 #include "io/gguf_writer.h"
 #include "io/model_config.h"
@@ -273,7 +274,7 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   for (const auto& [tok, id] : t.vocab) n = std::max(n, id + 1);
   const json& added = t.doc["added_tokens"];
   if (added.is_array())
-    for (const json& a : added) n = std::max<int64_t>(n, a.value("id", int64_t{0}) + 1);
+    for (const json& a : added) n = std::max<int64_t>(n, json_integer_or<int32_t>(a, "id", 0, "tokenizer: added token id") + 1);
   // Padded to the model's vocabulary (the embedding's rows) with unused [PADi] tokens, as
   // llama.cpp's converter does.
   if (fs::exists(dir / "config.json")) n = std::max(n, ModelConfig::from_dir(model_dir).vocab_size);
@@ -286,7 +287,7 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   }
   if (added.is_array())
     for (const json& a : added) {
-      const int64_t id = a.value("id", int64_t{-1});
+      const int64_t id = json_integer_or<int32_t>(a, "id", -1, "tokenizer: added token id");
       if (id < 0 || id >= n) continue;
       tokens[id] = a.value("content", "");
       types[id] = a.value("special", false) ? kControl : kUserDefined;

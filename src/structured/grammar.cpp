@@ -11,9 +11,11 @@ namespace {
 // into a clear error instead of unbounded time or memory.
 constexpr int kMaxExpansionDepth = 512;
 constexpr size_t kMaxStacks = 8192;
-// Stacks an expansion may produce before duplicates are merged: nested optional rules (a
-// pattern's "x???...") reach the same stacks by exponentially many paths.
-constexpr size_t kMaxExpandedStacks = 16 * kMaxStacks;
+// Stacks a plain expansion may produce before duplicates are merged. Nested optional rules (a
+// pattern's "x???...") reach the same stacks by exponentially many paths: past this the
+// expansion is redone remembering every stack it has seen, so each is expanded once.
+constexpr size_t kMaxPlainExpandedStacks = 2 * kMaxStacks;
+constexpr size_t kMaxSeenStacks = 16 * kMaxStacks;
 constexpr size_t kMaxStackDepth = 4096;
 }  // namespace
 
@@ -179,20 +181,45 @@ void Grammar::finalize() {
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
   FERRUM_CHECK(grammar_ && grammar_->finalized_, "grammar matcher: the grammar is not finalized");
-  for (const uint32_t start : grammar_->alt_starts_[grammar_->root_]) expand({start}, stacks_, 0);
-  normalize(stacks_);
+  std::vector<Stack> starts;
+  for (const uint32_t start : grammar_->alt_starts_[grammar_->root_]) starts.push_back({start});
+  expand_all(starts, stacks_);
+}
+
+size_t GrammarMatcher::StackHash::operator()(const Stack& s) const noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the element ids
+  for (const uint32_t x : s) h = (h ^ x) * 0x100000001b3ull;
+  return static_cast<size_t>(h);
+}
+
+void GrammarMatcher::expand_all(const std::vector<Stack>& from, std::vector<Stack>& out) const {
+  // Plain first: remembering stacks costs a hash set per byte, which the common grammars,
+  // with few paths, do not need.
+  try {
+    for (const Stack& s : from) expand(s, out, 0, nullptr);
+  } catch (const TooManyPaths&) {
+    out.clear();
+    SeenStacks seen;
+    for (const Stack& s : from) expand(s, out, 0, &seen);
+  }
+  normalize(out);
 }
 
 // Brings a stack to a byte class on top (or to empty = accepted), branching at rule
-// references into one stack per alternative.
-void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, int depth) const {
+// references into one stack per alternative. With `seen`, a stack met before is dropped: its
+// expansion is already in `out`.
+void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, int depth, SeenStacks* seen) const {
   FERRUM_CHECK(depth < kMaxExpansionDepth, "grammar: rules nest more than {} deep without consuming input (left recursion?)", kMaxExpansionDepth);
   const auto& el = grammar_->elements_;
   while (!stack.empty() && el[stack.back()].kind == Grammar::Kind::End) stack.pop_back();
+  if (seen) {
+    if (!seen->insert(stack).second) return;
+    if (seen->size() > kMaxSeenStacks)  // the request's grammar, not a bug: a clear 400
+      throw InvalidRequest("grammar: more than " + std::to_string(kMaxSeenStacks) +
+                           " distinct ways to read the next byte (nested optional or repeated parts)");
+  }
   if (stack.empty() || el[stack.back()].kind == Grammar::Kind::Bytes) {
-    if (out.size() >= kMaxExpandedStacks)  // the request's grammar, not a bug: a clear 400
-      throw InvalidRequest("grammar: more than " + std::to_string(kMaxExpandedStacks) +
-                           " ways to read the next byte (nested optional or repeated parts)");
+    if (!seen && out.size() >= kMaxPlainExpandedStacks) throw TooManyPaths{};
     out.push_back(std::move(stack));
     return;
   }
@@ -205,7 +232,7 @@ void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, int depth) con
   for (const uint32_t start : grammar_->alt_starts_[rule]) {
     Stack next = stack;
     next.push_back(start);
-    expand(std::move(next), out, depth + 1);
+    expand(std::move(next), out, depth + 1, seen);
   }
 }
 
@@ -217,15 +244,16 @@ void GrammarMatcher::normalize(std::vector<Stack>& stacks) const {
 
 bool GrammarMatcher::advance(uint8_t byte) {
   const auto& el = grammar_->elements_;
-  std::vector<Stack> next;
+  std::vector<Stack> moved;
   for (const Stack& s : stacks_) {
     if (s.empty() || !grammar_->classes_[el[s.back()].arg].test(byte)) continue;
-    Stack moved = s;
-    moved.back() += 1;
-    expand(std::move(moved), next, 0);
+    moved.push_back(s);
+    moved.back().back() += 1;
   }
+  if (moved.empty()) return false;
+  std::vector<Stack> next;
+  expand_all(moved, next);
   if (next.empty()) return false;
-  normalize(next);
   stacks_ = std::move(next);
   return true;
 }

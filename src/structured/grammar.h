@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace ferrum::structured {
@@ -94,7 +95,14 @@ class GrammarMatcher {
 
  private:
   using Stack = std::vector<uint32_t>;
-  void expand(Stack stack, std::vector<Stack>& out, int depth) const;
+  struct StackHash {
+    size_t operator()(const Stack& s) const noexcept;
+  };
+  using SeenStacks = std::unordered_set<Stack, StackHash>;
+  struct TooManyPaths {};  // a plain expansion gave up: expand_all redoes it remembering stacks
+  // Expands every stack of `from` into `out` (sorted, unique).
+  void expand_all(const std::vector<Stack>& from, std::vector<Stack>& out) const;
+  void expand(Stack stack, std::vector<Stack>& out, int depth, SeenStacks* seen) const;
   void normalize(std::vector<Stack>& stacks) const;
 
   std::shared_ptr<const Grammar> grammar_;

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "core/json_integer.h"
 #include "tokenizer/normalizers.h"
 #include "tokenizer/unicode_text.h"
 
@@ -85,7 +86,8 @@ class FuseDecoder : public Decoder {
 class StripDecoder : public Decoder {
  public:
   explicit StripDecoder(const json& spec)
-      : start_(spec.value("start", 0)), stop_(spec.value("stop", 0)) {
+      : start_(json_integer_or<uint32_t>(spec, "start", 0, "tokenizer: Strip decoder start")),
+        stop_(json_integer_or<uint32_t>(spec, "stop", 0, "tokenizer: Strip decoder stop")) {
     const std::string content = spec.at("content").get<std::string>();
     size_t i = 0;
     content_ = next_code_point(content, i);

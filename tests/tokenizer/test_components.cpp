@@ -162,6 +162,11 @@ TEST(Loading, UnsupportedPiecesFailClearly) {
   t = tiny_tokenizer(json::array());
   t["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
   EXPECT_THROW(ferrum::HfTokenizer(t, nullptr), ferrum::Error);
+  // A Strip decoder's counts beyond any integer (the fuzzer's 8.9e24 cast to int was undefined).
+  for (const json& bad : {json(8.88889e24), json(-1), json(1.5), json("1")}) {
+    json strip = {{"type", "Strip"}, {"content", " "}, {"start", bad}, {"stop", 0}};
+    EXPECT_THROW(ferrum::HfTokenizer(tiny_tokenizer(json::array(), strip), nullptr), ferrum::Error) << bad.dump();
+  }
   // tokenizer_config.json asking for a BOS the vocabulary lacks.
   EXPECT_THROW(ferrum::HfTokenizer(tiny_tokenizer(json::array()), {{"add_bos_token", true}, {"bos_token", "<s>"}}),
                ferrum::Error);
