@@ -449,11 +449,16 @@ void add_moe_cases(CaseList& cases) {
   // The same with 16-bit activations: a GPU keeps such experts as tiles (cuda_packed_rows.cu),
   // in blocks of 16 sorted rows (decode; 70 tokens: 17 routes per expert, some over 16) and of
   // 64 (160 tokens: 40 routes per expert); on a GPU up to 128 routes of integer-coded experts
-  // go through the int8-x GEMV instead, a route per row of blocks (cuda_packed_q8.h;
-  // BackendOps.CudaMoeTensorCoreExperts runs these cases on the tensor-core kernels too).
+  // go through the int8-x GEMV instead, a route (4-bit with zero points: two of an expert) per
+  // row of blocks (cuda_packed_q8.h; BackendOps.CudaMoeTensorCoreExperts runs these cases on
+  // the tensor-core kernels too, CudaMoeUnpairedRoutes with a route per row always).
   for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K, WeightFormat::GgufQ6K})
     for (int64_t T : {1, 2, 3, 70, 160}) add<MoeCase>(cases, MoeShape{T, 256, 8, 256, 2, true}, DType::BF16, f);
   for (int64_t T : {1, 40}) add<MoeCase>(cases, MoeShape{T, 128, 8, 64, 2, false}, DType::F16, WeightFormat::GgufQ8_0);
+  // A decode step of 16 tokens over 64 experts: experts of one, two and more routes, which the
+  // int8-x GEMV pairs for GPTQ (an expert read once for two of its routes) and not for Q4_K.
+  add<MoeCase>(cases, MoeShape{16, 256, 64, 256, 4, true}, DType::BF16, WeightFormat::GgufQ4K);
+  add<MoeCase>(cases, MoeShape{16, 256, 64, 256, 4, true}, DType::BF16, WeightFormat::Gptq, 2);
   // One token of a wider shape: a GPU splits the experts' blocks over K (partials summed, silu
   // in the sum for gate/up).
   add<MoeCase>(cases, MoeShape{1, 1024, 8, 512, 2, true}, DType::BF16, WeightFormat::GgufQ4K);

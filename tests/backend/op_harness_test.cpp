@@ -31,17 +31,15 @@ void expect_every_case_passes(Backend& be) {
   EXPECT_GT(passed, 0) << "no case ran";
 }
 
-// The MoE cases with the int8-x GEMV off (FERRUM_MOE_Q8=0, read as a backend is made): the cases
-// of up to 128 routes that CudaMatchesReference runs through it take the grouped tensor-core
-// kernels here (decode blocks split over K, silu(gate) * up in the partials' sum).
-TEST(BackendOps, CudaMoeTensorCoreExpertsMatchReference) {
+// The MoE cases on a CUDA backend made with `variable` set to "0" (read as a backend is made).
+void cuda_moe_cases_with_off(const char* variable) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
-  const char* was = std::getenv("FERRUM_MOE_Q8");
+  const char* was = std::getenv(variable);
   const std::string saved = was ? was : "";
-  setenv("FERRUM_MOE_Q8", "0", 1);
+  setenv(variable, "0", 1);
   auto be = make_cuda_backend(0);
-  if (was) setenv("FERRUM_MOE_Q8", saved.c_str(), 1);
-  else unsetenv("FERRUM_MOE_Q8");
+  if (was) setenv(variable, saved.c_str(), 1);
+  else unsetenv(variable);
   const std::vector<CaseOutcome> outcomes = op_harness::run_cases(*be, op_harness::correctness_cases(), "moe_ffn");
   int passed = 0;
   for (const CaseOutcome& o : outcomes) {
@@ -50,6 +48,15 @@ TEST(BackendOps, CudaMoeTensorCoreExpertsMatchReference) {
   }
   EXPECT_GT(passed, 0) << "no MoE case ran";
 }
+
+// The MoE cases with the int8-x GEMV off (FERRUM_MOE_Q8=0): the cases of up to 128 routes that
+// CudaMatchesReference runs through it take the grouped tensor-core kernels here (decode blocks
+// split over K, silu(gate) * up in the partials' sum).
+TEST(BackendOps, CudaMoeTensorCoreExpertsMatchReference) { cuda_moe_cases_with_off("FERRUM_MOE_Q8"); }
+
+// The MoE cases with the int8-x GEMV's routes unpaired (FERRUM_MOE_Q8_PAIRS=0): a route per
+// row of blocks, as at one token.
+TEST(BackendOps, CudaMoeUnpairedRoutesMatchReference) { cuda_moe_cases_with_off("FERRUM_MOE_Q8_PAIRS"); }
 
 // The BF16 prefill GEMM (AVX512-BF16 where present, else its portable form) on every linear
 // case, dense and GGUF blocks, and the MoE blocks, within bf16 rounding of the float64 reference.

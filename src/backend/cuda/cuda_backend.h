@@ -229,6 +229,12 @@ class CudaBackend final : public Backend {
     const char* v = std::getenv("FERRUM_MOE_Q8");
     return !v || std::atoi(v) != 0;
   }();
+  // FERRUM_MOE_Q8_PAIRS=0 (read when the backend is made): that GEMV reads an expert once per
+  // route instead of once per two routes (cuda::Q8Routes).
+  const bool moe_q8_pairs_ = [] {
+    const char* v = std::getenv("FERRUM_MOE_Q8_PAIRS");
+    return !v || std::atoi(v) != 0;
+  }();
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
   Tensor sample_in_, sample_out_;
   struct PendingSample {

@@ -35,17 +35,27 @@ bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const Pac
 // the first num_routes / top_k tokens), its expert's weight (the tiles and parameters moved on
 // by e times the strides), x's row of the route's token (or, x_by_pos, x's row at the route's
 // sorted position: the down projection of the gate/up rows) and writes out's row at the
-// route's sorted position.
+// route's sorted position; paired, also the next sorted row's route.
+// With sorted_route (the routing's route of each sorted row, -1 for padding), routes are
+// paired: the route at an even sorted row also takes the next row's route of the same expert
+// (x's two rows in one pass over the expert's weight) and the one at an odd row has nothing
+// to do, so an expert of two routes is read once (4-bit codes with a zero point only:
+// packed_moe_q8 says why). num_experts sizes the grid for the routes expected to lead a pair
+// or stand alone.
 struct Q8Routes {
   const int32_t* route_pos = nullptr;  // null: one weight, no routes
   const int32_t* route_expert = nullptr;
   int top_k = 1;
   bool x_by_pos = false;
   int64_t tile_stride = 0, param_stride = 0;  // bytes, 32-bit words
+  const int32_t* sorted_route = nullptr;      // null: a route per block row, unpaired
+  int num_experts = 0;
 };
+
 // Routes up to which packed_moe_q8 applies: 128 (16 tokens of Qwen3-MoE's 8), where on the
 // H200 it beat the grouped tensor-core kernels (which read each expert once for all of its
-// rows) at 4, 8 and 16 tokens by 23, 19 and 6%, though it reads an expert once per route.
+// rows) at 4, 8 and 16 tokens by 23, 19 and 6%, though it read an expert once per route (GPTQ's
+// now once per two).
 // FERRUM_MOE_Q8_ROUTES sets another limit (to compare).
 int q8_max_routes();
 // Decode of quantized experts (no bias), a route per row of blocks: gate_up: w is each
