@@ -274,7 +274,8 @@ void write_tokenizer_metadata(GgufWriter& w, const std::string& model_dir) {
   for (const auto& [tok, id] : t.vocab) n = std::max(n, id + 1);
   const json& added = t.doc["added_tokens"];
   if (added.is_array())
-    for (const json& a : added) n = std::max<int64_t>(n, json_integer_or<int32_t>(a, "id", 0, "tokenizer: added token id") + 1);
+    for (const json& a : added)
+      n = std::max<int64_t>(n, json_integer_or<int32_t>(a, "id", 0, "tokenizer: added token id") + 1);
   // Padded to the model's vocabulary (the embedding's rows) with unused [PADi] tokens, as
   // llama.cpp's converter does.
   if (fs::exists(dir / "config.json")) n = std::max(n, ModelConfig::from_dir(model_dir).vocab_size);

@@ -4,6 +4,9 @@
 
 #include "core/error.h"
 
+#define XXH_INLINE_ALL  // header-only: no link dependency
+#include <xxhash.h>
+
 namespace ferrum::structured {
 
 namespace {
@@ -187,9 +190,7 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar
 }
 
 size_t GrammarMatcher::StackHash::operator()(const Stack& s) const noexcept {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the element ids
-  for (const uint32_t x : s) h = (h ^ x) * 0x100000001b3ull;
-  return static_cast<size_t>(h);
+  return static_cast<size_t>(XXH3_64bits(s.data(), s.size() * sizeof(uint32_t)));
 }
 
 void GrammarMatcher::expand_all(const std::vector<Stack>& from, std::vector<Stack>& out) const {

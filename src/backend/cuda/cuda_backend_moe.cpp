@@ -197,11 +197,10 @@ void CudaBackend::moe_ffn(const Tensor& x, const MoeWeights& mw, Tensor& out) {
   // Up to cuda::q8_max_routes() routes: quantized experts through the int8-x GEMV, a route per
   // row of blocks.
   const int routes = static_cast<int>(T * k);
-  // From two tokens on, an expert's routes are paired (one read of it for two routes).
-  const bool pairs = T >= 2 && moe_q8_pairs_;
+  // Where packed_moe_q8 pairs an expert's routes (one read of it for two), it needs the sorted rows.
   auto q8_routes = [&](const CudaLinear& w, bool x_by_pos) {
     return cuda::Q8Routes{r.route_pos, r.route_expert, k, x_by_pos, w.packed_experts.tile_stride,
-                          w.packed_experts.param_stride, pairs ? r.sorted_route : nullptr, E};
+                          w.packed_experts.param_stride, moe_q8_pairs_ ? r.sorted_route : nullptr, E};
   };
   if (gate_up.experts_packed && moe_q8_ &&
       cuda::packed_moe_q8(x.data, x.dtype, gate_up.packed_experts.w, true, routes, q8_routes(gate_up, false),

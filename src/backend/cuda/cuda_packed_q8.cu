@@ -220,6 +220,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
 struct Q8Launch {
   int splits = 1, per_split = 1, smem = 0;
   int64_t blocks = 1;
+  int64_t per_route = 1;  // grouped: blocks per route's row of the grid
 };
 template <typename Smem, typename Resident>
 Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& resident) {
@@ -270,13 +271,15 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   static std::unordered_map<int64_t, Q8Launch> plans;
   static std::unordered_map<int64_t, int64_t> resident;
   // (Grouped: as one weight of every working route's n-tiles, blocks split evenly over them.)
+  // Paired: sized for the rows expected to work, estimated once per plan (not per launch).
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
-  const int working = routes.sorted_route ? expected_pair_leaders(num_routes, routes.num_experts) : num_routes;
-  const int64_t key = ((static_cast<int64_t>(num_routes) << 16 | working) << 20 | ntiles) << 10 | ktiles;
+  const int64_t experts = routes.sorted_route ? routes.num_experts : 0;
+  const int64_t key = ((static_cast<int64_t>(num_routes) << 16 | experts) << 20 | ntiles) << 10 | ktiles;
   std::unique_lock<std::mutex> held(lock);
   auto it = plans.find(key);
   if (it == plans.end()) {
-    const Q8Launch p = plan_q8(
+    const int working = experts ? expected_pair_leaders(num_routes, static_cast<int>(experts)) : num_routes;
+    Q8Launch p = plan_q8(
         (kSilu ? ntiles / 2 : ntiles) * working, ktiles,
         [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); },
         [&](int c, int bytes) {
@@ -284,12 +287,12 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
           if (!r) r = resident_blocks(kernel, c, bytes);
           return r;
         });
+    p.per_route = (p.blocks + working - 1) / working;
     it = plans.emplace(key, p).first;
   }
   const Q8Launch p = it->second;
   held.unlock();
-  const int64_t per_route = (p.blocks + working - 1) / working;
-  launch_overlapping(true, kernel, dim3(static_cast<unsigned>(per_route), static_cast<unsigned>(num_routes)),
+  launch_overlapping(true, kernel, dim3(static_cast<unsigned>(p.per_route), static_cast<unsigned>(num_routes)),
                      p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out, out_f32, ldo, accumulate, routes);
 }
 
@@ -388,12 +391,13 @@ bool packed_moe_q8(const void* x, DType act, const PackedWeight& w, bool gate_up
       num_routes > q8_max_routes() || (act != DType::BF16 && act != DType::F16))
     return false;
   if (gate_up && (w.rows % 32 != 0 || w.padded_rows != w.rows)) return false;
-  // Pairs only for 4-bit codes with a zero point (GPTQ, AWQ, Q4_0). On the H200 at 16 tokens of
-  // Qwen3-30B-A3B they took GPTQ experts from 1,716 to 1,986 tok/s, and a Q4_K_M file (Q4_K and
-  // Q6_K experts) from 1,640 to 1,555-1,566: a pair's block does two rows' arithmetic even for
-  // an expert of one route, and the K-quants' tiles cost more of it per byte.
+  // Pairs from two tokens on (one token's routes are all different experts), and only for 4-bit
+  // codes with a zero point (GPTQ, AWQ, Q4_0). On the H200 at 16 tokens of Qwen3-30B-A3B they
+  // took GPTQ experts from 1,716 to 1,986 tok/s, and a Q4_K_M file (Q4_K and Q6_K experts) from
+  // 1,640 to 1,555-1,566: a pair's block does two rows' arithmetic even for an expert of one
+  // route, and the K-quants' tiles cost more of it per byte.
   Q8Routes r = routes;
-  if (w.mode != PackedMode::Int4Zero) r.sorted_route = nullptr;
+  if (num_routes <= routes.top_k || w.mode != PackedMode::Int4Zero) r.sorted_route = nullptr;
   if (gate_up) dispatch_q8<true>(x, act, 1, w.cols, w, nullptr, out, false, ldo, false, s, r, num_routes);
   else dispatch_q8<false>(x, act, 1, w.cols, w, nullptr, out, false, ldo, false, s, r, num_routes);
   return true;
