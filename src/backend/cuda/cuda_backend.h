@@ -189,6 +189,8 @@ class CudaBackend final : public Backend {
   // (docs/bench/h200-quantized.md). The codes by rows double an FP8 model's weight memory.
   static int64_t fp8_w8a8_rows();
   // x rounded to E4M3 by rows and the W8A8 GEMM; false where cuBLASLt has no algorithm.
+  bool fp8_gemv(const Tensor& x, const QuantPart& q, const float* bias, void* out, int64_t ldo, DType out_dtype,
+                cuda::GemvMode mode);
   bool fp8_w8a8(const Tensor& x, const QuantPart& q, const float* bias, void* out, DType out_dtype, int64_t ldo,
                 bool accumulate);
 

@@ -56,8 +56,8 @@ std::unique_ptr<LinearWeight> CudaBackend::load_quantized(const LinearSpec& spec
     w->quant.push_back(std::move(q));
   }
   for (const QuantPart& q : w->quant)
-    // A decode step reads the tiles; the FP8 codes by rows (kept beside them) only steps of
-    // fp8_w8a8_rows() rows and more.
+    // The tiles' bytes: one decode step reads them or the FP8 codes by rows kept beside them
+    // (the FP8 GEMV at one row, the W8A8 GEMM from fp8_w8a8_rows() rows).
     w->stored_bytes += q.data.nbytes() + q.scales.nbytes() + q.perm.nbytes();
   load_bias(spec, *w);
   synchronize();
@@ -112,8 +112,9 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
         xin = permuted_x(static_cast<size_t>(M * K) * dtype_size(x.dtype));
         cuda::permute_columns(x.data, x.dtype, M, K, q.packed.perm, const_cast<void*>(xin), stream_);
       }
-      if (!q.fp8_codes.empty() && M >= fp8_w8a8_rows() &&
-          fp8_w8a8(x, q, bias, part_out, dst_dtype, N, accumulate)) {
+      const cuda::GemvMode mode = accumulate ? cuda::GemvMode::Accumulate : cuda::GemvMode::Store;
+      if (fp8_gemv(x, q, bias, part_out, N, dst_dtype, mode) ||
+          (!q.fp8_codes.empty() && M >= fp8_w8a8_rows() && fp8_w8a8(x, q, bias, part_out, dst_dtype, N, accumulate))) {
         at += q.packed.rows;
         continue;
       }
@@ -144,7 +145,9 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
 bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& out) {
   if (w.quant.size() != 1 || w.part_rows.size() != 2 || w.part_rows[0] != w.part_rows[1]) return false;
   const QuantPart& q = w.quant.front();
-  if (!q.is_packed || out.dtype != x.dtype) return false;  // (FP8 codes never take the int8-x path)
+  if (!q.is_packed || out.dtype != x.dtype) return false;
+  const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+  if (fp8_gemv(x, q, bias, out.data, out.cols(), out.dtype, cuda::GemvMode::SiluMul)) return true;
   const int64_t M = x.rows();
   if (M > 16 && M < dequantize_rows() && cuda::packed_rows_enabled() && !q.packed.perm && w.bias.empty() &&
       q.packed.rows % 32 == 0 && (q.fp8_codes.empty() || M < fp8_w8a8_rows())) {
@@ -158,8 +161,9 @@ bool CudaBackend::fused_gate_up(const Tensor& x, const CudaLinear& w, Tensor& ou
     launched("packed_rows_silu");
     return true;
   }
-  if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed,
-                                   w.bias.empty() ? nullptr : w.bias.ptr<float>(), out.data, out.cols(), stream_))
+  // (FP8 tiles never take the int8-x path)
+  if (!cuda::packed_matmul_q8_silu(x.data, x.dtype, static_cast<int>(x.rows()), x.cols(), q.packed, bias, out.data,
+                                   out.cols(), stream_))
     return false;
   launched("packed_matmul_q8_silu");
   return true;
@@ -188,6 +192,18 @@ void CudaBackend::packed_gemm(const void* x, DType act, int64_t M, int64_t K, co
   }
   launched("packed_gemm");
   if (bias) cuda::add_bias(out, out_dtype, bias, M, w.rows, stream_, ldo);
+}
+
+// Decode of FP8 weights kept by rows (per-channel or per-tensor scales): the W8A16 GEMV reads
+// the E4M3 codes (half the bytes of the 16-bit weights) and applies each row's scale.
+bool CudaBackend::fp8_gemv(const Tensor& x, const QuantPart& q, const float* bias, void* out, int64_t ldo,
+                           DType out_dtype, cuda::GemvMode mode) {
+  if (q.fp8_codes.empty() || x.rows() >= fp8_w8a8_rows()) return false;
+  if (!cuda::gemv_fp8(x.data, x.rows(), x.dtype, q.fp8_codes.ptr<uint8_t>(), q.fp8_scales.ptr<float>(), bias,
+                      q.packed.rows, x.cols(), out, ldo, out_dtype, mode, stream_))
+    return false;
+  launched("gemv_fp8");
+  return true;
 }
 
 bool CudaBackend::rounds_x_to_fp8(const LinearWeight& w, int64_t rows) const {

@@ -113,6 +113,13 @@ void permute_columns(const void* x, DType act, int64_t M, int64_t K, const int32
 void quant_embedding(const QuantWeight& table, int64_t K, const int32_t* ids, int64_t n, float* out, cudaStream_t s);
 bool gemv_16bit(const void* x, int64_t m, DType dtype, const void* w, const float* bias, int64_t n, int64_t k,
                 void* out, DType out_dtype, GemvMode mode, cudaStream_t s);
+// The same for E4M3 weights kept by rows (w [n, k] codes, row_scales [n]: w's values are
+// code * scale), x [m, k] F16/BF16 (act), out's rows ldo elements apart: W8A16 decode, for m up
+// to fp8_gemv_max_rows().
+bool gemv_fp8(const void* x, int64_t m, DType act, const uint8_t* w, const float* row_scales, const float* bias,
+              int64_t n, int64_t k, void* out, int64_t ldo, DType out_dtype, GemvMode mode, cudaStream_t s);
+// 1 (FERRUM_FP8_GEMV_ROWS sets 0 to 4: 0 leaves FP8 decode to the tile kernels, to compare).
+int fp8_gemv_max_rows();
 // out[r, i] = silu(src[r, i]) * src[r, half + i], rows of 2 * half values of dtype.
 void silu_mul_halves(const void* src, int64_t rows, int64_t half, void* out, DType dtype, cudaStream_t s);
 // out[r, :cols] += bias[:] (out of dtype, rows of ld elements; ld 0: cols)
