@@ -5,6 +5,7 @@
 // (running max and sum) per warp; warps merge in shared memory, splits in a second kernel.
 // Query token i of sequence s sits at position seq_len - q_len + i and sees keys 0..that
 // position, as in backend/cpu/cpu_attention.cpp.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -39,6 +40,8 @@ __device__ __forceinline__ int sequence_of(const int32_t* query_start, int32_t n
 }
 
 constexpr int kMaxSplits = 64;  // key splits of one (token, head), merged by combine_kernel
+constexpr int kClusterSplits = 8;  // or merged in a cluster of blocks (the portable cluster size)
+constexpr int64_t kClusterMaxBlocks = 256;  // decode grids up to which splits are merged in clusters
 
 // What a block of either decode kernel works on: token t of sequence s, query heads h0..h0+g-1
 // of KV head kh, keys [k0, k1) of its context (split `split` of `splits`). done: the token
@@ -78,7 +81,7 @@ __device__ __forceinline__ BlockWork block_work(const int32_t* query_start, cons
 // partial (m, l, acc) that combine_kernel merges.
 template <typename A>
 __device__ void write_merged(const BlockWork& w, const float* sm_acc, const float* sm_m, const float* sm_l, int slots,
-                             int stride, int64_t hq, int64_t d, A* out, float* partial) {
+                             int stride, int64_t hq, int64_t d, A* out, float* partial, bool local = false) {
   for (int i = 0; i < w.g; ++i) {
     float mx = -INFINITY;
     for (int k = 0; k < kWarps; ++k) mx = fmaxf(mx, sm_m[k * slots + i]);
@@ -88,7 +91,7 @@ __device__ void write_merged(const BlockWork& w, const float* sm_acc, const floa
       sum += l * (wgt[k] = l > 0.0f ? expf(sm_m[k * slots + i] - mx) : 0.0f);
     }
     const int64_t bh = w.t * hq + w.h0 + i;
-    float* part = w.splits == 1 ? nullptr : partial + (bh * w.splits + w.split) * (d + 2);
+    float* part = w.splits == 1 ? nullptr : partial + (local ? i : (bh * w.splits + w.split)) * (d + 2);
     if (part && threadIdx.x == 0) part[0] = mx, part[1] = sum;  // sum == 0: no keys in this split
     for (int64_t x = threadIdx.x; x < d; x += blockDim.x) {
       float v = 0.0f;
@@ -97,6 +100,41 @@ __device__ void write_merged(const BlockWork& w, const float* sm_acc, const floa
       else out[bh * d + x] = from_float<A>(v / sum);
     }
   }
+}
+
+// Splits merged without a second kernel: the blocks of one (token, KV head, heads) are a
+// cluster (one per split, cuda::kClusterSplits at most). Each writes its partials (m, l,
+// acc) per head to its own shared memory (`mine`, [head][d + 2]), and after the cluster's
+// barrier each block merges a share of the outputs, reading every block's partials through
+// distributed shared memory.
+template <typename A>
+__device__ void cluster_merge(const BlockWork& w, const float* sm_acc, const float* sm_m, const float* sm_l, int slots,
+                              int64_t hq, int64_t d, A* out, float* mine) {
+  namespace cg = cooperative_groups;
+  write_merged(w, sm_acc, sm_m, sm_l, slots, static_cast<int>(d), hq, d, out, mine, true);
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const int splits = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
+  const int64_t threads = blockDim.x;
+  for (int64_t idx = rank * threads + threadIdx.x; idx < w.g * d; idx += splits * threads) {
+    const int64_t i = idx / d, x = idx % d;
+    float mx = -INFINITY;
+    for (int r = 0; r < splits; ++r) {
+      const float* p = cluster.map_shared_rank(mine, r) + i * (d + 2);
+      if (p[1] > 0.0f) mx = fmaxf(mx, p[0]);  // l == 0: no keys in that split
+    }
+    float num = 0.0f, den = 0.0f;
+    for (int r = 0; r < splits; ++r) {
+      const float* p = cluster.map_shared_rank(mine, r) + i * (d + 2);
+      if (p[1] > 0.0f) {
+        const float wgt = expf(p[0] - mx);
+        num += wgt * p[2 + x];
+        den += wgt * p[1];
+      }
+    }
+    out[(w.t * hq + w.h0 + i) * d + x] = from_float<A>(num / den);
+  }
+  cluster.sync();  // the others have read this block's partials: it may exit
 }
 
 // Blocks (token, KV head, group of up to 8 of its query heads, key split): each key and value
@@ -180,7 +218,7 @@ __global__ void attention_kernel(const A* q, const C* k_cache, const C* v_cache,
 // warp takes 16 keys of a tile: S = Q K^T and O += P V with mma.sync, an online softmax per row
 // in registers (exp2, the scale folded in). Per key that is a few instructions where the
 // CUDA-core kernels spend dozens; warps merge like theirs.
-template <int D, typename A, typename C>
+template <int D, typename A, typename C, bool kCluster>
 __global__ void __launch_bounds__(kWarps * 32)
     tc_attention_kernel(const A* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                         const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
@@ -339,7 +377,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     sm_m[warp * 16 + row_b] = m_b * kLn2, sm_l[warp * 16 + row_b] = l_b;
   }
   __syncthreads();
-  write_merged(w, sm_acc, sm_m, sm_l, 16, D, hq, D, out, partial);
+  if constexpr (kCluster)  // (Q's tile is consumed: its shared memory holds the partials)
+    cluster_merge(w, sm_acc, sm_m, sm_l, 16, hq, D, out, reinterpret_cast<float*>(sq));
+  else
+    write_merged(w, sm_acc, sm_m, sm_l, 16, D, hq, D, out, partial);
 }
 
 // Q, and K and V twice (16-bit caches); or Q, K and V once and the raw E4M3 tiles twice. Either
@@ -354,6 +395,44 @@ constexpr bool tc_merge_fits() {
   return tc_attention_smem<D, true>() - 16 * (D + 8) * 2 >= (kWarps * 16 * D + 2 * kWarps * 16) * 4;
 }
 static_assert(tc_merge_fits<64>() && tc_merge_fits<128>() && tc_merge_fits<256>());
+// A cluster's partials ([kMaxGroup][D + 2] floats) fit in Q's tile.
+template <int D>
+constexpr bool cluster_partials_fit() {
+  return kMaxGroup * (D + 2) * 4 <= 16 * (D + 8) * 2;
+}
+static_assert(cluster_partials_fit<64>() && cluster_partials_fit<128>() && cluster_partials_fit<256>());
+
+// FERRUM_ATTENTION_CLUSTER=0: splits always merged by combine_kernel (to compare).
+bool cluster_merge_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_ATTENTION_CLUSTER");
+    return !(v && std::atoi(v) == 0);
+  }();
+  return on;
+}
+
+// Launches the cluster form (a cluster per (token, KV head, heads): its splits); false where
+// the GPU cannot run it (then nothing is left pending).
+template <typename... KernelArgs, typename... Args>
+bool launch_clusters(void (*kernel)(KernelArgs...), dim3 grid, size_t smem, cudaStream_t s, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kWarps * 32);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[2];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = grid.y;
+  attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 2;
+  if (cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...) == cudaSuccess) return true;
+  cudaGetLastError();  // (a launch error is not sticky)
+  return false;
+}
 
 // Merges a (token, head)'s splits: weights exp(m_s - max) once per split in shared memory,
 // then one pass over the accumulators.
@@ -410,6 +489,13 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   }();
   if (forced) n = std::min(n, forced);
   n = std::max<int64_t>(1, std::min(n, (max_context + kMinKeys - 1) / kMinKeys));
+  // A small decode (a few sequences: the GPU mostly idle) merges up to twice kClusterSplits
+  // splits as kClusterSplits in a cluster, no second kernel, though a block may then take two
+  // tiles of keys. On an H200 that gained 1% at one sequence (Llama-3.1-8B GPTQ, Q4_K_M,
+  // Qwen3-30B-A3B) and lost 2% at 16 (GPTQ), whose blocks fill the GPU: those keep
+  // combine_kernel.
+  if (cluster_merge_enabled() && n <= 2 * kClusterSplits && blocks * kClusterSplits <= kClusterMaxBlocks)
+    n = std::min<int64_t>(n, kClusterSplits);
   *keys_per_split = (max_context + n - 1) / n;
   *splits = (max_context + *keys_per_split - 1) / *keys_per_split;
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
@@ -443,15 +529,26 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
       constexpr int D = decltype(dim)::value;
       constexpr size_t bytes = tc_attention_smem<D, is_fp8_v<C>>();
       static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
-        cudaFuncSetAttribute(tc_attention_kernel<D, A, C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(tc_attention_kernel<D, A, C, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
+        cudaFuncSetAttribute(tc_attention_kernel<D, A, C, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(bytes));
         return true;
       }();
       (void)configured;
-      launch_pdl(tc_attention_kernel<D, A, C>, grid, kWarps * 32, bytes, s,
-          static_cast<const A*>(q), static_cast<const C*>(k_cache), static_cast<const C*>(v_cache), query_start,
-          seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale * 1.4426950408889634f,
-          keys_per_split, chunks, tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial);
+      const A* qa = static_cast<const A*>(q);
+      const C* kc = static_cast<const C*>(k_cache);
+      const C* vc = static_cast<const C*>(v_cache);
+      const float scale_log2 = scale * 1.4426950408889634f;
+      if (splits > 1 && splits <= kClusterSplits && grid.x * kClusterSplits <= kClusterMaxBlocks &&
+          cluster_merge_enabled() &&
+          launch_clusters(tc_attention_kernel<D, A, C, true>, grid, bytes, s, qa, kc, vc, query_start, seq_lens,
+                          block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split, chunks,
+                          tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial))
+        return;
+      launch_pdl(tc_attention_kernel<D, A, C, false>, grid, kWarps * 32, bytes, s, qa, kc, vc, query_start, seq_lens,
+                 block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split, chunks,
+                 tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial);
       combine(act_type);
     };
     auto with_dim = [&](auto* a, auto* c) {
