@@ -2,7 +2,8 @@
 // Blocks per (query token, KV head, key split) serve every query head of that KV head, on
 // tensor cores for 16-bit and E4M3 caches beside 16-bit activations (tc_attention_kernel) or on
 // CUDA cores (attention_kernel: F32 activations, other head sizes), each with an online softmax
-// (running max and sum) per warp; warps merge in shared memory, splits in a second kernel.
+// (running max and sum) per warp; warps merge in shared memory, splits in a second kernel (or,
+// for a small decode on tensor cores, in a thread-block cluster: cluster_merge).
 // Query token i of sequence s sits at position seq_len - q_len + i and sees keys 0..that
 // position, as in backend/cpu/cpu_attention.cpp.
 #include <cooperative_groups.h>

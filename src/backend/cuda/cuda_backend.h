@@ -188,9 +188,11 @@ class CudaBackend final : public Backend {
   // took 0.75x the 16-bit paths' time at 32 rows, 0.58x at 64, 0.36x at 256, but 1.2x at 16
   // (docs/bench/h200-quantized.md). The codes by rows double an FP8 model's weight memory.
   static int64_t fp8_w8a8_rows();
-  // x rounded to E4M3 by rows and the W8A8 GEMM; false where cuBLASLt has no algorithm.
+  // The W8A16 GEMV over the E4M3 codes by rows (up to cuda::fp8_gemv_max_rows() rows, below
+  // fp8_w8a8_rows(); the codes exist only when that is not 0); false where it does not apply.
   bool fp8_gemv(const Tensor& x, const QuantPart& q, const float* bias, void* out, int64_t ldo, DType out_dtype,
                 cuda::GemvMode mode);
+  // x rounded to E4M3 by rows and the W8A8 GEMM; false where cuBLASLt has no algorithm.
   bool fp8_w8a8(const Tensor& x, const QuantPart& q, const float* bias, void* out, DType out_dtype, int64_t ldo,
                 bool accumulate);
 

@@ -56,7 +56,7 @@ __device__ __forceinline__ void row_dots(const A* __restrict__ x, const W* __res
   const int64_t chunks = k / kPer;
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  // Loads in flight per lane: 64 bytes of 16-bit weights, 128 of E4M3 (half the work a load).
+  // Loads in flight per lane: 64 bytes of 16-bit weights, 128 of E4M3 (the same 32 weights).
   constexpr int kUnroll = kPer == 8 ? 4 : 8;
   const auto dot = [&](const uint4& u, int64_t c) {
     float wf[kPer];
