@@ -412,6 +412,14 @@ bool cluster_merge_enabled() {
   return on;
 }
 
+// Whether a decode grid of `blocks` (token, KV head, heads) blocks with `splits` key splits
+// merges them in clusters: the one rule attention_partial_floats sizes the splits by and
+// paged_attention launches by.
+bool merges_in_clusters(int64_t blocks, int64_t splits) {
+  return cluster_merge_enabled() && splits > 1 && splits <= kClusterSplits &&
+         blocks * kClusterSplits <= kClusterMaxBlocks;
+}
+
 // Launches the cluster form (a cluster per (token, KV head, heads): its splits); false where
 // the GPU cannot run it (then nothing is left pending).
 template <typename... KernelArgs, typename... Args>
@@ -495,8 +503,7 @@ int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t
   // tiles of keys. On an H200 that gained 1% at one sequence (Llama-3.1-8B GPTQ, Q4_K_M,
   // Qwen3-30B-A3B) and lost 2% at 16 (GPTQ), whose blocks fill the GPU: those keep
   // combine_kernel.
-  if (cluster_merge_enabled() && n <= 2 * kClusterSplits && blocks * kClusterSplits <= kClusterMaxBlocks)
-    n = std::min<int64_t>(n, kClusterSplits);
+  if (n <= 2 * kClusterSplits && merges_in_clusters(blocks, kClusterSplits)) n = std::min<int64_t>(n, kClusterSplits);
   *keys_per_split = (max_context + n - 1) / n;
   *splits = (max_context + *keys_per_split - 1) / *keys_per_split;
   return *splits > 1 ? tokens * hq * *splits * (d + 2) : 0;
@@ -541,8 +548,7 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
       const C* kc = static_cast<const C*>(k_cache);
       const C* vc = static_cast<const C*>(v_cache);
       const float scale_log2 = scale * 1.4426950408889634f;
-      if (splits > 1 && splits <= kClusterSplits && grid.x * kClusterSplits <= kClusterMaxBlocks &&
-          cluster_merge_enabled() &&
+      if (merges_in_clusters(grid.x, splits) &&
           launch_clusters(tc_attention_kernel<D, A, C, true>, grid, bytes, s, qa, kc, vc, query_start, seq_lens,
                           block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split, chunks,
                           tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial))
