@@ -34,6 +34,8 @@ struct LinearShape {
   bool bias = false;
   LinearEpilogue epilogue = LinearEpilogue::Store;
   bool f32_out = false;  // Store into F32 (logits) instead of the activation dtype
+  // GGUF blocks: the last part in this format instead (a K-quant mix's v beside its q/k).
+  WeightFormat last_part_format = WeightFormat::Dense;
 };
 
 const char* epilogue_name(LinearEpilogue e) {
@@ -53,14 +55,17 @@ class LinearCase final : public OpCase {
   std::string name() const override {
     std::string parts = std::to_string(s_.parts.front());
     for (size_t i = 1; i < s_.parts.size(); ++i) parts += fmt::format("+{}", s_.parts[i]);
-    return fmt::format("linear{} {}{} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
-                       weight_format_name(format_), is_packed_source(format_) ? fmt::format(" v{}", variant_) : "",
+    return fmt::format("linear{} {}{}{} {} M={} K={} N={}{} {}{}", label_.empty() ? "" : " " + label_,
+                       weight_format_name(format_), mixed() ? fmt::format("+{}", weight_format_name(s_.last_part_format)) : "",
+                       is_packed_source(format_) ? fmt::format(" v{}", variant_) : "",
                        lower_name(weights_), s_.M, s_.K, parts, s_.bias ? " bias" : "",
                        epilogue_name(s_.epilogue), s_.f32_out ? " f32-out" : "");
   }
   std::string unsupported(const Backend& be) const override {
-    if (be.supports_linear(format_, weights_)) return {};
-    return fmt::format("no {} {} linear layers", weight_format_name(format_), dtype_name(weights_));
+    for (size_t i = 0; i < s_.parts.size(); ++i)
+      if (!be.supports_linear(part_format(i), weights_))
+        return fmt::format("no {} {} linear layers", weight_format_name(part_format(i)), dtype_name(weights_));
+    return {};
   }
 
   PreparedOp prepare(Backend& be, Backend& host, uint64_t seed, bool with_reference) const override {
@@ -78,8 +83,11 @@ class LinearCase final : public OpCase {
     PreparedOp op;
     const LinearEpilogue epilogue = s_.epilogue;
     op.run = [&be, x, w, out, epilogue]() mutable { be.linear(x, *w, out, epilogue); };
-    op.weight_bytes = gguf_block_bytes(format_) ? static_cast<double>(N * (s_.K / gguf_block_values(format_)) *
-                                                                      gguf_block_bytes(format_))
+    op.weight_bytes = 0.0;
+    for (size_t i = 0; gguf_block_bytes(format_) && i < s_.parts.size(); ++i)
+      op.weight_bytes += static_cast<double>(s_.parts[i] * (s_.K / gguf_block_values(part_format(i))) *
+                                             gguf_block_bytes(part_format(i)));
+    op.weight_bytes = gguf_block_bytes(format_) ? op.weight_bytes
                       : format_ == WeightFormat::Fp8 ? static_cast<double>(N * s_.K)
                       : is_packed_source(format_)    ? static_cast<double>(N * s_.K / 2)
                                                      : static_cast<double>(N * s_.K * dtype_size(weights_));
@@ -89,7 +97,7 @@ class LinearCase final : public OpCase {
     op.compare = [this, &be, &host, spec, x, out, initial, N, w] {
       Values w_all, b_all;
       for (const LinearPart& p : spec.parts) {
-        const Values w = gguf_block_bytes(format_)    ? block_values(format_, p.weight)
+        const Values w = gguf_block_bytes(format_)    ? block_values(p.format, p.weight)
                          : is_packed_source(format_) ? packed_values(p, s_.K)
                                                      : read_values(host, p.weight);
         w_all.insert(w_all.end(), w.begin(), w.end());
@@ -132,10 +140,10 @@ class LinearCase final : public OpCase {
       LinearPart p;
       p.name = fmt::format("{}.part{}", spec.name, i);
       p.rows = s_.parts[i];
-      p.format = format_;
+      p.format = part_format(i);
       if (dummy && is_packed_source(format_)) p.quant.group_size = 128;  // the backend's random fill
       if (gguf_block_bytes(format_)) {  // no dummy fill for blocks: random ones, as for the reference
-        p.weight = make_block_weights(host, format_, p.rows, s_.K, w_scale, seed + 10 + i);
+        p.weight = make_block_weights(host, p.format, p.rows, s_.K, w_scale, seed + 10 + i);
       } else if (!dummy && is_packed_source(format_)) {
         make_packed_part(host, format_, variant_, s_.K, w_scale, seed + 10 + i, p);
       } else if (!dummy) {
@@ -147,6 +155,9 @@ class LinearCase final : public OpCase {
     }
     return spec;
   }
+
+  bool mixed() const { return s_.last_part_format != WeightFormat::Dense; }
+  WeightFormat part_format(size_t i) const { return mixed() && i + 1 == s_.parts.size() ? s_.last_part_format : format_; }
 
   std::string label_;
   LinearShape s_;
@@ -410,6 +421,16 @@ void add_linear_cases(CaseList& cases) {
     for (int64_t M : {1, 5}) add<LinearCase>(cases, "qkv", LinearShape{M, 256, {64, 32, 32}, true}, DType::U8, f);
     for (int64_t M : {1, 4, 40}) add<LinearCase>(cases, "gate_up", LinearShape{M, 256, {96, 96}, false, E::SiluMul}, DType::U8, f);
     for (int64_t M : {1, 2, 70}) add<LinearCase>(cases, "down", LinearShape{M, 768, {160}, false, E::Accumulate}, DType::U8, f);
+  }
+  // Q4_K_M's and Q5_K_M's q/k beside a Q6_K v: on a GPU one int8-x launch for both pieces at
+  // 1-2 rows (packed_matmul_q8_two), a launch each otherwise.
+  for (WeightFormat f : {WeightFormat::GgufQ4K, WeightFormat::GgufQ5K}) {
+    for (int64_t M : {1, 2, 5})
+      add<LinearCase>(cases, "qkv", LinearShape{M, 256, {64, 32, 32}, true, E::Store, false, WeightFormat::GgufQ6K},
+                      DType::U8, f);
+    for (int64_t M : {1, 2})
+      add<LinearCase>(cases, "qkv", LinearShape{M, 2048, {512, 128, 128}, false, E::Store, false, WeightFormat::GgufQ6K},
+                      DType::U8, f);
   }
   // Few output features and a long K at 17-128 rows: a GPU's batched kernel splits over K.
   add<LinearCase>(cases, "", LinearShape{20, 2048, {96}, true}, DType::U8, WeightFormat::GgufQ4K);

@@ -101,6 +101,18 @@ void CudaBackend::quant_linear(const Tensor& x, const CudaLinear& w, Tensor& out
   if (silu && fused_gate_up(x, w, out)) return;
   void* dst = silu ? fused_out(static_cast<size_t>(M * N) * dtype_size(x.dtype)) : out.data;
   const DType dst_dtype = silu ? x.dtype : out.dtype;
+  if (!silu && w.quant.size() == 2 && w.quant[0].is_packed && w.quant[1].is_packed) {
+    // Two packed pieces of two integer modes (q/k and v of a K-quant mix): one launch at decode.
+    const cuda::PackedWeight& w0 = w.quant[0].packed;
+    const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>();
+    void* out1 = static_cast<uint8_t*>(dst) + w0.rows * dtype_size(dst_dtype);
+    if (cuda::packed_matmul_q8_two(x.data, x.dtype, static_cast<int>(M), K, w0, bias, dst, w.quant[1].packed,
+                                   bias ? bias + w0.rows : nullptr, out1, dst_dtype == DType::F32, N,
+                                   epilogue == LinearEpilogue::Accumulate, stream_)) {
+      launched("packed_matmul_q8_two");
+      return;
+    }
+  }
   int64_t at = 0;
   for (const QuantPart& q : w.quant) {
     const float* bias = w.bias.empty() ? nullptr : w.bias.ptr<float>() + at;

@@ -107,12 +107,13 @@ __device__ __forceinline__ A silu_mul(float gate, float up) {
 // in shared memory in a fixed order, once per n-tile.
 // kSilu: the weight is gate rows, then as many up rows (a multiple of 16 each); a block walks
 // pairs of n-tiles (gate i, up i) and writes silu(gate) * up, rows / 2 features (A, ldo).
+// (The body of a block: bx of nbx blocks that share the weight, blockIdx.x of gridDim.x for a
+// launch of one weight.)
 template <PackedMode kMode, typename A, int kRows, bool kSilu>
-__global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, int M, int64_t K,
-                                                                    PackedWeight w, int ktiles_per_split,
-                                                                    const float* __restrict__ bias,
-                                                                    void* __restrict__ out, bool out_f32, int64_t ldo,
-                                                                    bool accumulate, Q8Routes routes) {
+__device__ __forceinline__ void q8_block(const A* x, int M, int64_t K, PackedWeight w, int ktiles_per_split,
+                                         const float* __restrict__ bias, void* __restrict__ out, bool out_f32,
+                                         int64_t ldo, bool accumulate, const Q8Routes& routes, int64_t bx,
+                                         int64_t nbx) {
   extern __shared__ __align__(16) uint8_t ring[];
   int64_t x_step = K;  // from one row of x to the next
   if (routes.route_pos) {  // route blockIdx.y's expert, row of x and row of out (the routing's output)
@@ -137,11 +138,11 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
   const int splits = blockDim.x / 32;
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
   const int64_t half = ntiles / 2, walked = kSilu ? half : ntiles;  // n-tiles (pairs) the blocks share
-  const int64_t count = (walked - blockIdx.x + gridDim.x - 1) / gridDim.x * (kSilu ? 2 : 1);  // this block's
+  const int64_t count = (walked - bx + nbx - 1) / nbx * (kSilu ? 2 : 1);  // this block's
   const int64_t kt0 = static_cast<int64_t>(warp) * ktiles_per_split;
   const int64_t kt1 = kt0 + ktiles_per_split < ktiles ? kt0 + ktiles_per_split : ktiles;
-  TileStream<kMode, true> stream(ring + warp * kStreamStages * kSlot, w, blockIdx.x, kSilu ? half : gridDim.x,
-                           kSilu ? gridDim.x - half : gridDim.x, count, kt0, kt1, lane);
+  TileStream<kMode, true> stream(ring + warp * kStreamStages * kSlot, w, bx, kSilu ? half : nbx,
+                                 kSilu ? nbx - half : nbx, count, kt0, kt1, lane);
   pdl_trigger();
   stream.prologue();
   pdl_wait();  // x is the previous kernel's output
@@ -191,7 +192,7 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
       }
     __syncthreads();
     if (kSilu && j % 2 == 0) continue;  // a gate n-tile: written with its up
-    const int64_t ntile = kSilu ? blockIdx.x + j / 2 * gridDim.x : blockIdx.x + j * gridDim.x;  // (gate's)
+    const int64_t ntile = kSilu ? bx + j / 2 * nbx : bx + j * nbx;  // (gate's)
     for (int i = threadIdx.x; i < M * 16; i += blockDim.x) {
       const int m = i / 16, f = i % 16;
       const int64_t n = ntile * 16 + f;
@@ -211,6 +212,38 @@ __global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, 
     }
   }
   cp_async_wait<0>();
+}
+
+template <PackedMode kMode, typename A, int kRows, bool kSilu>
+__global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_kernel(const A* x, int M, int64_t K,
+                                                                    PackedWeight w, int ktiles_per_split,
+                                                                    const float* __restrict__ bias,
+                                                                    void* __restrict__ out, bool out_f32, int64_t ldo,
+                                                                    bool accumulate, Q8Routes routes) {
+  q8_block<kMode, A, kRows, kSilu>(x, M, K, w, ktiles_per_split, bias, out, out_f32, ldo, accumulate, routes,
+                                   blockIdx.x, gridDim.x);
+}
+
+// Two weights of one input in one launch (a layer's q/k in Q4_K and v in Q6_K, say): blocks
+// [0, blocks0) take the first, the rest the second, each writing its own output columns. One
+// launch instead of two saves a kernel's latency where each weight alone is too small to fill
+// the GPU.
+struct Q8Two {
+  PackedWeight w[2];
+  const float* bias[2];
+  void* out[2];
+  int64_t blocks0;
+};
+template <PackedMode kMode0, PackedMode kMode1, typename A, int kRows>
+__global__ void __launch_bounds__(kMaxSplits * 32) packed_q8_two_kernel(const A* x, int M, int64_t K, Q8Two two,
+                                                                        int ktiles_per_split, bool out_f32,
+                                                                        int64_t ldo, bool accumulate) {
+  if (blockIdx.x < two.blocks0)
+    q8_block<kMode0, A, kRows, false>(x, M, K, two.w[0], ktiles_per_split, two.bias[0], two.out[0], out_f32, ldo,
+                                      accumulate, Q8Routes{}, blockIdx.x, two.blocks0);
+  else
+    q8_block<kMode1, A, kRows, false>(x, M, K, two.w[1], ktiles_per_split, two.bias[1], two.out[1], out_f32, ldo,
+                                      accumulate, Q8Routes{}, blockIdx.x - two.blocks0, gridDim.x - two.blocks0);
 }
 
 // The launch of a q8 GEMV: warps per block (each its part of K), blocks (each every
@@ -296,6 +329,43 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
                      p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out, out_f32, ldo, accumulate, routes);
 }
 
+// Two weights in one launch (packed_q8_two_kernel): one plan for their n-tiles together (the
+// larger of the two modes' shared memory), its blocks shared out by the bytes of each weight.
+template <PackedMode kMode0, PackedMode kMode1, typename A, int kRows>
+void launch_q8_two(const A* x, int M, int64_t K, Q8Two two, bool out_f32, int64_t ldo, bool accumulate,
+                   cudaStream_t s) {
+  auto kernel = packed_q8_two_kernel<kMode0, kMode1, A, kRows>;
+  static std::mutex lock;
+  static std::unordered_map<int64_t, Q8Launch> plans;  // per shape; blocks = the first weight's
+  static std::unordered_map<int64_t, int64_t> resident;
+  const int64_t n0 = two.w[0].padded_rows / 16, n1 = two.w[1].padded_rows / 16, ktiles = K / 64;
+  const int64_t key = (n0 << 24 | n1) << 12 | ktiles;
+  std::unique_lock<std::mutex> held(lock);
+  auto it = plans.find(key);
+  if (it == plans.end()) {
+    constexpr int kSlot0 = stream_slot_bytes<kMode0>(), kSlot1 = stream_slot_bytes<kMode1>();
+    Q8Launch p = plan_q8(
+        n0 + n1, ktiles,
+        [](int c, int per) { return std::max(q8_smem<kRows, false>(c, kSlot0, per), q8_smem<kRows, false>(c, kSlot1, per)); },
+        [&](int c, int bytes) {
+          int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
+          if (!r) r = resident_blocks(kernel, c, bytes);
+          return r;
+        });
+    const double bytes0 = static_cast<double>(n0) * kSlot0, bytes1 = static_cast<double>(n1) * kSlot1;
+    const int64_t total = std::max<int64_t>(2, p.blocks);
+    const int64_t b0 = std::clamp<int64_t>(std::llround(total * bytes0 / (bytes0 + bytes1)), 1, std::min(n0, total - 1));
+    p.per_route = b0;  // (the first weight's blocks)
+    p.blocks = b0 + std::min(n1, total - b0);
+    it = plans.emplace(key, p).first;
+  }
+  const Q8Launch p = it->second;
+  held.unlock();
+  two.blocks0 = p.per_route;
+  launch_overlapping(true, kernel, dim3(static_cast<unsigned>(p.blocks)), p.splits * 32, p.smem, s, x, M, K, two,
+                     p.per_split, out_f32, ldo, accumulate);
+}
+
 template <PackedMode kMode, typename A, bool kSilu = false>
 void run_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float* bias, void* out, bool out_f32,
             int64_t ldo, bool accumulate, cudaStream_t s, const Q8Routes& routes, int num_routes) {
@@ -320,6 +390,25 @@ template <PackedMode kMode, typename A>
 void allow_q8_smem(int bytes) {
   for (auto kernel : {packed_q8_kernel<kMode, A, 1, false>, packed_q8_kernel<kMode, A, 2, false>,
                       packed_q8_kernel<kMode, A, 1, true>, packed_q8_kernel<kMode, A, 2, true>})
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+
+// The pairs of modes packed_q8_two_kernel is built for: llama.cpp's K-quant mixes, whose
+// attn_v (and ffn_down) take Q6_K in some layers beside Q4_K or Q5_K q/k.
+template <typename F>
+bool with_two_modes(PackedMode m0, PackedMode m1, F&& f) {
+  if (m1 != PackedMode::Int8Zero) return false;
+  if (m0 == PackedMode::Int4Affine)
+    return f(std::integral_constant<PackedMode, PackedMode::Int4Affine>{}), true;
+  if (m0 == PackedMode::Int8Affine)
+    return f(std::integral_constant<PackedMode, PackedMode::Int8Affine>{}), true;
+  return false;
+}
+
+template <PackedMode kMode0, typename A>
+void allow_q8_two_smem(int bytes) {
+  for (auto kernel : {packed_q8_two_kernel<kMode0, PackedMode::Int8Zero, A, 1>,
+                      packed_q8_two_kernel<kMode0, PackedMode::Int8Zero, A, 2>})
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
@@ -368,6 +457,33 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
   dispatch_q8<false>(x, act, M, K, w, bias, out, out_f32, ldo, accumulate, s);
 }
 
+bool packed_q8_two_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_Q8_TWO");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+bool packed_matmul_q8_two(const void* x, DType act, int M, int64_t K, const PackedWeight& w0, const float* bias0,
+                          void* out0, const PackedWeight& w1, const float* bias1, void* out1, bool out_f32,
+                          int64_t ldo, bool accumulate, cudaStream_t s) {
+  if (!packed_q8_two_enabled() || !packed_q8_applies(w0.mode, M, K) || !packed_q8_applies(w1.mode, M, K) ||
+      K % 64 != 0 || w0.cols != K || w1.cols != K || w0.perm || w1.perm || (act != DType::BF16 && act != DType::F16))
+    return false;
+  Q8Two two{{w0, w1}, {bias0, bias1}, {out0, out1}, 0};
+  return with_two_modes(w0.mode, w1.mode, [&](auto mode0) {
+    constexpr PackedMode kMode0 = decltype(mode0)::value;
+    auto go = [&](auto type) {
+      using A = decltype(type);
+      if (M <= 1) launch_q8_two<kMode0, PackedMode::Int8Zero, A, 1>(static_cast<const A*>(x), M, K, two, out_f32, ldo, accumulate, s);
+      else launch_q8_two<kMode0, PackedMode::Int8Zero, A, 2>(static_cast<const A*>(x), M, K, two, out_f32, ldo, accumulate, s);
+    };
+    if (act == DType::BF16) go(__nv_bfloat16{});
+    else go(__half{});
+  });
+}
+
 bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
                            void* out, int64_t ldo, cudaStream_t s) {
   if (!packed_q8_applies(w.mode, M, K) || K % 64 != 0 || w.perm || w.rows % 32 != 0 || w.padded_rows != w.rows)
@@ -410,6 +526,11 @@ void packed_q8_prepare() {
       allow_q8_smem<decltype(mode)::value, __half>(kQ8MaxSmem);
     });
   }
+  for (PackedMode m : {PackedMode::Int4Affine, PackedMode::Int8Affine})
+    with_two_modes(m, PackedMode::Int8Zero, [](auto mode) {
+      allow_q8_two_smem<decltype(mode)::value, __nv_bfloat16>(kQ8MaxSmem);
+      allow_q8_two_smem<decltype(mode)::value, __half>(kQ8MaxSmem);
+    });
 }
 
 }  // namespace ferrum::cuda
