@@ -144,6 +144,16 @@ class Backend {
   // (q's dtype). An E4M3 cache's values are read as stored * kv's scales.
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                const AttentionMeta& meta, float scale, Tensor& out, const KvScales& kv) = 0;
+  // The two above in turn (q_out holds q between them), which a backend may do in one pass
+  // where that is cheaper (CUDA: decode steps, one kernel). Results are the same either way;
+  // q_out's contents afterwards are not (a fused pass need not write it).
+  virtual void qkv_rope_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                                  const Tensor& positions, const RopeTable& table, const AttentionMeta& meta,
+                                  float scale, Tensor& q_out, Tensor& k_cache, Tensor& v_cache, Tensor& out,
+                                  const KvScales& kv) {
+    qkv_rope_write_kv(qkv, q_norm, k_norm, eps, positions, table, meta.slot_mapping, q_out, k_cache, v_cache, kv);
+    paged_attention(q_out, k_cache, v_cache, meta, scale, out, kv);
+  }
   // Whether the two ops above take a cache of dtype `cache` beside activations of dtype
   // `activations` (models check it at load, so that an unsupported --kv-cache-dtype fails there).
   virtual bool supports_kv_cache(DType cache, DType activations) const { return cache == DType::F32; }

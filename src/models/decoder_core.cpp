@@ -607,10 +607,9 @@ void DecoderCore::run_layers(const Activations& a, PagedKvCache& cache) {
     const LayerWeights& w = layers_[l];
     be_->rms_norm(h, w.input_norm, a.eps, x);
     be_->linear(x, *w.qkv, qkv);
-    be_->qkv_rope_write_kv(qkv, opt_.qk_norm ? &w.q_norm : nullptr, opt_.qk_norm ? &w.k_norm : nullptr, a.eps,
-                           a.meta.positions, rope_, a.meta.slot_mapping, q, cache.k[l], cache.v[l], kv_scales_[l]);
     Tensor a3 = attn.view({T, Hq, D});
-    be_->paged_attention(q, cache.k[l], cache.v[l], a.meta, a.scale, a3, kv_scales_[l]);
+    be_->qkv_rope_attention(qkv, opt_.qk_norm ? &w.q_norm : nullptr, opt_.qk_norm ? &w.k_norm : nullptr, a.eps,
+                            a.meta.positions, rope_, a.meta, a.scale, q, cache.k[l], cache.v[l], a3, kv_scales_[l]);
     be_->linear(attn, *w.o, h, E::Accumulate);
     be_->rms_norm(h, w.post_norm, a.eps, x);
     w.ffn->run(*be_, x, h, ffn);

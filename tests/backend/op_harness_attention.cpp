@@ -201,6 +201,119 @@ class AttentionCase final : public OpCase {
   CacheKind cache_;
 };
 
+// Backend::qkv_rope_attention on a decode step (one query per sequence, the token at the last
+// position of its context): q/k/v as qkv_rope_write_kv makes them, then attention over caches
+// that already hold the other keys. The reference is the two ops' references in turn (q
+// rounded to the activations' type, as the backend stores it between them); the attention's
+// reads the caches as the backend left them, after the written slots are checked on their
+// own. `skipped`: the first sequences' slots are -1 (a graph's padding: nothing written).
+class QkvRopeAttentionCase final : public OpCase {
+ public:
+  QkvRopeAttentionCase(std::vector<int32_t> contexts, HeadShape h, bool qk_norm, int skipped, bool padded, DType act,
+                       CacheKind cache)
+      : contexts_(std::move(contexts)), h_(h), qk_norm_(qk_norm), skipped_(skipped), padded_(padded), act_(act),
+        cache_(cache) {}
+  std::string name() const override {
+    std::string ctx;
+    for (int32_t c : contexts_) ctx += fmt::format("{}{}", ctx.empty() ? "" : ",", c);
+    return fmt::format("qkv_rope_attention {} D={} Hq={} Hk={} contexts={}{}{}{}{}", lower_name(act_), h_.D, h_.Hq,
+                       h_.Hk, ctx, qk_norm_ ? " qk-norm" : "", skipped_ ? fmt::format(" {} slots -1", skipped_) : "",
+                       padded_ ? " padded" : "", cache_label(cache_));
+  }
+  std::string unsupported(const Backend& be) const override { return cache_support(be, act_, cache_); }
+
+  PreparedOp prepare(Backend& be, Backend&, uint64_t seed, bool with_reference) const override {
+    const int64_t Hq = h_.Hq, Hk = h_.Hk, D = h_.D, T = static_cast<int64_t>(contexts_.size());
+    std::vector<Sequence> seqs;
+    for (int32_t c : contexts_) seqs.push_back({c, 1});
+    const PagedLayout l = paged_layout(seqs, padded_, seed);
+    std::vector<int32_t> positions, slots;
+    for (int64_t s = 0; s < T; ++s) {
+      const int32_t p = contexts_[s] - 1;
+      positions.push_back(p);
+      slots.push_back(s < skipped_ ? -1 : l.block_tables[s * l.width + p / kBlockSize] * kBlockSize + p % kBlockSize);
+    }
+    const DType norm_dtype = act_ == DType::F32 ? DType::BF16 : act_;
+    auto cache_tensor = [&](uint64_t s) {
+      return cache_.fp8 ? fp8_cache(be, {l.num_blocks, kBlockSize, Hk, D}, s)
+                        : be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, s, 0.0f, 1.0f);
+    };
+    Tensor kc = cache_tensor(seed + 1), vc = cache_tensor(seed + 2);
+    Tensor qkv = be.random_tensor({T, (Hq + 2 * Hk) * D}, act_, seed + 3, 0.0f, 2.0f);
+    Tensor q_norm = be.random_tensor({D}, norm_dtype, seed + 4, 1.0f, 0.3f);
+    Tensor k_norm = be.random_tensor({D}, norm_dtype, seed + 5, 1.0f, 0.3f);
+    const RopeTable table = rope_table(be, D);
+    Tensor q = poisoned(be, {T, Hq, D}, act_), out = poisoned(be, {T, Hq, D}, act_);
+    AttentionMeta meta;
+    meta.query_start = ints(be, l.query_start);
+    meta.seq_lens = ints(be, l.seq_lens);
+    meta.block_tables = ints(be, l.block_tables);
+    meta.slot_mapping = ints(be, slots);
+    meta.positions = ints(be, positions);
+    meta.num_seqs = static_cast<int32_t>(T);
+    meta.max_blocks_per_seq = l.width;
+    meta.block_size = kBlockSize;
+    meta.max_context = l.max_context;
+    meta.host_query_start = l.query_start;
+    meta.host_seq_lens = l.seq_lens;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const KvScales scales = cache_.scales;
+    const bool norm = qk_norm_;
+    const Values k_before = with_reference ? read_values(be, kc) : Values{};
+    const Values v_before = with_reference ? read_values(be, vc) : Values{};
+    PreparedOp op;
+    op.run = [&be, qkv, q_norm, k_norm, norm, table, meta, scale, q, kc, vc, out, scales]() mutable {
+      be.qkv_rope_attention(qkv, norm ? &q_norm : nullptr, norm ? &k_norm : nullptr, kEps, meta.positions, table, meta,
+                            scale, q, kc, vc, out, scales);
+    };
+    int64_t keys = 0;
+    for (int32_t c : contexts_) keys += c;
+    op.bytes = static_cast<double>(qkv.nbytes() + out.nbytes() + 2 * keys * Hk * D * dtype_size(cache_dtype(cache_, act_)));
+    if (!with_reference) return op;
+    op.compare = [=, this, &be] {
+      const Values qn = read_values(be, q_norm), kn = read_values(be, k_norm);
+      const QkvRef ref = ref_qkv_rope_write_kv(read_values(be, qkv), qk_norm_ ? &qn : nullptr, qk_norm_ ? &kn : nullptr,
+                                               read_values(be, table.cos), read_values(be, table.sin), positions,
+                                               slots, Hq, Hk, D, l.num_blocks * kBlockSize);
+      // The caches: the written slots as qkv_rope_write_kv's reference says (E4M3: the codes
+      // exactly), every other entry as it was.
+      const Values k = read_values(be, kc), v = read_values(be, vc);
+      Values k_ref = cache_.fp8 ? as_fp8_codes(ref.k_cache, k, scales.k) : ref.k_cache;
+      Values v_ref = cache_.fp8 ? as_fp8_codes(ref.v_cache, v, scales.v) : ref.v_cache;
+      for (size_t i = 0; i < k_ref.size(); ++i) {
+        if (std::isnan(k_ref[i])) k_ref[i] = k_before[i];
+        if (std::isnan(v_ref[i])) v_ref[i] = v_before[i];
+      }
+      const Comparison caches =
+          compare({{"k_cache", k, k_ref}, {"v_cache", v, v_ref}}, cache_.fp8 ? kExact : bound_for(act_));
+      if (!caches.passed()) return caches;
+      Values q_rounded = ref.q;
+      for (double& x : q_rounded) x = round_to(act_, x);
+      const Values want = ref_paged_attention(q_rounded, cache_values(be, kc, cache_.fp8, scales.k),
+                                              cache_values(be, vc, cache_.fp8, scales.v), l, Hq, Hk, D, scale);
+      return compare({{"out", read_values(be, out), want}}, bound_for(act_));
+    };
+    return op;
+  }
+
+ private:
+  // x as a value of dtype t holds it (round to nearest even).
+  static double round_to(DType t, double x) {
+    const float f = static_cast<float>(x);
+    if (t == DType::BF16) return bf16_to_f32(f32_to_bf16(f));
+    if (t == DType::F16) return f16_to_f32(f32_to_f16(f));
+    return f;
+  }
+
+  std::vector<int32_t> contexts_;
+  HeadShape h_;
+  bool qk_norm_;
+  int skipped_;
+  bool padded_;
+  DType act_;
+  CacheKind cache_;
+};
+
 // E4M3 caches: scales of 1 (the engine's default), saturating ones (values past 448 x scale
 // are clipped), and ones whose products with any E4M3 value are exact in bf16 and f16 (so that
 // the tensor-core kernels' conversion adds no rounding and the 16-bit bounds hold).
@@ -226,6 +339,10 @@ void add_fp8_cache_cases(CaseList& cases, DType act) {
     cases.push_back(attention_case("prefill", tiles, HeadShape{8, 2, D}, act, false, kFp8Scaled));
   const std::vector<Sequence> chunks = {{700, 130}, {64, 64}, {200, 1}, {1000, 77}};
   cases.push_back(attention_case("prefill-chunk", chunks, HeadShape{32, 8, 128}, act, false, kFp8Unit));
+  cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{700, 1, 65}, HeadShape{32, 8, 128}, true,
+                                                         0, true, act, kFp8Scaled));
+  cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{40, 300}, HeadShape{8, 2, 64}, false, 1,
+                                                         false, act, kFp8Unit));
 }
 
 }  // namespace
@@ -264,6 +381,18 @@ void add_attention_cases(CaseList& cases) {
     const std::vector<Sequence> chunks = {{700, 130}, {64, 64}, {200, 1}, {1000, 77}};
     for (int64_t D : {64, 128, 256}) cases.push_back(attention_case("prefill-chunk", chunks, HeadShape{32, 8, D}, act));
     cases.push_back(attention_case("prefill", {{33, 33}, {130, 17}}, HeadShape{14, 2, 128}, act));
+    // q/k/v and attention of a decode step in one call (CUDA: one kernel over the tensor-core
+    // path): one sequence and several, GQA and MHA, qk-norm, a graph's table width, short and
+    // long contexts (one key, a split's last key, many splits), padding slots.
+    for (int64_t D : {64, 128, 256})
+      cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{437}, HeadShape{8, 2, D}, true, 0,
+                                                             false, act, CacheKind{}));
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{1, 64, 65, 2000}, HeadShape{32, 8, 128},
+                                                           true, 0, true, act, CacheKind{}));
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{9, 130, 17}, HeadShape{4, 4, 64}, false,
+                                                           1, true, act, CacheKind{}));
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{100, 3}, HeadShape{32, 2, 128}, false,
+                                                           0, false, act, CacheKind{}));
 
     add_fp8_cache_cases(cases, act);
   }

@@ -15,6 +15,9 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
@@ -22,6 +25,7 @@
 #include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
 #include "backend/cuda/cuda_numeric.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 namespace ferrum::cuda {
 namespace {
@@ -48,7 +52,7 @@ constexpr int64_t kClusterMaxBlocks = 256;  // decode grids up to which splits a
 // of KV head kh, keys [k0, k1) of its context (split `split` of `splits`). done: the token
 // belongs to the prefill kernel.
 struct BlockWork {
-  int64_t t, kh, h0, split, splits, k0, k1;
+  int64_t t, kh, h0, split, splits, k0, k1, ctx;
   int g, s;
   bool done;
   const int32_t* table;
@@ -71,6 +75,7 @@ __device__ __forceinline__ BlockWork block_work(const int32_t* query_start, cons
   const int64_t q_len = query_start[w.s + 1] - query_start[w.s];
   w.done = tiled_min_q > 0 && q_len >= tiled_min_q;
   const int64_t ctx = seq_lens[w.s] - q_len + (w.t - query_start[w.s]) + 1;
+  w.ctx = ctx;
   w.k0 = w.split * keys_per_split;
   w.k1 = min(ctx, w.k0 + keys_per_split);
   w.table = block_tables + static_cast<int64_t>(w.s) * max_blocks;
@@ -219,13 +224,18 @@ __global__ void attention_kernel(const A* q, const C* k_cache, const C* v_cache,
 // warp takes 16 keys of a tile: S = Q K^T and O += P V with mma.sync, an online softmax per row
 // in registers (exp2, the scale folded in). Per key that is a few instructions where the
 // CUDA-core kernels spend dozens; warps merge like theirs.
-template <int D, typename A, typename C, bool kCluster>
+// kFused (decode steps only: one query token per sequence): q is null and the block forms its
+// q heads from the fused projection itself (norm, RoPE: cuda_rope.cuh, rounded to A as
+// qkv_rope_write_kv rounds them), and the block whose split holds the token's own position
+// (of its KV head's first query heads) writes the token's k and v to the cache before it
+// copies keys: no separate qkv_rope_write_kv kernel. No other block reads that position.
+template <int D, typename A, typename C, bool kCluster, bool kFused>
 __global__ void __launch_bounds__(kWarps * 32)
-    tc_attention_kernel(const A* __restrict__ q, const C* __restrict__ k_cache, const C* __restrict__ v_cache,
+    tc_attention_kernel(const A* __restrict__ q, const C* k_cache, const C* v_cache,
                         const int32_t* query_start, const int32_t* seq_lens, const int32_t* block_tables,
                         int32_t num_seqs, int32_t max_blocks, int32_t block_size, int64_t hq, int64_t hk,
                         float scale_log2, int64_t keys_per_split, int group_chunks, int32_t tiled_min_q,
-                        float k_scale, float v_scale, A* out, float* partial) {
+                        float k_scale, float v_scale, A* out, float* partial, QkvRope rope) {
   constexpr bool kFp8 = is_fp8_v<C>;
   static_assert(kFp8 || std::is_same_v<A, C>, "a 16-bit cache has the activations' type");
   constexpr int kTileKeys = 16 * kWarps, kStride = D + 8, kChunks = D / 8;
@@ -243,22 +253,26 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (w.done) return;  // prefill_attention_kernel's
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int i = tid; i < 16 * kChunks; i += kWarps * 32) {
-    const int r = i / kChunks, c = i % kChunks;
-    A* dst = sq + r * kStride + c * 8;
-    if (r < w.g) cp_async16(dst, q + (w.t * hq + w.h0 + r) * D + c * 8);
-    else *reinterpret_cast<uint4*>(dst) = zero;
+  if constexpr (!kFused) {
+    for (int i = tid; i < 16 * kChunks; i += kWarps * 32) {
+      const int r = i / kChunks, c = i % kChunks;
+      A* dst = sq + r * kStride + c * 8;
+      if (r < w.g) cp_async16(dst, q + (w.t * hq + w.h0 + r) * D + c * 8);
+      else *reinterpret_cast<uint4*>(dst) = zero;
+    }
   }
-  auto load_kv = [&](int stage, int64_t base) {
+  // skip: a key whose rows the block writes itself (the fused form's own token in tile 0).
+  auto load_kv = [&](int stage, int64_t base, int64_t skip) {
     if constexpr (kFp8) {
       copy_fp8_tile<D, kWarps * 32>(raw_k + stage * kTileKeys * D, raw_v + stage * kTileKeys * D,
                                     reinterpret_cast<const uint8_t*>(k_cache),
                                     reinterpret_cast<const uint8_t*>(v_cache), w.table, block_size, hk, w.kh, base,
-                                    kTileKeys, w.k1);
+                                    kTileKeys, w.k1, skip);
     } else {
       for (int i = tid; i < kTileKeys * kChunks; i += kWarps * 32) {
         const int j = i / kChunks, c = i % kChunks;
         const int64_t key = base + j;
+        if (key == skip) continue;
         A* dk = sk + (stage * kTileKeys + j) * kStride + c * 8;
         A* dv = sv + (stage * kTileKeys + j) * kStride + c * 8;
         if (key < w.k1) {
@@ -274,8 +288,66 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   };
   const int steps = w.k1 > w.k0 ? static_cast<int>((w.k1 - w.k0 + kTileKeys - 1) / kTileKeys) : 0;
-  if (steps > 0) load_kv(0, w.k0);
+  // The fused form: the blocks of the split that holds the token's own position write its k
+  // and v (with more than 8 query heads a KV head has several such blocks, which write the
+  // same values). Tile 0 is copied first, without that key if it is there.
+  int32_t slot = -1;
+  bool writes = false;
+  if constexpr (kFused) {
+    slot = rope.slots[w.t];
+    writes = w.k0 < w.ctx && w.k1 == w.ctx && slot >= 0 && slot < rope.num_slots;
+  }
+  const int64_t own = writes ? w.ctx - 1 : -1;
+  if (steps > 0) load_kv(0, w.k0, own < w.k0 + kTileKeys ? own : -1);
   cp_async_commit();
+  if constexpr (kFused) {
+    // While tile 0 is on its way: q heads (a warp each; rows past the group zero), then the
+    // token's k and v, to the cache and, when in tile 0, to its rows there.
+    const A* row = static_cast<const A*>(rope.qkv) + w.t * (hq + 2 * hk) * D;
+    const int32_t pos = rope.positions[w.t];
+    for (int r = warp; r < 16; r += kWarps) {
+      A* dst = sq + r * kStride;
+      if (r < w.g)
+        rope_head(row + (w.h0 + r) * D, rope.q_norm, rope.norm_dtype, rope.eps, D, pos, rope.cos, rope.sin,
+                  rope.max_positions, lane, [&](int64_t i, float o1, float o2) {
+                    dst[i] = from_float<A>(o1), dst[i + D / 2] = from_float<A>(o2);
+                  });
+      else
+        for (int c = lane; c < kChunks; c += 32) reinterpret_cast<uint4*>(dst)[c] = zero;
+    }
+    if (writes) {
+      const int64_t at = (static_cast<int64_t>(slot) * hk + w.kh) * D;
+      C* kd = const_cast<C*>(k_cache) + at;  // (this kernel's one write to the cache)
+      C* vd = const_cast<C*>(v_cache) + at;
+      const int64_t j = own - w.k0;  // the key's row in tile 0, if < kTileKeys
+      C* k_row = nullptr;
+      C* v_row = nullptr;
+      if (j < kTileKeys) {
+        if constexpr (kFp8) {
+          k_row = reinterpret_cast<C*>(raw_k + j * D);
+          v_row = reinterpret_cast<C*>(raw_v + j * D);
+        } else {
+          k_row = sk + j * kStride;
+          v_row = sv + j * kStride;
+        }
+      }
+      if (warp == w.g % kWarps) {  // the warps after the last q head's
+        rope_head(row + (hq + w.kh) * D, rope.k_norm, rope.norm_dtype, rope.eps, D, pos, rope.cos, rope.sin,
+                  rope.max_positions, lane, [&](int64_t i, float o1, float o2) {
+                    const C a = to_cache<C>(o1, k_scale), b = to_cache<C>(o2, k_scale);
+                    kd[i] = a, kd[i + D / 2] = b;
+                    if (k_row) k_row[i] = a, k_row[i + D / 2] = b;
+                  });
+      } else if (warp == (w.g + 1) % kWarps) {
+        for (int i = lane; i < D; i += 32) {
+          const C v = to_cache<C>(to_float(load_activation(row + (hq + hk + w.kh) * D + i)), v_scale);
+          vd[i] = v;
+          if (v_row) v_row[i] = v;
+        }
+      }
+    }
+    __syncthreads();  // the cache written before any later tile's copy; q and the rows before use
+  }
 
   const int g4 = lane / 4, tig = lane % 4;
   uint32_t qa[D / 16][4];
@@ -284,7 +356,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
   for (int step = 0; step < steps; ++step) {
-    if (step + 1 < steps) load_kv((step + 1) & 1, w.k0 + static_cast<int64_t>(step + 1) * kTileKeys);
+    if (step + 1 < steps) load_kv((step + 1) & 1, w.k0 + static_cast<int64_t>(step + 1) * kTileKeys, -1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
@@ -438,6 +510,23 @@ bool launch_clusters(void (*kernel)(KernelArgs...), dim3 grid, size_t smem, cuda
   attr[1].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
   cfg.attrs = attr;
   cfg.numAttrs = 2;
+  // Whether the GPU can hold one such cluster at all, asked once per kernel, cluster size and
+  // shared memory (not a stream operation: fine while a graph is recorded, where a launch
+  // that cannot run would only fail when the graph is instantiated or replayed).
+  static std::mutex lock;
+  static std::map<std::tuple<const void*, unsigned, size_t>, bool> fits;
+  {
+    std::lock_guard<std::mutex> held(lock);
+    const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), grid.y, smem);
+    auto it = fits.find(key);
+    if (it == fits.end()) {
+      int clusters = 0;
+      const bool ok = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
+      cudaGetLastError();
+      it = fits.emplace(key, ok).first;
+    }
+    if (!it->second) return false;
+  }
   if (cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...) == cudaSuccess) return true;
   cudaGetLastError();  // (a launch error is not sticky)
   return false;
@@ -513,8 +602,10 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
                      float k_scale, float v_scale, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, void* out,
-                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s) {
+                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s,
+                     const QkvRope* rope) {
   if (tokens == 0) return true;
+  if (rope && !tensor_core_attention(act_dtype, cache_dtype, d)) return false;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
   if (d > 256 || splits > kMaxSplits) return false;
@@ -537,10 +628,9 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
       constexpr int D = decltype(dim)::value;
       constexpr size_t bytes = tc_attention_smem<D, is_fp8_v<C>>();
       static const bool configured = [] {  // beyond 48 KB of shared memory needs opting in
-        cudaFuncSetAttribute(tc_attention_kernel<D, A, C, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(bytes));
-        cudaFuncSetAttribute(tc_attention_kernel<D, A, C, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(bytes));
+        for (auto kernel : {tc_attention_kernel<D, A, C, false, false>, tc_attention_kernel<D, A, C, true, false>,
+                            tc_attention_kernel<D, A, C, false, true>, tc_attention_kernel<D, A, C, true, true>})
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
         return true;
       }();
       (void)configured;
@@ -548,15 +638,21 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
       const C* kc = static_cast<const C*>(k_cache);
       const C* vc = static_cast<const C*>(v_cache);
       const float scale_log2 = scale * 1.4426950408889634f;
-      if (merges_in_clusters(grid.x, splits) &&
-          launch_clusters(tc_attention_kernel<D, A, C, true>, grid, bytes, s, qa, kc, vc, query_start, seq_lens,
-                          block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split, chunks,
-                          tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial))
-        return;
-      launch_pdl(tc_attention_kernel<D, A, C, false>, grid, kWarps * 32, bytes, s, qa, kc, vc, query_start, seq_lens,
-                 block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split, chunks,
-                 tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial);
-      combine(act_type);
+      const QkvRope r = rope ? *rope : QkvRope{};
+      auto go = [&](auto fused) {
+        constexpr bool kFused = decltype(fused)::value;
+        if (merges_in_clusters(grid.x, splits) &&
+            launch_clusters(tc_attention_kernel<D, A, C, true, kFused>, grid, bytes, s, qa, kc, vc, query_start,
+                            seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2,
+                            keys_per_split, chunks, tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial, r))
+          return;
+        launch_pdl(tc_attention_kernel<D, A, C, false, kFused>, grid, kWarps * 32, bytes, s, qa, kc, vc, query_start,
+                   seq_lens, block_tables, num_seqs, max_blocks, block_size, hq, hk, scale_log2, keys_per_split,
+                   chunks, tiled_min_q, k_scale, v_scale, static_cast<A*>(out), partial, r);
+        combine(act_type);
+      };
+      if (rope) go(std::true_type{});
+      else go(std::false_type{});
     };
     auto with_dim = [&](auto* a, auto* c) {
       if (d == 64) tc(std::integral_constant<int, 64>(), a, c);

@@ -262,6 +262,17 @@ void CudaBackend::qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, con
                        const Tensor& positions, const RopeTable& table, const Tensor& slots, Tensor& q_out,
                        Tensor& kc, Tensor& vc, const KvScales& kv) {
   use_device();
+  check_qkv_rope(qkv, q_norm, k_norm, q_out, kc, vc);
+  const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
+  cuda::qkv_rope_write_kv(qkv.data, qkv.dtype, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr,
+                          q_norm ? q_norm->dtype : DType::F32, eps, positions.ptr<int32_t>(), table.cos.ptr<float>(),
+                          table.sin.ptr<float>(), table.max_positions, slots.ptr<int32_t>(), T, Hq, Hk, D,
+                          kc.dim(0) * kc.dim(1), q_out.data, kc.data, vc.data, kc.dtype, kv.k, kv.v, stream_);
+  launched("qkv_rope_write_kv");
+}
+
+void CudaBackend::check_qkv_rope(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, const Tensor& q_out,
+                                 const Tensor& kc, const Tensor& vc) const {
   const int64_t T = q_out.dim(0), Hq = q_out.dim(1), D = q_out.dim(2), Hk = kc.dim(2);
   FERRUM_CHECK(qkv.rows() == T && qkv.cols() == (Hq + 2 * Hk) * D && qkv.dtype == q_out.dtype && D % 2 == 0,
                "qkv_rope_write_kv: qkv {} {} for q {} {}", qkv.shape_str(), dtype_name(qkv.dtype), q_out.shape_str(),
@@ -271,11 +282,50 @@ void CudaBackend::qkv_rope_write_kv(const Tensor& qkv, const Tensor* q_norm, con
                dtype_name(vc.dtype), dtype_name(q_out.dtype));
   FERRUM_CHECK((q_norm == nullptr) == (k_norm == nullptr) && (!q_norm || q_norm->dtype == k_norm->dtype),
                "qkv_rope_write_kv: q and k norms come together, of one dtype");
-  cuda::qkv_rope_write_kv(qkv.data, qkv.dtype, q_norm ? q_norm->data : nullptr, k_norm ? k_norm->data : nullptr,
-                          q_norm ? q_norm->dtype : DType::F32, eps, positions.ptr<int32_t>(), table.cos.ptr<float>(),
-                          table.sin.ptr<float>(), table.max_positions, slots.ptr<int32_t>(), T, Hq, Hk, D,
-                          kc.dim(0) * kc.dim(1), q_out.data, kc.data, vc.data, kc.dtype, kv.k, kv.v, stream_);
-  launched("qkv_rope_write_kv");
+}
+
+namespace {
+bool fused_rope_attention_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_FUSED_ROPE_ATTENTION");
+    return !(v && std::atoi(v) == 0);
+  }();
+  return on;
+}
+
+// Every sequence of the step has one query token (a decode step, graph-padded or not).
+bool all_decodes(const AttentionMeta& meta, int64_t tokens) {
+  const std::vector<int32_t>& qs = meta.host_query_start;
+  if (meta.num_seqs != tokens || qs.size() != static_cast<size_t>(meta.num_seqs) + 1) return false;
+  for (int32_t s = 0; s < meta.num_seqs; ++s)
+    if (qs[s + 1] - qs[s] != 1) return false;
+  return true;
+}
+}  // namespace
+
+void CudaBackend::qkv_rope_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                                     const Tensor& positions, const RopeTable& table, const AttentionMeta& meta,
+                                     float scale, Tensor& q_out, Tensor& kc, Tensor& vc, Tensor& out,
+                                     const KvScales& kv) {
+  if (!fused_rope_attention_enabled() || !cuda::tensor_core_attention(q_out.dtype, kc.dtype, q_out.dim(2)) ||
+      !all_decodes(meta, q_out.dim(0)))
+    return Backend::qkv_rope_attention(qkv, q_norm, k_norm, eps, positions, table, meta, scale, q_out, kc, vc, out,
+                                       kv);
+  use_device();
+  check_qkv_rope(qkv, q_norm, k_norm, q_out, kc, vc);
+  cuda::QkvRope rope;
+  rope.qkv = qkv.data;
+  rope.q_norm = q_norm ? q_norm->data : nullptr;
+  rope.k_norm = k_norm ? k_norm->data : nullptr;
+  rope.norm_dtype = q_norm ? q_norm->dtype : DType::F32;
+  rope.eps = eps;
+  rope.positions = positions.ptr<int32_t>();
+  rope.cos = table.cos.ptr<float>();
+  rope.sin = table.sin.ptr<float>();
+  rope.max_positions = table.max_positions;
+  rope.slots = meta.slot_mapping.ptr<int32_t>();
+  rope.num_slots = kc.dim(0) * kc.dim(1);
+  attend(q_out, kc, vc, meta, scale, out, kv, &rope);
 }
 
 bool CudaBackend::supports_kv_cache(DType cache, DType activations) const {
@@ -285,6 +335,11 @@ bool CudaBackend::supports_kv_cache(DType cache, DType activations) const {
 
 void CudaBackend::paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                      Tensor& out, const KvScales& kv) {
+  attend(q, kc, vc, meta, scale, out, kv, nullptr);
+}
+
+void CudaBackend::attend(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
+                         Tensor& out, const KvScales& kv, const cuda::QkvRope* rope) {
   use_device();
   const int64_t D = q.dim(2);
   FERRUM_CHECK(out.dtype == q.dtype && vc.dtype == kc.dtype && supports_kv_cache(kc.dtype, q.dtype),
@@ -310,11 +365,13 @@ void CudaBackend::paged_attention(const Tensor& q, const Tensor& kc, const Tenso
     for (int32_t t = begin; t < end; t += cuda::prefill_tile_rows(D)) tiles_host_.insert(tiles_host_.end(), {s, t});
   }
   const int32_t num_tiles = static_cast<int32_t>(tiles_host_.size() / 2);
-  if (!cuda::paged_attention(q.data, q.dtype, kc.data, vc.data, kc.dtype, kv.k, kv.v, meta.query_start.ptr<int32_t>(),
-                             meta.seq_lens.ptr<int32_t>(), meta.block_tables.ptr<int32_t>(), meta.num_seqs,
-                             meta.max_blocks_per_seq, meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale,
-                             out.data, splits, keys_per_split, attn_scratch_.ptr<float>(),
-                             num_tiles > 0 ? cuda::kPrefillTile : 0, stream_))
+  FERRUM_CHECK(!rope || num_tiles == 0, "CUDA: a fused q/k/v attention over prefill tiles");
+  if (!cuda::paged_attention(rope ? nullptr : q.data, q.dtype, kc.data, vc.data, kc.dtype, kv.k, kv.v,
+                             meta.query_start.ptr<int32_t>(), meta.seq_lens.ptr<int32_t>(),
+                             meta.block_tables.ptr<int32_t>(), meta.num_seqs, meta.max_blocks_per_seq,
+                             meta.block_size, q.dim(0), q.dim(1), kc.dim(2), D, scale, out.data, splits,
+                             keys_per_split, attn_scratch_.ptr<float>(), num_tiles > 0 ? cuda::kPrefillTile : 0,
+                             stream_, rope))
     fail("CUDA attention supports head_dim up to 256, not {} (or got {} key splits)", D, splits);
   if (num_tiles > 0) {
     FERRUM_CHECK(!capturing(), "CUDA: prefill attention inside a graph");

@@ -96,6 +96,11 @@ class CudaBackend final : public Backend {
                          Tensor& kc, Tensor& vc, const KvScales& kv) override;
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out, const KvScales& kv) override;
+  // Decode steps (one query token per sequence) over the tensor-core kernel: one kernel forms q
+  // and writes k/v itself (cuda::QkvRope). FERRUM_FUSED_ROPE_ATTENTION=0 keeps two kernels.
+  void qkv_rope_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                          const Tensor& positions, const RopeTable& table, const AttentionMeta& meta, float scale,
+                          Tensor& q_out, Tensor& kc, Tensor& vc, Tensor& out, const KvScales& kv) override;
   bool supports_kv_cache(DType cache, DType activations) const override;
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
 
@@ -132,6 +137,11 @@ class CudaBackend final : public Backend {
   // that built the backend); a thread-local check, so it costs nothing once set.
   void use_device() const;
   bool capturing() const;
+  // paged_attention's body; rope: q is formed (and k/v written) by the kernel (qkv_rope_attention).
+  void attend(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale, Tensor& out,
+              const KvScales& kv, const cuda::QkvRope* rope);
+  void check_qkv_rope(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, const Tensor& q_out,
+                      const Tensor& kc, const Tensor& vc) const;
   static Tensor shaped(std::initializer_list<int64_t> shape, DType dtype);
   void launched(const char* what);
   struct QuantPart {

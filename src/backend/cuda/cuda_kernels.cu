@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_numeric.cuh"
 #include "backend/cuda/cuda_pdl.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 #include "backend/dummy_fill.h"
 
 #include <type_traits>
@@ -16,13 +17,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float load(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::BF16: return to_float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16: return to_float(static_cast<const __half*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
-  }
-}
 
 unsigned blocks_for(int64_t n, int per_block = kThreads) {
   int64_t b = (n + per_block - 1) / per_block;
@@ -37,7 +31,7 @@ __global__ void embedding_kernel(const void* table, DType t, int64_t vocab, int6
   const int32_t id = ids[tok];
   float* o = out + tok * dim;
   const bool ok = id >= 0 && id < vocab;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = ok ? load(table, t, id * dim + i) : 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = ok ? load_param(table, t, id * dim + i) : 0.0f;
 }
 
 __device__ __forceinline__ float block_sum(float v, float* shared) {
@@ -62,7 +56,7 @@ __global__ void rms_norm_kernel(const float* x, const void* w, DType wt, int64_t
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_sum(ss, shared);
   const float inv = 1.0f / sqrtf(ss / static_cast<float>(cols) + eps);
-  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = from_float<O>(load(w, wt, i) * (xr[i] * inv));
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = from_float<O>(load_param(w, wt, i) * (xr[i] * inv));
 }
 
 // The same for rows of at most kPer * blockDim.x columns, held in registers: the weight's loads
@@ -76,7 +70,7 @@ __global__ void rms_norm_regs_kernel(const float* x, const void* w, DType wt, in
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-    wv[j] = i < cols ? load(w, wt, i) : 0.0f;
+    wv[j] = i < cols ? load_param(w, wt, i) : 0.0f;
   }
   pdl_wait();
   pdl_trigger();
@@ -116,44 +110,27 @@ __global__ void qkv_rope_write_kv_kernel(const A* __restrict__ qkv, const void* 
   const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
   const int32_t pos = positions[t];
   const int32_t slot = slots[t];
-  const bool rotate = pos >= 0 && pos < max_positions;
-  const float* c = cos + static_cast<int64_t>(rotate ? pos : 0) * half;
-  const float* sn = sin + static_cast<int64_t>(rotate ? pos : 0) * half;
   const A* row = qkv + t * heads * d;
   for (int64_t h = blockIdx.y * static_cast<int64_t>(warps) + threadIdx.x / 32; h < heads;
        h += static_cast<int64_t>(gridDim.y) * warps) {
     const A* src = row + h * d;
+    const bool is_q = h < hq;
+    if (!is_q && (slot < 0 || slot >= num_slots)) continue;
     if (h >= hq + hk) {  // v: straight to the cache
-      if (slot < 0 || slot >= num_slots) continue;
       C* dst = v_cache + (static_cast<int64_t>(slot) * hk + (h - hq - hk)) * d;
       for (int64_t i = lane; i < d; i += 32) dst[i] = to_cache<C>(to_float(load_activation(src + i)), v_scale);
       continue;
     }
-    const bool is_q = h < hq;
-    const void* norm = is_q ? q_norm : k_norm;
-    float inv = 1.0f;
-    if (norm) {
-      float ss = 0.0f;
-      for (int64_t i = lane; i < d; i += 32) {
-        const float v = to_float(load_activation(src + i));
-        ss += v * v;
-      }
-      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-      inv = 1.0f / sqrtf(ss / static_cast<float>(d) + eps);
-    }
-    if (!is_q && (slot < 0 || slot >= num_slots)) continue;
-    for (int64_t i = lane; i < half; i += 32) {
-      float x1 = to_float(load_activation(src + i)), x2 = to_float(load_activation(src + i + half));
-      if (norm) x1 = load(norm, norm_dtype, i) * (x1 * inv), x2 = load(norm, norm_dtype, i + half) * (x2 * inv);
-      float o1 = x1, o2 = x2;
-      if (rotate) o1 = x1 * c[i] - x2 * sn[i], o2 = x2 * c[i] + x1 * sn[i];
-      if (is_q) {
-        A* dst = q_out + (t * hq + h) * d;
+    if (is_q) {
+      A* dst = q_out + (t * hq + h) * d;
+      rope_head(src, q_norm, norm_dtype, eps, d, pos, cos, sin, max_positions, lane, [&](int64_t i, float o1, float o2) {
         dst[i] = from_float<A>(o1), dst[i + half] = from_float<A>(o2);
-      } else {
-        C* dst = k_cache + (static_cast<int64_t>(slot) * hk + (h - hq)) * d;
+      });
+    } else {
+      C* dst = k_cache + (static_cast<int64_t>(slot) * hk + (h - hq)) * d;
+      rope_head(src, k_norm, norm_dtype, eps, d, pos, cos, sin, max_positions, lane, [&](int64_t i, float o1, float o2) {
         dst[i] = to_cache<C>(o1, k_scale), dst[i + half] = to_cache<C>(o2, k_scale);
-      }
+      });
     }
   }
 }

@@ -34,11 +34,30 @@ void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, con
 int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
                                  int64_t* splits, int64_t* keys_per_split);
 // False (nothing launched) for a head_dim over 256.
+// rope (decode steps: one query token per sequence; tensor-core kernels only, else false): q is
+// null and the kernel forms q from rope->qkv and writes each token's k and v to the caches, as
+// qkv_rope_write_kv would have (cuda_rope.cuh): the projection [T, (hq + 2 hk) * d] and the
+// other inputs of qkv_rope_write_kv.
+struct QkvRope {
+  const void* qkv = nullptr;
+  const void* q_norm = nullptr;
+  const void* k_norm = nullptr;
+  DType norm_dtype = DType::F32;
+  float eps = 0.0f;
+  const int32_t* positions = nullptr;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  int64_t max_positions = 0;
+  const int32_t* slots = nullptr;
+  int64_t num_slots = 0;
+};
+
 bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const void* v_cache, DType cache_dtype,
                      float k_scale, float v_scale, const int32_t* query_start,
                      const int32_t* seq_lens, const int32_t* block_tables, int32_t num_seqs, int32_t max_blocks,
                      int32_t block_size, int64_t tokens, int64_t hq, int64_t hk, int64_t d, float scale, void* out,
-                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s);
+                     int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s,
+                     const QkvRope* rope = nullptr);
 // tiled_min_q > 0: tokens of sequences with at least that many queries are skipped, left to
 // prefill_attention.
 

@@ -32,11 +32,13 @@ __device__ __forceinline__ uint4 fp8x8_to(uint2 raw, float scale) {
 
 // Starts the copy (cp.async, 16 bytes a thread at a time) of keys [base, base + keys) of KV
 // head kh from the paged E4M3 caches into raw tiles dk, dv [keys][D]; keys at or past `end`
-// are zero-filled (their P is 0, and 0 * a stale NaN byte would still be NaN).
+// are zero-filled (their P is 0, and 0 * a stale NaN byte would still be NaN). Key `skip`'s
+// rows are left alone (the caller writes them).
 template <int D, int kThreads>
 __device__ __forceinline__ void copy_fp8_tile(uint8_t* dk, uint8_t* dv, const uint8_t* k_cache,
                                               const uint8_t* v_cache, const int32_t* table, int32_t block_size,
-                                              int64_t hk, int64_t kh, int64_t base, int keys, int64_t end) {
+                                              int64_t hk, int64_t kh, int64_t base, int keys, int64_t end,
+                                              int64_t skip = -1) {
   constexpr int kChunks = D / 16;
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int i = threadIdx.x; i < keys * kChunks; i += kThreads) {
@@ -44,6 +46,7 @@ __device__ __forceinline__ void copy_fp8_tile(uint8_t* dk, uint8_t* dv, const ui
     const int64_t key = base + j;
     uint8_t* k = dk + j * D + c * 16;
     uint8_t* v = dv + j * D + c * 16;
+    if (key == skip) continue;
     if (key < end) {
       const int64_t slot = static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size;
       const int64_t off = (slot * hk + kh) * D + c * 16;
