@@ -72,12 +72,25 @@ struct SampleResult {
   std::vector<float> top_logprobs;
 };
 
-// The draw's uniform number for (key, counter, token): in (0, 1), 24 bits. Shared by both
-// implementations so that they pick the same tokens.
-FERRUM_HOST_DEVICE inline float sample_uniform(uint64_t key, uint64_t counter, uint32_t token) {
-  const uint64_t z =
-      splitmix64_mix(key ^ (counter * kGoldenGamma) ^ (static_cast<uint64_t>(token) * 0xD1B54A32D192ED03ull));
-  return (static_cast<float>(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
+// A uniform number in (0, 1) from 64 random bits: the top 23, plus a half, over 2^23. Every
+// value (v + 0.5) / 2^23 is exact in a float, so u lies in [2^-24, 1 - 2^-24] and is never 1
+// (24 bits plus a half would round the largest to 1.0, whose Gumbel score -log(-log u) is
+// +inf: a token picked at random in about 1 of 130 draws over a 128k vocabulary).
+FERRUM_HOST_DEVICE inline float uniform_from_bits(uint64_t z) {
+  return (static_cast<float>(z >> 41) + 0.5f) * (1.0f / 8388608.0f);
 }
+
+// The draw's uniform number for (key, counter, token). Shared by both implementations so that
+// they pick the same tokens.
+FERRUM_HOST_DEVICE inline float sample_uniform(uint64_t key, uint64_t counter, uint32_t token) {
+  return uniform_from_bits(
+      splitmix64_mix(key ^ (counter * kGoldenGamma) ^ (static_cast<uint64_t>(token) * 0xD1B54A32D192ED03ull)));
+}
+
+// The Gumbel-max draw picks the best x - log(-log u) of the candidates; with u as above the
+// noise lies in [-log(-log 2^-24), -log(-log(1 - 2^-24))] = [-2.82, 16.64]. So a token whose
+// x is more than kGumbelReach below the row's largest cannot beat that token, and a kernel
+// may skip its draw (the pick is the same).
+constexpr float kGumbelReach = 20.5f;
 
 }  // namespace ferrum

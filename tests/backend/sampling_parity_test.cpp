@@ -3,10 +3,12 @@
 // hash), logprobs within float rounding, grammar masks obeyed. Skipped without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "backend/backend.h"
+#include "backend/sampling.h"
 
 namespace ferrum {
 namespace {
@@ -81,6 +83,66 @@ TEST(SamplingParity, CudaPicksTheSameTokensAsTheCpuReference) {
       }
     }
   }
+}
+
+// Few rows that are greedy or take the temperature alone: the GPU splits each row over blocks
+// (cuda::sample_split) and must still pick what the CPU picks.
+TEST(SamplingParity, CudaSplitRowsPickTheSameTokensAsTheCpuReference) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)";
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend(0);
+  std::mt19937_64 rng(12);
+  int draws = 0, same = 0;
+  for (int64_t vocab : {1000, 4096, 128256, 151936}) {
+    for (int64_t rows : {1, 5, 64}) {
+      SampleBatch batch;
+      for (int64_t r = 0; r < rows; ++r) {
+        SampleRow row;
+        row.temperature = r % 4 == 0 ? 0.0f : 0.3f + 0.35f * (r % 4);
+        row.top_k = r % 5 == 1 ? static_cast<int32_t>(vocab) : 0;  // top_k of the whole vocabulary: no filter
+        row.key = rng();
+        row.counter = r;
+        batch.rows.push_back(row);
+      }
+      Tensor host = cpu->alloc({rows, vocab}, DType::F32);
+      std::normal_distribution<float> n(0.0f, 2.5f);
+      for (int64_t i = 0; i < host.numel(); ++i) host.ptr<float>()[i] = n(rng);
+      if (rows == 5) {  // a row of one huge logit, a row with -inf entries
+        host.ptr<float>()[vocab + vocab / 3] = 60.0f;
+        for (int64_t i = 0; i < vocab; i += 7) host.ptr<float>()[2 * vocab + i] = -INFINITY;
+      }
+      Tensor dev = gpu->upload(host);
+      SampleResult want, got;
+      cpu->sample(host, batch, want);
+      gpu->sample(dev, batch, got);
+      for (int64_t r = 0; r < rows; ++r) {
+        ++draws;
+        same += got.tokens[r] == want.tokens[r];
+        if (batch.rows[r].temperature == 0.0f) {
+          EXPECT_EQ(got.tokens[r], want.tokens[r]) << "greedy row " << r;
+        }
+      }
+      if (rows == 5) {
+        EXPECT_EQ(got.tokens[1], vocab / 3) << "the huge logit";
+      }
+    }
+  }
+  // Two Gumbel scores within float rounding of each other may order differently: rare.
+  EXPECT_GE(same, draws - 2);
+}
+
+// The draw's uniform numbers lie strictly inside (0, 1), for every value of the bits it takes:
+// u = 1 would give a Gumbel score of +inf (that token always picked).
+TEST(SampleUniform, NeverReachesZeroOrOne) {
+  float lo = 1.0f, hi = 0.0f;
+  for (uint64_t v = 0; v < (uint64_t{1} << 23); ++v) {
+    const float u = uniform_from_bits(v << 41 | 0x1234567ull);
+    lo = std::min(lo, u), hi = std::max(hi, u);
+  }
+  EXPECT_GT(lo, 0.0f);
+  EXPECT_LT(hi, 1.0f);
+  EXPECT_TRUE(std::isfinite(-std::log(-std::log(hi))));
+  EXPECT_TRUE(std::isfinite(-std::log(-std::log(lo))));
 }
 
 }  // namespace

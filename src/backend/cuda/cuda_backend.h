@@ -250,7 +250,9 @@ class CudaBackend final : public Backend {
     return !v || std::atoi(v) != 0;
   }();
   // Sampling: device buffers, and per ticket parity the pinned host staging and an event.
-  Tensor sample_in_, sample_out_;
+  Tensor sample_in_, sample_out_, sample_split_;
+  static bool splits_rows(const SampleBatch& batch, int64_t vocab);
+  void* split_scratch(int64_t vocab);
   struct PendingSample {
     Tensor in_host, out_host;
     cudaEvent_t done = nullptr;

@@ -2,6 +2,7 @@
 // staging per ticket so that overlapped steps can queue the next step's sampling.
 #include "backend/cuda/cuda_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 
 namespace ferrum {
@@ -46,12 +47,15 @@ uint64_t CudaBackend::start_sample(Tensor& logits, const SampleBatch& batch) {
   check(cudaMemcpyAsync(sample_in_.data, in, in_bytes, cudaMemcpyHostToDevice, stream_), "sample inputs");
   auto* dev_in = static_cast<uint8_t*>(sample_in_.data);
   auto* dev_out = static_cast<uint8_t*>(sample_out_.data);
-  cuda::sample(logits.ptr<float>(), R, V, reinterpret_cast<const SampleRow*>(dev_in),
-               reinterpret_cast<const LogitEdit*>(dev_in + row_bytes),
-               reinterpret_cast<const uint32_t*>(dev_in + row_bytes + edit_bytes), batch.mask_words,
-               reinterpret_cast<float*>(dev_out + R * 8 + 2 * top_bytes), reinterpret_cast<int32_t*>(dev_out),
-               reinterpret_cast<float*>(dev_out + R * 4), reinterpret_cast<int32_t*>(dev_out + R * 8),
-               reinterpret_cast<float*>(dev_out + R * 8 + top_bytes), stream_);
+  if (!(splits_rows(batch, V) &&
+        cuda::sample_split(logits.ptr<float>(), R, V, reinterpret_cast<const SampleRow*>(dev_in),
+                           split_scratch(V), reinterpret_cast<int32_t*>(dev_out), stream_)))
+    cuda::sample(logits.ptr<float>(), R, V, reinterpret_cast<const SampleRow*>(dev_in),
+                 reinterpret_cast<const LogitEdit*>(dev_in + row_bytes),
+                 reinterpret_cast<const uint32_t*>(dev_in + row_bytes + edit_bytes), batch.mask_words,
+                 reinterpret_cast<float*>(dev_out + R * 8 + 2 * top_bytes), reinterpret_cast<int32_t*>(dev_out),
+                 reinterpret_cast<float*>(dev_out + R * 4), reinterpret_cast<int32_t*>(dev_out + R * 8),
+                 reinterpret_cast<float*>(dev_out + R * 8 + top_bytes), stream_);
   launched("sample");
   latest_rows_ = R;
   const size_t back = slot.top ? R * 8 + 2 * top_bytes : R * 8;
@@ -92,6 +96,33 @@ void CudaBackend::take_sampled_tokens(Tensor& ids, const Tensor& pairs) {
   cuda::take_picks(ids.ptr<int32_t>(), ids.numel(), pairs.ptr<int32_t>(), n,
                    static_cast<const int32_t*>(sample_out_.data), latest_rows_, stream_);
   launched("take_picks");
+}
+
+// A few plain rows (cuda::sample_split): greedy, or the temperature alone, with nothing to
+// report or edit. FERRUM_SAMPLE_SPLIT=0 keeps one block per row (to compare).
+bool CudaBackend::splits_rows(const SampleBatch& batch, int64_t vocab) {
+  static const bool on = [] {
+    const char* v = std::getenv("FERRUM_SAMPLE_SPLIT");
+    return !(v && std::atoi(v) == 0);
+  }();
+  if (!on || static_cast<int64_t>(batch.rows.size()) > cuda::kSampleSplitMaxRows) return false;
+  for (const SampleRow& r : batch.rows) {
+    const bool plain_draw = (r.top_k <= 0 || r.top_k >= vocab) && r.top_p >= 1.0f && r.min_p <= 0.0f;
+    if (r.num_logprobs >= 0 || r.edits_end > r.edits_begin || r.mask >= 0 ||
+        !(r.temperature < kGreedyTemperature || plain_draw))
+      return false;
+  }
+  return true;
+}
+
+void* CudaBackend::split_scratch(int64_t vocab) {
+  const size_t bytes = cuda::sample_split_scratch_bytes(vocab);
+  if (sample_split_.nbytes() < bytes) {
+    if (!sample_split_.empty()) synchronize();
+    sample_split_ = alloc({static_cast<int64_t>(bytes)}, DType::U8);
+    check(cudaMemsetAsync(sample_split_.data, 0, bytes, stream_), "sample scratch");  // the tickets
+  }
+  return sample_split_.data;
 }
 
 void CudaBackend::grow(Tensor& t, size_t bytes, bool host) {

@@ -153,6 +153,15 @@ void gather_rows(const float* x, const int32_t* rows, int64_t count, int64_t col
                  cudaStream_t s);
 // Fills n elements of dtype with the dummy-weight pattern (see models' random weights).
 void fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float center, float scale, cudaStream_t s);
+// Plain rows (no logprobs, edits or mask; greedy, or temperature without top_k, top_p and
+// min_p) of up to kSampleSplitMaxRows, each split over blocks of 4096 logits: the tokens
+// sample() would pick, into tokens (logits untouched). scratch: sample_split_scratch_bytes,
+// its first kSampleSplitMaxRows words zero before the first call (each call leaves them so).
+// False (nothing launched) for more rows or a vocabulary over 4M.
+constexpr int64_t kSampleSplitMaxRows = 64;
+size_t sample_split_scratch_bytes(int64_t vocab);
+bool sample_split(const float* logits, int64_t rows, int64_t vocab, const SampleRow* row_params, void* scratch,
+                  int32_t* tokens, cudaStream_t s);
 // Backend::sample (cuda_sampling.cu): one block per row of logits [rows, vocab], edited in
 // place; edit_orig (one float per edit) keeps the raw values of edited tokens; top_ids and
 // top_logprobs have kMaxTopLogprobs entries per row. masks: SampleBatch::masks, mask_words each.

@@ -260,7 +260,106 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
   logprobs[r] = raw - lse;
 }
 
+// ---- Plain rows split over blocks ----
+// One block per row is one SM per row: at a few rows a temperature draw over 128k logits (a
+// hash and two logs each) took tens of microseconds. Rows without logprobs, edits or masks
+// that are greedy or take the temperature alone are split into chunks of kSplitChunk: a first
+// kernel finds each chunk's largest scaled logit and best raw one, a second each chunk's best
+// Gumbel score against the row's largest, and the row's last block to finish picks the best
+// of the chunks. The picks are those of sample_kernel: the same scores, the same order.
+
+constexpr int64_t kSplitChunk = 4096;
+
+__global__ void split_max_kernel(const float* logits, int64_t vocab, const SampleRow* rows, float* part_max,
+                                 Best* part_raw) {
+  __shared__ Shared sm;
+  const int64_t r = blockIdx.y, s = blockIdx.x, parts = gridDim.x;
+  const SampleRow row = rows[r];
+  const float* l = logits + r * vocab;
+  const float inv_t = row.temperature < kGreedyTemperature ? 1.0f : 1.0f / row.temperature;
+  const int64_t hi = min(vocab, (s + 1) * kSplitChunk);
+  float mx = -INFINITY;
+  Best b{-INFINITY, -1};
+  for (int64_t i = s * kSplitChunk + threadIdx.x; i < hi; i += kThreads) {
+    const Best c{l[i], static_cast<int32_t>(i)};
+    mx = fmaxf(mx, c.v * inv_t);
+    if (c.v == c.v && better(c, b)) b = c;  // NaN never wins
+  }
+  mx = block_max(mx, sm);
+  b = block_best(b, sm);
+  if (threadIdx.x == 0) part_max[r * parts + s] = mx, part_raw[r * parts + s] = b;
+}
+
+__global__ void split_pick_kernel(const float* logits, int64_t vocab, const SampleRow* rows, const float* part_max,
+                                  const Best* part_raw, Best* part_pick, uint32_t* tickets, int32_t* tokens) {
+  __shared__ Shared sm;
+  __shared__ bool last;
+  const int64_t r = blockIdx.y, s = blockIdx.x, parts = gridDim.x;
+  const SampleRow row = rows[r];
+  const float* l = logits + r * vocab;
+  const float mx = block_max(threadIdx.x < parts ? part_max[r * parts + threadIdx.x] : -INFINITY, sm);
+  const bool greedy = row.temperature < kGreedyTemperature || !(mx > -INFINITY);
+  Best b{-INFINITY, -1};
+  if (!greedy) {
+    const float inv_t = 1.0f / row.temperature;
+    const int64_t hi = min(vocab, (s + 1) * kSplitChunk);
+    for (int64_t i = s * kSplitChunk + threadIdx.x; i < hi; i += kThreads) {
+      const float x = l[i] * inv_t, d = x - mx;
+      // sample_kernel's candidates are d >= -87 here (no min_p, top_k or top_p); past
+      // kGumbelReach none can win, so their draw is skipped.
+      float score = -INFINITY;
+      if (d >= -kGumbelReach) score = x - logf(-logf(sample_uniform(row.key, row.counter, static_cast<uint32_t>(i))));
+      const Best c{score, static_cast<int32_t>(i)};
+      if (c.v == c.v && better(c, b)) b = c;
+    }
+    b = block_best(b, sm);
+  }
+  if (threadIdx.x == 0) {
+    part_pick[r * parts + s] = b;
+    __threadfence();  // the pick before the ticket
+    last = atomicAdd(&tickets[r], 1u) == static_cast<uint32_t>(parts - 1);
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The row's last block: the best chunk (read past L1, which may hold lines from before).
+  Best pick{-INFINITY, -1}, raw{-INFINITY, -1};
+  if (threadIdx.x < parts) {
+    const int64_t k = r * parts + threadIdx.x;
+    pick = {__ldcg(&part_pick[k].v), __ldcg(&part_pick[k].i)};
+    raw = {__ldcg(&part_raw[k].v), __ldcg(&part_raw[k].i)};
+  }
+  pick = block_best(pick, sm);
+  raw = block_best(raw, sm);
+  if (threadIdx.x == 0) {
+    tokens[r] = greedy || pick.i < 0 ? raw.i : pick.i;
+    tickets[r] = 0;  // for the next draw
+  }
+}
+
 }  // namespace
+
+int64_t sample_split_parts(int64_t vocab) { return (vocab + kSplitChunk - 1) / kSplitChunk; }
+
+size_t sample_split_scratch_bytes(int64_t vocab) {
+  return static_cast<size_t>(kSampleSplitMaxRows) *
+         (sizeof(uint32_t) + static_cast<size_t>(sample_split_parts(vocab)) * (sizeof(float) + 2 * sizeof(Best)));
+}
+
+bool sample_split(const float* logits, int64_t rows, int64_t vocab, const SampleRow* row_params, void* scratch,
+                  int32_t* tokens, cudaStream_t s) {
+  const int64_t parts = sample_split_parts(vocab);
+  if (rows == 0 || rows > kSampleSplitMaxRows || parts > kThreads) return rows == 0;
+  auto* tickets = static_cast<uint32_t*>(scratch);  // first: zeroed once, left zeroed by each draw
+  auto* part_max = reinterpret_cast<float*>(tickets + kSampleSplitMaxRows);
+  auto* part_raw = reinterpret_cast<Best*>(part_max + rows * parts);
+  Best* part_pick = part_raw + rows * parts;
+  const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(rows));
+  split_max_kernel<<<grid, kThreads, 0, s>>>(logits, vocab, row_params, part_max, part_raw);
+  split_pick_kernel<<<grid, kThreads, 0, s>>>(logits, vocab, row_params, part_max, part_raw, part_pick, tickets,
+                                              tokens);
+  return true;
+}
 
 void sample(float* logits, int64_t rows, int64_t vocab, const SampleRow* row_params, const LogitEdit* edits,
             const uint32_t* masks, int32_t mask_words, float* edit_orig, int32_t* tokens, float* logprobs,
