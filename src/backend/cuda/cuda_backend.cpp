@@ -285,12 +285,16 @@ void CudaBackend::check_qkv_rope(const Tensor& qkv, const Tensor* q_norm, const 
 }
 
 namespace {
-bool fused_rope_attention_enabled() {
-  static const bool on = [] {
+// Decode steps of up to this many tokens take the fused kernel (FERRUM_FUSED_ROPE_ATTENTION=N;
+// 0: never). On an H200 (Llama-3.1-8B shapes, engine) it gained 1.2-1.4% at one sequence and
+// 3% at 16 (GPTQ), was even at 64 and lost 3% at 256 (FP8: there every block's own rotation
+// delays its keys, where one separate kernel does them all at once).
+int64_t fused_rope_attention_max_tokens() {
+  static const int64_t n = [] {
     const char* v = std::getenv("FERRUM_FUSED_ROPE_ATTENTION");
-    return !(v && std::atoi(v) == 0);
+    return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t{32};
   }();
-  return on;
+  return n;
 }
 
 // Every sequence of the step has one query token (a decode step, graph-padded or not).
@@ -307,7 +311,8 @@ void CudaBackend::qkv_rope_attention(const Tensor& qkv, const Tensor* q_norm, co
                                      const Tensor& positions, const RopeTable& table, const AttentionMeta& meta,
                                      float scale, Tensor& q_out, Tensor& kc, Tensor& vc, Tensor& out,
                                      const KvScales& kv) {
-  if (!fused_rope_attention_enabled() || !cuda::tensor_core_attention(q_out.dtype, kc.dtype, q_out.dim(2)) ||
+  if (q_out.dim(0) > fused_rope_attention_max_tokens() ||
+      !cuda::tensor_core_attention(q_out.dtype, kc.dtype, q_out.dim(2)) ||
       !all_decodes(meta, q_out.dim(0)))
     return Backend::qkv_rope_attention(qkv, q_norm, k_norm, eps, positions, table, meta, scale, q_out, kc, vc, out,
                                        kv);

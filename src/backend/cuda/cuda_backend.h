@@ -97,7 +97,8 @@ class CudaBackend final : public Backend {
   void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const AttentionMeta& meta, float scale,
                        Tensor& out, const KvScales& kv) override;
   // Decode steps (one query token per sequence) over the tensor-core kernel: one kernel forms q
-  // and writes k/v itself (cuda::QkvRope). FERRUM_FUSED_ROPE_ATTENTION=0 keeps two kernels.
+  // and writes k/v itself (cuda::QkvRope). FERRUM_FUSED_ROPE_ATTENTION=N: only for steps of
+  // up to N tokens (default 32; 0: two kernels always).
   void qkv_rope_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
                           const Tensor& positions, const RopeTable& table, const AttentionMeta& meta, float scale,
                           Tensor& q_out, Tensor& kc, Tensor& vc, Tensor& out, const KvScales& kv) override;

@@ -2,6 +2,7 @@
 // staging per ticket so that overlapped steps can queue the next step's sampling.
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -99,13 +100,16 @@ void CudaBackend::take_sampled_tokens(Tensor& ids, const Tensor& pairs) {
 }
 
 // A few plain rows (cuda::sample_split): greedy, or the temperature alone, with nothing to
-// report or edit. FERRUM_SAMPLE_SPLIT=0 keeps one block per row (to compare).
+// report or edit. FERRUM_SAMPLE_SPLIT=N: up to N rows (at most kSampleSplitMaxRows; 0: one
+// block per row always, to compare). Default 16: on an H200 one row went from 394.3 to 406.8
+// served tok/s (Llama-3.1-8B Q4_K_M, temperature 1) and 404.5 to 412.9 greedy in the engine;
+// at 64 rows a block per row already fills 64 SMs and the split was not better.
 bool CudaBackend::splits_rows(const SampleBatch& batch, int64_t vocab) {
-  static const bool on = [] {
+  static const int64_t max_rows = [] {
     const char* v = std::getenv("FERRUM_SAMPLE_SPLIT");
-    return !(v && std::atoi(v) == 0);
+    return std::clamp<int64_t>(v ? std::atoll(v) : 16, 0, cuda::kSampleSplitMaxRows);
   }();
-  if (!on || static_cast<int64_t>(batch.rows.size()) > cuda::kSampleSplitMaxRows) return false;
+  if (static_cast<int64_t>(batch.rows.size()) > max_rows) return false;
   for (const SampleRow& r : batch.rows) {
     const bool plain_draw = (r.top_k <= 0 || r.top_k >= vocab) && r.top_p >= 1.0f && r.min_p <= 0.0f;
     if (r.num_logprobs >= 0 || r.edits_end > r.edits_begin || r.mask >= 0 ||
