@@ -65,6 +65,27 @@ Values as_fp8_codes(const Values& exact, const Values& stored, double scale) {
   return r;
 }
 
+// The attention metadata of a paged layout (its device tensors and host copies).
+AttentionMeta paged_meta(Backend& be, const PagedLayout& l) {
+  AttentionMeta meta;
+  meta.query_start = ints(be, l.query_start);
+  meta.seq_lens = ints(be, l.seq_lens);
+  meta.block_tables = ints(be, l.block_tables);
+  meta.num_seqs = static_cast<int32_t>(l.seq_lens.size());
+  meta.max_blocks_per_seq = l.width;
+  meta.block_size = kBlockSize;
+  meta.max_context = l.max_context;
+  meta.host_query_start = l.query_start;
+  meta.host_seq_lens = l.seq_lens;
+  return meta;
+}
+
+// A K or V cache of the layout's blocks: E4M3 codes, or random values of the activations' type.
+Tensor layout_cache(Backend& be, const PagedLayout& l, int64_t Hk, int64_t D, DType act, CacheKind c, uint64_t seed) {
+  return c.fp8 ? fp8_cache(be, {l.num_blocks, kBlockSize, Hk, D}, seed)
+               : be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act, seed, 0.0f, 1.0f);
+}
+
 class QkvRopeCase final : public OpCase {
  public:
   QkvRopeCase(int64_t tokens, HeadShape h, bool qk_norm, int skipped_slots, DType act, CacheKind cache)
@@ -150,23 +171,11 @@ class AttentionCase final : public OpCase {
     const PagedLayout l = paged_layout(seqs_, padded_, seed);
     const int64_t T = l.query_start.back();
     const DType cache = cache_dtype(cache_, act_);
-    auto cache_tensor = [&](uint64_t s) {
-      return cache_.fp8 ? fp8_cache(be, {l.num_blocks, kBlockSize, Hk, D}, s)
-                        : be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, s, 0.0f, 1.0f);
-    };
-    Tensor kc = cache_tensor(seed + 1), vc = cache_tensor(seed + 2);
+    Tensor kc = layout_cache(be, l, Hk, D, act_, cache_, seed + 1);
+    Tensor vc = layout_cache(be, l, Hk, D, act_, cache_, seed + 2);
     Tensor q = be.random_tensor({T, Hq, D}, act_, seed + 3, 0.0f, 3.0f);  // peaked and flat softmaxes
     Tensor out = poisoned(be, {T, Hq, D}, act_);
-    AttentionMeta meta;
-    meta.query_start = ints(be, l.query_start);
-    meta.seq_lens = ints(be, l.seq_lens);
-    meta.block_tables = ints(be, l.block_tables);
-    meta.num_seqs = static_cast<int32_t>(seqs_.size());
-    meta.max_blocks_per_seq = l.width;
-    meta.block_size = kBlockSize;
-    meta.max_context = l.max_context;
-    meta.host_query_start = l.query_start;
-    meta.host_seq_lens = l.seq_lens;
+    const AttentionMeta meta = paged_meta(be, l);
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const KvScales scales = cache_.scales;
     PreparedOp op;
@@ -234,28 +243,16 @@ class QkvRopeAttentionCase final : public OpCase {
       slots.push_back(s < skipped_ ? -1 : l.block_tables[s * l.width + p / kBlockSize] * kBlockSize + p % kBlockSize);
     }
     const DType norm_dtype = act_ == DType::F32 ? DType::BF16 : act_;
-    auto cache_tensor = [&](uint64_t s) {
-      return cache_.fp8 ? fp8_cache(be, {l.num_blocks, kBlockSize, Hk, D}, s)
-                        : be.random_tensor({l.num_blocks, kBlockSize, Hk, D}, act_, s, 0.0f, 1.0f);
-    };
-    Tensor kc = cache_tensor(seed + 1), vc = cache_tensor(seed + 2);
+    Tensor kc = layout_cache(be, l, Hk, D, act_, cache_, seed + 1);
+    Tensor vc = layout_cache(be, l, Hk, D, act_, cache_, seed + 2);
     Tensor qkv = be.random_tensor({T, (Hq + 2 * Hk) * D}, act_, seed + 3, 0.0f, 2.0f);
     Tensor q_norm = be.random_tensor({D}, norm_dtype, seed + 4, 1.0f, 0.3f);
     Tensor k_norm = be.random_tensor({D}, norm_dtype, seed + 5, 1.0f, 0.3f);
     const RopeTable table = rope_table(be, D);
     Tensor q = poisoned(be, {T, Hq, D}, act_), out = poisoned(be, {T, Hq, D}, act_);
-    AttentionMeta meta;
-    meta.query_start = ints(be, l.query_start);
-    meta.seq_lens = ints(be, l.seq_lens);
-    meta.block_tables = ints(be, l.block_tables);
+    AttentionMeta meta = paged_meta(be, l);
     meta.slot_mapping = ints(be, slots);
     meta.positions = ints(be, positions);
-    meta.num_seqs = static_cast<int32_t>(T);
-    meta.max_blocks_per_seq = l.width;
-    meta.block_size = kBlockSize;
-    meta.max_context = l.max_context;
-    meta.host_query_start = l.query_start;
-    meta.host_seq_lens = l.seq_lens;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const KvScales scales = cache_.scales;
     const bool norm = qk_norm_;
