@@ -390,6 +390,18 @@ void add_attention_cases(CaseList& cases) {
                                                            1, true, act, CacheKind{}));
     cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{100, 3}, HeadShape{32, 2, 128}, false,
                                                            0, false, act, CacheKind{}));
+    // The token's own key past its split's first tile (64 blocks: 32 splits of 128 keys for
+    // the longest context, 4,090), with 4 query heads a KV head and with 16 (two blocks
+    // write it); or 8 splits of 125 merged in a cluster (1,000).
+    const std::vector<int32_t> eight = {4090, 2500, 1500, 700, 33, 3000, 2, 4000};
+    std::vector<int32_t> sixteen = eight;
+    sixteen.insert(sixteen.end(), {130, 200, 1000, 2000, 64, 65, 129, 3333});
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(eight, HeadShape{32, 8, 128}, true, 0, false, act,
+                                                           CacheKind{}));
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(sixteen, HeadShape{32, 2, 128}, true, 0, false, act,
+                                                           CacheKind{}));
+    cases.push_back(std::make_unique<QkvRopeAttentionCase>(std::vector<int32_t>{1000}, HeadShape{32, 8, 128}, false, 0,
+                                                           false, act, CacheKind{}));
 
     add_fp8_cache_cases(cases, act);
   }

@@ -112,9 +112,15 @@ TEST(SamplingParity, CudaSplitRowsPickTheSameTokensAsTheCpuReference) {
         for (int64_t i = 0; i < vocab; i += 7) host.ptr<float>()[2 * vocab + i] = -INFINITY;
       }
       Tensor dev = gpu->upload(host);
-      SampleResult want, got;
+      SampleResult want, got, whole;
       cpu->sample(host, batch, want);
       gpu->sample(dev, batch, got);
+      // The same rows asking for logprobs take one block per row (sample_kernel): the same picks.
+      SampleBatch asking = batch;
+      for (SampleRow& row : asking.rows) row.num_logprobs = 0;
+      Tensor dev2 = gpu->upload(host);
+      gpu->sample(dev2, asking, whole);
+      EXPECT_EQ(got.tokens, whole.tokens) << "vocab " << vocab << ", " << rows << " rows";
       for (int64_t r = 0; r < rows; ++r) {
         ++draws;
         same += got.tokens[r] == want.tokens[r];

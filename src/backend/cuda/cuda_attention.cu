@@ -226,9 +226,13 @@ __global__ void attention_kernel(const A* q, const C* k_cache, const C* v_cache,
 // CUDA-core kernels spend dozens; warps merge like theirs.
 // kFused (decode steps only: one query token per sequence): q is null and the block forms its
 // q heads from the fused projection itself (norm, RoPE: cuda_rope.cuh, rounded to A as
-// qkv_rope_write_kv rounds them), and the block whose split holds the token's own position
-// (of its KV head's first query heads) writes the token's k and v to the cache before it
-// copies keys: no separate qkv_rope_write_kv kernel. No other block reads that position.
+// qkv_rope_write_kv rounds them), and the blocks whose split holds the token's own position
+// write the token's k and v to the cache (and to tile 0's row when it lies there) before
+// they copy the tiles after tile 0: no separate qkv_rope_write_kv kernel. Only those blocks
+// read that position; with more than 8 query heads a KV head has several, which write the
+// same bytes (one may copy the slot while another rewrites it: the same values either way).
+// A graph's padding rows read slot 0, which a real token may write in the same launch: their
+// outputs are discarded.
 template <int D, typename A, typename C, bool kCluster, bool kFused>
 __global__ void __launch_bounds__(kWarps * 32)
     tc_attention_kernel(const A* __restrict__ q, const C* k_cache, const C* v_cache,
@@ -521,9 +525,11 @@ bool launch_clusters(void (*kernel)(KernelArgs...), dim3 grid, size_t smem, cuda
     auto it = fits.find(key);
     if (it == fits.end()) {
       int clusters = 0;
-      const bool ok = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
-      cudaGetLastError();
-      it = fits.emplace(key, ok).first;
+      if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+        cudaGetLastError();  // (its own error; asked again next time)
+        return false;
+      }
+      it = fits.emplace(key, clusters > 0).first;
     }
     if (!it->second) return false;
   }
@@ -605,7 +611,10 @@ bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const 
                      int64_t splits, int64_t keys_per_split, float* partial, int32_t tiled_min_q, cudaStream_t s,
                      const QkvRope* rope) {
   if (tokens == 0) return true;
-  if (rope && !tensor_core_attention(act_dtype, cache_dtype, d)) return false;
+  // The fused form: decode steps only (each token its sequence's last position, no prefill
+  // tiles), over the tensor-core kernel.
+  if (rope && (!tensor_core_attention(act_dtype, cache_dtype, d) || tokens != num_seqs || tiled_min_q != 0))
+    return false;
   const int chunks = static_cast<int>((hq / hk + kMaxGroup - 1) / kMaxGroup);
   dim3 grid(static_cast<unsigned>(tokens * hk * chunks), static_cast<unsigned>(splits));
   if (d > 256 || splits > kMaxSplits) return false;

@@ -33,7 +33,6 @@ void qkv_rope_write_kv(const void* qkv, DType act_dtype, const void* q_norm, con
 // how many floats of scratch `partial` needs).
 int64_t attention_partial_floats(int64_t tokens, int64_t hq, int64_t hk, int64_t d, int64_t max_context,
                                  int64_t* splits, int64_t* keys_per_split);
-// False (nothing launched) for a head_dim over 256.
 // rope (decode steps: one query token per sequence; tensor-core kernels only, else false): q is
 // null and the kernel forms q from rope->qkv and writes each token's k and v to the caches, as
 // qkv_rope_write_kv would have (cuda_rope.cuh): the projection [T, (hq + 2 hk) * d] and the
@@ -51,6 +50,7 @@ struct QkvRope {
   const int32_t* slots = nullptr;
   int64_t num_slots = 0;
 };
+// False (nothing launched) for a head_dim over 256, or a rope the kernels cannot take.
 
 bool paged_attention(const void* q, DType act_dtype, const void* k_cache, const void* v_cache, DType cache_dtype,
                      float k_scale, float v_scale, const int32_t* query_start,

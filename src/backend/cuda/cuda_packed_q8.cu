@@ -254,6 +254,7 @@ struct Q8Launch {
   int splits = 1, per_split = 1, smem = 0;
   int64_t blocks = 1;
   int64_t per_route = 1;  // grouped: blocks per route's row of the grid
+  int64_t first_blocks = 0;  // two weights: the first one's blocks
 };
 template <typename Smem, typename Resident>
 Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& resident) {
@@ -355,13 +356,13 @@ void launch_q8_two(const A* x, int M, int64_t K, Q8Two two, bool out_f32, int64_
     const double bytes0 = static_cast<double>(n0) * kSlot0, bytes1 = static_cast<double>(n1) * kSlot1;
     const int64_t total = std::max<int64_t>(2, p.blocks);
     const int64_t b0 = std::clamp<int64_t>(std::llround(total * bytes0 / (bytes0 + bytes1)), 1, std::min(n0, total - 1));
-    p.per_route = b0;  // (the first weight's blocks)
+    p.first_blocks = b0;
     p.blocks = b0 + std::min(n1, total - b0);
     it = plans.emplace(key, p).first;
   }
   const Q8Launch p = it->second;
   held.unlock();
-  two.blocks0 = p.per_route;
+  two.blocks0 = p.first_blocks;
   launch_overlapping(true, kernel, dim3(static_cast<unsigned>(p.blocks)), p.splits * 32, p.smem, s, x, M, K, two,
                      p.per_split, out_f32, ldo, accumulate);
 }
@@ -469,7 +470,8 @@ bool packed_matmul_q8_two(const void* x, DType act, int M, int64_t K, const Pack
                           void* out0, const PackedWeight& w1, const float* bias1, void* out1, bool out_f32,
                           int64_t ldo, bool accumulate, cudaStream_t s) {
   if (!packed_q8_two_enabled() || !packed_q8_applies(w0.mode, M, K) || !packed_q8_applies(w1.mode, M, K) ||
-      K % 64 != 0 || w0.cols != K || w1.cols != K || w0.perm || w1.perm || (act != DType::BF16 && act != DType::F16))
+      K % 64 != 0 || w0.cols != K || w1.cols != K || w0.perm || w1.perm || (act != DType::BF16 && act != DType::F16) ||
+      (accumulate && !out_f32) || reinterpret_cast<uintptr_t>(x) % 16 != 0)
     return false;
   Q8Two two{{w0, w1}, {bias0, bias1}, {out0, out1}, 0};
   return with_two_modes(w0.mode, w1.mode, [&](auto mode0) {

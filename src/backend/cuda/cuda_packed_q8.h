@@ -31,8 +31,9 @@ void packed_matmul_q8(const void* x, DType act, int M, int64_t K, const PackedWe
 bool packed_matmul_q8_silu(const void* x, DType act, int M, int64_t K, const PackedWeight& w, const float* bias,
                            void* out, int64_t ldo, cudaStream_t s);
 
-// Two weights of one x, as packed_matmul_q8 computes each, in one launch: out0 = x . w0^T
-// (+ bias0), out1 = x . w1^T (+ bias1), rows of ldo. For a layer whose parts come in two
+// Two weights of one x in one launch: out0 = x . w0^T (+ bias0), out1 = x . w1^T (+ bias1),
+// rows of ldo, as packed_matmul_q8 computes each but for the split of K (planned for both
+// together, so the float sums may round apart from two launches'). For a layer whose parts come in two
 // integer modes (llama.cpp's Q4_K_M/Q5_K_M: q/k in Q4_K or Q5_K, v in Q6_K in some layers),
 // where two launches cost a kernel's latency more. False (nothing launched) for other pairs of
 // modes, where the int8 path does not apply, or with FERRUM_Q8_TWO=0.

@@ -209,7 +209,7 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
   } else {
     const float inv_t = 1.0f / row.temperature;
     float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < vocab; i += kThreads) mx = fmaxf(mx, l[i] * inv_t);
+    for (int64_t i = threadIdx.x; i < vocab; i += kThreads) mx = fmaxf(mx, __fmul_rn(l[i], inv_t));
     mx = block_max(mx, sm);
     if (!(mx > -INFINITY)) {
       token = argmax_row([&](int64_t i) { return l[i]; }).i;
@@ -217,7 +217,7 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
       // Weight of token i among the candidates so far (0: filtered out) and its key.
       uint32_t k_min = 0, p_min = 0;
       auto weight = [&](int64_t i, uint32_t* key, uint32_t key_floor) {
-        const float x = l[i] * inv_t, d = x - mx;
+        const float x = __fmul_rn(l[i], inv_t), d = x - mx;  // (no FMA: the split kernels' rounding)
         *key = order_key(x);
         if (!(d >= -87.0f)) return 0.0f;
         const float w = __expf(d);
@@ -243,7 +243,7 @@ __global__ void sample_kernel(float* logits, int64_t vocab, const SampleRow* row
                 uint32_t key;
                 if (weight(i, &key, floor) <= 0.0f) return -INFINITY;
                 const float u = sample_uniform(row.key, row.counter, static_cast<uint32_t>(i));
-                return l[i] * inv_t - logf(-logf(u));
+                return __fmul_rn(l[i], inv_t) - logf(-logf(u));
               }).i;
       if (token < 0) token = argmax_row([&](int64_t i) { return l[i]; }).i;
     }
@@ -282,7 +282,7 @@ __global__ void split_max_kernel(const float* logits, int64_t vocab, const Sampl
   Best b{-INFINITY, -1};
   for (int64_t i = s * kSplitChunk + threadIdx.x; i < hi; i += kThreads) {
     const Best c{l[i], static_cast<int32_t>(i)};
-    mx = fmaxf(mx, c.v * inv_t);
+    mx = fmaxf(mx, __fmul_rn(c.v, inv_t));
     if (c.v == c.v && better(c, b)) b = c;  // NaN never wins
   }
   mx = block_max(mx, sm);
@@ -304,7 +304,7 @@ __global__ void split_pick_kernel(const float* logits, int64_t vocab, const Samp
     const float inv_t = 1.0f / row.temperature;
     const int64_t hi = min(vocab, (s + 1) * kSplitChunk);
     for (int64_t i = s * kSplitChunk + threadIdx.x; i < hi; i += kThreads) {
-      const float x = l[i] * inv_t, d = x - mx;
+      const float x = __fmul_rn(l[i], inv_t), d = x - mx;
       // sample_kernel's candidates are d >= -87 here (no min_p, top_k or top_p); past
       // kGumbelReach none can win, so their draw is skipped.
       float score = -INFINITY;
