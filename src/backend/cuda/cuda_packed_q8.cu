@@ -17,9 +17,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <type_traits>
-#include <unordered_map>
 
 #include "backend/cuda/cuda_packed_q8.h"
 #include "backend/cuda/cuda_packed_q8_math.h"
@@ -275,6 +276,26 @@ Q8Launch plan_q8(int64_t ntiles, int64_t ktiles, Smem&& smem, Resident&& residen
   return best;
 }
 
+// The launch plan of `kernel` for `key`, made once by make(resident) (under a lock: two
+// engines of one process may launch from two threads); resident(splits, smem bytes) asks the
+// GPU once per pair how many blocks an SM holds.
+template <typename Kernel, typename Make>
+Q8Launch q8_plan(Kernel kernel, int64_t key, Make&& make) {
+  static std::mutex lock;  // (per kernel signature: the maps are keyed by the kernel too)
+  static std::map<std::pair<const void*, int64_t>, Q8Launch> plans;
+  static std::map<std::tuple<const void*, int, int>, int64_t> resident;
+  const void* k = reinterpret_cast<const void*>(kernel);
+  std::lock_guard<std::mutex> held(lock);
+  auto it = plans.find({k, key});
+  if (it != plans.end()) return it->second;
+  auto fit = [&](int c, int bytes) {
+    int64_t& r = resident[{k, c, bytes}];
+    if (!r) r = resident_blocks(kernel, c, bytes);
+    return r;
+  };
+  return plans.emplace(std::make_pair(k, key), make(fit)).first->second;
+}
+
 // Block rows that work when `routes` routes spread evenly at random over `experts` experts
 // are paired (Q8Routes): each expert hit k times has ceil(k / 2), k Poisson-distributed. Real
 // routers are less even (more pairs), so this errs towards more rows than work.
@@ -299,33 +320,20 @@ void launch_q8(const A* x, int M, int64_t K, const PackedWeight& w, const float*
   // Routed (experts): the routes come from the kernel before, so every block waits first and
   // only the launch overlaps.
   auto kernel = packed_q8_kernel<kMode, A, kRows, kSilu>;
-  // Plans per weight shape, and resident blocks per split count and shared memory: asked once
-  // (under a lock: two engines of one process may launch from two threads).
-  static std::mutex lock;
-  static std::unordered_map<int64_t, Q8Launch> plans;
-  static std::unordered_map<int64_t, int64_t> resident;
-  // (Grouped: as one weight of every working route's n-tiles, blocks split evenly over them.)
-  // Paired: sized for the rows expected to work, estimated once per plan (not per launch).
+  // A plan per weight shape. (Grouped: as one weight of every working route's n-tiles, blocks
+  // split evenly over them. Paired: sized for the rows expected to work, estimated once per
+  // plan, not per launch.)
   const int64_t ntiles = w.padded_rows / 16, ktiles = K / 64;
   const int64_t experts = routes.sorted_route ? routes.num_experts : 0;
   const int64_t key = ((static_cast<int64_t>(num_routes) << 16 | experts) << 20 | ntiles) << 10 | ktiles;
-  std::unique_lock<std::mutex> held(lock);
-  auto it = plans.find(key);
-  if (it == plans.end()) {
+  const Q8Launch p = q8_plan(kernel, key, [&](auto&& resident) {
     const int working = experts ? expected_pair_leaders(num_routes, static_cast<int>(experts)) : num_routes;
-    Q8Launch p = plan_q8(
+    Q8Launch plan = plan_q8(
         (kSilu ? ntiles / 2 : ntiles) * working, ktiles,
-        [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); },
-        [&](int c, int bytes) {
-          int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
-          if (!r) r = resident_blocks(kernel, c, bytes);
-          return r;
-        });
-    p.per_route = (p.blocks + working - 1) / working;
-    it = plans.emplace(key, p).first;
-  }
-  const Q8Launch p = it->second;
-  held.unlock();
+        [](int c, int per) { return q8_smem<kRows, kSilu>(c, stream_slot_bytes<kMode>(), per); }, resident);
+    plan.per_route = (plan.blocks + working - 1) / working;
+    return plan;
+  });
   launch_overlapping(true, kernel, dim3(static_cast<unsigned>(p.per_route), static_cast<unsigned>(num_routes)),
                      p.splits * 32, p.smem, s, x, M, K, w, p.per_split, bias, out, out_f32, ldo, accumulate, routes);
 }
@@ -336,32 +344,19 @@ template <PackedMode kMode0, PackedMode kMode1, typename A, int kRows>
 void launch_q8_two(const A* x, int M, int64_t K, Q8Two two, bool out_f32, int64_t ldo, bool accumulate,
                    cudaStream_t s) {
   auto kernel = packed_q8_two_kernel<kMode0, kMode1, A, kRows>;
-  static std::mutex lock;
-  static std::unordered_map<int64_t, Q8Launch> plans;  // per shape; blocks = the first weight's
-  static std::unordered_map<int64_t, int64_t> resident;
   const int64_t n0 = two.w[0].padded_rows / 16, n1 = two.w[1].padded_rows / 16, ktiles = K / 64;
-  const int64_t key = (n0 << 24 | n1) << 12 | ktiles;
-  std::unique_lock<std::mutex> held(lock);
-  auto it = plans.find(key);
-  if (it == plans.end()) {
+  const Q8Launch p = q8_plan(kernel, (n0 << 24 | n1) << 12 | ktiles, [&](auto&& resident) {
     constexpr int kSlot0 = stream_slot_bytes<kMode0>(), kSlot1 = stream_slot_bytes<kMode1>();
-    Q8Launch p = plan_q8(
+    Q8Launch plan = plan_q8(
         n0 + n1, ktiles,
         [](int c, int per) { return std::max(q8_smem<kRows, false>(c, kSlot0, per), q8_smem<kRows, false>(c, kSlot1, per)); },
-        [&](int c, int bytes) {
-          int64_t& r = resident[static_cast<int64_t>(c) << 32 | bytes];
-          if (!r) r = resident_blocks(kernel, c, bytes);
-          return r;
-        });
+        resident);
     const double bytes0 = static_cast<double>(n0) * kSlot0, bytes1 = static_cast<double>(n1) * kSlot1;
-    const int64_t total = std::max<int64_t>(2, p.blocks);
-    const int64_t b0 = std::clamp<int64_t>(std::llround(total * bytes0 / (bytes0 + bytes1)), 1, std::min(n0, total - 1));
-    p.first_blocks = b0;
-    p.blocks = b0 + std::min(n1, total - b0);
-    it = plans.emplace(key, p).first;
-  }
-  const Q8Launch p = it->second;
-  held.unlock();
+    const int64_t total = std::max<int64_t>(2, plan.blocks);
+    plan.first_blocks = std::clamp<int64_t>(std::llround(total * bytes0 / (bytes0 + bytes1)), 1, std::min(n0, total - 1));
+    plan.blocks = plan.first_blocks + std::min(n1, total - plan.first_blocks);
+    return plan;
+  });
   two.blocks0 = p.first_blocks;
   launch_overlapping(true, kernel, dim3(static_cast<unsigned>(p.blocks)), p.splits * 32, p.smem, s, x, M, K, two,
                      p.per_split, out_f32, ldo, accumulate);
