@@ -42,6 +42,15 @@ inline bool pdl_enabled() {
   return on;
 }
 
+// For kernels that may always overlap their predecessor, whatever FERRUM_PDL says: each reads
+// what earlier kernels wrote only after pdl_wait(), through L2 (load_activation, cp.async), and
+// writes only after it (rms_norm). The environment variable `name` = 0
+// launches them without overlap (to compare). Callers keep the answer (a static).
+inline bool overlap_unless_off(const char* name) {
+  const char* v = std::getenv(name);
+  return !(v && v[0] == '0');
+}
+
 // A load of an earlier kernel's output: through L2 (ld.global.cg, not the read-only cache), and
 // volatile with a memory clobber, so that it is never moved above pdl_wait().
 __device__ __forceinline__ uint4 load_activation(const uint4* p) {
