@@ -156,20 +156,24 @@ __device__ __forceinline__ void q8_block(const A* x, int M, int64_t K, PackedWei
   quantize_x_chunks<A, kRows>(x, M, x_step, kt0 * 4, nchunks, four_bit(kMode), xq, xs, lane);
   __syncwarp();
 
+  // x's rounded chunks by shared address: row m's chunk c at + m * row + 16 * c (codes), 8 * c (scales)
+  const uint32_t xq0 = smem_addr(xq + t), xs0 = smem_addr(xs + t);
+  const uint32_t q_row = static_cast<uint32_t>(nchunks) * 16, s_row = static_cast<uint32_t>(nchunks) * 8;
   for (int64_t j = 0; j < count; ++j) {
     float acc[kRows][2];
 #pragma unroll
     for (int m = 0; m < kRows; ++m) acc[m][0] = acc[m][1] = 0.0f;
-    for (int c0 = t; c0 < nchunks; c0 += 4) {  // this lane's chunk of each of the warp's k-tiles
+    uint32_t xq_at = xq0, xs_at = xs0;
+    for (int c0 = t; c0 < nchunks; c0 += 4, xq_at += 64, xs_at += 32) {  // this lane's chunk of each k-tile
       stream.issue();
       uint4 q[kRows];
       int2 s[kRows];
 #pragma unroll
       for (int m = 0; m < kRows; ++m) {
         const bool real = m < M;
-        const int c = m * nchunks + c0;
-        q[m] = real ? xq[c] : make_uint4(0, 0, 0, 0);
-        s[m] = real ? xs[c] : make_int2(0, 0);
+        const uint2 sv = real ? lds64(xs_at + m * s_row) : make_uint2(0, 0);
+        q[m] = real ? lds128(xq_at + m * q_row) : make_uint4(0, 0, 0, 0);
+        s[m] = make_int2(static_cast<int>(sv.x), static_cast<int>(sv.y));
       }
       uint32_t words[4 * TileStream<kMode>::kVecs];
       uint2 p;

@@ -25,8 +25,25 @@ constexpr int kMaxSplits = 16;  // warps of a streaming block (each its part of 
 template <PackedMode kMode>
 __host__ __device__ constexpr int stream_slot_bytes() { return (four_bit(kMode) ? 512 : 1024) + 32 * 8; }  // tile, then params
 
-__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
+// Copies and loads by 32-bit shared-memory addresses (the stream keeps its slots' addresses so,
+// which saves the per-tile generic-to-shared conversions and address arithmetic: a one-row
+// decode GEMV issues about 130 instructions per 512-byte tile and warp, near the SM's limit).
+__device__ __forceinline__ void cp_async4_at(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) { cp_async4_at(smem_addr(dst), src); }
+__device__ __forceinline__ void cp_async16_at(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ uint4 lds128(uint32_t at) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(at));
+  return v;
+}
+__device__ __forceinline__ uint2 lds64(uint32_t at) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(at));
+  return v;
 }
 
 // kWalk: the stream may run on over several n-tiles (the constructors with a stride); without
@@ -48,7 +65,7 @@ struct TileStream {
       : TileStream(slots, w, ntile, stride, stride, ncount, kt0, kt1, lane) {}
   __device__ TileStream(uint8_t* slots, const PackedWeight& w, int64_t ntile, int64_t stride, int64_t stride_odd,
                         int64_t ncount, int64_t kt0, int64_t kt1, int lane)
-      : mine_(slots), lane_(lane), group_(static_cast<int>(w.group)) {
+      : group_(static_cast<int>(w.group)) {
     const int g = lane / 4, t = lane % 4;
     const int64_t ktiles = w.cols / 64, groups = w.cols / w.group;
     tile_at_ = tile_start_ = reinterpret_cast<const uint4*>(w.tiles) + ((ntile * ktiles + kt0) * 32 + lane) * kVecs;
@@ -63,16 +80,18 @@ struct TileStream {
     per_ntile_ = static_cast<int32_t>(kt1 > kt0 ? kt1 - kt0 : 0);
     left_in_ntile_ = per_ntile_;
     to_copy_ = per_ntile_ * static_cast<int32_t>(ncount > 0 ? ncount : 0);
+    copy_at_ = read_at_ = smem_addr(slots) + lane * kVecs * 16;
+    ring_end_ = copy_at_ + kStreamStages * kSlot;
+    param_off_ = kVecs * 512 + lane * 8 - lane * kVecs * 16;
   }
 
   // Requests the next tile into the next slot (one commit group per call, empty past the end).
   __device__ __forceinline__ void issue() {
     if (to_copy_ > 0) {
-      uint8_t* slot = mine_ + copy_slot_ * kSlot;
 #pragma unroll
-      for (int h = 0; h < kVecs; ++h) cp_async16(slot + (lane_ * kVecs + h) * 16, tile_at_ + h);
-      cp_async4(slot + kVecs * 512 + lane_ * 8, param_at_);
-      cp_async4(slot + kVecs * 512 + lane_ * 8 + 4, param_at_ + 8);
+      for (int h = 0; h < kVecs; ++h) cp_async16_at(copy_at_ + h * 16, tile_at_ + h);
+      cp_async4_at(copy_at_ + param_off_, param_at_);
+      cp_async4_at(copy_at_ + param_off_ + 4, param_at_ + 8);
       --to_copy_;
       if (kWalk && --left_in_ntile_ == 0) {  // on to the next n-tile, at kt0 again
         left_in_ntile_ = per_ntile_;
@@ -86,7 +105,7 @@ struct TileStream {
         for (col_ += 64; col_ >= next_group_; next_group_ += group_) param_at_ += 16;  // no division
       }
     }
-    copy_slot_ = copy_slot_ + 1 == kStreamStages ? 0 : copy_slot_ + 1;
+    copy_at_ = copy_at_ + kSlot == ring_end_ ? copy_at_ + kSlot - kStreamStages * kSlot : copy_at_ + kSlot;
     cp_async_commit();
   }
   __device__ __forceinline__ void prologue() {
@@ -97,24 +116,24 @@ struct TileStream {
   // g, p.y: row g + 8). The next issue() reuses its slot.
   __device__ __forceinline__ void take(uint32_t* words, uint2& p) {
     cp_async_wait<kStreamStages - 1>();
-    const uint8_t* slot = mine_ + read_slot_ * kSlot;
-    read_slot_ = read_slot_ + 1 == kStreamStages ? 0 : read_slot_ + 1;
 #pragma unroll
     for (int h = 0; h < kVecs; ++h) {
-      const uint4 v = *reinterpret_cast<const uint4*>(slot + (lane_ * kVecs + h) * 16);
+      const uint4 v = lds128(read_at_ + h * 16);
       words[4 * h] = v.x, words[4 * h + 1] = v.y, words[4 * h + 2] = v.z, words[4 * h + 3] = v.w;
     }
-    p = *reinterpret_cast<const uint2*>(slot + kVecs * 512 + lane_ * 8);
+    p = lds64(read_at_ + param_off_);
+    read_at_ = read_at_ + kSlot == ring_end_ ? read_at_ + kSlot - kStreamStages * kSlot : read_at_ + kSlot;
   }
 
  private:
-  uint8_t* mine_;
+  // Shared addresses: the ring, this lane's piece of the slot to fill and of the slot to read
+  // (the tile's bytes; its parameters param_off_ further), and its end.
+  uint32_t copy_at_, read_at_, ring_end_, param_off_;
   const uint4 *tile_at_, *tile_start_;  // the next tile, and its n-tile's first
   const uint32_t *param_at_, *param_start_;
   int32_t tile_step_, param_step_, tile_step_odd_, param_step_odd_;  // to the next n-tile (after an odd one)
-  int lane_, group_, col_, next_group_, col0_, next_group0_;
+  int group_, col_, next_group_, col0_, next_group0_;
   int32_t to_copy_, per_ntile_, left_in_ntile_;
-  int copy_slot_ = 0, read_slot_ = 0;
   bool odd_ = false;
 };
 
