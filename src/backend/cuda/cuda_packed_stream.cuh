@@ -126,8 +126,8 @@ struct TileStream {
   }
 
  private:
-  // Shared addresses: the ring, this lane's piece of the slot to fill and of the slot to read
-  // (the tile's bytes; its parameters param_off_ further), and its end.
+  // Shared addresses: this lane's piece of the slot to fill and of the slot to read (the
+  // tile's bytes; its parameters param_off_ further), and where the lane's last slot ends.
   uint32_t copy_at_, read_at_, ring_end_, param_off_;
   const uint4 *tile_at_, *tile_start_;  // the next tile, and its n-tile's first
   const uint32_t *param_at_, *param_start_;

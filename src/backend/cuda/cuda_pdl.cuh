@@ -44,8 +44,8 @@ inline bool pdl_enabled() {
 
 // For kernels that may always overlap their predecessor, whatever FERRUM_PDL says: each reads
 // what earlier kernels wrote only after pdl_wait(), through L2 (load_activation, cp.async), and
-// writes only after it (rms_norm). The environment variable `name` = 0
-// launches them without overlap (to compare). Callers keep the answer (a static).
+// writes only after it (rms_norm). The environment variable `name` = 0 launches them without
+// overlap (to compare). Callers keep the answer (a static).
 inline bool overlap_unless_off(const char* name) {
   const char* v = std::getenv(name);
   return !(v && v[0] == '0');
